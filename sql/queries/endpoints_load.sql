@@ -1,0 +1,3 @@
+-- What the sender needs to know about each endpoint.
+SELECT id, name, url, secrets, headers::text AS headers, enabled, timeout_ms, max_attempts
+  FROM tailhook.endpoints

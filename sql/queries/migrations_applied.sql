@@ -1,0 +1,1 @@
+SELECT version FROM tailhook.schema_migrations ORDER BY version

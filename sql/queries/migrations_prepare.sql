@@ -1,0 +1,9 @@
+-- Serialise concurrent migrators (released at commit), then make sure the
+-- version table exists. 7_368_001 is tailhook's advisory lock key.
+SELECT pg_advisory_xact_lock(7368001);
+CREATE SCHEMA IF NOT EXISTS tailhook;
+CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,169 @@
+//! The two claim loops: fan-out of new outbox rows, and leasing of due deliveries; both start workers.
+
+use crate::db::{ClaimedRow, Lease};
+use crate::sender::Event;
+use crate::sidecar::Ctx;
+use crate::throttle::Throttle;
+use crate::worker::{self, Job, Slot};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// New outbox rows become deliveries, already leased to this replica.
+    FanOut,
+    /// Retries that are due, and work whose lease expired.
+    Due,
+}
+
+/// Fans out outbox rows whenever the listener wakes it, and at every poll.
+pub async fn fan_out_loop(ctx: Arc<Ctx>) {
+    let poll = Duration::from_millis(ctx.config.database.poll_interval_ms);
+    loop {
+        tokio::select! {
+            _ = ctx.wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        drain(&ctx, Kind::FanOut).await;
+    }
+}
+
+/// Leases due deliveries at every poll, and when a retry this replica
+/// scheduled comes due.
+pub async fn due_loop(ctx: Arc<Ctx>) {
+    let poll = Duration::from_millis(ctx.config.database.poll_interval_ms);
+    let mut next_poll = Instant::now();
+    loop {
+        let wake_at = ctx.due.next_wake(next_poll);
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = ctx.due.changed.notified() => continue,
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        if Instant::now() >= next_poll {
+            next_poll = Instant::now() + poll;
+        }
+        drain(&ctx, Kind::Due).await;
+    }
+}
+
+/// Claims batches until one comes back short (nothing more to do now).
+async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
+    let throttle = Throttle::new(Duration::from_secs(1));
+    let mut backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .build();
+    loop {
+        let Some(reserved) = reserve(ctx).await else { return };
+        let limit = match kind {
+            Kind::FanOut => (reserved / ctx.endpoints.enabled_count().max(1)).max(1),
+            Kind::Due => reserved,
+        };
+        let lease = Lease {
+            replica: &ctx.replica,
+            default_timeout_ms: ctx.config.delivery.timeout_ms as i32,
+            margin_ms: ctx.config.delivery.lease_margin_ms as i32,
+        };
+        let claimed = match kind {
+            Kind::FanOut => ctx.db.dispatch(limit as i64, lease).await,
+            Kind::Due => ctx.db.claim_due(limit as i64, lease).await,
+        };
+        let rows = match claimed {
+            Ok(rows) => rows,
+            Err(error) => {
+                ctx.capacity.add_permits(reserved);
+                if let Some(skipped) = throttle.allow() {
+                    tracing::warn!(%error, skipped, claim = ?kind, "claim failed; retrying");
+                }
+                let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => continue,
+                    _ = ctx.shutdown.cancelled() => return,
+                }
+            }
+        };
+        let taken = match kind {
+            Kind::FanOut => count_outbox_rows(&rows),
+            Kind::Due => rows.len(),
+        };
+        start_workers(ctx, rows, reserved).await;
+        if taken < limit || ctx.shutdown.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// Waits for at least one free slot, then takes every free slot up to a batch.
+/// `None` on shutdown. The permits are forgotten here and come back through
+/// each job's [`Slot`] (or `add_permits` for the unused ones).
+async fn reserve(ctx: &Ctx) -> Option<usize> {
+    let batch = ctx.config.delivery.batch_size;
+    let first = tokio::select! {
+        permit = ctx.capacity.acquire() => permit.ok()?,
+        _ = ctx.shutdown.cancelled() => return None,
+    };
+    first.forget();
+    let extra = ctx.capacity.available_permits().min(batch - 1);
+    if extra > 0 {
+        if let Ok(more) = ctx.capacity.try_acquire_many(extra as u32) {
+            more.forget();
+            return Some(1 + extra);
+        }
+    }
+    Some(1)
+}
+
+fn count_outbox_rows(rows: &[ClaimedRow]) -> usize {
+    let mut count = 0;
+    let mut last = None;
+    for row in rows {
+        if last != Some(row.outbox_id) {
+            count += 1;
+            last = Some(row.outbox_id);
+        }
+    }
+    count
+}
+
+/// One worker per claimed delivery; events shared by several endpoints are
+/// built once.
+async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usize) {
+    let mut event: Option<(i64, Arc<Event>)> = None;
+    for row in rows {
+        let (Some(delivery_id), Some(endpoint_id), Some(payload)) = (row.delivery_id, row.endpoint_id, &row.payload)
+        else {
+            continue; // an outbox row that matched no endpoint
+        };
+        let shared = match &event {
+            Some((id, e)) if *id == row.outbox_id => e.clone(),
+            _ => {
+                let e = Arc::new(Event::new(row.event_id, &row.event_type, &row.created_at, payload));
+                event = Some((row.outbox_id, e.clone()));
+                e
+            }
+        };
+        if reserved == 0 {
+            // More deliveries than slots (endpoints were added since the count).
+            match ctx.capacity.acquire().await {
+                Ok(p) => p.forget(),
+                Err(_) => return,
+            }
+        } else {
+            reserved -= 1;
+        }
+        let job = Job {
+            delivery_id,
+            endpoint_id,
+            attempt: row.attempts as u32 + 1,
+            event: shared,
+            slot: Slot::new(ctx.capacity.clone()),
+        };
+        ctx.tracker.spawn(worker::run(ctx.clone(), job));
+    }
+    ctx.capacity.add_permits(reserved);
+}

@@ -1,0 +1,226 @@
+//! Typed wrappers around the runtime statements in `sql/queries`, one function per file.
+
+use super::{Db, DbError};
+use crate::config::ResolvedEndpoint;
+use std::time::SystemTime;
+use tokio_postgres::Row;
+
+const DISPATCH: &str = include_str!("../../sql/queries/dispatch.sql");
+const CLAIM_DUE: &str = include_str!("../../sql/queries/claim_due.sql");
+const RECORD_RESULTS: &str = include_str!("../../sql/queries/record_results.sql");
+const RELEASE_LEASES: &str = include_str!("../../sql/queries/release_leases.sql");
+const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
+const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
+const ENDPOINT_UPSERT: &str = include_str!("../../sql/queries/endpoint_upsert.sql");
+const ENDPOINTS_DISABLE_REMOVED: &str = include_str!("../../sql/queries/endpoints_disable_removed.sql");
+
+/// One row of a claim: a delivery leased to this replica with its event, or
+/// (fan-out only) an outbox row that matched no endpoint (`delivery_id` NULL).
+#[derive(Debug)]
+pub struct ClaimedRow {
+    pub delivery_id: Option<i64>,
+    pub endpoint_id: Option<i64>,
+    pub attempts: i32,
+    pub outbox_id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub created_at: String,
+    pub payload: Option<String>,
+}
+
+impl ClaimedRow {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            delivery_id: row.get(0),
+            endpoint_id: row.get(1),
+            attempts: row.get(2),
+            outbox_id: row.get(3),
+            event_id: row.get(4),
+            event_type: row.get(5),
+            created_at: row.get(6),
+            payload: row.get(7),
+        }
+    }
+}
+
+/// Parameters shared by both claims.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub replica: &'a str,
+    pub default_timeout_ms: i32,
+    pub margin_ms: i32,
+}
+
+/// The results of a batch of attempts, one array per column.
+#[derive(Debug, Default)]
+pub struct ResultBatch {
+    pub delivery_id: Vec<i64>,
+    pub attempt: Vec<i32>,
+    pub status: Vec<&'static str>,
+    /// Delay before the next attempt; `None` when the delivery is finished.
+    pub delay_ms: Vec<Option<i64>>,
+    pub status_code: Vec<Option<i32>>,
+    pub error_kind: Vec<Option<&'static str>>,
+    pub error: Vec<Option<String>>,
+    pub started_at: Vec<SystemTime>,
+    pub duration_ms: Vec<i32>,
+    pub response_body: Vec<Option<String>>,
+}
+
+impl ResultBatch {
+    pub fn len(&self) -> usize {
+        self.delivery_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.delivery_id.is_empty()
+    }
+}
+
+/// What the sender needs of an endpoint row.
+#[derive(Debug)]
+pub struct EndpointRow {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub secrets: Vec<String>,
+    pub headers: String,
+    pub enabled: bool,
+    pub timeout_ms: Option<i32>,
+    pub max_attempts: Option<i32>,
+}
+
+impl Db {
+    /// Fans out up to `limit` undispatched outbox rows (see `dispatch.sql`).
+    pub async fn dispatch(&self, limit: i64, lease: Lease<'_>) -> Result<Vec<ClaimedRow>, DbError> {
+        self.claim(DISPATCH, limit, lease).await
+    }
+
+    /// Leases up to `limit` due deliveries (see `claim_due.sql`).
+    pub async fn claim_due(&self, limit: i64, lease: Lease<'_>) -> Result<Vec<ClaimedRow>, DbError> {
+        self.claim(CLAIM_DUE, limit, lease).await
+    }
+
+    async fn claim(&self, sql: &str, limit: i64, lease: Lease<'_>) -> Result<Vec<ClaimedRow>, DbError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(sql).await?;
+            let rows = client
+                .query(&stmt, &[&limit, &lease.replica, &lease.default_timeout_ms, &lease.margin_ms])
+                .await?;
+            Ok(rows.iter().map(ClaimedRow::from_row).collect())
+        })
+        .await
+    }
+
+    /// Writes a batch of attempt results; returns how many deliveries it completed
+    /// (results for leases this replica no longer holds are skipped).
+    pub async fn record_results(&self, replica: &str, b: &ResultBatch) -> Result<u64, DbError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(RECORD_RESULTS).await?;
+            Ok(client
+                .execute(
+                    &stmt,
+                    &[
+                        &replica,
+                        &b.delivery_id,
+                        &b.attempt,
+                        &b.status,
+                        &b.delay_ms,
+                        &b.status_code,
+                        &b.error_kind,
+                        &b.error,
+                        &b.started_at,
+                        &b.duration_ms,
+                        &b.response_body,
+                    ],
+                )
+                .await?)
+        })
+        .await
+    }
+
+    /// Releases leases of this replica: the given deliveries, or all when `None`.
+    pub async fn release(&self, replica: &str, ids: Option<&[i64]>) -> Result<u64, DbError> {
+        self.timed(async {
+            let client = self.client().await?;
+            Ok(client.execute(RELEASE_LEASES, &[&replica, &ids]).await?)
+        })
+        .await
+    }
+
+    /// A value that changes whenever any endpoint changes.
+    pub async fn endpoints_fingerprint(&self) -> Result<String, DbError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(ENDPOINTS_FINGERPRINT).await?;
+            Ok(client.query_one(&stmt, &[]).await?.get(0))
+        })
+        .await
+    }
+
+    pub async fn load_endpoints(&self) -> Result<Vec<EndpointRow>, DbError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let rows = client.query(ENDPOINTS_LOAD, &[]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| EndpointRow {
+                    id: r.get(0),
+                    name: r.get(1),
+                    url: r.get(2),
+                    secrets: r.get(3),
+                    headers: r.get(4),
+                    enabled: r.get(5),
+                    timeout_ms: r.get(6),
+                    max_attempts: r.get(7),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Upserts the endpoints declared in the config file and disables the
+    /// config-managed ones no longer declared, in one transaction.
+    pub async fn sync_config_endpoints(&self, endpoints: &[ResolvedEndpoint]) -> Result<(), DbError> {
+        self.timed(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let upsert = tx.prepare(ENDPOINT_UPSERT).await?;
+            for ep in endpoints {
+                let c = &ep.config;
+                let secrets: Vec<&str> = ep.secrets.iter().map(|s| s.expose()).collect();
+                let headers: serde_json::Map<String, serde_json::Value> =
+                    ep.headers.iter().map(|(k, v)| (k.clone(), v.expose().into())).collect();
+                let headers = serde_json::Value::Object(headers).to_string();
+                let filter = c.filter.as_ref().map(|f| f.to_string());
+                tx.execute(
+                    &upsert,
+                    &[
+                        &c.name,
+                        &c.url,
+                        &c.tenant,
+                        &c.event_types,
+                        &filter,
+                        &c.filter_path,
+                        &secrets,
+                        &headers,
+                        &c.enabled,
+                        &c.max_attempts,
+                        &c.timeout_ms,
+                        &c.rate_limit_per_sec,
+                        &c.max_in_flight,
+                        &c.ordered,
+                    ],
+                )
+                .await?;
+            }
+            let names: Vec<&str> = endpoints.iter().map(|e| e.config.name.as_str()).collect();
+            tx.execute(ENDPOINTS_DISABLE_REMOVED, &[&names]).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+}

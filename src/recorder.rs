@@ -1,0 +1,128 @@
+//! Writes attempt results back in batches (one statement per batch) and gives back leases that will not be used.
+
+use crate::db::{Db, ResultBatch};
+use crate::outcome::Next;
+use crate::sender::Attempt;
+use crate::throttle::Throttle;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Most results written by one statement.
+const MAX_BATCH: usize = 1_000;
+
+/// What workers hand to the recorder.
+#[derive(Debug)]
+pub enum Record {
+    /// An attempt was made: store it and the delivery's next state.
+    Done { delivery_id: i64, attempt: u32, next: Next, attempt_info: Attempt },
+    /// The delivery was not attempted: give its lease back now.
+    Release(i64),
+}
+
+/// The earliest moment a retry this replica scheduled becomes due, so the
+/// due-claim loop wakes for it instead of waiting for the next poll.
+#[derive(Debug, Default)]
+pub struct DueTimer {
+    earliest: Mutex<Option<Instant>>,
+    pub changed: Notify,
+}
+
+impl DueTimer {
+    pub fn schedule(&self, delay: Duration) {
+        let at = Instant::now() + delay;
+        let mut earliest = self.earliest.lock().unwrap_or_else(|e| e.into_inner());
+        if earliest.is_none_or(|e| at < e) {
+            *earliest = Some(at);
+            self.changed.notify_one();
+        }
+    }
+
+    /// When to look next: the earliest scheduled retry, or `fallback`.
+    /// A moment already reached is consumed.
+    pub fn next_wake(&self, fallback: Instant) -> Instant {
+        let mut earliest = self.earliest.lock().unwrap_or_else(|e| e.into_inner());
+        match *earliest {
+            Some(at) if at <= Instant::now() => {
+                *earliest = None;
+                Instant::now()
+            }
+            Some(at) => at.min(fallback),
+            None => fallback,
+        }
+    }
+}
+
+/// Runs until every sender of `rx` is gone, writing what arrives in batches.
+/// Database errors are retried until `abandon` fires (unrecorded results are
+/// then redelivered after their leases expire: at-least-once).
+pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &DueTimer, abandon: CancellationToken) {
+    let throttle = Throttle::new(Duration::from_secs(1));
+    let mut records = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut records, MAX_BATCH).await > 0 {
+        let mut batch = ResultBatch::default();
+        let mut releases = Vec::new();
+        for record in records.drain(..) {
+            match record {
+                Record::Done { delivery_id, attempt, next, attempt_info } => {
+                    push_result(&mut batch, delivery_id, attempt, &next, attempt_info, due)
+                }
+                Record::Release(id) => releases.push(id),
+            }
+        }
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(5))
+            .without_max_times()
+            .build();
+        loop {
+            let result = async {
+                if !batch.is_empty() {
+                    db.record_results(&replica, &batch).await?;
+                }
+                if !releases.is_empty() {
+                    db.release(&replica, Some(&releases)).await?;
+                }
+                Ok::<_, crate::db::DbError>(())
+            }
+            .await;
+            let Err(error) = result else { break };
+            if let Some(skipped) = throttle.allow() {
+                tracing::warn!(%error, results = batch.len(), skipped, "cannot record results; retrying");
+            }
+            let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = abandon.cancelled() => {
+                    tracing::warn!(results = batch.len(), "shutting down with unrecorded results; they will be redelivered");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn push_result(b: &mut ResultBatch, delivery_id: i64, attempt: u32, next: &Next, info: Attempt, due: &DueTimer) {
+    let outcome = info.outcome;
+    let (delay_ms, error) = match next {
+        Next::Succeeded => (None, None),
+        Next::Retry { delay } => {
+            due.schedule(*delay);
+            (Some(delay.as_millis() as i64), outcome.error.clone())
+        }
+        Next::Failed { reason } => (None, Some(reason.clone())),
+    };
+    b.delivery_id.push(delivery_id);
+    b.attempt.push(attempt as i32);
+    b.status.push(next.status());
+    b.delay_ms.push(delay_ms);
+    b.status_code.push(outcome.status_code.map(i32::from));
+    b.error_kind.push(outcome.error_kind.map(|k| k.as_str()));
+    b.error.push(error.or(outcome.error));
+    b.started_at.push(info.started_at);
+    b.duration_ms.push(info.duration.as_millis().min(i32::MAX as u128) as i32);
+    b.response_body.push(outcome.response_body);
+}

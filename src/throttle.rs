@@ -1,0 +1,55 @@
+//! Rate-limits log lines about a repeating failure (a database outage must not flood the log).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Lets one log line through per `every`; counts the ones it held back.
+#[derive(Debug)]
+pub struct Throttle {
+    every: Duration,
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl Throttle {
+    pub const fn new(every: Duration) -> Self {
+        Self { every, last: Mutex::new(None), suppressed: AtomicU64::new(0) }
+    }
+
+    /// `Some(n)` when a line may be logged now (`n` lines were held back
+    /// since the last one); `None` when it should be skipped.
+    pub fn allow(&self) -> Option<u64> {
+        self.allow_at(Instant::now())
+    }
+
+    fn allow_at(&self, now: Instant) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match *last {
+            Some(at) if now.duration_since(at) < self.every => {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            _ => {
+                *last = Some(now);
+                Some(self.suppressed.swap(0, Ordering::Relaxed))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_interval() {
+        let t = Throttle::new(Duration::from_secs(1));
+        let start = Instant::now();
+        assert_eq!(t.allow_at(start), Some(0));
+        assert_eq!(t.allow_at(start + Duration::from_millis(10)), None);
+        assert_eq!(t.allow_at(start + Duration::from_millis(999)), None);
+        assert_eq!(t.allow_at(start + Duration::from_millis(1000)), Some(2));
+        assert_eq!(t.allow_at(start + Duration::from_millis(1001)), None);
+    }
+}
