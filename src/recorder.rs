@@ -5,6 +5,8 @@ use crate::outcome::Next;
 use crate::sender::Attempt;
 use crate::throttle::Throttle;
 use backon::{BackoffBuilder, ExponentialBuilder};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -23,35 +25,47 @@ pub enum Record {
     Release(i64),
 }
 
-/// The earliest moment a retry this replica scheduled becomes due, so the
-/// due-claim loop wakes for it instead of waiting for the next poll.
+/// Moments at which retries this replica scheduled become due, so the
+/// due-claim loop wakes for them instead of waiting for the next poll.
+/// Bounded: retries beyond the cap are still found by polling.
 #[derive(Debug, Default)]
 pub struct DueTimer {
-    earliest: Mutex<Option<Instant>>,
+    wakes: Mutex<BinaryHeap<Reverse<Instant>>>,
     pub changed: Notify,
 }
 
+/// Most wake-ups remembered at once.
+const MAX_WAKES: usize = 10_000;
+
 impl DueTimer {
+    /// Call once the retry is written: the row is due `delay` from now.
     pub fn schedule(&self, delay: Duration) {
-        let at = Instant::now() + delay;
-        let mut earliest = self.earliest.lock().unwrap_or_else(|e| e.into_inner());
-        if earliest.is_none_or(|e| at < e) {
-            *earliest = Some(at);
+        let at = Instant::now() + delay + Duration::from_millis(2);
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        if wakes.len() >= MAX_WAKES {
+            return;
+        }
+        let sooner = wakes.peek().is_none_or(|Reverse(first)| at < *first);
+        wakes.push(Reverse(at));
+        if sooner {
             self.changed.notify_one();
         }
     }
 
-    /// When to look next: the earliest scheduled retry, or `fallback`.
-    /// A moment already reached is consumed.
+    /// When to look next: now if a scheduled retry is due (it is consumed),
+    /// else the next scheduled one or `fallback`, whichever is sooner.
     pub fn next_wake(&self, fallback: Instant) -> Instant {
-        let mut earliest = self.earliest.lock().unwrap_or_else(|e| e.into_inner());
-        match *earliest {
-            Some(at) if at <= Instant::now() => {
-                *earliest = None;
-                Instant::now()
-            }
-            Some(at) => at.min(fallback),
-            None => fallback,
+        let now = Instant::now();
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut due = false;
+        while wakes.peek().is_some_and(|Reverse(at)| *at <= now) {
+            wakes.pop();
+            due = true;
+        }
+        match (due, wakes.peek()) {
+            (true, _) => now,
+            (false, Some(Reverse(at))) => (*at).min(fallback),
+            (false, None) => fallback,
         }
     }
 }
@@ -65,10 +79,14 @@ pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &
     while rx.recv_many(&mut records, MAX_BATCH).await > 0 {
         let mut batch = ResultBatch::default();
         let mut releases = Vec::new();
+        let mut retries = Vec::new();
         for record in records.drain(..) {
             match record {
                 Record::Done { delivery_id, attempt, next, attempt_info } => {
-                    push_result(&mut batch, delivery_id, attempt, &next, attempt_info, due)
+                    if let Next::Retry { delay } = next {
+                        retries.push(delay);
+                    }
+                    push_result(&mut batch, delivery_id, attempt, &next, attempt_info)
                 }
                 Record::Release(id) => releases.push(id),
             }
@@ -89,7 +107,11 @@ pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &
                 Ok::<_, crate::db::DbError>(())
             }
             .await;
-            let Err(error) = result else { break };
+            let Err(error) = result else {
+                // Written: the retries are due from now on the database's clock.
+                retries.drain(..).for_each(|delay| due.schedule(delay));
+                break;
+            };
             if let Some(skipped) = throttle.allow() {
                 tracing::warn!(%error, results = batch.len(), skipped, "cannot record results; retrying");
             }
@@ -105,14 +127,11 @@ pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &
     }
 }
 
-fn push_result(b: &mut ResultBatch, delivery_id: i64, attempt: u32, next: &Next, info: Attempt, due: &DueTimer) {
+fn push_result(b: &mut ResultBatch, delivery_id: i64, attempt: u32, next: &Next, info: Attempt) {
     let outcome = info.outcome;
-    let (delay_ms, error) = match next {
+    let (delay_ms, last_error) = match next {
         Next::Succeeded => (None, None),
-        Next::Retry { delay } => {
-            due.schedule(*delay);
-            (Some(delay.as_millis() as i64), outcome.error.clone())
-        }
+        Next::Retry { delay } => (Some(delay.as_millis() as i64), outcome.error.clone()),
         Next::Failed { reason } => (None, Some(reason.clone())),
     };
     b.delivery_id.push(delivery_id);
@@ -121,7 +140,8 @@ fn push_result(b: &mut ResultBatch, delivery_id: i64, attempt: u32, next: &Next,
     b.delay_ms.push(delay_ms);
     b.status_code.push(outcome.status_code.map(i32::from));
     b.error_kind.push(outcome.error_kind.map(|k| k.as_str()));
-    b.error.push(error.or(outcome.error));
+    b.error.push(outcome.error);
+    b.last_error.push(last_error);
     b.started_at.push(info.started_at);
     b.duration_ms.push(info.duration.as_millis().min(i32::MAX as u128) as i32);
     b.response_body.push(outcome.response_body);

@@ -6,9 +6,9 @@
 WITH r AS (
     SELECT *
       FROM unnest($2::bigint[], $3::int[], $4::text[], $5::bigint[], $6::int[],
-                  $7::text[], $8::text[], $9::timestamptz[], $10::int[], $11::text[])
+                  $7::text[], $8::text[], $9::timestamptz[], $10::int[], $11::text[], $12::text[])
         AS r(delivery_id, attempt, status, delay_ms, status_code,
-             error_kind, error, started_at, duration_ms, response_body)
+             error_kind, error, started_at, duration_ms, response_body, last_error)
 ), updated AS (
     UPDATE tailhook.deliveries d
        SET status = r.status,
@@ -17,7 +17,7 @@ WITH r AS (
            locked_until = NULL,
            locked_by = NULL,
            last_status_code = r.status_code,
-           last_error = r.error,
+           last_error = r.last_error,
            updated_at = now(),
            completed_at = CASE WHEN r.status IN ('succeeded', 'failed') THEN now() END
       FROM r

@@ -61,7 +61,10 @@ pub struct ResultBatch {
     pub delay_ms: Vec<Option<i64>>,
     pub status_code: Vec<Option<i32>>,
     pub error_kind: Vec<Option<&'static str>>,
+    /// The attempt's own error.
     pub error: Vec<Option<String>>,
+    /// The delivery's `last_error` (for a final failure, why it gave up).
+    pub last_error: Vec<Option<String>>,
     pub started_at: Vec<SystemTime>,
     pub duration_ms: Vec<i32>,
     pub response_body: Vec<Option<String>>,
@@ -134,6 +137,7 @@ impl Db {
                         &b.started_at,
                         &b.duration_ms,
                         &b.response_body,
+                        &b.last_error,
                     ],
                 )
                 .await?)

@@ -1,0 +1,253 @@
+//! The HTTP side of one attempt: redirects, Retry-After, destination checks, deadlines, caps and refusals.
+
+use crate::support::*;
+use std::time::Duration;
+
+/// Runs one event to one endpoint until settled; returns (status, attempts, last_error)
+/// and the attempt rows (status_code, error_kind, error, response_body).
+async fn deliver_one(
+    db: &TestDb,
+    config: tailhook::Config,
+    url: &str,
+    endpoint_sql: &str,
+) -> ((String, i32, Option<String>), Vec<(Option<i32>, Option<String>, Option<String>, Option<String>)>) {
+    let client = db.migrate().await;
+    let id = add_endpoint(&client, "ep", url, &[]).await;
+    if !endpoint_sql.is_empty() {
+        client.execute(endpoint_sql, &[&id]).await.unwrap();
+    }
+    let sidecar = Sidecar::start(config);
+    client.execute("SELECT tailhook.publish('t', '{\"k\": 1}')", &[]).await.unwrap();
+    wait_settled(db, 1, Duration::from_secs(20)).await;
+    sidecar.stop().await;
+    let d = client.query_one("SELECT status, attempts, last_error FROM tailhook.deliveries", &[]).await.unwrap();
+    let attempts = client
+        .query("SELECT status_code, error_kind, error, response_body FROM tailhook.attempts ORDER BY attempt", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    ((d.get(0), d.get(1), d.get(2)), attempts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_failures_and_never_followed() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|path, _| match path {
+        "/moved" => Reply::status(302).header("location", "/target"),
+        _ => Reply::ok(),
+    })
+    .await;
+    let (delivery, attempts) = deliver_one(
+        &db,
+        db.config(),
+        &receiver.url("/moved"),
+        "UPDATE tailhook.endpoints SET max_attempts = 2 WHERE id = $1",
+    )
+    .await;
+    assert_eq!(delivery.0, "failed");
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].0, Some(302));
+    assert_eq!(attempts[0].1.as_deref(), Some("redirect"));
+    assert!(receiver.received().iter().all(|r| r.path == "/moved"), "the redirect target was never requested");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_on_429_delays_the_next_attempt() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|_, seen| {
+        if seen == 0 {
+            Reply::status(429).header("retry-after", "2")
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let mut config = db.config();
+    config.delivery.backoff_initial_ms = 50;
+    config.delivery.backoff_max_ms = 5_000;
+    let (delivery, _) = deliver_one(&db, config, &receiver.url("/busy"), "").await;
+    assert_eq!((delivery.0.as_str(), delivery.1), ("succeeded", 2));
+    let r = receiver.received();
+    let gap = r[1].at - r[0].at;
+    assert!(gap >= Duration::from_millis(1_900), "waited only {gap:?} despite Retry-After: 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_capped_at_backoff_max() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|_, seen| {
+        if seen == 0 {
+            Reply::status(503).header("retry-after", "3600")
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let mut config = db.config();
+    config.delivery.backoff_initial_ms = 50;
+    config.delivery.backoff_max_ms = 500;
+    let (delivery, _) = deliver_one(&db, config, &receiver.url("/busy"), "").await;
+    assert_eq!((delivery.0.as_str(), delivery.1), ("succeeded", 2));
+    let r = receiver.received();
+    assert!(r[1].at - r[0].at < Duration::from_secs(5), "an hour's Retry-After was capped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_destinations_are_refused_unless_allowed() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::ok().await;
+    let client = db.migrate().await;
+    let literal = receiver.url("/x");
+    let by_name = format!("http://localhost:{}/x", receiver.addr.port());
+    let mapped = format!("http://[::ffff:127.0.0.1]:{}/x", receiver.addr.port());
+    for (name, url) in [("literal", &literal), ("by-name", &by_name), ("mapped", &mapped)] {
+        add_endpoint(&client, name, url, &[]).await;
+    }
+    let mut config = db.config();
+    config.delivery.allow_private_networks = false;
+    let sidecar = Sidecar::start(config);
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_settled(&db, 3, Duration::from_secs(10)).await;
+    sidecar.stop().await;
+    let rows = client
+        .query(
+            "SELECT e.name, d.status, d.attempts, a.error_kind, a.error
+               FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+               JOIN tailhook.attempts a ON a.delivery_id = d.id ORDER BY e.name",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        let name: String = row.get(0);
+        assert_eq!(row.get::<_, String>(1), "failed", "{name}: failed at once");
+        assert_eq!(row.get::<_, i32>(2), 1, "{name}: one attempt");
+        assert_eq!(row.get::<_, Option<String>>(3).as_deref(), Some("blocked_address"), "{name}");
+        assert!(row.get::<_, String>(4).contains("127.0.0.1"), "{name}: says which address");
+    }
+    assert_eq!(receiver.count(), 0, "nothing reached the receiver");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_cidrs_opt_a_private_range_in() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::ok().await;
+    let mut config = db.config();
+    config.delivery.allow_private_networks = false;
+    config.delivery.allowed_cidrs = vec!["127.0.0.0/8".into()];
+    let (delivery, _) = deliver_one(&db, config, &receiver.url("/x"), "").await;
+    assert_eq!(delivery.0, "succeeded");
+    assert_eq!(receiver.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_deadline_covers_a_receiver_that_never_finishes() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(30))).await;
+    let mut config = db.config();
+    config.delivery.timeout_ms = 500;
+    let (delivery, attempts) = deliver_one(
+        &db,
+        config,
+        &receiver.url("/slow"),
+        "UPDATE tailhook.endpoints SET max_attempts = 1 WHERE id = $1",
+    )
+    .await;
+    assert_eq!(delivery.0, "failed");
+    assert_eq!(attempts[0].1.as_deref(), Some("timeout"));
+    assert_eq!(attempts[0].2.as_deref(), Some("no complete response within 500 ms"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_deadline_covers_a_body_that_trickles() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::new().await;
+    // A raw server that sends headers at once, then one body byte every 100 ms.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/trickle", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n").await;
+                for _ in 0..1000 {
+                    if socket.write_all(b"x").await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
+    });
+    let mut config = db.config();
+    config.delivery.timeout_ms = 600;
+    config.delivery.max_response_bytes = 100_000;
+    let started = tokio::time::Instant::now();
+    let (delivery, attempts) =
+        deliver_one(&db, config, &url, "UPDATE tailhook.endpoints SET max_attempts = 1 WHERE id = $1").await;
+    assert_eq!(delivery.0, "failed");
+    assert_eq!(attempts[0].1.as_deref(), Some("timeout"), "{attempts:?}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_response_body_is_stored_only_up_to_the_cap() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|_, _| Reply::ok().body("y".repeat(50_000))).await;
+    let mut config = db.config();
+    config.delivery.max_response_bytes = 100;
+    let (delivery, attempts) = deliver_one(&db, config, &receiver.url("/big"), "").await;
+    assert_eq!(delivery.0, "succeeded");
+    assert_eq!(attempts[0].3.as_deref(), Some("y".repeat(100).as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_can_never_succeed_fail_at_once() {
+    let receiver = Receiver::ok().await;
+    let cases = [
+        (
+            "UPDATE tailhook.endpoints SET headers = '{\"x-bad\": \"a\\r\\nb\"}' WHERE id = $1",
+            1_000_000,
+            "invalid_request",
+            "x-bad",
+        ),
+        (
+            "UPDATE tailhook.endpoints SET headers = '{\"webhook-id\": \"spoof\"}' WHERE id = $1",
+            1_000_000,
+            "invalid_request",
+            "webhook-id",
+        ),
+        ("UPDATE tailhook.endpoints SET secrets = '{whsec_***}' WHERE id = $1", 1_000_000, "invalid_request", "secrets[1]"),
+        ("", 10, "payload_too_large", "max_payload_bytes"),
+    ];
+    for (sql, max_payload, kind, mentions) in cases {
+        let db = TestDb::new().await;
+        let mut config = db.config();
+        config.delivery.max_payload_bytes = max_payload;
+        let (delivery, attempts) = deliver_one(&db, config, &receiver.url("/never"), sql).await;
+        assert_eq!((delivery.0.as_str(), delivery.1), ("failed", 1), "{kind}");
+        assert_eq!(attempts[0].1.as_deref(), Some(kind));
+        assert!(delivery.2.as_deref().unwrap().contains(mentions), "{kind}: {:?}", delivery.2);
+    }
+    assert_eq!(receiver.count(), 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_refused_is_retried_as_connect() {
+    let db = TestDb::new().await;
+    // A port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (delivery, attempts) = deliver_one(
+        &db,
+        db.config(),
+        &format!("http://127.0.0.1:{port}/"),
+        "UPDATE tailhook.endpoints SET max_attempts = 2 WHERE id = $1",
+    )
+    .await;
+    assert_eq!((delivery.0.as_str(), delivery.1), ("failed", 2));
+    assert!(attempts.iter().all(|a| a.1.as_deref() == Some("connect") && a.0.is_none()), "{attempts:?}");
+}

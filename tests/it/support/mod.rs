@@ -1,0 +1,191 @@
+//! Shared test fixtures: one fresh database per test, a receiver, a sidecar, and deadline waits.
+
+pub mod receiver;
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tailhook::local_pg::{self, LocalPg};
+use tailhook::Config;
+use tokio_util::sync::CancellationToken;
+
+pub use receiver::{Reply, Receiver};
+
+/// The server every test in this process uses (found or started once).
+pub fn server() -> &'static LocalPg {
+    static PG: OnceLock<Result<LocalPg, String>> = OnceLock::new();
+    match PG.get_or_init(local_pg::find_or_start) {
+        Ok(pg) => pg,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A database of its own for one test, dropped when the test ends.
+pub struct TestDb {
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let name = format!("tailhook_test_{}_{:08x}", std::process::id(), rand::random::<u32>());
+        let admin = connect(&server().admin_url).await;
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        Self { url: server().url_for(&name), name }
+    }
+
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+
+    /// Creates the schema (what `tailhook migrate` does).
+    pub async fn migrate(&self) -> tokio_postgres::Client {
+        let mut client = self.client().await;
+        tailhook::db::migrate(&mut client).await.expect("migrate");
+        client
+    }
+
+    /// A config for this database tuned for fast tests: receivers on loopback
+    /// allowed, short backoffs, timeouts and leases.
+    pub fn config(&self) -> Config {
+        let mut c = Config::default();
+        c.database.url = tailhook::secret::DatabaseUrl::new(self.url.clone());
+        c.database.startup_timeout_ms = 5_000;
+        c.delivery.allow_private_networks = true;
+        c.delivery.backoff_initial_ms = 100;
+        c.delivery.backoff_max_ms = 2_000;
+        c.delivery.timeout_ms = 2_000;
+        c.delivery.lease_margin_ms = 1_000;
+        c.delivery.shutdown_grace_ms = 2_000;
+        c
+    }
+
+    /// One number from a query.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client().await.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; a thread of its own runs the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let admin = connect(&server().admin_url).await;
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+/// A sidecar running in this process.
+pub struct Sidecar {
+    pub shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), tailhook::RunError>>,
+}
+
+impl Sidecar {
+    pub fn start(config: Config) -> Self {
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(tailhook::run(config, shutdown.clone()));
+        Self { shutdown, handle }
+    }
+
+    /// Graceful stop; fails the test if `run` returned an error or hung.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("sidecar stops within 30 s")
+            .expect("sidecar task")
+            .expect("sidecar run");
+    }
+}
+
+/// Polls `check` every 20 ms until it is true; fails the test after `limit`.
+pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until no delivery is pending or retrying (and at least `min` exist).
+pub async fn wait_settled(db: &TestDb, min: i64, limit: Duration) {
+    let client = db.client().await;
+    wait_for("every delivery finished", limit, || async {
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status IN ('pending','retrying')), count(*) FROM tailhook.deliveries",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) == 0 && row.get::<_, i64>(1) >= min
+    })
+    .await;
+}
+
+/// Adds an endpoint with SQL; returns its id.
+pub async fn add_endpoint(client: &tokio_postgres::Client, name: &str, url: &str, secrets: &[&str]) -> i64 {
+    client
+        .query_one(
+            "INSERT INTO tailhook.endpoints (name, url, secrets) VALUES ($1, $2, $3) RETURNING id",
+            &[&name, &url, &secrets],
+        )
+        .await
+        .expect("insert endpoint")
+        .get(0)
+}
+
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Verifies a request the Standard Webhooks way, independently of tailhook's
+/// signer: HMAC-SHA256 over `id.timestamp.body`, any `v1,` entry matching,
+/// timestamp within five minutes.
+pub fn verify(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<(), String> {
+    use base64::Engine;
+    use hmac::Mac;
+    let get = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).ok_or_else(|| format!("missing header {name}"))
+    };
+    let (id, ts, sigs) = (get("webhook-id")?, get("webhook-timestamp")?, get("webhook-signature")?);
+    let ts_num: i64 = ts.parse().map_err(|_| "bad timestamp".to_owned())?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    if (now - ts_num).abs() > 300 {
+        return Err("timestamp too far off".into());
+    }
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .map_err(|e| e.to_string())?;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    if sigs.split(' ').any(|s| s.strip_prefix("v1,") == Some(expected.as_str())) {
+        Ok(())
+    } else {
+        Err(format!("no signature matches among `{sigs}`"))
+    }
+}
