@@ -59,7 +59,9 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
         .without_max_times()
         .build();
     loop {
-        let Some(reserved) = reserve(ctx).await else { return };
+        let Some(reserved) = reserve(ctx).await else {
+            return;
+        };
         let limit = match kind {
             Kind::FanOut => (reserved / ctx.endpoints.enabled_count().max(1)).max(1),
             Kind::Due => reserved,
@@ -135,14 +137,20 @@ fn count_outbox_rows(rows: &[ClaimedRow]) -> usize {
 async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usize) {
     let mut event: Option<(i64, Arc<Event>)> = None;
     for row in rows {
-        let (Some(delivery_id), Some(endpoint_id), Some(payload)) = (row.delivery_id, row.endpoint_id, &row.payload)
+        let (Some(delivery_id), Some(endpoint_id), Some(payload)) =
+            (row.delivery_id, row.endpoint_id, &row.payload)
         else {
             continue; // an outbox row that matched no endpoint
         };
         let shared = match &event {
             Some((id, e)) if *id == row.outbox_id => e.clone(),
             _ => {
-                let e = Arc::new(Event::new(row.event_id, &row.event_type, &row.created_at, payload));
+                let e = Arc::new(Event::new(
+                    row.event_id,
+                    &row.event_type,
+                    &row.created_at,
+                    payload,
+                ));
                 event = Some((row.outbox_id, e.clone()));
                 e
             }

@@ -24,8 +24,8 @@ mod recorder;
 pub mod schedule;
 pub mod secret;
 mod sender;
-pub mod signing;
 mod sidecar;
+pub mod signing;
 mod throttle;
 mod worker;
 

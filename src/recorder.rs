@@ -20,7 +20,12 @@ const MAX_BATCH: usize = 1_000;
 #[derive(Debug)]
 pub enum Record {
     /// An attempt was made: store it and the delivery's next state.
-    Done { delivery_id: i64, attempt: u32, next: Next, attempt_info: Attempt },
+    Done {
+        delivery_id: i64,
+        attempt: u32,
+        next: Next,
+        attempt_info: Attempt,
+    },
     /// The delivery was not attempted: give its lease back now.
     Release(i64),
 }
@@ -73,7 +78,13 @@ impl DueTimer {
 /// Runs until every sender of `rx` is gone, writing what arrives in batches.
 /// Database errors are retried until `abandon` fires (unrecorded results are
 /// then redelivered after their leases expire: at-least-once).
-pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &DueTimer, abandon: CancellationToken) {
+pub async fn run(
+    db: Db,
+    replica: String,
+    mut rx: mpsc::Receiver<Record>,
+    due: &DueTimer,
+    abandon: CancellationToken,
+) {
     let throttle = Throttle::new(Duration::from_secs(1));
     let mut records = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut records, MAX_BATCH).await > 0 {
@@ -82,7 +93,12 @@ pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &
         let mut retries = Vec::new();
         for record in records.drain(..) {
             match record {
-                Record::Done { delivery_id, attempt, next, attempt_info } => {
+                Record::Done {
+                    delivery_id,
+                    attempt,
+                    next,
+                    attempt_info,
+                } => {
                     if let Next::Retry { delay } = next {
                         retries.push(delay);
                     }
@@ -143,6 +159,7 @@ fn push_result(b: &mut ResultBatch, delivery_id: i64, attempt: u32, next: &Next,
     b.error.push(outcome.error);
     b.last_error.push(last_error);
     b.started_at.push(info.started_at);
-    b.duration_ms.push(info.duration.as_millis().min(i32::MAX as u128) as i32);
+    b.duration_ms
+        .push(info.duration.as_millis().min(i32::MAX as u128) as i32);
     b.response_body.push(outcome.response_body);
 }

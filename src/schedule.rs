@@ -18,7 +18,10 @@ impl Backoff {
     /// `jitter` is a random number in `[-1, 1]`; the result stays within `max_ms`.
     pub fn delay(&self, attempts_made: u32, jitter: f64) -> Duration {
         let exponent = attempts_made.saturating_sub(1).min(62);
-        let base = self.initial_ms.saturating_mul(1u64 << exponent).min(self.max_ms);
+        let base = self
+            .initial_ms
+            .saturating_mul(1u64 << exponent)
+            .min(self.max_ms);
         let jittered = base as f64 * (1.0 + JITTER * jitter.clamp(-1.0, 1.0));
         Duration::from_millis((jittered.round() as u64).min(self.max_ms))
     }
@@ -59,7 +62,10 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    const DEFAULT: Backoff = Backoff { initial_ms: 5_000, max_ms: 21_600_000 };
+    const DEFAULT: Backoff = Backoff {
+        initial_ms: 5_000,
+        max_ms: 21_600_000,
+    };
 
     #[test]
     fn doubles_and_caps() {
@@ -98,7 +104,10 @@ mod tests {
 
     #[test]
     fn retry_after_is_a_floor_capped_at_max() {
-        let b = Backoff { initial_ms: 1_000, max_ms: 60_000 };
+        let b = Backoff {
+            initial_ms: 1_000,
+            max_ms: 60_000,
+        };
         let cases = [
             (None, 1_000),
             (Some(30), 30_000),

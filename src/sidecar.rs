@@ -53,8 +53,15 @@ pub(crate) struct Ctx {
 
 /// A name for this process's leases: host, pid and a random part.
 fn replica_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-    format!("{}-{}-{:08x}", if host.is_empty() { "tailhook" } else { &host }, std::process::id(), rand::random::<u32>())
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "{}-{}-{:08x}",
+        if host.is_empty() { "tailhook" } else { &host },
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 /// Waits for the database at start-up, saying so at most once a second.
@@ -67,7 +74,10 @@ async fn connect(config: &Config) -> Result<Db, RunError> {
         match db.ping().await {
             Ok(()) => return Ok(db),
             Err(source) if start.elapsed() >= limit => {
-                return Err(RunError::Unreachable { waited_ms: config.database.startup_timeout_ms, source })
+                return Err(RunError::Unreachable {
+                    waited_ms: config.database.startup_timeout_ms,
+                    source,
+                })
             }
             Err(error) => {
                 if throttle.allow().is_some() {
@@ -110,7 +120,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let ctx = Arc::new(Ctx {
         sender: Sender::new(&config.delivery, policy)?,
         capacity: Arc::new(Semaphore::new(config.delivery.concurrency)),
-        backoff: Backoff { initial_ms: config.delivery.backoff_initial_ms, max_ms: config.delivery.backoff_max_ms },
+        backoff: Backoff {
+            initial_ms: config.delivery.backoff_initial_ms,
+            max_ms: config.delivery.backoff_max_ms,
+        },
         wake: Arc::new(Notify::new()),
         due: Arc::new(DueTimer::default()),
         shutdown: shutdown.clone(),
@@ -125,13 +138,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     tracing::info!(replica = %ctx.replica, endpoints = ctx.endpoints.enabled_count(), "tailhook running");
 
     let recorder = tokio::spawn({
-        let (db, replica, due, abandon) = (db.clone(), replica.clone(), ctx.due.clone(), ctx.abandon.clone());
+        let (db, replica, due, abandon) = (
+            db.clone(),
+            replica.clone(),
+            ctx.due.clone(),
+            ctx.abandon.clone(),
+        );
         async move { recorder::run(db, replica, records_rx, &due, abandon).await }
     });
     let listen_connected = Arc::new(AtomicBool::new(false));
     let listener = ctx.config.database.listen.then(|| {
         let pg = db::pg_config(&ctx.config.database);
-        let (wake, connected, stop) = (ctx.wake.clone(), listen_connected.clone(), shutdown.clone());
+        let (wake, connected, stop) =
+            (ctx.wake.clone(), listen_connected.clone(), shutdown.clone());
         tokio::spawn(async move {
             match pg {
                 Ok(pg) => listener::run(pg, wake, connected, stop).await,
@@ -152,8 +171,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     }
     ctx.tracker.close();
     let grace = Duration::from_millis(ctx.config.delivery.shutdown_grace_ms);
-    if tokio::time::timeout(grace, ctx.tracker.wait()).await.is_err() {
-        tracing::warn!(in_flight = ctx.tracker.len(), "grace period over; abandoning requests still in flight");
+    if tokio::time::timeout(grace, ctx.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = ctx.tracker.len(),
+            "grace period over; abandoning requests still in flight"
+        );
         ctx.abandon.cancel();
         ctx.tracker.wait().await;
     }
@@ -185,7 +210,10 @@ async fn refresh_endpoints(ctx: Arc<Ctx>) {
             _ = ctx.shutdown.cancelled() => return,
         }
         match ctx.endpoints.refresh(&ctx.db).await {
-            Ok(true) => tracing::info!(enabled = ctx.endpoints.enabled_count(), "endpoints reloaded"),
+            Ok(true) => tracing::info!(
+                enabled = ctx.endpoints.enabled_count(),
+                "endpoints reloaded"
+            ),
             Ok(false) => {}
             Err(error) => {
                 if let Some(skipped) = throttle.allow() {

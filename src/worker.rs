@@ -34,7 +34,13 @@ pub struct Job {
 }
 
 pub async fn run(ctx: Arc<Ctx>, job: Job) {
-    let Job { delivery_id, endpoint_id, attempt, event, slot } = job;
+    let Job {
+        delivery_id,
+        endpoint_id,
+        attempt,
+        event,
+        slot,
+    } = job;
     let endpoint = match ctx.endpoints.get_or_refresh(endpoint_id, &ctx.db).await {
         Some(ep) if ep.enabled => ep,
         // Disabled (or deleted) since the claim: leave the delivery for later.
@@ -51,7 +57,13 @@ pub async fn run(ctx: Arc<Ctx>, job: Job) {
         }
     };
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
-    let next = next_state(&attempt_info.outcome, attempt, endpoint.max_attempts, &ctx.backoff, jitter);
+    let next = next_state(
+        &attempt_info.outcome,
+        attempt,
+        endpoint.max_attempts,
+        &ctx.backoff,
+        jitter,
+    );
     match &next {
         crate::outcome::Next::Failed { reason } => {
             tracing::warn!(endpoint = %endpoint.name, event_id = %event.event_id, delivery_id, attempt, %reason, "delivery failed")
@@ -65,6 +77,14 @@ pub async fn run(ctx: Arc<Ctx>, job: Job) {
     }
     // The slot is held until the result is queued, so results never pile up
     // faster than the recorder can take them.
-    let _ = ctx.records.send(Record::Done { delivery_id, attempt, next, attempt_info }).await;
+    let _ = ctx
+        .records
+        .send(Record::Done {
+            delivery_id,
+            attempt,
+            next,
+            attempt_info,
+        })
+        .await;
     drop(slot);
 }

@@ -12,7 +12,8 @@ const RELEASE_LEASES: &str = include_str!("../../sql/queries/release_leases.sql"
 const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
 const ENDPOINT_UPSERT: &str = include_str!("../../sql/queries/endpoint_upsert.sql");
-const ENDPOINTS_DISABLE_REMOVED: &str = include_str!("../../sql/queries/endpoints_disable_removed.sql");
+const ENDPOINTS_DISABLE_REMOVED: &str =
+    include_str!("../../sql/queries/endpoints_disable_removed.sql");
 
 /// One row of a claim: a delivery leased to this replica with its event, or
 /// (fan-out only) an outbox row that matched no endpoint (`delivery_id` NULL).
@@ -100,16 +101,33 @@ impl Db {
     }
 
     /// Leases up to `limit` due deliveries (see `claim_due.sql`).
-    pub async fn claim_due(&self, limit: i64, lease: Lease<'_>) -> Result<Vec<ClaimedRow>, DbError> {
+    pub async fn claim_due(
+        &self,
+        limit: i64,
+        lease: Lease<'_>,
+    ) -> Result<Vec<ClaimedRow>, DbError> {
         self.claim(CLAIM_DUE, limit, lease).await
     }
 
-    async fn claim(&self, sql: &str, limit: i64, lease: Lease<'_>) -> Result<Vec<ClaimedRow>, DbError> {
+    async fn claim(
+        &self,
+        sql: &str,
+        limit: i64,
+        lease: Lease<'_>,
+    ) -> Result<Vec<ClaimedRow>, DbError> {
         self.timed(async {
             let client = self.client().await?;
             let stmt = client.prepare_cached(sql).await?;
             let rows = client
-                .query(&stmt, &[&limit, &lease.replica, &lease.default_timeout_ms, &lease.margin_ms])
+                .query(
+                    &stmt,
+                    &[
+                        &limit,
+                        &lease.replica,
+                        &lease.default_timeout_ms,
+                        &lease.margin_ms,
+                    ],
+                )
                 .await?;
             Ok(rows.iter().map(ClaimedRow::from_row).collect())
         })
@@ -187,7 +205,10 @@ impl Db {
 
     /// Upserts the endpoints declared in the config file and disables the
     /// config-managed ones no longer declared, in one transaction.
-    pub async fn sync_config_endpoints(&self, endpoints: &[ResolvedEndpoint]) -> Result<(), DbError> {
+    pub async fn sync_config_endpoints(
+        &self,
+        endpoints: &[ResolvedEndpoint],
+    ) -> Result<(), DbError> {
         self.timed(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -195,8 +216,11 @@ impl Db {
             for ep in endpoints {
                 let c = &ep.config;
                 let secrets: Vec<&str> = ep.secrets.iter().map(|s| s.expose()).collect();
-                let headers: serde_json::Map<String, serde_json::Value> =
-                    ep.headers.iter().map(|(k, v)| (k.clone(), v.expose().into())).collect();
+                let headers: serde_json::Map<String, serde_json::Value> = ep
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().into()))
+                    .collect();
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
                 tx.execute(

@@ -5,7 +5,9 @@ use std::process::{Command, Output};
 
 fn tailhook(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tailhook"));
-    cmd.args(args).env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml").env_remove("DATABASE_URL");
+    cmd.args(args)
+        .env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml")
+        .env_remove("DATABASE_URL");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -20,9 +22,16 @@ fn one_line_error(out: &Output) -> String {
 
 /// A URL where nothing listens.
 fn dead_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
 }
+
+/// (arguments, environment, what the one error line must contain)
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
 #[test]
 fn bad_input_exits_non_zero_with_one_line_naming_it() {
@@ -31,11 +40,23 @@ fn bad_input_exits_non_zero_with_one_line_naming_it() {
     let file = dir.join("bad.toml");
     std::fs::write(&file, "[delivery]\nmax_atempts = 3\n").unwrap();
     let file = file.to_str().unwrap();
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         (&["bogus"], &[], "unrecognized subcommand 'bogus'"),
-        (&["check-config", "--config", file], &[], "config key `delivery.max_atempts`: unknown key"),
-        (&["check-config"], &[("TAILHOOK_DELIVERY__TIMEOUT_MS", "soon")], "config key `delivery.timeout_ms`"),
-        (&["check-config"], &[("TAILHOOK_LOG__FORMAT", "xml")], "config key `log.format`"),
+        (
+            &["check-config", "--config", file],
+            &[],
+            "config key `delivery.max_atempts`: unknown key",
+        ),
+        (
+            &["check-config"],
+            &[("TAILHOOK_DELIVERY__TIMEOUT_MS", "soon")],
+            "config key `delivery.timeout_ms`",
+        ),
+        (
+            &["check-config"],
+            &[("TAILHOOK_LOG__FORMAT", "xml")],
+            "config key `log.format`",
+        ),
     ];
     for (args, env, expected) in cases {
         let out = tailhook(args, env);
@@ -55,7 +76,11 @@ fn an_unreachable_database_is_a_one_line_failure() {
 
     let out = tailhook(
         &["run"],
-        &[("TAILHOOK_DATABASE__URL", &url), ("TAILHOOK_DATABASE__STARTUP_TIMEOUT_MS", "600"), ("TAILHOOK_LOG__LEVEL", "off")],
+        &[
+            ("TAILHOOK_DATABASE__URL", &url),
+            ("TAILHOOK_DATABASE__STARTUP_TIMEOUT_MS", "600"),
+            ("TAILHOOK_LOG__LEVEL", "off"),
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(one_line_error(&out).contains("database unreachable after 600 ms"));
@@ -65,12 +90,21 @@ fn an_unreachable_database_is_a_one_line_failure() {
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let out = tailhook(
         &["check-config"],
-        &[("DATABASE_URL", "postgres://app:hunter2@db.internal/app"), ("TAILHOOK_DELIVERY__TIMEOUT_MS", "1234")],
+        &[
+            ("DATABASE_URL", "postgres://app:hunter2@db.internal/app"),
+            ("TAILHOOK_DELIVERY__TIMEOUT_MS", "1234"),
+        ],
     );
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("url = \"postgres://app:[redacted]@db.internal/app\""), "{text}");
-    assert!(text.contains("timeout_ms = 1234"), "env overrides the default: {text}");
+    assert!(
+        text.contains("url = \"postgres://app:[redacted]@db.internal/app\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("timeout_ms = 1234"),
+        "env overrides the default: {text}"
+    );
     assert!(!text.contains("hunter2"));
 }
 
@@ -78,7 +112,11 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
 async fn migrate_creates_the_schema_then_reports_up_to_date() {
     let db = TestDb::new().await;
     let first = tailhook(&["migrate"], &[("DATABASE_URL", &db.url)]);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     assert!(String::from_utf8_lossy(&first.stdout).starts_with("applied migrations [1]"));
     let again = tailhook(&["migrate"], &[("TAILHOOK_DATABASE__URL", &db.url)]);
     assert!(String::from_utf8_lossy(&again.stdout).starts_with("schema is up to date"));
@@ -90,5 +128,15 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(tables, ["attempts", "deliveries", "endpoint_stats", "endpoints", "outbox", "schema_migrations"]);
+    assert_eq!(
+        tables,
+        [
+            "attempts",
+            "deliveries",
+            "endpoint_stats",
+            "endpoints",
+            "outbox",
+            "schema_migrations"
+        ]
+    );
 }

@@ -18,13 +18,23 @@ async fn migrations_are_safe_concurrently_and_a_no_op_when_re_run() {
         applied.extend(run.await.unwrap());
     }
     let latest: Vec<i32> = tailhook::db::MIGRATIONS.iter().map(|m| m.0).collect();
-    assert_eq!(applied, latest, "each version applied exactly once over all runs");
+    assert_eq!(
+        applied, latest,
+        "each version applied exactly once over all runs"
+    );
     let mut client = db.client().await;
     assert!(tailhook::db::migrate(&mut client).await.unwrap().is_empty());
-    assert_eq!(db.count("SELECT count(*) FROM tailhook.schema_migrations").await, latest.len() as i64);
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.schema_migrations")
+            .await,
+        latest.len() as i64
+    );
     // Every file is also safe to apply by hand again, as another migration tool might.
     for (_, _, sql) in tailhook::db::MIGRATIONS {
-        client.batch_execute(sql).await.expect("re-applying a migration file");
+        client
+            .batch_execute(sql)
+            .await
+            .expect("re-applying a migration file");
     }
 }
 
@@ -33,23 +43,53 @@ async fn constraints_reject_what_cannot_work() {
     let db = TestDb::new().await;
     let client = db.migrate().await;
     let bad = [
-        ("INSERT INTO tailhook.outbox (event_type, payload) VALUES ('', '{}')", "outbox_event_type_not_empty"),
-        ("INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'ftp://x')", "endpoints_url_http"),
-        ("INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'http://')", "endpoints_url_http"),
-        ("INSERT INTO tailhook.endpoints (name, url, headers) VALUES ('a', 'http://x', '[]')", "endpoints_headers_object"),
-        ("INSERT INTO tailhook.endpoints (name, url, timeout_ms) VALUES ('a', 'http://x', 0)", "endpoints_timeout_ms_positive"),
+        (
+            "INSERT INTO tailhook.outbox (event_type, payload) VALUES ('', '{}')",
+            "outbox_event_type_not_empty",
+        ),
+        (
+            "INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'ftp://x')",
+            "endpoints_url_http",
+        ),
+        (
+            "INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'http://')",
+            "endpoints_url_http",
+        ),
+        (
+            "INSERT INTO tailhook.endpoints (name, url, headers) VALUES ('a', 'http://x', '[]')",
+            "endpoints_headers_object",
+        ),
+        (
+            "INSERT INTO tailhook.endpoints (name, url, timeout_ms) VALUES ('a', 'http://x', 0)",
+            "endpoints_timeout_ms_positive",
+        ),
     ];
     for (sql, constraint) in bad {
         let err = client.execute(sql, &[]).await.expect_err(sql);
-        let msg = err.as_db_error().map(|e| e.constraint().unwrap_or_default().to_owned()).unwrap_or_default();
+        let msg = err
+            .as_db_error()
+            .map(|e| e.constraint().unwrap_or_default().to_owned())
+            .unwrap_or_default();
         assert_eq!(msg, constraint, "{sql}");
     }
-    client.execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('ok', 'HTTPS://example.com/x')", &[]).await.unwrap();
-    let id: String = client.query_one("SELECT tailhook.publish('a', '{}')::text", &[]).await.unwrap().get(0);
+    client
+        .execute(
+            "INSERT INTO tailhook.endpoints (name, url) VALUES ('ok', 'HTTPS://example.com/x')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let id: String = client
+        .query_one("SELECT tailhook.publish('a', '{}')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(id.len(), 36, "publish returns the event's uuid");
     // The wake-up trigger fires once per statement, not once per row.
     let row_level: i64 = db
-        .count("SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox_notify' AND (tgtype & 1) = 1")
+        .count(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox_notify' AND (tgtype & 1) = 1",
+        )
         .await;
     assert_eq!(row_level, 0);
 }
@@ -72,7 +112,10 @@ async fn event_type_patterns_match_as_documented() {
     ];
     for (patterns, event_type, expected) in cases {
         let got: bool = client
-            .query_one("SELECT tailhook.event_type_matches($1, $2)", &[patterns, event_type])
+            .query_one(
+                "SELECT tailhook.event_type_matches($1, $2)",
+                &[patterns, event_type],
+            )
             .await
             .unwrap()
             .get(0);
@@ -84,7 +127,13 @@ async fn event_type_patterns_match_as_documented() {
 async fn redeliver_functions_put_deliveries_back_and_keep_history() {
     let db = TestDb::new().await;
     let client = db.migrate().await;
-    client.execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('ep', 'http://x')", &[]).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO tailhook.endpoints (name, url) VALUES ('ep', 'http://x')",
+            &[],
+        )
+        .await
+        .unwrap();
     client
         .batch_execute(
             "INSERT INTO tailhook.outbox (event_type, payload, dispatched_at) SELECT 't', '{}', now() FROM generate_series(1, 3);
@@ -96,12 +145,27 @@ async fn redeliver_functions_put_deliveries_back_and_keep_history() {
         )
         .await
         .unwrap();
-    let first: i64 = client.query_one("SELECT min(id) FROM tailhook.deliveries", &[]).await.unwrap().get(0);
-    assert!(client.query_one("SELECT tailhook.redeliver($1)", &[&first]).await.unwrap().get::<_, bool>(0));
-    assert!(!client.query_one("SELECT tailhook.redeliver(-1)", &[]).await.unwrap().get::<_, bool>(0));
+    let first: i64 = client
+        .query_one("SELECT min(id) FROM tailhook.deliveries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(client
+        .query_one("SELECT tailhook.redeliver($1)", &[&first])
+        .await
+        .unwrap()
+        .get::<_, bool>(0));
+    assert!(!client
+        .query_one("SELECT tailhook.redeliver(-1)", &[])
+        .await
+        .unwrap()
+        .get::<_, bool>(0));
     // Completed within the last 2.5 hours: the ones failed 2 h ago (1 h ago was already redelivered).
     let n: i64 = client
-        .query_one("SELECT tailhook.redeliver_failed('ep', now() - interval '150 minutes')", &[])
+        .query_one(
+            "SELECT tailhook.redeliver_failed('ep', now() - interval '150 minutes')",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -110,11 +174,22 @@ async fn redeliver_functions_put_deliveries_back_and_keep_history() {
         .count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'retrying' AND next_attempt_at <= now() AND completed_at IS NULL")
         .await;
     assert_eq!(due, 2);
-    assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 3, "history kept");
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.attempts").await,
+        3,
+        "history kept"
+    );
     let stats = client
         .query_one("SELECT delivered, failed, retrying, success_rate::float8 FROM tailhook.endpoint_stats WHERE name = 'ep'", &[])
         .await
         .unwrap();
-    assert_eq!((stats.get::<_, i64>(0), stats.get::<_, i64>(1), stats.get::<_, i64>(2)), (0, 1, 2));
+    assert_eq!(
+        (
+            stats.get::<_, i64>(0),
+            stats.get::<_, i64>(1),
+            stats.get::<_, i64>(2)
+        ),
+        (0, 1, 2)
+    );
     assert_eq!(stats.get::<_, Option<f64>>(3), Some(0.0));
 }
