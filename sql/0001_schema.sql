@@ -99,10 +99,15 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- One row per (event, endpoint).
+-- outbox_id → outbox.id and endpoint_id → endpoints.id are references without
+-- FOREIGN KEY constraints: rows are only ever created by tailhook's fan-out
+-- from rows that exist, and a foreign-key check on every insert costs about
+-- 9 µs of database CPU per row on the hot path. Deletes still cascade, by the
+-- statement-level triggers below (they cost only when a parent is deleted).
 CREATE TABLE IF NOT EXISTS tailhook.deliveries (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    outbox_id        bigint NOT NULL REFERENCES tailhook.outbox (id) ON DELETE CASCADE,
-    endpoint_id      bigint NOT NULL REFERENCES tailhook.endpoints (id) ON DELETE CASCADE,
+    outbox_id        bigint NOT NULL,
+    endpoint_id      bigint NOT NULL,
     status           text NOT NULL DEFAULT 'pending'
         CONSTRAINT deliveries_status_known
         CHECK (status IN ('pending', 'retrying', 'succeeded', 'failed', 'cancelled')),
@@ -125,10 +130,10 @@ CREATE INDEX IF NOT EXISTS deliveries_due
 CREATE INDEX IF NOT EXISTS deliveries_endpoint
     ON tailhook.deliveries (endpoint_id);
 
--- One row per HTTP attempt.
+-- One row per HTTP attempt. delivery_id → deliveries.id (cascading by trigger).
 CREATE TABLE IF NOT EXISTS tailhook.attempts (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    delivery_id   bigint NOT NULL REFERENCES tailhook.deliveries (id) ON DELETE CASCADE,
+    delivery_id   bigint NOT NULL,
     attempt       int NOT NULL,
     started_at    timestamptz NOT NULL,
     duration_ms   int NOT NULL,
@@ -140,6 +145,36 @@ CREATE TABLE IF NOT EXISTS tailhook.attempts (
     response_body text
 );
 CREATE INDEX IF NOT EXISTS attempts_delivery ON tailhook.attempts (delivery_id);
+
+-- Deleting an outbox row or an endpoint deletes its deliveries; deleting a
+-- delivery deletes its attempts. Set-based, once per statement.
+CREATE OR REPLACE FUNCTION tailhook.cascade_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    CASE TG_TABLE_NAME
+    WHEN 'outbox' THEN
+        DELETE FROM tailhook.deliveries d USING old_rows o WHERE d.outbox_id = o.id;
+    WHEN 'endpoints' THEN
+        DELETE FROM tailhook.deliveries d USING old_rows e WHERE d.endpoint_id = e.id;
+    WHEN 'deliveries' THEN
+        DELETE FROM tailhook.attempts a USING old_rows d WHERE a.delivery_id = d.id;
+    END CASE;
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS outbox_cascade ON tailhook.outbox;
+CREATE TRIGGER outbox_cascade AFTER DELETE ON tailhook.outbox
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
+DROP TRIGGER IF EXISTS endpoints_cascade ON tailhook.endpoints;
+CREATE TRIGGER endpoints_cascade AFTER DELETE ON tailhook.endpoints
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
+DROP TRIGGER IF EXISTS deliveries_cascade ON tailhook.deliveries;
+CREATE TRIGGER deliveries_cascade AFTER DELETE ON tailhook.deliveries
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
 
 -- Per-endpoint health, for dashboards and `tailhook status`.
 CREATE OR REPLACE VIEW tailhook.endpoint_stats AS

@@ -71,6 +71,7 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
             default_timeout_ms: ctx.config.delivery.timeout_ms as i32,
             margin_ms: ctx.config.delivery.lease_margin_ms as i32,
         };
+        let started = Instant::now();
         let claimed = match kind {
             Kind::FanOut => ctx.db.dispatch(limit as i64, lease).await,
             Kind::Due => ctx.db.claim_due(limit as i64, lease).await,
@@ -93,6 +94,7 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
             Kind::FanOut => count_outbox_rows(&rows),
             Kind::Due => rows.len(),
         };
+        tracing::debug!(claim = ?kind, reserved, limit, taken, deliveries = rows.len(), took_us = started.elapsed().as_micros() as u64, "claimed");
         start_workers(ctx, rows, reserved).await;
         if taken < limit || ctx.shutdown.is_cancelled() {
             return;
@@ -100,24 +102,39 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
     }
 }
 
-/// Waits for at least one free slot, then takes every free slot up to a batch.
-/// `None` on shutdown. The permits are forgotten here and come back through
-/// each job's [`Slot`] (or `add_permits` for the unused ones).
+/// Longest a claim waits for more free slots when most are busy.
+const GATHER: Duration = Duration::from_millis(2);
+
+/// Waits for a free slot, then takes every free slot up to a batch. When most
+/// slots are busy it waits up to [`GATHER`] for a quarter of them, so a busy
+/// pipeline makes a few large claims rather than many tiny ones (an idle one
+/// claims at once). `None` on shutdown. The permits are forgotten here and
+/// come back through each job's [`Slot`] (or `add_permits` when unused).
 async fn reserve(ctx: &Ctx) -> Option<usize> {
     let batch = ctx.config.delivery.batch_size;
+    let worthwhile = (ctx.config.delivery.concurrency / 4).clamp(1, batch);
     let first = tokio::select! {
         permit = ctx.capacity.acquire() => permit.ok()?,
         _ = ctx.shutdown.cancelled() => return None,
     };
     first.forget();
-    let extra = ctx.capacity.available_permits().min(batch - 1);
+    let mut reserved = 1;
+    if ctx.capacity.available_permits() + 1 < worthwhile {
+        if let Ok(Ok(more)) =
+            tokio::time::timeout(GATHER, ctx.capacity.acquire_many((worthwhile - 1) as u32)).await
+        {
+            more.forget();
+            reserved = worthwhile;
+        }
+    }
+    let extra = ctx.capacity.available_permits().min(batch - reserved);
     if extra > 0 {
         if let Ok(more) = ctx.capacity.try_acquire_many(extra as u32) {
             more.forget();
-            return Some(1 + extra);
+            reserved += extra;
         }
     }
-    Some(1)
+    Some(reserved)
 }
 
 fn count_outbox_rows(rows: &[ClaimedRow]) -> usize {

@@ -98,8 +98,8 @@ impl Default for DeliveryConfig {
             max_payload_bytes: 1_048_576,
             max_response_bytes: 4_096,
             shutdown_grace_ms: 15_000,
-            concurrency: 256,
-            batch_size: 500,
+            concurrency: 512,
+            batch_size: 1_000,
             lease_margin_ms: 30_000,
         }
     }

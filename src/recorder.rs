@@ -112,6 +112,7 @@ pub async fn run(
             .with_max_delay(Duration::from_secs(5))
             .without_max_times()
             .build();
+        let started = Instant::now();
         loop {
             let result = async {
                 if !batch.is_empty() {
@@ -126,6 +127,12 @@ pub async fn run(
             let Err(error) = result else {
                 // Written: the retries are due from now on the database's clock.
                 retries.drain(..).for_each(|delay| due.schedule(delay));
+                tracing::debug!(
+                    results = batch.len(),
+                    released = releases.len(),
+                    took_us = started.elapsed().as_micros() as u64,
+                    "recorded"
+                );
                 break;
             };
             if let Some(skipped) = throttle.allow() {

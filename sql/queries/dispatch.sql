@@ -24,7 +24,9 @@ WITH claimed AS (
       JOIN tailhook.endpoints e
         ON e.enabled
        AND (e.tenant IS NULL OR e.tenant = c.tenant)
-       AND tailhook.event_type_matches(e.event_types, c.event_type)
+       -- `*` and exact names first: the function only runs for `prefix.*` patterns.
+       AND ('*' = ANY (e.event_types) OR c.event_type = ANY (e.event_types)
+            OR tailhook.event_type_matches(e.event_types, c.event_type))
        AND (e.filter IS NULL OR c.payload @> e.filter)
        AND (e.filter_path IS NULL OR coalesce(jsonb_path_match(c.payload, e.filter_path, silent => true), false))
      ORDER BY c.id, e.id

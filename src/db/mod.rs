@@ -70,7 +70,10 @@ impl Db {
         let mut pg = pg_config(config)?;
         // Every statement has a server-side limit, and a client-side one a
         // little longer in case the connection itself stalls.
-        let options = format!("-c statement_timeout={}", config.statement_timeout_ms);
+        let options = format!(
+            "-c statement_timeout={} -c synchronous_commit=off",
+            config.statement_timeout_ms
+        );
         pg.options(&options);
         let manager = Manager::from_config(
             pg,

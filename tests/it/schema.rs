@@ -193,3 +193,46 @@ async fn redeliver_functions_put_deliveries_back_and_keep_history() {
     );
     assert_eq!(stats.get::<_, Option<f64>>(3), Some(0.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_endpoint_or_an_event_deletes_its_deliveries_and_attempts() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    client
+        .batch_execute(
+            "INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'http://a'), ('b', 'http://b');
+             INSERT INTO tailhook.outbox (event_type, payload) SELECT 't', '{}' FROM generate_series(1, 3);
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id) SELECT o.id, e.id FROM tailhook.outbox o, tailhook.endpoints e;
+             INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms) SELECT id, 1, now(), 1 FROM tailhook.deliveries;",
+        )
+        .await
+        .unwrap();
+    let counts = || async {
+        (
+            db.count("SELECT count(*) FROM tailhook.deliveries").await,
+            db.count("SELECT count(*) FROM tailhook.attempts").await,
+        )
+    };
+    assert_eq!(counts().await, (6, 6));
+    client
+        .execute("DELETE FROM tailhook.endpoints WHERE name = 'a'", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        counts().await,
+        (3, 3),
+        "endpoint a's deliveries and attempts are gone"
+    );
+    client
+        .execute(
+            "DELETE FROM tailhook.outbox WHERE id = (SELECT min(id) FROM tailhook.outbox)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts().await,
+        (2, 2),
+        "the event's delivery and attempt are gone"
+    );
+}
