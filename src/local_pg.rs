@@ -1,7 +1,7 @@
 //! Finds a PostgreSQL for the test suite and the demo: `DATABASE_URL`, one on localhost:5432, or a throwaway cluster.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,11 +42,7 @@ pub fn find_or_start() -> Result<LocalPg, String> {
             });
         }
     }
-    let bin = find_binaries().ok_or(
-        "no PostgreSQL found: set DATABASE_URL, run one on localhost:5432 with trust auth, \
-         or install the PostgreSQL server binaries (Debian: apt-get install postgresql)",
-    )?;
-    start_throwaway(&bin)
+    start_throwaway()
 }
 
 /// Connects once and runs `SELECT 1`.
@@ -110,10 +106,15 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
-/// Initialises a cluster in a temporary directory and starts it under a
-/// watchdog shell that stops it and deletes the directory when this process
-/// is gone. As root, the server runs as the `postgres` user.
-fn start_throwaway(bin: &Path) -> Result<LocalPg, String> {
+/// Initialises a cluster in a temporary directory from the local binaries and
+/// starts it under a watchdog shell that stops it and deletes the directory
+/// when this process is gone. As root, the server runs as the `postgres` user.
+pub fn start_throwaway() -> Result<LocalPg, String> {
+    let bin = find_binaries().ok_or(
+        "no PostgreSQL found: set DATABASE_URL, run one on localhost:5432 with trust auth, \
+         or install the PostgreSQL server binaries (Debian: apt-get install postgresql)",
+    )?;
+    let bin = bin.as_path();
     let dir = std::env::temp_dir().join(format!(
         "tailhook-pg-{}-{:08x}",
         std::process::id(),

@@ -236,3 +236,15 @@ async fn deleting_an_endpoint_or_an_event_deletes_its_deliveries_and_attempts() 
         "the event's delivery and attempt are gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throwaway_cluster_starts_from_local_binaries_and_takes_the_schema() {
+    // The path a machine without a running PostgreSQL takes. The cluster is
+    // stopped and deleted by its watchdog when this test process exits.
+    let pg = tokio::task::spawn_blocking(tailhook::local_pg::start_throwaway).await.unwrap().expect("throwaway cluster");
+    assert!(pg.origin.starts_with("throwaway cluster in "), "{}", pg.origin);
+    let mut client = connect(&pg.admin_url).await;
+    assert_eq!(tailhook::db::migrate(&mut client).await.unwrap(), vec![1]);
+    let dir = pg.origin.trim_start_matches("throwaway cluster in ");
+    assert!(std::path::Path::new(dir).join("data").is_dir());
+}
