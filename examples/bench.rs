@@ -32,48 +32,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = args.first().map(String::as_str).unwrap_or("throughput");
     let num = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let pg = local_pg::find_or_start()?;
     let stats = Arc::new(Stats::default());
     let addr = start_receiver(stats.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
         let name = format!("tailhook_bench_{}", std::process::id());
         let admin = connect(&pg.admin_url).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
         let url = pg.url_for(&name);
         let result = match mode {
             "latency" => latency(&url, addr, &stats, num(1, 1000), num(2, 10)).await,
             _ => throughput(&url, addr, &stats, num(1, 100_000), num(2, 1)).await,
         };
-        admin
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await?;
+        admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await?;
         result
     })
 }
 
 async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(conn);
     client
 }
 
 /// Defaults, then any `TAILHOOK_*` variables (to try settings), then the bench's database.
 fn config(url: &str) -> tailhook::Config {
-    let mut c =
-        tailhook::Config::load(std::path::Path::new("/nonexistent/bench.toml")).expect("config");
+    let mut c = tailhook::Config::load(std::path::Path::new("/nonexistent/bench.toml")).expect("config");
     c.database.url = tailhook::secret::DatabaseUrl::new(url);
     c.delivery.allow_private_networks = true;
     c
@@ -133,13 +121,8 @@ async fn throughput(
     let elapsed = start.elapsed();
     shutdown.cancel();
     sidecar.await??;
-    let succeeded: i64 = client
-        .query_one(
-            "SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'",
-            &[],
-        )
-        .await?
-        .get(0);
+    let succeeded: i64 =
+        client.query_one("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'", &[]).await?.get(0);
     let received = stats.received.load(Ordering::Relaxed);
     println!(
         "{succeeded} deliveries succeeded in {:.2} s: {:.0} deliveries/s; receiver got {received} ({} duplicates); peak RSS {} MiB (process incl. receiver)",
@@ -169,10 +152,7 @@ async fn latency(
     for i in 0..total {
         tokio::time::sleep_until(start + interval * i as u32).await;
         let tx = client.transaction().await?;
-        let id: String = tx
-            .query_one("SELECT tailhook.publish('tick', '{\"n\": 1}')::text", &[])
-            .await?
-            .get(0);
+        let id: String = tx.query_one("SELECT tailhook.publish('tick', '{\"n\": 1}')::text", &[]).await?.get(0);
         stats.sent.lock().unwrap().insert(id, Instant::now());
         tx.commit().await?;
     }
@@ -184,11 +164,8 @@ async fn latency(
     sidecar.await??;
     let mut lat = stats.latencies_us.lock().unwrap().clone();
     lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let pct =
+        |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
     println!(
         "{} of {total} events at {rate}/s, one transaction each: commit-to-receiver p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         lat.len(),
@@ -205,10 +182,7 @@ fn start_receiver(stats: Arc<Stats>) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
             let app = axum::Router::new().fallback(move |headers: HeaderMap| {
                 let stats = stats.clone();
@@ -217,11 +191,7 @@ fn start_receiver(stats: Arc<Stats>) -> std::net::SocketAddr {
                     stats.received.fetch_add(1, Ordering::Relaxed);
                     if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
                         if let Some(sent) = stats.sent.lock().unwrap().get(id) {
-                            stats
-                                .latencies_us
-                                .lock()
-                                .unwrap()
-                                .push(now.duration_since(*sent).as_micros() as u64);
+                            stats.latencies_us.lock().unwrap().push(now.duration_since(*sent).as_micros() as u64);
                         }
                     }
                     "ok"
@@ -238,9 +208,7 @@ fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }

@@ -115,6 +115,9 @@ CREATE TABLE IF NOT EXISTS tailhook.deliveries (
     next_attempt_at  timestamptz DEFAULT now(),
     locked_until     timestamptz,
     locked_by        text,
+    -- Which claim holds the lease: a result is kept only if it carries the
+    -- same (locked_by, lease) pair, so a re-claim always wins over a late result.
+    lease            bigint,
     last_status_code int,
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
@@ -123,9 +126,10 @@ CREATE TABLE IF NOT EXISTS tailhook.deliveries (
     CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id)
 );
 
--- Only work that is still to be done: finished rows never slow a claim.
+-- Only work that is still to be done, per endpoint: finished rows never slow
+-- a claim, and the pending rows of a disabled or paused endpoint are never read.
 CREATE INDEX IF NOT EXISTS deliveries_due
-    ON tailhook.deliveries (next_attempt_at)
+    ON tailhook.deliveries (endpoint_id, next_attempt_at)
     WHERE status IN ('pending', 'retrying');
 CREATE INDEX IF NOT EXISTS deliveries_endpoint
     ON tailhook.deliveries (endpoint_id);

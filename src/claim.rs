@@ -6,6 +6,7 @@ use crate::sidecar::Ctx;
 use crate::throttle::Throttle;
 use crate::worker::{self, Job, Slot};
 use backon::{BackoffBuilder, ExponentialBuilder};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -23,9 +24,10 @@ pub async fn fan_out_loop(ctx: Arc<Ctx>) {
     let poll = Duration::from_millis(ctx.config.database.poll_interval_ms);
     loop {
         tokio::select! {
+            biased;
+            _ = ctx.shutdown.cancelled() => return,
             _ = ctx.wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
-            _ = ctx.shutdown.cancelled() => return,
         }
         drain(&ctx, Kind::FanOut).await;
     }
@@ -39,9 +41,10 @@ pub async fn due_loop(ctx: Arc<Ctx>) {
     loop {
         let wake_at = ctx.due.next_wake(next_poll);
         tokio::select! {
-            _ = tokio::time::sleep_until(wake_at) => {}
-            _ = ctx.due.changed.notified() => continue,
+            biased;
             _ = ctx.shutdown.cancelled() => return,
+            _ = ctx.due.changed.notified() => continue,
+            _ = tokio::time::sleep_until(wake_at) => {}
         }
         if Instant::now() >= next_poll {
             next_poll = Instant::now() + poll;
@@ -59,22 +62,26 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
         .without_max_times()
         .build();
     loop {
-        let Some(reserved) = reserve(ctx).await else {
+        let Some(reserved) = reserve(ctx).await else { return };
+        if ctx.shutdown.is_cancelled() {
+            ctx.capacity.add_permits(reserved);
             return;
-        };
+        }
+        let endpoints = ctx.endpoints.enabled_count().max(1);
         let limit = match kind {
-            Kind::FanOut => (reserved / ctx.endpoints.enabled_count().max(1)).max(1),
+            Kind::FanOut => (reserved / endpoints).max(1),
             Kind::Due => reserved,
         };
         let lease = Lease {
             replica: &ctx.replica,
+            token: ctx.next_lease.fetch_add(1, Ordering::Relaxed),
             default_timeout_ms: ctx.config.delivery.timeout_ms as i32,
             margin_ms: ctx.config.delivery.lease_margin_ms as i32,
         };
         let started = Instant::now();
         let claimed = match kind {
             Kind::FanOut => ctx.db.dispatch(limit as i64, lease).await,
-            Kind::Due => ctx.db.claim_due(limit as i64, lease).await,
+            Kind::Due => ctx.db.claim_due(limit as i64, (limit / endpoints).max(1) as i64, lease).await,
         };
         let rows = match claimed {
             Ok(rows) => rows,
@@ -95,7 +102,7 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
             Kind::Due => rows.len(),
         };
         tracing::debug!(claim = ?kind, reserved, limit, taken, deliveries = rows.len(), took_us = started.elapsed().as_micros() as u64, "claimed");
-        start_workers(ctx, rows, reserved).await;
+        start_workers(ctx, rows, reserved, lease.token, started).await;
         if taken < limit || ctx.shutdown.is_cancelled() {
             return;
         }
@@ -114,15 +121,14 @@ async fn reserve(ctx: &Ctx) -> Option<usize> {
     let batch = ctx.config.delivery.batch_size;
     let worthwhile = (ctx.config.delivery.concurrency / 4).clamp(1, batch);
     let first = tokio::select! {
-        permit = ctx.capacity.acquire() => permit.ok()?,
+        biased;
         _ = ctx.shutdown.cancelled() => return None,
+        permit = ctx.capacity.acquire() => permit.ok()?,
     };
     first.forget();
     let mut reserved = 1;
     if ctx.capacity.available_permits() + 1 < worthwhile {
-        if let Ok(Ok(more)) =
-            tokio::time::timeout(GATHER, ctx.capacity.acquire_many((worthwhile - 1) as u32)).await
-        {
+        if let Ok(Ok(more)) = tokio::time::timeout(GATHER, ctx.capacity.acquire_many((worthwhile - 1) as u32)).await {
             more.forget();
             reserved = worthwhile;
         }
@@ -150,24 +156,20 @@ fn count_outbox_rows(rows: &[ClaimedRow]) -> usize {
 }
 
 /// One worker per claimed delivery; events shared by several endpoints are
-/// built once.
-async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usize) {
+/// built once. `claimed_at` is when the claim was sent, so lease deadlines
+/// computed from it are never later than the database's.
+async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usize, lease: i64, claimed_at: Instant) {
     let mut event: Option<(i64, Arc<Event>)> = None;
     for row in rows {
-        let (Some(delivery_id), Some(endpoint_id), Some(payload)) =
-            (row.delivery_id, row.endpoint_id, &row.payload)
+        let (Some(delivery_id), Some(endpoint_id), Some(payload), Some(lease_ms)) =
+            (row.delivery_id, row.endpoint_id, &row.payload, row.lease_ms)
         else {
-            continue; // an outbox row that matched no endpoint
+            continue; // an outbox row with no delivery to send now
         };
         let shared = match &event {
             Some((id, e)) if *id == row.outbox_id => e.clone(),
             _ => {
-                let e = Arc::new(Event::new(
-                    row.event_id,
-                    &row.event_type,
-                    &row.created_at,
-                    payload,
-                ));
+                let e = Arc::new(Event::new(row.event_id, &row.event_type, &row.created_at, payload));
                 event = Some((row.outbox_id, e.clone()));
                 e
             }
@@ -185,6 +187,8 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
             delivery_id,
             endpoint_id,
             attempt: row.attempts as u32 + 1,
+            lease,
+            lease_deadline: claimed_at + Duration::from_millis(lease_ms.max(0) as u64),
             event: shared,
             slot: Slot::new(ctx.capacity.clone()),
         };

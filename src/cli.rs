@@ -8,11 +8,7 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "tailhook",
-    version,
-    about = "Turns PostgreSQL outbox rows into signed, retried webhooks"
-)]
+#[command(name = "tailhook", version, about = "Turns PostgreSQL outbox rows into signed, retried webhooks")]
 struct Cli {
     /// Config file (default: $TAILHOOK_CONFIG, else ./config.toml; missing means built-in defaults)
     #[arg(long, global = true, value_name = "PATH")]
@@ -54,10 +50,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tailhook: cannot start the async runtime: {e}");
@@ -88,9 +81,7 @@ fn init_logging(config: &Config) {
         .ok()
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -101,18 +92,13 @@ async fn run(config: Config) -> Result<(), String> {
     init_logging(&config);
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    crate::run(config, shutdown)
-        .await
-        .map_err(|e| e.to_string())
+    crate::run(config, shutdown).await.map_err(|e| e.to_string())
 }
 
 /// First SIGTERM/SIGINT: graceful stop. Second: exit at once.
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return;
     };

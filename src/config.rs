@@ -20,10 +20,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -122,10 +119,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-            format: LogFormat::Text,
-        }
+        Self { level: "info".into(), format: LogFormat::Text }
     }
 }
 
@@ -192,18 +186,12 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
         if path.exists() {
-            std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+            std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::File { path: path.to_owned(), reason: e.to_string() })?;
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
-            .merge(
-                Env::raw()
-                    .only(&["DATABASE_URL"])
-                    .map(|_| "database.url".into()),
-            )
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
             .merge(Env::prefixed("TAILHOOK_").ignore(&["CONFIG"]).split("__"));
         Self::from_figment(figment)
     }
@@ -232,12 +220,7 @@ impl Config {
         db.url
             .expose()
             .parse::<tokio_postgres::Config>()
-            .map_err(|e| {
-                invalid(
-                    "database.url",
-                    format!("not a PostgreSQL connection string: {e}"),
-                )
-            })?;
+            .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
 
         let d = &self.delivery;
         positive("delivery.max_attempts", u64::from(d.max_attempts))?;
@@ -247,10 +230,7 @@ impl Config {
         positive("delivery.batch_size", d.batch_size as u64)?;
         positive("delivery.max_payload_bytes", d.max_payload_bytes as u64)?;
         if d.backoff_max_ms < d.backoff_initial_ms {
-            return Err(invalid(
-                "delivery.backoff_max_ms",
-                "must be at least delivery.backoff_initial_ms",
-            ));
+            return Err(invalid("delivery.backoff_max_ms", "must be at least delivery.backoff_initial_ms"));
         }
         if d.lease_margin_ms > 30_000 {
             return Err(invalid("delivery.lease_margin_ms", "must be at most 30000"));
@@ -259,8 +239,7 @@ impl Config {
             return Err(invalid("delivery.timeout_ms", "is too large"));
         }
         for (i, cidr) in d.allowed_cidrs.iter().enumerate() {
-            cidr.parse::<Cidr>()
-                .map_err(|e| invalid(format!("delivery.allowed_cidrs[{i}]"), e))?;
+            cidr.parse::<Cidr>().map_err(|e| invalid(format!("delivery.allowed_cidrs[{i}]"), e))?;
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", format!("not a log filter: {e}")))?;
@@ -268,10 +247,7 @@ impl Config {
         let mut names = std::collections::HashSet::new();
         for (i, ep) in self.endpoints.iter().enumerate() {
             if !names.insert(ep.name.as_str()) {
-                return Err(invalid(
-                    format!("endpoints[{i}].name"),
-                    format!("`{}` is declared twice", ep.name),
-                ));
+                return Err(invalid(format!("endpoints[{i}].name"), format!("`{}` is declared twice", ep.name)));
             }
             ep.resolve(i, d.https_only)?;
         }
@@ -279,11 +255,7 @@ impl Config {
     }
 
     pub fn allowed_cidrs(&self) -> Vec<Cidr> {
-        self.delivery
-            .allowed_cidrs
-            .iter()
-            .filter_map(|c| c.parse().ok())
-            .collect()
+        self.delivery.allowed_cidrs.iter().filter_map(|c| c.parse().ok()).collect()
     }
 }
 
@@ -324,14 +296,7 @@ fn describe_figment_error(err: figment::Error) -> ConfigError {
             None => format!(" (from {})", m.name),
         })
         .unwrap_or_default();
-    invalid(
-        if key.is_empty() {
-            "<root>".to_owned()
-        } else {
-            key
-        },
-        format!("{reason}{source}"),
-    )
+    invalid(if key.is_empty() { "<root>".to_owned() } else { key }, format!("{reason}{source}"))
 }
 
 fn join_key(path: &str, field: &str) -> String {
@@ -345,23 +310,15 @@ fn join_key(path: &str, field: &str) -> String {
 }
 
 /// Headers tailhook sets itself; an endpoint's own headers cannot replace them.
-pub const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "host",
-    "user-agent",
-    "transfer-encoding",
-    "connection",
-];
+pub const RESERVED_HEADERS: &[&str] =
+    &["content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"];
 
 /// Why a custom header is unusable, or `None` when it is fine. Shared by the
 /// config check and the sender (headers set with SQL are checked there).
 pub fn header_problem(name: &str, value: &str) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
-        return Some(format!(
-            "header `{name}` is set by tailhook and cannot be overridden"
-        ));
+        return Some(format!("header `{name}` is set by tailhook and cannot be overridden"));
     }
     if name.len() > 4096 || value.len() > 4096 {
         return Some(format!("header `{name}` is longer than 4 KiB"));
@@ -370,9 +327,7 @@ pub fn header_problem(name: &str, value: &str) -> Option<String> {
         return Some(format!("header name `{name}` is not valid HTTP"));
     }
     if reqwest::header::HeaderValue::from_str(value).is_err() {
-        return Some(format!(
-            "header `{name}` has a value that is not valid HTTP"
-        ));
+        return Some(format!("header `{name}` has a value that is not valid HTTP"));
     }
     None
 }
@@ -392,32 +347,18 @@ impl EndpointConfig {
         if self.name.is_empty() {
             return Err(invalid(key("name"), "must not be empty"));
         }
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| invalid(key("url"), format!("not a URL: {e}")))?;
+        let url = reqwest::Url::parse(&self.url).map_err(|e| invalid(key("url"), format!("not a URL: {e}")))?;
         match url.scheme() {
             "https" => {}
             "http" if !https_only => {}
-            "http" => {
-                return Err(invalid(
-                    key("url"),
-                    "must be https (delivery.https_only is set)",
-                ))
-            }
-            other => {
-                return Err(invalid(
-                    key("url"),
-                    format!("scheme `{other}` is not http or https"),
-                ))
-            }
+            "http" => return Err(invalid(key("url"), "must be https (delivery.https_only is set)")),
+            other => return Err(invalid(key("url"), format!("scheme `{other}` is not http or https"))),
         }
         if url.host_str().is_none() {
             return Err(invalid(key("url"), "has no host"));
         }
         if self.event_types.is_empty() || self.event_types.iter().any(String::is_empty) {
-            return Err(invalid(
-                key("event_types"),
-                "must list at least one non-empty type (`*` for all)",
-            ));
+            return Err(invalid(key("event_types"), "must list at least one non-empty type (`*` for all)"));
         }
         for (field, value) in [
             ("max_attempts", self.max_attempts),
@@ -438,8 +379,7 @@ impl EndpointConfig {
             secrets.push(Secret::new(read_env(var, &key("secret_env"))?));
         }
         for secret in &secrets {
-            SigningKey::from_whsec(secret.expose())
-                .map_err(|e| invalid(key("secrets"), e.to_string()))?;
+            SigningKey::from_whsec(secret.expose()).map_err(|e| invalid(key("secrets"), e.to_string()))?;
         }
 
         let mut headers = BTreeMap::new();
@@ -449,66 +389,40 @@ impl EndpointConfig {
             }
             headers.insert(name.to_ascii_lowercase(), Secret::new(value.clone()));
         }
-        let authorization = match (
-            &self.bearer_token_env,
-            &self.basic_auth_user,
-            &self.basic_auth_password_env,
-        ) {
+        let authorization = match (&self.bearer_token_env, &self.basic_auth_user, &self.basic_auth_password_env) {
             (Some(_), Some(_), _) => {
-                return Err(invalid(
-                    key("bearer_token_env"),
-                    "cannot be combined with basic_auth_user",
-                ))
+                return Err(invalid(key("bearer_token_env"), "cannot be combined with basic_auth_user"))
             }
-            (Some(var), None, _) => Some(format!(
-                "Bearer {}",
-                read_env(var, &key("bearer_token_env"))?
-            )),
+            (Some(var), None, _) => Some(format!("Bearer {}", read_env(var, &key("bearer_token_env"))?)),
             (None, Some(user), password_var) => {
                 use base64::Engine;
                 let password = match password_var {
                     Some(var) => read_env(var, &key("basic_auth_password_env"))?,
                     None => String::new(),
                 };
-                let token =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 Some(format!("Basic {token}"))
             }
-            (None, None, Some(_)) => {
-                return Err(invalid(
-                    key("basic_auth_password_env"),
-                    "needs basic_auth_user",
-                ))
-            }
+            (None, None, Some(_)) => return Err(invalid(key("basic_auth_password_env"), "needs basic_auth_user")),
             (None, None, None) => None,
         };
         if let Some(value) = authorization {
             if headers.contains_key("authorization") {
-                return Err(invalid(
-                    key("headers"),
-                    "sets `authorization` and an auth option at once",
-                ));
+                return Err(invalid(key("headers"), "sets `authorization` and an auth option at once"));
             }
             if let Some(problem) = header_problem("authorization", &value) {
                 return Err(invalid(key("bearer_token_env"), problem));
             }
             headers.insert("authorization".into(), Secret::new(value));
         }
-        Ok(ResolvedEndpoint {
-            config: self.clone(),
-            secrets,
-            headers,
-        })
+        Ok(ResolvedEndpoint { config: self.clone(), secrets, headers })
     }
 }
 
 fn read_env(var: &str, key: &str) -> Result<String, ConfigError> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(v),
-        _ => Err(invalid(
-            key,
-            format!("environment variable {var} is not set"),
-        )),
+        _ => Err(invalid(key, format!("environment variable {var} is not set"))),
     }
 }
 
@@ -531,10 +445,7 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.delivery.max_attempts, 18);
         assert_eq!(c.delivery.timeout_ms, 10_000);
-        assert_eq!(
-            c.database.url.expose(),
-            "postgres://postgres@localhost:5432/postgres"
-        );
+        assert_eq!(c.database.url.expose(), "postgres://postgres@localhost:5432/postgres");
         assert!(c.endpoints.is_empty());
     }
 
@@ -568,10 +479,7 @@ mod tests {
         ];
         for (toml, expected) in cases {
             let got = error_of(toml);
-            assert!(
-                got.starts_with(expected),
-                "{toml:?}\n got: {got}\nwant: {expected}"
-            );
+            assert!(got.starts_with(expected), "{toml:?}\n got: {got}\nwant: {expected}");
         }
     }
 

@@ -38,10 +38,7 @@ impl Endpoint {
                 .timeout_ms
                 .and_then(|ms| u64::try_from(ms).ok())
                 .map_or(defaults.timeout(), Duration::from_millis),
-            max_attempts: row
-                .max_attempts
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(defaults.max_attempts),
+            max_attempts: row.max_attempts.and_then(|n| u32::try_from(n).ok()).unwrap_or(defaults.max_attempts),
             target,
         }
     }
@@ -57,10 +54,11 @@ fn build_target(row: &EndpointRow, https_only: bool) -> Result<Target, String> {
     }
     let mut keys = Vec::with_capacity(row.secrets.len());
     for (i, secret) in row.secrets.iter().enumerate() {
+        let secret = secret.as_deref().ok_or_else(|| format!("secrets[{}] is NULL", i + 1))?;
         keys.push(SigningKey::from_whsec(secret).map_err(|e| format!("secrets[{}]: {e}", i + 1))?);
     }
-    let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&row.headers)
-        .map_err(|e| format!("headers are not a JSON object: {e}"))?;
+    let parsed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&row.headers).map_err(|e| format!("headers are not a JSON object: {e}"))?;
     let mut headers = HeaderMap::with_capacity(parsed.len());
     for (name, value) in parsed {
         let serde_json::Value::String(value) = value else {
@@ -70,10 +68,7 @@ fn build_target(row: &EndpointRow, https_only: bool) -> Result<Target, String> {
             return Err(problem);
         }
         // Both parse: header_problem checked them.
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
             let mut v = v;
             v.set_sensitive(true);
             headers.insert(n, v);
@@ -91,29 +86,16 @@ pub struct EndpointCache {
 
 impl EndpointCache {
     pub fn new(defaults: DeliveryConfig) -> Self {
-        Self {
-            defaults,
-            current: RwLock::default(),
-            fingerprint: tokio::sync::Mutex::default(),
-        }
+        Self { defaults, current: RwLock::default(), fingerprint: tokio::sync::Mutex::default() }
     }
 
     pub fn get(&self, id: i64) -> Option<Arc<Endpoint>> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
     }
 
     /// Endpoints currently enabled (used to size fan-out claims).
     pub fn enabled_count(&self) -> usize {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|e| e.enabled)
-            .count()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).values().filter(|e| e.enabled).count()
     }
 
     /// Reloads when the table changed since the last look; returns whether it did.
@@ -124,10 +106,8 @@ impl EndpointCache {
             return Ok(false);
         }
         let rows = db.load_endpoints().await?;
-        let map: HashMap<i64, Arc<Endpoint>> = rows
-            .into_iter()
-            .map(|r| (r.id, Arc::new(Endpoint::from_row(r, &self.defaults))))
-            .collect();
+        let map: HashMap<i64, Arc<Endpoint>> =
+            rows.into_iter().map(|r| (r.id, Arc::new(Endpoint::from_row(r, &self.defaults)))).collect();
         for ep in map.values() {
             if let Err(problem) = &ep.target {
                 tracing::warn!(endpoint = %ep.name, %problem, "endpoint cannot be sent to; its deliveries will fail");

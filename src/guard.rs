@@ -21,9 +21,7 @@ impl FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("`{s}` is not an IP network"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| format!("`{s}` is not an IP network"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(p) => p
@@ -40,15 +38,10 @@ impl FromStr for Cidr {
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
-                u128::from(u32::from(net)),
-                u128::from(u32::from(ip)),
-                self.prefix,
-                32,
-            ),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(u128::from(net), u128::from(ip), self.prefix, 128)
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_eq(u128::from(u32::from(net)), u128::from(u32::from(ip)), self.prefix, 32)
             }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(u128::from(net), u128::from(ip), self.prefix, 128),
             _ => false,
         }
     }
@@ -117,9 +110,7 @@ pub struct AddressPolicy {
 
 impl AddressPolicy {
     pub fn permits(&self, ip: IpAddr) -> bool {
-        self.allow_private_networks
-            || !is_non_public(ip)
-            || self.allowed.iter().any(|c| c.contains(ip))
+        self.allow_private_networks || !is_non_public(ip) || self.allowed.iter().any(|c| c.contains(ip))
     }
 }
 
@@ -235,15 +226,9 @@ mod tests {
         let public: IpAddr = "8.8.8.8".parse().unwrap();
         let strict = AddressPolicy::default();
         assert!(!strict.permits(loopback) && !strict.permits(private) && strict.permits(public));
-        let open = AddressPolicy {
-            allow_private_networks: true,
-            allowed: vec![],
-        };
+        let open = AddressPolicy { allow_private_networks: true, allowed: vec![] };
         assert!(open.permits(loopback) && open.permits(private));
-        let cidr = AddressPolicy {
-            allow_private_networks: false,
-            allowed: vec!["10.0.0.0/8".parse().unwrap()],
-        };
+        let cidr = AddressPolicy { allow_private_networks: false, allowed: vec!["10.0.0.0/8".parse().unwrap()] };
         assert!(cidr.permits(private) && !cidr.permits(loopback));
         assert!(cidr.permits("::ffff:10.9.9.9".parse().unwrap()));
     }
@@ -252,14 +237,8 @@ mod tests {
     fn cidr_parsing() {
         assert!("10.0.0.0/8".parse::<Cidr>().is_ok());
         assert!("fd00::/8".parse::<Cidr>().is_ok());
-        assert!("127.0.0.1"
-            .parse::<Cidr>()
-            .unwrap()
-            .contains("127.0.0.1".parse().unwrap()));
-        assert!("0.0.0.0/0"
-            .parse::<Cidr>()
-            .unwrap()
-            .contains("9.9.9.9".parse().unwrap()));
+        assert!("127.0.0.1".parse::<Cidr>().unwrap().contains("127.0.0.1".parse().unwrap()));
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains("9.9.9.9".parse().unwrap()));
         for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }

@@ -27,19 +27,13 @@ impl LocalPg {
 pub fn find_or_start() -> Result<LocalPg, String> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return check(&url)
-            .map(|()| LocalPg {
-                admin_url: url,
-                origin: "DATABASE_URL".into(),
-            })
+            .map(|()| LocalPg { admin_url: url, origin: "DATABASE_URL".into() })
             .map_err(|e| format!("DATABASE_URL does not answer: {e}"));
     }
     for user in ["postgres", "root"] {
         let url = format!("postgres://{user}@127.0.0.1:5432/postgres");
         if check(&url).is_ok() {
-            return Ok(LocalPg {
-                admin_url: url,
-                origin: "localhost:5432".into(),
-            });
+            return Ok(LocalPg { admin_url: url, origin: "localhost:5432".into() });
         }
     }
     start_throwaway()
@@ -50,24 +44,13 @@ fn check(url: &str) -> Result<(), String> {
     let url = url.to_owned();
     // A thread of its own, so this works from inside an async runtime too.
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         rt.block_on(async {
-            let mut config: tokio_postgres::Config = url
-                .parse()
-                .map_err(|e: tokio_postgres::Error| e.to_string())?;
+            let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| e.to_string())?;
             config.connect_timeout(Duration::from_secs(3));
-            let (client, conn) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
             tokio::spawn(conn);
-            client
-                .simple_query("SELECT 1")
-                .await
-                .map_err(|e| e.to_string())?;
+            client.simple_query("SELECT 1").await.map_err(|e| e.to_string())?;
             Ok(())
         })
     })
@@ -100,10 +83,7 @@ fn find_binaries() -> Option<PathBuf> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 /// Initialises a cluster in a temporary directory from the local binaries and
@@ -115,68 +95,32 @@ pub fn start_throwaway() -> Result<LocalPg, String> {
          or install the PostgreSQL server binaries (Debian: apt-get install postgresql)",
     )?;
     let bin = bin.as_path();
-    let dir = std::env::temp_dir().join(format!(
-        "tailhook-pg-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let dir = std::env::temp_dir().join(format!("tailhook-pg-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let as_user: Vec<String> = if is_root() {
-        let status = Command::new("chown")
-            .args(["postgres:", &dir.display().to_string()])
-            .status();
+        let status = Command::new("chown").args(["postgres:", &dir.display().to_string()]).status();
         if !status.is_ok_and(|s| s.success()) {
-            return Err(
-                "running as root, and cannot hand a directory to the `postgres` user".into(),
-            );
+            return Err("running as root, and cannot hand a directory to the `postgres` user".into());
         }
-        [
-            "setpriv",
-            "--reuid=postgres",
-            "--regid=postgres",
-            "--init-groups",
-            "--",
-        ]
-        .map(String::from)
-        .to_vec()
+        ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"].map(String::from).to_vec()
     } else {
         Vec::new()
     };
     let data = dir.join("data");
-    let mut initdb = Command::new(
-        as_user
-            .first()
-            .map_or(bin.join("initdb").into_os_string(), Into::into),
-    );
+    let mut initdb = Command::new(as_user.first().map_or(bin.join("initdb").into_os_string(), Into::into));
     initdb.args(as_user.iter().skip(1));
     if !as_user.is_empty() {
         initdb.arg(bin.join("initdb"));
     }
     let out = initdb
-        .args([
-            "-D",
-            &data.display().to_string(),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ])
+        .args(["-D", &data.display().to_string(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run initdb: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let server = format!(
         "{prefix} {bin}/postgres -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 \
          -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
@@ -203,18 +147,10 @@ pub fn start_throwaway() -> Result<LocalPg, String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match check(&url) {
-            Ok(()) => {
-                return Ok(LocalPg {
-                    admin_url: url,
-                    origin: format!("throwaway cluster in {}", dir.display()),
-                })
-            }
+            Ok(()) => return Ok(LocalPg { admin_url: url, origin: format!("throwaway cluster in {}", dir.display()) }),
             Err(e) if Instant::now() > deadline => {
                 let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-                return Err(format!(
-                    "throwaway postgres did not start: {e}; log: {}",
-                    log.trim()
-                ));
+                return Err(format!("throwaway postgres did not start: {e}; log: {}", log.trim()));
             }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
@@ -229,9 +165,7 @@ pub fn with_database(url: &str, database: &str) -> String {
             None => (url, ""),
         };
         let authority_start = scheme_end + 3;
-        let path_start = base[authority_start..]
-            .find('/')
-            .map_or(base.len(), |i| authority_start + i);
+        let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
         return format!("{}/{database}{query}", &base[..path_start]);
     }
     format!("{url} dbname={database}")
@@ -246,10 +180,7 @@ mod tests {
         let cases = [
             ("postgres://u@h:5432/postgres", "postgres://u@h:5432/x"),
             ("postgres://u@h:5432", "postgres://u@h:5432/x"),
-            (
-                "postgres://u:p@h/db?sslmode=disable",
-                "postgres://u:p@h/x?sslmode=disable",
-            ),
+            ("postgres://u:p@h/db?sslmode=disable", "postgres://u:p@h/x?sslmode=disable"),
             ("host=h user=u", "host=h user=u dbname=x"),
         ];
         for (input, expected) in cases {

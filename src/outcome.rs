@@ -36,10 +36,7 @@ impl ErrorKind {
 
     /// A request refused before sending can never succeed: fail it at once.
     pub fn is_permanent(self) -> bool {
-        matches!(
-            self,
-            Self::BlockedAddress | Self::InvalidRequest | Self::PayloadTooLarge
-        )
+        matches!(self, Self::BlockedAddress | Self::InvalidRequest | Self::PayloadTooLarge)
     }
 }
 
@@ -61,24 +58,11 @@ impl Outcome {
     pub fn from_status(status: u16, retry_after: Option<Duration>, body: Option<String>) -> Self {
         let (error_kind, error) = match status {
             200..=299 => (None, None),
-            300..=399 => (
-                Some(ErrorKind::Redirect),
-                Some(format!("HTTP {status}: redirects are not followed")),
-            ),
+            300..=399 => (Some(ErrorKind::Redirect), Some(format!("HTTP {status}: redirects are not followed"))),
             _ => (Some(ErrorKind::HttpStatus), Some(format!("HTTP {status}"))),
         };
-        let retry_after = if matches!(status, 429 | 503) {
-            retry_after
-        } else {
-            None
-        };
-        Self {
-            status_code: Some(status),
-            error_kind,
-            error,
-            retry_after,
-            response_body: body,
-        }
+        let retry_after = if matches!(status, 429 | 503) { retry_after } else { None };
+        Self { status_code: Some(status), error_kind, error, retry_after, response_body: body }
     }
 
     /// A failure with no HTTP response.
@@ -117,40 +101,25 @@ impl Next {
 }
 
 /// Decides the next state after attempt number `attempt` (1-based).
-pub fn next_state(
-    outcome: &Outcome,
-    attempt: u32,
-    max_attempts: u32,
-    backoff: &Backoff,
-    jitter: f64,
-) -> Next {
+pub fn next_state(outcome: &Outcome, attempt: u32, max_attempts: u32, backoff: &Backoff, jitter: f64) -> Next {
     let Some(kind) = outcome.error_kind else {
         return Next::Succeeded;
     };
     let detail = outcome.error.as_deref().unwrap_or(kind.as_str());
     if kind.is_permanent() {
-        return Next::Failed {
-            reason: format!("{detail} (not retried: the request can never succeed)"),
-        };
+        return Next::Failed { reason: format!("{detail} (not retried: the request can never succeed)") };
     }
     if attempt >= max_attempts {
-        return Next::Failed {
-            reason: format!("{detail} (gave up after {attempt} attempts)"),
-        };
+        return Next::Failed { reason: format!("{detail} (gave up after {attempt} attempts)") };
     }
-    Next::Retry {
-        delay: backoff.delay_with_retry_after(attempt, jitter, outcome.retry_after),
-    }
+    Next::Retry { delay: backoff.delay_with_retry_after(attempt, jitter, outcome.retry_after) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const B: Backoff = Backoff {
-        initial_ms: 1_000,
-        max_ms: 60_000,
-    };
+    const B: Backoff = Backoff { initial_ms: 1_000, max_ms: 60_000 };
 
     #[test]
     fn status_classification() {
@@ -167,11 +136,7 @@ mod tests {
             (100, Some(ErrorKind::HttpStatus)),
         ];
         for (status, kind) in cases {
-            assert_eq!(
-                Outcome::from_status(status, None, None).error_kind,
-                kind,
-                "{status}"
-            );
+            assert_eq!(Outcome::from_status(status, None, None).error_kind, kind, "{status}");
         }
     }
 
@@ -192,45 +157,13 @@ mod tests {
         let cases: [(&Outcome, u32, u32, Next); 6] = [
             (&ok, 1, 3, Next::Succeeded),
             (&ok, 3, 3, Next::Succeeded),
-            (
-                &err,
-                1,
-                3,
-                Next::Retry {
-                    delay: Duration::from_secs(1),
-                },
-            ),
-            (
-                &err,
-                2,
-                3,
-                Next::Retry {
-                    delay: Duration::from_secs(2),
-                },
-            ),
-            (
-                &slow_down,
-                1,
-                3,
-                Next::Retry {
-                    delay: Duration::from_secs(20),
-                },
-            ),
-            (
-                &err,
-                3,
-                3,
-                Next::Failed {
-                    reason: "HTTP 500 (gave up after 3 attempts)".into(),
-                },
-            ),
+            (&err, 1, 3, Next::Retry { delay: Duration::from_secs(1) }),
+            (&err, 2, 3, Next::Retry { delay: Duration::from_secs(2) }),
+            (&slow_down, 1, 3, Next::Retry { delay: Duration::from_secs(20) }),
+            (&err, 3, 3, Next::Failed { reason: "HTTP 500 (gave up after 3 attempts)".into() }),
         ];
         for (outcome, attempt, max, expected) in cases {
-            assert_eq!(
-                next_state(outcome, attempt, max, &B, 0.0),
-                expected,
-                "{outcome:?} #{attempt}"
-            );
+            assert_eq!(next_state(outcome, attempt, max, &B, 0.0), expected, "{outcome:?} #{attempt}");
         }
         let Next::Failed { reason } = next_state(&blocked, 1, 3, &B, 0.0) else {
             panic!("a blocked address must fail at once");

@@ -20,14 +20,9 @@ const MAX_BATCH: usize = 1_000;
 #[derive(Debug)]
 pub enum Record {
     /// An attempt was made: store it and the delivery's next state.
-    Done {
-        delivery_id: i64,
-        attempt: u32,
-        next: Next,
-        attempt_info: Attempt,
-    },
+    Done { delivery_id: i64, lease: i64, attempt: u32, next: Next, attempt_info: Attempt },
     /// The delivery was not attempted: give its lease back now.
-    Release(i64),
+    Release { delivery_id: i64, lease: i64 },
 }
 
 /// Moments at which retries this replica scheduled become due, so the
@@ -78,33 +73,26 @@ impl DueTimer {
 /// Runs until every sender of `rx` is gone, writing what arrives in batches.
 /// Database errors are retried until `abandon` fires (unrecorded results are
 /// then redelivered after their leases expire: at-least-once).
-pub async fn run(
-    db: Db,
-    replica: String,
-    mut rx: mpsc::Receiver<Record>,
-    due: &DueTimer,
-    abandon: CancellationToken,
-) {
+pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &DueTimer, abandon: CancellationToken) {
     let throttle = Throttle::new(Duration::from_secs(1));
     let mut records = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut records, MAX_BATCH).await > 0 {
         let mut batch = ResultBatch::default();
-        let mut releases = Vec::new();
+        let (mut release_ids, mut release_leases) = (Vec::new(), Vec::new());
         let mut retries = Vec::new();
         for record in records.drain(..) {
             match record {
-                Record::Done {
-                    delivery_id,
-                    attempt,
-                    next,
-                    attempt_info,
-                } => {
+                Record::Done { delivery_id, lease, attempt, next, attempt_info } => {
                     if let Next::Retry { delay } = next {
                         retries.push(delay);
                     }
+                    batch.lease.push(lease);
                     push_result(&mut batch, delivery_id, attempt, &next, attempt_info)
                 }
-                Record::Release(id) => releases.push(id),
+                Record::Release { delivery_id, lease } => {
+                    release_ids.push(delivery_id);
+                    release_leases.push(lease);
+                }
             }
         }
         let mut backoff = ExponentialBuilder::default()
@@ -114,22 +102,29 @@ pub async fn run(
             .build();
         let started = Instant::now();
         loop {
-            let result = async {
+            let write = async {
                 if !batch.is_empty() {
                     db.record_results(&replica, &batch).await?;
                 }
-                if !releases.is_empty() {
-                    db.release(&replica, Some(&releases)).await?;
+                if !release_ids.is_empty() {
+                    db.release(&replica, &release_ids, &release_leases).await?;
                 }
                 Ok::<_, crate::db::DbError>(())
-            }
-            .await;
+            };
+            let result = tokio::select! {
+                biased;
+                _ = abandon.cancelled() => {
+                    tracing::warn!(results = batch.len(), "shutting down with unrecorded results; they will be redelivered");
+                    break;
+                }
+                result = write => result,
+            };
             let Err(error) = result else {
                 // Written: the retries are due from now on the database's clock.
                 retries.drain(..).for_each(|delay| due.schedule(delay));
                 tracing::debug!(
                     results = batch.len(),
-                    released = releases.len(),
+                    released = release_ids.len(),
                     took_us = started.elapsed().as_micros() as u64,
                     "recorded"
                 );
@@ -166,7 +161,6 @@ fn push_result(b: &mut ResultBatch, delivery_id: i64, attempt: u32, next: &Next,
     b.error.push(outcome.error);
     b.last_error.push(last_error);
     b.started_at.push(info.started_at);
-    b.duration_ms
-        .push(info.duration.as_millis().min(i32::MAX as u128) as i32);
+    b.duration_ms.push(info.duration.as_millis().min(i32::MAX as u128) as i32);
     b.response_body.push(outcome.response_body);
 }

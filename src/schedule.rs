@@ -18,22 +18,14 @@ impl Backoff {
     /// `jitter` is a random number in `[-1, 1]`; the result stays within `max_ms`.
     pub fn delay(&self, attempts_made: u32, jitter: f64) -> Duration {
         let exponent = attempts_made.saturating_sub(1).min(62);
-        let base = self
-            .initial_ms
-            .saturating_mul(1u64 << exponent)
-            .min(self.max_ms);
+        let base = self.initial_ms.saturating_mul(1u64 << exponent).min(self.max_ms);
         let jittered = base as f64 * (1.0 + JITTER * jitter.clamp(-1.0, 1.0));
         Duration::from_millis((jittered.round() as u64).min(self.max_ms))
     }
 
     /// The delay honouring a receiver's `Retry-After`: never sooner than it
     /// asks, never longer than `max_ms`.
-    pub fn delay_with_retry_after(
-        &self,
-        attempts_made: u32,
-        jitter: f64,
-        retry_after: Option<Duration>,
-    ) -> Duration {
+    pub fn delay_with_retry_after(&self, attempts_made: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
         let scheduled = self.delay(attempts_made, jitter);
         match retry_after {
             Some(asked) => scheduled.max(asked).min(Duration::from_millis(self.max_ms)),
@@ -62,10 +54,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    const DEFAULT: Backoff = Backoff {
-        initial_ms: 5_000,
-        max_ms: 21_600_000,
-    };
+    const DEFAULT: Backoff = Backoff { initial_ms: 5_000, max_ms: 21_600_000 };
 
     #[test]
     fn doubles_and_caps() {
@@ -104,16 +93,8 @@ mod tests {
 
     #[test]
     fn retry_after_is_a_floor_capped_at_max() {
-        let b = Backoff {
-            initial_ms: 1_000,
-            max_ms: 60_000,
-        };
-        let cases = [
-            (None, 1_000),
-            (Some(30), 30_000),
-            (Some(0), 1_000),
-            (Some(3_600), 60_000),
-        ];
+        let b = Backoff { initial_ms: 1_000, max_ms: 60_000 };
+        let cases = [(None, 1_000), (Some(30), 30_000), (Some(0), 1_000), (Some(3_600), 60_000)];
         for (asked, expected_ms) in cases {
             let got = b.delay_with_retry_after(1, 0.0, asked.map(Duration::from_secs));
             assert_eq!(got, Duration::from_millis(expected_ms), "{asked:?}");
@@ -134,11 +115,7 @@ mod tests {
             ("1.5", None),
         ];
         for (value, expected) in cases {
-            assert_eq!(
-                parse_retry_after(value, now),
-                expected.map(Duration::from_secs),
-                "{value:?}"
-            );
+            assert_eq!(parse_retry_after(value, now), expected.map(Duration::from_secs), "{value:?}");
         }
     }
 }

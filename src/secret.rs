@@ -89,9 +89,7 @@ fn redact_key_value(conn: &str, key: &str, separator: char) -> String {
         return conn.to_owned();
     };
     let value_start = pos + key.len();
-    let value_end = conn[value_start..]
-        .find(separator)
-        .map_or(conn.len(), |i| value_start + i);
+    let value_end = conn[value_start..].find(separator).map_or(conn.len(), |i| value_start + i);
     format!("{}{REDACTED}{}", &conn[..value_start], &conn[value_end..])
 }
 
@@ -110,23 +108,11 @@ mod tests {
     #[test]
     fn database_url_redaction() {
         let cases = [
-            (
-                "postgres://u:hunter2@db:5432/app",
-                "postgres://u:[redacted]@db:5432/app",
-            ),
+            ("postgres://u:hunter2@db:5432/app", "postgres://u:[redacted]@db:5432/app"),
             ("postgres://u@db/app", "postgres://u@db/app"),
-            (
-                "postgres://db/app?password=hunter2&x=1",
-                "postgres://db/app?password=[redacted]&x=1",
-            ),
-            (
-                "host=db user=u password=hunter2 dbname=app",
-                "host=db user=u password=[redacted] dbname=app",
-            ),
-            (
-                "postgres://u:p%40ss@db/app",
-                "postgres://u:[redacted]@db/app",
-            ),
+            ("postgres://db/app?password=hunter2&x=1", "postgres://db/app?password=[redacted]&x=1"),
+            ("host=db user=u password=hunter2 dbname=app", "host=db user=u password=[redacted] dbname=app"),
+            ("postgres://u:p%40ss@db/app", "postgres://u:[redacted]@db/app"),
         ];
         for (input, expected) in cases {
             assert_eq!(DatabaseUrl::new(input).redacted(), expected, "{input}");

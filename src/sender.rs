@@ -35,10 +35,7 @@ impl Event {
         body.push_str("\",\"data\":");
         body.push_str(payload);
         body.push('}');
-        Self {
-            event_id,
-            body: Bytes::from(body),
-        }
+        Self { event_id, body: Bytes::from(body) }
     }
 }
 
@@ -63,9 +60,9 @@ impl Sender {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
+            // A proxy from the environment would be the address checked, not the destination.
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
             .user_agent(USER_AGENT)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(config.concurrency)
@@ -79,43 +76,28 @@ impl Sender {
         })
     }
 
-    /// Makes one attempt. Never fails: every problem is an [`Outcome`].
-    pub async fn send(&self, endpoint: &Endpoint, event: &Event) -> Attempt {
+    /// Makes one attempt within `timeout` (connect, headers and body). Never
+    /// fails: every problem is an [`Outcome`].
+    pub async fn send(&self, endpoint: &Endpoint, event: &Event, timeout: Duration) -> Attempt {
         let started_at = SystemTime::now();
         let clock = tokio::time::Instant::now();
         let outcome = match self.build(endpoint, event, started_at) {
             Err(refused) => refused,
-            Ok(request) => {
-                match tokio::time::timeout(endpoint.timeout, self.execute(request)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Outcome::failed(
-                        ErrorKind::Timeout,
-                        format!(
-                            "no complete response within {} ms",
-                            endpoint.timeout.as_millis()
-                        ),
-                    ),
-                }
-            }
+            Ok(request) => match tokio::time::timeout(timeout, self.execute(request)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::failed(
+                    ErrorKind::Timeout,
+                    format!("no complete response within {} ms", timeout.as_millis()),
+                ),
+            },
         };
-        Attempt {
-            outcome,
-            started_at,
-            duration: clock.elapsed(),
-        }
+        Attempt { outcome, started_at, duration: clock.elapsed() }
     }
 
     /// The request, or the outcome of refusing to send it.
-    fn build(
-        &self,
-        endpoint: &Endpoint,
-        event: &Event,
-        now: SystemTime,
-    ) -> Result<reqwest::Request, Outcome> {
-        let target: &Target = endpoint
-            .target
-            .as_ref()
-            .map_err(|problem| Outcome::failed(ErrorKind::InvalidRequest, problem.clone()))?;
+    fn build(&self, endpoint: &Endpoint, event: &Event, now: SystemTime) -> Result<reqwest::Request, Outcome> {
+        let target: &Target =
+            endpoint.target.as_ref().map_err(|problem| Outcome::failed(ErrorKind::InvalidRequest, problem.clone()))?;
         if event.body.len() > self.max_payload_bytes {
             return Err(Outcome::failed(
                 ErrorKind::PayloadTooLarge,
@@ -133,14 +115,9 @@ impl Sender {
             _ => None,
         };
         if let Some(ip) = literal.filter(|ip| !self.policy.permits(*ip)) {
-            return Err(Outcome::failed(
-                ErrorKind::BlockedAddress,
-                format!("{ip} is not a permitted destination"),
-            ));
+            return Err(Outcome::failed(ErrorKind::BlockedAddress, format!("{ip} is not a permitted destination")));
         }
-        let timestamp = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let timestamp = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let mut headers = target.headers.clone();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let mut set = |name: &'static str, value: &str| {
@@ -210,8 +187,7 @@ fn classify(err: reqwest::Error) -> Outcome {
     }
     let kind = if err.is_timeout() {
         ErrorKind::Timeout
-    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake")
-    {
+    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
         ErrorKind::Tls
     } else if err.is_redirect() {
         ErrorKind::Redirect

@@ -9,7 +9,7 @@ use crate::schedule::Backoff;
 use crate::sender::Sender;
 use crate::throttle::Throttle;
 use crate::{claim, listener};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -35,6 +35,8 @@ pub(crate) struct Ctx {
     pub db: Db,
     /// This process's lease owner name.
     pub replica: String,
+    /// The next claim's lease token.
+    pub next_lease: AtomicI64,
     pub endpoints: EndpointCache,
     pub sender: Sender,
     pub records: mpsc::Sender<Record>,
@@ -53,15 +55,8 @@ pub(crate) struct Ctx {
 
 /// A name for this process's leases: host, pid and a random part.
 fn replica_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    format!(
-        "{}-{}-{:08x}",
-        if host.is_empty() { "tailhook" } else { &host },
-        std::process::id(),
-        rand::random::<u32>()
-    )
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    format!("{}-{}-{:08x}", if host.is_empty() { "tailhook" } else { &host }, std::process::id(), rand::random::<u32>())
 }
 
 /// Waits for the database at start-up, saying so at most once a second.
@@ -74,10 +69,7 @@ async fn connect(config: &Config) -> Result<Db, RunError> {
         match db.ping().await {
             Ok(()) => return Ok(db),
             Err(source) if start.elapsed() >= limit => {
-                return Err(RunError::Unreachable {
-                    waited_ms: config.database.startup_timeout_ms,
-                    source,
-                })
+                return Err(RunError::Unreachable { waited_ms: config.database.startup_timeout_ms, source })
             }
             Err(error) => {
                 if throttle.allow().is_some() {
@@ -120,10 +112,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let ctx = Arc::new(Ctx {
         sender: Sender::new(&config.delivery, policy)?,
         capacity: Arc::new(Semaphore::new(config.delivery.concurrency)),
-        backoff: Backoff {
-            initial_ms: config.delivery.backoff_initial_ms,
-            max_ms: config.delivery.backoff_max_ms,
-        },
+        backoff: Backoff { initial_ms: config.delivery.backoff_initial_ms, max_ms: config.delivery.backoff_max_ms },
         wake: Arc::new(Notify::new()),
         due: Arc::new(DueTimer::default()),
         shutdown: shutdown.clone(),
@@ -132,25 +121,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         records,
         endpoints,
         replica: replica.clone(),
+        next_lease: AtomicI64::new(1),
         db: db.clone(),
         config,
     });
     tracing::info!(replica = %ctx.replica, endpoints = ctx.endpoints.enabled_count(), "tailhook running");
 
     let recorder = tokio::spawn({
-        let (db, replica, due, abandon) = (
-            db.clone(),
-            replica.clone(),
-            ctx.due.clone(),
-            ctx.abandon.clone(),
-        );
+        let (db, replica, due, abandon) = (db.clone(), replica.clone(), ctx.due.clone(), ctx.abandon.clone());
         async move { recorder::run(db, replica, records_rx, &due, abandon).await }
     });
     let listen_connected = Arc::new(AtomicBool::new(false));
     let listener = ctx.config.database.listen.then(|| {
         let pg = db::pg_config(&ctx.config.database);
-        let (wake, connected, stop) =
-            (ctx.wake.clone(), listen_connected.clone(), shutdown.clone());
+        let (wake, connected, stop) = (ctx.wake.clone(), listen_connected.clone(), shutdown.clone());
         tokio::spawn(async move {
             match pg {
                 Ok(pg) => listener::run(pg, wake, connected, stop).await,
@@ -171,14 +155,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     }
     ctx.tracker.close();
     let grace = Duration::from_millis(ctx.config.delivery.shutdown_grace_ms);
-    if tokio::time::timeout(grace, ctx.tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            in_flight = ctx.tracker.len(),
-            "grace period over; abandoning requests still in flight"
-        );
+    if tokio::time::timeout(grace, ctx.tracker.wait()).await.is_err() {
+        tracing::warn!(in_flight = ctx.tracker.len(), "grace period over; abandoning requests still in flight");
         ctx.abandon.cancel();
         ctx.tracker.wait().await;
     }
@@ -192,7 +170,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     });
     let _ = recorder.await;
     abandon_later.abort();
-    match db.release(&replica, None).await {
+    let release = tokio::time::timeout(Duration::from_secs(5), db.release_all(&replica)).await;
+    match release.unwrap_or(Err(DbError::Timeout(Duration::from_secs(5)))) {
         Ok(0) => {}
         Ok(n) => tracing::info!(released = n, "released unfinished leases"),
         Err(error) => tracing::warn!(%error, "cannot release leases; they expire on their own"),
@@ -210,10 +189,7 @@ async fn refresh_endpoints(ctx: Arc<Ctx>) {
             _ = ctx.shutdown.cancelled() => return,
         }
         match ctx.endpoints.refresh(&ctx.db).await {
-            Ok(true) => tracing::info!(
-                enabled = ctx.endpoints.enabled_count(),
-                "endpoints reloaded"
-            ),
+            Ok(true) => tracing::info!(enabled = ctx.endpoints.enabled_count(), "endpoints reloaded"),
             Ok(false) => {}
             Err(error) => {
                 if let Some(skipped) = throttle.allow() {

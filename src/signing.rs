@@ -42,8 +42,7 @@ pub fn sign(keys: &[SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> O
     let ts = timestamp.to_string();
     let mut header = String::with_capacity(keys.len() * 48);
     for key in keys {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&key.0).expect("hmac takes keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("hmac takes keys of any length");
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(ts.as_bytes());
@@ -99,11 +98,7 @@ mod tests {
     #[test]
     fn bad_secrets_are_rejected() {
         for bad in ["whsec_", "whsec_not base64!", ""] {
-            assert_eq!(
-                SigningKey::from_whsec(bad).unwrap_err(),
-                InvalidSecret,
-                "{bad:?}"
-            );
+            assert_eq!(SigningKey::from_whsec(bad).unwrap_err(), InvalidSecret, "{bad:?}");
         }
     }
 

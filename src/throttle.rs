@@ -14,11 +14,7 @@ pub struct Throttle {
 
 impl Throttle {
     pub const fn new(every: Duration) -> Self {
-        Self {
-            every,
-            last: Mutex::new(None),
-            suppressed: AtomicU64::new(0),
-        }
+        Self { every, last: Mutex::new(None), suppressed: AtomicU64::new(0) }
     }
 
     /// `Some(n)` when a line may be logged now (`n` lines were held back

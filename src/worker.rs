@@ -1,11 +1,17 @@
-//! One delivery attempt, from lease to recorded result; a slot of the global concurrency budget while it runs.
+//! One delivery attempt, from lease to queued result; a slot of the global concurrency budget while it runs.
 
-use crate::outcome::next_state;
+use crate::outcome::{next_state, Next};
 use crate::recorder::Record;
 use crate::sender::Event;
 use crate::sidecar::Ctx;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// Lease time kept in reserve after the HTTP deadline, for writing the
+/// result: half the lease margin, at most this.
+const RECORD_RESERVE: Duration = Duration::from_secs(1);
 
 /// A unit of the concurrency budget, given back when dropped.
 pub struct Slot(Arc<Semaphore>);
@@ -29,62 +35,59 @@ pub struct Job {
     pub endpoint_id: i64,
     /// The number this attempt will have (1 for the first).
     pub attempt: u32,
+    /// The claim's lease token.
+    pub lease: i64,
+    /// When the lease runs out (measured from before the claim was sent).
+    pub lease_deadline: Instant,
     pub event: Arc<Event>,
     pub slot: Slot,
 }
 
+/// Runs one attempt; gives up at once when the grace period is over (the
+/// lease is then released at shutdown or expires).
 pub async fn run(ctx: Arc<Ctx>, job: Job) {
-    let Job {
-        delivery_id,
-        endpoint_id,
-        attempt,
-        event,
-        slot,
-    } = job;
+    tokio::select! {
+        biased;
+        _ = ctx.abandon.cancelled() => {}
+        _ = attempt(&ctx, job) => {}
+    }
+}
+
+async fn attempt(ctx: &Ctx, job: Job) {
+    let Job { delivery_id, endpoint_id, attempt, lease, lease_deadline, event, slot } = job;
+    let release = || async { ctx.records.send(Record::Release { delivery_id, lease }).await };
     let endpoint = match ctx.endpoints.get_or_refresh(endpoint_id, &ctx.db).await {
         Some(ep) if ep.enabled => ep,
         // Disabled (or deleted) since the claim: leave the delivery for later.
         _ => {
-            let _ = ctx.records.send(Record::Release(delivery_id)).await;
+            let _ = release().await;
             return;
         }
     };
-    let attempt_info = tokio::select! {
-        info = ctx.sender.send(&endpoint, &event) => info,
-        _ = ctx.abandon.cancelled() => {
-            let _ = ctx.records.send(Record::Release(delivery_id)).await;
-            return;
-        }
-    };
+    // Never send past the lease: another replica may take the delivery then.
+    let reserve = RECORD_RESERVE.min(Duration::from_millis(ctx.config.delivery.lease_margin_ms / 2));
+    let left = lease_deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve);
+    let timeout = endpoint.timeout.min(left);
+    if timeout < Duration::from_millis(100) {
+        let _ = release().await;
+        return;
+    }
+    let attempt_info = ctx.sender.send(&endpoint, &event, timeout).await;
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
-    let next = next_state(
-        &attempt_info.outcome,
-        attempt,
-        endpoint.max_attempts,
-        &ctx.backoff,
-        jitter,
-    );
+    let next = next_state(&attempt_info.outcome, attempt, endpoint.max_attempts, &ctx.backoff, jitter);
     match &next {
-        crate::outcome::Next::Failed { reason } => {
+        Next::Failed { reason } => {
             tracing::warn!(endpoint = %endpoint.name, event_id = %event.event_id, delivery_id, attempt, %reason, "delivery failed")
         }
-        crate::outcome::Next::Retry { delay } => tracing::debug!(
+        Next::Retry { delay } => tracing::debug!(
             endpoint = %endpoint.name, event_id = %event.event_id, delivery_id, attempt,
             error = attempt_info.outcome.error.as_deref().unwrap_or(""), retry_in_ms = delay.as_millis() as u64,
             "attempt failed; will retry"
         ),
-        crate::outcome::Next::Succeeded => {}
+        Next::Succeeded => {}
     }
     // The slot is held until the result is queued, so results never pile up
     // faster than the recorder can take them.
-    let _ = ctx
-        .records
-        .send(Record::Done {
-            delivery_id,
-            attempt,
-            next,
-            attempt_info,
-        })
-        .await;
+    let _ = ctx.records.send(Record::Done { delivery_id, lease, attempt, next, attempt_info }).await;
     drop(slot);
 }

@@ -1,7 +1,10 @@
--- Give back leases this replica holds but will not use (not sent, or shutting down).
--- $1 replica id, $2 delivery ids (NULL: every lease of this replica)
-UPDATE tailhook.deliveries
-   SET locked_until = NULL, locked_by = NULL, updated_at = now()
- WHERE locked_by = $1::text
-   AND status IN ('pending', 'retrying')
-   AND ($2::bigint[] IS NULL OR id = ANY ($2::bigint[]))
+-- Give back leases this replica will not use (not sent: endpoint disabled
+-- meanwhile, or too little lease left). Only the same claim's lease is released.
+-- $1 replica id, $2 delivery ids, $3 their lease tokens
+UPDATE tailhook.deliveries d
+   SET locked_until = NULL, locked_by = NULL, lease = NULL, updated_at = now()
+  FROM unnest($2::bigint[], $3::bigint[]) AS r(id, lease)
+ WHERE d.id = r.id
+   AND d.locked_by = $1::text
+   AND d.lease = r.lease
+   AND d.status IN ('pending', 'retrying')

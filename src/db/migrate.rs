@@ -4,8 +4,7 @@ use super::DbError;
 use tokio_postgres::Client;
 
 /// (version, name, SQL) in order. Each file is also safe to run by hand.
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "schema", include_str!("../../sql/0001_schema.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "schema", include_str!("../../sql/0001_schema.sql"))];
 
 const PREPARE: &str = include_str!("../../sql/queries/migrations_prepare.sql");
 const APPLIED: &str = include_str!("../../sql/queries/migrations_applied.sql");
@@ -17,24 +16,13 @@ const RECORD: &str = include_str!("../../sql/queries/migrations_record.sql");
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
     let tx = client.transaction().await?;
     tx.batch_execute(PREPARE).await?;
-    let applied: Vec<i32> = tx
-        .query(APPLIED, &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let applied: Vec<i32> = tx.query(APPLIED, &[]).await?.iter().map(|r| r.get(0)).collect();
     let mut done = Vec::new();
     for &(version, name, sql) in MIGRATIONS {
         if applied.contains(&version) {
             continue;
         }
-        tx.batch_execute(sql)
-            .await
-            .map_err(|source| DbError::Migration {
-                version,
-                name,
-                source,
-            })?;
+        tx.batch_execute(sql).await.map_err(|source| DbError::Migration { version, name, source })?;
         tx.execute(RECORD, &[&version, &name]).await?;
         done.push(version);
     }

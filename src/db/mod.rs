@@ -23,11 +23,7 @@ pub enum DbError {
     #[error("invalid database url: {0}")]
     Url(String),
     #[error("migration {version} ({name}) failed: {source}")]
-    Migration {
-        version: i32,
-        name: &'static str,
-        source: tokio_postgres::Error,
-    },
+    Migration { version: i32, name: &'static str, source: tokio_postgres::Error },
 }
 
 impl DbError {
@@ -42,11 +38,8 @@ impl DbError {
 
 /// Connection settings shared by the pool and the listener.
 pub fn pg_config(config: &DatabaseConfig) -> Result<tokio_postgres::Config, DbError> {
-    let mut pg: tokio_postgres::Config = config
-        .url
-        .expose()
-        .parse()
-        .map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
+    let mut pg: tokio_postgres::Config =
+        config.url.expose().parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
     if pg.get_application_name().is_none() {
         pg.application_name("tailhook");
     }
@@ -70,18 +63,9 @@ impl Db {
         let mut pg = pg_config(config)?;
         // Every statement has a server-side limit, and a client-side one a
         // little longer in case the connection itself stalls.
-        let options = format!(
-            "-c statement_timeout={} -c synchronous_commit=off",
-            config.statement_timeout_ms
-        );
+        let options = format!("-c statement_timeout={}", config.statement_timeout_ms);
         pg.options(&options);
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .wait_timeout(Some(Duration::from_millis(config.statement_timeout_ms)))
@@ -89,10 +73,7 @@ impl Db {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| DbError::Url(e.to_string()))?;
-        Ok(Self {
-            pool,
-            timeout: Duration::from_millis(config.statement_timeout_ms) + Duration::from_secs(5),
-        })
+        Ok(Self { pool, timeout: Duration::from_millis(config.statement_timeout_ms) + Duration::from_secs(5) })
     }
 
     /// A pooled connection, or an error saying why none could be had.
@@ -101,13 +82,8 @@ impl Db {
     }
 
     /// Runs `fut` under the client-side deadline.
-    pub async fn timed<T>(
-        &self,
-        fut: impl std::future::Future<Output = Result<T, DbError>>,
-    ) -> Result<T, DbError> {
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .unwrap_or(Err(DbError::Timeout(self.timeout)))
+    pub async fn timed<T>(&self, fut: impl std::future::Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
+        tokio::time::timeout(self.timeout, fut).await.unwrap_or(Err(DbError::Timeout(self.timeout)))
     }
 
     /// Checks that the database answers.

@@ -3,17 +3,19 @@
 use super::{Db, DbError};
 use crate::config::ResolvedEndpoint;
 use std::time::SystemTime;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 const DISPATCH: &str = include_str!("../../sql/queries/dispatch.sql");
 const CLAIM_DUE: &str = include_str!("../../sql/queries/claim_due.sql");
 const RECORD_RESULTS: &str = include_str!("../../sql/queries/record_results.sql");
 const RELEASE_LEASES: &str = include_str!("../../sql/queries/release_leases.sql");
+const RELEASE_ALL: &str = include_str!("../../sql/queries/release_all.sql");
+const ASYNC_COMMIT: &str = include_str!("../../sql/queries/async_commit.sql");
 const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
 const ENDPOINT_UPSERT: &str = include_str!("../../sql/queries/endpoint_upsert.sql");
-const ENDPOINTS_DISABLE_REMOVED: &str =
-    include_str!("../../sql/queries/endpoints_disable_removed.sql");
+const ENDPOINTS_DISABLE_REMOVED: &str = include_str!("../../sql/queries/endpoints_disable_removed.sql");
 
 /// One row of a claim: a delivery leased to this replica with its event, or
 /// (fan-out only) an outbox row that matched no endpoint (`delivery_id` NULL).
@@ -27,6 +29,8 @@ pub struct ClaimedRow {
     pub event_type: String,
     pub created_at: String,
     pub payload: Option<String>,
+    /// How long the lease lasts from the claim.
+    pub lease_ms: Option<i64>,
 }
 
 impl ClaimedRow {
@@ -40,6 +44,7 @@ impl ClaimedRow {
             event_type: row.get(5),
             created_at: row.get(6),
             payload: row.get(7),
+            lease_ms: row.get(8),
         }
     }
 }
@@ -48,6 +53,8 @@ impl ClaimedRow {
 #[derive(Debug, Clone, Copy)]
 pub struct Lease<'a> {
     pub replica: &'a str,
+    /// Unique per claim within this replica.
+    pub token: i64,
     pub default_timeout_ms: i32,
     pub margin_ms: i32,
 }
@@ -66,6 +73,8 @@ pub struct ResultBatch {
     pub error: Vec<Option<String>>,
     /// The delivery's `last_error` (for a final failure, why it gave up).
     pub last_error: Vec<Option<String>>,
+    /// The claim's lease token.
+    pub lease: Vec<i64>,
     pub started_at: Vec<SystemTime>,
     pub duration_ms: Vec<i32>,
     pub response_body: Vec<Option<String>>,
@@ -87,7 +96,8 @@ pub struct EndpointRow {
     pub id: i64,
     pub name: String,
     pub url: String,
-    pub secrets: Vec<String>,
+    /// Elements may be NULL when set with SQL.
+    pub secrets: Vec<Option<String>>,
     pub headers: String,
     pub enabled: bool,
     pub timeout_ms: Option<i32>,
@@ -95,40 +105,32 @@ pub struct EndpointRow {
 }
 
 impl Db {
-    /// Fans out up to `limit` undispatched outbox rows (see `dispatch.sql`).
+    /// Fans out up to `limit` undispatched outbox rows (see `dispatch.sql`),
+    /// in a transaction committed asynchronously (see `async_commit.sql`).
     pub async fn dispatch(&self, limit: i64, lease: Lease<'_>) -> Result<Vec<ClaimedRow>, DbError> {
-        self.claim(DISPATCH, limit, lease).await
+        self.timed(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            tx.batch_execute(ASYNC_COMMIT).await?;
+            let stmt = tx.prepare_cached(DISPATCH).await?;
+            let params: [&(dyn ToSql + Sync); 5] =
+                [&limit, &lease.replica, &lease.default_timeout_ms, &lease.margin_ms, &lease.token];
+            let rows = tx.query(&stmt, &params).await?;
+            tx.commit().await?;
+            Ok(rows.iter().map(ClaimedRow::from_row).collect())
+        })
+        .await
     }
 
-    /// Leases up to `limit` due deliveries (see `claim_due.sql`).
-    pub async fn claim_due(
-        &self,
-        limit: i64,
-        lease: Lease<'_>,
-    ) -> Result<Vec<ClaimedRow>, DbError> {
-        self.claim(CLAIM_DUE, limit, lease).await
-    }
-
-    async fn claim(
-        &self,
-        sql: &str,
-        limit: i64,
-        lease: Lease<'_>,
-    ) -> Result<Vec<ClaimedRow>, DbError> {
+    /// Leases up to `limit` due deliveries, at most `per_endpoint` of any one
+    /// endpoint (see `claim_due.sql`).
+    pub async fn claim_due(&self, limit: i64, per_endpoint: i64, lease: Lease<'_>) -> Result<Vec<ClaimedRow>, DbError> {
         self.timed(async {
             let client = self.client().await?;
-            let stmt = client.prepare_cached(sql).await?;
-            let rows = client
-                .query(
-                    &stmt,
-                    &[
-                        &limit,
-                        &lease.replica,
-                        &lease.default_timeout_ms,
-                        &lease.margin_ms,
-                    ],
-                )
-                .await?;
+            let stmt = client.prepare_cached(CLAIM_DUE).await?;
+            let params: [&(dyn ToSql + Sync); 6] =
+                [&limit, &lease.replica, &lease.default_timeout_ms, &lease.margin_ms, &lease.token, &per_endpoint];
+            let rows = client.query(&stmt, &params).await?;
             Ok(rows.iter().map(ClaimedRow::from_row).collect())
         })
         .await
@@ -156,6 +158,7 @@ impl Db {
                         &b.duration_ms,
                         &b.response_body,
                         &b.last_error,
+                        &b.lease,
                     ],
                 )
                 .await?)
@@ -163,11 +166,20 @@ impl Db {
         .await
     }
 
-    /// Releases leases of this replica: the given deliveries, or all when `None`.
-    pub async fn release(&self, replica: &str, ids: Option<&[i64]>) -> Result<u64, DbError> {
+    /// Releases the given (delivery id, lease token) leases of this replica.
+    pub async fn release(&self, replica: &str, ids: &[i64], leases: &[i64]) -> Result<u64, DbError> {
         self.timed(async {
             let client = self.client().await?;
-            Ok(client.execute(RELEASE_LEASES, &[&replica, &ids]).await?)
+            Ok(client.execute(RELEASE_LEASES, &[&replica, &ids, &leases]).await?)
+        })
+        .await
+    }
+
+    /// Releases every lease this replica holds (at shutdown).
+    pub async fn release_all(&self, replica: &str) -> Result<u64, DbError> {
+        self.timed(async {
+            let client = self.client().await?;
+            Ok(client.execute(RELEASE_ALL, &[&replica]).await?)
         })
         .await
     }
@@ -205,10 +217,7 @@ impl Db {
 
     /// Upserts the endpoints declared in the config file and disables the
     /// config-managed ones no longer declared, in one transaction.
-    pub async fn sync_config_endpoints(
-        &self,
-        endpoints: &[ResolvedEndpoint],
-    ) -> Result<(), DbError> {
+    pub async fn sync_config_endpoints(&self, endpoints: &[ResolvedEndpoint]) -> Result<(), DbError> {
         self.timed(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -216,11 +225,8 @@ impl Db {
             for ep in endpoints {
                 let c = &ep.config;
                 let secrets: Vec<&str> = ep.secrets.iter().map(|s| s.expose()).collect();
-                let headers: serde_json::Map<String, serde_json::Value> = ep
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.expose().into()))
-                    .collect();
+                let headers: serde_json::Map<String, serde_json::Value> =
+                    ep.headers.iter().map(|(k, v)| (k.clone(), v.expose().into())).collect();
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
                 tx.execute(

@@ -5,9 +5,7 @@ use std::process::{Command, Output};
 
 fn tailhook(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tailhook"));
-    cmd.args(args)
-        .env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml")
-        .env_remove("DATABASE_URL");
+    cmd.args(args).env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml").env_remove("DATABASE_URL");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -22,11 +20,7 @@ fn one_line_error(out: &Output) -> String {
 
 /// A URL where nothing listens.
 fn dead_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
 }
 
@@ -42,21 +36,9 @@ fn bad_input_exits_non_zero_with_one_line_naming_it() {
     let file = file.to_str().unwrap();
     let cases: &[Case] = &[
         (&["bogus"], &[], "unrecognized subcommand 'bogus'"),
-        (
-            &["check-config", "--config", file],
-            &[],
-            "config key `delivery.max_atempts`: unknown key",
-        ),
-        (
-            &["check-config"],
-            &[("TAILHOOK_DELIVERY__TIMEOUT_MS", "soon")],
-            "config key `delivery.timeout_ms`",
-        ),
-        (
-            &["check-config"],
-            &[("TAILHOOK_LOG__FORMAT", "xml")],
-            "config key `log.format`",
-        ),
+        (&["check-config", "--config", file], &[], "config key `delivery.max_atempts`: unknown key"),
+        (&["check-config"], &[("TAILHOOK_DELIVERY__TIMEOUT_MS", "soon")], "config key `delivery.timeout_ms`"),
+        (&["check-config"], &[("TAILHOOK_LOG__FORMAT", "xml")], "config key `log.format`"),
     ];
     for (args, env, expected) in cases {
         let out = tailhook(args, env);
@@ -90,21 +72,12 @@ fn an_unreachable_database_is_a_one_line_failure() {
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let out = tailhook(
         &["check-config"],
-        &[
-            ("DATABASE_URL", "postgres://app:hunter2@db.internal/app"),
-            ("TAILHOOK_DELIVERY__TIMEOUT_MS", "1234"),
-        ],
+        &[("DATABASE_URL", "postgres://app:hunter2@db.internal/app"), ("TAILHOOK_DELIVERY__TIMEOUT_MS", "1234")],
     );
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("url = \"postgres://app:[redacted]@db.internal/app\""),
-        "{text}"
-    );
-    assert!(
-        text.contains("timeout_ms = 1234"),
-        "env overrides the default: {text}"
-    );
+    assert!(text.contains("url = \"postgres://app:[redacted]@db.internal/app\""), "{text}");
+    assert!(text.contains("timeout_ms = 1234"), "env overrides the default: {text}");
     assert!(!text.contains("hunter2"));
 }
 
@@ -112,11 +85,7 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
 async fn migrate_creates_the_schema_then_reports_up_to_date() {
     let db = TestDb::new().await;
     let first = tailhook(&["migrate"], &[("DATABASE_URL", &db.url)]);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     assert!(String::from_utf8_lossy(&first.stdout).starts_with("applied migrations [1]"));
     let again = tailhook(&["migrate"], &[("TAILHOOK_DATABASE__URL", &db.url)]);
     assert!(String::from_utf8_lossy(&again.stdout).starts_with("schema is up to date"));
@@ -128,15 +97,5 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(
-        tables,
-        [
-            "attempts",
-            "deliveries",
-            "endpoint_stats",
-            "endpoints",
-            "outbox",
-            "schema_migrations"
-        ]
-    );
+    assert_eq!(tables, ["attempts", "deliveries", "endpoint_stats", "endpoints", "outbox", "schema_migrations"]);
 }

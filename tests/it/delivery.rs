@@ -10,29 +10,17 @@ async fn deliver_one(
     config: tailhook::Config,
     url: &str,
     endpoint_sql: &str,
-) -> (
-    (String, i32, Option<String>),
-    Vec<(Option<i32>, Option<String>, Option<String>, Option<String>)>,
-) {
+) -> ((String, i32, Option<String>), Vec<(Option<i32>, Option<String>, Option<String>, Option<String>)>) {
     let client = db.migrate().await;
     let id = add_endpoint(&client, "ep", url, &[]).await;
     if !endpoint_sql.is_empty() {
         client.execute(endpoint_sql, &[&id]).await.unwrap();
     }
     let sidecar = Sidecar::start(config);
-    client
-        .execute("SELECT tailhook.publish('t', '{\"k\": 1}')", &[])
-        .await
-        .unwrap();
+    client.execute("SELECT tailhook.publish('t', '{\"k\": 1}')", &[]).await.unwrap();
     wait_settled(db, 1, Duration::from_secs(20)).await;
     sidecar.stop().await;
-    let d = client
-        .query_one(
-            "SELECT status, attempts, last_error FROM tailhook.deliveries",
-            &[],
-        )
-        .await
-        .unwrap();
+    let d = client.query_one("SELECT status, attempts, last_error FROM tailhook.deliveries", &[]).await.unwrap();
     let attempts = client
         .query("SELECT status_code, error_kind, error, response_body FROM tailhook.attempts ORDER BY attempt", &[])
         .await
@@ -62,23 +50,15 @@ async fn redirects_are_failures_and_never_followed() {
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[0].0, Some(302));
     assert_eq!(attempts[0].1.as_deref(), Some("redirect"));
-    assert!(
-        receiver.received().iter().all(|r| r.path == "/moved"),
-        "the redirect target was never requested"
-    );
+    assert!(receiver.received().iter().all(|r| r.path == "/moved"), "the redirect target was never requested");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_on_429_delays_the_next_attempt() {
     let db = TestDb::new().await;
-    let receiver = Receiver::start(|_, seen| {
-        if seen == 0 {
-            Reply::status(429).header("retry-after", "2")
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
+    let receiver =
+        Receiver::start(|_, seen| if seen == 0 { Reply::status(429).header("retry-after", "2") } else { Reply::ok() })
+            .await;
     let mut config = db.config();
     config.delivery.backoff_initial_ms = 50;
     config.delivery.backoff_max_ms = 5_000;
@@ -86,33 +66,30 @@ async fn retry_after_on_429_delays_the_next_attempt() {
     assert_eq!((delivery.0.as_str(), delivery.1), ("succeeded", 2));
     let r = receiver.received();
     let gap = r[1].at - r[0].at;
-    assert!(
-        gap >= Duration::from_millis(1_900),
-        "waited only {gap:?} despite Retry-After: 2"
-    );
+    assert!(gap >= Duration::from_millis(1_900), "waited only {gap:?} despite Retry-After: 2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_capped_at_backoff_max() {
     let db = TestDb::new().await;
-    let receiver = Receiver::start(|_, seen| {
-        if seen == 0 {
-            Reply::status(503).header("retry-after", "3600")
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
+    let receiver =
+        Receiver::start(
+            |_, seen| {
+                if seen == 0 {
+                    Reply::status(503).header("retry-after", "3600")
+                } else {
+                    Reply::ok()
+                }
+            },
+        )
+        .await;
     let mut config = db.config();
     config.delivery.backoff_initial_ms = 50;
     config.delivery.backoff_max_ms = 500;
     let (delivery, _) = deliver_one(&db, config, &receiver.url("/busy"), "").await;
     assert_eq!((delivery.0.as_str(), delivery.1), ("succeeded", 2));
     let r = receiver.received();
-    assert!(
-        r[1].at - r[0].at < Duration::from_secs(5),
-        "an hour's Retry-After was capped"
-    );
+    assert!(r[1].at - r[0].at < Duration::from_secs(5), "an hour's Retry-After was capped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,20 +100,13 @@ async fn loopback_destinations_are_refused_unless_allowed() {
     let literal = receiver.url("/x");
     let by_name = format!("http://localhost:{}/x", receiver.addr.port());
     let mapped = format!("http://[::ffff:127.0.0.1]:{}/x", receiver.addr.port());
-    for (name, url) in [
-        ("literal", &literal),
-        ("by-name", &by_name),
-        ("mapped", &mapped),
-    ] {
+    for (name, url) in [("literal", &literal), ("by-name", &by_name), ("mapped", &mapped)] {
         add_endpoint(&client, name, url, &[]).await;
     }
     let mut config = db.config();
     config.delivery.allow_private_networks = false;
     let sidecar = Sidecar::start(config);
-    client
-        .execute("SELECT tailhook.publish('t', '{}')", &[])
-        .await
-        .unwrap();
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
     wait_settled(&db, 3, Duration::from_secs(10)).await;
     sidecar.stop().await;
     let rows = client
@@ -153,15 +123,8 @@ async fn loopback_destinations_are_refused_unless_allowed() {
         let name: String = row.get(0);
         assert_eq!(row.get::<_, String>(1), "failed", "{name}: failed at once");
         assert_eq!(row.get::<_, i32>(2), 1, "{name}: one attempt");
-        assert_eq!(
-            row.get::<_, Option<String>>(3).as_deref(),
-            Some("blocked_address"),
-            "{name}"
-        );
-        assert!(
-            row.get::<_, String>(4).contains("127.0.0.1"),
-            "{name}: says which address"
-        );
+        assert_eq!(row.get::<_, Option<String>>(3).as_deref(), Some("blocked_address"), "{name}");
+        assert!(row.get::<_, String>(4).contains("127.0.0.1"), "{name}: says which address");
     }
     assert_eq!(receiver.count(), 0, "nothing reached the receiver");
 }
@@ -193,10 +156,7 @@ async fn one_deadline_covers_a_receiver_that_never_finishes() {
     .await;
     assert_eq!(delivery.0, "failed");
     assert_eq!(attempts[0].1.as_deref(), Some("timeout"));
-    assert_eq!(
-        attempts[0].2.as_deref(),
-        Some("no complete response within 500 ms")
-    );
+    assert_eq!(attempts[0].2.as_deref(), Some("no complete response within 500 ms"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,9 +171,7 @@ async fn one_deadline_covers_a_body_that_trickles() {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
                 let _ = socket.read(&mut buf).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
-                    .await;
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n").await;
                 for _ in 0..1000 {
                     if socket.write_all(b"x").await.is_err() {
                         return;
@@ -227,13 +185,8 @@ async fn one_deadline_covers_a_body_that_trickles() {
     config.delivery.timeout_ms = 600;
     config.delivery.max_response_bytes = 100_000;
     let started = tokio::time::Instant::now();
-    let (delivery, attempts) = deliver_one(
-        &db,
-        config,
-        &url,
-        "UPDATE tailhook.endpoints SET max_attempts = 1 WHERE id = $1",
-    )
-    .await;
+    let (delivery, attempts) =
+        deliver_one(&db, config, &url, "UPDATE tailhook.endpoints SET max_attempts = 1 WHERE id = $1").await;
     assert_eq!(delivery.0, "failed");
     assert_eq!(attempts[0].1.as_deref(), Some("timeout"), "{attempts:?}");
     assert!(started.elapsed() < Duration::from_secs(15));
@@ -272,6 +225,12 @@ async fn requests_that_can_never_succeed_fail_at_once() {
             "invalid_request",
             "secrets[1]",
         ),
+        (
+            "UPDATE tailhook.endpoints SET secrets = '{NULL}' WHERE id = $1",
+            1_000_000,
+            "invalid_request",
+            "secrets[1] is NULL",
+        ),
         ("", 10, "payload_too_large", "max_payload_bytes"),
     ];
     for (sql, max_payload, kind, mentions) in cases {
@@ -281,11 +240,7 @@ async fn requests_that_can_never_succeed_fail_at_once() {
         let (delivery, attempts) = deliver_one(&db, config, &receiver.url("/never"), sql).await;
         assert_eq!((delivery.0.as_str(), delivery.1), ("failed", 1), "{kind}");
         assert_eq!(attempts[0].1.as_deref(), Some(kind));
-        assert!(
-            delivery.2.as_deref().unwrap().contains(mentions),
-            "{kind}: {:?}",
-            delivery.2
-        );
+        assert!(delivery.2.as_deref().unwrap().contains(mentions), "{kind}: {:?}", delivery.2);
     }
     assert_eq!(receiver.count(), 0, "nothing was sent");
 }
@@ -294,11 +249,7 @@ async fn requests_that_can_never_succeed_fail_at_once() {
 async fn connection_refused_is_retried_as_connect() {
     let db = TestDb::new().await;
     // A port with nothing listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (delivery, attempts) = deliver_one(
         &db,
         db.config(),
@@ -307,10 +258,5 @@ async fn connection_refused_is_retried_as_connect() {
     )
     .await;
     assert_eq!((delivery.0.as_str(), delivery.1), ("failed", 2));
-    assert!(
-        attempts
-            .iter()
-            .all(|a| a.1.as_deref() == Some("connect") && a.0.is_none()),
-        "{attempts:?}"
-    );
+    assert!(attempts.iter().all(|a| a.1.as_deref() == Some("connect") && a.0.is_none()), "{attempts:?}");
 }

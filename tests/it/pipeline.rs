@@ -41,10 +41,7 @@ async fn committed_events_arrive_once_verified_and_rolled_back_never() {
     for r in &received {
         verify(SECRET, &r.headers, &r.body).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.headers["content-type"], "application/json");
-        assert!(r.headers["user-agent"]
-            .to_str()
-            .unwrap()
-            .starts_with("tailhook/"));
+        assert!(r.headers["user-agent"].to_str().unwrap().starts_with("tailhook/"));
         let body = r.json();
         assert_eq!(body["id"], r.webhook_id());
         assert_eq!(body["type"], "invoice.paid");
@@ -67,41 +64,24 @@ async fn committed_events_arrive_once_verified_and_rolled_back_never() {
         assert_eq!(row.get::<_, Option<i32>>(4), Some(200));
         assert_eq!(row.get::<_, Option<String>>(5), None);
     }
-    assert_eq!(
-        db.count("SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NULL")
-            .await,
-        0
-    );
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NULL").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_failing_twice_then_succeeding_gets_three_attempts_with_growing_delays() {
     let db = TestDb::new().await;
-    let receiver = Receiver::start(|_, seen| {
-        if seen < 2 {
-            Reply::status(500)
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
+    let receiver = Receiver::start(|_, seen| if seen < 2 { Reply::status(500) } else { Reply::ok() }).await;
     let client = db.migrate().await;
     add_endpoint(&client, "flaky", &receiver.url("/flaky"), &[]).await;
     let mut config = db.config();
     config.delivery.backoff_initial_ms = 300;
     let sidecar = Sidecar::start(config);
-    client
-        .execute("SELECT tailhook.publish('a.b', '{}')", &[])
-        .await
-        .unwrap();
+    client.execute("SELECT tailhook.publish('a.b', '{}')", &[]).await.unwrap();
     wait_settled(&db, 1, Duration::from_secs(20)).await;
     sidecar.stop().await;
 
     let row = client
-        .query_one(
-            "SELECT status, attempts, last_status_code, last_error FROM tailhook.deliveries",
-            &[],
-        )
+        .query_one("SELECT status, attempts, last_status_code, last_error FROM tailhook.deliveries", &[])
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "succeeded");
@@ -116,10 +96,8 @@ async fn a_receiver_failing_twice_then_succeeding_gets_three_attempts_with_growi
         )
         .await
         .unwrap();
-    let codes: Vec<(i32, Option<i32>, Option<String>)> = attempts
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let codes: Vec<(i32, Option<i32>, Option<String>)> =
+        attempts.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     assert_eq!(
         codes,
         vec![
@@ -128,18 +106,12 @@ async fn a_receiver_failing_twice_then_succeeding_gets_three_attempts_with_growi
             (3, Some(200), None)
         ]
     );
-    assert_eq!(
-        attempts[0].get::<_, Option<String>>(3).as_deref(),
-        Some("HTTP 500")
-    );
+    assert_eq!(attempts[0].get::<_, Option<String>>(3).as_deref(), Some("HTTP 500"));
     let t: Vec<f64> = attempts.iter().map(|r| r.get(4)).collect();
     let (first_gap, second_gap) = (t[1] - t[0], t[2] - t[1]);
     // 300 ms then 600 ms, ±20% jitter: the second is always the longer.
     assert!(first_gap >= 0.24, "first delay {first_gap}");
-    assert!(
-        second_gap > first_gap,
-        "delays grow: {first_gap} then {second_gap}"
-    );
+    assert!(second_gap > first_gap, "delays grow: {first_gap} then {second_gap}");
     assert_eq!(receiver.count(), 3);
 }
 
@@ -149,31 +121,22 @@ async fn an_always_failing_receiver_ends_failed_after_max_attempts() {
     let receiver = Receiver::start(|_, _| Reply::status(503)).await;
     let client = db.migrate().await;
     let id = add_endpoint(&client, "down", &receiver.url("/down"), &[]).await;
-    client
-        .execute(
-            "UPDATE tailhook.endpoints SET max_attempts = 3 WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    client.execute("UPDATE tailhook.endpoints SET max_attempts = 3 WHERE id = $1", &[&id]).await.unwrap();
     let sidecar = Sidecar::start(db.config());
-    client
-        .execute("SELECT tailhook.publish('a.b', '{}')", &[])
-        .await
-        .unwrap();
+    client.execute("SELECT tailhook.publish('a.b', '{}')", &[]).await.unwrap();
     wait_settled(&db, 1, Duration::from_secs(20)).await;
     sidecar.stop().await;
 
     let row = client
-        .query_one("SELECT status, attempts, last_error, completed_at IS NOT NULL, next_attempt_at FROM tailhook.deliveries", &[])
+        .query_one(
+            "SELECT status, attempts, last_error, completed_at IS NOT NULL, next_attempt_at FROM tailhook.deliveries",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "failed");
     assert_eq!(row.get::<_, i32>(1), 3);
-    assert_eq!(
-        row.get::<_, String>(2),
-        "HTTP 503 (gave up after 3 attempts)"
-    );
+    assert_eq!(row.get::<_, String>(2), "HTTP 503 (gave up after 3 attempts)");
     assert!(row.get::<_, bool>(3));
     assert_eq!(row.get::<_, Option<std::time::SystemTime>>(4), None);
     assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 3);
@@ -209,19 +172,11 @@ async fn sigkill_mid_batch_loses_nothing_and_bounds_duplicates() {
             .expect("start tailhook")
     };
     let mut child = spawn();
-    wait_for(
-        "a third of the events delivered",
-        Duration::from_secs(30),
-        || async { receiver.count() >= 1_000 },
-    )
-    .await;
+    wait_for("a third of the events delivered", Duration::from_secs(30), || async { receiver.count() >= 1_000 }).await;
     child.kill().expect("SIGKILL"); // std's kill() sends SIGKILL
     child.wait().unwrap();
     let at_kill = receiver.count();
-    assert!(
-        at_kill < EVENTS as usize,
-        "killed mid-batch, not after the end ({at_kill})"
-    );
+    assert!(at_kill < EVENTS as usize, "killed mid-batch, not after the end ({at_kill})");
 
     let mut child = spawn();
     wait_settled(&db, EVENTS, Duration::from_secs(60)).await;
@@ -234,18 +189,9 @@ async fn sigkill_mid_batch_loses_nothing_and_bounds_duplicates() {
     // Only what was in flight or not yet recorded at the kill can repeat:
     // the requests in flight plus the result channel and the batch being written.
     let bound = CONCURRENCY + 2 * CONCURRENCY.max(64);
-    assert!(
-        duplicates <= bound,
-        "{duplicates} duplicates, bound {bound}"
-    );
-    assert_eq!(
-        db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'")
-            .await,
-        EVENTS
-    );
-    eprintln!(
-        "sigkill: {at_kill} delivered before the kill, {duplicates} duplicates after restart"
-    );
+    assert!(duplicates <= bound, "{duplicates} duplicates, bound {bound}");
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'").await, EVENTS);
+    eprintln!("sigkill: {at_kill} delivered before the kill, {duplicates} duplicates after restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,14 +224,8 @@ async fn two_replicas_deliver_every_event_exactly_once() {
     let per_id = receiver.per_id();
     assert_eq!(per_id.len(), EVENTS as usize);
     let repeated: Vec<_> = per_id.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(
-        repeated.is_empty(),
-        "delivered more than once: {repeated:?}"
-    );
-    assert_eq!(
-        db.count("SELECT count(*) FROM tailhook.attempts").await,
-        EVENTS
-    );
+    assert!(repeated.is_empty(), "delivered more than once: {repeated:?}");
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, EVENTS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,36 +236,17 @@ async fn an_endpoint_inserted_with_sql_receives_the_next_events() {
     let sidecar = Sidecar::start(db.config());
 
     // No endpoint yet: the event is dispatched with no delivery, not lost or stuck.
-    client
-        .execute("SELECT tailhook.publish('early', '{}')", &[])
-        .await
-        .unwrap();
-    wait_for(
-        "the unmatched event dispatched",
-        Duration::from_secs(5),
-        || async {
-            db.count("SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NOT NULL")
-                .await
-                == 1
-        },
-    )
+    client.execute("SELECT tailhook.publish('early', '{}')", &[]).await.unwrap();
+    wait_for("the unmatched event dispatched", Duration::from_secs(5), || async {
+        db.count("SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NOT NULL").await == 1
+    })
     .await;
-    assert_eq!(
-        db.count("SELECT count(*) FROM tailhook.deliveries").await,
-        0
-    );
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries").await, 0);
 
     add_endpoint(&client, "late", &receiver.url("/late"), &[]).await;
-    client
-        .execute("SELECT tailhook.publish('later', '{}')", &[])
-        .await
-        .unwrap();
-    wait_for(
-        "the new endpoint receives the next event",
-        Duration::from_secs(5),
-        || async { receiver.count() == 1 },
-    )
-    .await;
+    client.execute("SELECT tailhook.publish('later', '{}')", &[]).await.unwrap();
+    wait_for("the new endpoint receives the next event", Duration::from_secs(5), || async { receiver.count() == 1 })
+        .await;
     sidecar.stop().await;
     assert_eq!(receiver.received()[0].json()["type"], "later");
 }
@@ -333,14 +254,9 @@ async fn an_endpoint_inserted_with_sql_receives_the_next_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_releases_unfinished_leases_and_a_restart_delivers_them() {
     let db = TestDb::new().await;
-    let slow = Receiver::start(|_, seen| {
-        if seen == 0 {
-            Reply::ok().after(Duration::from_secs(5))
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
+    let slow =
+        Receiver::start(|_, seen| if seen == 0 { Reply::ok().after(Duration::from_secs(5)) } else { Reply::ok() })
+            .await;
     let client = db.migrate().await;
     add_endpoint(&client, "slow", &slow.url("/slow"), &[]).await;
     let mut config = db.config();
@@ -348,23 +264,12 @@ async fn graceful_shutdown_releases_unfinished_leases_and_a_restart_delivers_the
     config.delivery.timeout_ms = 10_000;
     let sidecar = Sidecar::start(config.clone());
     for _ in 0..5 {
-        client
-            .execute("SELECT tailhook.publish('a', '{}')", &[])
-            .await
-            .unwrap();
+        client.execute("SELECT tailhook.publish('a', '{}')", &[]).await.unwrap();
     }
-    wait_for(
-        "five requests in flight",
-        Duration::from_secs(5),
-        || async { slow.count() == 5 },
-    )
-    .await;
+    wait_for("five requests in flight", Duration::from_secs(5), || async { slow.count() == 5 }).await;
     let stop_started = tokio::time::Instant::now();
     sidecar.stop().await;
-    assert!(
-        stop_started.elapsed() < Duration::from_secs(3),
-        "stopped within the grace period"
-    );
+    assert!(stop_started.elapsed() < Duration::from_secs(3), "stopped within the grace period");
     let row = client
         .query_one(
             "SELECT count(*) FILTER (WHERE status = 'pending' AND attempts = 0 AND locked_until IS NULL), count(*)
@@ -373,11 +278,7 @@ async fn graceful_shutdown_releases_unfinished_leases_and_a_restart_delivers_the
         )
         .await
         .unwrap();
-    assert_eq!(
-        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
-        (5, 5),
-        "leases released, nothing spent"
-    );
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (5, 5), "leases released, nothing spent");
 
     let sidecar = Sidecar::start(config);
     wait_settled(&db, 5, Duration::from_secs(10)).await;
@@ -399,39 +300,17 @@ async fn the_listener_comes_back_after_its_backend_is_killed() {
         !client.query(listener_pid, &[]).await.unwrap().is_empty()
     })
     .await;
-    client
-        .execute("SELECT tailhook.publish('before', '{}')", &[])
-        .await
-        .unwrap();
-    wait_for("woken by NOTIFY", Duration::from_secs(3), || async {
-        receiver.count() == 1
-    })
-    .await;
+    client.execute("SELECT tailhook.publish('before', '{}')", &[]).await.unwrap();
+    wait_for("woken by NOTIFY", Duration::from_secs(3), || async { receiver.count() == 1 }).await;
 
     let old: i32 = client.query_one(listener_pid, &[]).await.unwrap().get(0);
-    client
-        .execute("SELECT pg_terminate_backend($1)", &[&old])
-        .await
-        .unwrap();
+    client.execute("SELECT pg_terminate_backend($1)", &[&old]).await.unwrap();
     wait_for("a new listener", Duration::from_secs(10), || async {
-        client
-            .query(listener_pid, &[])
-            .await
-            .unwrap()
-            .iter()
-            .any(|r| r.get::<_, i32>(0) != old)
+        client.query(listener_pid, &[]).await.unwrap().iter().any(|r| r.get::<_, i32>(0) != old)
     })
     .await;
-    client
-        .execute("SELECT tailhook.publish('after', '{}')", &[])
-        .await
-        .unwrap();
-    wait_for(
-        "woken by NOTIFY after reconnecting",
-        Duration::from_secs(3),
-        || async { receiver.count() == 2 },
-    )
-    .await;
+    client.execute("SELECT tailhook.publish('after', '{}')", &[]).await.unwrap();
+    wait_for("woken by NOTIFY after reconnecting", Duration::from_secs(3), || async { receiver.count() == 2 }).await;
     sidecar.stop().await;
 }
 
@@ -463,17 +342,10 @@ async fn config_endpoints_are_upserted_and_removed_ones_disabled() {
     .endpoints;
     let sidecar = Sidecar::start(config.clone());
     let client = db.client().await;
-    client
-        .execute("SELECT tailhook.publish('invoice.paid', '{}')", &[])
-        .await
-        .unwrap();
+    client.execute("SELECT tailhook.publish('invoice.paid', '{}')", &[]).await.unwrap();
     wait_settled(&db, 2, Duration::from_secs(10)).await;
     sidecar.stop().await;
-    let billing: Vec<_> = receiver
-        .received()
-        .into_iter()
-        .filter(|r| r.path == "/billing")
-        .collect();
+    let billing: Vec<_> = receiver.received().into_iter().filter(|r| r.path == "/billing").collect();
     assert_eq!(billing.len(), 1);
     assert_eq!(billing[0].headers["x-team"], "payments");
     verify(SECRET, &billing[0].headers, &billing[0].body).unwrap();
@@ -484,30 +356,18 @@ async fn config_endpoints_are_upserted_and_removed_ones_disabled() {
     let sidecar = Sidecar::start(config);
     sidecar.stop().await;
     let rows = client
-        .query("SELECT name, enabled, disabled_reason, managed_by, event_types FROM tailhook.endpoints ORDER BY name", &[])
+        .query(
+            "SELECT name, enabled, disabled_reason, managed_by, event_types FROM tailhook.endpoints ORDER BY name",
+            &[],
+        )
         .await
         .unwrap();
-    let got: Vec<EndpointState> = rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect();
+    let got: Vec<EndpointState> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect();
     assert_eq!(
         got,
         vec![
-            (
-                "billing".into(),
-                true,
-                None,
-                "config".into(),
-                vec!["refund.*".into()]
-            ),
-            (
-                "old".into(),
-                false,
-                Some("removed from the config file".into()),
-                "config".into(),
-                vec!["*".into()]
-            ),
+            ("billing".into(), true, None, "config".into(), vec!["refund.*".into()]),
+            ("old".into(), false, Some("removed from the config file".into()), "config".into(), vec!["*".into()]),
         ]
     );
 }

@@ -18,23 +18,13 @@ async fn migrations_are_safe_concurrently_and_a_no_op_when_re_run() {
         applied.extend(run.await.unwrap());
     }
     let latest: Vec<i32> = tailhook::db::MIGRATIONS.iter().map(|m| m.0).collect();
-    assert_eq!(
-        applied, latest,
-        "each version applied exactly once over all runs"
-    );
+    assert_eq!(applied, latest, "each version applied exactly once over all runs");
     let mut client = db.client().await;
     assert!(tailhook::db::migrate(&mut client).await.unwrap().is_empty());
-    assert_eq!(
-        db.count("SELECT count(*) FROM tailhook.schema_migrations")
-            .await,
-        latest.len() as i64
-    );
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.schema_migrations").await, latest.len() as i64);
     // Every file is also safe to apply by hand again, as another migration tool might.
     for (_, _, sql) in tailhook::db::MIGRATIONS {
-        client
-            .batch_execute(sql)
-            .await
-            .expect("re-applying a migration file");
+        client.batch_execute(sql).await.expect("re-applying a migration file");
     }
 }
 
@@ -43,18 +33,9 @@ async fn constraints_reject_what_cannot_work() {
     let db = TestDb::new().await;
     let client = db.migrate().await;
     let bad = [
-        (
-            "INSERT INTO tailhook.outbox (event_type, payload) VALUES ('', '{}')",
-            "outbox_event_type_not_empty",
-        ),
-        (
-            "INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'ftp://x')",
-            "endpoints_url_http",
-        ),
-        (
-            "INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'http://')",
-            "endpoints_url_http",
-        ),
+        ("INSERT INTO tailhook.outbox (event_type, payload) VALUES ('', '{}')", "outbox_event_type_not_empty"),
+        ("INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'ftp://x')", "endpoints_url_http"),
+        ("INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'http://')", "endpoints_url_http"),
         (
             "INSERT INTO tailhook.endpoints (name, url, headers) VALUES ('a', 'http://x', '[]')",
             "endpoints_headers_object",
@@ -66,31 +47,18 @@ async fn constraints_reject_what_cannot_work() {
     ];
     for (sql, constraint) in bad {
         let err = client.execute(sql, &[]).await.expect_err(sql);
-        let msg = err
-            .as_db_error()
-            .map(|e| e.constraint().unwrap_or_default().to_owned())
-            .unwrap_or_default();
+        let msg = err.as_db_error().map(|e| e.constraint().unwrap_or_default().to_owned()).unwrap_or_default();
         assert_eq!(msg, constraint, "{sql}");
     }
     client
-        .execute(
-            "INSERT INTO tailhook.endpoints (name, url) VALUES ('ok', 'HTTPS://example.com/x')",
-            &[],
-        )
+        .execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('ok', 'HTTPS://example.com/x')", &[])
         .await
         .unwrap();
-    let id: String = client
-        .query_one("SELECT tailhook.publish('a', '{}')::text", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let id: String = client.query_one("SELECT tailhook.publish('a', '{}')::text", &[]).await.unwrap().get(0);
     assert_eq!(id.len(), 36, "publish returns the event's uuid");
     // The wake-up trigger fires once per statement, not once per row.
-    let row_level: i64 = db
-        .count(
-            "SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox_notify' AND (tgtype & 1) = 1",
-        )
-        .await;
+    let row_level: i64 =
+        db.count("SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox_notify' AND (tgtype & 1) = 1").await;
     assert_eq!(row_level, 0);
 }
 
@@ -112,10 +80,7 @@ async fn event_type_patterns_match_as_documented() {
     ];
     for (patterns, event_type, expected) in cases {
         let got: bool = client
-            .query_one(
-                "SELECT tailhook.event_type_matches($1, $2)",
-                &[patterns, event_type],
-            )
+            .query_one("SELECT tailhook.event_type_matches($1, $2)", &[patterns, event_type])
             .await
             .unwrap()
             .get(0);
@@ -127,13 +92,7 @@ async fn event_type_patterns_match_as_documented() {
 async fn redeliver_functions_put_deliveries_back_and_keep_history() {
     let db = TestDb::new().await;
     let client = db.migrate().await;
-    client
-        .execute(
-            "INSERT INTO tailhook.endpoints (name, url) VALUES ('ep', 'http://x')",
-            &[],
-        )
-        .await
-        .unwrap();
+    client.execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('ep', 'http://x')", &[]).await.unwrap();
     client
         .batch_execute(
             "INSERT INTO tailhook.outbox (event_type, payload, dispatched_at) SELECT 't', '{}', now() FROM generate_series(1, 3);
@@ -145,27 +104,12 @@ async fn redeliver_functions_put_deliveries_back_and_keep_history() {
         )
         .await
         .unwrap();
-    let first: i64 = client
-        .query_one("SELECT min(id) FROM tailhook.deliveries", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(client
-        .query_one("SELECT tailhook.redeliver($1)", &[&first])
-        .await
-        .unwrap()
-        .get::<_, bool>(0));
-    assert!(!client
-        .query_one("SELECT tailhook.redeliver(-1)", &[])
-        .await
-        .unwrap()
-        .get::<_, bool>(0));
+    let first: i64 = client.query_one("SELECT min(id) FROM tailhook.deliveries", &[]).await.unwrap().get(0);
+    assert!(client.query_one("SELECT tailhook.redeliver($1)", &[&first]).await.unwrap().get::<_, bool>(0));
+    assert!(!client.query_one("SELECT tailhook.redeliver(-1)", &[]).await.unwrap().get::<_, bool>(0));
     // Completed within the last 2.5 hours: the ones failed 2 h ago (1 h ago was already redelivered).
     let n: i64 = client
-        .query_one(
-            "SELECT tailhook.redeliver_failed('ep', now() - interval '150 minutes')",
-            &[],
-        )
+        .query_one("SELECT tailhook.redeliver_failed('ep', now() - interval '150 minutes')", &[])
         .await
         .unwrap()
         .get(0);
@@ -174,23 +118,15 @@ async fn redeliver_functions_put_deliveries_back_and_keep_history() {
         .count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'retrying' AND next_attempt_at <= now() AND completed_at IS NULL")
         .await;
     assert_eq!(due, 2);
-    assert_eq!(
-        db.count("SELECT count(*) FROM tailhook.attempts").await,
-        3,
-        "history kept"
-    );
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 3, "history kept");
     let stats = client
-        .query_one("SELECT delivered, failed, retrying, success_rate::float8 FROM tailhook.endpoint_stats WHERE name = 'ep'", &[])
+        .query_one(
+            "SELECT delivered, failed, retrying, success_rate::float8 FROM tailhook.endpoint_stats WHERE name = 'ep'",
+            &[],
+        )
         .await
         .unwrap();
-    assert_eq!(
-        (
-            stats.get::<_, i64>(0),
-            stats.get::<_, i64>(1),
-            stats.get::<_, i64>(2)
-        ),
-        (0, 1, 2)
-    );
+    assert_eq!((stats.get::<_, i64>(0), stats.get::<_, i64>(1), stats.get::<_, i64>(2)), (0, 1, 2));
     assert_eq!(stats.get::<_, Option<f64>>(3), Some(0.0));
 }
 
@@ -214,37 +150,59 @@ async fn deleting_an_endpoint_or_an_event_deletes_its_deliveries_and_attempts() 
         )
     };
     assert_eq!(counts().await, (6, 6));
-    client
-        .execute("DELETE FROM tailhook.endpoints WHERE name = 'a'", &[])
-        .await
-        .unwrap();
-    assert_eq!(
-        counts().await,
-        (3, 3),
-        "endpoint a's deliveries and attempts are gone"
-    );
-    client
-        .execute(
-            "DELETE FROM tailhook.outbox WHERE id = (SELECT min(id) FROM tailhook.outbox)",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        counts().await,
-        (2, 2),
-        "the event's delivery and attempt are gone"
-    );
+    client.execute("DELETE FROM tailhook.endpoints WHERE name = 'a'", &[]).await.unwrap();
+    assert_eq!(counts().await, (3, 3), "endpoint a's deliveries and attempts are gone");
+    client.execute("DELETE FROM tailhook.outbox WHERE id = (SELECT min(id) FROM tailhook.outbox)", &[]).await.unwrap();
+    assert_eq!(counts().await, (2, 2), "the event's delivery and attempt are gone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throwaway_cluster_starts_from_local_binaries_and_takes_the_schema() {
     // The path a machine without a running PostgreSQL takes. The cluster is
     // stopped and deleted by its watchdog when this test process exits.
-    let pg = tokio::task::spawn_blocking(tailhook::local_pg::start_throwaway).await.unwrap().expect("throwaway cluster");
+    let pg =
+        tokio::task::spawn_blocking(tailhook::local_pg::start_throwaway).await.unwrap().expect("throwaway cluster");
     assert!(pg.origin.starts_with("throwaway cluster in "), "{}", pg.origin);
     let mut client = connect(&pg.admin_url).await;
     assert_eq!(tailhook::db::migrate(&mut client).await.unwrap(), vec![1]);
     let dir = pg.origin.trim_start_matches("throwaway cluster in ");
     assert!(std::path::Path::new(dir).join("data").is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_result_never_completes_a_delivery_claimed_again() {
+    use tailhook::db::{Db, Lease, ResultBatch};
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    client.execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('ep', 'http://x')", &[]).await.unwrap();
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    let pool = Db::new(&db.config().database).unwrap();
+    let lease = |token| Lease { replica: "r1", token, default_timeout_ms: 1_000, margin_ms: 0 };
+    let first = pool.dispatch(10, lease(1)).await.unwrap();
+    let id = first[0].delivery_id.unwrap();
+    // The lease expires and the same replica claims the delivery again.
+    client.execute("UPDATE tailhook.deliveries SET locked_until = now() - interval '1 s'", &[]).await.unwrap();
+    let again = pool.claim_due(10, 10, lease(2)).await.unwrap();
+    assert_eq!(again.len(), 1);
+
+    let result = |lease: i64, status_code: i32| ResultBatch {
+        delivery_id: vec![id],
+        attempt: vec![1],
+        status: vec!["succeeded"],
+        delay_ms: vec![None],
+        status_code: vec![Some(status_code)],
+        error_kind: vec![None],
+        error: vec![None],
+        last_error: vec![None],
+        lease: vec![lease],
+        started_at: vec![std::time::SystemTime::now()],
+        duration_ms: vec![1],
+        response_body: vec![None],
+    };
+    assert_eq!(pool.record_results("r1", &result(1, 201)).await.unwrap(), 0, "the first claim's result is stale");
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'pending'").await, 1);
+    assert_eq!(pool.record_results("r1", &result(2, 202)).await.unwrap(), 1, "the current claim completes it");
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts WHERE status_code = 202").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 1);
+    assert_eq!(pool.record_results("r2", &result(2, 203)).await.unwrap(), 0, "another replica's result is ignored");
 }

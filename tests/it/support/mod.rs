@@ -28,20 +28,10 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> Self {
-        let name = format!(
-            "tailhook_test_{}_{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
+        let name = format!("tailhook_test_{}_{:08x}", std::process::id(), rand::random::<u32>());
         let admin = connect(&server().admin_url).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
-        Self {
-            url: server().url_for(&name),
-            name,
-        }
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        Self { url: server().url_for(&name), name }
     }
 
     pub async fn client(&self) -> tokio_postgres::Client {
@@ -72,12 +62,7 @@ impl TestDb {
 
     /// One number from a query.
     pub async fn count(&self, sql: &str) -> i64 {
-        self.client()
-            .await
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
+        self.client().await.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
     }
 }
 
@@ -86,16 +71,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside async; a thread of its own runs the cleanup.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async {
                 let admin = connect(&server().admin_url).await;
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .ok()
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()
             })
         })
         .join();
@@ -103,9 +82,8 @@ impl Drop for TestDb {
 }
 
 pub async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let (client, conn) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("connect to {url}: {e}"));
     tokio::spawn(conn);
     client
 }
@@ -169,12 +147,7 @@ pub async fn wait_settled(db: &TestDb, min: i64, limit: Duration) {
 }
 
 /// Adds an endpoint with SQL; returns its id.
-pub async fn add_endpoint(
-    client: &tokio_postgres::Client,
-    name: &str,
-    url: &str,
-    secrets: &[&str],
-) -> i64 {
+pub async fn add_endpoint(client: &tokio_postgres::Client, name: &str, url: &str, secrets: &[&str]) -> i64 {
     client
         .query_one(
             "INSERT INTO tailhook.endpoints (name, url, secrets) VALUES ($1, $2, $3) RETURNING id",
@@ -193,22 +166,11 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub fn verify(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<(), String> {
     use base64::Engine;
     use hmac::Mac;
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| format!("missing header {name}"))
-    };
-    let (id, ts, sigs) = (
-        get("webhook-id")?,
-        get("webhook-timestamp")?,
-        get("webhook-signature")?,
-    );
+    let get =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).ok_or_else(|| format!("missing header {name}"));
+    let (id, ts, sigs) = (get("webhook-id")?, get("webhook-timestamp")?, get("webhook-signature")?);
     let ts_num: i64 = ts.parse().map_err(|_| "bad timestamp".to_owned())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     if (now - ts_num).abs() > 300 {
         return Err("timestamp too far off".into());
     }
@@ -219,10 +181,7 @@ pub fn verify(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> Res
     mac.update(format!("{id}.{ts}.").as_bytes());
     mac.update(body);
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    if sigs
-        .split(' ')
-        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
-    {
+    if sigs.split(' ').any(|s| s.strip_prefix("v1,") == Some(expected.as_str())) {
         Ok(())
     } else {
         Err(format!("no signature matches among `{sigs}`"))

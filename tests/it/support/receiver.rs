@@ -21,11 +21,7 @@ pub struct Received {
 
 impl Received {
     pub fn webhook_id(&self) -> String {
-        self.headers
-            .get("webhook-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
+        self.headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -44,12 +40,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            delay: Duration::ZERO,
-            headers: Vec::new(),
-            body: String::new(),
-        }
+        Self { status, delay: Duration::ZERO, headers: Vec::new(), body: String::new() }
     }
 
     pub fn ok() -> Self {
@@ -95,17 +86,10 @@ impl Receiver {
     }
 
     pub async fn start(behaviour: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> Self {
-        let shared = Arc::new(Shared {
-            received: Mutex::default(),
-            seen: Mutex::default(),
-            behaviour: Box::new(behaviour),
-        });
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
+        let shared =
+            Arc::new(Shared { received: Mutex::default(), seen: Mutex::default(), behaviour: Box::new(behaviour) });
+        let app = axum::Router::new().fallback(handle).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, shared }
@@ -133,30 +117,16 @@ impl Receiver {
     }
 }
 
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_owned();
-    let id = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let seen = {
         let mut seen = shared.seen.lock().unwrap();
         let n = seen.entry((path.clone(), id)).or_insert(0);
         *n += 1;
         *n - 1
     };
-    shared.received.lock().unwrap().push(Received {
-        path: path.clone(),
-        headers,
-        body,
-        at: Instant::now(),
-    });
+    shared.received.lock().unwrap().push(Received { path: path.clone(), headers, body, at: Instant::now() });
     let reply = (shared.behaviour)(&path, seen);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
