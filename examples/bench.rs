@@ -1,9 +1,15 @@
 //! Benchmark (SPEC §7): throughput from committed outbox rows to recorded 2xx, and commit-to-receiver latency.
 //!
 //! ```text
-//! cargo run --release --example bench -- throughput [EVENTS] [ENDPOINTS]   # default 100000 1
+//! cargo run --release --example bench -- throughput [EVENTS] [ENDPOINTS] [REPLICAS] [RETAINED]
+//!                                                     # default 100000 1 1 0
 //! cargo run --release --example bench -- latency [RATE] [SECONDS]          # default 1000 10
+//! cargo run --release --example bench -- memory [PENDING]                  # default 1000000
 //! ```
+//! `memory` leaves PENDING deliveries pending (their endpoint is paused) while
+//! 100,000 others are delivered, and reports the process's peak resident set.
+//! REPLICAS runs that many sidecars side by side; RETAINED first fills the
+//! tables with that many finished deliveries (history that must not slow claims).
 //! Uses the PostgreSQL the test suite would use, in a fresh database dropped
 //! at the end, and a loopback receiver answering 200 in this process.
 
@@ -46,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let url = pg.url_for(&name);
         let result = match mode {
             "latency" => latency(&url, addr, &stats, num(1, 1000), num(2, 10)).await,
-            _ => throughput(&url, addr, &stats, num(1, 100_000), num(2, 1)).await,
+            "memory" => memory(&url, addr, num(1, 1_000_000)).await,
+            _ => throughput(&url, addr, &stats, num(1, 100_000), num(2, 1), num(3, 1), num(4, 0)).await,
         };
         admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await?;
         result
@@ -88,8 +95,25 @@ async fn throughput(
     stats: &Stats,
     events: u64,
     endpoints: u64,
+    replicas: u64,
+    retained: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let client = setup(url, addr, endpoints).await;
+    if retained > 0 {
+        let filled = Instant::now();
+        client
+            .batch_execute(&format!(
+                "INSERT INTO tailhook.outbox (event_type, payload, dispatched_at)
+                   SELECT 'old', jsonb_build_object('n', g), now() FROM generate_series(1, {retained}) g;
+                 INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, next_attempt_at, completed_at)
+                   SELECT o.id, (SELECT min(id) FROM tailhook.endpoints), 'succeeded', 1, NULL, now() FROM tailhook.outbox o;
+                 INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code)
+                   SELECT id, 1, now(), 1, 200 FROM tailhook.deliveries;
+                 VACUUM ANALYZE tailhook.outbox; VACUUM ANALYZE tailhook.deliveries; VACUUM ANALYZE tailhook.attempts;"
+            ))
+            .await?;
+        println!("retained {retained} finished deliveries (filled in {:.0} s)", filled.elapsed().as_secs_f64());
+    }
     client
         .execute(
             "INSERT INTO tailhook.outbox (event_type, payload)
@@ -99,10 +123,10 @@ async fn throughput(
         )
         .await?;
     let expected = events * endpoints;
-    println!("published {events} events x {endpoints} endpoint(s) = {expected} deliveries");
+    println!("published {events} events x {endpoints} endpoint(s) = {expected} deliveries, {replicas} replica(s)");
     let shutdown = CancellationToken::new();
     let start = Instant::now();
-    let sidecar = tokio::spawn(tailhook::run(config(url), shutdown.clone()));
+    let sidecars: Vec<_> = (0..replicas).map(|_| tokio::spawn(tailhook::run(config(url), shutdown.clone()))).collect();
     let mut peak_rss = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -120,9 +144,14 @@ async fn throughput(
     }
     let elapsed = start.elapsed();
     shutdown.cancel();
-    sidecar.await??;
-    let succeeded: i64 =
-        client.query_one("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'", &[]).await?.get(0);
+    for sidecar in sidecars {
+        sidecar.await??;
+    }
+    let succeeded = client
+        .query_one("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'", &[])
+        .await?
+        .get::<_, i64>(0)
+        - retained as i64;
     let received = stats.received.load(Ordering::Relaxed);
     println!(
         "{succeeded} deliveries succeeded in {:.2} s: {:.0} deliveries/s; receiver got {received} ({} duplicates); peak RSS {} MiB (process incl. receiver)",
@@ -173,6 +202,48 @@ async fn latency(
         pct(0.99) as f64 / 1000.0,
         lat.last().copied().unwrap_or(0) as f64 / 1000.0
     );
+    Ok(())
+}
+
+async fn memory(url: &str, addr: std::net::SocketAddr, pending: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let client = setup(url, addr, 2).await;
+    client
+        .batch_execute(
+            "UPDATE tailhook.endpoints SET event_types = '{held}', paused_until = now() + interval '1 day' WHERE name = 'ep0';
+             UPDATE tailhook.endpoints SET event_types = '{sent}' WHERE name = 'ep1';",
+        )
+        .await?;
+    let insert = "INSERT INTO tailhook.outbox (event_type, payload)
+                  SELECT $1, jsonb_build_object('n', g, 'text', repeat('x', 200)) FROM generate_series(1, $2::bigint) g";
+    client.execute(insert, &[&"held", &(pending as i64)]).await?;
+    client.execute(insert, &[&"sent", &100_000i64]).await?;
+    let shutdown = CancellationToken::new();
+    let sidecar = tokio::spawn(tailhook::run(config(url), shutdown.clone()));
+    let mut peak_rss = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak_rss = peak_rss.max(rss_kib());
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NULL),
+                        (SELECT count(*) FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+                          WHERE e.name = 'ep1' AND d.status <> 'succeeded')",
+                &[],
+            )
+            .await?;
+        if row.get::<_, i64>(0) == 0 && row.get::<_, i64>(1) == 0 {
+            break;
+        }
+    }
+    // Keep running a few polls with everything pending.
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak_rss = peak_rss.max(rss_kib());
+    }
+    shutdown.cancel();
+    sidecar.await??;
+    let held: i64 = client.query_one("SELECT count(*) FROM tailhook.deliveries WHERE status = 'pending'", &[]).await?.get(0);
+    println!("{held} deliveries pending, 100000 delivered meanwhile: peak RSS {} MiB (process incl. receiver)", peak_rss / 1024);
     Ok(())
 }
 
