@@ -1,7 +1,6 @@
 //! Which destination addresses may be connected to: the policy, and a resolver that applies it after DNS.
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -115,26 +114,14 @@ impl AddressPolicy {
 }
 
 /// Raised when every address a host name resolves to is refused.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct BlockedAddress(pub String);
 
-impl fmt::Display for BlockedAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for BlockedAddress {}
-
 /// Raised when a host name cannot be resolved.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct DnsFailure(pub String);
-
-impl fmt::Display for DnsFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for DnsFailure {}
 
 /// A resolver for the HTTP client that keeps only permitted addresses, so the
 /// address connected to is the one checked (DNS rebinding cannot get around it).

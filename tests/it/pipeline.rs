@@ -371,3 +371,36 @@ async fn config_endpoints_are_upserted_and_removed_ones_disabled() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_changed_with_sql_takes_effect_within_a_second() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::ok().await;
+    let client = db.migrate().await;
+    let id = add_endpoint(&client, "moving", &receiver.url("/one"), &[]).await;
+    let sidecar = Sidecar::start(db.config());
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_for("the first event at the old url", Duration::from_secs(5), || async { receiver.count() == 1 }).await;
+
+    client
+        .execute("UPDATE tailhook.endpoints SET url = $1 WHERE id = $2", &[&receiver.url("/two"), &id])
+        .await
+        .unwrap();
+    let changed = tokio::time::Instant::now();
+    // Publish one event at a time until one arrives at the new url.
+    loop {
+        let before = receiver.count();
+        client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+        wait_for("the event delivered", Duration::from_secs(5), || async { receiver.count() > before }).await;
+        if receiver.received().last().unwrap().path == "/two" {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_millis(1_500),
+            "still sending to the old url after {:?}",
+            changed.elapsed()
+        );
+    }
+    assert!(changed.elapsed() < Duration::from_millis(1_500));
+    sidecar.stop().await;
+}
