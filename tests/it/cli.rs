@@ -99,3 +99,66 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
         .collect();
     assert_eq!(tables, ["attempts", "deliveries", "endpoint_stats", "endpoints", "outbox", "schema_migrations"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_gracefully_and_a_second_signal_exits_at_once() {
+    use std::time::Duration;
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|path, _| match path {
+        "/slow" => Reply::ok().after(Duration::from_secs(30)),
+        _ => Reply::ok().after(Duration::from_millis(300)),
+    })
+    .await;
+    let client = db.migrate().await;
+    let endpoint = add_endpoint(&client, "ep", &receiver.url("/quick"), &[]).await;
+    let start = |grace_ms: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tailhook"))
+            .env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml")
+            .env("TAILHOOK_DATABASE__URL", &db.url)
+            .env("TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true")
+            .env("TAILHOOK_DELIVERY__TIMEOUT_MS", "60000")
+            .env("TAILHOOK_DELIVERY__SHUTDOWN_GRACE_MS", grace_ms)
+            .env("TAILHOOK_LOG__LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start tailhook")
+    };
+    let signal = |pid: u32| {
+        assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    };
+    let exited = |child: &mut std::process::Child| child.try_wait().unwrap().map(|s| s.code());
+
+    // One SIGTERM: the request in flight (300 ms) finishes and is recorded; exit 0.
+    let mut child = start("10000");
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_for("a request in flight", Duration::from_secs(10), || async { receiver.count() == 1 }).await;
+    signal(child.id());
+    wait_for("a graceful exit", Duration::from_secs(10), || {
+        let done = exited(&mut child).is_some();
+        async move { done }
+    })
+    .await;
+    assert_eq!(exited(&mut child), Some(Some(0)));
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'").await, 1);
+
+    // A request that would outlast a long grace period: the second SIGTERM exits at once.
+    client
+        .execute("UPDATE tailhook.endpoints SET url = $1 WHERE id = $2", &[&receiver.url("/slow"), &endpoint])
+        .await
+        .unwrap();
+    let mut child = start("60000");
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_for("a slow request in flight", Duration::from_secs(10), || async { receiver.count() == 2 }).await;
+    signal(child.id());
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the first signal be handled on its own
+    assert_eq!(exited(&mut child), None, "still draining after the first signal");
+    let second = tokio::time::Instant::now();
+    signal(child.id());
+    wait_for("exit after the second signal", Duration::from_secs(3), || {
+        let done = exited(&mut child).is_some();
+        async move { done }
+    })
+    .await;
+    assert!(second.elapsed() < Duration::from_secs(3));
+    assert_eq!(exited(&mut child), Some(Some(130)));
+}
