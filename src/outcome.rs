@@ -59,10 +59,17 @@ impl Outcome {
         let (error_kind, error) = match status {
             200..=299 => (None, None),
             300..=399 => (Some(ErrorKind::Redirect), Some(format!("HTTP {status}: redirects are not followed"))),
+            410 => (Some(ErrorKind::HttpStatus), Some("HTTP 410 Gone: endpoint disabled".to_owned())),
             _ => (Some(ErrorKind::HttpStatus), Some(format!("HTTP {status}"))),
         };
         let retry_after = if matches!(status, 429 | 503) { retry_after } else { None };
         Self { status_code: Some(status), error_kind, error, retry_after, response_body: body }
+    }
+
+    /// 410 Gone: the receiver says the endpoint no longer exists, so it is
+    /// disabled (the delivery itself is retried as usual if re-enabled).
+    pub fn endpoint_gone(&self) -> bool {
+        self.status_code == Some(410)
     }
 
     /// A failure with no HTTP response.

@@ -20,7 +20,7 @@ const MAX_BATCH: usize = 1_000;
 #[derive(Debug)]
 pub enum Record {
     /// An attempt was made: store it and the delivery's next state.
-    Done { delivery_id: i64, lease: i64, attempt: u32, next: Next, attempt_info: Attempt },
+    Done { delivery_id: i64, endpoint_id: i64, lease: i64, attempt: u32, next: Next, attempt_info: Attempt },
     /// The delivery was not attempted: give its lease back now.
     Release { delivery_id: i64, lease: i64 },
 }
@@ -80,9 +80,13 @@ pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &
         let mut batch = ResultBatch::default();
         let (mut release_ids, mut release_leases) = (Vec::new(), Vec::new());
         let mut retries = Vec::new();
+        let mut gone = Vec::new();
         for record in records.drain(..) {
             match record {
-                Record::Done { delivery_id, lease, attempt, next, attempt_info } => {
+                Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info } => {
+                    if attempt_info.outcome.endpoint_gone() && !gone.contains(&endpoint_id) {
+                        gone.push(endpoint_id);
+                    }
                     if let Next::Retry { delay } = next {
                         retries.push(delay);
                     }
@@ -105,6 +109,10 @@ pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &
             let write = async {
                 if !batch.is_empty() {
                     db.record_results(&replica, &batch).await?;
+                }
+                if !gone.is_empty() {
+                    db.disable_gone(&gone).await?;
+                    tracing::warn!(endpoints = ?gone, "endpoint answered 410 Gone; disabled");
                 }
                 if !release_ids.is_empty() {
                     db.release(&replica, &release_ids, &release_leases).await?;

@@ -15,6 +15,7 @@ const ASYNC_COMMIT: &str = include_str!("../../sql/queries/async_commit.sql");
 const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
 const ENDPOINT_UPSERT: &str = include_str!("../../sql/queries/endpoint_upsert.sql");
+const ENDPOINTS_DISABLE_GONE: &str = include_str!("../../sql/queries/endpoints_disable_gone.sql");
 const ENDPOINTS_DISABLE_REMOVED: &str = include_str!("../../sql/queries/endpoints_disable_removed.sql");
 
 /// One row of a claim: a delivery leased to this replica with its event, or
@@ -171,6 +172,15 @@ impl Db {
         self.timed(async {
             let client = self.client().await?;
             Ok(client.execute(RELEASE_LEASES, &[&replica, &ids, &leases]).await?)
+        })
+        .await
+    }
+
+    /// Disables endpoints that answered 410 Gone.
+    pub async fn disable_gone(&self, endpoint_ids: &[i64]) -> Result<u64, DbError> {
+        self.timed(async {
+            let client = self.client().await?;
+            Ok(client.execute(ENDPOINTS_DISABLE_GONE, &[&endpoint_ids]).await?)
         })
         .await
     }

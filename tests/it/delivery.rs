@@ -260,3 +260,50 @@ async fn connection_refused_is_retried_as_connect() {
     assert_eq!((delivery.0.as_str(), delivery.1), ("failed", 2));
     assert!(attempts.iter().all(|a| a.1.as_deref() == Some("connect") && a.0.is_none()), "{attempts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_the_endpoint_and_its_deliveries_wait_for_re_enabling() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let db = TestDb::new().await;
+    let alive = Arc::new(AtomicBool::new(false));
+    let flag = alive.clone();
+    let receiver =
+        Receiver::start(move |_, _| if flag.load(Ordering::SeqCst) { Reply::ok() } else { Reply::status(410) }).await;
+    let client = db.migrate().await;
+    let id = add_endpoint(&client, "gone", &receiver.url("/gone"), &[]).await;
+    let sidecar = Sidecar::start(db.config());
+    for _ in 0..5 {
+        client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    }
+    wait_for("the endpoint disabled", Duration::from_secs(5), || async {
+        db.count("SELECT count(*) FROM tailhook.endpoints WHERE NOT enabled AND disabled_reason LIKE 'answered 410 Gone at %'").await == 1
+    })
+    .await;
+    wait_for("all five events fanned out", Duration::from_secs(5), || async {
+        db.count("SELECT count(*) FROM tailhook.deliveries").await == 5
+    })
+    .await;
+    let sent_while_gone = receiver.count();
+    assert!(sent_while_gone >= 1);
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.deliveries WHERE status IN ('pending', 'retrying')").await,
+        5,
+        "nothing failed"
+    );
+    let reason: String = client
+        .query_one("SELECT last_error FROM tailhook.deliveries WHERE attempts = 1 LIMIT 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reason, "HTTP 410 Gone: endpoint disabled");
+
+    alive.store(true, Ordering::SeqCst);
+    client
+        .execute("UPDATE tailhook.endpoints SET enabled = true, disabled_reason = NULL WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    wait_settled(&db, 5, Duration::from_secs(10)).await;
+    sidecar.stop().await;
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'").await, 5);
+}
