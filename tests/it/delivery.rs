@@ -226,6 +226,12 @@ async fn requests_that_can_never_succeed_fail_at_once() {
             "secrets[1]",
         ),
         (
+            "UPDATE tailhook.endpoints SET headers = jsonb_build_object('x-big', repeat('a', 4097)) WHERE id = $1",
+            1_000_000,
+            "invalid_request",
+            "longer than 4 KiB",
+        ),
+        (
             "UPDATE tailhook.endpoints SET secrets = '{NULL}' WHERE id = $1",
             1_000_000,
             "invalid_request",
@@ -306,4 +312,51 @@ async fn gone_disables_the_endpoint_and_its_deliveries_wait_for_re_enabling() {
     wait_settled(&db, 5, Duration::from_secs(10)).await;
     sidecar.stop().await;
     assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'").await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_secrets_each_verify_and_auth_settings_set_authorization() {
+    const OLD: &str = "whsec_c2Vjb25kLWtleS1mb3Itcm90YXRpb24=";
+    std::env::set_var("TAILHOOK_IT_SECRET", SECRET);
+    std::env::set_var("TAILHOOK_IT_TOKEN", "t0ken");
+    std::env::set_var("TAILHOOK_IT_PASSWORD", "pa:ss");
+    let db = TestDb::new().await;
+    let receiver = Receiver::ok().await;
+    db.migrate().await;
+    let mut config = db.config();
+    config.endpoints = tailhook::Config::from_toml(&format!(
+        r#"
+        [[endpoints]]
+        name = "rotating"
+        url = "{rotating}"
+        secrets = ["{OLD}"]
+        secret_env = "TAILHOOK_IT_SECRET"
+        bearer_token_env = "TAILHOOK_IT_TOKEN"
+        [[endpoints]]
+        name = "basic"
+        url = "{basic}"
+        secret = "{SECRET}"
+        basic_auth_user = "hook"
+        basic_auth_password_env = "TAILHOOK_IT_PASSWORD"
+        "#,
+        rotating = receiver.url("/rotating"),
+        basic = receiver.url("/basic"),
+    ))
+    .unwrap()
+    .endpoints;
+    let sidecar = Sidecar::start(config);
+    db.client().await.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_settled(&db, 2, Duration::from_secs(10)).await;
+    sidecar.stop().await;
+    let received = receiver.received();
+    let rotating = received.iter().find(|r| r.path == "/rotating").unwrap();
+    assert_eq!(rotating.headers["webhook-signature"].to_str().unwrap().split(' ').count(), 2);
+    verify(OLD, &rotating.headers, &rotating.body).expect("a receiver holding only the old secret verifies");
+    verify(SECRET, &rotating.headers, &rotating.body).expect("a receiver holding only the new secret verifies");
+    assert_eq!(rotating.headers["authorization"], "Bearer t0ken");
+    let basic = received.iter().find(|r| r.path == "/basic").unwrap();
+    // base64("hook:pa:ss")
+    assert_eq!(basic.headers["authorization"], "Basic aG9vazpwYTpzcw==");
+    verify(SECRET, &basic.headers, &basic.body).unwrap();
+    assert!(verify(OLD, &basic.headers, &basic.body).is_err(), "a wrong secret does not verify");
 }
