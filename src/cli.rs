@@ -25,6 +25,42 @@ enum Command {
     Migrate,
     /// Validate the configuration and print it with secrets redacted
     CheckConfig,
+    /// Put deliveries back to be sent now (default: failed ones), keeping their history
+    Redeliver(RedeliverArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RedeliverArgs {
+    /// Only these deliveries (repeatable)
+    #[arg(long = "id", value_name = "DELIVERY_ID")]
+    ids: Vec<i64>,
+    /// Only deliveries to this endpoint (by name)
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Only deliveries of events of this exact type
+    #[arg(long)]
+    event_type: Option<String>,
+    /// Only deliveries in this state
+    #[arg(long, value_enum, default_value_t = Status::Failed)]
+    status: Status,
+    /// Only deliveries created at or after this time (e.g. 2026-11-22T10:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only deliveries created before this time
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Count what would be redelivered; change nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Status {
+    Failed,
+    Cancelled,
+    Succeeded,
+    Pending,
+    Retrying,
 }
 
 /// Entry point of the binary. Every failure is one line on stderr and a
@@ -61,6 +97,7 @@ pub fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => run(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Redeliver(args) => redeliver(config, args).await,
             Command::CheckConfig => {
                 print!("{}", config.redacted_toml());
                 Ok(())
@@ -112,6 +149,32 @@ async fn watch_signals(shutdown: CancellationToken) {
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     eprintln!("tailhook: second signal, exiting at once");
     std::process::exit(130);
+}
+
+async fn redeliver(config: Config, args: RedeliverArgs) -> Result<(), String> {
+    let db = Db::new(&config.database).map_err(|e| e.to_string())?;
+    let status = match args.status {
+        Status::Failed => "failed",
+        Status::Cancelled => "cancelled",
+        Status::Succeeded => "succeeded",
+        Status::Pending => "pending",
+        Status::Retrying => "retrying",
+    };
+    let selection = crate::db::Selection {
+        ids: (!args.ids.is_empty()).then_some(args.ids),
+        endpoint: args.endpoint,
+        event_type: args.event_type,
+        status: status.to_owned(),
+        since: args.since,
+        until: args.until,
+    };
+    let n = crate::redeliver::redeliver(&db, &selection, args.dry_run).await?;
+    if args.dry_run {
+        println!("would redeliver {n} {status} deliveries");
+    } else {
+        println!("redelivered {n} {status} deliveries");
+    }
+    Ok(())
 }
 
 async fn migrate(config: Config) -> Result<(), String> {

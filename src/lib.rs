@@ -21,6 +21,7 @@ mod listener;
 pub mod local_pg;
 pub mod outcome;
 mod recorder;
+mod redeliver;
 pub mod schedule;
 pub mod secret;
 mod sender;

@@ -4,7 +4,7 @@ mod migrate;
 mod queries;
 
 pub use migrate::{migrate, MIGRATIONS};
-pub use queries::{ClaimedRow, EndpointRow, Lease, ResultBatch};
+pub use queries::{ClaimedRow, EndpointRow, Lease, ResultBatch, Selection};
 
 use crate::config::DatabaseConfig;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

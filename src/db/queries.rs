@@ -16,6 +16,8 @@ const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fi
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
 const ENDPOINT_UPSERT: &str = include_str!("../../sql/queries/endpoint_upsert.sql");
 const ENDPOINTS_DISABLE_GONE: &str = include_str!("../../sql/queries/endpoints_disable_gone.sql");
+const REDELIVER_BATCH: &str = include_str!("../../sql/queries/redeliver_batch.sql");
+const ENDPOINT_EXISTS: &str = include_str!("../../sql/queries/endpoint_exists.sql");
 const ENDPOINTS_DISABLE_REMOVED: &str = include_str!("../../sql/queries/endpoints_disable_removed.sql");
 
 /// One row of a claim: a delivery leased to this replica with its event, or
@@ -105,6 +107,19 @@ pub struct EndpointRow {
     pub max_attempts: Option<i32>,
 }
 
+/// Which deliveries `tailhook redeliver` selects; `None` filters match all.
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub ids: Option<Vec<i64>>,
+    pub endpoint: Option<String>,
+    pub event_type: Option<String>,
+    pub status: String,
+    /// Deliveries created at or after (any PostgreSQL timestamp syntax).
+    pub since: Option<String>,
+    /// Deliveries created before.
+    pub until: Option<String>,
+}
+
 impl Db {
     /// Fans out up to `limit` undispatched outbox rows (see `dispatch.sql`),
     /// in a transaction committed asynchronously (see `async_commit.sql`).
@@ -174,6 +189,29 @@ impl Db {
             Ok(client.execute(RELEASE_LEASES, &[&replica, &ids, &leases]).await?)
         })
         .await
+    }
+
+    /// One batch of redelivery (see `redeliver_batch.sql`): returns how many
+    /// deliveries matched after id `after`, and the last id.
+    pub async fn redeliver_batch(
+        &self,
+        s: &Selection,
+        after: i64,
+        batch: i64,
+        dry_run: bool,
+    ) -> Result<(i64, i64), DbError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let params: [&(dyn ToSql + Sync); 9] =
+                [&s.ids, &s.endpoint, &s.event_type, &s.status, &s.since, &s.until, &after, &batch, &dry_run];
+            let row = client.query_one(REDELIVER_BATCH, &params).await?;
+            Ok((row.get(0), row.get(1)))
+        })
+        .await
+    }
+
+    pub async fn endpoint_exists(&self, name: &str) -> Result<bool, DbError> {
+        self.timed(async { Ok(self.client().await?.query_one(ENDPOINT_EXISTS, &[&name]).await?.get(0)) }).await
     }
 
     /// Disables endpoints that answered 410 Gone.

@@ -162,3 +162,59 @@ async fn sigterm_drains_gracefully_and_a_second_signal_exits_at_once() {
     assert!(second.elapsed() < Duration::from_secs(3));
     assert_eq!(exited(&mut child), Some(Some(130)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeliver_selects_by_id_endpoint_type_status_and_time_and_keeps_history() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    client
+        .batch_execute(
+            "INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'http://a'), ('b', 'http://b');
+             INSERT INTO tailhook.outbox (event_type, payload, dispatched_at)
+               SELECT CASE WHEN g % 2 = 0 THEN 'x.even' ELSE 'x.odd' END, '{}', now() FROM generate_series(1, 1500) g;
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, next_attempt_at, completed_at, last_error)
+               SELECT o.id, e.id, 'failed', 3, NULL, now(), 'HTTP 500' FROM tailhook.outbox o, tailhook.endpoints e;
+             INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind)
+               SELECT id, 3, now(), 5, 500, 'http_status' FROM tailhook.deliveries;
+             UPDATE tailhook.deliveries SET status = 'succeeded', last_error = NULL WHERE id = (SELECT max(id) FROM tailhook.deliveries);",
+        )
+        .await
+        .unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["redeliver"];
+        all.extend_from_slice(args);
+        let out = tailhook(&all, &[("DATABASE_URL", &db.url)]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )
+    };
+    let due = "SELECT count(*) FROM tailhook.deliveries WHERE status = 'retrying' AND next_attempt_at <= now() AND completed_at IS NULL";
+
+    assert_eq!(run(&["--dry-run", "--endpoint", "a"]).1, "would redeliver 1500 failed deliveries");
+    assert_eq!(db.count(due).await, 0, "a dry run changes nothing");
+    assert_eq!(run(&["--endpoint", "a", "--event-type", "x.even"]).1, "redelivered 750 failed deliveries");
+    assert_eq!(db.count(due).await, 750);
+    assert_eq!(run(&["--since", "2999-01-01T00:00:00Z"]).1, "redelivered 0 failed deliveries");
+    assert_eq!(
+        run(&["--until", "2999-01-01T00:00:00Z"]).1,
+        "redelivered 2249 failed deliveries",
+        "all the rest, in batches"
+    );
+    let last: i64 = client.query_one("SELECT max(id) FROM tailhook.deliveries", &[]).await.unwrap().get(0);
+    assert_eq!(run(&["--id", &last.to_string(), "--status", "succeeded"]).1, "redelivered 1 succeeded deliveries");
+    assert_eq!(db.count(due).await, 3000);
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.deliveries WHERE attempts = 3").await,
+        3000,
+        "attempt counts kept"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 3000, "history kept");
+
+    let (code, _, err) = run(&["--endpoint", "nope"]);
+    assert_eq!((code, err.as_str()), (Some(1), "tailhook: no endpoint named `nope`"));
+    let (code, _, err) = run(&["--since", "yesterday-ish"]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("tailhook: invalid --since or --until") && err.lines().count() == 1, "{err}");
+}

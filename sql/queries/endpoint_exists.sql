@@ -1,0 +1,1 @@
+SELECT EXISTS (SELECT 1 FROM tailhook.endpoints WHERE name = $1)
