@@ -1,11 +1,14 @@
 //! The two claim loops: fan-out of new outbox rows, and leasing of due deliveries; both start workers.
 
 use crate::db::{ClaimedRow, Lease};
+use crate::limits::Rooms;
+use crate::recorder::Record;
 use crate::sender::Event;
 use crate::sidecar::Ctx;
 use crate::throttle::Throttle;
 use crate::worker::{self, Job, Slot};
 use backon::{BackoffBuilder, ExponentialBuilder};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,9 +70,18 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
             ctx.capacity.add_permits(reserved);
             return;
         }
+        // One claim at a time, so the rooms it is given stay true until its
+        // deliveries are counted as started.
+        let one_claim = ctx.claim_lock.lock().await;
+        let rooms = ctx.limits.rooms(&ctx.endpoints.all());
         let endpoints = ctx.endpoints.enabled_count().max(1);
         let limit = match kind {
-            Kind::FanOut => (reserved / endpoints).max(1),
+            // No more rows than the roomiest endpoint can start: rows beyond
+            // an endpoint's room wait for a second claim.
+            Kind::FanOut => {
+                let most_room = rooms.room.iter().copied().max().unwrap_or(rooms.default_room).max(1) as usize;
+                (reserved / endpoints).clamp(1, most_room)
+            }
             Kind::Due => reserved,
         };
         let lease = Lease {
@@ -78,14 +90,16 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
             default_timeout_ms: ctx.config.delivery.timeout_ms as i32,
             margin_ms: ctx.config.delivery.lease_margin_ms as i32,
         };
+        let per_endpoint = (limit / endpoints).max(1);
         let started = Instant::now();
         let claimed = match kind {
-            Kind::FanOut => ctx.db.dispatch(limit as i64, lease).await,
-            Kind::Due => ctx.db.claim_due(limit as i64, (limit / endpoints).max(1) as i64, lease).await,
+            Kind::FanOut => ctx.db.dispatch(limit as i64, lease, &rooms).await,
+            Kind::Due => ctx.db.claim_due(limit as i64, per_endpoint as i64, lease, &rooms).await,
         };
         let rows = match claimed {
             Ok(rows) => rows,
             Err(error) => {
+                drop(one_claim);
                 ctx.capacity.add_permits(reserved);
                 if let Some(skipped) = throttle.allow() {
                     tracing::warn!(%error, skipped, claim = ?kind, "claim failed; retrying");
@@ -102,7 +116,9 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
             Kind::Due => rows.len(),
         };
         tracing::debug!(claim = ?kind, reserved, limit, taken, deliveries = rows.len(), took_us = started.elapsed().as_micros() as u64, "claimed");
+        note_backlogs(ctx, kind, &rows, &rooms, per_endpoint as i32);
         start_workers(ctx, rows, reserved, lease.token, started).await;
+        drop(one_claim);
         if taken < limit || ctx.shutdown.is_cancelled() {
             return;
         }
@@ -143,6 +159,33 @@ async fn reserve(ctx: &Ctx) -> Option<usize> {
     Some(reserved)
 }
 
+/// Marks endpoints with deliveries waiting for room, so their finishing
+/// requests wake the due claim: after a fan-out, those it left unleased;
+/// after a due claim, those that took all they could (more may be due).
+fn note_backlogs(ctx: &Ctx, kind: Kind, rows: &[ClaimedRow], rooms: &Rooms, per_endpoint: i32) {
+    match kind {
+        Kind::FanOut => {
+            for row in rows.iter().filter(|r| r.delivery_id.is_some() && r.lease_ms.is_none()) {
+                if let Some(id) = row.endpoint_id {
+                    ctx.limits.set_backlog(id, true);
+                }
+            }
+        }
+        Kind::Due => {
+            let mut taken: HashMap<i64, i32> = HashMap::new();
+            for id in rows.iter().filter_map(|r| r.endpoint_id) {
+                *taken.entry(id).or_default() += 1;
+            }
+            for (&id, &room) in rooms.endpoint_ids.iter().zip(&rooms.room) {
+                let could = room.min(per_endpoint);
+                if could > 0 {
+                    ctx.limits.set_backlog(id, taken.get(&id).copied().unwrap_or(0) >= could);
+                }
+            }
+        }
+    }
+}
+
 fn count_outbox_rows(rows: &[ClaimedRow]) -> usize {
     let mut count = 0;
     let mut last = None;
@@ -175,14 +218,12 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
             }
         };
         if reserved == 0 {
-            // More deliveries than slots (endpoints were added since the count).
-            match ctx.capacity.acquire().await {
-                Ok(p) => p.forget(),
-                Err(_) => return,
-            }
-        } else {
-            reserved -= 1;
+            // More deliveries than slots (endpoints were added since the
+            // count): hand the lease back rather than wait under the claim lock.
+            let _ = ctx.records.send(Record::Release { delivery_id, lease }).await;
+            continue;
         }
+        reserved -= 1;
         let job = Job {
             delivery_id,
             endpoint_id,
@@ -190,7 +231,7 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
             lease,
             lease_deadline: claimed_at + Duration::from_millis(lease_ms.max(0) as u64),
             event: shared,
-            slot: Slot::new(ctx.capacity.clone()),
+            slot: Slot::new(ctx.capacity.clone(), ctx.limits.clone(), endpoint_id),
         };
         ctx.tracker.spawn(worker::run(ctx.clone(), job));
     }

@@ -80,6 +80,11 @@ pub struct DeliveryConfig {
     pub batch_size: usize,
     /// Added to an endpoint's timeout to make its lease (at most 30 000).
     pub lease_margin_ms: u64,
+    /// Requests in flight to one endpoint, for endpoints without their own.
+    pub max_in_flight: u32,
+    /// Requests started per second to one endpoint, for endpoints without
+    /// their own; 0 means no limit.
+    pub rate_limit_per_sec: u32,
 }
 
 impl Default for DeliveryConfig {
@@ -98,6 +103,8 @@ impl Default for DeliveryConfig {
             concurrency: 512,
             batch_size: 1_000,
             lease_margin_ms: 30_000,
+            max_in_flight: 256,
+            rate_limit_per_sec: 0,
         }
     }
 }
@@ -229,6 +236,7 @@ impl Config {
         positive("delivery.concurrency", d.concurrency as u64)?;
         positive("delivery.batch_size", d.batch_size as u64)?;
         positive("delivery.max_payload_bytes", d.max_payload_bytes as u64)?;
+        positive("delivery.max_in_flight", u64::from(d.max_in_flight))?;
         if d.backoff_max_ms < d.backoff_initial_ms {
             return Err(invalid("delivery.backoff_max_ms", "must be at least delivery.backoff_initial_ms"));
         }
@@ -498,9 +506,9 @@ mod tests {
 
     #[test]
     fn bearer_token_becomes_authorization() {
-        std::env::set_var("TAILHOOK_TEST_BEARER", "tok123");
+        std::env::set_var("UNIT_TEST_BEARER_TOKEN", "tok123");
         let c = Config::from_toml(
-            "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nbearer_token_env = \"TAILHOOK_TEST_BEARER\"",
+            "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nbearer_token_env = \"UNIT_TEST_BEARER_TOKEN\"",
         )
         .unwrap();
         let resolved = c.endpoints[0].resolve(0, false).unwrap();

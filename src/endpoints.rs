@@ -16,6 +16,8 @@ pub struct Endpoint {
     pub enabled: bool,
     pub timeout: Duration,
     pub max_attempts: u32,
+    pub max_in_flight: u32,
+    pub rate_limit_per_sec: Option<u32>,
     /// Where and how to send, or why no request can be built
     /// (the delivery then fails at once as `invalid_request`).
     pub target: Result<Target, String>,
@@ -39,6 +41,12 @@ impl Endpoint {
                 .and_then(|ms| u64::try_from(ms).ok())
                 .map_or(defaults.timeout(), Duration::from_millis),
             max_attempts: row.max_attempts.and_then(|n| u32::try_from(n).ok()).unwrap_or(defaults.max_attempts),
+            max_in_flight: row.max_in_flight.and_then(|n| u32::try_from(n).ok()).unwrap_or(defaults.max_in_flight),
+            rate_limit_per_sec: row
+                .rate_limit_per_sec
+                .and_then(|n| u32::try_from(n).ok())
+                .or(Some(defaults.rate_limit_per_sec))
+                .filter(|r| *r > 0),
             target,
         }
     }
@@ -87,6 +95,11 @@ pub struct EndpointCache {
 impl EndpointCache {
     pub fn new(defaults: DeliveryConfig) -> Self {
         Self { defaults, current: RwLock::default(), fingerprint: tokio::sync::Mutex::default() }
+    }
+
+    /// Every endpoint, as of the last refresh.
+    pub fn all(&self) -> Arc<HashMap<i64, Arc<Endpoint>>> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn get(&self, id: i64) -> Option<Arc<Endpoint>> {

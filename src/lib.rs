@@ -17,6 +17,7 @@ pub mod config;
 pub mod db;
 mod endpoints;
 pub mod guard;
+mod limits;
 mod listener;
 pub mod local_pg;
 pub mod outcome;

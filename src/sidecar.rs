@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::db::{self, Db, DbError};
 use crate::endpoints::EndpointCache;
 use crate::guard::AddressPolicy;
+use crate::limits::Limits;
 use crate::recorder::{self, DueTimer, Record};
 use crate::schedule::Backoff;
 use crate::sender::Sender;
@@ -42,6 +43,10 @@ pub(crate) struct Ctx {
     pub records: mpsc::Sender<Record>,
     /// Free request slots, over all endpoints.
     pub capacity: Arc<Semaphore>,
+    /// Per-endpoint in-flight counts and rate buckets.
+    pub limits: Arc<Limits>,
+    /// Held by the claim being made (fan-out or due), see `claim.rs`.
+    pub claim_lock: tokio::sync::Mutex<()>,
     /// Wakes the fan-out loop (outbox insert, reconnect).
     pub wake: Arc<Notify>,
     pub due: Arc<DueTimer>,
@@ -109,12 +114,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     endpoints.refresh(&db).await?;
     let (records, records_rx) = mpsc::channel(config.delivery.concurrency.max(64));
     let replica = replica_name();
+    let due = Arc::new(DueTimer::default());
     let ctx = Arc::new(Ctx {
+        limits: Arc::new(Limits::new(config.delivery.max_in_flight, due.clone())),
+        claim_lock: tokio::sync::Mutex::new(()),
         sender: Sender::new(&config.delivery, policy)?,
         capacity: Arc::new(Semaphore::new(config.delivery.concurrency)),
         backoff: Backoff { initial_ms: config.delivery.backoff_initial_ms, max_ms: config.delivery.backoff_max_ms },
         wake: Arc::new(Notify::new()),
-        due: Arc::new(DueTimer::default()),
+        due,
         shutdown: shutdown.clone(),
         abandon: CancellationToken::new(),
         tracker: TaskTracker::new(),

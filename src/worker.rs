@@ -1,5 +1,6 @@
 //! One delivery attempt, from lease to queued result; a slot of the global concurrency budget while it runs.
 
+use crate::limits::Limits;
 use crate::outcome::{next_state, Next};
 use crate::recorder::Record;
 use crate::sender::Event;
@@ -13,19 +14,27 @@ use tokio::time::Instant;
 /// result: half the lease margin, at most this.
 const RECORD_RESERVE: Duration = Duration::from_secs(1);
 
-/// A unit of the concurrency budget, given back when dropped.
-pub struct Slot(Arc<Semaphore>);
+/// A unit of the concurrency budget and of its endpoint's in-flight limit,
+/// both given back when dropped.
+pub struct Slot {
+    capacity: Arc<Semaphore>,
+    limits: Arc<Limits>,
+    endpoint_id: i64,
+}
 
 impl Slot {
-    /// Wraps a permit the caller has already taken (and forgotten).
-    pub fn new(capacity: Arc<Semaphore>) -> Self {
-        Self(capacity)
+    /// Wraps a permit the caller has already taken (and forgotten), and
+    /// counts the delivery as started for its endpoint.
+    pub fn new(capacity: Arc<Semaphore>, limits: Arc<Limits>, endpoint_id: i64) -> Self {
+        limits.started(endpoint_id);
+        Self { capacity, limits, endpoint_id }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.add_permits(1);
+        self.capacity.add_permits(1);
+        self.limits.finished(self.endpoint_id);
     }
 }
 

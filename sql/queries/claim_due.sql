@@ -1,14 +1,18 @@
 -- Lease a batch of due deliveries (retries, first attempts whose replica died,
 -- redeliveries) of enabled, unpaused endpoints. Expired leases are due again.
--- Each endpoint, visited in random order, gives at most $6 rows, so one
--- endpoint's backlog cannot take a whole claim.
+-- Each endpoint, visited in random order, gives at most $6 rows and at most
+-- its room ($7/$8, else $9), so one endpoint's backlog cannot take a whole
+-- claim and no endpoint goes over its in-flight and rate limits.
 -- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms,
--- $5 lease token, $6 max rows per endpoint
+-- $5 lease token, $6 max rows per endpoint, $7 endpoint ids and $8 their room,
+-- $9 room of any other endpoint
 WITH due AS (
     SELECT d.id
-      FROM (SELECT e.id
+      FROM (SELECT e.id, least($6::bigint, coalesce(r.room, $9::int)) AS take
               FROM tailhook.endpoints e
+              LEFT JOIN unnest($7::bigint[], $8::int[]) AS r(endpoint_id, room) ON r.endpoint_id = e.id
              WHERE e.enabled AND (e.paused_until IS NULL OR e.paused_until <= now())
+               AND coalesce(r.room, $9::int) > 0
              ORDER BY random()) e
      CROSS JOIN LATERAL (
             SELECT d.id
@@ -18,7 +22,7 @@ WITH due AS (
                AND d.next_attempt_at <= now()
                AND (d.locked_until IS NULL OR d.locked_until < now())
              ORDER BY d.next_attempt_at
-             LIMIT $6
+             LIMIT e.take
                FOR NO KEY UPDATE SKIP LOCKED
            ) d
      LIMIT $1

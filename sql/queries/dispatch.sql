@@ -1,10 +1,11 @@
 -- Fan out a batch of undispatched outbox rows in one statement (one transaction):
 -- mark them dispatched, insert one delivery per matching enabled endpoint
 -- already leased to this claim (a fresh delivery needs no separate claim), and
--- return those deliveries with the event to send. A paused endpoint's delivery
--- is inserted unleased and not returned: the due claim takes it once the pause
--- is over (or lifted).
--- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms, $5 lease token
+-- return those deliveries with the event to send. A delivery of a paused
+-- endpoint, or beyond its endpoint's room, is inserted unleased and not
+-- returned: the due claim takes it once the pause is over or room frees up.
+-- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms, $5 lease token,
+-- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint
 WITH claimed AS (
     SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.created_at
       FROM tailhook.outbox o
@@ -17,14 +18,12 @@ WITH claimed AS (
        SET dispatched_at = now()
       FROM claimed c
      WHERE o.id = c.id
-), inserted AS (
-    INSERT INTO tailhook.deliveries
-           (outbox_id, endpoint_id, status, attempts, next_attempt_at, locked_until, locked_by, lease)
-    SELECT c.id, e.id, 'pending', 0, now(),
-           CASE WHEN NOT p.paused
-                THEN now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0) END,
-           CASE WHEN NOT p.paused THEN $2::text END,
-           CASE WHEN NOT p.paused THEN $5::bigint END
+), matched AS (
+    -- Each endpoint leases at most its room ($6/$7, else $8) of this batch,
+    -- oldest first; the rest wait unleased for the due claim.
+    SELECT c.id AS outbox_id, e.id AS endpoint_id, e.timeout_ms,
+           coalesce(e.paused_until <= now(), true)
+             AND row_number() OVER (PARTITION BY e.id ORDER BY c.id) <= coalesce(r.room, $8::int) AS lease_now
       FROM claimed c
       JOIN tailhook.endpoints e
         ON e.enabled
@@ -34,13 +33,23 @@ WITH claimed AS (
             OR tailhook.event_type_matches(e.event_types, c.event_type))
        AND (e.filter IS NULL OR c.payload @> e.filter)
        AND (e.filter_path IS NULL OR coalesce(jsonb_path_match(c.payload, e.filter_path, silent => true), false))
-     CROSS JOIN LATERAL (SELECT coalesce(e.paused_until > now(), false) AS paused) p
-     ORDER BY c.id, e.id
+      LEFT JOIN unnest($6::bigint[], $7::int[]) AS r(endpoint_id, room) ON r.endpoint_id = e.id
+), inserted AS (
+    INSERT INTO tailhook.deliveries
+           (outbox_id, endpoint_id, status, attempts, next_attempt_at, locked_until, locked_by, lease)
+    SELECT m.outbox_id, m.endpoint_id, 'pending', 0, now(),
+           CASE WHEN m.lease_now
+                THEN now() + make_interval(secs => (coalesce(m.timeout_ms, $3::int)::bigint + $4::int) / 1000.0) END,
+           CASE WHEN m.lease_now THEN $2::text END,
+           CASE WHEN m.lease_now THEN $5::bigint END
+      FROM matched m
+     ORDER BY m.outbox_id, m.endpoint_id
         ON CONFLICT (outbox_id, endpoint_id) DO NOTHING
     RETURNING id, outbox_id, endpoint_id, locked_until
 )
--- Every claimed row comes back, with a NULL delivery_id when it produced no
--- delivery to send now, so the caller knows how many rows it took.
+-- Every claimed row comes back (delivery_id NULL when it matched no endpoint),
+-- so the caller knows how many rows it took; deliveries left waiting come back
+-- without payload and lease, so the caller knows which endpoints have a backlog.
 SELECT i.id AS delivery_id,
        i.endpoint_id,
        0::int AS attempts,
@@ -48,8 +57,8 @@ SELECT i.id AS delivery_id,
        c.event_id::text AS event_id,
        c.event_type,
        to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
-       CASE WHEN i.id IS NOT NULL THEN c.payload::text END AS payload,
+       CASE WHEN i.locked_until IS NOT NULL THEN c.payload::text END AS payload,
        (extract(epoch FROM i.locked_until - now()) * 1000)::bigint AS lease_ms
   FROM claimed c
-  LEFT JOIN inserted i ON i.outbox_id = c.id AND i.locked_until IS NOT NULL
+  LEFT JOIN inserted i ON i.outbox_id = c.id
  ORDER BY c.id, i.endpoint_id

@@ -3,6 +3,7 @@
 mod migrate;
 mod queries;
 
+pub use crate::limits::Rooms;
 pub use migrate::{migrate, MIGRATIONS};
 pub use queries::{ClaimedRow, EndpointRow, Lease, ResultBatch, Selection};
 

@@ -2,6 +2,7 @@
 
 use super::{Db, DbError};
 use crate::config::ResolvedEndpoint;
+use crate::limits::Rooms;
 use std::time::SystemTime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -105,6 +106,8 @@ pub struct EndpointRow {
     pub enabled: bool,
     pub timeout_ms: Option<i32>,
     pub max_attempts: Option<i32>,
+    pub max_in_flight: Option<i32>,
+    pub rate_limit_per_sec: Option<i32>,
 }
 
 /// Which deliveries `tailhook redeliver` selects; `None` filters match all.
@@ -123,14 +126,22 @@ pub struct Selection {
 impl Db {
     /// Fans out up to `limit` undispatched outbox rows (see `dispatch.sql`),
     /// in a transaction committed asynchronously (see `async_commit.sql`).
-    pub async fn dispatch(&self, limit: i64, lease: Lease<'_>) -> Result<Vec<ClaimedRow>, DbError> {
+    pub async fn dispatch(&self, limit: i64, lease: Lease<'_>, rooms: &Rooms) -> Result<Vec<ClaimedRow>, DbError> {
         self.timed(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             tx.batch_execute(ASYNC_COMMIT).await?;
             let stmt = tx.prepare_cached(DISPATCH).await?;
-            let params: [&(dyn ToSql + Sync); 5] =
-                [&limit, &lease.replica, &lease.default_timeout_ms, &lease.margin_ms, &lease.token];
+            let params: [&(dyn ToSql + Sync); 8] = [
+                &limit,
+                &lease.replica,
+                &lease.default_timeout_ms,
+                &lease.margin_ms,
+                &lease.token,
+                &rooms.endpoint_ids,
+                &rooms.room,
+                &rooms.default_room,
+            ];
             let rows = tx.query(&stmt, &params).await?;
             tx.commit().await?;
             Ok(rows.iter().map(ClaimedRow::from_row).collect())
@@ -140,12 +151,27 @@ impl Db {
 
     /// Leases up to `limit` due deliveries, at most `per_endpoint` of any one
     /// endpoint (see `claim_due.sql`).
-    pub async fn claim_due(&self, limit: i64, per_endpoint: i64, lease: Lease<'_>) -> Result<Vec<ClaimedRow>, DbError> {
+    pub async fn claim_due(
+        &self,
+        limit: i64,
+        per_endpoint: i64,
+        lease: Lease<'_>,
+        rooms: &Rooms,
+    ) -> Result<Vec<ClaimedRow>, DbError> {
         self.timed(async {
             let client = self.client().await?;
             let stmt = client.prepare_cached(CLAIM_DUE).await?;
-            let params: [&(dyn ToSql + Sync); 6] =
-                [&limit, &lease.replica, &lease.default_timeout_ms, &lease.margin_ms, &lease.token, &per_endpoint];
+            let params: [&(dyn ToSql + Sync); 9] = [
+                &limit,
+                &lease.replica,
+                &lease.default_timeout_ms,
+                &lease.margin_ms,
+                &lease.token,
+                &per_endpoint,
+                &rooms.endpoint_ids,
+                &rooms.room,
+                &rooms.default_room,
+            ];
             let rows = client.query(&stmt, &params).await?;
             Ok(rows.iter().map(ClaimedRow::from_row).collect())
         })
@@ -257,6 +283,8 @@ impl Db {
                     enabled: r.get(5),
                     timeout_ms: r.get(6),
                     max_attempts: r.get(7),
+                    max_in_flight: r.get(8),
+                    rate_limit_per_sec: r.get(9),
                 })
                 .collect())
         })

@@ -4,8 +4,8 @@ use crate::support::*;
 use std::process::{Command, Output};
 
 fn tailhook(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tailhook"));
-    cmd.args(args).env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml").env_remove("DATABASE_URL");
+    let mut cmd = tailhook_command();
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -112,8 +112,7 @@ async fn sigterm_drains_gracefully_and_a_second_signal_exits_at_once() {
     let client = db.migrate().await;
     let endpoint = add_endpoint(&client, "ep", &receiver.url("/quick"), &[]).await;
     let start = |grace_ms: &str| {
-        Command::new(env!("CARGO_BIN_EXE_tailhook"))
-            .env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml")
+        tailhook_command()
             .env("TAILHOOK_DATABASE__URL", &db.url)
             .env("TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true")
             .env("TAILHOOK_DELIVERY__TIMEOUT_MS", "60000")

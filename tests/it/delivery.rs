@@ -317,9 +317,9 @@ async fn gone_disables_the_endpoint_and_its_deliveries_wait_for_re_enabling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_secrets_each_verify_and_auth_settings_set_authorization() {
     const OLD: &str = "whsec_c2Vjb25kLWtleS1mb3Itcm90YXRpb24=";
-    std::env::set_var("TAILHOOK_IT_SECRET", SECRET);
-    std::env::set_var("TAILHOOK_IT_TOKEN", "t0ken");
-    std::env::set_var("TAILHOOK_IT_PASSWORD", "pa:ss");
+    std::env::set_var("IT_ROTATION_SECRET", SECRET);
+    std::env::set_var("IT_BEARER_TOKEN", "t0ken");
+    std::env::set_var("IT_BASIC_PASSWORD", "pa:ss");
     let db = TestDb::new().await;
     let receiver = Receiver::ok().await;
     db.migrate().await;
@@ -330,14 +330,14 @@ async fn rotated_secrets_each_verify_and_auth_settings_set_authorization() {
         name = "rotating"
         url = "{rotating}"
         secrets = ["{OLD}"]
-        secret_env = "TAILHOOK_IT_SECRET"
-        bearer_token_env = "TAILHOOK_IT_TOKEN"
+        secret_env = "IT_ROTATION_SECRET"
+        bearer_token_env = "IT_BEARER_TOKEN"
         [[endpoints]]
         name = "basic"
         url = "{basic}"
         secret = "{SECRET}"
         basic_auth_user = "hook"
-        basic_auth_password_env = "TAILHOOK_IT_PASSWORD"
+        basic_auth_password_env = "IT_BASIC_PASSWORD"
         "#,
         rotating = receiver.url("/rotating"),
         basic = receiver.url("/basic"),

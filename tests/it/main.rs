@@ -5,5 +5,6 @@ mod support;
 mod cli;
 mod delivery;
 mod pipeline;
+mod policy;
 mod routing;
 mod schema;

@@ -2,7 +2,7 @@
 
 use crate::support::*;
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,9 +157,8 @@ async fn sigkill_mid_batch_loses_nothing_and_bounds_duplicates() {
         .unwrap();
 
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_tailhook"))
+        tailhook_command()
             .arg("run")
-            .env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml")
             .env("TAILHOOK_DATABASE__URL", &db.url)
             .env("TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true")
             .env("TAILHOOK_DELIVERY__CONCURRENCY", CONCURRENCY.to_string())

@@ -171,18 +171,19 @@ async fn a_throwaway_cluster_starts_from_local_binaries_and_takes_the_schema() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_result_never_completes_a_delivery_claimed_again() {
-    use tailhook::db::{Db, Lease, ResultBatch};
+    use tailhook::db::{Db, Lease, ResultBatch, Rooms};
     let db = TestDb::new().await;
     let client = db.migrate().await;
     client.execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('ep', 'http://x')", &[]).await.unwrap();
     client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
     let pool = Db::new(&db.config().database).unwrap();
     let lease = |token| Lease { replica: "r1", token, default_timeout_ms: 1_000, margin_ms: 0 };
-    let first = pool.dispatch(10, lease(1)).await.unwrap();
+    let rooms = Rooms { default_room: 10, ..Rooms::default() };
+    let first = pool.dispatch(10, lease(1), &rooms).await.unwrap();
     let id = first[0].delivery_id.unwrap();
     // The lease expires and the same replica claims the delivery again.
     client.execute("UPDATE tailhook.deliveries SET locked_until = now() - interval '1 s'", &[]).await.unwrap();
-    let again = pool.claim_due(10, 10, lease(2)).await.unwrap();
+    let again = pool.claim_due(10, 10, lease(2), &rooms).await.unwrap();
     assert_eq!(again.len(), 1);
 
     let result = |lease: i64, status_code: i32| ResultBatch {

@@ -88,6 +88,19 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The `tailhook` binary with no inherited configuration: no `TAILHOOK_*`
+/// variables, no `DATABASE_URL`, and a config file that does not exist.
+pub fn tailhook_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tailhook"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TAILHOOK_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env_remove("DATABASE_URL").env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml");
+    cmd
+}
+
 /// A sidecar running in this process.
 pub struct Sidecar {
     pub shutdown: CancellationToken,

@@ -1,0 +1,140 @@
+//! Endpoint policies: in-flight and rate limits keep a slow or busy endpoint from hurting the others.
+
+use crate::support::*;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Publishes `n` events of `event_type` in one statement.
+async fn publish_many(client: &tokio_postgres::Client, event_type: &str, n: i64) {
+    client
+        .execute(
+            "INSERT INTO tailhook.outbox (event_type, payload) SELECT $1, jsonb_build_object('n', g) FROM generate_series(1, $2::bigint) g",
+            &[&event_type, &n],
+        )
+        .await
+        .unwrap();
+}
+
+async fn succeeded(db: &TestDb, endpoint: &str) -> i64 {
+    let client = db.client().await;
+    client
+        .query_one(
+            "SELECT count(*) FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+              WHERE e.name = $1 AND d.status = 'succeeded'",
+            &[&endpoint],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_does_not_slow_a_fast_one() {
+    const EVENTS: i64 = 3_000;
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|path, _| match path {
+        "/slow" => Reply::ok().after(Duration::from_secs(2)),
+        _ => Reply::ok(),
+    })
+    .await;
+    let client = db.migrate().await;
+    for (name, types) in [("fast", "{fast}"), ("slow", "{slow}")] {
+        client
+            .execute(
+                "INSERT INTO tailhook.endpoints (name, url, event_types) VALUES ($1, $2, $3::text::text[])",
+                &[&name, &receiver.url(&format!("/{name}")), &types],
+            )
+            .await
+            .unwrap();
+    }
+    let mut config = db.config();
+    config.delivery.concurrency = 64;
+    config.delivery.max_in_flight = 16; // the default for every endpoint here
+    let sidecar = Sidecar::start(config);
+
+    // Alone.
+    let start = Instant::now();
+    publish_many(&client, "fast", EVENTS).await;
+    wait_for("the fast endpoint alone", Duration::from_secs(60), || async { succeeded(&db, "fast").await == EVENTS })
+        .await;
+    let alone = start.elapsed();
+
+    // With a slow endpoint that has more than enough work to fill every slot.
+    publish_many(&client, "slow", EVENTS).await;
+    wait_for("the slow endpoint busy and its events fanned out", Duration::from_secs(10), || async {
+        receiver.received().iter().filter(|r| r.path == "/slow").count() >= 16
+            && db.count("SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NULL").await == 0
+    })
+    .await;
+    let start = Instant::now();
+    publish_many(&client, "fast", EVENTS).await;
+    wait_for("the fast endpoint beside the slow one", Duration::from_secs(60), || async {
+        succeeded(&db, "fast").await == 2 * EVENTS
+    })
+    .await;
+    let beside = start.elapsed();
+    let in_flight_slow = receiver.received().iter().filter(|r| r.path == "/slow").count();
+    sidecar.stop().await;
+
+    eprintln!("fast endpoint: {alone:?} alone, {beside:?} beside a slow one ({in_flight_slow} slow requests started)");
+    // Throughput within 20 %: time at most 1/0.8 of the time alone.
+    assert!(
+        beside.as_secs_f64() <= alone.as_secs_f64() / 0.8,
+        "fast endpoint took {beside:?} beside the slow one, {alone:?} alone"
+    );
+    // The slow endpoint never had more than its share of slots.
+    assert!(in_flight_slow <= 16 * 3, "{in_flight_slow} slow requests in ~3 rounds of 2 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_in_flight_and_rate_limit_are_enforced() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let db = TestDb::new().await;
+    let peak = Arc::new(AtomicUsize::new(0));
+    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(200))).await;
+    let client = db.migrate().await;
+    let limited = add_endpoint(&client, "limited", &receiver.url("/limited"), &[]).await;
+    client.execute("UPDATE tailhook.endpoints SET max_in_flight = 3 WHERE id = $1", &[&limited]).await.unwrap();
+    let sidecar = Sidecar::start(db.config());
+    publish_many(&client, "t", 30).await;
+    // Sample the receiver's view of concurrency: requests started but not yet answered.
+    let sampler = {
+        let (receiver, peak) = (receiver.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                let now = Instant::now();
+                let open = receiver
+                    .received()
+                    .iter()
+                    .filter(|r| now.duration_since(r.at) < Duration::from_millis(190))
+                    .count();
+                peak.fetch_max(open, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    wait_settled(&db, 30, Duration::from_secs(20)).await;
+    sampler.abort();
+    assert!(peak.load(Ordering::SeqCst) <= 3, "at most 3 in flight, saw {}", peak.load(Ordering::SeqCst));
+    assert!(peak.load(Ordering::SeqCst) >= 2, "the limit is used, saw {}", peak.load(Ordering::SeqCst));
+
+    // 5 per second: 15 more events take about 2 s beyond the first second's burst.
+    client
+        .execute(
+            "UPDATE tailhook.endpoints SET max_in_flight = NULL, rate_limit_per_sec = 5 WHERE id = $1",
+            &[&limited],
+        )
+        .await
+        .unwrap();
+    // The endpoint cache refreshes every second; this waits past one refresh.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let before = receiver.count();
+    let start = Instant::now();
+    publish_many(&client, "t", 15).await;
+    wait_settled(&db, 45, Duration::from_secs(20)).await;
+    let took = start.elapsed();
+    sidecar.stop().await;
+    assert_eq!(receiver.count() - before, 15);
+    assert!(took >= Duration::from_millis(1_800), "15 requests at 5/s took only {took:?}");
+}
