@@ -85,6 +85,13 @@ pub struct DeliveryConfig {
     /// Requests started per second to one endpoint, for endpoints without
     /// their own; 0 means no limit.
     pub rate_limit_per_sec: u32,
+    /// The circuit breaker opens when an endpoint has failed for at least this
+    /// long without a success...
+    pub breaker_after_ms: u64,
+    /// ...and at least this many times.
+    pub breaker_min_failures: u32,
+    /// An endpoint failing this long without a success is disabled.
+    pub disable_after_failing_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -105,6 +112,9 @@ impl Default for DeliveryConfig {
             lease_margin_ms: 30_000,
             max_in_flight: 256,
             rate_limit_per_sec: 0,
+            breaker_after_ms: 60_000,
+            breaker_min_failures: 10,
+            disable_after_failing_ms: 5 * 24 * 3_600_000,
         }
     }
 }
@@ -237,6 +247,8 @@ impl Config {
         positive("delivery.batch_size", d.batch_size as u64)?;
         positive("delivery.max_payload_bytes", d.max_payload_bytes as u64)?;
         positive("delivery.max_in_flight", u64::from(d.max_in_flight))?;
+        positive("delivery.breaker_min_failures", u64::from(d.breaker_min_failures))?;
+        positive("delivery.disable_after_failing_ms", d.disable_after_failing_ms)?;
         if d.backoff_max_ms < d.backoff_initial_ms {
             return Err(invalid("delivery.backoff_max_ms", "must be at least delivery.backoff_initial_ms"));
         }

@@ -1,6 +1,7 @@
 //! Writes attempt results back in batches (one statement per batch) and gives back leases that will not be used.
 
-use crate::db::{Db, ResultBatch};
+use crate::config::DeliveryConfig;
+use crate::db::{Db, HealthBatch, ResultBatch};
 use crate::outcome::Next;
 use crate::sender::Attempt;
 use crate::throttle::Throttle;
@@ -73,7 +74,14 @@ impl DueTimer {
 /// Runs until every sender of `rx` is gone, writing what arrives in batches.
 /// Database errors are retried until `abandon` fires (unrecorded results are
 /// then redelivered after their leases expire: at-least-once).
-pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &DueTimer, abandon: CancellationToken) {
+pub async fn run(
+    db: Db,
+    replica: String,
+    breaker: &DeliveryConfig,
+    mut rx: mpsc::Receiver<Record>,
+    due: &DueTimer,
+    abandon: CancellationToken,
+) {
     let throttle = Throttle::new(Duration::from_secs(1));
     let mut records = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut records, MAX_BATCH).await > 0 {
@@ -81,11 +89,18 @@ pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &
         let (mut release_ids, mut release_leases) = (Vec::new(), Vec::new());
         let mut retries = Vec::new();
         let mut gone = Vec::new();
+        let mut health = HealthBatch::default();
         for record in records.drain(..) {
             match record {
                 Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info } => {
-                    if attempt_info.outcome.endpoint_gone() && !gone.contains(&endpoint_id) {
+                    let outcome = &attempt_info.outcome;
+                    if outcome.endpoint_gone() && !gone.contains(&endpoint_id) {
                         gone.push(endpoint_id);
+                    }
+                    match outcome.error_kind {
+                        None => health.add(endpoint_id, true, attempt_info.started_at),
+                        Some(kind) if !kind.is_permanent() => health.add(endpoint_id, false, attempt_info.started_at),
+                        Some(_) => {}
                     }
                     if let Next::Retry { delay } = next {
                         retries.push(delay);
@@ -109,6 +124,15 @@ pub async fn run(db: Db, replica: String, mut rx: mpsc::Receiver<Record>, due: &
             let write = async {
                 if !batch.is_empty() {
                     db.record_results(&replica, &batch).await?;
+                }
+                if !health.endpoint_id.is_empty() {
+                    let (tripped, disabled) = db.endpoint_health(&health, breaker).await?;
+                    if !tripped.is_empty() {
+                        tracing::warn!(endpoints = ?tripped, "circuit breaker open: endpoint paused, probing before resuming");
+                    }
+                    if !disabled.is_empty() {
+                        tracing::error!(endpoints = ?disabled, "endpoint disabled after failing too long without a success");
+                    }
                 }
                 if !gone.is_empty() {
                     db.disable_gone(&gone).await?;

@@ -137,7 +137,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
 
     let recorder = tokio::spawn({
         let (db, replica, due, abandon) = (db.clone(), replica.clone(), ctx.due.clone(), ctx.abandon.clone());
-        async move { recorder::run(db, replica, records_rx, &due, abandon).await }
+        let delivery = ctx.config.delivery.clone();
+        async move { recorder::run(db, replica, &delivery, records_rx, &due, abandon).await }
     });
     let listen_connected = Arc::new(AtomicBool::new(false));
     let listener = ctx.config.database.listen.then(|| {

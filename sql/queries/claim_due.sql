@@ -1,5 +1,6 @@
 -- Lease a batch of due deliveries (retries, first attempts whose replica died,
--- redeliveries) of enabled, unpaused endpoints. Expired leases are due again.
+-- redeliveries, deliveries that waited for room or a pause) of enabled
+-- endpoints that are not paused. Expired leases are due again.
 -- Each endpoint, visited in random order, gives at most $6 rows and at most
 -- its room ($7/$8, else $9), so one endpoint's backlog cannot take a whole
 -- claim and no endpoint goes over its in-flight and rate limits.
@@ -8,7 +9,11 @@
 -- $9 room of any other endpoint
 WITH due AS (
     SELECT d.id
-      FROM (SELECT e.id, least($6::bigint, coalesce(r.room, $9::int)) AS take
+      -- An endpoint with paused_until set (circuit breaker) gets one probe at a
+      -- time once the pause is over; a success clears paused_until.
+      FROM (SELECT e.id,
+                   CASE WHEN e.paused_until IS NOT NULL THEN 1
+                        ELSE least($6::bigint, coalesce(r.room, $9::int)) END AS take
               FROM tailhook.endpoints e
               LEFT JOIN unnest($7::bigint[], $8::int[]) AS r(endpoint_id, room) ON r.endpoint_id = e.id
              WHERE e.enabled AND (e.paused_until IS NULL OR e.paused_until <= now())
@@ -35,6 +40,12 @@ WITH due AS (
       FROM due, tailhook.endpoints e
      WHERE d.id = due.id AND e.id = d.endpoint_id
     RETURNING d.id, d.endpoint_id, d.attempts, d.outbox_id, d.locked_until
+), probing AS (
+    -- A probe holds the endpoint paused for its lease, so no second probe starts.
+    UPDATE tailhook.endpoints e
+       SET paused_until = now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0)
+      FROM (SELECT DISTINCT endpoint_id FROM leased) l
+     WHERE e.id = l.endpoint_id AND e.paused_until IS NOT NULL
 )
 SELECT l.id AS delivery_id,
        l.endpoint_id,

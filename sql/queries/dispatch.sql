@@ -1,8 +1,8 @@
 -- Fan out a batch of undispatched outbox rows in one statement (one transaction):
 -- mark them dispatched, insert one delivery per matching enabled endpoint
 -- already leased to this claim (a fresh delivery needs no separate claim), and
--- return those deliveries with the event to send. A delivery of a paused
--- endpoint, or beyond its endpoint's room, is inserted unleased and not
+-- return those deliveries with the event to send. A delivery of an endpoint
+-- with paused_until set (paused, or being probed), or beyond its room, is inserted unleased and not
 -- returned: the due claim takes it once the pause is over or room frees up.
 -- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms, $5 lease token,
 -- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint
@@ -22,7 +22,8 @@ WITH claimed AS (
     -- Each endpoint leases at most its room ($6/$7, else $8) of this batch,
     -- oldest first; the rest wait unleased for the due claim.
     SELECT c.id AS outbox_id, e.id AS endpoint_id, e.timeout_ms,
-           coalesce(e.paused_until <= now(), true)
+           -- paused_until set (paused, or probing after a pause): the due claim sends.
+           e.paused_until IS NULL
              AND row_number() OVER (PARTITION BY e.id ORDER BY c.id) <= coalesce(r.room, $8::int) AS lease_now
       FROM claimed c
       JOIN tailhook.endpoints e

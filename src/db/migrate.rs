@@ -4,7 +4,10 @@ use super::DbError;
 use tokio_postgres::Client;
 
 /// (version, name, SQL) in order. Each file is also safe to run by hand.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "schema", include_str!("../../sql/0001_schema.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "schema", include_str!("../../sql/0001_schema.sql")),
+    (2, "breaker", include_str!("../../sql/0002_breaker.sql")),
+];
 
 const PREPARE: &str = include_str!("../../sql/queries/migrations_prepare.sql");
 const APPLIED: &str = include_str!("../../sql/queries/migrations_applied.sql");

@@ -5,7 +5,7 @@ mod queries;
 
 pub use crate::limits::Rooms;
 pub use migrate::{migrate, MIGRATIONS};
-pub use queries::{ClaimedRow, EndpointRow, Lease, ResultBatch, Selection};
+pub use queries::{ClaimedRow, EndpointRow, HealthBatch, Lease, ResultBatch, Selection};
 
 use crate::config::DatabaseConfig;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

@@ -1,7 +1,7 @@
 //! Typed wrappers around the runtime statements in `sql/queries`, one function per file.
 
 use super::{Db, DbError};
-use crate::config::ResolvedEndpoint;
+use crate::config::{DeliveryConfig, ResolvedEndpoint};
 use crate::limits::Rooms;
 use std::time::SystemTime;
 use tokio_postgres::types::ToSql;
@@ -16,6 +16,7 @@ const ASYNC_COMMIT: &str = include_str!("../../sql/queries/async_commit.sql");
 const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
 const ENDPOINT_UPSERT: &str = include_str!("../../sql/queries/endpoint_upsert.sql");
+const ENDPOINTS_HEALTH: &str = include_str!("../../sql/queries/endpoints_health.sql");
 const ENDPOINTS_DISABLE_GONE: &str = include_str!("../../sql/queries/endpoints_disable_gone.sql");
 const REDELIVER_BATCH: &str = include_str!("../../sql/queries/redeliver_batch.sql");
 const ENDPOINT_EXISTS: &str = include_str!("../../sql/queries/endpoint_exists.sql");
@@ -91,6 +92,37 @@ impl ResultBatch {
 
     pub fn is_empty(&self) -> bool {
         self.delivery_id.is_empty()
+    }
+}
+
+/// Per endpoint, what a batch of results says about its health.
+#[derive(Debug, Default)]
+pub struct HealthBatch {
+    pub endpoint_id: Vec<i64>,
+    pub ok: Vec<i32>,
+    /// Retryable failures (refused requests say nothing about the receiver).
+    pub bad: Vec<i32>,
+    pub first_bad: Vec<Option<SystemTime>>,
+}
+
+impl HealthBatch {
+    pub fn add(&mut self, endpoint_id: i64, ok: bool, at: SystemTime) {
+        let i = match self.endpoint_id.iter().position(|id| *id == endpoint_id) {
+            Some(i) => i,
+            None => {
+                self.endpoint_id.push(endpoint_id);
+                self.ok.push(0);
+                self.bad.push(0);
+                self.first_bad.push(None);
+                self.endpoint_id.len() - 1
+            }
+        };
+        if ok {
+            self.ok[i] += 1;
+        } else {
+            self.bad[i] += 1;
+            self.first_bad[i] = Some(self.first_bad[i].map_or(at, |t| t.min(at)));
+        }
     }
 }
 
@@ -238,6 +270,38 @@ impl Db {
 
     pub async fn endpoint_exists(&self, name: &str) -> Result<bool, DbError> {
         self.timed(async { Ok(self.client().await?.query_one(ENDPOINT_EXISTS, &[&name]).await?.get(0)) }).await
+    }
+
+    /// Circuit-breaker bookkeeping (see `endpoints_health.sql`); returns the
+    /// names of endpoints this batch paused and of those it disabled.
+    pub async fn endpoint_health(
+        &self,
+        h: &HealthBatch,
+        d: &DeliveryConfig,
+    ) -> Result<(Vec<String>, Vec<String>), DbError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(ENDPOINTS_HEALTH).await?;
+            let (after, min, max, dead) = (
+                d.breaker_after_ms as i64,
+                d.breaker_min_failures as i32,
+                d.backoff_max_ms as i64,
+                d.disable_after_failing_ms as i64,
+            );
+            let params: [&(dyn ToSql + Sync); 8] =
+                [&h.endpoint_id, &h.ok, &h.bad, &h.first_bad, &after, &min, &max, &dead];
+            let (mut tripped, mut disabled) = (Vec::new(), Vec::new());
+            for row in client.query(&stmt, &params).await? {
+                if row.get::<_, Option<bool>>(1) == Some(true) {
+                    tripped.push(row.get(0));
+                }
+                if row.get::<_, Option<bool>>(2) == Some(true) {
+                    disabled.push(row.get(0));
+                }
+            }
+            Ok((tripped, disabled))
+        })
+        .await
     }
 
     /// Disables endpoints that answered 410 Gone.

@@ -138,3 +138,99 @@ async fn max_in_flight_and_rate_limit_are_enforced() {
     assert_eq!(receiver.count() - before, 15);
     assert!(took >= Duration::from_millis(1_800), "15 requests at 5/s took only {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circuit_breaker_pauses_a_failing_endpoint_probes_it_and_resumes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let db = TestDb::new().await;
+    let up = Arc::new(AtomicBool::new(false));
+    let flag = up.clone();
+    let receiver =
+        Receiver::start(move |_, _| if flag.load(Ordering::SeqCst) { Reply::ok() } else { Reply::status(500) }).await;
+    let client = db.migrate().await;
+    let id = add_endpoint(&client, "flaky", &receiver.url("/flaky"), &[]).await;
+    client.execute("UPDATE tailhook.endpoints SET max_attempts = 1000 WHERE id = $1", &[&id]).await.unwrap();
+    let mut config = db.config();
+    config.delivery.backoff_initial_ms = 50;
+    config.delivery.backoff_max_ms = 3_000; // also the longest pause
+    config.delivery.breaker_after_ms = 400;
+    config.delivery.breaker_min_failures = 5;
+    let sidecar = Sidecar::start(config);
+    publish_many(&client, "t", 10).await;
+
+    // A burst of failures shorter than breaker_after_ms does not trip it.
+    wait_for("five failures", Duration::from_secs(5), || async { receiver.count() >= 5 }).await;
+    let row = client
+        .query_one(
+            "SELECT paused_until IS NOT NULL, extract(epoch FROM now() - failing_since)::float8 FROM tailhook.endpoints WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let (paused, failing_for): (bool, Option<f64>) = (row.get(0), row.get(1));
+    assert!(!paused || failing_for.unwrap_or(0.0) >= 0.4, "tripped after only {failing_for:?} s");
+
+    wait_for("the breaker open", Duration::from_secs(5), || async {
+        db.count("SELECT count(*) FROM tailhook.endpoints WHERE paused_until > now() + interval '1 second'").await == 1
+    })
+    .await;
+    // Paused: nothing is sent (the pause is 3 s; look for most of it).
+    let attempts_at_pause = db.count("SELECT count(*) FROM tailhook.attempts").await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // requests already in flight land
+    let settled = db.count("SELECT count(*) FROM tailhook.attempts").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, settled, "no attempt while paused");
+    assert!(settled - attempts_at_pause <= 10, "only requests already in flight finished");
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'failed'").await,
+        0,
+        "pausing fails nothing"
+    );
+
+    // The receiver recovers: one probe succeeds and everything goes out.
+    up.store(true, Ordering::SeqCst);
+    let recovered = receiver.count();
+    wait_settled(&db, 10, Duration::from_secs(15)).await;
+    sidecar.stop().await;
+    let after: Vec<_> = receiver.received().into_iter().skip(recovered).collect();
+    assert!(after.len() >= 10, "every event delivered after recovery");
+    let row = client
+        .query_one("SELECT paused_until IS NULL, consecutive_failures, failing_since IS NULL FROM tailhook.endpoints WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, bool>(0), row.get::<_, i32>(1), row.get::<_, bool>(2)),
+        (true, 0, true),
+        "resumed and reset"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'").await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_too_long_without_a_success_is_disabled() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|_, _| Reply::status(503)).await;
+    let client = db.migrate().await;
+    let id = add_endpoint(&client, "dead", &receiver.url("/dead"), &[]).await;
+    client.execute("UPDATE tailhook.endpoints SET max_attempts = 1000 WHERE id = $1", &[&id]).await.unwrap();
+    let mut config = db.config();
+    config.delivery.backoff_initial_ms = 50;
+    config.delivery.backoff_max_ms = 200;
+    config.delivery.breaker_after_ms = 60_000; // the breaker stays shut; only the disabling is under test
+    config.delivery.disable_after_failing_ms = 1_000;
+    let sidecar = Sidecar::start(config);
+    publish_many(&client, "t", 3).await;
+    wait_for("the endpoint disabled", Duration::from_secs(10), || async {
+        db.count("SELECT count(*) FROM tailhook.endpoints WHERE NOT enabled AND disabled_reason LIKE 'failing since % UTC without a success'")
+            .await
+            == 1
+    })
+    .await;
+    sidecar.stop().await;
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'failed'").await,
+        0,
+        "its deliveries wait"
+    );
+}

@@ -1,0 +1,39 @@
+-- Circuit breaker bookkeeping after a batch of results, per endpoint:
+-- a success resets it; retryable failures count up. While at least $6
+-- failures span at least $5 ms (the breaker is open), each failure pauses the
+-- endpoint for half the time it has been failing, between 30 s and $7 ms.
+-- Failing for $8 ms disables it. Returns, per endpoint, whether this batch
+-- tripped the breaker or disabled it.
+-- $1 endpoint ids, $2 successes, $3 failures, $4 first failure's time,
+-- $5 breaker_after_ms, $6 breaker_min_failures, $7 backoff_max_ms, $8 disable_after_failing_ms
+WITH h AS (
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::timestamptz[]) AS h(id, ok, bad, first_bad)
+), s AS (
+    SELECT e.id,
+           CASE WHEN h.ok > 0 THEN 0 ELSE e.consecutive_failures + h.bad END AS failures,
+           CASE WHEN h.ok > 0 THEN NULL ELSE coalesce(e.failing_since, h.first_bad) END AS since,
+           e.paused_until IS NULL AS was_running
+      FROM tailhook.endpoints e JOIN h ON h.id = e.id
+), v AS (
+    SELECT s.*,
+           s.since IS NOT NULL AND s.failures >= $6::int
+             AND s.since <= now() - $5::bigint * interval '1 millisecond' AS open,
+           s.since IS NOT NULL AND s.since <= now() - $8::bigint * interval '1 millisecond' AS dead
+      FROM s
+)
+UPDATE tailhook.endpoints e
+   SET consecutive_failures = v.failures,
+       failing_since = v.since,
+       paused_until = CASE
+           WHEN v.since IS NULL THEN NULL
+           WHEN v.open THEN greatest(e.paused_until, now() + least(
+                   greatest((now() - v.since) / 2, interval '30 seconds'),
+                   $7::bigint * interval '1 millisecond'))
+           ELSE e.paused_until END,
+       enabled = e.enabled AND NOT v.dead,
+       disabled_reason = CASE WHEN v.dead AND e.enabled
+           THEN 'failing since ' || to_char(v.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC without a success'
+           ELSE e.disabled_reason END
+  FROM v
+ WHERE e.id = v.id
+RETURNING e.name, v.open AND v.was_running AS tripped, v.dead AS disabled
