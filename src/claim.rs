@@ -165,10 +165,16 @@ async fn reserve(ctx: &Ctx) -> Option<usize> {
 fn note_backlogs(ctx: &Ctx, kind: Kind, rows: &[ClaimedRow], rooms: &Rooms, per_endpoint: i32) {
     match kind {
         Kind::FanOut => {
+            let mut deferred = false;
             for row in rows.iter().filter(|r| r.delivery_id.is_some() && r.lease_ms.is_none()) {
                 if let Some(id) = row.endpoint_id {
                     ctx.limits.set_backlog(id, true);
+                    deferred = true;
                 }
+            }
+            if deferred {
+                // Ordered or beyond room: the due claim decides what goes now.
+                ctx.due.schedule(Duration::ZERO);
             }
         }
         Kind::Due => {

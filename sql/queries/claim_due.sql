@@ -26,6 +26,13 @@ WITH due AS (
                AND d.status IN ('pending', 'retrying')
                AND d.next_attempt_at <= now()
                AND (d.locked_until IS NULL OR d.locked_until < now())
+               -- Ordered endpoints: a keyed delivery goes only when it is the
+               -- oldest unfinished one of its key.
+               AND (d.ordering_key IS NULL OR d.outbox_id = (
+                       SELECT h.outbox_id FROM tailhook.deliveries h
+                        WHERE h.endpoint_id = d.endpoint_id AND h.ordering_key = d.ordering_key
+                          AND h.status IN ('pending', 'retrying')
+                        ORDER BY h.outbox_id LIMIT 1))
              ORDER BY d.next_attempt_at
              LIMIT e.take
                FOR NO KEY UPDATE SKIP LOCKED

@@ -7,7 +7,7 @@
 -- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms, $5 lease token,
 -- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint
 WITH claimed AS (
-    SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.created_at
+    SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.ordering_key, o.created_at
       FROM tailhook.outbox o
      WHERE o.dispatched_at IS NULL
      ORDER BY o.id
@@ -22,8 +22,11 @@ WITH claimed AS (
     -- Each endpoint leases at most its room ($6/$7, else $8) of this batch,
     -- oldest first; the rest wait unleased for the due claim.
     SELECT c.id AS outbox_id, e.id AS endpoint_id, e.timeout_ms,
-           -- paused_until set (paused, or probing after a pause): the due claim sends.
+           CASE WHEN e.ordered THEN c.ordering_key END AS ordering_key,
+           -- paused_until set (paused, or probing after a pause), or an ordered
+           -- endpoint's keyed event (it must wait its turn): the due claim sends.
            e.paused_until IS NULL
+             AND NOT (e.ordered AND c.ordering_key IS NOT NULL)
              AND row_number() OVER (PARTITION BY e.id ORDER BY c.id) <= coalesce(r.room, $8::int) AS lease_now
       FROM claimed c
       JOIN tailhook.endpoints e
@@ -37,8 +40,8 @@ WITH claimed AS (
       LEFT JOIN unnest($6::bigint[], $7::int[]) AS r(endpoint_id, room) ON r.endpoint_id = e.id
 ), inserted AS (
     INSERT INTO tailhook.deliveries
-           (outbox_id, endpoint_id, status, attempts, next_attempt_at, locked_until, locked_by, lease)
-    SELECT m.outbox_id, m.endpoint_id, 'pending', 0, now(),
+           (outbox_id, endpoint_id, ordering_key, status, attempts, next_attempt_at, locked_until, locked_by, lease)
+    SELECT m.outbox_id, m.endpoint_id, m.ordering_key, 'pending', 0, now(),
            CASE WHEN m.lease_now
                 THEN now() + make_interval(secs => (coalesce(m.timeout_ms, $3::int)::bigint + $4::int) / 1000.0) END,
            CASE WHEN m.lease_now THEN $2::text END,

@@ -7,6 +7,7 @@ use tokio_postgres::Client;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "schema", include_str!("../../sql/0001_schema.sql")),
     (2, "breaker", include_str!("../../sql/0002_breaker.sql")),
+    (3, "ordering", include_str!("../../sql/0003_ordering.sql")),
 ];
 
 const PREPARE: &str = include_str!("../../sql/queries/migrations_prepare.sql");

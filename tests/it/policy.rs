@@ -234,3 +234,68 @@ async fn an_endpoint_failing_too_long_without_a_success_is_disabled() {
         "its deliveries wait"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_endpoint_gets_each_keys_events_in_order_despite_failures_and_two_replicas() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const KEYS: i64 = 20;
+    const PER_KEY: i64 = 10;
+    let db = TestDb::new().await;
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    // About a quarter of first attempts fail, so retries must hold their key back.
+    let receiver = Receiver::start(move |_, seen| {
+        if seen == 0 && counter.fetch_add(1, Ordering::SeqCst) % 4 == 0 {
+            Reply::status(500)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let client = db.migrate().await;
+    let id = add_endpoint(&client, "ordered", &receiver.url("/ordered"), &[]).await;
+    client.execute("UPDATE tailhook.endpoints SET ordered = true WHERE id = $1", &[&id]).await.unwrap();
+    let mut config = db.config();
+    config.delivery.backoff_initial_ms = 50;
+    config.delivery.batch_size = 20;
+    let (a, b) = (Sidecar::start(config.clone()), Sidecar::start(config));
+    for round in 0..2 {
+        client
+            .execute(
+                "INSERT INTO tailhook.outbox (event_type, payload, ordering_key)
+                 SELECT 'o', jsonb_build_object('key', k, 'seq', s), 'k' || k
+                   FROM generate_series($1::bigint, $2::bigint) s, generate_series(1, $3::bigint) k
+                  ORDER BY s, k",
+                &[&(round * PER_KEY / 2 + 1), &((round + 1) * PER_KEY / 2), &KEYS],
+            )
+            .await
+            .unwrap();
+        // Unkeyed events to the same endpoint are unordered and must not be held back.
+        client.execute("SELECT tailhook.publish('u', '{\"unkeyed\": true}')", &[]).await.unwrap();
+    }
+    wait_settled(&db, KEYS * PER_KEY + 2, Duration::from_secs(60)).await;
+    a.stop().await;
+    b.stop().await;
+
+    let mut seqs: HashMap<i64, Vec<i64>> = HashMap::new();
+    for r in receiver.received() {
+        let data = &r.json()["data"];
+        if let (Some(key), Some(seq)) = (data["key"].as_i64(), data["seq"].as_i64()) {
+            seqs.entry(key).or_default().push(seq);
+        }
+    }
+    assert_eq!(seqs.len(), KEYS as usize);
+    for (key, arrived) in &seqs {
+        assert!(arrived.windows(2).all(|w| w[0] <= w[1]), "key {key} arrived out of order: {arrived:?}");
+        let mut distinct = arrived.clone();
+        distinct.dedup();
+        assert_eq!(distinct, (1..=PER_KEY).collect::<Vec<_>>(), "key {key}: every event, in order");
+    }
+    assert!(receiver.count() > (KEYS * PER_KEY) as usize, "some first attempts failed and were retried");
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'").await,
+        KEYS * PER_KEY + 2
+    );
+}
