@@ -88,7 +88,11 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let versions: Vec<i32> = tailhook::db::MIGRATIONS.iter().map(|m| m.0).collect();
     let expected = format!("applied migrations {versions:?}");
-    assert!(String::from_utf8_lossy(&first.stdout).starts_with(&expected), "{}", String::from_utf8_lossy(&first.stdout));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).starts_with(&expected),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
     let again = tailhook(&["migrate"], &[("TAILHOOK_DATABASE__URL", &db.url)]);
     assert!(String::from_utf8_lossy(&again.stdout).starts_with("schema is up to date"));
     let client = db.client().await;

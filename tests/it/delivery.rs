@@ -360,3 +360,63 @@ async fn rotated_secrets_each_verify_and_auth_settings_set_authorization() {
     verify(SECRET, &basic.headers, &basic.body).unwrap();
     assert!(verify(OLD, &basic.headers, &basic.body).is_err(), "a wrong secret does not verify");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_endpoints_override_timeout_and_max_attempts() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(1))).await;
+    db.migrate().await;
+    let mut config = db.config();
+    config.delivery.timeout_ms = 5_000;
+    config.endpoints = tailhook::Config::from_toml(&format!(
+        "[[endpoints]]\nname = \"impatient\"\nurl = \"{}\"\ntimeout_ms = 300\nmax_attempts = 2\n",
+        receiver.url("/slow")
+    ))
+    .unwrap()
+    .endpoints;
+    let sidecar = Sidecar::start(config);
+    db.client().await.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_settled(&db, 1, Duration::from_secs(10)).await;
+    sidecar.stop().await;
+    let client = db.client().await;
+    let row = client.query_one("SELECT status, attempts, last_error FROM tailhook.deliveries", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "failed");
+    assert_eq!(row.get::<_, i32>(1), 2, "the endpoint's max_attempts, not the default 18");
+    assert_eq!(
+        row.get::<_, String>(2),
+        "no complete response within 300 ms (gave up after 2 attempts)",
+        "the endpoint's timeout, not the default 5 s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_as_an_http_date_is_honoured_and_a_malformed_one_ignored() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|path, seen| match (path, seen) {
+        ("/date", 0) => {
+            let at = std::time::SystemTime::now() + Duration::from_secs(3);
+            Reply::status(503).header("retry-after", httpdate::fmt_http_date(at))
+        }
+        ("/garbage", 0) => Reply::status(429).header("retry-after", "soon-ish"),
+        _ => Reply::ok(),
+    })
+    .await;
+    let client = db.migrate().await;
+    add_endpoint(&client, "date", &receiver.url("/date"), &[]).await;
+    add_endpoint(&client, "garbage", &receiver.url("/garbage"), &[]).await;
+    let mut config = db.config();
+    config.delivery.backoff_initial_ms = 100;
+    config.delivery.backoff_max_ms = 10_000;
+    let sidecar = Sidecar::start(config);
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_settled(&db, 2, Duration::from_secs(15)).await;
+    sidecar.stop().await;
+    let gap = |path: &str| {
+        let r: Vec<_> = receiver.received().into_iter().filter(|r| r.path == path).collect();
+        assert_eq!(r.len(), 2, "{path}");
+        r[1].at - r[0].at
+    };
+    // HTTP-dates have one-second resolution: 3 s ahead is at least 2 s.
+    assert!(gap("/date") >= Duration::from_secs(2), "HTTP-date Retry-After: {:?}", gap("/date"));
+    assert!(gap("/garbage") < Duration::from_secs(2), "malformed Retry-After ignored: {:?}", gap("/garbage"));
+}
