@@ -36,4 +36,7 @@ UPDATE tailhook.endpoints e
            ELSE e.disabled_reason END
   FROM v
  WHERE e.id = v.id
+   -- A healthy endpoint that stays healthy is not written at all (no dead
+   -- row versions for every batch of successes).
+   AND NOT (v.since IS NULL AND e.failing_since IS NULL AND e.consecutive_failures = 0 AND e.paused_until IS NULL)
 RETURNING e.name, v.open AND v.was_running AS tripped, v.dead AS disabled
