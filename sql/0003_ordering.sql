@@ -8,3 +8,36 @@ ALTER TABLE tailhook.deliveries ADD COLUMN IF NOT EXISTS ordering_key text;
 CREATE INDEX IF NOT EXISTS deliveries_ordered
     ON tailhook.deliveries (endpoint_id, ordering_key, outbox_id)
     WHERE status IN ('pending', 'retrying') AND ordering_key IS NOT NULL;
+
+-- Redelivery never touches a delivery that is being sent right now, and
+-- clears the claim token along with the lease.
+CREATE OR REPLACE FUNCTION tailhook.redeliver(delivery_id bigint) RETURNS boolean
+LANGUAGE sql AS $$
+    WITH r AS (
+        UPDATE tailhook.deliveries d
+           SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retrying' END,
+               next_attempt_at = now(), locked_until = NULL, locked_by = NULL, lease = NULL,
+               completed_at = NULL, updated_at = now()
+         WHERE d.id = redeliver.delivery_id
+           AND (d.locked_until IS NULL OR d.locked_until < now())
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM r)
+$$;
+
+CREATE OR REPLACE FUNCTION tailhook.redeliver_failed(endpoint_name text, since timestamptz)
+RETURNS bigint
+LANGUAGE sql AS $$
+    WITH r AS (
+        UPDATE tailhook.deliveries d
+           SET status = 'retrying', next_attempt_at = now(), locked_until = NULL,
+               locked_by = NULL, lease = NULL, completed_at = NULL, updated_at = now()
+          FROM tailhook.endpoints e
+         WHERE e.name = redeliver_failed.endpoint_name
+           AND d.endpoint_id = e.id
+           AND d.status = 'failed'
+           AND d.completed_at >= redeliver_failed.since
+        RETURNING 1
+    )
+    SELECT count(*) FROM r
+$$;

@@ -93,7 +93,7 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
         let per_endpoint = (limit / endpoints).max(1);
         let started = Instant::now();
         let claimed = match kind {
-            Kind::FanOut => ctx.db.dispatch(limit as i64, lease, &rooms).await,
+            Kind::FanOut => ctx.db.dispatch(limit as i64, lease, &rooms, ctx.endpoints.any_ordered()).await,
             Kind::Due => ctx.db.claim_due(limit as i64, per_endpoint as i64, lease, &rooms).await,
         };
         let rows = match claimed {

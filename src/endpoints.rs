@@ -18,6 +18,7 @@ pub struct Endpoint {
     pub max_attempts: u32,
     pub max_in_flight: u32,
     pub rate_limit_per_sec: Option<u32>,
+    pub ordered: bool,
     /// Where and how to send, or why no request can be built
     /// (the delivery then fails at once as `invalid_request`).
     pub target: Result<Target, String>,
@@ -47,6 +48,7 @@ impl Endpoint {
                 .and_then(|n| u32::try_from(n).ok())
                 .or(Some(defaults.rate_limit_per_sec))
                 .filter(|r| *r > 0),
+            ordered: row.ordered,
             target,
         }
     }
@@ -104,6 +106,11 @@ impl EndpointCache {
 
     pub fn get(&self, id: i64) -> Option<Arc<Endpoint>> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    /// Whether any enabled endpoint is ordered (fan-outs then take turns).
+    pub fn any_ordered(&self) -> bool {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).values().any(|e| e.enabled && e.ordered)
     }
 
     /// Endpoints currently enabled (used to size fan-out claims).

@@ -59,7 +59,10 @@ impl Limits {
             let mut room = ep.max_in_flight.saturating_sub(load.in_flight);
             if let Some(rate) = ep.rate_limit_per_sec {
                 let rate = f64::from(rate);
-                load.tokens = (load.tokens + now.duration_since(load.refilled).as_secs_f64() * rate).min(rate);
+                // Debt from requests started before the limit was set is capped
+                // at one second's worth.
+                let refill = now.duration_since(load.refilled).as_secs_f64() * rate;
+                load.tokens = (load.tokens.max(-rate) + refill).min(rate);
                 load.refilled = now;
                 room = room.min(load.tokens.max(0.0).floor() as u32);
             }

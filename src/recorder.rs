@@ -98,8 +98,8 @@ pub async fn run(
                         gone.push(endpoint_id);
                     }
                     match outcome.error_kind {
-                        None => health.add(endpoint_id, true, attempt_info.started_at),
-                        Some(kind) if !kind.is_permanent() => health.add(endpoint_id, false, attempt_info.started_at),
+                        None => health.add(endpoint_id, true),
+                        Some(kind) if !kind.is_permanent() => health.add(endpoint_id, false),
                         Some(_) => {}
                     }
                     if let Next::Retry { delay } = next {
@@ -120,12 +120,16 @@ pub async fn run(
             .without_max_times()
             .build();
         let started = Instant::now();
+        // Stages already written, so a retry after a later stage failed
+        // never counts a result's health twice.
+        let mut written = 0;
         loop {
             let write = async {
-                if !batch.is_empty() {
+                if written < 1 && !batch.is_empty() {
                     db.record_results(&replica, &batch).await?;
                 }
-                if !health.endpoint_id.is_empty() {
+                written = written.max(1);
+                if written < 2 && !health.endpoint_id.is_empty() {
                     let (tripped, disabled) = db.endpoint_health(&health, breaker).await?;
                     if !tripped.is_empty() {
                         tracing::warn!(endpoints = ?tripped, "circuit breaker open: endpoint paused, probing before resuming");
@@ -134,10 +138,12 @@ pub async fn run(
                         tracing::error!(endpoints = ?disabled, "endpoint disabled after failing too long without a success");
                     }
                 }
-                if !gone.is_empty() {
+                written = written.max(2);
+                if written < 3 && !gone.is_empty() {
                     db.disable_gone(&gone).await?;
                     tracing::warn!(endpoints = ?gone, "endpoint answered 410 Gone; disabled");
                 }
+                written = written.max(3);
                 if !release_ids.is_empty() {
                     db.release(&replica, &release_ids, &release_leases).await?;
                 }

@@ -28,11 +28,19 @@ WITH due AS (
                AND (d.locked_until IS NULL OR d.locked_until < now())
                -- Ordered endpoints: a keyed delivery goes only when it is the
                -- oldest unfinished one of its key.
-               AND (d.ordering_key IS NULL OR d.outbox_id = (
-                       SELECT h.outbox_id FROM tailhook.deliveries h
-                        WHERE h.endpoint_id = d.endpoint_id AND h.ordering_key = d.ordering_key
-                          AND h.status IN ('pending', 'retrying')
-                        ORDER BY h.outbox_id LIMIT 1))
+               AND (d.ordering_key IS NULL OR (
+                       d.outbox_id = (
+                           SELECT h.outbox_id FROM tailhook.deliveries h
+                            WHERE h.endpoint_id = d.endpoint_id AND h.ordering_key = d.ordering_key
+                              AND h.status IN ('pending', 'retrying')
+                            ORDER BY h.outbox_id LIMIT 1)
+                       -- and no other delivery of the key is being sent (a redelivered
+                       -- older one may have become the head meanwhile)
+                       AND NOT EXISTS (
+                           SELECT 1 FROM tailhook.deliveries x
+                            WHERE x.endpoint_id = d.endpoint_id AND x.ordering_key = d.ordering_key
+                              AND x.status IN ('pending', 'retrying') AND x.id <> d.id
+                              AND x.locked_until > now())))
              ORDER BY d.next_attempt_at
              LIMIT e.take
                FOR NO KEY UPDATE SKIP LOCKED

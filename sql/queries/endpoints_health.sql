@@ -1,34 +1,36 @@
 -- Circuit breaker bookkeeping after a batch of results, per endpoint:
--- a success resets it; retryable failures count up. While at least $6
--- failures span at least $5 ms (the breaker is open), each failure pauses the
--- endpoint for half the time it has been failing, between 30 s and $7 ms.
--- Failing for $8 ms disables it. Returns, per endpoint, whether this batch
+-- a success resets it; retryable failures count up. While at least $5
+-- failures span at least $4 ms (the breaker is open), each failure pauses the
+-- endpoint for half the time it has been failing, between 30 s and $6 ms.
+-- Failing for $7 ms disables it (and resets its health). Returns, per endpoint, whether this batch
 -- tripped the breaker or disabled it.
--- $1 endpoint ids, $2 successes, $3 failures, $4 first failure's time,
--- $5 breaker_after_ms, $6 breaker_min_failures, $7 backoff_max_ms, $8 disable_after_failing_ms
+-- failing_since is the database's clock, so replicas' clocks never matter.
+-- $1 endpoint ids, $2 successes, $3 failures,
+-- $4 breaker_after_ms, $5 breaker_min_failures, $6 backoff_max_ms, $7 disable_after_failing_ms
 WITH h AS (
-    SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::timestamptz[]) AS h(id, ok, bad, first_bad)
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[]) AS h(id, ok, bad)
 ), s AS (
     SELECT e.id,
            CASE WHEN h.ok > 0 THEN 0 ELSE e.consecutive_failures + h.bad END AS failures,
-           CASE WHEN h.ok > 0 THEN NULL ELSE coalesce(e.failing_since, h.first_bad) END AS since,
+           CASE WHEN h.ok > 0 THEN NULL ELSE coalesce(e.failing_since, now()) END AS since,
            e.paused_until IS NULL AS was_running
       FROM tailhook.endpoints e JOIN h ON h.id = e.id
+       FOR UPDATE OF e -- read the latest state: another replica may be writing it
 ), v AS (
     SELECT s.*,
-           s.since IS NOT NULL AND s.failures >= $6::int
-             AND s.since <= now() - $5::bigint * interval '1 millisecond' AS open,
-           s.since IS NOT NULL AND s.since <= now() - $8::bigint * interval '1 millisecond' AS dead
+           s.since IS NOT NULL AND s.failures >= $5::int
+             AND s.since <= now() - $4::bigint * interval '1 millisecond' AS open,
+           s.since IS NOT NULL AND s.since <= now() - $7::bigint * interval '1 millisecond' AS dead
       FROM s
 )
 UPDATE tailhook.endpoints e
-   SET consecutive_failures = v.failures,
-       failing_since = v.since,
+   SET consecutive_failures = CASE WHEN v.dead THEN 0 ELSE v.failures END,
+       failing_since = CASE WHEN v.dead THEN NULL ELSE v.since END,
        paused_until = CASE
-           WHEN v.since IS NULL THEN NULL
+           WHEN v.since IS NULL OR v.dead THEN NULL
            WHEN v.open THEN greatest(e.paused_until, now() + least(
                    greatest((now() - v.since) / 2, interval '30 seconds'),
-                   $7::bigint * interval '1 millisecond'))
+                   $6::bigint * interval '1 millisecond'))
            ELSE e.paused_until END,
        enabled = e.enabled AND NOT v.dead,
        disabled_reason = CASE WHEN v.dead AND e.enabled

@@ -25,6 +25,7 @@ WITH r AS (
            completed_at = CASE WHEN r.status IN ('succeeded', 'failed') THEN now() END
       FROM r
      WHERE d.id = r.delivery_id
+       AND d.status IN ('pending', 'retrying') -- never revive a cancelled one
        AND d.locked_by = $1::text
        AND d.lease = r.lease
        AND d.attempts = r.attempt - 1

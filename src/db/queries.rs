@@ -13,6 +13,7 @@ const RECORD_RESULTS: &str = include_str!("../../sql/queries/record_results.sql"
 const RELEASE_LEASES: &str = include_str!("../../sql/queries/release_leases.sql");
 const RELEASE_ALL: &str = include_str!("../../sql/queries/release_all.sql");
 const ASYNC_COMMIT: &str = include_str!("../../sql/queries/async_commit.sql");
+const DISPATCH_SERIALIZE: &str = include_str!("../../sql/queries/dispatch_serialize.sql");
 const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
 const ENDPOINT_UPSERT: &str = include_str!("../../sql/queries/endpoint_upsert.sql");
@@ -102,18 +103,16 @@ pub struct HealthBatch {
     pub ok: Vec<i32>,
     /// Retryable failures (refused requests say nothing about the receiver).
     pub bad: Vec<i32>,
-    pub first_bad: Vec<Option<SystemTime>>,
 }
 
 impl HealthBatch {
-    pub fn add(&mut self, endpoint_id: i64, ok: bool, at: SystemTime) {
+    pub fn add(&mut self, endpoint_id: i64, ok: bool) {
         let i = match self.endpoint_id.iter().position(|id| *id == endpoint_id) {
             Some(i) => i,
             None => {
                 self.endpoint_id.push(endpoint_id);
                 self.ok.push(0);
                 self.bad.push(0);
-                self.first_bad.push(None);
                 self.endpoint_id.len() - 1
             }
         };
@@ -121,7 +120,6 @@ impl HealthBatch {
             self.ok[i] += 1;
         } else {
             self.bad[i] += 1;
-            self.first_bad[i] = Some(self.first_bad[i].map_or(at, |t| t.min(at)));
         }
     }
 }
@@ -140,6 +138,7 @@ pub struct EndpointRow {
     pub max_attempts: Option<i32>,
     pub max_in_flight: Option<i32>,
     pub rate_limit_per_sec: Option<i32>,
+    pub ordered: bool,
 }
 
 /// Which deliveries `tailhook redeliver` selects; `None` filters match all.
@@ -157,12 +156,22 @@ pub struct Selection {
 
 impl Db {
     /// Fans out up to `limit` undispatched outbox rows (see `dispatch.sql`),
-    /// in a transaction committed asynchronously (see `async_commit.sql`).
-    pub async fn dispatch(&self, limit: i64, lease: Lease<'_>, rooms: &Rooms) -> Result<Vec<ClaimedRow>, DbError> {
+    /// in a transaction committed asynchronously (see `async_commit.sql`);
+    /// `one_at_a_time` while any endpoint is ordered (`dispatch_serialize.sql`).
+    pub async fn dispatch(
+        &self,
+        limit: i64,
+        lease: Lease<'_>,
+        rooms: &Rooms,
+        one_at_a_time: bool,
+    ) -> Result<Vec<ClaimedRow>, DbError> {
         self.timed(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             tx.batch_execute(ASYNC_COMMIT).await?;
+            if one_at_a_time {
+                tx.batch_execute(DISPATCH_SERIALIZE).await?;
+            }
             let stmt = tx.prepare_cached(DISPATCH).await?;
             let params: [&(dyn ToSql + Sync); 8] = [
                 &limit,
@@ -288,8 +297,7 @@ impl Db {
                 d.backoff_max_ms as i64,
                 d.disable_after_failing_ms as i64,
             );
-            let params: [&(dyn ToSql + Sync); 8] =
-                [&h.endpoint_id, &h.ok, &h.bad, &h.first_bad, &after, &min, &max, &dead];
+            let params: [&(dyn ToSql + Sync); 7] = [&h.endpoint_id, &h.ok, &h.bad, &after, &min, &max, &dead];
             let (mut tripped, mut disabled) = (Vec::new(), Vec::new());
             for row in client.query(&stmt, &params).await? {
                 if row.get::<_, Option<bool>>(1) == Some(true) {
@@ -349,6 +357,7 @@ impl Db {
                     max_attempts: r.get(7),
                     max_in_flight: r.get(8),
                     rate_limit_per_sec: r.get(9),
+                    ordered: r.get(10),
                 })
                 .collect())
         })

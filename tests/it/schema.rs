@@ -180,7 +180,7 @@ async fn a_late_result_never_completes_a_delivery_claimed_again() {
     let pool = Db::new(&db.config().database).unwrap();
     let lease = |token| Lease { replica: "r1", token, default_timeout_ms: 1_000, margin_ms: 0 };
     let rooms = Rooms { default_room: 10, ..Rooms::default() };
-    let first = pool.dispatch(10, lease(1), &rooms).await.unwrap();
+    let first = pool.dispatch(10, lease(1), &rooms, false).await.unwrap();
     let id = first[0].delivery_id.unwrap();
     // The lease expires and the same replica claims the delivery again.
     client.execute("UPDATE tailhook.deliveries SET locked_until = now() - interval '1 s'", &[]).await.unwrap();
@@ -207,4 +207,46 @@ async fn a_late_result_never_completes_a_delivery_claimed_again() {
     assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts WHERE status_code = 202").await, 1);
     assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 1);
     assert_eq!(pool.record_results("r2", &result(2, 203)).await.unwrap(), 0, "another replica's result is ignored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_deliveries_stay_cancelled_and_redeliver_leaves_live_leases_alone() {
+    use tailhook::db::{Db, Lease, ResultBatch, Rooms};
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    client.execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('ep', 'http://x')", &[]).await.unwrap();
+    client
+        .execute("INSERT INTO tailhook.outbox (event_type, payload) VALUES ('t', '{}'), ('t', '{}')", &[])
+        .await
+        .unwrap();
+    let pool = Db::new(&db.config().database).unwrap();
+    let lease = Lease { replica: "r1", token: 7, default_timeout_ms: 60_000, margin_ms: 0 };
+    let rows = pool.dispatch(10, lease, &Rooms { default_room: 10, ..Rooms::default() }, false).await.unwrap();
+    let (first, second) = (rows[0].delivery_id.unwrap(), rows[1].delivery_id.unwrap());
+
+    // Being sent: redeliver() must not clear the lease (it would be sent twice at once).
+    let redelivered: bool = client.query_one("SELECT tailhook.redeliver($1)", &[&first]).await.unwrap().get(0);
+    assert!(!redelivered);
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE locked_by = 'r1'").await, 2);
+
+    // Cancelled while in flight: the late result does not bring it back.
+    client.execute("UPDATE tailhook.deliveries SET status = 'cancelled' WHERE id = $1", &[&second]).await.unwrap();
+    let result = ResultBatch {
+        delivery_id: vec![second],
+        attempt: vec![1],
+        status: vec!["retrying"],
+        delay_ms: vec![Some(1_000)],
+        status_code: vec![Some(500)],
+        error_kind: vec![Some("http_status")],
+        error: vec![Some("HTTP 500".into())],
+        last_error: vec![Some("HTTP 500".into())],
+        lease: vec![7],
+        started_at: vec![std::time::SystemTime::now()],
+        duration_ms: vec![1],
+        response_body: vec![None],
+    };
+    assert_eq!(pool.record_results("r1", &result).await.unwrap(), 0);
+    let status: String =
+        client.query_one("SELECT status FROM tailhook.deliveries WHERE id = $1", &[&second]).await.unwrap().get(0);
+    assert_eq!(status, "cancelled");
 }
