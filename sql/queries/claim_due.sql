@@ -7,16 +7,26 @@
 -- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms,
 -- $5 lease token, $6 max rows per endpoint, $7 endpoint ids and $8 their room,
 -- $9 room of any other endpoint
-WITH due AS (
+WITH probe AS (
+    -- An endpoint with paused_until set (circuit breaker) gets one probe once
+    -- the pause is over: taking it renews the pause for the probe's lease, and
+    -- a concurrent claim (another replica) waits on this row, then sees the
+    -- renewed pause and takes none. A success clears paused_until.
+    UPDATE tailhook.endpoints e
+       SET paused_until = now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0)
+     WHERE e.enabled AND e.paused_until IS NOT NULL AND e.paused_until <= now()
+       AND EXISTS (SELECT 1 FROM tailhook.deliveries d
+                    WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'retrying')
+                      AND d.next_attempt_at <= now() AND (d.locked_until IS NULL OR d.locked_until < now()))
+    RETURNING e.id
+), due AS (
     SELECT d.id
-      -- An endpoint with paused_until set (circuit breaker) gets one probe at a
-      -- time once the pause is over; a success clears paused_until.
       FROM (SELECT e.id,
                    CASE WHEN e.paused_until IS NOT NULL THEN 1
                         ELSE least($6::bigint, coalesce(r.room, $9::int)) END AS take
               FROM tailhook.endpoints e
               LEFT JOIN unnest($7::bigint[], $8::int[]) AS r(endpoint_id, room) ON r.endpoint_id = e.id
-             WHERE e.enabled AND (e.paused_until IS NULL OR e.paused_until <= now())
+             WHERE e.enabled AND (e.paused_until IS NULL OR e.id IN (SELECT id FROM probe))
                AND coalesce(r.room, $9::int) > 0
              ORDER BY random()) e
      CROSS JOIN LATERAL (
@@ -55,12 +65,6 @@ WITH due AS (
       FROM due, tailhook.endpoints e
      WHERE d.id = due.id AND e.id = d.endpoint_id
     RETURNING d.id, d.endpoint_id, d.attempts, d.outbox_id, d.locked_until
-), probing AS (
-    -- A probe holds the endpoint paused for its lease, so no second probe starts.
-    UPDATE tailhook.endpoints e
-       SET paused_until = now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0)
-      FROM (SELECT DISTINCT endpoint_id FROM leased) l
-     WHERE e.id = l.endpoint_id AND e.paused_until IS NOT NULL
 )
 SELECT l.id AS delivery_id,
        l.endpoint_id,

@@ -299,3 +299,32 @@ async fn an_ordered_endpoint_gets_each_keys_events_in_order_despite_failures_and
         KEYS * PER_KEY + 2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_endpoint_is_probed_once_then_resumes_at_full_speed() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(1))).await;
+    let client = db.migrate().await;
+    let id = add_endpoint(&client, "recovering", &receiver.url("/r"), &[]).await;
+    // Paused until a moment ago, with work waiting: the next thing sent is a probe.
+    client
+        .execute(
+            "UPDATE tailhook.endpoints SET paused_until = now() + interval '500 milliseconds' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    publish_many(&client, "t", 20).await;
+    let (a, b) = (Sidecar::start(db.config()), Sidecar::start(db.config()));
+    wait_for("the probe", Duration::from_secs(5), || async { receiver.count() >= 1 }).await;
+    let first = receiver.received()[0].at;
+    wait_settled(&db, 20, Duration::from_secs(20)).await;
+    a.stop().await;
+    b.stop().await;
+    let before_answer = receiver.received().iter().filter(|r| r.at < first + Duration::from_millis(900)).count();
+    assert_eq!(before_answer, 1, "one probe first, nothing else until it answers");
+    assert_eq!(receiver.count(), 20, "then everything, once");
+    let paused: Option<std::time::SystemTime> =
+        client.query_one("SELECT paused_until FROM tailhook.endpoints WHERE id = $1", &[&id]).await.unwrap().get(0);
+    assert_eq!(paused, None, "the probe's success resumed it");
+}

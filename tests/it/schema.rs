@@ -250,3 +250,41 @@ async fn cancelled_deliveries_stay_cancelled_and_redeliver_leaves_live_leases_al
         client.query_one("SELECT status FROM tailhook.deliveries WHERE id = $1", &[&second]).await.unwrap().get(0);
     assert_eq!(status, "cancelled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_take_one_probe_in_total_when_a_pause_ends() {
+    use tailhook::db::{Db, Lease, Rooms};
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let id: i64 = client
+        .query_one("INSERT INTO tailhook.endpoints (name, url) VALUES ('ep', 'http://x') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(
+            "INSERT INTO tailhook.outbox (event_type, payload, dispatched_at) SELECT 't', '{}', now() FROM generate_series(1, 100);
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id) SELECT o.id, e.id FROM tailhook.outbox o, tailhook.endpoints e;",
+        )
+        .await
+        .unwrap();
+    let (one, two) = (Db::new(&db.config().database).unwrap(), Db::new(&db.config().database).unwrap());
+    let rooms = Rooms { default_room: 50, ..Rooms::default() };
+    for round in 0..30 {
+        client
+            .execute("UPDATE tailhook.deliveries SET locked_until = NULL, locked_by = NULL, lease = NULL", &[])
+            .await
+            .unwrap();
+        client
+            .execute("UPDATE tailhook.endpoints SET paused_until = now() - interval '1 ms' WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        let lease = |replica, token| Lease { replica, token, default_timeout_ms: 10_000, margin_ms: 0 };
+        let (a, b) = tokio::join!(
+            one.claim_due(50, 50, lease("a", round), &rooms),
+            two.claim_due(50, 50, lease("b", round), &rooms)
+        );
+        let probes = a.unwrap().len() + b.unwrap().len();
+        assert_eq!(probes, 1, "round {round}: {probes} probes");
+    }
+}
