@@ -26,12 +26,6 @@ pub struct Rooms {
     pub default_room: i32,
 }
 
-impl Rooms {
-    pub fn of(&self, endpoint_id: i64) -> i32 {
-        self.endpoint_ids.iter().position(|id| *id == endpoint_id).map_or(self.default_room, |i| self.room[i])
-    }
-}
-
 /// Enforces `max_in_flight` and `rate_limit_per_sec` per endpoint, per replica.
 pub struct Limits {
     loads: Mutex<HashMap<i64, Load>>,

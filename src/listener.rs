@@ -18,12 +18,9 @@ const HEALTH_CHECK: Duration = Duration::from_secs(10);
 /// Keeps a LISTEN connection open until `shutdown`. After every (re)connect it
 /// LISTENs first and then wakes the fan-out loop for a full scan, since
 /// notifications sent while disconnected are lost.
-pub async fn run(
-    pg: tokio_postgres::Config,
-    wake: Arc<Notify>,
-    connected: Arc<AtomicBool>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, shutdown: CancellationToken) {
+    // Set once a connection is listening: its loss restarts the backoff.
+    let connected = AtomicBool::new(false);
     let throttle = Throttle::new(Duration::from_secs(1));
     let builder = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
@@ -49,7 +46,6 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         }
     }
-    connected.store(false, Ordering::SeqCst);
 }
 
 /// One connection's life; returns why it ended.

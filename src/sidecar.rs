@@ -10,7 +10,7 @@ use crate::schedule::Backoff;
 use crate::sender::Sender;
 use crate::throttle::Throttle;
 use crate::{claim, listener};
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -140,13 +140,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         let delivery = ctx.config.delivery.clone();
         async move { recorder::run(db, replica, &delivery, records_rx, &due, abandon).await }
     });
-    let listen_connected = Arc::new(AtomicBool::new(false));
     let listener = ctx.config.database.listen.then(|| {
         let pg = db::pg_config(&ctx.config.database);
-        let (wake, connected, stop) = (ctx.wake.clone(), listen_connected.clone(), shutdown.clone());
+        let (wake, stop) = (ctx.wake.clone(), shutdown.clone());
         tokio::spawn(async move {
             match pg {
-                Ok(pg) => listener::run(pg, wake, connected, stop).await,
+                Ok(pg) => listener::run(pg, wake, stop).await,
                 Err(e) => tracing::error!(error = %e, "cannot LISTEN; polling only"),
             }
         })

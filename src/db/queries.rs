@@ -3,6 +3,7 @@
 use super::{Db, DbError};
 use crate::config::{DeliveryConfig, ResolvedEndpoint};
 use crate::limits::Rooms;
+use std::collections::HashMap;
 use std::time::SystemTime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -103,19 +104,18 @@ pub struct HealthBatch {
     pub ok: Vec<i32>,
     /// Retryable failures (refused requests say nothing about the receiver).
     pub bad: Vec<i32>,
+    /// Endpoint id → its position in the arrays.
+    index: HashMap<i64, usize>,
 }
 
 impl HealthBatch {
     pub fn add(&mut self, endpoint_id: i64, ok: bool) {
-        let i = match self.endpoint_id.iter().position(|id| *id == endpoint_id) {
-            Some(i) => i,
-            None => {
-                self.endpoint_id.push(endpoint_id);
-                self.ok.push(0);
-                self.bad.push(0);
-                self.endpoint_id.len() - 1
-            }
-        };
+        let i = *self.index.entry(endpoint_id).or_insert_with(|| {
+            self.endpoint_id.push(endpoint_id);
+            self.ok.push(0);
+            self.bad.push(0);
+            self.endpoint_id.len() - 1
+        });
         if ok {
             self.ok[i] += 1;
         } else {

@@ -123,10 +123,25 @@ async fn sigterm_drains_gracefully_and_a_second_signal_exits_at_once() {
             .env("TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true")
             .env("TAILHOOK_DELIVERY__TIMEOUT_MS", "60000")
             .env("TAILHOOK_DELIVERY__SHUTDOWN_GRACE_MS", grace_ms)
-            .env("TAILHOOK_LOG__LEVEL", "warn")
+            .env("TAILHOOK_LOG__LEVEL", "info")
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start tailhook")
+    };
+    // Set once the child logs that it handled a signal (its stderr is read to the end).
+    let signal_handled = |child: &mut std::process::Child| {
+        use std::io::BufRead;
+        let handled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, stderr) = (handled.clone(), child.stderr.take().expect("piped stderr"));
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("signal received") {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        handled
     };
     let signal = |pid: u32| {
         assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
@@ -135,6 +150,7 @@ async fn sigterm_drains_gracefully_and_a_second_signal_exits_at_once() {
 
     // One SIGTERM: the request in flight (300 ms) finishes and is recorded; exit 0.
     let mut child = start("10000");
+    signal_handled(&mut child);
     client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
     wait_for("a request in flight", Duration::from_secs(10), || async { receiver.count() == 1 }).await;
     signal(child.id());
@@ -152,10 +168,15 @@ async fn sigterm_drains_gracefully_and_a_second_signal_exits_at_once() {
         .await
         .unwrap();
     let mut child = start("60000");
+    let handled = signal_handled(&mut child);
     client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
     wait_for("a slow request in flight", Duration::from_secs(10), || async { receiver.count() == 2 }).await;
     signal(child.id());
-    tokio::time::sleep(Duration::from_millis(300)).await; // let the first signal be handled on its own
+    wait_for("the first signal handled", Duration::from_secs(5), || {
+        let done = handled.load(std::sync::atomic::Ordering::SeqCst);
+        async move { done }
+    })
+    .await;
     assert_eq!(exited(&mut child), None, "still draining after the first signal");
     let second = tokio::time::Instant::now();
     signal(child.id());

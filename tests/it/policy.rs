@@ -140,6 +140,8 @@ async fn max_in_flight_and_rate_limit_are_enforced() {
     assert!(peak.load(Ordering::SeqCst) >= 2, "the limit is used, saw {}", peak.load(Ordering::SeqCst));
 
     // 5 per second: 15 more events take about 2 s beyond the first second's burst.
+    // A new sidecar reads the changed endpoint at start-up.
+    sidecar.stop().await;
     client
         .execute(
             "UPDATE tailhook.endpoints SET max_in_flight = NULL, rate_limit_per_sec = 5 WHERE id = $1",
@@ -147,8 +149,7 @@ async fn max_in_flight_and_rate_limit_are_enforced() {
         )
         .await
         .unwrap();
-    // The endpoint cache refreshes every second; this waits past one refresh.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let sidecar = Sidecar::start(db.config());
     let before = receiver.count();
     let start = Instant::now();
     publish_many(&client, "t", 15).await;
@@ -197,7 +198,10 @@ async fn the_circuit_breaker_pauses_a_failing_endpoint_probes_it_and_resumes() {
     .await;
     // Paused: nothing is sent (the pause is 3 s; look for most of it).
     let attempts_at_pause = db.count("SELECT count(*) FROM tailhook.attempts").await;
-    tokio::time::sleep(Duration::from_millis(200)).await; // requests already in flight land
+    wait_for("requests already in flight recorded", Duration::from_secs(2), || async {
+        db.count("SELECT count(*) FROM tailhook.deliveries WHERE locked_until IS NOT NULL").await == 0
+    })
+    .await;
     let settled = db.count("SELECT count(*) FROM tailhook.attempts").await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, settled, "no attempt while paused");
