@@ -68,9 +68,11 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 
 /// Defaults, then any `TAILHOOK_*` variables (to try settings), then the bench's database.
 fn config(url: &str) -> tailhook::Config {
-    let mut c = tailhook::Config::load(std::path::Path::new("/nonexistent/bench.toml")).expect("config");
+    let mut c = tailhook::Config::load(std::path::Path::new("/nonexistent/bench.toml"), false).expect("config");
     c.database.url = tailhook::secret::DatabaseUrl::new(url);
     c.delivery.allow_private_networks = true;
+    // Replicas run side by side in this process: no HTTP listener.
+    c.server.listen = String::new();
     c
 }
 

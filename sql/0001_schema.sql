@@ -180,42 +180,51 @@ CREATE TRIGGER deliveries_cascade AFTER DELETE ON tailhook.deliveries
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
 
--- Per-endpoint health, for dashboards and `tailhook status`.
-CREATE OR REPLACE VIEW tailhook.endpoint_stats AS
-SELECT
-    e.id AS endpoint_id,
-    e.name,
-    e.enabled,
-    e.paused_until,
-    coalesce(d.delivered, 0) AS delivered,
-    coalesce(d.failed, 0) AS failed,
-    coalesce(d.pending, 0) AS pending,
-    coalesce(d.retrying, 0) AS retrying,
-    CASE WHEN coalesce(d.delivered, 0) + coalesce(d.failed, 0) = 0 THEN NULL
-         ELSE round(d.delivered::numeric / (d.delivered + d.failed), 4) END AS success_rate,
-    a.last_success_at,
-    a.last_failure_at,
-    a.latency_p50_ms,
-    a.latency_p99_ms,
-    d.oldest_undelivered_at
-FROM tailhook.endpoints e
-LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE dl.status = 'succeeded') AS delivered,
-           count(*) FILTER (WHERE dl.status = 'failed') AS failed,
-           count(*) FILTER (WHERE dl.status = 'pending') AS pending,
-           count(*) FILTER (WHERE dl.status = 'retrying') AS retrying,
-           min(dl.created_at) FILTER (WHERE dl.status IN ('pending', 'retrying')) AS oldest_undelivered_at
-    FROM tailhook.deliveries dl WHERE dl.endpoint_id = e.id
-) d ON true
-LEFT JOIN LATERAL (
-    SELECT max(at.started_at) FILTER (WHERE at.error_kind IS NULL) AS last_success_at,
-           max(at.started_at) FILTER (WHERE at.error_kind IS NOT NULL) AS last_failure_at,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY at.duration_ms) AS latency_p50_ms,
-           percentile_cont(0.99) WITHIN GROUP (ORDER BY at.duration_ms) AS latency_p99_ms
-    FROM tailhook.attempts at
-    JOIN tailhook.deliveries dl ON dl.id = at.delivery_id
-    WHERE dl.endpoint_id = e.id
-) a ON true;
+-- Per-endpoint health, for dashboards and `tailhook status`. Created only
+-- when absent: 0006_retention.sql replaces it (success_rate became
+-- delivery_success_rate, next to attempt rates), and re-running this file
+-- by hand must not turn it back.
+DO $$
+BEGIN
+    IF to_regclass('tailhook.endpoint_stats') IS NULL THEN
+        CREATE VIEW tailhook.endpoint_stats AS
+        SELECT
+            e.id AS endpoint_id,
+            e.name,
+            e.enabled,
+            e.paused_until,
+            coalesce(d.delivered, 0) AS delivered,
+            coalesce(d.failed, 0) AS failed,
+            coalesce(d.pending, 0) AS pending,
+            coalesce(d.retrying, 0) AS retrying,
+            CASE WHEN coalesce(d.delivered, 0) + coalesce(d.failed, 0) = 0 THEN NULL
+                 ELSE round(d.delivered::numeric / (d.delivered + d.failed), 4) END AS success_rate,
+            a.last_success_at,
+            a.last_failure_at,
+            a.latency_p50_ms,
+            a.latency_p99_ms,
+            d.oldest_undelivered_at
+        FROM tailhook.endpoints e
+        LEFT JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE dl.status = 'succeeded') AS delivered,
+                   count(*) FILTER (WHERE dl.status = 'failed') AS failed,
+                   count(*) FILTER (WHERE dl.status = 'pending') AS pending,
+                   count(*) FILTER (WHERE dl.status = 'retrying') AS retrying,
+                   min(dl.created_at) FILTER (WHERE dl.status IN ('pending', 'retrying')) AS oldest_undelivered_at
+            FROM tailhook.deliveries dl WHERE dl.endpoint_id = e.id
+        ) d ON true
+        LEFT JOIN LATERAL (
+            SELECT max(at.started_at) FILTER (WHERE at.error_kind IS NULL) AS last_success_at,
+                   max(at.started_at) FILTER (WHERE at.error_kind IS NOT NULL) AS last_failure_at,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY at.duration_ms) AS latency_p50_ms,
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY at.duration_ms) AS latency_p99_ms
+            FROM tailhook.attempts at
+            JOIN tailhook.deliveries dl ON dl.id = at.delivery_id
+            WHERE dl.endpoint_id = e.id
+        ) a ON true;
+    END IF;
+END
+$$;
 
 -- Put one delivery back to be sent now; its attempt history stays.
 CREATE OR REPLACE FUNCTION tailhook.redeliver(delivery_id bigint) RETURNS boolean

@@ -4,32 +4,23 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = tailhook::Config::load(std::path::Path::new("config.toml"))?;
+//! let config = tailhook::Config::load(std::path::Path::new("config.toml"), false)?;
 //! let shutdown = tokio_util::sync::CancellationToken::new();
 //! tailhook::run(config, shutdown).await?;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 
-mod claim;
-pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 mod endpoints;
-pub mod guard;
-mod limits;
-mod listener;
-pub mod local_pg;
-pub mod outcome;
-mod recorder;
-mod redeliver;
-pub mod schedule;
-pub mod secret;
-mod sender;
+pub mod pipeline;
+mod retention;
+pub mod serve;
 mod sidecar;
-pub mod signing;
 mod throttle;
-mod worker;
 
-pub use config::Config;
+pub use config::{secret, Config};
+pub use db::local_pg;
 pub use sidecar::{run, RunError};

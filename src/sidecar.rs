@@ -1,16 +1,19 @@
 //! `run`: starts the sidecar's tasks against one database and stops them gracefully.
 
 use crate::config::Config;
+use crate::db::listener;
 use crate::db::{self, Db, DbError};
 use crate::endpoints::EndpointCache;
-use crate::guard::AddressPolicy;
-use crate::limits::Limits;
-use crate::recorder::{self, DueTimer, Record};
-use crate::schedule::Backoff;
-use crate::sender::Sender;
+use crate::pipeline::guard::AddressPolicy;
+use crate::pipeline::limits::Limits;
+use crate::pipeline::recorder::{self, DueTimer};
+use crate::pipeline::schedule::Backoff;
+use crate::pipeline::sender::Sender;
+use crate::pipeline::{claim, Ctx, LogLines};
+use crate::retention;
+use crate::serve::{self, metrics::Metrics, Probes};
 use crate::throttle::Throttle;
-use crate::{claim, listener};
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -28,34 +31,12 @@ pub enum RunError {
     Http(#[from] reqwest::Error),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
-}
-
-/// The handles every task shares.
-pub(crate) struct Ctx {
-    pub config: Config,
-    pub db: Db,
-    /// This process's lease owner name.
-    pub replica: String,
-    /// The next claim's lease token.
-    pub next_lease: AtomicI64,
-    pub endpoints: EndpointCache,
-    pub sender: Sender,
-    pub records: mpsc::Sender<Record>,
-    /// Free request slots, over all endpoints.
-    pub capacity: Arc<Semaphore>,
-    /// Per-endpoint in-flight counts and rate buckets.
-    pub limits: Arc<Limits>,
-    /// Held by the claim being made (fan-out or due), see `claim.rs`.
-    pub claim_lock: tokio::sync::Mutex<()>,
-    /// Wakes the fan-out loop (outbox insert, reconnect).
-    pub wake: Arc<Notify>,
-    pub due: Arc<DueTimer>,
-    pub backoff: Backoff,
-    /// Stop claiming.
-    pub shutdown: CancellationToken,
-    /// Grace period over: drop requests still in flight.
-    pub abandon: CancellationToken,
-    pub tracker: TaskTracker,
+    #[error("cannot listen on {addr} (config key `server.listen`; \"\" turns the listener off): {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    /// A task that runs for the process's whole life ended (it panicked, or
+    /// returned early): the sidecar stopped rather than run half-dead.
+    #[error("stopped: {0}")]
+    TaskEnded(String),
 }
 
 /// A name for this process's leases: host, pid and a random part.
@@ -64,15 +45,20 @@ fn replica_name() -> String {
     format!("{}-{}-{:08x}", if host.is_empty() { "tailhook" } else { &host }, std::process::id(), rand::random::<u32>())
 }
 
-/// Waits for the database at start-up, saying so at most once a second.
-async fn connect(config: &Config) -> Result<Db, RunError> {
+/// Waits for the database at start-up, saying so at most once a second;
+/// `None` when `shutdown` comes first (a stop asked for while waiting).
+async fn connect(config: &Config, shutdown: &CancellationToken) -> Result<Option<Db>, RunError> {
     let db = Db::new(&config.database)?;
     let throttle = Throttle::new(Duration::from_secs(1));
     let start = tokio::time::Instant::now();
     let limit = Duration::from_millis(config.database.startup_timeout_ms);
     loop {
-        match db.ping().await {
-            Ok(()) => return Ok(db),
+        let answered = tokio::select! {
+            answered = db.ping() => answered,
+            _ = shutdown.cancelled() => return Ok(None),
+        };
+        match answered {
+            Ok(()) => return Ok(Some(db)),
             Err(source) if start.elapsed() >= limit => {
                 return Err(RunError::Unreachable { waited_ms: config.database.startup_timeout_ms, source })
             }
@@ -80,7 +66,10 @@ async fn connect(config: &Config) -> Result<Db, RunError> {
                 if throttle.allow().is_some() {
                     tracing::warn!(%error, url = %config.database.url.redacted(), "database unreachable; retrying");
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = shutdown.cancelled() => return Ok(None),
+                }
             }
         }
     }
@@ -90,7 +79,19 @@ async fn connect(config: &Config) -> Result<Db, RunError> {
 /// no new claims, in-flight requests get `delivery.shutdown_grace_ms`,
 /// results are written and leases not used are released.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    let db = connect(&config).await?;
+    // Cancelled by the caller's `shutdown`, or when a task ends unexpectedly.
+    let stop = shutdown.child_token();
+    // Bound first: a busy port is a start-up error naming the key.
+    let http = match config.server.address() {
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| RunError::Listen { addr, source })?)
+        }
+        None => None,
+    };
+    let Some(db) = connect(&config, &shutdown).await? else {
+        tracing::info!("stopped before the database answered");
+        return Ok(());
+    };
     if config.database.auto_migrate {
         let mut client = db.client().await?;
         let applied = db::migrate(&mut client).await?;
@@ -112,20 +113,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     };
     let endpoints = EndpointCache::new(config.delivery.clone());
     endpoints.refresh(&db).await?;
-    let (records, records_rx) = mpsc::channel(config.delivery.concurrency.max(64));
     let replica = replica_name();
+    db.heartbeat(&replica).await?;
+    let (records, records_rx) = mpsc::channel(config.delivery.concurrency.max(64));
     let due = Arc::new(DueTimer::default());
     let ctx = Arc::new(Ctx {
-        limits: Arc::new(Limits::new(config.delivery.max_in_flight, due.clone())),
+        limits: Arc::new(Limits::new(config.delivery.max_in_flight, config.delivery.concurrency as u32, due.clone())),
         claim_lock: tokio::sync::Mutex::new(()),
         sender: Sender::new(&config.delivery, policy)?,
         capacity: Arc::new(Semaphore::new(config.delivery.concurrency)),
         backoff: Backoff { initial_ms: config.delivery.backoff_initial_ms, max_ms: config.delivery.backoff_max_ms },
         wake: Arc::new(Notify::new()),
         due,
-        shutdown: shutdown.clone(),
+        shutdown: stop.clone(),
         abandon: CancellationToken::new(),
         tracker: TaskTracker::new(),
+        metrics: Arc::new(Metrics::new()),
+        log_lines: LogLines::default(),
         records,
         endpoints,
         replica: replica.clone(),
@@ -134,33 +138,60 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         config,
     });
     tracing::info!(replica = %ctx.replica, endpoints = ctx.endpoints.enabled_count(), "tailhook running");
+    if ctx.endpoints.all().is_empty() {
+        tracing::info!(
+            "no endpoints yet: add one with SQL (INSERT INTO tailhook.endpoints (name, url) VALUES ('mine', 'https://...')) \
+             or an [[endpoints]] entry in config.toml; events published meanwhile are dispatched to no one"
+        );
+    }
 
-    let recorder = tokio::spawn({
-        let (db, replica, due, abandon) = (db.clone(), replica.clone(), ctx.due.clone(), ctx.abandon.clone());
-        let delivery = ctx.config.delivery.clone();
-        async move { recorder::run(db, replica, &delivery, records_rx, &due, abandon).await }
+    // Not the workers' `abandon`: results already known are written even when
+    // a request outlives the grace period (see the shutdown below).
+    let give_up_recording = CancellationToken::new();
+    let mut recorder = tokio::spawn({
+        let (db, replica, due, give_up) = (db.clone(), replica.clone(), ctx.due.clone(), give_up_recording.clone());
+        let (delivery, metrics) = (ctx.config.delivery.clone(), ctx.metrics.clone());
+        async move { recorder::run(db, replica, &delivery, records_rx, &due, give_up, &metrics).await }
     });
-    let listener = ctx.config.database.listen.then(|| {
-        let pg = db::pg_config(&ctx.config.database);
-        let (wake, stop) = (ctx.wake.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            match pg {
-                Ok(pg) => listener::run(pg, wake, stop).await,
-                Err(e) => tracing::error!(error = %e, "cannot LISTEN; polling only"),
-            }
-        })
-    });
-    let refresher = tokio::spawn(refresh_endpoints(ctx.clone()));
-    let fan_out = tokio::spawn(claim::fan_out_loop(ctx.clone()));
-    let due = tokio::spawn(claim::due_loop(ctx.clone()));
+    let mut tasks = Tasks::default();
+    let listening = Arc::new(AtomicBool::new(false));
+    if ctx.config.database.listen {
+        let pg = db::Connector::new(&ctx.config.database)?;
+        tasks.spawn("listener", listener::run(pg, ctx.wake.clone(), listening.clone(), stop.clone()));
+    }
+    if let Some(http) = http {
+        let probes = Probes::new(db.clone(), ctx.config.database.listen, listening, ctx.metrics.clone());
+        tasks.spawn("http listener", serve::serve(http, Arc::new(probes), stop.clone()));
+    }
+    tasks.spawn("heartbeat", heartbeat(ctx.clone()));
+    tasks.spawn("log summary", summarize(ctx.clone()));
+    tasks.spawn("endpoint refresher", refresh_endpoints(ctx.clone()));
+    tasks.spawn("fan-out claims", claim::fan_out_loop(ctx.clone()));
+    tasks.spawn("due claims", claim::due_loop(ctx.clone()));
+    if ctx.config.retention.enabled {
+        let (config, metrics) = (ctx.config.retention.clone(), ctx.metrics.clone());
+        tasks.spawn("retention", retention::run(db.clone(), config, metrics, stop.clone()));
+    }
     ctx.wake.notify_one();
 
-    shutdown.cancelled().await;
-    tracing::info!("shutting down: no new claims");
-    let _ = tokio::join!(fan_out, due, refresher);
-    if let Some(l) = listener {
-        let _ = l.await;
+    // Every task runs until `stop`; one that ends sooner stops the sidecar.
+    // Biased: tasks end because `stop` was cancelled, and that comes first.
+    let mut recorder_done = false;
+    let ended = tokio::select! {
+        biased;
+        _ = stop.cancelled() => None,
+        ended = tasks.next_end() => Some(ended),
+        result = &mut recorder => {
+            recorder_done = true;
+            Some(describe_end("recorder", result))
+        }
+    };
+    if let Some(why) = &ended {
+        tracing::error!(task = %why, "a task of the sidecar ended unexpectedly; stopping so the process can be restarted");
+        stop.cancel();
     }
+    tracing::info!("shutting down: no new claims");
+    tasks.wait_all().await;
     ctx.tracker.close();
     let grace = Duration::from_millis(ctx.config.delivery.shutdown_grace_ms);
     if tokio::time::timeout(grace, ctx.tracker.wait()).await.is_err() {
@@ -169,23 +200,144 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         ctx.tracker.wait().await;
     }
     // Every worker has finished; dropping the last handle closes the channel
-    // and the recorder exits after writing what it holds.
-    let abandon = ctx.abandon.clone();
+    // and the recorder exits after writing what it holds, retrying database
+    // errors for one grace period and one statement deadline at most.
+    let recording = grace + Duration::from_millis(ctx.config.database.statement_timeout_ms);
     drop(ctx);
-    let abandon_later = tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        abandon.cancel();
+    let give_up_later = tokio::spawn(async move {
+        tokio::time::sleep(recording).await;
+        give_up_recording.cancel();
     });
-    let _ = recorder.await;
-    abandon_later.abort();
+    if !recorder_done {
+        let _ = recorder.await;
+    }
+    give_up_later.abort();
     let release = tokio::time::timeout(Duration::from_secs(5), db.release_all(&replica)).await;
     match release.unwrap_or(Err(DbError::Timeout(Duration::from_secs(5)))) {
         Ok(0) => {}
         Ok(n) => tracing::info!(released = n, "released unfinished leases"),
         Err(error) => tracing::warn!(%error, "cannot release leases; they expire on their own"),
     }
+    if let Err(error) = db.leave(&replica).await {
+        tracing::debug!(%error, "cannot remove this replica's heartbeat row; it is pruned later");
+    }
     tracing::info!("stopped");
-    Ok(())
+    match ended {
+        Some(why) => Err(RunError::TaskEnded(why)),
+        None => Ok(()),
+    }
+}
+
+/// The sidecar's long-running tasks, by name.
+#[derive(Default)]
+struct Tasks {
+    set: tokio::task::JoinSet<()>,
+    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Tasks {
+    fn spawn(&mut self, name: &'static str, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let id = self.set.spawn(task).id();
+        self.names.insert(id, name);
+    }
+
+    /// Waits for the first task to end; says which and how. Pending forever
+    /// when there is none.
+    async fn next_end(&mut self) -> String {
+        match self.set.join_next_with_id().await {
+            Some(Ok((id, ()))) => describe_end(self.name(id), Ok(())),
+            Some(Err(e)) => {
+                let name = self.name(e.id());
+                describe_end(name, Err(e))
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    fn name(&self, id: tokio::task::Id) -> &'static str {
+        self.names.get(&id).copied().unwrap_or("a task")
+    }
+
+    async fn wait_all(&mut self) {
+        while self.set.join_next().await.is_some() {}
+    }
+}
+
+/// `task `name` panicked: message`, or `task `name` returned`.
+fn describe_end(name: &str, result: Result<(), tokio::task::JoinError>) -> String {
+    match result {
+        Ok(()) => format!("task `{name}` returned"),
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            format!("task `{name}` panicked: {message}")
+        }
+        Err(_) => format!("task `{name}` was cancelled"),
+    }
+}
+
+/// How often this replica says it is alive; see `db::REPLICA_TIMEOUT_MS` for
+/// when others take its leases over once it stops.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// Keeps this replica's heartbeat fresh, on its own so that slow requests
+/// never make a live replica look dead.
+async fn heartbeat(ctx: Arc<Ctx>) {
+    let throttle = Throttle::new(Duration::from_secs(10));
+    let mut every = tokio::time::interval(HEARTBEAT);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        if let Err(error) = ctx.db.heartbeat(&ctx.replica).await {
+            ctx.metrics.database_error("heartbeat");
+            if let Some(skipped) = throttle.allow() {
+                tracing::warn!(%error, skipped, "cannot write the heartbeat; other replicas may take this one's work over");
+            }
+        }
+    }
+}
+
+/// Every `log.summary_interval_ms`, one INFO line: what was delivered and
+/// failed since the last one, what is waiting, and for how long.
+async fn summarize(ctx: Arc<Ctx>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let every = Duration::from_millis(ctx.config.log.summary_interval_ms);
+    let mut last = (0, 0);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every), if !every.is_zero() => {}
+            _ = ctx.shutdown.cancelled() => return,
+        }
+        let totals = (ctx.metrics.delivered_total.load(Relaxed), ctx.metrics.failed_total.load(Relaxed));
+        let (delivered, failed) = (totals.0 - last.0, totals.1 - last.1);
+        last = totals;
+        match ctx.db.metrics_gauges().await {
+            Ok(g) => {
+                ctx.metrics.set_gauges(&g);
+                let pending: i64 = g.pending.iter().map(|(_, n)| n).sum();
+                tracing::info!(
+                    delivered,
+                    failed,
+                    pending,
+                    oldest_pending_s = g.oldest_pending_seconds.round() as u64,
+                    outbox_lag_s = g.outbox_lag_seconds.round() as u64,
+                    "summary of the last {} s",
+                    every.as_secs()
+                );
+            }
+            Err(error) => {
+                ctx.metrics.database_error("metrics");
+                tracing::info!(delivered, failed, %error, "summary of the last {} s (cannot read what is pending)", every.as_secs());
+            }
+        }
+    }
 }
 
 /// Notices endpoint changes made with SQL within a second.
@@ -200,10 +352,28 @@ async fn refresh_endpoints(ctx: Arc<Ctx>) {
             Ok(true) => tracing::info!(enabled = ctx.endpoints.enabled_count(), "endpoints reloaded"),
             Ok(false) => {}
             Err(error) => {
+                ctx.metrics.database_error("endpoints");
                 if let Some(skipped) = throttle.allow() {
                     tracing::warn!(%error, skipped, "cannot reload endpoints");
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_task_to_end_is_named_with_its_panic() {
+        let mut tasks = Tasks::default();
+        tasks.spawn("forever", std::future::pending());
+        tasks.spawn("faulty", async { panic!("index out of bounds") });
+        assert_eq!(tasks.next_end().await, "task `faulty` panicked: index out of bounds");
+        tasks.spawn("quitter", async {});
+        assert_eq!(tasks.next_end().await, "task `quitter` returned");
+        tasks.set.abort_all();
+        tasks.wait_all().await;
     }
 }

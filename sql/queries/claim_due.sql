@@ -1,26 +1,43 @@
 -- Lease a batch of due deliveries (retries, first attempts whose replica died,
 -- redeliveries, deliveries that waited for room or a pause) of enabled
--- endpoints that are not paused. Expired leases are due again.
+-- endpoints that are not paused. Expired leases are due again, and so are the
+-- leases of a replica that stopped its heartbeat $12 ms ago (dead: killed, or
+-- cut off from the database), as soon as this replica's own heartbeats have
+-- run unbroken as long (see sql/0005_replicas.sql).
 -- Each endpoint, visited in random order, gives at most $6 rows and at most
 -- its room ($7/$8, else $9), so one endpoint's backlog cannot take a whole
 -- claim and no endpoint goes over its in-flight and rate limits.
+-- Each event's payload is turned into JSON text once and its size checked
+-- here: one over $10 bytes is never sent to tailhook, and the claim stops at
+-- $11 bytes of payload (deliveries past it stay due for the next claim).
 -- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms,
 -- $5 lease token, $6 max rows per endpoint, $7 endpoint ids and $8 their room,
--- $9 room of any other endpoint
-WITH probe AS (
+-- $9 room of any other endpoint, $10 max payload bytes, $11 max payload bytes per claim,
+-- $12 replica timeout ms
+WITH dead AS (
+    SELECT r.name
+      FROM tailhook.replicas r
+     WHERE r.heartbeat_at < now() - $12::int * interval '1 millisecond'
+       AND EXISTS (SELECT 1 FROM tailhook.replicas me
+                    WHERE me.name = $2::text AND me.alive_since <= now() - $12::int * interval '1 millisecond')
+), probe AS (
     -- An endpoint with paused_until set (circuit breaker) gets one probe once
     -- the pause is over: taking it renews the pause for the probe's lease, and
-    -- a concurrent claim (another replica) waits on this row, then sees the
-    -- renewed pause and takes none. A success clears paused_until.
+    -- a concurrent claim (another replica) skips the locked row and so takes
+    -- no probe. A success clears paused_until. A row
+    -- locked by anyone (another claim, an operator's open transaction) is
+    -- skipped, never waited for: its probe waits for a later claim.
     UPDATE tailhook.endpoints e
        SET paused_until = now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0)
      WHERE e.enabled AND e.paused_until IS NOT NULL AND e.paused_until <= now()
+       AND e.id IN (SELECT l.id FROM tailhook.endpoints l
+                     WHERE l.enabled AND l.paused_until <= now() FOR NO KEY UPDATE SKIP LOCKED)
        AND EXISTS (SELECT 1 FROM tailhook.deliveries d
                     WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'retrying')
-                      AND d.next_attempt_at <= now() AND (d.locked_until IS NULL OR d.locked_until < now()))
+                      AND d.next_attempt_at <= now() AND (d.locked_until IS NULL OR d.locked_until < now() OR d.locked_by IN (SELECT name FROM dead)))
     RETURNING e.id
 ), due AS (
-    SELECT d.id
+    SELECT d.id, d.outbox_id
       FROM (SELECT e.id,
                    CASE WHEN e.paused_until IS NOT NULL THEN 1
                         ELSE least($6::bigint, coalesce(r.room, $9::int)) END AS take
@@ -30,12 +47,12 @@ WITH probe AS (
                AND coalesce(r.room, $9::int) > 0
              ORDER BY random()) e
      CROSS JOIN LATERAL (
-            SELECT d.id
+            SELECT d.id, d.outbox_id
               FROM tailhook.deliveries d
              WHERE d.endpoint_id = e.id
                AND d.status IN ('pending', 'retrying')
                AND d.next_attempt_at <= now()
-               AND (d.locked_until IS NULL OR d.locked_until < now())
+               AND (d.locked_until IS NULL OR d.locked_until < now() OR d.locked_by IN (SELECT name FROM dead))
                -- Ordered endpoints: a keyed delivery goes only when it is the
                -- oldest unfinished one of its key.
                AND (d.ordering_key IS NULL OR (
@@ -50,31 +67,54 @@ WITH probe AS (
                            SELECT 1 FROM tailhook.deliveries x
                             WHERE x.endpoint_id = d.endpoint_id AND x.ordering_key = d.ordering_key
                               AND x.status IN ('pending', 'retrying') AND x.id <> d.id
-                              AND x.locked_until > now())))
+                              AND x.locked_until > now() AND x.locked_by NOT IN (SELECT name FROM dead))))
              ORDER BY d.next_attempt_at
              LIMIT e.take
                FOR NO KEY UPDATE SKIP LOCKED
            ) d
      LIMIT $1
+), events AS MATERIALIZED (
+    SELECT o.id, o.event_id, o.event_type, o.created_at, o.payload::text AS body
+      FROM tailhook.outbox o
+     WHERE o.id IN (SELECT outbox_id FROM due)
+), orphaned AS (
+    -- A delivery whose event is gone (deleted without it, e.g. by TRUNCATE,
+    -- which fires no DELETE trigger) can never be sent: it is cancelled with
+    -- a reason instead of being leased again every lease period.
+    UPDATE tailhook.deliveries d
+       SET status = 'cancelled', completed_at = now(), updated_at = now(),
+           locked_until = NULL, locked_by = NULL, lease = NULL,
+           last_error = 'cancelled: its event no longer exists in tailhook.outbox'
+      FROM due
+     WHERE d.id = due.id AND NOT EXISTS (SELECT 1 FROM events ev WHERE ev.id = due.outbox_id)
+), sized AS (
+    SELECT due.id, least(octet_length(ev.body), $10::int) AS bytes,
+           sum(least(octet_length(ev.body), $10::int)) OVER (ORDER BY due.outbox_id, due.id) AS running
+      FROM due JOIN events ev ON ev.id = due.outbox_id
 ), leased AS (
+    -- The first delivery always fits, so a claim never comes back empty.
     UPDATE tailhook.deliveries d
        SET locked_until = now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0),
            locked_by = $2::text,
            lease = $5::bigint,
            updated_at = now()
-      FROM due, tailhook.endpoints e
-     WHERE d.id = due.id AND e.id = d.endpoint_id
+      FROM sized s, tailhook.endpoints e
+     WHERE d.id = s.id AND e.id = d.endpoint_id AND s.running - s.bytes < $11::bigint
     RETURNING d.id, d.endpoint_id, d.attempts, d.outbox_id, d.locked_until
 )
+-- Only each event's first delivery carries the payload.
 SELECT l.id AS delivery_id,
        l.endpoint_id,
        l.attempts,
-       o.id AS outbox_id,
-       o.event_id::text AS event_id,
-       o.event_type,
-       to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
-       o.payload::text AS payload,
+       ev.id AS outbox_id,
+       ev.event_id::text AS event_id,
+       ev.event_type,
+       to_char(ev.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
+       CASE WHEN octet_length(ev.body) <= $10::int
+             AND row_number() OVER (PARTITION BY l.outbox_id ORDER BY l.endpoint_id) = 1
+            THEN ev.body END AS payload,
+       octet_length(ev.body)::bigint AS payload_bytes,
        (extract(epoch FROM l.locked_until - now()) * 1000)::bigint AS lease_ms
   FROM leased l
-  JOIN tailhook.outbox o ON o.id = l.outbox_id
+  JOIN events ev ON ev.id = l.outbox_id
  ORDER BY l.outbox_id, l.endpoint_id

@@ -4,15 +4,29 @@
 -- return those deliveries with the event to send. A delivery of an endpoint
 -- with paused_until set (paused, or being probed), or beyond its room, is inserted unleased and not
 -- returned: the due claim takes it once the pause is over or room frees up.
+-- Each payload is turned into JSON text once, its size checked here: one over
+-- $9 bytes is never sent to tailhook (its deliveries fail as too large), and
+-- the claim stops at $10 bytes of payload (rows past it stay for the next).
 -- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms, $5 lease token,
--- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint
-WITH claimed AS (
-    SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.ordering_key, o.created_at
+-- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint,
+-- $9 max payload bytes, $10 max payload bytes per claim
+WITH locked AS MATERIALIZED (
+    SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.ordering_key, o.created_at,
+           o.payload::text AS body
       FROM tailhook.outbox o
      WHERE o.dispatched_at IS NULL
      ORDER BY o.id
      LIMIT $1
        FOR NO KEY UPDATE SKIP LOCKED
+), sized AS (
+    SELECT l.*, octet_length(l.body) AS bytes,
+           sum(least(octet_length(l.body), $9::int)) OVER (ORDER BY l.id) AS running
+      FROM locked l
+), claimed AS (
+    -- The first row always fits, so a claim never comes back empty.
+    SELECT s.id, s.event_id, s.event_type, s.payload, s.tenant, s.ordering_key, s.created_at, s.body, s.bytes
+      FROM sized s
+     WHERE s.running - least(s.bytes, $9::int) < $10::bigint
 ), marked AS (
     UPDATE tailhook.outbox o
        SET dispatched_at = now()
@@ -53,7 +67,9 @@ WITH claimed AS (
 )
 -- Every claimed row comes back (delivery_id NULL when it matched no endpoint),
 -- so the caller knows how many rows it took; deliveries left waiting come back
--- without payload and lease, so the caller knows which endpoints have a backlog.
+-- without lease, so the caller knows which endpoints have a backlog. Leased
+-- deliveries come first within each event, and only the first carries the
+-- payload (an event fanned out to several endpoints is fetched once).
 SELECT i.id AS delivery_id,
        i.endpoint_id,
        0::int AS attempts,
@@ -61,8 +77,11 @@ SELECT i.id AS delivery_id,
        c.event_id::text AS event_id,
        c.event_type,
        to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
-       CASE WHEN i.locked_until IS NOT NULL THEN c.payload::text END AS payload,
+       CASE WHEN i.locked_until IS NOT NULL AND c.bytes <= $9::int
+             AND row_number() OVER (PARTITION BY c.id ORDER BY i.locked_until IS NULL, i.endpoint_id) = 1
+            THEN c.body END AS payload,
+       c.bytes::bigint AS payload_bytes,
        (extract(epoch FROM i.locked_until - now()) * 1000)::bigint AS lease_ms
   FROM claimed c
   LEFT JOIN inserted i ON i.outbox_id = c.id
- ORDER BY c.id, i.endpoint_id
+ ORDER BY c.id, i.locked_until IS NULL, i.endpoint_id

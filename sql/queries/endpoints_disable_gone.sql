@@ -1,7 +1,18 @@
 -- An endpoint that answered 410 Gone is disabled; its deliveries stay
--- pending/retrying and are sent if it is re-enabled.
+-- pending/retrying and are sent if it is re-enabled. Rows locked by someone
+-- else are skipped, never waited for; they come back (still enabled) so the
+-- caller tries them with its next batch.
 -- $1 endpoint ids
-UPDATE tailhook.endpoints
-   SET enabled = false,
-       disabled_reason = 'answered 410 Gone at ' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC'
- WHERE id = ANY ($1::bigint[]) AND enabled
+WITH locked AS (
+    SELECT e.id FROM tailhook.endpoints e
+     WHERE e.id = ANY ($1::bigint[]) AND e.enabled
+       FOR NO KEY UPDATE SKIP LOCKED
+), disabled AS (
+    UPDATE tailhook.endpoints e
+       SET enabled = false, auto_disabled = true,
+           disabled_reason = 'answered 410 Gone at ' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC'
+      FROM locked l
+     WHERE e.id = l.id
+)
+SELECT e.id FROM tailhook.endpoints e
+ WHERE e.id = ANY ($1::bigint[]) AND e.enabled AND e.id NOT IN (SELECT id FROM locked)

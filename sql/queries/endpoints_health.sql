@@ -3,8 +3,12 @@
 -- failures span at least $4 ms (the breaker is open), each failure pauses the
 -- endpoint for half the time it has been failing, between 30 s and $6 ms.
 -- Failing for $7 ms disables it (and resets its health). Returns, per endpoint, whether this batch
--- tripped the breaker or disabled it.
+-- tripped the breaker, disabled it, or resumed it (a success ended a pause).
 -- failing_since is the database's clock, so replicas' clocks never matter.
+-- A row locked by someone else (an operator's open transaction) is skipped,
+-- never waited for: the result path must not stall. Each batch endpoint comes
+-- back with `done` false when it was skipped (the caller keeps its counts for
+-- the next batch), true when it was counted or no longer exists.
 -- $1 endpoint ids, $2 successes, $3 failures,
 -- $4 breaker_after_ms, $5 breaker_min_failures, $6 backoff_max_ms, $7 disable_after_failing_ms
 WITH h AS (
@@ -15,14 +19,14 @@ WITH h AS (
            CASE WHEN h.ok > 0 THEN NULL ELSE coalesce(e.failing_since, now()) END AS since,
            e.paused_until IS NULL AS was_running
       FROM tailhook.endpoints e JOIN h ON h.id = e.id
-       FOR UPDATE OF e -- read the latest state: another replica may be writing it
+       FOR UPDATE OF e SKIP LOCKED -- the latest state: another replica may be writing it
 ), v AS (
     SELECT s.*,
            s.since IS NOT NULL AND s.failures >= $5::int
              AND s.since <= now() - $4::bigint * interval '1 millisecond' AS open,
            s.since IS NOT NULL AND s.since <= now() - $7::bigint * interval '1 millisecond' AS dead
       FROM s
-)
+), written AS (
 UPDATE tailhook.endpoints e
    SET consecutive_failures = CASE WHEN v.dead THEN 0 ELSE v.failures END,
        failing_since = CASE WHEN v.dead THEN NULL ELSE v.since END,
@@ -33,6 +37,7 @@ UPDATE tailhook.endpoints e
                    $6::bigint * interval '1 millisecond'))
            ELSE e.paused_until END,
        enabled = e.enabled AND NOT v.dead,
+       auto_disabled = e.auto_disabled OR (v.dead AND e.enabled),
        disabled_reason = CASE WHEN v.dead AND e.enabled
            THEN 'failing since ' || to_char(v.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC without a success'
            ELSE e.disabled_reason END
@@ -41,4 +46,11 @@ UPDATE tailhook.endpoints e
    -- A healthy endpoint that stays healthy is not written at all (no dead
    -- row versions for every batch of successes).
    AND NOT (v.since IS NULL AND e.failing_since IS NULL AND e.consecutive_failures = 0 AND e.paused_until IS NULL)
-RETURNING e.name, v.open AND v.was_running AS tripped, v.dead AS disabled
+RETURNING e.id, e.name, v.open AND v.was_running AS tripped, v.dead AS disabled,
+          v.since IS NULL AND NOT v.was_running AS resumed
+)
+SELECT h.id, w.name, w.tripped, w.disabled, w.resumed,
+       s.id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM tailhook.endpoints x WHERE x.id = h.id) AS done
+  FROM h
+  LEFT JOIN s ON s.id = h.id
+  LEFT JOIN written w ON w.id = h.id

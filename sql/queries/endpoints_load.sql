@@ -1,4 +1,6 @@
--- What the sender needs to know about each endpoint.
-SELECT id, name, url, secrets, headers::text AS headers, enabled, timeout_ms, max_attempts,
-       max_in_flight, rate_limit_per_sec, ordered
+-- What the sender needs to know about each endpoint. Rows people write may
+-- hold shapes tailhook cannot use; each column is decoded on its own, so one
+-- bad value makes only its own endpoint invalid.
+SELECT id, name, enabled, invalid_reason, url, secrets, headers::text AS headers, timeout_ms,
+       max_attempts, max_in_flight, rate_limit_per_sec, ordered, event_types
   FROM tailhook.endpoints

@@ -2,7 +2,7 @@
 -- matching the filters, put back to be sent now unless $9 (dry run).
 -- Attempt history and counts are kept. Deliveries leased right now (being
 -- sent) are left alone, so nothing is sent twice at once.
--- $1 delivery ids (NULL: any), $2 endpoint name, $3 event type, $4 status,
+-- $1 delivery ids (NULL: any), $2 endpoint name, $3 event type, $4 status (NULL: any),
 -- $5 created since, $6 created before, $7 after this id, $8 batch size, $9 dry run
 WITH picked AS (
     SELECT d.id
@@ -13,7 +13,7 @@ WITH picked AS (
        AND ($1::bigint[] IS NULL OR d.id = ANY ($1::bigint[]))
        AND ($2::text IS NULL OR e.name = $2::text)
        AND ($3::text IS NULL OR o.event_type = $3::text)
-       AND d.status = $4::text
+       AND ($4::text IS NULL OR d.status = $4::text)
        AND ($5::text IS NULL OR d.created_at >= $5::text::timestamptz)
        AND ($6::text IS NULL OR d.created_at < $6::text::timestamptz)
        AND (d.locked_until IS NULL OR d.locked_until < now())

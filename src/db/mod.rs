@@ -1,30 +1,73 @@
-//! PostgreSQL access: the pool, every runtime query (compiled in from `sql/queries`), and their timeouts.
+//! PostgreSQL access: connection settings (TLS, keepalives), the pool, every runtime query (compiled in from `sql/queries`), and their deadlines.
+//!
+//! No session state is set (no start-up `options`, no `SET`), so it works
+//! directly and through PgBouncer in session or transaction mode; named
+//! prepared statements are cached per connection unless
+//! `database.prepared_statements = false` (see `typed.rs`). Each operation has one client-side deadline
+//! (`database.statement_timeout_ms`); when it passes, the server is asked to
+//! cancel the statement and the connection is dropped, never pooled again.
 
+pub mod conninfo;
+pub(crate) mod listener;
+pub mod local_pg;
 mod migrate;
+mod operate;
 mod queries;
+mod retention;
+pub mod tls;
+mod typed;
 
-pub use crate::limits::Rooms;
+pub use crate::pipeline::limits::Rooms;
 pub use migrate::{migrate, MIGRATIONS};
-pub use queries::{ClaimedRow, EndpointRow, HealthBatch, Lease, ResultBatch, Selection};
+pub use operate::{DemoDelivery, EndpointStatus, DEMO_RECORD};
+pub use queries::{ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Selection};
+pub use retention::{Ages, OutboxStep, Removed};
 
 use crate::config::DatabaseConfig;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::time::Duration;
-use tokio_postgres::NoTls;
+use tls::{MakeRustls, RustlsStream};
+use tokio_postgres::{Client, Connection, Socket};
 
 /// A database failure. Callers decide whether to retry; predicates tell why.
+/// Shown with PostgreSQL's own message and SQLSTATE, never its DETAIL (which
+/// can hold a copy of the row, secrets included).
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("database unreachable: {0}")]
+    #[error("database unreachable: {}", describe_pool(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
     #[error("invalid database url: {0}")]
     Url(String),
-    #[error("migration {version} ({name}) failed: {source}")]
+    #[error("migration {version} ({name}) failed: {}", describe(.source))]
     Migration { version: i32, name: &'static str, source: tokio_postgres::Error },
+}
+
+/// PostgreSQL's message and SQLSTATE for an error it sent; otherwise the
+/// driver's words with their causes (e.g. `error connecting to server:
+/// Connection refused`).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn describe_pool(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        other => other.to_string(),
+    }
 }
 
 impl DbError {
@@ -37,62 +80,174 @@ impl DbError {
     }
 }
 
-/// Connection settings shared by the pool and the listener.
-pub fn pg_config(config: &DatabaseConfig) -> Result<tokio_postgres::Config, DbError> {
-    let mut pg: tokio_postgres::Config =
-        config.url.expose().parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
-    if pg.get_application_name().is_none() {
-        pg.application_name("tailhook");
+/// How to open a connection: tokio-postgres's settings plus the TLS they
+/// need. Shared by the pool, the LISTEN connection and the commands.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    pub pg: tokio_postgres::Config,
+    pub tls: MakeRustls,
+}
+
+/// An open connection that must be polled (spawned) for the client to work.
+pub type PgConnection = Connection<Socket, RustlsStream<Socket>>;
+
+impl Connector {
+    /// A connection string (URL or key=value) with libpq's TLS keys.
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        let (rest, params) = conninfo::split(url).map_err(DbError::Url)?;
+        let mut pg: tokio_postgres::Config =
+            rest.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
+        pg.ssl_mode(match params.mode {
+            conninfo::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            conninfo::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        if pg.get_application_name().is_none() {
+            pg.application_name("tailhook");
+        }
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(Duration::from_secs(5));
+        }
+        let tls = MakeRustls::new(&params).map_err(DbError::Url)?;
+        Ok(Self { pg, tls })
     }
-    if pg.get_connect_timeout().is_none() {
-        pg.connect_timeout(Duration::from_secs(5));
+
+    /// The configured connection string, with the `[database]` keepalive and
+    /// user-timeout settings (they take precedence over the URL's).
+    pub fn new(config: &DatabaseConfig) -> Result<Self, DbError> {
+        let mut connector = Self::from_url(config.url.expose())?;
+        connector
+            .pg
+            .keepalives(true)
+            .keepalives_idle(Duration::from_millis(config.keepalive_idle_ms))
+            .keepalives_interval(Duration::from_millis(config.keepalive_interval_ms))
+            .keepalives_retries(config.keepalive_retries);
+        if config.tcp_user_timeout_ms > 0 {
+            connector.pg.tcp_user_timeout(Duration::from_millis(config.tcp_user_timeout_ms));
+        }
+        Ok(connector)
     }
-    pg.keepalives(true).keepalives_idle(Duration::from_secs(30));
-    Ok(pg)
+
+    /// Opens one connection outside the pool. tokio-postgres's
+    /// `connect_timeout` covers only the TCP connect; this bounds the TLS and
+    /// start-up exchange too, which a half-open path would otherwise stall forever.
+    pub async fn connect(&self) -> Result<(Client, PgConnection), DbError> {
+        let limit = HANDSHAKE_LIMIT + self.pg.get_connect_timeout().copied().unwrap_or_default();
+        match tokio::time::timeout(limit, self.pg.connect(self.tls.clone())).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(DbError::Timeout(limit)),
+        }
+    }
 }
 
 /// The pool of connections used for claims and writes.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    tls: MakeRustls,
     timeout: Duration,
+    /// `database.prepared_statements`: see `typed.rs`.
+    prepared: bool,
 }
+
+/// How long TLS and start-up may take once the TCP connection is open.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long a cancel request for a statement past its deadline may take.
+const CANCEL_LIMIT: Duration = Duration::from_secs(5);
 
 impl Db {
     /// Builds the pool (connections are opened lazily).
     pub fn new(config: &DatabaseConfig) -> Result<Self, DbError> {
-        let mut pg = pg_config(config)?;
-        // Every statement has a server-side limit, and a client-side one a
-        // little longer in case the connection itself stalls.
-        let options = format!("-c statement_timeout={}", config.statement_timeout_ms);
-        pg.options(&options);
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let connector = Connector::new(config)?;
+        let timeout = Duration::from_millis(config.statement_timeout_ms);
+        let create_timeout = HANDSHAKE_LIMIT + connector.pg.get_connect_timeout().copied().unwrap_or_default();
+        let manager = Manager::from_config(
+            connector.pg,
+            connector.tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
-            .wait_timeout(Some(Duration::from_millis(config.statement_timeout_ms)))
-            .create_timeout(Some(Duration::from_secs(10)))
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(create_timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| DbError::Url(e.to_string()))?;
-        Ok(Self { pool, timeout: Duration::from_millis(config.statement_timeout_ms) + Duration::from_secs(5) })
+        Ok(Self { pool, tls: connector.tls, timeout, prepared: config.prepared_statements })
     }
 
-    /// A pooled connection, or an error saying why none could be had.
-    pub async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
+    /// A pooled connection, or an error saying why none could be had. No
+    /// deadline: for migrations, which may rightly take long.
+    pub async fn client(&self) -> Result<Object, DbError> {
         Ok(self.pool.get().await?)
     }
 
-    /// Runs `fut` under the client-side deadline.
-    pub async fn timed<T>(&self, fut: impl std::future::Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
-        tokio::time::timeout(self.timeout, fut).await.unwrap_or(Err(DbError::Timeout(self.timeout)))
+    /// Runs `work` on a pooled connection under the client-side deadline
+    /// (taking the connection counts). Past the deadline the statement is
+    /// cancelled on the server and the connection is dropped, not pooled: a
+    /// connection that did not answer in time may be dead (a half-open TCP
+    /// connection after a network partition) and must not be handed out again.
+    pub async fn with_client<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Object) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut client = match tokio::time::timeout_at(deadline, self.pool.get()).await {
+            Ok(client) => client?,
+            Err(_) => return Err(DbError::Timeout(self.timeout)),
+        };
+        match tokio::time::timeout_at(deadline, work(&mut client)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.abandon(client);
+                Err(DbError::Timeout(self.timeout))
+            }
+        }
+    }
+
+    /// Takes a connection out of the pool for good, after asking the server
+    /// (in the background, bounded) to cancel whatever it is running.
+    /// The pool's idle connections are dropped too: one that stopped
+    /// answering most likely shares a dead path with the rest (a partition,
+    /// a failover), and each would cost a full deadline to find out.
+    fn abandon(&self, client: Object) {
+        self.pool.retain(|_, _| false);
+        let cancel = client.cancel_token();
+        let client = Object::take(client);
+        let tls = self.tls.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CANCEL_LIMIT, cancel.cancel_query(tls)).await;
+            drop(client);
+        });
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.timed(async {
-            self.client().await?.simple_query("SELECT 1").await?;
+        self.with_client(async |client| {
+            client.simple_query("SELECT 1").await?;
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_and_user_timeout_come_from_the_config() {
+        let url = crate::config::secret::DatabaseUrl::new("postgres://u@h/db?keepalives_idle=7200&sslmode=disable");
+        let config = DatabaseConfig { url, ..Default::default() };
+        let pg = Connector::new(&config).unwrap().pg;
+        assert!(pg.get_keepalives());
+        assert_eq!(pg.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(pg.get_keepalives_interval(), Some(Duration::from_secs(10)));
+        assert_eq!(pg.get_keepalives_retries(), Some(3));
+        assert_eq!(pg.get_tcp_user_timeout(), Some(&Duration::from_secs(30)));
+        assert_eq!(pg.get_application_name(), Some("tailhook"));
+        assert_eq!(pg.get_connect_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(pg.get_options(), None, "no start-up options: PgBouncer refuses them");
     }
 }

@@ -1,14 +1,21 @@
 //! Typed wrappers around the runtime statements in `sql/queries`, one function per file.
 
+use super::typed::Param;
 use super::{Db, DbError};
 use crate::config::{DeliveryConfig, ResolvedEndpoint};
-use crate::limits::Rooms;
+use crate::pipeline::limits::Rooms;
 use std::collections::HashMap;
+use std::error::Error as _;
 use std::time::SystemTime;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 const DISPATCH: &str = include_str!("../../sql/queries/dispatch.sql");
+const METRICS_GAUGES: &str = include_str!("../../sql/queries/metrics_gauges.sql");
+const REPLICA_HEARTBEAT: &str = include_str!("../../sql/queries/replica_heartbeat.sql");
+const REPLICA_LEAVE: &str = include_str!("../../sql/queries/replica_leave.sql");
+
+/// A replica whose heartbeat is this old is dead: its leases are taken over.
+pub const REPLICA_TIMEOUT_MS: i32 = 2_000;
 const CLAIM_DUE: &str = include_str!("../../sql/queries/claim_due.sql");
 const RECORD_RESULTS: &str = include_str!("../../sql/queries/record_results.sql");
 const RELEASE_LEASES: &str = include_str!("../../sql/queries/release_leases.sql");
@@ -17,10 +24,13 @@ const ASYNC_COMMIT: &str = include_str!("../../sql/queries/async_commit.sql");
 const DISPATCH_SERIALIZE: &str = include_str!("../../sql/queries/dispatch_serialize.sql");
 const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
+const ENDPOINTS_MARK_INVALID: &str = include_str!("../../sql/queries/endpoints_mark_invalid.sql");
 const ENDPOINT_UPSERT: &str = include_str!("../../sql/queries/endpoint_upsert.sql");
 const ENDPOINTS_HEALTH: &str = include_str!("../../sql/queries/endpoints_health.sql");
 const ENDPOINTS_DISABLE_GONE: &str = include_str!("../../sql/queries/endpoints_disable_gone.sql");
 const REDELIVER_BATCH: &str = include_str!("../../sql/queries/redeliver_batch.sql");
+const CANCEL_ORPHANS: &str = include_str!("../../sql/queries/cancel_orphans.sql");
+const ENDPOINT_ENABLE: &str = include_str!("../../sql/queries/endpoint_enable.sql");
 const ENDPOINT_EXISTS: &str = include_str!("../../sql/queries/endpoint_exists.sql");
 const ENDPOINTS_DISABLE_REMOVED: &str = include_str!("../../sql/queries/endpoints_disable_removed.sql");
 
@@ -35,24 +45,29 @@ pub struct ClaimedRow {
     pub event_id: String,
     pub event_type: String,
     pub created_at: String,
+    /// The payload's JSON text, on the first leased row of each event only,
+    /// and only when it is at most `max_payload_bytes` long.
     pub payload: Option<String>,
+    /// The payload's length in bytes (as JSON text).
+    pub payload_bytes: i64,
     /// How long the lease lasts from the claim.
     pub lease_ms: Option<i64>,
 }
 
 impl ClaimedRow {
-    fn from_row(row: &Row) -> Self {
-        Self {
-            delivery_id: row.get(0),
-            endpoint_id: row.get(1),
-            attempts: row.get(2),
-            outbox_id: row.get(3),
-            event_id: row.get(4),
-            event_type: row.get(5),
-            created_at: row.get(6),
-            payload: row.get(7),
-            lease_ms: row.get(8),
-        }
+    fn from_row(row: &Row) -> Result<Self, DbError> {
+        Ok(Self {
+            delivery_id: row.try_get(0)?,
+            endpoint_id: row.try_get(1)?,
+            attempts: row.try_get(2)?,
+            outbox_id: row.try_get(3)?,
+            event_id: row.try_get(4)?,
+            event_type: row.try_get(5)?,
+            created_at: row.try_get(6)?,
+            payload: row.try_get(7)?,
+            payload_bytes: row.try_get(8)?,
+            lease_ms: row.try_get(9)?,
+        })
     }
 }
 
@@ -64,6 +79,10 @@ pub struct Lease<'a> {
     pub token: i64,
     pub default_timeout_ms: i32,
     pub margin_ms: i32,
+    /// A payload longer than this (as JSON text) is never fetched.
+    pub max_payload_bytes: i32,
+    /// A claim stops once its payloads add up to this many bytes.
+    pub claim_bytes: i64,
 }
 
 /// The results of a batch of attempts, one array per column.
@@ -97,6 +116,16 @@ impl ResultBatch {
     }
 }
 
+/// Endpoints whose state a batch of results changed, by name.
+#[derive(Debug, Default)]
+pub struct HealthChanges {
+    pub paused: Vec<String>,
+    pub resumed: Vec<String>,
+    pub disabled: Vec<String>,
+    /// Endpoints whose row was locked by someone else: not counted yet.
+    pub skipped: Vec<i64>,
+}
+
 /// Per endpoint, what a batch of results says about its health.
 #[derive(Debug, Default)]
 pub struct HealthBatch {
@@ -110,35 +139,96 @@ pub struct HealthBatch {
 
 impl HealthBatch {
     pub fn add(&mut self, endpoint_id: i64, ok: bool) {
+        self.add_counts(endpoint_id, i32::from(ok), i32::from(!ok));
+    }
+
+    fn add_counts(&mut self, endpoint_id: i64, ok: i32, bad: i32) {
         let i = *self.index.entry(endpoint_id).or_insert_with(|| {
             self.endpoint_id.push(endpoint_id);
             self.ok.push(0);
             self.bad.push(0);
             self.endpoint_id.len() - 1
         });
-        if ok {
-            self.ok[i] += 1;
-        } else {
-            self.bad[i] += 1;
+        self.ok[i] += ok;
+        self.bad[i] += bad;
+    }
+
+    /// The counts of these endpoints only (those left for a later batch).
+    pub fn only(&self, endpoint_ids: &[i64]) -> HealthBatch {
+        let mut kept = HealthBatch::default();
+        for (i, id) in self.endpoint_id.iter().enumerate() {
+            if endpoint_ids.contains(id) {
+                kept.add_counts(*id, self.ok[i], self.bad[i]);
+            }
         }
+        kept
     }
 }
 
-/// What the sender needs of an endpoint row.
+/// An endpoint row as read: its identity, and the rest of its columns or why
+/// they could not be decoded (a shape written with SQL that tailhook cannot use).
 #[derive(Debug)]
 pub struct EndpointRow {
     pub id: i64,
     pub name: String,
+    pub enabled: bool,
+    /// `invalid_reason` as stored.
+    pub invalid_reason: Option<String>,
+    pub fields: Result<EndpointFields, String>,
+}
+
+/// The columns of an endpoint row that configure sending.
+#[derive(Debug)]
+pub struct EndpointFields {
     pub url: String,
     /// Elements may be NULL when set with SQL.
     pub secrets: Vec<Option<String>>,
     pub headers: String,
-    pub enabled: bool,
     pub timeout_ms: Option<i32>,
     pub max_attempts: Option<i32>,
     pub max_in_flight: Option<i32>,
     pub rate_limit_per_sec: Option<i32>,
     pub ordered: bool,
+    pub event_types: Vec<Option<String>>,
+}
+
+impl EndpointRow {
+    /// Never panics: a column that cannot be decoded makes the row invalid.
+    fn decode(row: &Row) -> Result<Self, DbError> {
+        let id: i64 = row.try_get("id")?;
+        let fields = (|| {
+            Ok::<_, (&str, tokio_postgres::Error)>(EndpointFields {
+                url: get(row, "url")?,
+                secrets: get(row, "secrets")?,
+                headers: get(row, "headers")?,
+                timeout_ms: get(row, "timeout_ms")?,
+                max_attempts: get(row, "max_attempts")?,
+                max_in_flight: get(row, "max_in_flight")?,
+                rate_limit_per_sec: get(row, "rate_limit_per_sec")?,
+                ordered: get(row, "ordered")?,
+                event_types: get(row, "event_types")?,
+            })
+        })()
+        .map_err(|(column, e)| match e.source().map(ToString::to_string) {
+            Some(cause) if cause.contains("dimension") => format!("{column} must be a one-dimensional array"),
+            Some(cause) => format!("{column} cannot be read: {cause}"),
+            None => format!("{column} cannot be read"),
+        });
+        Ok(Self {
+            id,
+            name: row.try_get("name").unwrap_or_else(|_| format!("#{id}")),
+            enabled: row.try_get("enabled").unwrap_or(false),
+            invalid_reason: row.try_get("invalid_reason").unwrap_or_default(),
+            fields,
+        })
+    }
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    column: &'static str,
+) -> Result<T, (&'static str, tokio_postgres::Error)> {
+    row.try_get(column).map_err(|e| (column, e))
 }
 
 /// Which deliveries `tailhook redeliver` selects; `None` filters match all.
@@ -147,7 +237,8 @@ pub struct Selection {
     pub ids: Option<Vec<i64>>,
     pub endpoint: Option<String>,
     pub event_type: Option<String>,
-    pub status: String,
+    /// `None`: any status (e.g. deliveries chosen by id).
+    pub status: Option<String>,
     /// Deliveries created at or after (any PostgreSQL timestamp syntax).
     pub since: Option<String>,
     /// Deliveries created before.
@@ -165,15 +256,13 @@ impl Db {
         rooms: &Rooms,
         one_at_a_time: bool,
     ) -> Result<Vec<ClaimedRow>, DbError> {
-        self.timed(async {
-            let mut client = self.client().await?;
+        self.with_client(async |client| {
             let tx = client.transaction().await?;
             tx.batch_execute(ASYNC_COMMIT).await?;
             if one_at_a_time {
                 tx.batch_execute(DISPATCH_SERIALIZE).await?;
             }
-            let stmt = tx.prepare_cached(DISPATCH).await?;
-            let params: [&(dyn ToSql + Sync); 8] = [
+            let params: [&dyn Param; 10] = [
                 &limit,
                 &lease.replica,
                 &lease.default_timeout_ms,
@@ -182,10 +271,12 @@ impl Db {
                 &rooms.endpoint_ids,
                 &rooms.room,
                 &rooms.default_room,
+                &lease.max_payload_bytes,
+                &lease.claim_bytes,
             ];
-            let rows = tx.query(&stmt, &params).await?;
+            let rows = self.rows(&tx, DISPATCH, &params).await?;
             tx.commit().await?;
-            Ok(rows.iter().map(ClaimedRow::from_row).collect())
+            rows.iter().map(ClaimedRow::from_row).collect()
         })
         .await
     }
@@ -199,10 +290,8 @@ impl Db {
         lease: Lease<'_>,
         rooms: &Rooms,
     ) -> Result<Vec<ClaimedRow>, DbError> {
-        self.timed(async {
-            let client = self.client().await?;
-            let stmt = client.prepare_cached(CLAIM_DUE).await?;
-            let params: [&(dyn ToSql + Sync); 9] = [
+        self.with_client(async |client| {
+            let params: [&dyn Param; 12] = [
                 &limit,
                 &lease.replica,
                 &lease.default_timeout_ms,
@@ -212,9 +301,12 @@ impl Db {
                 &rooms.endpoint_ids,
                 &rooms.room,
                 &rooms.default_room,
+                &lease.max_payload_bytes,
+                &lease.claim_bytes,
+                &REPLICA_TIMEOUT_MS,
             ];
-            let rows = client.query(&stmt, &params).await?;
-            Ok(rows.iter().map(ClaimedRow::from_row).collect())
+            let rows = self.rows(&*client, CLAIM_DUE, &params).await?;
+            rows.iter().map(ClaimedRow::from_row).collect()
         })
         .await
     }
@@ -222,40 +314,31 @@ impl Db {
     /// Writes a batch of attempt results; returns how many deliveries it completed
     /// (results for leases this replica no longer holds are skipped).
     pub async fn record_results(&self, replica: &str, b: &ResultBatch) -> Result<u64, DbError> {
-        self.timed(async {
-            let client = self.client().await?;
-            let stmt = client.prepare_cached(RECORD_RESULTS).await?;
-            Ok(client
-                .execute(
-                    &stmt,
-                    &[
-                        &replica,
-                        &b.delivery_id,
-                        &b.attempt,
-                        &b.status,
-                        &b.delay_ms,
-                        &b.status_code,
-                        &b.error_kind,
-                        &b.error,
-                        &b.started_at,
-                        &b.duration_ms,
-                        &b.response_body,
-                        &b.last_error,
-                        &b.lease,
-                    ],
-                )
-                .await?)
+        self.with_client(async |client| {
+            let params: [&dyn Param; 13] = [
+                &replica,
+                &b.delivery_id,
+                &b.attempt,
+                &b.status,
+                &b.delay_ms,
+                &b.status_code,
+                &b.error_kind,
+                &b.error,
+                &b.started_at,
+                &b.duration_ms,
+                &b.response_body,
+                &b.last_error,
+                &b.lease,
+            ];
+            Ok(self.exec(&*client, RECORD_RESULTS, &params).await?)
         })
         .await
     }
 
     /// Releases the given (delivery id, lease token) leases of this replica.
     pub async fn release(&self, replica: &str, ids: &[i64], leases: &[i64]) -> Result<u64, DbError> {
-        self.timed(async {
-            let client = self.client().await?;
-            Ok(client.execute(RELEASE_LEASES, &[&replica, &ids, &leases]).await?)
-        })
-        .await
+        self.with_client(async |client| Ok(self.exec(&*client, RELEASE_LEASES, &[&replica, &ids, &leases]).await?))
+            .await
     }
 
     /// One batch of redelivery (see `redeliver_batch.sql`): returns how many
@@ -267,99 +350,128 @@ impl Db {
         batch: i64,
         dry_run: bool,
     ) -> Result<(i64, i64), DbError> {
-        self.timed(async {
-            let client = self.client().await?;
-            let params: [&(dyn ToSql + Sync); 9] =
+        self.with_client(async |client| {
+            let params: [&dyn Param; 9] =
                 [&s.ids, &s.endpoint, &s.event_type, &s.status, &s.since, &s.until, &after, &batch, &dry_run];
-            let row = client.query_one(REDELIVER_BATCH, &params).await?;
-            Ok((row.get(0), row.get(1)))
+            let row = self.one(&*client, REDELIVER_BATCH, &params).await?;
+            Ok((row.try_get(0)?, row.try_get(1)?))
         })
         .await
     }
 
+    /// Cancels deliveries of endpoints that no longer exist (see
+    /// `cancel_orphans.sql`); returns how many.
+    pub async fn cancel_orphans(&self) -> Result<i64, DbError> {
+        self.with_client(async |client| Ok(self.one(&*client, CANCEL_ORPHANS, &[]).await?.try_get(0)?)).await
+    }
+
+    /// Re-enables an endpoint (see `endpoint_enable.sql`); false when there is none by that name.
+    pub async fn enable_endpoint(&self, name: &str) -> Result<bool, DbError> {
+        self.with_client(async |client| Ok(self.one(&*client, ENDPOINT_ENABLE, &[&name]).await?.try_get(0)?)).await
+    }
+
     pub async fn endpoint_exists(&self, name: &str) -> Result<bool, DbError> {
-        self.timed(async { Ok(self.client().await?.query_one(ENDPOINT_EXISTS, &[&name]).await?.get(0)) }).await
+        self.with_client(async |client| Ok(self.one(&*client, ENDPOINT_EXISTS, &[&name]).await?.try_get(0)?)).await
     }
 
     /// Circuit-breaker bookkeeping (see `endpoints_health.sql`); returns the
-    /// names of endpoints this batch paused and of those it disabled.
-    pub async fn endpoint_health(
-        &self,
-        h: &HealthBatch,
-        d: &DeliveryConfig,
-    ) -> Result<(Vec<String>, Vec<String>), DbError> {
-        self.timed(async {
-            let client = self.client().await?;
-            let stmt = client.prepare_cached(ENDPOINTS_HEALTH).await?;
+    /// names of endpoints this batch paused, resumed and disabled.
+    pub async fn endpoint_health(&self, h: &HealthBatch, d: &DeliveryConfig) -> Result<HealthChanges, DbError> {
+        self.with_client(async |client| {
             let (after, min, max, dead) = (
                 d.breaker_after_ms as i64,
                 d.breaker_min_failures as i32,
                 d.backoff_max_ms as i64,
                 d.disable_after_failing_ms as i64,
             );
-            let params: [&(dyn ToSql + Sync); 7] = [&h.endpoint_id, &h.ok, &h.bad, &after, &min, &max, &dead];
-            let (mut tripped, mut disabled) = (Vec::new(), Vec::new());
-            for row in client.query(&stmt, &params).await? {
-                if row.get::<_, Option<bool>>(1) == Some(true) {
-                    tripped.push(row.get(0));
+            let params: [&dyn Param; 7] = [&h.endpoint_id, &h.ok, &h.bad, &after, &min, &max, &dead];
+            let mut changes = HealthChanges::default();
+            for row in self.rows(&*client, ENDPOINTS_HEALTH, &params).await? {
+                if !row.try_get::<_, bool>("done")? {
+                    changes.skipped.push(row.try_get("id")?);
+                    continue;
                 }
-                if row.get::<_, Option<bool>>(2) == Some(true) {
-                    disabled.push(row.get(0));
+                let Some(name) = row.try_get::<_, Option<String>>("name")? else { continue };
+                for (column, list) in [
+                    ("tripped", &mut changes.paused),
+                    ("disabled", &mut changes.disabled),
+                    ("resumed", &mut changes.resumed),
+                ] {
+                    if row.try_get::<_, Option<bool>>(column)? == Some(true) {
+                        list.push(name.clone());
+                    }
                 }
             }
-            Ok((tripped, disabled))
+            Ok(changes)
         })
         .await
     }
 
-    /// Disables endpoints that answered 410 Gone.
-    pub async fn disable_gone(&self, endpoint_ids: &[i64]) -> Result<u64, DbError> {
-        self.timed(async {
-            let client = self.client().await?;
-            Ok(client.execute(ENDPOINTS_DISABLE_GONE, &[&endpoint_ids]).await?)
+    /// Disables endpoints that answered 410 Gone; returns those skipped
+    /// because someone else holds their row (to try again later).
+    pub async fn disable_gone(&self, endpoint_ids: &[i64]) -> Result<Vec<i64>, DbError> {
+        self.with_client(async |client| {
+            let rows = self.rows(&*client, ENDPOINTS_DISABLE_GONE, &[&endpoint_ids]).await?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
         })
         .await
+    }
+
+    /// The SQL-backed gauges of `/metrics` (see `metrics_gauges.sql`).
+    pub async fn metrics_gauges(&self) -> Result<crate::serve::metrics::Gauges, DbError> {
+        self.with_client(async |client| {
+            let mut g = crate::serve::metrics::Gauges::default();
+            for row in self.rows(&*client, METRICS_GAUGES, &[]).await? {
+                g.outbox_lag_seconds = row.try_get("outbox_lag")?;
+                g.oldest_pending_seconds = row.try_get("oldest_pending")?;
+                if let Some(name) = row.try_get::<_, Option<String>>("name")? {
+                    g.pending.push((name, row.try_get("pending")?));
+                    g.states.push(row.try_get("state")?);
+                }
+            }
+            Ok(g)
+        })
+        .await
+    }
+
+    /// Says this replica is alive (see `replica_heartbeat.sql`).
+    pub async fn heartbeat(&self, replica: &str) -> Result<(), DbError> {
+        self.with_client(async |client| {
+            self.exec(&*client, REPLICA_HEARTBEAT, &[&replica, &REPLICA_TIMEOUT_MS]).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes this replica's row (at graceful shutdown).
+    pub async fn leave(&self, replica: &str) -> Result<u64, DbError> {
+        self.with_client(async |client| Ok(self.exec(&*client, REPLICA_LEAVE, &[&replica]).await?)).await
     }
 
     /// Releases every lease this replica holds (at shutdown).
     pub async fn release_all(&self, replica: &str) -> Result<u64, DbError> {
-        self.timed(async {
-            let client = self.client().await?;
-            Ok(client.execute(RELEASE_ALL, &[&replica]).await?)
-        })
-        .await
+        self.with_client(async |client| Ok(self.exec(&*client, RELEASE_ALL, &[&replica]).await?)).await
     }
 
     /// A value that changes whenever any endpoint changes.
     pub async fn endpoints_fingerprint(&self) -> Result<String, DbError> {
-        self.timed(async {
-            let client = self.client().await?;
-            let stmt = client.prepare_cached(ENDPOINTS_FINGERPRINT).await?;
-            Ok(client.query_one(&stmt, &[]).await?.get(0))
+        self.with_client(async |client| Ok(self.one(&*client, ENDPOINTS_FINGERPRINT, &[]).await?.try_get(0)?)).await
+    }
+
+    pub async fn load_endpoints(&self) -> Result<Vec<EndpointRow>, DbError> {
+        self.with_client(async |client| {
+            let rows = self.rows(&*client, ENDPOINTS_LOAD, &[]).await?;
+            rows.iter().map(EndpointRow::decode).collect()
         })
         .await
     }
 
-    pub async fn load_endpoints(&self) -> Result<Vec<EndpointRow>, DbError> {
-        self.timed(async {
-            let client = self.client().await?;
-            let rows = client.query(ENDPOINTS_LOAD, &[]).await?;
-            Ok(rows
-                .iter()
-                .map(|r| EndpointRow {
-                    id: r.get(0),
-                    name: r.get(1),
-                    url: r.get(2),
-                    secrets: r.get(3),
-                    headers: r.get(4),
-                    enabled: r.get(5),
-                    timeout_ms: r.get(6),
-                    max_attempts: r.get(7),
-                    max_in_flight: r.get(8),
-                    rate_limit_per_sec: r.get(9),
-                    ordered: r.get(10),
-                })
-                .collect())
+    /// Stores why endpoints cannot be used (see `endpoints_mark_invalid.sql`);
+    /// returns the ids written (locked rows are skipped).
+    pub async fn mark_invalid(&self, ids: &[i64], reasons: &[Option<String>]) -> Result<Vec<i64>, DbError> {
+        self.with_client(async |client| {
+            let rows = self.rows(&*client, ENDPOINTS_MARK_INVALID, &[&ids, &reasons]).await?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
         })
         .await
     }
@@ -367,10 +479,8 @@ impl Db {
     /// Upserts the endpoints declared in the config file and disables the
     /// config-managed ones no longer declared, in one transaction.
     pub async fn sync_config_endpoints(&self, endpoints: &[ResolvedEndpoint]) -> Result<(), DbError> {
-        self.timed(async {
-            let mut client = self.client().await?;
+        self.with_client(async |client| {
             let tx = client.transaction().await?;
-            let upsert = tx.prepare(ENDPOINT_UPSERT).await?;
             for ep in endpoints {
                 let c = &ep.config;
                 let secrets: Vec<&str> = ep.secrets.iter().map(|s| s.expose()).collect();
@@ -378,29 +488,26 @@ impl Db {
                     ep.headers.iter().map(|(k, v)| (k.clone(), v.expose().into())).collect();
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
-                tx.execute(
-                    &upsert,
-                    &[
-                        &c.name,
-                        &c.url,
-                        &c.tenant,
-                        &c.event_types,
-                        &filter,
-                        &c.filter_path,
-                        &secrets,
-                        &headers,
-                        &c.enabled,
-                        &c.max_attempts,
-                        &c.timeout_ms,
-                        &c.rate_limit_per_sec,
-                        &c.max_in_flight,
-                        &c.ordered,
-                    ],
-                )
-                .await?;
+                let params: [&dyn Param; 14] = [
+                    &c.name,
+                    &ep.url,
+                    &c.tenant,
+                    &c.event_types,
+                    &filter,
+                    &c.filter_path,
+                    &secrets,
+                    &headers,
+                    &c.enabled,
+                    &c.max_attempts,
+                    &c.timeout_ms,
+                    &c.rate_limit_per_sec,
+                    &c.max_in_flight,
+                    &c.ordered,
+                ];
+                self.exec(&tx, ENDPOINT_UPSERT, &params).await?;
             }
             let names: Vec<&str> = endpoints.iter().map(|e| e.config.name.as_str()).collect();
-            tx.execute(ENDPOINTS_DISABLE_REMOVED, &[&names]).await?;
+            self.exec(&tx, ENDPOINTS_DISABLE_REMOVED, &[&names]).await?;
             tx.commit().await?;
             Ok(())
         })

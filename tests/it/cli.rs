@@ -3,15 +3,6 @@
 use crate::support::*;
 use std::process::{Command, Output};
 
-fn tailhook(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = tailhook_command();
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run tailhook")
-}
-
 fn one_line_error(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     assert_eq!(stderr.lines().count(), 1, "exactly one line: {stderr}");
@@ -20,7 +11,7 @@ fn one_line_error(out: &Output) -> String {
 
 /// A URL where nothing listens.
 fn dead_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
 }
 
@@ -34,10 +25,26 @@ fn bad_input_exits_non_zero_with_one_line_naming_it() {
     let file = dir.join("bad.toml");
     std::fs::write(&file, "[delivery]\nmax_atempts = 3\n").unwrap();
     let file = file.to_str().unwrap();
+    let weak = dir.join("weak.toml");
+    std::fs::write(&weak, "[[endpoints]]\nname = \"a\"\nurl = \"https://h\"\nsecret = \"whsec_YWJj\"\n").unwrap();
+    let weak = weak.to_str().unwrap();
     let cases: &[Case] = &[
         (&["bogus"], &[], "unrecognized subcommand 'bogus'"),
+        (&["redelivr"], &[], "unrecognized subcommand 'redelivr'; did you mean 'redeliver'?"),
+        (&["redeliver", "--dry-rnu"], &[], "unexpected argument '--dry-rnu' found; did you mean '--dry-run'?"),
         (&["check-config", "--config", file], &[], "config key `delivery.max_atempts`: unknown key"),
+        (
+            &["check-config", "--config", weak],
+            &[],
+            "config key `endpoints[0].secrets`: secrets[1]: secret decodes to 3 bytes; Standard Webhooks secrets are 24 to 64 random bytes",
+        ),
+        (&["check-config"], &[("TAILHOOK_DELIVERY__TIMEOUT_MS", "600000")], "config key `delivery.timeout_ms`: 600000 is over the maximum of 60000"),
         (&["check-config"], &[("TAILHOOK_DELIVERY__TIMEOUT_MS", "soon")], "config key `delivery.timeout_ms`"),
+        // A file named explicitly must exist: a typo never means defaults.
+        (&["run", "--config", "/nonexistent/prod.toml"], &[], "config file /nonexistent/prod.toml: it does not exist"),
+        (&["check-config"], &[("TAILHOOK_CONFIG", "/nonexistent/env.toml")], "config file /nonexistent/env.toml: it does not exist"),
+        (&["check-config"], &[("TAILHOOK_LOG__LEVEL", "infoo")], "config key `log.level`: `infoo` is not a level"),
+        (&["check-config"], &[("TAILHOOK_LOG__LEVEL", "info,tokio_postgres=loud")], "config key `log.level`"),
         (&["check-config"], &[("TAILHOOK_LOG__FORMAT", "xml")], "config key `log.format`"),
     ];
     for (args, env, expected) in cases {
@@ -68,6 +75,56 @@ fn an_unreachable_database_is_a_one_line_failure() {
     assert!(one_line_error(&out).contains("database unreachable after 600 ms"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_errors_say_what_postgresql_said_and_bad_input_exits_2() {
+    let db = TestDb::new().await;
+    db.migrate().await;
+    let unmigrated = TestDb::new().await;
+    let mut missing_db = url::Url::parse(&db.url).unwrap();
+    missing_db.set_path("/tailhook_no_such_db");
+    let mut missing_role = url::Url::parse(&db.url).unwrap();
+    missing_role.set_username("tailhook_no_such_role").unwrap();
+    let cases: &[(&[&str], &str, i32, &str)] = &[
+        (&["migrate"], missing_db.as_str(), 1, "database \"tailhook_no_such_db\" does not exist (SQLSTATE 3D000)"),
+        (&["migrate"], missing_role.as_str(), 1, "role \"tailhook_no_such_role\" does not exist (SQLSTATE 28000)"),
+        (
+            &["redeliver", "--since", "yesterdayish"],
+            &db.url,
+            2,
+            "invalid --since or --until: invalid input syntax for type timestamp with time zone: \"yesterdayish\" (SQLSTATE 22007)",
+        ),
+        (&["redeliver", "--endpoint", "nope"], &db.url, 2, "no endpoint named `nope`"),
+        (
+            &["status"],
+            unmigrated.url.as_str(),
+            1,
+            "relation \"tailhook.endpoints\" does not exist (SQLSTATE 42P01); create the schema with `tailhook migrate`",
+        ),
+    ];
+    for (args, url, code, expected) in cases {
+        let out = tailhook(args, &[("DATABASE_URL", url)]);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line_error(&out);
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_waiting_for_the_database_at_start_up_stops_at_once() {
+    use std::time::Duration;
+    let sidecar =
+        Binary::run("", &[("TAILHOOK_DATABASE__URL", &dead_url()), ("TAILHOOK_DATABASE__STARTUP_TIMEOUT_MS", "60000")]);
+    wait_for("waiting for the database", Duration::from_secs(10), || {
+        let waiting = sidecar.stderr().contains("database unreachable; retrying");
+        async move { waiting }
+    })
+    .await;
+    let asked = tokio::time::Instant::now();
+    let (code, log) = sidecar.stop();
+    assert!(asked.elapsed() < Duration::from_secs(3), "stopped after {:?}", asked.elapsed());
+    assert_eq!(code, Some(0), "{log}");
+}
+
 #[test]
 fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let out = tailhook(
@@ -79,6 +136,46 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
     assert!(text.contains("url = \"postgres://app:[redacted]@db.internal/app\""), "{text}");
     assert!(text.contains("timeout_ms = 1234"), "env overrides the default: {text}");
     assert!(!text.contains("hunter2"));
+}
+
+#[test]
+fn check_config_redacts_credentials_in_urls_headers_and_connection_strings() {
+    let dir = std::env::temp_dir().join(format!("tailhook-redact-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("creds.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[endpoints]]
+name = "a"
+url = "https://user:url-password@hooks.example.com/x?token=query-token"
+headers = { authorization = "Bearer sk_live_header", "x-api-key" = "api-key-value", "x-team" = "payments" }
+"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    for database_url in [
+        "postgres://app:pass/with/slashes@db.internal/app",
+        "host=db user=app password = 'quoted secret' dbname=app",
+        "host=db user=app password= spaced-secret dbname=app",
+    ] {
+        let out = tailhook(&["check-config", "--config", file], &[("DATABASE_URL", database_url)]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        for secret in [
+            "url-password",
+            "query-token",
+            "sk_live_header",
+            "api-key-value",
+            "slashes",
+            "quoted secret",
+            "spaced-secret",
+        ] {
+            assert!(!text.contains(secret), "`{secret}` printed:\n{text}");
+        }
+        assert!(text.contains("payments") && text.contains("hooks.example.com/x"), "the rest stays readable:\n{text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +200,19 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(tables, ["attempts", "deliveries", "endpoint_stats", "endpoints", "outbox", "schema_migrations"]);
+    assert_eq!(
+        tables,
+        [
+            "attempts",
+            "deliveries",
+            "delivery_log",
+            "endpoint_stats",
+            "endpoints",
+            "outbox",
+            "replicas",
+            "schema_migrations"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +299,7 @@ async fn sigterm_drains_gracefully_and_a_second_signal_exits_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redeliver_selects_by_id_endpoint_type_status_and_time_and_keeps_history() {
+async fn redeliver_selects_by_endpoint_type_and_time_any_state_by_id_and_names_unknown_ids() {
     let db = TestDb::new().await;
     let client = db.migrate().await;
     client
@@ -229,7 +338,17 @@ async fn redeliver_selects_by_id_endpoint_type_status_and_time_and_keeps_history
         "all the rest, in batches"
     );
     let last: i64 = client.query_one("SELECT max(id) FROM tailhook.deliveries", &[]).await.unwrap().get(0);
-    assert_eq!(run(&["--id", &last.to_string(), "--status", "succeeded"]).1, "redelivered 1 succeeded deliveries");
+    let last = last.to_string();
+    // Unknown ids are named, and nothing changes.
+    let (code, _, err) = run(&["--id", &last, "--id", "999999", "--id", "999998"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(2), "tailhook: no deliveries have ids 999999, 999998; nothing was redelivered")
+    );
+    assert_eq!(db.count(due).await, 2999);
+    // A delivery named by id is redelivered whatever its state: the default
+    // `--status failed` applies only when no id is given.
+    assert_eq!(run(&["--id", &last]), (Some(0), "redelivered 1 delivery".to_owned(), String::new()));
     assert_eq!(db.count(due).await, 3000);
     assert_eq!(
         db.count("SELECT count(*) FROM tailhook.deliveries WHERE attempts = 3").await,
@@ -238,9 +357,10 @@ async fn redeliver_selects_by_id_endpoint_type_status_and_time_and_keeps_history
     );
     assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 3000, "history kept");
 
+    // Bad input exits 2.
     let (code, _, err) = run(&["--endpoint", "nope"]);
-    assert_eq!((code, err.as_str()), (Some(1), "tailhook: no endpoint named `nope`"));
+    assert_eq!((code, err.as_str()), (Some(2), "tailhook: no endpoint named `nope`"));
     let (code, _, err) = run(&["--since", "yesterday-ish"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(err.starts_with("tailhook: invalid --since or --until") && err.lines().count() == 1, "{err}");
 }

@@ -3,8 +3,20 @@
 mod support;
 
 mod cli;
+mod commands;
+mod config_file;
 mod delivery;
+mod delivery_log;
+mod deploy;
+mod guarantees;
+mod hostile;
+mod network;
+mod operate;
 mod pipeline;
 mod policy;
+mod pooler;
+mod retention;
 mod routing;
 mod schema;
+mod takeover;
+mod tls;

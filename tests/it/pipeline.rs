@@ -353,6 +353,10 @@ async fn config_endpoints_are_upserted_and_removed_ones_disabled() {
     config.endpoints.retain(|e| e.name == "billing");
     config.endpoints[0].event_types = vec!["refund.*".into()];
     let sidecar = Sidecar::start(config);
+    wait_for("the file synced at start-up", Duration::from_secs(10), || async {
+        db.count("SELECT count(*) FROM tailhook.endpoints WHERE name = 'old' AND NOT enabled").await == 1
+    })
+    .await;
     sidecar.stop().await;
     let rows = client
         .query(

@@ -15,19 +15,6 @@ async fn publish_many(client: &tokio_postgres::Client, event_type: &str, n: i64)
         .unwrap();
 }
 
-async fn succeeded(db: &TestDb, endpoint: &str) -> i64 {
-    let client = db.client().await;
-    client
-        .query_one(
-            "SELECT count(*) FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
-              WHERE e.name = $1 AND d.status = 'succeeded'",
-            &[&endpoint],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 /// Times, from now, until `endpoint` has `n` succeeded deliveries in `db`;
 /// gives up after 30 s and returns that, so the caller's comparison fails.
 async fn time_until_delivered(db: &TestDb, endpoint: &str, n: i64) -> Duration {

@@ -121,7 +121,7 @@ async fn redeliver_functions_put_deliveries_back_and_keep_history() {
     assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 3, "history kept");
     let stats = client
         .query_one(
-            "SELECT delivered, failed, retrying, success_rate::float8 FROM tailhook.endpoint_stats WHERE name = 'ep'",
+            "SELECT delivered, failed, retrying, delivery_success_rate::float8 FROM tailhook.endpoint_stats WHERE name = 'ep'",
             &[],
         )
         .await
@@ -178,7 +178,14 @@ async fn a_late_result_never_completes_a_delivery_claimed_again() {
     client.execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('ep', 'http://x')", &[]).await.unwrap();
     client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
     let pool = Db::new(&db.config().database).unwrap();
-    let lease = |token| Lease { replica: "r1", token, default_timeout_ms: 1_000, margin_ms: 0 };
+    let lease = |token| Lease {
+        replica: "r1",
+        token,
+        default_timeout_ms: 1_000,
+        margin_ms: 0,
+        max_payload_bytes: 1 << 20,
+        claim_bytes: 16 << 20,
+    };
     let rooms = Rooms { default_room: 10, ..Rooms::default() };
     let first = pool.dispatch(10, lease(1), &rooms, false).await.unwrap();
     let id = first[0].delivery_id.unwrap();
@@ -220,7 +227,14 @@ async fn cancelled_deliveries_stay_cancelled_and_redeliver_leaves_live_leases_al
         .await
         .unwrap();
     let pool = Db::new(&db.config().database).unwrap();
-    let lease = Lease { replica: "r1", token: 7, default_timeout_ms: 60_000, margin_ms: 0 };
+    let lease = Lease {
+        replica: "r1",
+        token: 7,
+        default_timeout_ms: 60_000,
+        margin_ms: 0,
+        max_payload_bytes: 1 << 20,
+        claim_bytes: 16 << 20,
+    };
     let rows = pool.dispatch(10, lease, &Rooms { default_room: 10, ..Rooms::default() }, false).await.unwrap();
     let (first, second) = (rows[0].delivery_id.unwrap(), rows[1].delivery_id.unwrap());
 
@@ -279,7 +293,14 @@ async fn concurrent_claims_take_one_probe_in_total_when_a_pause_ends() {
             .execute("UPDATE tailhook.endpoints SET paused_until = now() - interval '1 ms' WHERE id = $1", &[&id])
             .await
             .unwrap();
-        let lease = |replica, token| Lease { replica, token, default_timeout_ms: 10_000, margin_ms: 0 };
+        let lease = |replica, token| Lease {
+            replica,
+            token,
+            default_timeout_ms: 10_000,
+            margin_ms: 0,
+            max_payload_bytes: 1 << 20,
+            claim_bytes: 16 << 20,
+        };
         let (a, b) = tokio::join!(
             one.claim_due(50, 50, lease("a", round), &rooms),
             two.claim_due(50, 50, lease("b", round), &rooms)

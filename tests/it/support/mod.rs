@@ -1,6 +1,10 @@
 //! Shared test fixtures: one fresh database per test, a receiver, a sidecar, and deadline waits.
 
+pub mod pgbouncer;
+pub mod process;
+pub mod proxy;
 pub mod receiver;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -9,6 +13,7 @@ use tailhook::local_pg::{self, LocalPg};
 use tailhook::Config;
 use tokio_util::sync::CancellationToken;
 
+pub use process::Binary;
 pub use receiver::{Receiver, Reply};
 
 /// The server every test in this process uses (found or started once).
@@ -24,14 +29,24 @@ pub fn server() -> &'static LocalPg {
 pub struct TestDb {
     pub url: String,
     name: String,
+    admin_url: String,
 }
 
 impl TestDb {
     pub async fn new() -> Self {
+        Self::on(server()).await
+    }
+
+    /// A database on another server (e.g. the TLS-only one).
+    pub async fn on(server: &LocalPg) -> Self {
         let name = format!("tailhook_test_{}_{:08x}", std::process::id(), rand::random::<u32>());
-        let admin = connect(&server().admin_url).await;
+        let admin = connect(&server.admin_url).await;
         admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-        Self { url: server().url_for(&name), name }
+        Self { url: server.url_for(&name), name, admin_url: server.admin_url.clone() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub async fn client(&self) -> tokio_postgres::Client {
@@ -57,6 +72,7 @@ impl TestDb {
         c.delivery.timeout_ms = 2_000;
         c.delivery.lease_margin_ms = 1_000;
         c.delivery.shutdown_grace_ms = 2_000;
+        c.server.listen = String::new();
         c
     }
 
@@ -68,12 +84,12 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
         // Drop runs outside async; a thread of its own runs the cleanup.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async {
-                let admin = connect(&server().admin_url).await;
+                let admin = connect(&admin_url).await;
                 admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()
             })
         })
@@ -81,23 +97,48 @@ impl Drop for TestDb {
     }
 }
 
+/// An error with its causes, as an error reporter shows it: each `source()`
+/// appended unless the text already holds it.
+pub fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let line = e.to_string();
+        if !text.contains(&line) {
+            text = format!("{text}: {line}");
+        }
+        source = e.source();
+    }
+    text
+}
+
+/// A connection with tailhook's own connector, so TLS settings in `url` apply.
 pub async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) =
-        tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let mut connector = tailhook::db::Connector::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    connector.pg.application_name("tailhook-tests");
+    let (client, conn) = connector.connect().await.unwrap_or_else(|e| panic!("connect to {url}: {e}"));
     tokio::spawn(conn);
     client
 }
 
 /// The `tailhook` binary with no inherited configuration: no `TAILHOOK_*`
-/// variables, no `DATABASE_URL`, and a config file that does not exist.
+/// variables, no `DATABASE_URL`, and run in an empty directory (so the
+/// implicit `./config.toml` is absent: built-in defaults).
 pub fn tailhook_command() -> std::process::Command {
+    static EMPTY: OnceLock<std::path::PathBuf> = OnceLock::new();
+    let empty = EMPTY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tailhook-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("an empty directory");
+        dir
+    });
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tailhook"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("TAILHOOK_") {
             cmd.env_remove(key);
         }
     }
-    cmd.env_remove("DATABASE_URL").env("TAILHOOK_CONFIG", "/nonexistent/tailhook.toml");
+    // No HTTP listener unless a test asks: tests run side by side.
+    cmd.env_remove("DATABASE_URL").env_remove("RUST_LOG").env("TAILHOOK_SERVER__LISTEN", "").current_dir(empty);
     cmd
 }
 
@@ -112,6 +153,11 @@ impl Sidecar {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(tailhook::run(config, shutdown.clone()));
         Self { shutdown, handle }
+    }
+
+    /// Whether `run` is still going (it returns only after `shutdown`).
+    pub fn is_running(&self) -> bool {
+        !self.handle.is_finished()
     }
 
     /// Graceful stop; fails the test if `run` returned an error or hung.
@@ -199,4 +245,38 @@ pub fn verify(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> Res
     } else {
         Err(format!("no signature matches among `{sigs}`"))
     }
+}
+
+/// Runs the binary (see [`tailhook_command`]) with `args` and `env` to the end.
+pub fn tailhook(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = tailhook_command();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run tailhook")
+}
+
+/// Deliveries of one endpoint in `status`.
+pub async fn deliveries_of(db: &TestDb, endpoint: &str, status: &str) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+              WHERE e.name = $1 AND d.status = $2",
+            &[&endpoint, &status],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Succeeded deliveries of one endpoint.
+pub async fn succeeded(db: &TestDb, endpoint: &str) -> i64 {
+    deliveries_of(db, endpoint, "succeeded").await
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

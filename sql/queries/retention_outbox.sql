@@ -1,0 +1,32 @@
+-- Outbox rows that never had a delivery (no endpoint matched), or whose
+-- deliveries were deleted with their endpoint: a walk over the outbox in id
+-- order (primary key), one window of $3 rows after id $1 per call. In the
+-- window, rows dispatched more than $2 ms ago with no delivery are deleted.
+-- Returns rows deleted, and where the next call starts: after the last row
+-- before the first one that is not yet old and dispatched (NULL: the window
+-- was empty), and whether the walk reached that point (then it waits for the
+-- next run instead of going on).
+-- $1 after id, $2 age ms, $3 window size
+WITH win AS MATERIALIZED (
+    SELECT o.id,
+           o.dispatched_at IS NOT NULL AND o.created_at < now() - $2::bigint * interval '1 millisecond'
+               AND o.dispatched_at < now() - $2::bigint * interval '1 millisecond' AS old
+      FROM tailhook.outbox o
+     WHERE o.id > $1::bigint
+     ORDER BY o.id
+     LIMIT $3::bigint
+), doomed AS (
+    SELECT o.id
+      FROM tailhook.outbox o
+     WHERE o.id IN (SELECT id FROM win WHERE old)
+       AND o.dispatched_at < now() - $2::bigint * interval '1 millisecond'
+       AND NOT EXISTS (SELECT 1 FROM tailhook.deliveries d WHERE d.outbox_id = o.id)
+       FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM tailhook.outbox o USING doomed WHERE o.id = doomed.id RETURNING o.id
+), stop AS (
+    SELECT min(id) AS id FROM win WHERE NOT old
+)
+SELECT (SELECT count(*) FROM gone)::bigint AS outbox,
+       coalesce((SELECT max(id) FROM win WHERE id < coalesce((SELECT id FROM stop), 9223372036854775807)), $1::bigint) AS next_after,
+       (SELECT id FROM stop) IS NOT NULL OR (SELECT count(*) FROM win) < $3::bigint AS done

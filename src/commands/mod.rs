@@ -1,0 +1,341 @@
+//! The command line: parses arguments, loads the config, sets up logging and signals, runs one command.
+
+mod demo;
+mod redeliver;
+mod send_test;
+mod status;
+
+use crate::config::{config_path, Config, LogFormat};
+use crate::db::{self, Db};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "tailhook", version, about = "Turns PostgreSQL outbox rows into signed, retried webhooks")]
+struct Cli {
+    /// Config file (default: $TAILHOOK_CONFIG, else ./config.toml; missing means built-in defaults)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sidecar (the default)
+    Run,
+    /// Create or upgrade the schema, then exit
+    Migrate,
+    /// Validate the configuration and print it with secrets redacted
+    CheckConfig,
+    /// Put deliveries back to be sent now (default: failed ones), keeping their history
+    Redeliver(RedeliverArgs),
+    /// Per endpoint: pending, retrying, failed, recent successes, oldest undelivered event, state
+    Status(StatusArgs),
+    /// Send one signed test event to an endpoint now and print the response (records nothing)
+    SendTest(SendTestArgs),
+    /// A self-contained tour: finds or starts a PostgreSQL, delivers and retries events to a local receiver, cleans up
+    Demo,
+    /// Re-enable an endpoint tailhook (or anyone) disabled, forgetting its failures
+    Enable {
+        /// The endpoint's name
+        endpoint: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct SendTestArgs {
+    /// The endpoint's name
+    endpoint: String,
+    /// The event's type
+    #[arg(long, default_value = "tailhook.test")]
+    event_type: String,
+    /// The event's data (JSON)
+    #[arg(long, value_name = "JSON", default_value = r#"{"test":true}"#)]
+    data: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+    /// Count succeeded and failed deliveries finished within this window (a PostgreSQL interval: 1h, 24h, 7 days)
+    #[arg(long, value_name = "INTERVAL", default_value = "24h")]
+    window: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct RedeliverArgs {
+    /// Only these deliveries (repeatable)
+    #[arg(long = "id", value_name = "DELIVERY_ID")]
+    ids: Vec<i64>,
+    /// Only deliveries to this endpoint (by name)
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Only deliveries of events of this exact type
+    #[arg(long)]
+    event_type: Option<String>,
+    /// Only deliveries in this state (default: failed, or any state when --id is given)
+    #[arg(long, value_enum)]
+    status: Option<Status>,
+    /// Only deliveries created at or after this time (e.g. 2026-11-22T10:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only deliveries created before this time
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Count what would be redelivered; change nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Status {
+    Failed,
+    Cancelled,
+    Succeeded,
+    Pending,
+    Retrying,
+}
+
+/// Entry point of the binary. Every failure is one line on stderr and a
+/// non-zero exit code (2 for bad input, 1 for anything else).
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("tailhook: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let (path, named) = config_path(cli.config.as_deref());
+    let config = match Config::load(&path, named) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tailhook: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tailhook: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Run) {
+            Command::Run => run(config).await,
+            Command::Migrate => migrate(config).await,
+            Command::Redeliver(args) => redeliver(config, args).await,
+            Command::Status(args) => status(config, args).await,
+            Command::SendTest(args) => send_test(config, args).await,
+            Command::Enable { endpoint } => enable(config, &endpoint).await,
+            Command::Demo => demo().await,
+            Command::CheckConfig => {
+                print!("{}", config.redacted_toml());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::BadInput(e)) => {
+            eprintln!("tailhook: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("tailhook: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// clap's error on one line: its first line, plus the "did you mean"
+/// suggestion it would print on a later one (a mistyped sub-command or option).
+fn one_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+    let suggestion = |kind| match e.get(kind)? {
+        ContextValue::String(s) => Some(s.clone()),
+        ContextValue::Strings(s) if !s.is_empty() => Some(s.join("' or '")),
+        _ => None,
+    };
+    let suggested = suggestion(ContextKind::SuggestedSubcommand).or_else(|| suggestion(ContextKind::SuggestedArg));
+    match suggested {
+        Some(s) => format!("{first}; did you mean '{s}'?"),
+        None => first.to_owned(),
+    }
+}
+
+/// A database failure; a missing table or schema means `migrate` never ran there.
+fn database_failure(e: &db::DbError) -> Failure {
+    match e.code() {
+        // undefined_table, invalid_schema_name
+        Some("42P01" | "3F000") => Failure::Other(format!("{e}; create the schema with `tailhook migrate`")),
+        _ => Failure::Other(e.to_string()),
+    }
+}
+
+/// Why a command failed: bad input exits 2, anything else 1.
+enum Failure {
+    BadInput(String),
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Self::Other(e)
+    }
+}
+
+/// Logs to stderr at `[log] level`, or `RUST_LOG` when set. Whatever either
+/// says, other crates log at INFO and above only: the PostgreSQL driver's
+/// DEBUG lines print statement parameters (secrets among them), and the HTTP
+/// and TLS stacks' TRACE lines can print request headers and bodies.
+fn init_logging(config: &Config) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{filter, EnvFilter, Layer};
+    let chosen = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(&config.log.level));
+    let own_crate_only_below_info =
+        filter::filter_fn(|meta| *meta.level() <= tracing::Level::INFO || meta.target().starts_with("tailhook"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let fmt = match config.log.format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    let _ =
+        tracing_subscriber::registry().with(fmt.with_filter(chosen).with_filter(own_crate_only_below_info)).try_init();
+}
+
+async fn run(config: Config) -> Result<(), Failure> {
+    init_logging(&config);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    Ok(crate::run(config, shutdown).await.map_err(|e| e.to_string())?)
+}
+
+/// First SIGTERM/SIGINT: graceful stop. Second: exit at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("signal received: finishing in-flight requests (a second signal exits at once)");
+    shutdown.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    eprintln!("tailhook: second signal, exiting at once");
+    std::process::exit(130);
+}
+
+async fn redeliver(config: Config, args: RedeliverArgs) -> Result<(), Failure> {
+    let db = Db::new(&config.database).map_err(|e| e.to_string())?;
+    // Deliveries named by id are meant whatever their state; otherwise the
+    // usual intent is to retry the failed ones.
+    let status = match args.status.or(args.ids.is_empty().then_some(Status::Failed)) {
+        Some(Status::Failed) => Some("failed"),
+        Some(Status::Cancelled) => Some("cancelled"),
+        Some(Status::Succeeded) => Some("succeeded"),
+        Some(Status::Pending) => Some("pending"),
+        Some(Status::Retrying) => Some("retrying"),
+        None => None,
+    };
+    let selection = crate::db::Selection {
+        ids: (!args.ids.is_empty()).then_some(args.ids),
+        endpoint: args.endpoint,
+        event_type: args.event_type,
+        status: status.map(str::to_owned),
+        since: args.since,
+        until: args.until,
+    };
+    let n = crate::commands::redeliver::redeliver(&db, &selection, args.dry_run).await.map_err(|e| match e {
+        crate::commands::redeliver::RedeliverError::BadInput(e) => Failure::BadInput(e),
+        crate::commands::redeliver::RedeliverError::Database(e) => database_failure(&e),
+    })?;
+    let what = match (status, n) {
+        (Some(status), 1) => format!("1 {status} delivery"),
+        (Some(status), n) => format!("{n} {status} deliveries"),
+        (None, 1) => "1 delivery".to_owned(),
+        (None, n) => format!("{n} deliveries"),
+    };
+    if args.dry_run {
+        println!("would redeliver {what}");
+    } else {
+        println!("redelivered {what}");
+    }
+    Ok(())
+}
+
+async fn status(config: Config, args: StatusArgs) -> Result<(), Failure> {
+    let db = Db::new(&config.database).map_err(|e| e.to_string())?;
+    let report = status::report(&db, &args.window).await.map_err(|e| match e {
+        status::StatusError::BadWindow(..) => Failure::BadInput(e.to_string()),
+        status::StatusError::Database(e) => database_failure(&e),
+    })?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot write JSON: {e}"))?;
+        println!("{text}");
+    } else {
+        print!("{}", status::table(&report));
+    }
+    Ok(())
+}
+
+async fn enable(config: Config, endpoint: &str) -> Result<(), Failure> {
+    let db = Db::new(&config.database).map_err(|e| e.to_string())?;
+    match db.enable_endpoint(endpoint).await {
+        Ok(true) => {
+            println!("endpoint `{endpoint}` enabled");
+            Ok(())
+        }
+        Ok(false) => Err(Failure::BadInput(format!("no endpoint named `{endpoint}`"))),
+        Err(e) => Err(database_failure(&e)),
+    }
+}
+
+async fn send_test(config: Config, args: SendTestArgs) -> Result<(), Failure> {
+    use send_test::SendTestError;
+    let db = Db::new(&config.database).map_err(|e| e.to_string())?;
+    let request = send_test::TestRequest { endpoint: args.endpoint, event_type: args.event_type, data: args.data };
+    send_test::send_test(&config, &db, &request).await.map_err(|e| match e {
+        SendTestError::BadInput(e) => Failure::BadInput(e),
+        SendTestError::Database(e) => database_failure(&e),
+        other => Failure::Other(other.to_string()),
+    })
+}
+
+async fn demo() -> Result<(), Failure> {
+    // The tour narrates on stdout; only errors are logged.
+    let mut quiet = Config::default();
+    quiet.log.level = "error".into();
+    init_logging(&quiet);
+    Ok(demo::demo().await.map_err(|e| e.to_string())?)
+}
+
+async fn migrate(config: Config) -> Result<(), Failure> {
+    let db = Db::new(&config.database).map_err(|e| e.to_string())?;
+    let mut client = db.client().await.map_err(|e| e.to_string())?;
+    let applied = db::migrate(&mut client).await.map_err(|e| e.to_string())?;
+    let latest = db::MIGRATIONS.last().map_or(0, |m| m.0);
+    if applied.is_empty() {
+        println!("schema is up to date (version {latest})");
+    } else {
+        println!("applied migrations {applied:?}; schema is at version {latest}");
+    }
+    Ok(())
+}

@@ -1,0 +1,757 @@
+//! Configuration: built-in defaults, `config.toml`, `DATABASE_URL` and `TAILHOOK_<SECTION>__<KEY>`, validated with the key named.
+
+pub mod rules;
+pub mod secret;
+
+use crate::config::secret::{DatabaseUrl, Secret};
+use crate::pipeline::guard::Cidr;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration problem, always naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("config file {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub delivery: DeliveryConfig,
+    pub log: LogConfig,
+    pub server: ServerConfig,
+    pub retention: RetentionConfig,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// The HTTP listener: `/healthz`, `/readyz`, `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on; empty turns the listener off.
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9187".into() }
+    }
+}
+
+impl ServerConfig {
+    /// The address, or `None` when the listener is off.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse().ok()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: DatabaseUrl,
+    /// LISTEN for outbox inserts; `false` polls only (transaction-mode poolers).
+    pub listen: bool,
+    pub auto_migrate: bool,
+    pub pool_size: usize,
+    pub poll_interval_ms: u64,
+    pub statement_timeout_ms: u64,
+    /// How long `run` keeps retrying an unreachable database at start-up.
+    pub startup_timeout_ms: u64,
+    /// Cache named prepared statements per connection; `false` sends every
+    /// statement unnamed (PgBouncer in transaction mode).
+    pub prepared_statements: bool,
+    /// TCP keepalive: idle time before the first probe (whole seconds).
+    pub keepalive_idle_ms: u64,
+    /// TCP keepalive: time between probes (whole seconds).
+    pub keepalive_interval_ms: u64,
+    /// TCP keepalive: unanswered probes before the connection is dropped.
+    pub keepalive_retries: u32,
+    /// TCP_USER_TIMEOUT: how long sent data may stay unacknowledged; 0: the OS default.
+    pub tcp_user_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: DatabaseUrl::new("postgres://postgres@localhost:5432/postgres"),
+            listen: true,
+            auto_migrate: true,
+            pool_size: 8,
+            poll_interval_ms: 1_000,
+            statement_timeout_ms: 30_000,
+            startup_timeout_ms: 30_000,
+            prepared_statements: true,
+            keepalive_idle_ms: 30_000,
+            keepalive_interval_ms: 10_000,
+            keepalive_retries: 3,
+            tcp_user_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub allow_private_networks: bool,
+    pub allowed_cidrs: Vec<String>,
+    pub https_only: bool,
+    pub max_payload_bytes: usize,
+    pub max_response_bytes: usize,
+    pub shutdown_grace_ms: u64,
+    /// Requests in flight at once, over all endpoints.
+    pub concurrency: usize,
+    /// Most outbox rows or due deliveries taken by one claim.
+    pub batch_size: usize,
+    /// Added to an endpoint's timeout to make its lease (at most 30 000).
+    pub lease_margin_ms: u64,
+    /// Requests in flight to one endpoint, for endpoints without their own.
+    pub max_in_flight: u32,
+    /// Requests started per second to one endpoint, for endpoints without
+    /// their own; 0 means no limit.
+    pub rate_limit_per_sec: u32,
+    /// The circuit breaker opens when an endpoint has failed for at least this
+    /// long without a success...
+    pub breaker_after_ms: u64,
+    /// ...and at least this many times.
+    pub breaker_min_failures: u32,
+    /// An endpoint failing this long without a success is disabled.
+    pub disable_after_failing_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 18,
+            timeout_ms: 10_000,
+            backoff_initial_ms: 5_000,
+            backoff_max_ms: 21_600_000,
+            allow_private_networks: false,
+            allowed_cidrs: Vec::new(),
+            https_only: false,
+            max_payload_bytes: 1_048_576,
+            max_response_bytes: 4_096,
+            shutdown_grace_ms: 15_000,
+            concurrency: 512,
+            batch_size: 1_000,
+            lease_margin_ms: 30_000,
+            max_in_flight: 256,
+            rate_limit_per_sec: 0,
+            breaker_after_ms: 60_000,
+            breaker_min_failures: 10,
+            disable_after_failing_ms: 5 * 24 * 3_600_000,
+        }
+    }
+}
+
+/// `[retention]`: how long finished work is kept, and how it is deleted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// `false`: this replica never deletes anything (another replica, or
+    /// your own job, may).
+    pub enabled: bool,
+    /// Succeeded deliveries (and their attempts) are deleted this long after
+    /// they completed; so are outbox rows that never had a delivery, this
+    /// long after they were dispatched.
+    pub succeeded_after_ms: u64,
+    /// Failed and cancelled deliveries are deleted this long after they
+    /// completed (cancelled: after retention first saw them cancelled).
+    pub failed_after_ms: u64,
+    /// How often retention runs; each run deletes batch by batch until
+    /// nothing old enough is left.
+    pub interval_ms: u64,
+    /// Deliveries deleted per transaction.
+    pub batch_size: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            succeeded_after_ms: 7 * 24 * 3_600_000,
+            failed_after_ms: 30 * 24 * 3_600_000,
+            interval_ms: 10_000,
+            batch_size: 1_000,
+        }
+    }
+}
+
+/// Largest `retention.batch_size`: a batch is one short transaction.
+pub const MAX_RETENTION_BATCH: u32 = 5_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `tailhook=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+    pub format: LogFormat,
+    /// How often an INFO line sums up deliveries; 0 turns it off.
+    pub summary_interval_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text, summary_interval_ms: 60_000 }
+    }
+}
+
+/// An `[[endpoints]]` entry: the columns of `tailhook.endpoints` plus secret
+/// sources. Printed (`Serialize`, `Debug`) with credentials redacted: the URL's
+/// password and query values, and the values of sensitive headers.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub name: String,
+    #[serde(serialize_with = "redacted_url")]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(default = "all_event_types")]
+    pub event_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_path: Option<String>,
+    #[serde(default, serialize_with = "redacted_headers")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_sec: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<i32>,
+    #[serde(default)]
+    pub ordered: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_password_env: Option<String>,
+}
+
+impl std::fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+fn redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::config::secret::redact_url(url, |_| true))
+}
+
+/// Header names whose values are credentials.
+fn sensitive_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["auth", "token", "secret", "key", "pass", "signature", "session", "cookie", "credential"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+fn redacted_headers<S: serde::Serializer>(headers: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        headers.iter().map(|(name, value)| (name, if sensitive_header(name) { "[redacted]" } else { value.as_str() })),
+    )
+}
+
+fn all_event_types() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where the config file is: `--config`, else `TAILHOOK_CONFIG` (both
+/// named explicitly, so the file must exist), else `./config.toml` (which
+/// may be absent: built-in defaults).
+pub fn config_path(flag: Option<&Path>) -> (PathBuf, bool) {
+    match flag.map(Path::to_path_buf).or_else(|| std::env::var_os("TAILHOOK_CONFIG").map(PathBuf::from)) {
+        Some(named) => (named, true),
+        None => (PathBuf::from("config.toml"), false),
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the file, then `DATABASE_URL`, then
+    /// `TAILHOOK_<SECTION>__<KEY>` variables, and validates the result. A
+    /// missing file is an error when `required` (it was named explicitly: a
+    /// typo must never mean built-in defaults pointed at a shared database).
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        match std::fs::metadata(path) {
+            Ok(_) => {
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::File { path: path.to_owned(), reason: e.to_string() })?;
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::File { path: path.to_owned(), reason: "it does not exist (named by --config or TAILHOOK_CONFIG; only the implicit ./config.toml may be missing)".into() })
+            }
+            Err(e) => return Err(ConfigError::File { path: path.to_owned(), reason: e.to_string() }),
+        }
+        figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+            .merge(Env::prefixed("TAILHOOK_").ignore(&["CONFIG"]).split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// Parses a configuration from TOML text alone (no file, no environment).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(text)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(describe_figment_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}"))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let db = &self.database;
+        positive("database.pool_size", db.pool_size as u64)?;
+        positive("database.poll_interval_ms", db.poll_interval_ms)?;
+        positive("database.statement_timeout_ms", db.statement_timeout_ms)?;
+        for (key, ms) in [
+            ("database.keepalive_idle_ms", db.keepalive_idle_ms),
+            ("database.keepalive_interval_ms", db.keepalive_interval_ms),
+        ] {
+            if ms < 1_000 {
+                return Err(invalid(key, "must be at least 1000 (the OS counts whole seconds)"));
+            }
+        }
+        positive("database.keepalive_retries", u64::from(db.keepalive_retries))?;
+        if db.tcp_user_timeout_ms > u64::from(u32::MAX) {
+            return Err(invalid("database.tcp_user_timeout_ms", "is too large"));
+        }
+        let (rest, _) = crate::db::conninfo::split(db.url.expose())
+            .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
+        rest.parse::<tokio_postgres::Config>()
+            .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
+
+        let d = &self.delivery;
+        positive("delivery.backoff_initial_ms", d.backoff_initial_ms)?;
+        positive("delivery.concurrency", d.concurrency as u64)?;
+        positive("delivery.batch_size", d.batch_size as u64)?;
+        positive("delivery.max_payload_bytes", d.max_payload_bytes as u64)?;
+        if d.max_payload_bytes > MAX_PAYLOAD_BYTES {
+            return Err(invalid("delivery.max_payload_bytes", format!("must be at most {MAX_PAYLOAD_BYTES}")));
+        }
+        for (limit, value) in [
+            (rules::MAX_ATTEMPTS, u64::from(d.max_attempts)),
+            (rules::TIMEOUT_MS, d.timeout_ms),
+            (rules::MAX_IN_FLIGHT, u64::from(d.max_in_flight)),
+        ] {
+            let key = format!("delivery.{}", limit.field);
+            limit.check(Some(value.min(i64::MAX as u64) as i64)).map_err(|p| invalid(key, p.reason))?;
+        }
+        if d.rate_limit_per_sec > 0 {
+            rules::RATE_LIMIT_PER_SEC
+                .check(Some(i64::from(d.rate_limit_per_sec)))
+                .map_err(|p| invalid("delivery.rate_limit_per_sec", p.reason))?;
+        }
+        if d.concurrency > MAX_CONCURRENCY {
+            return Err(invalid("delivery.concurrency", format!("must be at most {MAX_CONCURRENCY}")));
+        }
+        positive("delivery.breaker_min_failures", u64::from(d.breaker_min_failures))?;
+        positive("delivery.disable_after_failing_ms", d.disable_after_failing_ms)?;
+        if d.backoff_max_ms < d.backoff_initial_ms {
+            return Err(invalid("delivery.backoff_max_ms", "must be at least delivery.backoff_initial_ms"));
+        }
+        if d.lease_margin_ms > 30_000 {
+            return Err(invalid("delivery.lease_margin_ms", "must be at most 30000"));
+        }
+        for (i, cidr) in d.allowed_cidrs.iter().enumerate() {
+            cidr.parse::<Cidr>().map_err(|e| invalid(format!("delivery.allowed_cidrs[{i}]"), e))?;
+        }
+        check_log_filter(&self.log.level).map_err(|reason| invalid("log.level", reason))?;
+        let listen = self.server.listen.trim();
+        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "server.listen",
+                format!("`{listen}` is not an address such as 127.0.0.1:9187 (\"\" turns the listener off)"),
+            ));
+        }
+        let r = &self.retention;
+        for (key, ms) in [
+            ("retention.succeeded_after_ms", r.succeeded_after_ms),
+            ("retention.failed_after_ms", r.failed_after_ms),
+            ("retention.interval_ms", r.interval_ms),
+        ] {
+            positive(key, ms)?;
+            if ms > i64::MAX as u64 {
+                return Err(invalid(key, "is too large"));
+            }
+        }
+        positive("retention.batch_size", u64::from(r.batch_size))?;
+        if r.batch_size > MAX_RETENTION_BATCH {
+            return Err(invalid("retention.batch_size", format!("must be at most {MAX_RETENTION_BATCH}")));
+        }
+
+        let mut names = std::collections::HashSet::new();
+        for (i, ep) in self.endpoints.iter().enumerate() {
+            if !names.insert(ep.name.as_str()) {
+                return Err(invalid(format!("endpoints[{i}].name"), format!("`{}` is declared twice", ep.name)));
+            }
+            ep.resolve(i, d.https_only)?;
+        }
+        Ok(())
+    }
+
+    pub fn allowed_cidrs(&self) -> Vec<Cidr> {
+        self.delivery.allowed_cidrs.iter().filter_map(|c| c.parse().ok()).collect()
+    }
+}
+
+/// A `tracing` filter whose every directive is a level or `target=level`.
+/// (A bare word is a valid filter meaning "everything of target `word`", so
+/// a typo such as `infoo` would silently turn every log line off.)
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("not a log filter: {e}"))?;
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if !directive.contains(['=', '[']) && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!("`{directive}` is not a level ({}) nor `target=level`", LEVELS.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+/// Largest `delivery.max_payload_bytes` (64 MiB).
+pub const MAX_PAYLOAD_BYTES: usize = 64 << 20;
+
+/// Most requests in flight at once over all endpoints.
+pub const MAX_CONCURRENCY: usize = 10_000;
+
+fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+/// Turns figment's error into one line naming the full key.
+fn describe_figment_error(err: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let mut key = String::new();
+    for part in &err.path {
+        if part.parse::<usize>().is_ok() {
+            key.push_str(&format!("[{part}]"));
+        } else {
+            key = join_key(&key, part);
+        }
+    }
+    let reason = match &err.kind {
+        Kind::UnknownField(field, _) => {
+            key = join_key(&key, field);
+            "unknown key".to_owned()
+        }
+        Kind::MissingField(field) => {
+            key = join_key(&key, field);
+            "is required".to_owned()
+        }
+        other => other.to_string(),
+    };
+    let source = err
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(src) => format!(" (from {src})"),
+            None => format!(" (from {})", m.name),
+        })
+        .unwrap_or_default();
+    invalid(if key.is_empty() { "<root>".to_owned() } else { key }, format!("{reason}{source}"))
+}
+
+fn join_key(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else if path == field || path.ends_with(&format!(".{field}")) {
+        path.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// An endpoint from the file, with its secrets read and checked, ready to upsert.
+#[derive(Debug, Clone)]
+pub struct ResolvedEndpoint {
+    pub config: EndpointConfig,
+    /// The URL in its normalised form, as stored.
+    pub url: String,
+    pub secrets: Vec<Secret>,
+    pub headers: BTreeMap<String, Secret>,
+}
+
+impl EndpointConfig {
+    /// Reads the secrets it names from the environment and checks every field.
+    pub fn resolve(&self, index: usize, https_only: bool) -> Result<ResolvedEndpoint, ConfigError> {
+        let key = |field: &str| format!("endpoints[{index}].{field}");
+        if self.name.is_empty() {
+            return Err(invalid(key("name"), "must not be empty"));
+        }
+        let url = rules::url(&self.url, https_only).map_err(|p| invalid(key(p.field), p.reason))?;
+        rules::event_types(&self.event_types).map_err(|p| invalid(key(p.field), p.reason))?;
+        for (limit, value) in [
+            (rules::MAX_ATTEMPTS, self.max_attempts),
+            (rules::TIMEOUT_MS, self.timeout_ms),
+            (rules::RATE_LIMIT_PER_SEC, self.rate_limit_per_sec),
+            (rules::MAX_IN_FLIGHT, self.max_in_flight),
+        ] {
+            limit.check(value.map(i64::from)).map_err(|p| invalid(key(p.field), p.reason))?;
+        }
+        if self.filter.as_ref().is_some_and(|f| !f.is_object()) {
+            return Err(invalid(key("filter"), "must be a table (JSON object)"));
+        }
+
+        let mut secrets: Vec<Secret> = self.secret.iter().chain(&self.secrets).cloned().collect();
+        if let Some(var) = &self.secret_env {
+            secrets.push(Secret::new(read_env(var, &key("secret_env"))?));
+        }
+        rules::secrets(secrets.iter().map(|s| Some(s.expose()))).map_err(|p| invalid(key(p.field), p.reason))?;
+
+        let mut headers = BTreeMap::new();
+        for (name, value) in &self.headers {
+            headers.insert(name.to_ascii_lowercase(), Secret::new(value.clone()));
+        }
+        let authorization = match (&self.bearer_token_env, &self.basic_auth_user, &self.basic_auth_password_env) {
+            (Some(_), Some(_), _) => {
+                return Err(invalid(key("bearer_token_env"), "cannot be combined with basic_auth_user"))
+            }
+            (Some(var), None, _) => Some(format!("Bearer {}", read_env(var, &key("bearer_token_env"))?)),
+            (None, Some(user), password_var) => {
+                use base64::Engine;
+                let password = match password_var {
+                    Some(var) => read_env(var, &key("basic_auth_password_env"))?,
+                    None => String::new(),
+                };
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Some(format!("Basic {token}"))
+            }
+            (None, None, Some(_)) => return Err(invalid(key("basic_auth_password_env"), "needs basic_auth_user")),
+            (None, None, None) => None,
+        };
+        if let Some(value) = authorization {
+            if headers.contains_key("authorization") {
+                return Err(invalid(key("headers"), "sets `authorization` and an auth option at once"));
+            }
+            if let Some(problem) = rules::header_problem("authorization", &value) {
+                return Err(invalid(key("bearer_token_env"), problem));
+            }
+            headers.insert("authorization".into(), Secret::new(value));
+        }
+        // Checked as stored: together, with the auth header included.
+        rules::headers(headers.iter().map(|(n, v)| (n.as_str(), v.expose())))
+            .map_err(|p| invalid(key(p.field), p.reason))?;
+        Ok(ResolvedEndpoint { config: self.clone(), url: url.into(), secrets, headers })
+    }
+}
+
+fn read_env(var: &str, key: &str) -> Result<String, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(invalid(key, format!("environment variable {var} is not set"))),
+    }
+}
+
+impl DeliveryConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(toml: &str) -> String {
+        Config::from_toml(toml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.delivery.max_attempts, 18);
+        assert_eq!(c.delivery.timeout_ms, 10_000);
+        assert_eq!(c.database.url.expose(), "postgres://postgres@localhost:5432/postgres");
+        assert!(c.endpoints.is_empty());
+        assert!(c.retention.enabled);
+        assert_eq!(c.retention.succeeded_after_ms, 604_800_000);
+        assert_eq!(c.retention.failed_after_ms, 2_592_000_000);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[delivery]\ntimeout_msx = 5", "config key `delivery.timeout_msx`: unknown key"),
+            ("[nope]\na = 1", "config key `nope`: unknown key"),
+            ("[delivery]\ntimeout_ms = \"soon\"", "config key `delivery.timeout_ms`"),
+            ("[delivery]\ntimeout_ms = 0", "config key `delivery.timeout_ms`: must be greater than 0"),
+            ("[delivery]\nallowed_cidrs = [\"10.0.0.0/99\"]", "config key `delivery.allowed_cidrs[0]`"),
+            ("[log]\nformat = \"xml\"", "config key `log.format`"),
+            ("[retention]\ninterval_ms = 0", "config key `retention.interval_ms`: must be greater than 0"),
+            ("[retention]\nsucceeded_after_ms = 0", "config key `retention.succeeded_after_ms`: must be greater"),
+            ("[retention]\nbatch_size = 100000", "config key `retention.batch_size`: must be at most 5000"),
+            ("[retention]\nkeep_days = 3", "config key `retention.keep_days`: unknown key"),
+            ("[database]\nkeepalive_idle_ms = 10", "config key `database.keepalive_idle_ms`: must be at least 1000"),
+            ("[database]\nkeepalive_interval_ms = 0", "config key `database.keepalive_interval_ms`"),
+            ("[database]\nkeepalive_retries = 0", "config key `database.keepalive_retries`: must be greater than 0"),
+            ("[database]\ntcp_user_timeout_ms = -1", "config key `database.tcp_user_timeout_ms`"),
+            ("[database]\nkeepalive_count = 3", "config key `database.keepalive_count`: unknown key"),
+            (
+                "[database]\nurl = \"postgres://h/db?sslmode=verify\"",
+                "config key `database.url`: not a PostgreSQL connection string: sslmode `verify`",
+            ),
+            ("[[endpoints]]\nname = \"a\"\nurl = \"ftp://x\"", "config key `endpoints[0].url`"),
+            ("[[endpoints]]\nname = \"a\"", "config key `endpoints[0].url`: is required"),
+            (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nsecret = \"whsec_!!\"",
+                "config key `endpoints[0].secrets`",
+            ),
+            (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nheaders = { \"webhook-id\" = \"x\" }",
+                "config key `endpoints[0].headers`: header `webhook-id` is set by tailhook",
+            ),
+            (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nsecret_env = \"TAILHOOK_TEST_UNSET_VAR\"",
+                "config key `endpoints[0].secret_env`: environment variable TAILHOOK_TEST_UNSET_VAR is not set",
+            ),
+            (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\n[[endpoints]]\nname = \"a\"\nurl = \"http://y\"",
+                "config key `endpoints[1].name`: `a` is declared twice",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let got = error_of(toml);
+            assert!(got.starts_with(expected), "{toml:?}\n got: {got}\nwant: {expected}");
+        }
+    }
+
+    #[test]
+    fn libpq_tls_keys_are_accepted_in_the_url() {
+        for url in [
+            "postgres://u@db/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&sslcert=/c.pem&sslkey=/k.pem",
+            "host=db dbname=app sslmode=verify-ca sslrootcert='/etc/ca.pem'",
+        ] {
+            let c = Config::from_toml(&format!("[database]\nurl = \"{url}\"")).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(c.database.url.expose(), url);
+        }
+    }
+
+    #[test]
+    fn printed_config_hides_secrets() {
+        let c = Config::from_toml(
+            "[database]\nurl = \"postgres://u:hunter2@db/app\"\n[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"",
+        )
+        .unwrap();
+        let printed = c.redacted_toml();
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("MfKQ9r8"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn printed_endpoints_hide_credentials_in_urls_and_headers() {
+        let c = Config::from_toml(
+            r#"
+[[endpoints]]
+name = "a"
+url = "https://user:pw-in-url@hooks.example.com/x?token=tok-in-query&v=2"
+headers = { authorization = "Bearer sk_live_abc", "x-api-key" = "key-123", "x-team" = "payments", "X-Session-Id" = "s-1" }
+"#,
+        )
+        .unwrap();
+        for printed in [c.redacted_toml(), format!("{c:?}")] {
+            for secret in ["pw-in-url", "tok-in-query", "sk_live_abc", "key-123", "s-1", "v=2"] {
+                assert!(!printed.contains(secret), "{secret} in {printed}");
+            }
+            assert!(printed.contains("payments"), "other headers stay readable: {printed}");
+            assert!(printed.contains("https://user:[redacted]@hooks.example.com/x?token=[redacted]&v=[redacted]"));
+        }
+    }
+
+    #[test]
+    fn bearer_token_becomes_authorization() {
+        std::env::set_var("UNIT_TEST_BEARER_TOKEN", "tok123");
+        let c = Config::from_toml(
+            "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nbearer_token_env = \"UNIT_TEST_BEARER_TOKEN\"",
+        )
+        .unwrap();
+        let resolved = c.endpoints[0].resolve(0, false).unwrap();
+        assert_eq!(resolved.headers["authorization"].expose(), "Bearer tok123");
+    }
+
+    proptest::proptest! {
+        /// Any text is a configuration or one error naming a key.
+        #[test]
+        fn any_text_parses_or_names_a_key(text in "\\PC{0,120}") {
+            if let Err(e) = Config::from_toml(&text) {
+                proptest::prop_assert!(e.to_string().starts_with("config key `"), "{}", e);
+            }
+        }
+
+        /// A value of any type under any key: accepted, or refused naming
+        /// that key (or its unknown section).
+        #[test]
+        fn every_key_is_checked(
+            section in "database|delivery|log|nope",
+            key in "timeout_ms|max_in_flight|concurrency|pool_size|level|format|listen|url|max_payload_bytes|bogus",
+            value in "0|-?[1-9][0-9]{0,11}|true|\"[a-z]{0,8}\"",
+        ) {
+            if let Err(e) = Config::from_toml(&format!("[{section}]\n{key} = {value}\n")) {
+                let e = e.to_string();
+                let named = e.starts_with(&format!("config key `{section}.{key}`")) || e.starts_with(&format!("config key `{section}`"));
+                proptest::prop_assert!(named, "{}", e);
+            }
+        }
+
+        #[test]
+        fn timeouts_up_to_the_maximum_round_trip(ms in 1u64..=60_000, over in 60_001u64..10_000_000) {
+            let ok = Config::from_toml(&format!("[delivery]\ntimeout_ms = {ms}")).unwrap();
+            proptest::prop_assert_eq!(ok.delivery.timeout_ms, ms);
+            let err = Config::from_toml(&format!("[delivery]\ntimeout_ms = {over}")).unwrap_err().to_string();
+            proptest::prop_assert_eq!(err, format!("config key `delivery.timeout_ms`: {over} is over the maximum of 60000"));
+        }
+    }
+}

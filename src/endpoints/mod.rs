@@ -1,0 +1,178 @@
+//! The in-memory view of `tailhook.endpoints`: parsed and checked once, refreshed within a second of any SQL change.
+
+use crate::config::rules::{self, Problem};
+use crate::config::DeliveryConfig;
+use crate::db::{Db, DbError, EndpointFields, EndpointRow};
+use crate::pipeline::signing::SigningKey;
+use reqwest::header::HeaderMap;
+use reqwest::Url;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Everything needed to send to one endpoint.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub name: String,
+    pub enabled: bool,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub max_in_flight: u32,
+    pub rate_limit_per_sec: Option<u32>,
+    pub ordered: bool,
+    /// Where and how to send, or why no request can be built
+    /// (the delivery then fails at once as `invalid_request`).
+    pub target: Result<Target, String>,
+}
+
+#[derive(Debug)]
+pub struct Target {
+    pub url: Url,
+    pub keys: Vec<SigningKey>,
+    pub headers: HeaderMap,
+}
+
+impl Endpoint {
+    /// Never fails: a row tailhook cannot use becomes an endpoint whose
+    /// `target` says why (its deliveries then fail as `invalid_request`).
+    pub fn from_row(row: EndpointRow, defaults: &DeliveryConfig) -> Self {
+        let checked = row.fields.and_then(|f| check(f, defaults).map_err(|p| p.to_string()));
+        let (target, limits, ordered) = match checked {
+            Ok((target, limits, ordered)) => (Ok(target), limits, ordered),
+            Err(problem) => (Err(problem), [None; 4], false),
+        };
+        let [timeout_ms, max_attempts, max_in_flight, rate_limit_per_sec] = limits;
+        Self {
+            name: row.name,
+            enabled: row.enabled,
+            timeout: timeout_ms.map_or(defaults.timeout(), |ms| Duration::from_millis(ms.into())),
+            max_attempts: max_attempts.unwrap_or(defaults.max_attempts),
+            max_in_flight: max_in_flight.unwrap_or(defaults.max_in_flight),
+            rate_limit_per_sec: rate_limit_per_sec.or(Some(defaults.rate_limit_per_sec)).filter(|r| *r > 0),
+            ordered,
+            target,
+        }
+    }
+
+    /// Why no request can be built for it, if so.
+    pub fn problem(&self) -> Option<&str> {
+        self.target.as_ref().err().map(String::as_str)
+    }
+
+    /// Whether requests to it go out unsigned.
+    fn unsigned(&self) -> bool {
+        self.target.as_ref().is_ok_and(|t| t.keys.is_empty())
+    }
+}
+
+/// The row's values, checked as the config file's are (`rules`); the limits
+/// are timeout_ms, max_attempts, max_in_flight and rate_limit_per_sec.
+fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Option<u32>; 4], bool), Problem> {
+    let url = rules::url(&f.url, defaults.https_only)?;
+    if f.event_types.iter().any(Option::is_none) {
+        return Err(Problem::new("event_types", "must not contain NULL"));
+    }
+    rules::event_types(&f.event_types.iter().flatten().collect::<Vec<_>>())?;
+    let keys = rules::secrets(f.secrets.iter().map(Option::as_deref))?;
+    let parsed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&f.headers).map_err(|e| Problem::new("headers", format!("are not a JSON object: {e}")))?;
+    let mut pairs = Vec::with_capacity(parsed.len());
+    for (name, value) in &parsed {
+        let serde_json::Value::String(value) = value else {
+            return Err(Problem::new("headers", format!("header `{name}` must have a string value")));
+        };
+        pairs.push((name.as_str(), value.as_str()));
+    }
+    let headers = rules::headers(pairs)?;
+    let limits = [
+        rules::TIMEOUT_MS.check(f.timeout_ms.map(i64::from))?,
+        rules::MAX_ATTEMPTS.check(f.max_attempts.map(i64::from))?,
+        rules::MAX_IN_FLIGHT.check(f.max_in_flight.map(i64::from))?,
+        rules::RATE_LIMIT_PER_SEC.check(f.rate_limit_per_sec.map(i64::from))?,
+    ];
+    Ok((Target { url, keys, headers }, limits, f.ordered))
+}
+
+/// Endpoints by id, swapped whole on change.
+pub struct EndpointCache {
+    defaults: DeliveryConfig,
+    current: RwLock<Arc<HashMap<i64, Arc<Endpoint>>>>,
+    /// The table's fingerprint at the last reload, and the `invalid_reason`
+    /// values still to be written (id → reason).
+    state: tokio::sync::Mutex<(String, HashMap<i64, Option<String>>)>,
+}
+
+impl EndpointCache {
+    pub fn new(defaults: DeliveryConfig) -> Self {
+        Self { defaults, current: RwLock::default(), state: tokio::sync::Mutex::default() }
+    }
+
+    /// Every endpoint, as of the last refresh.
+    pub fn all(&self) -> Arc<HashMap<i64, Arc<Endpoint>>> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn get(&self, id: i64) -> Option<Arc<Endpoint>> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    /// Whether any enabled endpoint is ordered (fan-outs then take turns).
+    pub fn any_ordered(&self) -> bool {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).values().any(|e| e.enabled && e.ordered)
+    }
+
+    /// Endpoints currently enabled (used to size fan-out claims).
+    pub fn enabled_count(&self) -> usize {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).values().filter(|e| e.enabled).count()
+    }
+
+    /// Reloads when the table changed since the last look; returns whether it
+    /// did. A problem with an endpoint is logged once, when it appears, and
+    /// stored in its `invalid_reason`.
+    pub async fn refresh(&self, db: &Db) -> Result<bool, DbError> {
+        let mut state = self.state.lock().await;
+        let (known, unsaved) = &mut *state;
+        let now = db.endpoints_fingerprint().await?;
+        let reload = *known != now;
+        if reload {
+            let rows = db.load_endpoints().await?;
+            let before = self.all();
+            unsaved.clear();
+            let mut map = HashMap::with_capacity(rows.len());
+            for row in rows {
+                let (id, stored) = (row.id, row.invalid_reason.clone());
+                let ep = Endpoint::from_row(row, &self.defaults);
+                let old = before.get(&id);
+                if ep.problem() != stored.as_deref() {
+                    unsaved.insert(id, ep.problem().map(str::to_owned));
+                }
+                if let Some(problem) = ep.problem().filter(|p| old.and_then(|o| o.problem()) != Some(*p)) {
+                    tracing::warn!(endpoint = %ep.name, %problem, "endpoint is invalid; its deliveries fail until the row is fixed");
+                } else if ep.unsigned() && !old.is_some_and(|o| o.unsigned()) {
+                    tracing::warn!(endpoint = %ep.name, "endpoint has no secret; its requests are sent unsigned");
+                }
+                map.insert(id, Arc::new(ep));
+            }
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+            *known = now;
+        }
+        if !unsaved.is_empty() {
+            let (ids, reasons): (Vec<i64>, Vec<Option<String>>) = unsaved.iter().map(|(k, v)| (*k, v.clone())).unzip();
+            for id in db.mark_invalid(&ids, &reasons).await? {
+                unsaved.remove(&id);
+            }
+        }
+        Ok(reload)
+    }
+
+    /// The endpoint, reloading once if it is not known yet (added a moment ago).
+    pub async fn get_or_refresh(&self, id: i64, db: &Db) -> Option<Arc<Endpoint>> {
+        if let Some(ep) = self.get(id) {
+            return Some(ep);
+        }
+        if let Err(e) = self.refresh(db).await {
+            tracing::warn!(error = %e, "cannot reload endpoints");
+        }
+        self.get(id)
+    }
+}

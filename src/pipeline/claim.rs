@@ -1,0 +1,266 @@
+//! The two claim loops: fan-out of new outbox rows, and leasing of due deliveries; both start workers.
+
+use crate::db::{ClaimedRow, Lease};
+use crate::pipeline::limits::Rooms;
+use crate::pipeline::recorder::Record;
+use crate::pipeline::sender::Event;
+use crate::pipeline::worker::{self, Job, Slot};
+use crate::pipeline::Ctx;
+use crate::throttle::Throttle;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// New outbox rows become deliveries, already leased to this replica.
+    FanOut,
+    /// Retries that are due, and work whose lease expired.
+    Due,
+}
+
+/// Fans out outbox rows whenever the listener wakes it, and at every poll.
+pub async fn fan_out_loop(ctx: Arc<Ctx>) {
+    let poll = Duration::from_millis(ctx.config.database.poll_interval_ms);
+    loop {
+        tokio::select! {
+            biased;
+            _ = ctx.shutdown.cancelled() => return,
+            _ = ctx.wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+        drain(&ctx, Kind::FanOut).await;
+    }
+}
+
+/// Leases due deliveries at every poll, and when a retry this replica
+/// scheduled comes due.
+pub async fn due_loop(ctx: Arc<Ctx>) {
+    let poll = Duration::from_millis(ctx.config.database.poll_interval_ms);
+    let mut next_poll = Instant::now();
+    loop {
+        let wake_at = ctx.due.next_wake(next_poll);
+        tokio::select! {
+            biased;
+            _ = ctx.shutdown.cancelled() => return,
+            _ = ctx.due.changed.notified() => continue,
+            _ = tokio::time::sleep_until(wake_at) => {}
+        }
+        if Instant::now() >= next_poll {
+            next_poll = Instant::now() + poll;
+        }
+        drain(&ctx, Kind::Due).await;
+    }
+}
+
+/// Claims batches until one comes back short (nothing more to do now).
+async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
+    let throttle = Throttle::new(Duration::from_secs(1));
+    let mut backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .build();
+    loop {
+        let Some(reserved) = reserve(ctx).await else { return };
+        if ctx.shutdown.is_cancelled() {
+            ctx.capacity.add_permits(reserved);
+            return;
+        }
+        // One claim at a time, so the rooms it is given stay true until its
+        // deliveries are counted as started.
+        let one_claim = ctx.claim_lock.lock().await;
+        let rooms = ctx.limits.rooms(&ctx.endpoints.all());
+        let endpoints = ctx.endpoints.enabled_count().max(1);
+        let limit = match kind {
+            // No more rows than the roomiest endpoint can start: rows beyond
+            // an endpoint's room wait for a second claim.
+            Kind::FanOut => {
+                let most_room = rooms.room.iter().copied().max().unwrap_or(rooms.default_room).max(1) as usize;
+                (reserved / endpoints).clamp(1, most_room)
+            }
+            Kind::Due => reserved,
+        };
+        let lease = Lease {
+            replica: &ctx.replica,
+            token: ctx.next_lease.fetch_add(1, Ordering::Relaxed),
+            default_timeout_ms: ctx.config.delivery.timeout_ms as i32,
+            margin_ms: ctx.config.delivery.lease_margin_ms as i32,
+            max_payload_bytes: ctx.config.delivery.max_payload_bytes as i32,
+            claim_bytes: CLAIM_BYTES.max(ctx.config.delivery.max_payload_bytes as i64),
+        };
+        let per_endpoint = (limit / endpoints).max(1);
+        let started = Instant::now();
+        let claimed = match kind {
+            Kind::FanOut => ctx.db.dispatch(limit as i64, lease, &rooms, ctx.endpoints.any_ordered()).await,
+            Kind::Due => ctx.db.claim_due(limit as i64, per_endpoint as i64, lease, &rooms).await,
+        };
+        let rows = match claimed {
+            Ok(rows) => rows,
+            Err(error) => {
+                drop(one_claim);
+                ctx.metrics.database_error("claim");
+                ctx.capacity.add_permits(reserved);
+                if let Some(skipped) = throttle.allow() {
+                    tracing::warn!(%error, skipped, claim = ?kind, "claim failed; retrying");
+                }
+                let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => continue,
+                    _ = ctx.shutdown.cancelled() => return,
+                }
+            }
+        };
+        let taken = match kind {
+            Kind::FanOut => count_outbox_rows(&rows),
+            Kind::Due => rows.len(),
+        };
+        let took = started.elapsed();
+        tracing::debug!(claim = ?kind, reserved, limit, taken, deliveries = rows.len(), took_us = took.as_micros() as u64, "claimed");
+        let name = if kind == Kind::FanOut { "fan_out" } else { "due" };
+        ctx.metrics.claim_duration.get_or_create(&vec![("claim", name.to_owned())]).observe(took.as_secs_f64());
+        if kind == Kind::FanOut {
+            ctx.metrics.events_dispatched.inc_by(taken as u64);
+        }
+        note_backlogs(ctx, kind, &rows, &rooms, per_endpoint as i32);
+        start_workers(ctx, rows, reserved, lease.token, started).await;
+        drop(one_claim);
+        if taken < limit || ctx.shutdown.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// A claim takes rows until their payloads add up to this many bytes (and at
+/// least one row), so a batch of large events cannot fill the memory.
+const CLAIM_BYTES: i64 = 16 << 20;
+
+/// Longest a claim waits for more free slots when most are busy.
+const GATHER: Duration = Duration::from_millis(2);
+
+/// Waits for a free slot, then takes every free slot up to a batch. When most
+/// slots are busy it waits up to [`GATHER`] for a quarter of them, so a busy
+/// pipeline makes a few large claims rather than many tiny ones (an idle one
+/// claims at once). `None` on shutdown. The permits are forgotten here and
+/// come back through each job's [`Slot`] (or `add_permits` when unused).
+async fn reserve(ctx: &Ctx) -> Option<usize> {
+    let batch = ctx.config.delivery.batch_size;
+    let worthwhile = (ctx.config.delivery.concurrency / 4).clamp(1, batch);
+    let first = tokio::select! {
+        biased;
+        _ = ctx.shutdown.cancelled() => return None,
+        permit = ctx.capacity.acquire() => permit.ok()?,
+    };
+    first.forget();
+    let mut reserved = 1;
+    if ctx.capacity.available_permits() + 1 < worthwhile {
+        if let Ok(Ok(more)) = tokio::time::timeout(GATHER, ctx.capacity.acquire_many((worthwhile - 1) as u32)).await {
+            more.forget();
+            reserved = worthwhile;
+        }
+    }
+    let extra = ctx.capacity.available_permits().min(batch - reserved);
+    if extra > 0 {
+        if let Ok(more) = ctx.capacity.try_acquire_many(extra as u32) {
+            more.forget();
+            reserved += extra;
+        }
+    }
+    Some(reserved)
+}
+
+/// Marks endpoints with deliveries waiting for room, so their finishing
+/// requests wake the due claim: after a fan-out, those it left unleased;
+/// after a due claim, those that took all they could (more may be due).
+fn note_backlogs(ctx: &Ctx, kind: Kind, rows: &[ClaimedRow], rooms: &Rooms, per_endpoint: i32) {
+    match kind {
+        Kind::FanOut => {
+            let mut deferred = false;
+            for row in rows.iter().filter(|r| r.delivery_id.is_some() && r.lease_ms.is_none()) {
+                if let Some(id) = row.endpoint_id {
+                    ctx.limits.set_backlog(id, true);
+                    deferred = true;
+                }
+            }
+            if deferred {
+                // Ordered or beyond room: the due claim decides what goes now.
+                ctx.due.schedule(Duration::ZERO);
+            }
+        }
+        Kind::Due => {
+            let mut taken: HashMap<i64, i32> = HashMap::new();
+            for id in rows.iter().filter_map(|r| r.endpoint_id) {
+                *taken.entry(id).or_default() += 1;
+            }
+            for (&id, &room) in rooms.endpoint_ids.iter().zip(&rooms.room) {
+                let could = room.min(per_endpoint);
+                if could > 0 {
+                    ctx.limits.set_backlog(id, taken.get(&id).copied().unwrap_or(0) >= could);
+                }
+            }
+        }
+    }
+}
+
+fn count_outbox_rows(rows: &[ClaimedRow]) -> usize {
+    let mut count = 0;
+    let mut last = None;
+    for row in rows {
+        if last != Some(row.outbox_id) {
+            count += 1;
+            last = Some(row.outbox_id);
+        }
+    }
+    count
+}
+
+/// One worker per claimed delivery; an event fanned out to several endpoints
+/// is built once, from the payload carried by its first leased row (absent
+/// when the payload is over `max_payload_bytes`: the attempt then fails as
+/// too large). `claimed_at` is when the claim was sent, so lease deadlines
+/// computed from it are never later than the database's.
+async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usize, lease: i64, claimed_at: Instant) {
+    let max_payload_bytes = ctx.config.delivery.max_payload_bytes as i64;
+    let mut event: Option<(i64, Arc<Event>)> = None;
+    for row in rows {
+        let (Some(delivery_id), Some(endpoint_id), Some(lease_ms)) = (row.delivery_id, row.endpoint_id, row.lease_ms)
+        else {
+            continue; // an outbox row with no delivery to send now
+        };
+        let shared = match (&event, row.payload) {
+            (Some((id, e)), _) if *id == row.outbox_id => Some(e.clone()),
+            (_, Some(payload)) => Some(Arc::new(Event::new(row.event_id, &row.event_type, &row.created_at, &payload))),
+            (_, None) if row.payload_bytes > max_payload_bytes => {
+                Some(Arc::new(Event::too_large(row.event_id, row.payload_bytes as usize)))
+            }
+            (_, None) => None,
+        };
+        let Some(shared) = shared else {
+            tracing::error!(delivery_id, "claim returned a delivery without its payload; releasing it");
+            let _ = ctx.records.send(Record::Release { delivery_id, lease }).await;
+            continue;
+        };
+        event = Some((row.outbox_id, shared.clone()));
+        if reserved == 0 {
+            // More deliveries than slots (endpoints were added since the
+            // count): hand the lease back rather than wait under the claim lock.
+            let _ = ctx.records.send(Record::Release { delivery_id, lease }).await;
+            continue;
+        }
+        reserved -= 1;
+        let job = Job {
+            delivery_id,
+            endpoint_id,
+            attempt: row.attempts as u32 + 1,
+            lease,
+            lease_deadline: claimed_at + Duration::from_millis(lease_ms.max(0) as u64),
+            event: shared,
+            slot: Slot::new(ctx.capacity.clone(), ctx.limits.clone(), endpoint_id),
+        };
+        ctx.tracker.spawn(worker::run(ctx.clone(), job));
+    }
+    ctx.capacity.add_permits(reserved);
+}

@@ -1,0 +1,250 @@
+//! Writes attempt results back in batches (one statement per batch) and gives back leases that will not be used.
+
+use crate::config::DeliveryConfig;
+use crate::db::{Db, HealthBatch, ResultBatch};
+use crate::pipeline::outcome::Next;
+use crate::pipeline::sender::Attempt;
+use crate::serve::metrics::Metrics;
+use crate::throttle::Throttle;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Most results written by one statement.
+const MAX_BATCH: usize = 1_000;
+
+/// What workers hand to the recorder.
+#[derive(Debug)]
+pub enum Record {
+    /// An attempt was made: store it and the delivery's next state.
+    Done { delivery_id: i64, endpoint_id: i64, lease: i64, attempt: u32, next: Next, attempt_info: Attempt },
+    /// The delivery was not attempted: give its lease back now.
+    Release { delivery_id: i64, lease: i64 },
+}
+
+/// Moments at which retries this replica scheduled become due, so the
+/// due-claim loop wakes for them instead of waiting for the next poll.
+/// Bounded: retries beyond the cap are still found by polling.
+#[derive(Debug, Default)]
+pub struct DueTimer {
+    wakes: Mutex<BinaryHeap<Reverse<Instant>>>,
+    pub changed: Notify,
+}
+
+/// Most wake-ups remembered at once.
+const MAX_WAKES: usize = 10_000;
+
+impl DueTimer {
+    /// Call once the retry is written: the row is due `delay` from now.
+    pub fn schedule(&self, delay: Duration) {
+        let at = Instant::now() + delay + Duration::from_millis(2);
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        if wakes.len() >= MAX_WAKES {
+            // Full (one half-failing endpoint can fill it with retries hours
+            // away): keep the soonest, so an immediate wake-up (a deferred
+            // fan-out, an endpoint with room again, a probe) is never lost.
+            let mut all = std::mem::take(&mut *wakes).into_vec();
+            let latest = all.iter().enumerate().max_by_key(|(_, Reverse(t))| *t).map(|(i, Reverse(t))| (i, *t));
+            match latest {
+                Some((i, t)) if at < t => {
+                    all.swap_remove(i);
+                }
+                _ => {
+                    *wakes = all.into();
+                    return;
+                }
+            }
+            *wakes = all.into();
+        }
+        let sooner = wakes.peek().is_none_or(|Reverse(first)| at < *first);
+        wakes.push(Reverse(at));
+        if sooner {
+            self.changed.notify_one();
+        }
+    }
+
+    /// When to look next: now if a scheduled retry is due (it is consumed),
+    /// else the next scheduled one or `fallback`, whichever is sooner.
+    pub fn next_wake(&self, fallback: Instant) -> Instant {
+        let now = Instant::now();
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut due = false;
+        while wakes.peek().is_some_and(|Reverse(at)| *at <= now) {
+            wakes.pop();
+            due = true;
+        }
+        match (due, wakes.peek()) {
+            (true, _) => now,
+            (false, Some(Reverse(at))) => (*at).min(fallback),
+            (false, None) => fallback,
+        }
+    }
+}
+
+/// Runs until every sender of `rx` is gone, writing what arrives in batches.
+/// Database errors are retried until `give_up` fires (unrecorded results are
+/// then redelivered after their leases expire: at-least-once).
+pub async fn run(
+    db: Db,
+    replica: String,
+    breaker: &DeliveryConfig,
+    mut rx: mpsc::Receiver<Record>,
+    due: &DueTimer,
+    give_up: CancellationToken,
+    metrics: &Metrics,
+) {
+    let throttle = Throttle::new(Duration::from_secs(1));
+    let mut records = Vec::with_capacity(MAX_BATCH);
+    // Bookkeeping skipped because someone else held an endpoint's row (see
+    // `endpoints_health.sql`): carried into the next batch, never waited for.
+    let (mut health, mut gone) = (HealthBatch::default(), Vec::new());
+    while rx.recv_many(&mut records, MAX_BATCH).await > 0 {
+        let mut batch = ResultBatch::default();
+        let (mut release_ids, mut release_leases) = (Vec::new(), Vec::new());
+        let mut retries = Vec::new();
+        for record in records.drain(..) {
+            match record {
+                Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info } => {
+                    let outcome = &attempt_info.outcome;
+                    if outcome.endpoint_gone() && !gone.contains(&endpoint_id) {
+                        gone.push(endpoint_id);
+                    }
+                    match outcome.error_kind {
+                        None => health.add(endpoint_id, true),
+                        Some(kind) if !kind.is_permanent() => health.add(endpoint_id, false),
+                        Some(_) => {}
+                    }
+                    if let Next::Retry { delay } = next {
+                        retries.push(delay);
+                    }
+                    batch.lease.push(lease);
+                    push_result(&mut batch, delivery_id, attempt, &next, attempt_info)
+                }
+                Record::Release { delivery_id, lease } => {
+                    release_ids.push(delivery_id);
+                    release_leases.push(lease);
+                }
+            }
+        }
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(5))
+            .without_max_times()
+            .build();
+        let started = Instant::now();
+        // Stages already written, so a retry after a later stage failed
+        // never counts a result's health twice.
+        let mut written = 0;
+        loop {
+            let write = async {
+                if written < 1 && !batch.is_empty() {
+                    db.record_results(&replica, &batch).await?;
+                }
+                written = written.max(1);
+                if written < 2 && !health.endpoint_id.is_empty() {
+                    let changes = db.endpoint_health(&health, breaker).await?;
+                    health = health.only(&changes.skipped);
+                    for endpoint in &changes.paused {
+                        tracing::info!(%endpoint, "endpoint paused: failing too long (circuit breaker); one probe goes when the pause ends");
+                    }
+                    for endpoint in &changes.resumed {
+                        tracing::info!(%endpoint, "endpoint resumed: a delivery succeeded after its pause");
+                    }
+                    for endpoint in &changes.disabled {
+                        tracing::error!(%endpoint, "endpoint disabled: failing too long without a success; re-enable it to resume");
+                    }
+                }
+                written = written.max(2);
+                if written < 3 && !gone.is_empty() {
+                    let skipped = db.disable_gone(&gone).await?;
+                    gone.retain(|id| !skipped.contains(id));
+                    if !gone.is_empty() {
+                        tracing::warn!(endpoints = ?gone, "endpoint answered 410 Gone; disabled");
+                    }
+                    gone = skipped;
+                }
+                written = written.max(3);
+                if !release_ids.is_empty() {
+                    db.release(&replica, &release_ids, &release_leases).await?;
+                }
+                Ok::<_, crate::db::DbError>(())
+            };
+            let result = tokio::select! {
+                biased;
+                _ = give_up.cancelled() => {
+                    tracing::warn!(results = batch.len(), "shutting down with unrecorded results; they will be redelivered");
+                    break;
+                }
+                result = write => result,
+            };
+            let Err(error) = result else {
+                metrics.record_duration.observe(started.elapsed().as_secs_f64());
+                // Written: the retries are due from now on the database's clock.
+                retries.drain(..).for_each(|delay| due.schedule(delay));
+                tracing::debug!(
+                    results = batch.len(),
+                    released = release_ids.len(),
+                    took_us = started.elapsed().as_micros() as u64,
+                    "recorded"
+                );
+                break;
+            };
+            metrics.database_error("record");
+            if let Some(skipped) = throttle.allow() {
+                tracing::warn!(%error, results = batch.len(), skipped, "cannot record results; retrying");
+            }
+            let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = give_up.cancelled() => {
+                    tracing::warn!(results = batch.len(), "shutting down with unrecorded results; they will be redelivered");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn push_result(b: &mut ResultBatch, delivery_id: i64, attempt: u32, next: &Next, info: Attempt) {
+    let outcome = info.outcome;
+    let (delay_ms, last_error) = match next {
+        Next::Succeeded => (None, None),
+        Next::Retry { delay } => (Some(delay.as_millis() as i64), outcome.error.clone()),
+        Next::Failed { reason } => (None, Some(reason.clone())),
+    };
+    b.delivery_id.push(delivery_id);
+    b.attempt.push(attempt as i32);
+    b.status.push(next.status());
+    b.delay_ms.push(delay_ms);
+    b.status_code.push(outcome.status_code.map(i32::from));
+    b.error_kind.push(outcome.error_kind.map(|k| k.as_str()));
+    b.error.push(outcome.error);
+    b.last_error.push(last_error);
+    b.started_at.push(info.started_at);
+    b.duration_ms.push(info.duration.as_millis().min(i32::MAX as u128) as i32);
+    b.response_body.push(outcome.response_body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_immediate_wake_up_is_never_dropped_when_the_timer_is_full() {
+        let timer = DueTimer::default();
+        for _ in 0..MAX_WAKES {
+            timer.schedule(Duration::from_secs(3_600));
+        }
+        timer.schedule(Duration::ZERO);
+        let fallback = Instant::now() + Duration::from_secs(60);
+        let wake = timer.next_wake(fallback);
+        // The timer adds 2 ms to every wake-up.
+        assert!(wake <= Instant::now() + Duration::from_millis(10), "due now, not in {:?}", wake - Instant::now());
+        assert_eq!(timer.wakes.lock().unwrap().len(), MAX_WAKES, "still bounded");
+    }
+}

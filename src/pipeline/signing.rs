@@ -1,0 +1,192 @@
+//! Standard Webhooks signatures: a pure function of key, message id, timestamp and body bytes.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::fmt;
+
+/// The decoded key of one `whsec_<base64>` secret.
+#[derive(Clone)]
+pub struct SigningKey(Vec<u8>);
+
+/// Shortest and longest key a secret may carry, in bytes (Standard Webhooks).
+pub const KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+
+/// Why a secret is refused. The secret itself is never part of the message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidSecret {
+    #[error("secret is not `whsec_` followed by padded base64")]
+    Format,
+    #[error("secret decodes to {0} bytes; Standard Webhooks secrets are 24 to 64 random bytes")]
+    Length(usize),
+}
+
+impl SigningKey {
+    /// Parses `whsec_<base64>` holding 24 to 64 bytes, as Standard Webhooks
+    /// specifies (`tailhook.secrets_valid` in SQL checks the same).
+    pub fn from_whsec(secret: &str) -> Result<Self, InvalidSecret> {
+        let encoded = secret.strip_prefix("whsec_").ok_or(InvalidSecret::Format)?;
+        let key = STANDARD.decode(encoded).map_err(|_| InvalidSecret::Format)?;
+        if !KEY_BYTES.contains(&key.len()) {
+            return Err(InvalidSecret::Length(key.len()));
+        }
+        Ok(Self(key))
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey([redacted])")
+    }
+}
+
+/// The `webhook-signature` header value: one `v1,<base64>` entry per key,
+/// space-separated, each an HMAC-SHA256 of `{msg_id}.{timestamp}.{body}`.
+/// `None` when there is no key (the header is then left out).
+pub fn sign(keys: &[SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    if keys.is_empty() {
+        return None;
+    }
+    let ts = timestamp.to_string();
+    let mut header = String::with_capacity(keys.len() * 48);
+    for key in keys {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("hmac takes keys of any length");
+        mac.update(msg_id.as_bytes());
+        mac.update(b".");
+        mac.update(ts.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        if !header.is_empty() {
+            header.push(' ');
+        }
+        header.push_str("v1,");
+        STANDARD.encode_string(mac.finalize().into_bytes(), &mut header);
+    }
+    Some(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const TS: i64 = 1614265330;
+    const BODY: &[u8] = br#"{"test": 2432232314}"#;
+    const EXPECTED: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    #[test]
+    fn standard_webhooks_vector() {
+        let key = SigningKey::from_whsec(KEY).unwrap();
+        assert_eq!(sign(&[key], ID, TS, BODY).as_deref(), Some(EXPECTED));
+    }
+
+    /// Signed by the Standard Webhooks reference library (Python
+    /// `standardwebhooks`), not by this code: (secret, id, timestamp, body, signature).
+    const REFERENCE: &[(&str, &str, i64, &str, &str)] = &[
+        (KEY, ID, TS, r#"{"test": 2432232314}"#, EXPECTED),
+        (
+            "whsec_c2Vjb25kLWtleS1mb3Itcm90YXRpb24h",
+            "0b8f0f5e-6a43-4a8e-9d4e-0c7e2a1f1a11",
+            1_764_000_000,
+            r#"{"id":"0b8f0f5e-6a43-4a8e-9d4e-0c7e2a1f1a11","type":"invoice.paid","timestamp":"2026-11-24T10:00:00.000000Z","data":{"amount":42,"note":"café ☃"}}"#,
+            "v1,NTxGkAt1gCgyjdicOO/5Zem7YO4QNHFRMYmZLq7TPa4=",
+        ),
+        (
+            "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==",
+            "evt_1",
+            0,
+            "",
+            "v1,eT8iE1HaBmn6+rRUCGUg4455mmJdUIl+bfWcofYHHEg=",
+        ),
+    ];
+
+    #[test]
+    fn reference_library_vectors() {
+        for (secret, id, ts, body, expected) in REFERENCE {
+            let key = SigningKey::from_whsec(secret).unwrap();
+            assert_eq!(sign(&[key], id, *ts, body.as_bytes()).as_deref(), Some(*expected), "{id}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Each `v1,` entry is that key's signature alone, in key order.
+        #[test]
+        fn every_key_signs_on_its_own(
+            keys in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 24..=64), 1..4),
+            id in "[a-zA-Z0-9_-]{1,40}",
+            ts in proptest::prelude::any::<i64>(),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let keys: Vec<SigningKey> =
+                keys.iter().map(|k| SigningKey::from_whsec(&format!("whsec_{}", STANDARD.encode(k))).unwrap()).collect();
+            let header = sign(&keys, &id, ts, &body).unwrap();
+            let entries: Vec<&str> = header.split(' ').collect();
+            proptest::prop_assert_eq!(entries.len(), keys.len());
+            for (entry, key) in entries.iter().zip(&keys) {
+                proptest::prop_assert_eq!(Some(entry.to_string()), sign(std::slice::from_ref(key), &id, ts, &body));
+            }
+        }
+
+        /// The exact bytes are signed: changing any one changes the signature.
+        #[test]
+        fn any_changed_byte_changes_the_signature(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..300),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            xor in 1u8..,
+        ) {
+            let key = SigningKey::from_whsec(KEY).unwrap();
+            let mut changed = body.clone();
+            changed[at.index(body.len())] ^= xor;
+            proptest::prop_assert_ne!(sign(std::slice::from_ref(&key), ID, TS, &body), sign(&[key], ID, TS, &changed));
+        }
+    }
+
+    #[test]
+    fn one_signature_per_key() {
+        let a = SigningKey::from_whsec(KEY).unwrap();
+        let b = SigningKey::from_whsec("whsec_c2Vjb25kLWtleS1vZi0yNC1ieXRlcy1hdC1sZWFzdA==").unwrap();
+        let header = sign(&[b, a], ID, TS, BODY).unwrap();
+        let parts: Vec<&str> = header.split(' ').collect();
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0].starts_with("v1,") && parts[0] != EXPECTED);
+        assert_eq!(parts[1], EXPECTED);
+    }
+
+    #[test]
+    fn no_key_no_header() {
+        assert_eq!(sign(&[], ID, TS, BODY), None);
+    }
+
+    #[test]
+    fn bad_secrets_are_rejected() {
+        let cases = [
+            ("", InvalidSecret::Format),
+            ("whsec_not base64!", InvalidSecret::Format),
+            // the prefix is required, as in the schema's CHECK
+            (KEY.trim_start_matches("whsec_"), InvalidSecret::Format),
+            ("whsec_", InvalidSecret::Length(0)),
+            ("whsec_YWJj", InvalidSecret::Length(3)),
+            // 23 and 65 bytes: just outside the range
+            ("whsec_YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnc=", InvalidSecret::Length(23)),
+            (
+                "whsec_YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5emFiY2RlZmdoaWprbG0=",
+                InvalidSecret::Length(65),
+            ),
+        ];
+        for (bad, expected) in cases {
+            assert_eq!(SigningKey::from_whsec(bad).unwrap_err(), expected, "{bad:?}");
+        }
+        for n in [24, 64] {
+            let ok = format!("whsec_{}", STANDARD.encode(vec![7u8; n]));
+            assert!(SigningKey::from_whsec(&ok).is_ok(), "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn debug_hides_key() {
+        let key = SigningKey::from_whsec(KEY).unwrap();
+        assert_eq!(format!("{key:?}"), "SigningKey([redacted])");
+    }
+}

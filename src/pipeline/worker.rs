@@ -1,0 +1,113 @@
+//! One delivery attempt, from lease to queued result; a slot of the global concurrency budget while it runs.
+
+use crate::pipeline::limits::Limits;
+use crate::pipeline::outcome::{next_state, Next};
+use crate::pipeline::recorder::Record;
+use crate::pipeline::sender::Event;
+use crate::pipeline::Ctx;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// Lease time kept in reserve after the HTTP deadline, for writing the
+/// result: half the lease margin, at most this.
+const RECORD_RESERVE: Duration = Duration::from_secs(1);
+
+/// A unit of the concurrency budget and of its endpoint's in-flight limit,
+/// both given back when dropped.
+pub struct Slot {
+    capacity: Arc<Semaphore>,
+    limits: Arc<Limits>,
+    endpoint_id: i64,
+}
+
+impl Slot {
+    /// Wraps a permit the caller has already taken (and forgotten), and
+    /// counts the delivery as started for its endpoint.
+    pub fn new(capacity: Arc<Semaphore>, limits: Arc<Limits>, endpoint_id: i64) -> Self {
+        limits.started(endpoint_id);
+        Self { capacity, limits, endpoint_id }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.capacity.add_permits(1);
+        self.limits.finished(self.endpoint_id);
+    }
+}
+
+/// A leased delivery to attempt.
+pub struct Job {
+    pub delivery_id: i64,
+    pub endpoint_id: i64,
+    /// The number this attempt will have (1 for the first).
+    pub attempt: u32,
+    /// The claim's lease token.
+    pub lease: i64,
+    /// When the lease runs out (measured from before the claim was sent).
+    pub lease_deadline: Instant,
+    pub event: Arc<Event>,
+    pub slot: Slot,
+}
+
+/// Runs one attempt; gives up at once when the grace period is over (the
+/// lease is then released at shutdown or expires).
+pub async fn run(ctx: Arc<Ctx>, job: Job) {
+    tokio::select! {
+        biased;
+        _ = ctx.abandon.cancelled() => {}
+        _ = attempt(&ctx, job) => {}
+    }
+}
+
+async fn attempt(ctx: &Ctx, job: Job) {
+    let Job { delivery_id, endpoint_id, attempt, lease, lease_deadline, event, slot } = job;
+    let release = || async { ctx.records.send(Record::Release { delivery_id, lease }).await };
+    let endpoint = match ctx.endpoints.get_or_refresh(endpoint_id, &ctx.db).await {
+        Some(ep) if ep.enabled => ep,
+        // Disabled (or deleted) since the claim: leave the delivery for later.
+        _ => {
+            let _ = release().await;
+            return;
+        }
+    };
+    // Never send past the lease: another replica may take the delivery then.
+    let reserve = RECORD_RESERVE.min(Duration::from_millis(ctx.config.delivery.lease_margin_ms / 2));
+    let left = lease_deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve);
+    let timeout = endpoint.timeout.min(left);
+    if timeout < Duration::from_millis(100) {
+        let _ = release().await;
+        return;
+    }
+    let in_flight = ctx.metrics.in_flight(&endpoint.name);
+    let attempt_info = ctx.sender.send(&endpoint, &event, timeout).await;
+    drop(in_flight);
+    let jitter = rand::random::<f64>() * 2.0 - 1.0;
+    let next = next_state(&attempt_info.outcome, attempt, endpoint.max_attempts, &ctx.backoff, jitter);
+    let kind = attempt_info.outcome.error_kind.map(|k| k.as_str());
+    ctx.metrics.attempt(&endpoint.name, kind, next.status(), attempt_info.duration.as_secs_f64());
+    let error = attempt_info.outcome.error.as_deref().unwrap_or("");
+    match &next {
+        Next::Failed { reason } => {
+            if let Some(failed) = ctx.log_lines.gave_up.allow(&endpoint.name) {
+                tracing::warn!(endpoint = %endpoint.name, failed, event_id = %event.event_id, %reason, "deliveries failed (gave up)")
+            }
+        }
+        Next::Retry { delay } => {
+            tracing::debug!(
+                endpoint = %endpoint.name, event_id = %event.event_id, delivery_id, attempt, error,
+                retry_in_ms = delay.as_millis() as u64, "attempt failed; will retry"
+            );
+            if let Some(failures) = ctx.log_lines.attempts_failing.allow(&endpoint.name) {
+                tracing::warn!(endpoint = %endpoint.name, failures, last_error = error, "attempts failing; retrying")
+            }
+        }
+        Next::Succeeded => {}
+    }
+    // The slot is held until the result is queued, so results never pile up
+    // faster than the recorder can take them.
+    let _ = ctx.records.send(Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info }).await;
+    drop(slot);
+}

@@ -1,0 +1,86 @@
+//! The HTTP listener (`[server] listen`): `/healthz` (the process answers), `/readyz` (the database answers and LISTEN is up) and `/metrics` (Prometheus text).
+
+pub mod metrics;
+
+use crate::db::Db;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics::{Metrics, GAUGE_REFRESH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long `/readyz` waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the listener reads.
+pub struct Probes {
+    pub db: Db,
+    /// Whether `database.listen` is on (then `/readyz` needs the LISTEN connection).
+    pub listen: bool,
+    /// Set while the LISTEN connection is up.
+    pub listening: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+    /// When the SQL-backed gauges were last refreshed.
+    refreshed: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Probes {
+    pub fn new(db: Db, listen: bool, listening: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Self {
+        Self { db, listen, listening, metrics, refreshed: tokio::sync::Mutex::new(None) }
+    }
+}
+
+/// Serves until `stop` on an already bound listener.
+pub async fn serve(listener: tokio::net::TcpListener, probes: Arc<Probes>, stop: CancellationToken) {
+    let app = axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(probes);
+    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+        tracing::error!(%error, "the HTTP listener failed");
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(p): State<Arc<Probes>>) -> Response {
+    let database = match tokio::time::timeout(READY_TIMEOUT, p.db.ping()).await {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(e)) => format!("down: {e}"),
+        Err(_) => format!("down: no answer within {} ms", READY_TIMEOUT.as_millis()),
+    };
+    let listen = match (p.listen, p.listening.load(Ordering::SeqCst)) {
+        (false, _) => "off (database.listen = false)",
+        (true, true) => "ok",
+        (true, false) => "down: the LISTEN connection is reconnecting",
+    };
+    let ready = database == "ok" && !listen.starts_with("down");
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(serde_json::json!({ "database": database, "listen": listen }))).into_response()
+}
+
+async fn metrics(State(p): State<Arc<Probes>>) -> Response {
+    {
+        let mut refreshed = p.refreshed.lock().await;
+        if refreshed.is_none_or(|at| at.elapsed() >= GAUGE_REFRESH) {
+            match p.db.metrics_gauges().await {
+                Ok(gauges) => p.metrics.set_gauges(&gauges),
+                Err(error) => {
+                    p.metrics.database_error("metrics");
+                    tracing::warn!(%error, "cannot refresh the gauges read from the database");
+                }
+            }
+            *refreshed = Some(Instant::now());
+        }
+    }
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], p.metrics.encode()).into_response()
+}
