@@ -11,7 +11,7 @@ use crate::pipeline::schedule::Backoff;
 use crate::pipeline::sender::Sender;
 use crate::pipeline::{claim, Ctx, LogLines};
 use crate::retention;
-use crate::serve::{self, metrics::Metrics, Probes};
+use crate::serve::{self, console::Console, metrics::Metrics, Probes};
 use crate::throttle::Throttle;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
@@ -81,6 +81,7 @@ async fn connect(config: &Config, shutdown: &CancellationToken) -> Result<Option
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     // Cancelled by the caller's `shutdown`, or when a task ends unexpectedly.
     let stop = shutdown.child_token();
+    let admin_token = if config.server.console { config.server.admin_token()? } else { None };
     // Bound first: a busy port is a start-up error naming the key.
     let http = match config.server.address() {
         Some(addr) => {
@@ -161,7 +162,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     }
     if let Some(http) = http {
         let probes = Probes::new(db.clone(), ctx.config.database.listen, listening, ctx.metrics.clone());
-        tasks.spawn("http listener", serve::serve(http, Arc::new(probes), stop.clone()));
+        let console = ctx.config.server.console.then(|| {
+            let due = ctx.due.clone();
+            let kick = Arc::new(move || due.schedule(Duration::ZERO));
+            Arc::new(Console::new(db.clone(), Arc::new(ctx.config.clone()), admin_token, kick))
+        });
+        tasks.spawn("http listener", serve::serve(http, Arc::new(probes), console, stop.clone()));
     }
     tasks.spawn("heartbeat", heartbeat(ctx.clone()));
     tasks.spawn("log summary", summarize(ctx.clone()));

@@ -6,7 +6,10 @@
 --  * failed (all still retained), and succeeded / failed in the window by
 --    completion time: `deliveries_succeeded` and `deliveries_failed`, each on
 --    (endpoint_id, completed_at) for its own outcome (migration 0007).
--- $1 the window (a PostgreSQL interval, e.g. '24h')
+-- Also one page of the console's overview: endpoints by name after $2, at
+-- most $3 of them (the unique index on name; NULL: every endpoint).
+-- $1 the window (a PostgreSQL interval, e.g. '24h'), $2 names after this one ('' from the start),
+-- $3 at most this many endpoints (NULL: all)
 SELECT e.name,
        e.enabled,
        e.disabled_reason,
@@ -23,7 +26,8 @@ SELECT e.name,
        (SELECT count(*) FROM tailhook.deliveries d
          WHERE d.endpoint_id = e.id AND d.status = 'succeeded'
            AND d.completed_at >= now() - $1::text::interval) AS succeeded_in_window,
-       floor(extract(epoch FROM now() - o.created_at))::bigint AS oldest_undelivered_secs
+       floor(extract(epoch FROM now() - o.created_at))::bigint AS oldest_undelivered_secs,
+       e.id
   FROM tailhook.endpoints e
   CROSS JOIN LATERAL (
       SELECT count(*) FILTER (WHERE d.status = 'pending') AS pending,
@@ -33,4 +37,6 @@ SELECT e.name,
        WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'retrying')
   ) u
   LEFT JOIN tailhook.outbox o ON o.id = u.oldest
+ WHERE e.name > $2::text
  ORDER BY e.name
+ LIMIT $3::bigint

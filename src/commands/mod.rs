@@ -1,9 +1,9 @@
 //! The command line: parses arguments, loads the config, sets up logging and signals, runs one command.
 
 mod demo;
-mod redeliver;
-mod send_test;
-mod status;
+pub(crate) mod redeliver;
+pub(crate) mod send_test;
+pub(crate) mod status;
 
 use crate::config::{config_path, Config, LogFormat};
 use crate::db::{self, Db};
@@ -222,6 +222,10 @@ fn init_logging(config: &Config) {
 }
 
 async fn run(config: Config) -> Result<(), Failure> {
+    // A token variable named but not set is bad configuration (exit 2), found before anything starts.
+    if config.server.console {
+        config.server.admin_token().map_err(|e| Failure::BadInput(e.to_string()))?;
+    }
     init_logging(&config);
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));

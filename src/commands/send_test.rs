@@ -40,8 +40,29 @@ pub enum SendTestError {
 /// Characters of the response body shown.
 const BODY_SHOWN: usize = 200;
 
-/// Sends the request and prints what happened; `Ok` only on a 2xx.
-pub async fn send_test(config: &Config, db: &Db, request: &TestRequest) -> Result<(), SendTestError> {
+/// What one test request did: what the console shows and `send-test` prints.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub endpoint: String,
+    /// The URL's host only: a URL's path or query may carry a token.
+    pub host: Option<String>,
+    pub event_id: String,
+    pub event_type: String,
+    pub timeout_ms: u128,
+    /// The endpoint is disabled (the test is sent anyway).
+    pub disabled: bool,
+    pub status_code: Option<u16>,
+    pub duration_ms: u128,
+    /// The first [`BODY_SHOWN`] characters of the response, control
+    /// characters as spaces, `…` appended when there was more.
+    pub response: Option<String>,
+    /// `None` on a 2xx; else the `error_kind` and the detail.
+    pub failure: Option<(&'static str, String)>,
+}
+
+/// Sends one test request to the endpoint named in `request` and reports it;
+/// records nothing.
+pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Probe, SendTestError> {
     let data: serde_json::Value =
         serde_json::from_str(&request.data).map_err(|e| SendTestError::BadInput(format!("--data is not JSON: {e}")))?;
     if request.event_type.is_empty() {
@@ -62,38 +83,52 @@ pub async fn send_test(config: &Config, db: &Db, request: &TestRequest) -> Resul
         .map_err(|e| SendTestError::Failed(format!("cannot build the HTTP client: {e}")))?;
     let (event_id, created_at) = db.test_event().await?;
     let event = Event::new(event_id.clone(), &request.event_type, &created_at, &data.to_string());
-
-    // The host only: a URL's path or query may carry a token.
-    let host = endpoint.target.as_ref().ok().and_then(|t| t.url.host_str().map(str::to_owned));
-    println!(
-        "sending {} to endpoint `{}`{} (webhook-id {event_id}, timeout {} ms)",
-        request.event_type,
-        endpoint.name,
-        host.map(|h| format!(" at {h}")).unwrap_or_default(),
-        endpoint.timeout.as_millis()
-    );
-    if !endpoint.enabled {
-        println!("note: the endpoint is disabled; sent anyway, as a test");
-    }
     let attempt = sender.send(&endpoint, &event, endpoint.timeout).await;
-    let outcome = &attempt.outcome;
-    let ms = attempt.duration.as_millis();
-    match outcome.status_code {
-        Some(code) => println!("HTTP {code} in {ms} ms"),
-        None => println!("no response after {ms} ms"),
-    }
-    if let Some(body) = &outcome.response_body {
+    let outcome = attempt.outcome;
+    let response = outcome.response_body.as_ref().map(|body| {
         let shown: String = body.chars().take(BODY_SHOWN).map(|c| if c.is_control() { ' ' } else { c }).collect();
         let more = if body.chars().count() > BODY_SHOWN { " …" } else { "" };
-        println!("response: {shown}{more}");
+        format!("{shown}{more}")
+    });
+    Ok(Probe {
+        host: endpoint.target.as_ref().ok().and_then(|t| t.url.host_str().map(str::to_owned)),
+        endpoint: endpoint.name.to_string(),
+        event_id,
+        event_type: request.event_type.clone(),
+        timeout_ms: endpoint.timeout.as_millis(),
+        disabled: !endpoint.enabled,
+        status_code: outcome.status_code,
+        duration_ms: attempt.duration.as_millis(),
+        response,
+        failure: outcome.error_kind.map(|kind| (kind.as_str(), outcome.error.unwrap_or_else(|| "no detail".into()))),
+    })
+}
+
+/// Sends the request and prints what happened; `Ok` only on a 2xx.
+pub async fn send_test(config: &Config, db: &Db, request: &TestRequest) -> Result<(), SendTestError> {
+    let p = probe(config, db, request).await?;
+    println!(
+        "sent {} to endpoint `{}`{} (webhook-id {}, timeout {} ms)",
+        p.event_type,
+        p.endpoint,
+        p.host.as_ref().map(|h| format!(" at {h}")).unwrap_or_default(),
+        p.event_id,
+        p.timeout_ms
+    );
+    if p.disabled {
+        println!("note: the endpoint is disabled; sent anyway, as a test");
     }
-    match (outcome.error_kind, &outcome.error) {
-        (None, _) => Ok(()),
-        (Some(kind), error) => Err(SendTestError::Failed(format!(
-            "test request to `{}` failed ({}): {}",
-            endpoint.name,
-            kind.as_str(),
-            error.as_deref().unwrap_or("no detail")
-        ))),
+    match p.status_code {
+        Some(code) => println!("HTTP {code} in {} ms", p.duration_ms),
+        None => println!("no response after {} ms", p.duration_ms),
+    }
+    if let Some(response) = &p.response {
+        println!("response: {response}");
+    }
+    match p.failure {
+        None => Ok(()),
+        Some((kind, error)) => {
+            Err(SendTestError::Failed(format!("test request to `{}` failed ({kind}): {error}", p.endpoint)))
+        }
     }
 }

@@ -83,7 +83,7 @@ impl From<EndpointStatus> for Row {
 
 /// Reads every endpoint's figures.
 pub async fn report(db: &Db, window: &str) -> Result<Report, StatusError> {
-    let rows = db.endpoint_status(window).await.map_err(|e| match (e.code(), &e) {
+    let rows = db.endpoint_status(window, "", None).await.map_err(|e| match (e.code(), &e) {
         // invalid_datetime_format, interval_field_overflow
         (Some("22007" | "22015"), DbError::Query(pg)) => {
             StatusError::BadWindow(window.to_owned(), crate::db::describe(pg))
@@ -180,6 +180,7 @@ mod tests {
             failed_in_window: 1,
             succeeded_in_window: 3,
             oldest_undelivered_secs: None,
+            id: 1,
         };
         let paused = EndpointStatus { paused_until: Some("2030-01-01T00:00:00Z".into()), ..base.clone() };
         let invalid = EndpointStatus { invalid_reason: Some("url: bad".into()), ..paused.clone() };

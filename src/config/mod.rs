@@ -37,17 +37,22 @@ pub struct Config {
     pub endpoints: Vec<EndpointConfig>,
 }
 
-/// The HTTP listener: `/healthz`, `/readyz`, `/metrics`.
+/// The HTTP listener: `/healthz`, `/readyz`, `/metrics` and the console at `/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on; empty turns the listener off.
     pub listen: String,
+    /// Serve the delivery console at `/`.
+    pub console: bool,
+    /// The environment variable holding the console's admin token; empty:
+    /// no token, so the console answers loopback requests only.
+    pub admin_token_env: String,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9187".into() }
+        Self { listen: "127.0.0.1:9187".into(), console: true, admin_token_env: String::new() }
     }
 }
 
@@ -55,6 +60,24 @@ impl ServerConfig {
     /// The address, or `None` when the listener is off.
     pub fn address(&self) -> Option<std::net::SocketAddr> {
         self.listen.parse().ok()
+    }
+
+    /// The console's admin token, read from `admin_token_env`; `None` when
+    /// no variable is configured. A variable named but unset or empty is an
+    /// error naming the key.
+    pub fn admin_token(&self) -> Result<Option<Secret>, ConfigError> {
+        let var = self.admin_token_env.trim();
+        if var.is_empty() {
+            return Ok(None);
+        }
+        let token = read_env(var, "server.admin_token_env")?;
+        if token.len() < 16 {
+            return Err(invalid(
+                "server.admin_token_env",
+                format!("the token in {var} must be at least 16 characters"),
+            ));
+        }
+        Ok(Some(Secret::new(token)))
     }
 }
 

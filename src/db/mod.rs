@@ -8,6 +8,7 @@
 //! cancel the statement and the connection is dropped, never pooled again.
 
 pub mod conninfo;
+mod console;
 pub(crate) mod listener;
 pub mod local_pg;
 mod migrate;
@@ -18,6 +19,7 @@ pub mod tls;
 mod typed;
 
 pub use crate::pipeline::limits::Rooms;
+pub use console::{AttemptView, DeliveryView, Found, Latency, Minute, Page, Search};
 pub use migrate::{migrate, MIGRATIONS};
 pub use operate::{DemoDelivery, EndpointStatus, DEMO_RECORD};
 pub use queries::{ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Selection};

@@ -30,6 +30,7 @@ pub struct EndpointStatus {
     pub succeeded_in_window: i64,
     /// Age of the oldest event still pending or retrying to it.
     pub oldest_undelivered_secs: Option<i64>,
+    pub id: i64,
 }
 
 /// One delivery as the demo shows it (see `demo_progress.sql`).
@@ -57,10 +58,16 @@ impl Db {
         .await
     }
 
-    /// Every endpoint's figures, by name; `window` is a PostgreSQL interval.
-    pub async fn endpoint_status(&self, window: &str) -> Result<Vec<EndpointStatus>, DbError> {
+    /// Endpoints' figures by name, those after `after` (`""`: from the
+    /// first), at most `limit` (`None`: all); `window` is a PostgreSQL interval.
+    pub async fn endpoint_status(
+        &self,
+        window: &str,
+        after: &str,
+        limit: Option<i64>,
+    ) -> Result<Vec<EndpointStatus>, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 1] = [&window];
+            let params: [&dyn Param; 3] = [&window, &after, &limit];
             let rows = self.rows(&*client, ENDPOINT_STATUS, &params).await?;
             rows.iter()
                 .map(|r| {
@@ -76,6 +83,7 @@ impl Db {
                         failed_in_window: r.try_get(8)?,
                         succeeded_in_window: r.try_get(9)?,
                         oldest_undelivered_secs: r.try_get(10)?,
+                        id: r.try_get(11)?,
                     })
                 })
                 .collect()

@@ -1,5 +1,6 @@
-//! The HTTP listener (`[server] listen`): `/healthz` (the process answers), `/readyz` (the database answers and LISTEN is up) and `/metrics` (Prometheus text).
+//! The HTTP listener (`[server] listen`): `/healthz` (the process answers), `/readyz` (the database answers and LISTEN is up), `/metrics` (Prometheus text) and the delivery console at `/`.
 
+pub mod console;
 pub mod metrics;
 
 use crate::db::Db;
@@ -35,13 +36,22 @@ impl Probes {
     }
 }
 
-/// Serves until `stop` on an already bound listener.
-pub async fn serve(listener: tokio::net::TcpListener, probes: Arc<Probes>, stop: CancellationToken) {
-    let app = axum::Router::new()
+/// Serves until `stop` on an already bound listener; the console too when given.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    probes: Arc<Probes>,
+    console: Option<Arc<console::Console>>,
+    stop: CancellationToken,
+) {
+    let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(probes);
+    if let Some(console) = console {
+        app = app.merge(console::router(console));
+    }
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
         tracing::error!(%error, "the HTTP listener failed");
     }

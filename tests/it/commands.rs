@@ -237,9 +237,12 @@ async fn status_query_is_answered_from_partial_indexes() {
         .await
         .unwrap();
     client.batch_execute("VACUUM ANALYZE tailhook.deliveries").await.unwrap();
-    client.batch_execute(&format!("SET enable_seqscan = off; PREPARE status(text) AS {sql};")).await.unwrap();
+    client
+        .batch_execute(&format!("SET enable_seqscan = off; PREPARE status(text, text, bigint) AS {sql};"))
+        .await
+        .unwrap();
     let plan: String = client
-        .query("EXPLAIN (COSTS OFF) EXECUTE status('24h')", &[])
+        .query("EXPLAIN (COSTS OFF) EXECUTE status('24h', '', NULL)", &[])
         .await
         .unwrap()
         .iter()

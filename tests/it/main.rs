@@ -2,9 +2,11 @@
 
 mod support;
 
+mod browser;
 mod cli;
 mod commands;
 mod config_file;
+mod console;
 mod delivery;
 mod delivery_log;
 mod deploy;

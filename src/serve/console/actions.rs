@@ -1,0 +1,273 @@
+//! The console's actions (redeliver, re-enable, pause, send a test) and its sign-in form: POSTs checked for their origin and CSRF token, each logged with who asked and what changed.
+
+use super::access::{self, tokens_equal};
+use super::layout::{csrf_field, page as layout_page};
+use super::{database_failure, failure, Console, Who};
+use crate::commands::redeliver::{redeliver as redeliver_selection, RedeliverError};
+use crate::commands::send_test::{probe, SendTestError, TestRequest};
+use crate::db::Selection;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Deliveries one Redeliver may name.
+const MAX_SELECTED: usize = 1_000;
+
+/// A url-encoded form body.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Self {
+        Self(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.trim())
+    }
+}
+
+/// An action must come from the console's own page: same origin, this
+/// process's CSRF token. Refusals are logged with the peer.
+fn checked(console: &Console, who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
+    let form = Form::parse(body);
+    let refused = |why: String| {
+        tracing::warn!(peer = %who.peer, via = who.access.as_str(), %why, "console action refused");
+        Box::new(failure(StatusCode::FORBIDDEN, &format!("refused: {why}")))
+    };
+    access::same_origin(headers).map_err(refused)?;
+    match form.get("csrf") {
+        Some(token) if tokens_equal(token, &console.csrf) => Ok(form),
+        _ => Err(refused("the form's CSRF token is missing or stale (reload the page and try again)".into())),
+    }
+}
+
+/// Where to go back to after an action: a path on this console only.
+fn back(form: &Form, default: &str, notice: &str) -> String {
+    let to = form.get("back").filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
+    let to = to.unwrap_or(default);
+    let joiner = if to.contains('?') { '&' } else { '?' };
+    format!("{to}{joiner}{notice}")
+}
+
+pub async fn redeliver(
+    State(console): State<Arc<Console>>,
+    Extension(who): Extension<Who>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match checked(&console, &who, &headers, &body) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
+    let ids: Result<Vec<i64>, _> = form.all("id").map(str::parse::<i64>).collect();
+    let Ok(ids) = ids else { return failure(StatusCode::BAD_REQUEST, "a delivery id is not a number") };
+    if ids.is_empty() {
+        return failure(StatusCode::BAD_REQUEST, "no delivery selected: tick at least one");
+    }
+    if ids.len() > MAX_SELECTED {
+        return failure(StatusCode::BAD_REQUEST, &format!("at most {MAX_SELECTED} deliveries at once"));
+    }
+    let selection = Selection { ids: Some(ids.clone()), ..Selection::default() };
+    match redeliver_selection(&console.db, &selection, false).await {
+        Ok(n) => {
+            (console.kick)();
+            tracing::info!(
+                peer = %who.peer, via = who.access.as_str(), action = "redeliver", ?ids, redelivered = n,
+                "console: deliveries put back to be sent now"
+            );
+            let notice = format!("notice=redelivered&n={n}&of={}", ids.len());
+            Redirect::to(&back(&form, "/deliveries", &notice)).into_response()
+        }
+        Err(RedeliverError::BadInput(why)) => failure(StatusCode::NOT_FOUND, &why),
+        Err(RedeliverError::Database(e)) => database_failure(&e),
+    }
+}
+
+pub async fn enable(
+    State(console): State<Arc<Console>>,
+    Extension(who): Extension<Who>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match checked(&console, &who, &headers, &body) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
+    let Some(endpoint) = form.get("endpoint") else { return failure(StatusCode::BAD_REQUEST, "no endpoint named") };
+    match console.db.enable_endpoint(endpoint).await {
+        Ok(true) => {
+            (console.kick)();
+            tracing::info!(
+                peer = %who.peer, via = who.access.as_str(), action = "enable", endpoint,
+                "console: endpoint re-enabled (enabled, no pause, failures forgotten)"
+            );
+            Redirect::to(&back(&form, "/", "notice=enabled")).into_response()
+        }
+        Ok(false) => failure(StatusCode::NOT_FOUND, &format!("no endpoint named `{endpoint}`")),
+        Err(e) => database_failure(&e),
+    }
+}
+
+pub async fn pause(
+    State(console): State<Arc<Console>>,
+    Extension(who): Extension<Who>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match checked(&console, &who, &headers, &body) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
+    let Some(endpoint) = form.get("endpoint") else { return failure(StatusCode::BAD_REQUEST, "no endpoint named") };
+    let minutes = match form.get("minutes").map(str::parse::<i32>) {
+        Some(Ok(m)) if (1..=1440).contains(&m) => m,
+        _ => return failure(StatusCode::BAD_REQUEST, "minutes must be a number from 1 to 1440"),
+    };
+    match console.db.console_pause(endpoint, minutes * 60).await {
+        Ok(Some(until)) => {
+            tracing::info!(
+                peer = %who.peer, via = who.access.as_str(), action = "pause", endpoint, %until,
+                "console: endpoint paused"
+            );
+            Redirect::to(&back(&form, "/", &format!("notice=paused&n={minutes}"))).into_response()
+        }
+        Ok(None) => failure(StatusCode::NOT_FOUND, &format!("no endpoint named `{endpoint}`")),
+        Err(e) => database_failure(&e),
+    }
+}
+
+/// `tailhook send-test` from the console: one signed request now, nothing recorded.
+pub async fn test(
+    State(console): State<Arc<Console>>,
+    Extension(who): Extension<Who>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match checked(&console, &who, &headers, &body) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
+    let Some(endpoint) = form.get("endpoint") else { return failure(StatusCode::BAD_REQUEST, "no endpoint named") };
+    let request = TestRequest {
+        endpoint: endpoint.to_owned(),
+        event_type: "tailhook.test".into(),
+        data: r#"{"test":true}"#.into(),
+    };
+    let p = match probe(&console.config, &console.db, &request).await {
+        Ok(p) => p,
+        Err(SendTestError::BadInput(why) | SendTestError::Failed(why)) => return failure(StatusCode::NOT_FOUND, &why),
+        Err(SendTestError::Database(e)) => return database_failure(&e),
+    };
+    tracing::info!(
+        peer = %who.peer, via = who.access.as_str(), action = "send-test", endpoint, event_id = %p.event_id,
+        status_code = p.status_code, error_kind = p.failure.as_ref().map(|f| f.0), "console: test request sent (not recorded)"
+    );
+    let content = html! {
+        dl.test {
+            dt { "endpoint" } dd { (p.endpoint) @if let Some(host) = &p.host { " at " (host) } }
+            dt { "event" } dd { (p.event_type) ", webhook-id " code { (p.event_id) } }
+            dt { "result" } dd.result {
+                @match (p.status_code, &p.failure) {
+                    (Some(code), None) => { "HTTP " (code) " in " (p.duration_ms) " ms" }
+                    (code, Some((kind, error))) => {
+                        "failed (" (kind) "): " (error) " after " (p.duration_ms) " ms"
+                        @if let Some(code) = code { ", HTTP " (code) }
+                    }
+                    (None, None) => { "no response after " (p.duration_ms) " ms" }
+                }
+            }
+            dt { "response" } dd { pre { (p.response.as_deref().unwrap_or("")) } }
+        }
+        @if p.disabled { p { "The endpoint is disabled; the test was sent anyway." } }
+        p.muted { "A test request is signed and sent like a delivery but recorded nowhere: it never counts in the endpoint's history, success rate or circuit breaker." }
+        p { a href="/" { "Back to the endpoints" } }
+    };
+    layout_page("Test request", None, content).into_response()
+}
+
+pub async fn login_form(State(console): State<Arc<Console>>) -> Response {
+    login_page(&console, None, StatusCode::OK)
+}
+
+fn login_page(console: &Console, error: Option<&str>, status: StatusCode) -> Response {
+    let notice = error.map(|e| html! { p.error { (e) } });
+    let content = html! {
+        @if console.admin_token.is_none() {
+            p { "No admin token is configured (server.admin_token_env): the console answers this machine (loopback) only." }
+        } @else {
+            form method="post" action="/login" {
+                (csrf_field(&console.csrf))
+                label { "Admin token " input type="password" name="token" autocomplete="current-password"; }
+                " "
+                button type="submit" { "Sign in" }
+            }
+            p.muted { "The token is kept in a cookie for this browser session (HttpOnly, SameSite=Strict). Scripts may send it as "
+                code { "Authorization: Bearer …" } " instead." }
+        }
+    };
+    (status, layout_page("Sign in", notice, content)).into_response()
+}
+
+pub async fn login(
+    State(console): State<Arc<Console>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    if let Err(why) = access::same_origin(&headers) {
+        tracing::warn!(%peer, %why, "console sign-in refused");
+        return failure(StatusCode::FORBIDDEN, &format!("refused: {why}"));
+    }
+    let Some(admin) = &console.admin_token else {
+        return login_page(&console, Some("no admin token is configured"), StatusCode::NOT_FOUND);
+    };
+    match form.get("token") {
+        Some(token) if tokens_equal(token, admin.expose()) => {
+            tracing::info!(%peer, "console sign-in with the admin token");
+            let mut response = Redirect::to("/").into_response();
+            if let Ok(cookie) = access::login_cookie(token).parse() {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        _ => {
+            tracing::warn!(%peer, "console sign-in with a wrong token");
+            login_page(&console, Some("wrong token"), StatusCode::UNAUTHORIZED)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_stays_on_this_console() {
+        let form = |back: &str| Form::parse(format!("back={}", urlencode(back)).as_bytes());
+        assert_eq!(back(&form("/deliveries/7"), "/", "notice=x"), "/deliveries/7?notice=x");
+        assert_eq!(back(&form("/deliveries?status=failed"), "/", "notice=x"), "/deliveries?status=failed&notice=x");
+        for evil in ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", ""] {
+            assert_eq!(back(&form(evil), "/", "notice=x"), "/?notice=x", "{evil}");
+        }
+    }
+
+    fn urlencode(s: &str) -> String {
+        url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    }
+
+    #[test]
+    fn forms_keep_repeated_fields() {
+        let form = Form::parse(b"id=1&id=22&csrf=abc&endpoint=%3Cscript%3E");
+        assert_eq!(form.all("id").collect::<Vec<_>>(), ["1", "22"]);
+        assert_eq!((form.get("csrf"), form.get("endpoint"), form.get("nope")), (Some("abc"), Some("<script>"), None));
+    }
+}

@@ -1,0 +1,104 @@
+//! One delivery's page: its event (payload pretty-printed, size-capped), its endpoint (URL redacted, no secret or header value), every attempt with the response stored, and Redeliver.
+
+use super::layout::{csrf_field, label, page as layout_page};
+use super::overview::notice_text;
+use super::{database_failure, failure, Console};
+use crate::config::secret::redact_url;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Payload bytes shown pretty-printed; a larger payload is cut to this many characters.
+pub const PAYLOAD_SHOWN: i32 = 64 * 1024;
+/// Attempts shown, newest first.
+pub const ATTEMPTS_SHOWN: i64 = 200;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    #[serde(default)]
+    notice: String,
+    #[serde(default)]
+    n: i64,
+    #[serde(default)]
+    of: i64,
+}
+
+pub async fn page(
+    State(console): State<Arc<Console>>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return failure(StatusCode::NOT_FOUND, "not a delivery id");
+    };
+    let db = &console.db;
+    let (delivery, attempts) =
+        match tokio::try_join!(db.console_delivery(id, PAYLOAD_SHOWN), db.console_attempts(id, ATTEMPTS_SHOWN)) {
+            Ok(both) => both,
+            Err(e) => return database_failure(&e),
+        };
+    let Some(d) = delivery else {
+        return failure(StatusCode::NOT_FOUND, &format!("no delivery {id} (retention may have removed it)"));
+    };
+    // Every query value and any password in the URL hidden: either can be a token.
+    let url = redact_url(&d.url, |_| true);
+    let cut = d.payload_bytes > PAYLOAD_SHOWN;
+    let notice = notice_text(&params.notice, params.n, params.of).map(|text| html! { p.notice { (text) } });
+    let content = html! {
+        dl.delivery {
+            dt { "status" } dd { (label(&d.status, &d.status)) @if d.in_flight { " (being sent now)" } }
+            dt { "attempts" } dd { (d.attempts) }
+            dt { "next attempt (UTC)" } dd.next { (d.next_attempt_at.as_deref().unwrap_or("-")) }
+            dt { "last error" } dd { (d.last_error.as_deref().unwrap_or("-")) }
+            dt { "created / completed" } dd { (d.created_at) " / " (d.completed_at.as_deref().unwrap_or("-")) }
+            dt { "endpoint" } dd { a href=(super::layout::link("/deliveries", &[("endpoint", &d.endpoint)])) { (d.endpoint) } }
+            dt { "url" } dd { code { (url) } }
+            dt { "signing" } dd { (match d.secrets { 0 => "unsigned (no secret)".to_owned(), 1 => "1 secret".to_owned(), n => format!("{n} secrets") }) }
+            dt { "custom headers" } dd { @if d.header_names.is_empty() { "none" } @else { (d.header_names.join(", ")) " (values not shown)" } }
+        }
+        form method="post" action="/actions/redeliver" {
+            (csrf_field(&console.csrf))
+            input type="hidden" name="id" value=(d.id);
+            input type="hidden" name="back" value=(format!("/deliveries/{}", d.id));
+            button id="redeliver" type="submit" { "Redeliver" }
+        }
+        h2 { "Attempts" }
+        @if attempts.is_empty() {
+            p { "None yet." }
+        } @else {
+            table.attempts {
+                thead { tr {
+                    th { "#" } th { "started (UTC)" } th { "duration" } th { "status" } th { "error kind" } th { "error" } th { "response body (as stored)" }
+                } }
+                tbody {
+                    @for a in &attempts {
+                        tr {
+                            td.n { (a.attempt) }
+                            td { (a.started_at) }
+                            td.n { (a.duration_ms) " ms" }
+                            td.n { (a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into())) }
+                            td { (a.error_kind.as_deref().unwrap_or("")) }
+                            td { (a.error.as_deref().unwrap_or("")) }
+                            td { @if let Some(body) = &a.response_body { pre.response { (body) } } }
+                        }
+                    }
+                }
+            }
+            @if attempts.len() as i64 == ATTEMPTS_SHOWN { p.muted { "The latest " (ATTEMPTS_SHOWN) " attempts." } }
+        }
+        h2 { "Event" }
+        dl.event {
+            dt { "event id (webhook-id)" } dd { code { (d.event_id) } }
+            dt { "type" } dd { (d.event_type) }
+            dt { "tenant" } dd { (d.tenant.as_deref().unwrap_or("-")) }
+            dt { "ordering key" } dd { (d.ordering_key.as_deref().unwrap_or("-")) }
+            dt { "published (UTC)" } dd { (d.published_at) }
+        }
+        h3 { "Payload" @if cut { " (first " (PAYLOAD_SHOWN) " of " (d.payload_bytes) " bytes)" } }
+        pre.payload { (d.payload) }
+    };
+    layout_page(&format!("Delivery #{}", d.id), notice, content).into_response()
+}

@@ -1,0 +1,161 @@
+//! The endpoints page: one row per endpoint with its state, backlog, recent failures, success rate, latency and a chart of the last hour, with its actions.
+//!
+//! The figures are `tailhook status`'s (`endpoint_status.sql`, over a 24 h
+//! window), paged by name, plus the per-minute counts of the last hour
+//! (`console_minutes.sql`, which also give the failures of the last hour) and
+//! the latency sample (`console_latency.sql`).
+
+use super::chart::{self, Buckets};
+use super::layout::{csrf_field, label, link, page as layout_page};
+use super::{database_failure, Console};
+use crate::commands::status::{age, Row};
+use crate::db::{Latency, Minute};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Endpoints per page.
+const PAGE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    /// Keyset: endpoints whose name comes after this one.
+    #[serde(default)]
+    after: String,
+    #[serde(default)]
+    notice: String,
+    #[serde(default)]
+    n: i64,
+    #[serde(default)]
+    of: i64,
+}
+
+pub async fn page(State(console): State<Arc<Console>>, Query(params): Query<Params>) -> Response {
+    let db = &console.db;
+    let mut rows = match db.endpoint_status("24 hours", &params.after, Some(PAGE + 1)).await {
+        Ok(rows) => rows,
+        Err(e) => return database_failure(&e),
+    };
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let (minutes, latency) = match tokio::try_join!(db.console_minutes(&ids), db.console_latency(&ids)) {
+        Ok(both) => both,
+        Err(e) => return database_failure(&e),
+    };
+    let mut charts: HashMap<i64, Buckets> = HashMap::new();
+    for Minute { endpoint_id, minute, succeeded, failed } in minutes {
+        if let Some(slot) = charts.entry(endpoint_id).or_insert([(0, 0); chart::MINUTES]).get_mut(minute as usize) {
+            *slot = (succeeded, failed);
+        }
+    }
+    let latency: HashMap<i64, Latency> = latency.into_iter().map(|l| (l.endpoint_id, l)).collect();
+    let next = more.then(|| rows.last().map(|r| link("/", &[("after", &r.name)]))).flatten();
+    let rows: Vec<(i64, Row)> = rows.into_iter().map(|s| (s.id, Row::from(s))).collect();
+    let content = html! {
+        @if rows.is_empty() && params.after.is_empty() {
+            p { "No endpoints yet: add one with " code { "INSERT INTO tailhook.endpoints (name, url, secrets) …" }
+                " or an " code { "[[endpoints]]" } " entry in config.toml." }
+        } @else {
+            table.endpoints {
+                thead { tr {
+                    th { "endpoint" } th { "state" } th { "pending" } th { "retrying" }
+                    th { "failed 1 h" } th { "failed 24 h" } th { "success 24 h" }
+                    th { "p50 / p95" } th { "oldest undelivered" } th { "finished per minute, last hour" } th { "actions" }
+                } }
+                tbody {
+                    @for (id, row) in &rows {
+                        (endpoint_row(&console, row, charts.get(id), latency.get(id)))
+                    }
+                }
+            }
+            @if let Some(next) = next { p { a href=(next) { "Next endpoints →" } } }
+            p.muted { "success 24 h: succeeded / (succeeded + failed) among deliveries finished in the last 24 hours. "
+                "p50 / p95: attempt durations in the last hour (a sample of up to 1,500 recent deliveries). "
+                "failed 24 h counts deliveries that gave up; the chart counts deliveries finished each minute." }
+        }
+    };
+    layout_page("Endpoints", notice(&params), content).into_response()
+}
+
+fn endpoint_row(console: &Console, r: &Row, chart: Option<&Buckets>, latency: Option<&Latency>) -> Markup {
+    let buckets = chart.copied().unwrap_or([(0, 0); chart::MINUTES]);
+    let failed_1h: i64 = buckets.iter().map(|(_, f)| f).sum();
+    let state = match r.state {
+        "disabled" => format!("disabled: {}", r.disabled_reason.as_deref().unwrap_or("by a user")),
+        "invalid" => format!("invalid: {}", r.invalid_reason.as_deref().unwrap_or_default()),
+        "paused" => format!("paused until {}", r.paused_until.as_deref().unwrap_or_default()),
+        other => other.to_owned(),
+    };
+    html! {
+        tr {
+            td { a href=(link("/deliveries", &[("endpoint", &r.name)])) { (r.name) } }
+            td { (label(r.state, &state)) }
+            td.n { (r.pending) }
+            td.n { (r.retrying) }
+            td.n { (failed_1h) }
+            td.n { (r.failed_in_window) }
+            td.n { (r.success_rate_in_window.map_or("-".to_owned(), |rate| format!("{:.1} %", rate * 100.0))) }
+            td.n { @match latency {
+                Some(l) if l.sampled > 0 => (format!("{:.0} / {:.0} ms", l.p50_ms, l.p95_ms)),
+                _ => "-",
+            } }
+            td.n { (r.oldest_undelivered_age_secs.map_or("-".to_owned(), age)) }
+            td { (chart::per_minute(&buckets)) }
+            td.actions {
+                @if r.state == "disabled" || r.state == "paused" {
+                    (action("/actions/enable", &console.csrf, &r.name, None, "Re-enable"))
+                } @else {
+                    (action("/actions/pause", &console.csrf, &r.name, Some(("minutes", "15")), "Pause 15 min"))
+                }
+                " "
+                (action("/actions/test", &console.csrf, &r.name, None, "Send test"))
+            }
+        }
+    }
+}
+
+/// A one-button form acting on an endpoint.
+fn action(path: &str, csrf: &str, endpoint: &str, extra: Option<(&str, &str)>, text: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(path) {
+            (csrf_field(csrf))
+            input type="hidden" name="endpoint" value=(endpoint);
+            @if let Some((name, value)) = extra { input type="hidden" name=(name) value=(value); }
+            button type="submit" { (text) }
+        }
+    }
+}
+
+/// What an action said, shown after its redirect. Fixed texts and numbers
+/// only: a crafted link cannot make the console say anything else.
+pub fn notice_text(code: &str, n: i64, of: i64) -> Option<String> {
+    Some(match code {
+        "redelivered" if n == of => format!("Redelivered {n} {}.", if n == 1 { "delivery" } else { "deliveries" }),
+        "redelivered" => format!("Redelivered {n} of {of}; the others are being sent right now and were left alone."),
+        "enabled" => "Endpoint re-enabled: its deliveries go now.".to_owned(),
+        "paused" => format!("Endpoint paused for {n} minutes; Re-enable resumes it at once."),
+        _ => return None,
+    })
+}
+
+fn notice(p: &Params) -> Option<Markup> {
+    notice_text(&p.notice, p.n, p.of).map(|text| html! { p.notice { (text) } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_are_fixed_texts() {
+        assert_eq!(notice_text("redelivered", 1, 1).as_deref(), Some("Redelivered 1 delivery."));
+        assert_eq!(notice_text("redelivered", 3, 3).as_deref(), Some("Redelivered 3 deliveries."));
+        assert!(notice_text("redelivered", 2, 3).unwrap().starts_with("Redelivered 2 of 3;"));
+        assert_eq!(notice_text("<script>", 0, 0), None);
+        assert_eq!(notice_text("", 0, 0), None);
+    }
+}

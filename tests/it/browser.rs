@@ -1,0 +1,160 @@
+//! The console in a real browser (headless Chromium through WebDriver): the endpoints after successes, retries and failures, a search by event id, a delivery, and Redeliver bringing a new attempt.
+
+use crate::support::browser::{save_screenshot, Driver};
+use crate::support::*;
+use fantoccini::{Client, Locator};
+use std::time::Duration;
+
+/// How long the browser may take to show what the test waits for.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_a_browser_overview_search_delivery_and_redeliver() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    // good: 200. flaky: 500 once per event, then 200. down: 500 twice per
+    // event (its two attempts), then 200: only a redelivery gets through.
+    let receiver = Receiver::start(|path, seen| match path {
+        "/good" => Reply::ok().body("thanks"),
+        "/flaky" if seen > 0 => Reply::ok(),
+        "/down" if seen >= 2 => Reply::ok().body("back up"),
+        _ => Reply::status(500).body("upstream exploded"),
+    })
+    .await;
+    for name in ["good", "flaky", "down"] {
+        add_endpoint(&client, name, &receiver.url(&format!("/{name}")), &[SECRET]).await;
+    }
+    client
+        .batch_execute(
+            "UPDATE tailhook.endpoints SET max_attempts = 2 WHERE name = 'down';
+             INSERT INTO tailhook.endpoints (name, url, enabled, disabled_reason, auto_disabled)
+             VALUES ('archive', 'http://127.0.0.1:9/archive', false, 'answered 410 Gone at 2026-11-20 10:00:00+00', true);",
+        )
+        .await
+        .unwrap();
+    let mut config = db.config();
+    config.delivery.backoff_initial_ms = 200;
+    let (sidecar, base) = console::start(config).await;
+    let mut events = Vec::new();
+    for n in 0..6 {
+        let event_type = if n % 2 == 0 { "invoice.paid" } else { "order.created" };
+        let id: String = client
+            .query_one(
+                "SELECT tailhook.publish($1, jsonb_build_object('n', $2::int, 'amount', 1999), 'acme')::text",
+                &[&event_type, &n],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        events.push(id);
+    }
+    wait_settled(&db, 18, Duration::from_secs(30)).await;
+
+    let driver = Driver::start().await;
+    let browser = driver.session().await;
+    let started = std::time::Instant::now();
+    let scenario = tokio::spawn(scenario(browser.clone(), base, events[0].clone()));
+    let outcome = scenario.await;
+    let _ = browser.close().await;
+    drop(driver);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    eprintln!("browser scenario took {:?}", started.elapsed());
+    sidecar.stop().await;
+    assert_eq!(deliveries_of(&db, "down", "succeeded").await, 1, "the redelivered one");
+}
+
+/// Waits for an element; fails with the page's URL and source.
+async fn element(c: &Client, css: &str) -> fantoccini::elements::Element {
+    match c.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await {
+        Ok(element) => element,
+        Err(e) => panic!(
+            "no {css} after {PATIENCE:?} ({e}) at {:?}:\n{}",
+            c.current_url().await.map(|u| u.to_string()),
+            c.source().await.unwrap_or_default()
+        ),
+    }
+}
+
+/// The text of each cell of the row whose first cell is `name`.
+async fn row(c: &Client, table: &str, column: usize, name: &str) -> Vec<String> {
+    let xpath = format!("//table[contains(@class,'{table}')]/tbody/tr[td[{column}][normalize-space()='{name}']]/td");
+    let mut cells = Vec::new();
+    for cell in c.find_all(Locator::XPath(&xpath)).await.unwrap() {
+        cells.push(cell.text().await.unwrap().trim().to_owned());
+    }
+    assert!(!cells.is_empty(), "no row {name} in table {table}:\n{}", c.source().await.unwrap_or_default());
+    cells
+}
+
+async fn scenario(c: Client, base: String, event: String) {
+    // The endpoints: states, backlog, failures, success rates and the chart.
+    c.goto(&format!("{base}/")).await.unwrap();
+    element(&c, "table.endpoints").await;
+    let good = row(&c, "endpoints", 1, "good").await;
+    let flaky = row(&c, "endpoints", 1, "flaky").await;
+    let down = row(&c, "endpoints", 1, "down").await;
+    let archive = row(&c, "endpoints", 1, "archive").await;
+    // endpoint, state, pending, retrying, failed 1 h, failed 24 h, success 24 h, p50/p95, oldest, chart, actions
+    assert_eq!(&good[1..7], ["enabled", "0", "0", "0", "0", "100.0 %"], "{good:?}");
+    assert_eq!(&flaky[1..7], ["enabled", "0", "0", "0", "0", "100.0 %"], "{flaky:?}");
+    assert_eq!(&down[1..7], ["enabled", "0", "0", "6", "6", "0.0 %"], "{down:?}");
+    assert!(archive[1].starts_with("disabled: answered 410 Gone"), "{archive:?}");
+    assert!(good[7].ends_with(" ms") && down[7].ends_with(" ms"), "{good:?} {down:?}");
+    let bars = c.find_all(Locator::Css("svg.chart rect.bad")).await.unwrap();
+    assert!(!bars.is_empty(), "the chart shows the failures");
+    c.find(Locator::XPath("//tr[td[1][normalize-space()='archive']]//button[normalize-space()='Re-enable']"))
+        .await
+        .expect("a disabled endpoint offers Re-enable");
+    save_screenshot("console-endpoints.png", &c.screenshot().await.unwrap());
+
+    // Search by event id (the receiver's webhook-id), from the box in the header.
+    let search = c.find(Locator::Css("header input[name=event_id]")).await.unwrap();
+    search.send_keys(&format!("{event}\u{E007}")).await.unwrap();
+    element(&c, "table.deliveries").await;
+    assert!(c.current_url().await.unwrap().as_str().contains(&format!("event_id={event}")));
+    let rows = c.find_all(Locator::Css("table.deliveries tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 3, "one delivery per endpoint");
+    let down = row(&c, "deliveries", 6, "down").await;
+    assert_eq!((down[2].as_str(), down[6].as_str(), down[7].as_str()), (event.as_str(), "failed", "2"), "{down:?}");
+    save_screenshot("console-search.png", &c.screenshot().await.unwrap());
+
+    // Its delivery to `down`: two failed attempts with the response stored.
+    c.find(Locator::XPath("//table[contains(@class,'deliveries')]/tbody/tr[td[6][normalize-space()='down']]/td[2]/a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    element(&c, "table.attempts").await;
+    let attempts = c.find_all(Locator::Css("table.attempts tbody tr")).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    let last = row(&c, "attempts", 1, "2").await;
+    assert_eq!((last[3].as_str(), last[4].as_str(), last[6].as_str()), ("500", "http_status", "upstream exploded"));
+    let payload = c.find(Locator::Css("pre.payload")).await.unwrap().text().await.unwrap();
+    assert!(payload.contains("\"amount\": 1999"), "pretty-printed: {payload}");
+
+    // Redeliver: the page comes back saying so, and the new attempt appears.
+    c.find(Locator::Css("button#redeliver")).await.unwrap().click().await.unwrap();
+    let notice = element(&c, "p.notice").await;
+    assert_eq!(notice.text().await.unwrap(), "Redelivered 1 delivery.");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let rows = c.find_all(Locator::Css("table.attempts tbody tr")).await.unwrap();
+        let status = c.find(Locator::Css("dl.delivery .st")).await.unwrap().text().await.unwrap();
+        if rows.len() == 3 && status == "succeeded" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no third attempt after {PATIENCE:?}: {} rows, {status}",
+            rows.len()
+        );
+        // The page is server-rendered: look again, as a person would.
+        c.refresh().await.unwrap();
+    }
+    let third = row(&c, "attempts", 1, "3").await;
+    assert_eq!((third[3].as_str(), third[4].as_str(), third[6].as_str()), ("200", "", "back up"), "{third:?}");
+    save_screenshot("console-delivery.png", &c.screenshot().await.unwrap());
+}
