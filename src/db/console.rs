@@ -5,6 +5,7 @@ use super::{Db, DbError};
 use tokio_postgres::Row;
 
 const MINUTES: &str = include_str!("../../sql/queries/console_minutes.sql");
+const FAILED_DAY: &str = include_str!("../../sql/queries/console_failed_day.sql");
 const LATENCY: &str = include_str!("../../sql/queries/console_latency.sql");
 const BOUNDS: &str = include_str!("../../sql/queries/console_bounds.sql");
 const SEARCH: &str = include_str!("../../sql/queries/console_search.sql");
@@ -145,6 +146,17 @@ impl Db {
                     })
                 })
                 .collect()
+        })
+        .await
+    }
+
+    /// Deliveries that gave up in the last 24 hours, by endpoint id (only endpoints with some).
+    pub async fn console_failed_day(&self, endpoints: &[i64]) -> Result<Vec<(i64, i64)>, DbError> {
+        self.with_client(async |client| {
+            let ids = endpoints.to_vec();
+            let params: [&dyn Param; 1] = [&ids];
+            let rows = self.rows(&*client, FAILED_DAY, &params).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
         })
         .await
     }

@@ -110,7 +110,7 @@ async fn scenario(c: Client, base: String, event: String) {
     let flaky = row(&c, "endpoints", 1, "flaky").await;
     let down = row(&c, "endpoints", 1, "down").await;
     let archive = row(&c, "endpoints", 1, "archive").await;
-    // endpoint, state, pending, retrying, failed 1 h, failed 24 h, success 24 h, p50/p95, oldest, chart, actions
+    // endpoint, state, pending, retrying, failed 1 h, failed 24 h, success 1 h, p50/p95, oldest, chart, actions
     assert_eq!(&good[1..7], ["enabled", "0", "0", "0", "0", "100.0 %"], "{good:?}");
     // 301 succeeded (295 before, 6 now) and 5 failed: 98.4 %.
     assert_eq!(&flaky[1..7], ["enabled", "0", "0", "5", "5", "98.4 %"], "{flaky:?}");

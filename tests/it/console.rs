@@ -351,11 +351,33 @@ async fn console_search_pages_by_keyset_reads_bounded_ranges_and_uses_indexes() 
     }
     assert_eq!(found, rare);
     assert!(older_link(&get(&url, &[]).await.1).is_none(), "the last page links nowhere");
+
+    // Redeliver a selection ticked on a results page: back to that page, saying how many.
+    let search = format!("{base}/deliveries?endpoint=a&status=failed");
+    let page = get(&search, &[]).await.1;
+    let ticked: Vec<String> = delivery_ids(&page).iter().take(2).map(i64::to_string).collect();
+    let back = "/deliveries?endpoint=a&status=failed";
+    let form = [("csrf", csrf_of(&page)), ("back", back.into()), ("id", ticked[0].clone()), ("id", ticked[1].clone())];
+    let form: Vec<Pair> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = post(&format!("{base}/actions/redeliver"), &form, &[]).await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()["location"], format!("{back}&notice=redelivered&n=2&of=2"));
+    let still_failed = db
+        .count(&format!(
+            "SELECT count(*) FROM tailhook.deliveries WHERE id IN ({}) AND status = 'failed'",
+            ticked.join(",")
+        ))
+        .await;
+    assert_eq!(still_failed, 0, "both put back to be sent");
+    let (_, page) = get(&format!("{base}{back}&notice=redelivered&n=2&of=2"), &[]).await;
+    assert!(page.contains("Redelivered 2 deliveries."), "{page}");
+    let unknown = [("csrf", form[0].1), ("id", "999999999")];
+    assert_eq!(post(&format!("{base}/actions/redeliver"), &unknown, &[]).await.status(), 404);
     sidecar.stop().await;
 
     // Every console query, as a generic plan (what a cached prepared
     // statement runs), reads no table whole.
-    let queries: [(&str, &str, String); 8] = [
+    let queries: [(&str, &str, String); 9] = [
         (
             "search",
             include_str!("../../sql/queries/console_search.sql"),
@@ -368,10 +390,11 @@ async fn console_search_pages_by_keyset_reads_bounded_ranges_and_uses_indexes() 
         ),
         ("bounds", include_str!("../../sql/queries/console_bounds.sql"), String::new()),
         ("minutes", include_str!("../../sql/queries/console_minutes.sql"), format!("(ARRAY[{a}, {b}, {bulk}])")),
+        ("failed_day", include_str!("../../sql/queries/console_failed_day.sql"), format!("(ARRAY[{a}, {b}, {bulk}])")),
         ("latency", include_str!("../../sql/queries/console_latency.sql"), format!("(ARRAY[{a}, {b}, {bulk}])")),
         ("delivery", include_str!("../../sql/queries/console_delivery.sql"), format!("({}, 65536)", t1[0])),
         ("attempts", include_str!("../../sql/queries/console_attempts.sql"), format!("({}, 200)", t1[0])),
-        ("status", include_str!("../../sql/queries/endpoint_status.sql"), "('24 hours', '', 51)".to_owned()),
+        ("status", include_str!("../../sql/queries/endpoint_status.sql"), "('1 hour', '', 51)".to_owned()),
     ];
     client.batch_execute("SET plan_cache_mode = force_generic_plan").await.unwrap();
     for (name, sql, args) in queries {

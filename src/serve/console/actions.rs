@@ -1,7 +1,7 @@
 //! The console's actions (redeliver, re-enable, pause, send a test) and its sign-in form: POSTs checked for their origin and CSRF token, each logged with who asked and what changed.
 
 use super::access::{self, tokens_equal};
-use super::layout::{csrf_field, page as layout_page};
+use super::layout::page as layout_page;
 use super::{database_failure, failure, Console, Who};
 use crate::commands::redeliver::{redeliver as redeliver_selection, RedeliverError};
 use crate::commands::send_test::{probe, SendTestError, TestRequest};
@@ -204,7 +204,6 @@ fn login_page(console: &Console, error: Option<&str>, status: StatusCode) -> Res
             p { "No admin token is configured (server.admin_token_env): the console answers this machine (loopback) only." }
         } @else {
             form method="post" action="/login" {
-                (csrf_field(&console.csrf))
                 label { "Admin token " input type="password" name="token" autocomplete="current-password"; }
                 " "
                 button type="submit" { "Sign in" }
