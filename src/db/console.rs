@@ -196,7 +196,8 @@ impl Db {
                 let r = self.one(&*client, BOUNDS, &[]).await?;
                 (r.try_get(0)?, r.try_get(1)?)
             };
-            let below = s.below.unwrap_or(above);
+            // Clamped, so no id a user types makes the arithmetic below overflow.
+            let below = s.below.unwrap_or(above).clamp(1, above);
             let params: [&dyn Param; 9] =
                 [&s.endpoint, &s.event_type, &s.tenant, &s.status, &s.since, &s.until, &below, &window, &limit];
             let found = self.rows(&*client, SEARCH, &params).await?;

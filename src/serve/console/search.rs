@@ -129,8 +129,8 @@ fn results(console: &Console, params: &Params, found: &Page) -> maud::Markup {
                 option value="" { "any" }
                 @for s in STATUSES { option value=(s) selected[params.status == s] { (s) } }
             } }
-            label { "created since (UTC)" input name="since" value=(params.since) placeholder="2026-01-31 09:00"; }
-            label { "created before" input name="until" value=(params.until) placeholder="2026-01-31 10:00"; }
+            label { "created since" input name="since" value=(params.since) placeholder="2026-01-31 09:00 UTC"; }
+            label { "created before" input name="until" value=(params.until) placeholder="2026-01-31 10:00 UTC"; }
             button type="submit" { "Search" }
         }
         @if found.rows.is_empty() {
