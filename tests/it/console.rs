@@ -415,3 +415,33 @@ async fn console_search_pages_by_keyset_reads_bounded_ranges_and_uses_indexes() 
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_endpoints_are_paged_by_name() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    client
+        .batch_execute(
+            "INSERT INTO tailhook.endpoints (name, url)
+             SELECT 'ep-' || lpad(i::text, 3, '0'), 'http://127.0.0.1:9/' || i FROM generate_series(1, 55) i",
+        )
+        .await
+        .unwrap();
+    let (sidecar, base) = console::start(db.config()).await;
+    let names = |page: &str| -> Vec<String> {
+        page.split("href=\"/deliveries?endpoint=")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+            .collect()
+    };
+    let (status, first) = get(&format!("{base}/"), &[]).await;
+    assert_eq!(status, 200);
+    let expected: Vec<String> = (1..=50).map(|i| format!("ep-{i:03}")).collect();
+    assert_eq!(names(&first), expected);
+    assert!(first.contains("href=\"/?after=ep-050\""), "{first}");
+    let (_, second) = get(&format!("{base}/?after=ep-050"), &[]).await;
+    let expected: Vec<String> = (51..=55).map(|i| format!("ep-{i:03}")).collect();
+    assert_eq!(names(&second), expected);
+    assert!(!second.contains("Next endpoints"), "the last page links nowhere");
+    sidecar.stop().await;
+}
