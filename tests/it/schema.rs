@@ -171,7 +171,7 @@ async fn a_throwaway_cluster_starts_from_local_binaries_and_takes_the_schema() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_result_never_completes_a_delivery_claimed_again() {
+async fn a_late_result_keeps_its_attempt_row_and_only_a_late_2xx_changes_the_delivery() {
     use tailhook::db::{Db, Lease, ResultBatch, Rooms};
     let db = TestDb::new().await;
     let client = db.migrate().await;
@@ -189,31 +189,74 @@ async fn a_late_result_never_completes_a_delivery_claimed_again() {
     let rooms = Rooms { default_room: 10, ..Rooms::default() };
     let first = pool.dispatch(10, lease(1), &rooms, false).await.unwrap();
     let id = first[0].delivery_id.unwrap();
-    // The lease expires and the same replica claims the delivery again.
-    client.execute("UPDATE tailhook.deliveries SET locked_until = now() - interval '1 s'", &[]).await.unwrap();
-    let again = pool.claim_due(10, 10, lease(2), &rooms).await.unwrap();
-    assert_eq!(again.len(), 1);
-
-    let result = |lease: i64, status_code: i32| ResultBatch {
-        delivery_id: vec![id],
-        attempt: vec![1],
-        status: vec!["succeeded"],
-        delay_ms: vec![None],
-        status_code: vec![Some(status_code)],
-        error_kind: vec![None],
-        error: vec![None],
-        last_error: vec![None],
-        lease: vec![lease],
-        started_at: vec![std::time::SystemTime::now()],
-        duration_ms: vec![1],
-        response_body: vec![None],
+    let claim_again = |token| {
+        let (client, pool, rooms) = (&client, &pool, &rooms);
+        async move {
+            // The lease expires and the same replica claims the delivery again.
+            client.execute("UPDATE tailhook.deliveries SET locked_until = now() - interval '1 s'", &[]).await.unwrap();
+            assert_eq!(pool.claim_due(10, 10, lease(token), rooms).await.unwrap().len(), 1);
+        }
     };
-    assert_eq!(pool.record_results("r1", &result(1, 201)).await.unwrap(), 0, "the first claim's result is stale");
-    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'pending'").await, 1);
-    assert_eq!(pool.record_results("r1", &result(2, 202)).await.unwrap(), 1, "the current claim completes it");
-    assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts WHERE status_code = 202").await, 1);
-    assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 1);
-    assert_eq!(pool.record_results("r2", &result(2, 203)).await.unwrap(), 0, "another replica's result is ignored");
+    claim_again(2).await;
+
+    let result = |lease: i64, attempt: i32, status_code: i32| {
+        let ok = (200..300).contains(&status_code);
+        ResultBatch {
+            delivery_id: vec![id],
+            attempt: vec![attempt],
+            status: vec![if ok { "succeeded" } else { "retrying" }],
+            delay_ms: vec![if ok { None } else { Some(60_000) }],
+            status_code: vec![Some(status_code)],
+            error_kind: vec![if ok { None } else { Some("http_status") }],
+            error: vec![None],
+            last_error: vec![None],
+            lease: vec![lease],
+            started_at: vec![std::time::SystemTime::now()],
+            duration_ms: vec![1],
+            response_body: vec![None],
+        }
+    };
+    let state = || async {
+        let row = client
+            .query_one(
+                "SELECT status, last_status_code, attempts, (SELECT count(*) FROM tailhook.attempts) FROM tailhook.deliveries",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, String>(0), row.get::<_, Option<i32>>(1), row.get::<_, i32>(2), row.get::<_, i64>(3))
+    };
+    let late = |token| vec![(id, token)];
+    assert_eq!(
+        pool.record_results("r1", &result(1, 1, 500)).await.unwrap(),
+        late(1),
+        "the first claim's result is late"
+    );
+    assert_eq!(state().await, ("pending".into(), None, 0, 1), "its attempt row is kept; the state is the new holder's");
+    let held = result(2, 1, 503);
+    assert_eq!(pool.record_results("r1", &held).await.unwrap(), vec![], "the current claim's result is applied");
+    assert_eq!(state().await, ("retrying".into(), Some(503), 1, 2));
+    assert_eq!(
+        pool.record_results("r1", &held).await.unwrap(),
+        vec![],
+        "written again after a lost answer: nothing changes"
+    );
+    assert_eq!(state().await, ("retrying".into(), Some(503), 1, 2), "and no second attempt row");
+    assert_eq!(
+        pool.record_results("r2", &result(2, 1, 500)).await.unwrap(),
+        late(2),
+        "another replica's result is late"
+    );
+    assert_eq!(state().await, ("retrying".into(), Some(503), 1, 3));
+
+    // A late 2xx finishes a delivery still unfinished; the result of the claim
+    // holding it then (in flight meanwhile) does not bring it back.
+    client.execute("UPDATE tailhook.deliveries SET next_attempt_at = now()", &[]).await.unwrap();
+    claim_again(3).await;
+    assert_eq!(pool.record_results("r1", &result(2, 2, 204)).await.unwrap(), late(2));
+    assert_eq!(state().await, ("succeeded".into(), Some(204), 2, 4));
+    assert_eq!(pool.record_results("r1", &result(3, 2, 500)).await.unwrap(), late(3));
+    assert_eq!(state().await, ("succeeded".into(), Some(204), 2, 5), "every request recorded, still succeeded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,10 +302,12 @@ async fn cancelled_deliveries_stay_cancelled_and_redeliver_leaves_live_leases_al
         duration_ms: vec![1],
         response_body: vec![None],
     };
-    assert_eq!(pool.record_results("r1", &result).await.unwrap(), 0);
+    assert_eq!(pool.record_results("r1", &result).await.unwrap(), vec![(second, 7)], "late: not applied");
     let status: String =
         client.query_one("SELECT status FROM tailhook.deliveries WHERE id = $1", &[&second]).await.unwrap().get(0);
     assert_eq!(status, "cancelled");
+    // The request was made: its attempt row is kept (issue 9, item 9(c)).
+    assert_eq!(db.count(&format!("SELECT count(*) FROM tailhook.attempts WHERE delivery_id = {second}")).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
