@@ -354,3 +354,75 @@ async fn concurrent_claims_take_one_probe_in_total_when_a_pause_ends() {
         assert_eq!(probes, 1, "round {round}: {probes} probes");
     }
 }
+
+/// Issue 9, item 9(a): a claim that cannot take a paused endpoint's probe
+/// (no room for it in this replica, or its due delivery locked by someone
+/// else) leaves the pause alone, so the next claim that can probes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_is_renewed_only_by_the_claim_that_takes_the_probe() {
+    use tailhook::db::{Db, Lease, Rooms};
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let paused: i64 = client
+        .query_one("INSERT INTO tailhook.endpoints (name, url) VALUES ('paused', 'http://x') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client.execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('busy', 'http://y')", &[]).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO tailhook.outbox (event_type, payload, dispatched_at) SELECT 't', '{}', now() FROM generate_series(1, 3);
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id) SELECT o.id, e.id FROM tailhook.outbox o, tailhook.endpoints e;",
+        )
+        .await
+        .unwrap();
+    let pool = Db::new(&db.config().database).unwrap();
+    let lease = |token| Lease {
+        replica: "r1",
+        token,
+        default_timeout_ms: 10_000,
+        margin_ms: 0,
+        max_payload_bytes: 1 << 20,
+        claim_bytes: 16 << 20,
+    };
+    let reset = || async {
+        client
+            .batch_execute(
+                "UPDATE tailhook.deliveries SET locked_until = NULL, locked_by = NULL, lease = NULL;
+                 UPDATE tailhook.endpoints SET paused_until = now() - interval '1 ms' WHERE name = 'paused';",
+            )
+            .await
+            .unwrap();
+    };
+    let pause_renewed =
+        || db.count("SELECT count(*) FROM tailhook.endpoints WHERE name = 'paused' AND paused_until > now()");
+    let probes = |rows: &[tailhook::db::ClaimedRow]| rows.iter().filter(|r| r.endpoint_id == Some(paused)).count();
+    let room = |paused_room| Rooms { endpoint_ids: vec![paused], room: vec![paused_room], default_room: 10 };
+
+    // No room for `paused` in this replica (its rate limit, say).
+    reset().await;
+    let rows = pool.claim_due(10, 10, lease(1), &room(0)).await.unwrap();
+    assert_eq!((probes(&rows), rows.len()), (0, 3), "only `busy` is claimed");
+    assert_eq!(pause_renewed().await, 0, "no probe taken, so the pause is not renewed");
+
+    // Its due deliveries are locked by someone else.
+    reset().await;
+    let operator = db.client().await;
+    operator
+        .batch_execute(
+            "BEGIN; SELECT 1 FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+              WHERE e.name = 'paused' FOR UPDATE OF d",
+        )
+        .await
+        .unwrap();
+    let rows = pool.claim_due(10, 10, lease(2), &room(10)).await.unwrap();
+    assert_eq!((probes(&rows), rows.len()), (0, 3), "only `busy` is claimed");
+    assert_eq!(pause_renewed().await, 0, "no probe taken, so the pause is not renewed");
+    operator.batch_execute("ROLLBACK").await.unwrap();
+
+    // A claim that can take the probe takes one and renews the pause for its lease.
+    reset().await;
+    let rows = pool.claim_due(10, 10, lease(3), &room(10)).await.unwrap();
+    assert_eq!(probes(&rows), 1, "one probe");
+    assert_eq!(pause_renewed().await, 1, "the probe's claim renews the pause");
+}
