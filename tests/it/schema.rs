@@ -426,3 +426,42 @@ async fn a_pause_is_renewed_only_by_the_claim_that_takes_the_probe() {
     assert_eq!(probes(&rows), 1, "one probe");
     assert_eq!(pause_renewed().await, 1, "the probe's claim renews the pause");
 }
+
+/// Issue 9, item 10: re-applying `0001_schema.sql` by hand on an up-to-date
+/// schema turns back nothing that later files changed (functions, triggers,
+/// views, indexes, columns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_running_the_base_schema_by_hand_changes_nothing_later_files_defined() {
+    const OBJECTS: &str = "
+        SELECT 'function ' || p.oid::regprocedure::text, pg_get_functiondef(p.oid)
+          FROM pg_proc p WHERE p.pronamespace = 'tailhook'::regnamespace
+        UNION ALL
+        SELECT 'trigger ' || t.tgname, pg_get_triggerdef(t.oid)
+          FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE c.relnamespace = 'tailhook'::regnamespace AND NOT t.tgisinternal
+        UNION ALL
+        SELECT 'view ' || c.relname, pg_get_viewdef(c.oid)
+          FROM pg_class c WHERE c.relnamespace = 'tailhook'::regnamespace AND c.relkind = 'v'
+        UNION ALL
+        SELECT 'index ' || indexname, indexdef FROM pg_indexes WHERE schemaname = 'tailhook'
+        UNION ALL
+        SELECT 'column ' || table_name || '.' || column_name, data_type || ' ' || coalesce(column_default, '')
+          FROM information_schema.columns WHERE table_schema = 'tailhook'
+        ORDER BY 1";
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let objects = || async {
+        let rows = client.query(OBJECTS, &[]).await.unwrap();
+        rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<Vec<_>>()
+    };
+    let migrated = objects().await;
+    assert!(migrated
+        .iter()
+        .any(|(name, def)| name == "function tailhook.touch_updated_at()" && def.contains("invalid_reason")));
+    let (_, _, base) = tailhook::db::MIGRATIONS[0];
+    client.batch_execute(base).await.expect("re-applying 0001_schema.sql");
+    let again = objects().await;
+    let changed: Vec<_> = again.iter().filter(|o| !migrated.contains(o)).map(|(name, _)| name).collect();
+    assert!(changed.is_empty(), "re-applying 0001 changed {changed:?}");
+    assert_eq!(again.len(), migrated.len());
+}
