@@ -8,7 +8,7 @@ use crate::serve::metrics::Metrics;
 use crate::throttle::Throttle;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
@@ -191,7 +191,7 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
         loop {
             let write = async {
                 if written < 1 && !batch.is_empty() {
-                    let late = db.record_results(&replica, &batch).await?;
+                    let late: HashSet<(i64, i64)> = db.record_results(&replica, &batch).await?.into_iter().collect();
                     if !late.is_empty() {
                         tracing::info!(
                             results = late.len(),

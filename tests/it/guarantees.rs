@@ -364,3 +364,31 @@ async fn a_stalled_recorder_never_sends_its_own_unrecorded_deliveries_again() {
         "(requests sent, attempt rows): each delivery sent once and recorded"
     );
 }
+
+/// Issue 9, item 9(c): a delivery cancelled while its request is in flight
+/// stays cancelled, and the request, which was made, keeps its attempt row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cancelled_mid_flight_stays_cancelled_and_keeps_its_attempt_row() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(500))).await;
+    let client = db.migrate().await;
+    add_endpoint(&client, "ep", &receiver.url("/ep"), &[]).await;
+    let sidecar = Sidecar::start(db.config());
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_for("the request in flight", Duration::from_secs(10), || async { receiver.count() == 1 }).await;
+    client.execute("UPDATE tailhook.deliveries SET status = 'cancelled'", &[]).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while db.count("SELECT count(*) FROM tailhook.attempts").await == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sidecar.stop().await;
+    let row = client
+        .query_one(
+            "SELECT d.status, (SELECT count(*) FROM tailhook.attempts a WHERE a.delivery_id = d.id AND a.status_code = 200)
+               FROM tailhook.deliveries d",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, String>(0), row.get::<_, i64>(1)), ("cancelled".to_owned(), 1));
+}
