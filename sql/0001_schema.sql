@@ -1,6 +1,10 @@
 -- tailhook schema, version 1: outbox, endpoints, deliveries, attempts.
--- Plain SQL, safe to re-run: every statement is IF NOT EXISTS / OR REPLACE,
--- so other migration tools can apply this file as it is.
+-- Plain SQL, safe to re-run: this file only creates what is missing and never
+-- changes what exists (tables and indexes IF NOT EXISTS, functions, triggers
+-- and views only when absent), so re-applying it by hand after later files
+-- changed some of its objects (touch_updated_at in 0002 and 0004, the
+-- redeliver functions in 0003, endpoint_stats in 0006) turns none of them
+-- back. Later changes to these objects belong in later files.
 
 CREATE SCHEMA IF NOT EXISTS tailhook;
 
@@ -22,30 +26,47 @@ CREATE INDEX IF NOT EXISTS outbox_undispatched
     ON tailhook.outbox (id) WHERE dispatched_at IS NULL;
 
 -- One empty NOTIFY per inserting statement (not per row): a wake-up, not a message.
-CREATE OR REPLACE FUNCTION tailhook.notify_outbox() RETURNS trigger
-LANGUAGE plpgsql AS $$
+DO $do$
 BEGIN
-    PERFORM pg_notify('tailhook_outbox', '');
-    RETURN NULL;
+    IF to_regprocedure('tailhook.notify_outbox()') IS NULL THEN
+        CREATE FUNCTION tailhook.notify_outbox() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            PERFORM pg_notify('tailhook_outbox', '');
+            RETURN NULL;
+        END
+        $fn$;
+    END IF;
 END
-$$;
+$do$;
 
-DROP TRIGGER IF EXISTS outbox_notify ON tailhook.outbox;
-CREATE TRIGGER outbox_notify
-    AFTER INSERT ON tailhook.outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION tailhook.notify_outbox();
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'outbox_notify' AND tgrelid = 'tailhook.outbox'::regclass) THEN
+        CREATE TRIGGER outbox_notify
+            AFTER INSERT ON tailhook.outbox
+            FOR EACH STATEMENT EXECUTE FUNCTION tailhook.notify_outbox();
+    END IF;
+END
+$do$;
 
-CREATE OR REPLACE FUNCTION tailhook.publish(
-    event_type   text,
-    payload      jsonb,
-    tenant       text DEFAULT NULL,
-    ordering_key text DEFAULT NULL
-) RETURNS uuid
-LANGUAGE sql AS $$
-    INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key)
-    VALUES (publish.event_type, publish.payload, publish.tenant, publish.ordering_key)
-    RETURNING event_id
-$$;
+DO $do$
+BEGIN
+    IF to_regprocedure('tailhook.publish(text, jsonb, text, text)') IS NULL THEN
+        CREATE FUNCTION tailhook.publish(
+            event_type   text,
+            payload      jsonb,
+            tenant       text DEFAULT NULL,
+            ordering_key text DEFAULT NULL
+        ) RETURNS uuid
+        LANGUAGE sql AS $fn$
+            INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key)
+            VALUES (publish.event_type, publish.payload, publish.tenant, publish.ordering_key)
+            RETURNING event_id
+        $fn$;
+    END IF;
+END
+$do$;
 
 -- Where events go.
 CREATE TABLE IF NOT EXISTS tailhook.endpoints (
@@ -72,31 +93,48 @@ CREATE TABLE IF NOT EXISTS tailhook.endpoints (
 );
 
 -- updated_at moves on every change, so running replicas notice SQL edits.
-CREATE OR REPLACE FUNCTION tailhook.touch_updated_at() RETURNS trigger
-LANGUAGE plpgsql AS $$
+DO $do$
 BEGIN
-    NEW.updated_at := clock_timestamp();
-    RETURN NEW;
+    IF to_regprocedure('tailhook.touch_updated_at()') IS NULL THEN
+        CREATE FUNCTION tailhook.touch_updated_at() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            NEW.updated_at := clock_timestamp();
+            RETURN NEW;
+        END
+        $fn$;
+    END IF;
 END
-$$;
+$do$;
 
-DROP TRIGGER IF EXISTS endpoints_touch ON tailhook.endpoints;
-CREATE TRIGGER endpoints_touch
-    BEFORE UPDATE ON tailhook.endpoints
-    FOR EACH ROW EXECUTE FUNCTION tailhook.touch_updated_at();
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'endpoints_touch' AND tgrelid = 'tailhook.endpoints'::regclass) THEN
+        CREATE TRIGGER endpoints_touch
+            BEFORE UPDATE ON tailhook.endpoints
+            FOR EACH ROW EXECUTE FUNCTION tailhook.touch_updated_at();
+    END IF;
+END
+$do$;
 
 -- `*` matches everything, `prefix.*` every type starting with `prefix.`,
 -- anything else matches exactly.
-CREATE OR REPLACE FUNCTION tailhook.event_type_matches(patterns text[], event_type text)
-RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM unnest(patterns) AS p
-        WHERE p = '*'
-           OR p = event_type
-           OR (right(p, 2) = '.*' AND starts_with(event_type, left(p, -1)))
-    )
-$$;
+DO $do$
+BEGIN
+    IF to_regprocedure('tailhook.event_type_matches(text[], text)') IS NULL THEN
+        CREATE FUNCTION tailhook.event_type_matches(patterns text[], event_type text)
+        RETURNS boolean
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+            SELECT EXISTS (
+                SELECT 1 FROM unnest(patterns) AS p
+                WHERE p = '*'
+                   OR p = event_type
+                   OR (right(p, 2) = '.*' AND starts_with(event_type, left(p, -1)))
+            )
+        $fn$;
+    END IF;
+END
+$do$;
 
 -- One row per (event, endpoint).
 -- outbox_id → outbox.id and endpoint_id → endpoints.id are references without
@@ -152,33 +190,54 @@ CREATE INDEX IF NOT EXISTS attempts_delivery ON tailhook.attempts (delivery_id);
 
 -- Deleting an outbox row or an endpoint deletes its deliveries; deleting a
 -- delivery deletes its attempts. Set-based, once per statement.
-CREATE OR REPLACE FUNCTION tailhook.cascade_delete() RETURNS trigger
-LANGUAGE plpgsql AS $$
+DO $do$
 BEGIN
-    CASE TG_TABLE_NAME
-    WHEN 'outbox' THEN
-        DELETE FROM tailhook.deliveries d USING old_rows o WHERE d.outbox_id = o.id;
-    WHEN 'endpoints' THEN
-        DELETE FROM tailhook.deliveries d USING old_rows e WHERE d.endpoint_id = e.id;
-    WHEN 'deliveries' THEN
-        DELETE FROM tailhook.attempts a USING old_rows d WHERE a.delivery_id = d.id;
-    END CASE;
-    RETURN NULL;
+    IF to_regprocedure('tailhook.cascade_delete()') IS NULL THEN
+        CREATE FUNCTION tailhook.cascade_delete() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            CASE TG_TABLE_NAME
+            WHEN 'outbox' THEN
+                DELETE FROM tailhook.deliveries d USING old_rows o WHERE d.outbox_id = o.id;
+            WHEN 'endpoints' THEN
+                DELETE FROM tailhook.deliveries d USING old_rows e WHERE d.endpoint_id = e.id;
+            WHEN 'deliveries' THEN
+                DELETE FROM tailhook.attempts a USING old_rows d WHERE a.delivery_id = d.id;
+            END CASE;
+            RETURN NULL;
+        END
+        $fn$;
+    END IF;
 END
-$$;
+$do$;
 
-DROP TRIGGER IF EXISTS outbox_cascade ON tailhook.outbox;
-CREATE TRIGGER outbox_cascade AFTER DELETE ON tailhook.outbox
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
-DROP TRIGGER IF EXISTS endpoints_cascade ON tailhook.endpoints;
-CREATE TRIGGER endpoints_cascade AFTER DELETE ON tailhook.endpoints
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
-DROP TRIGGER IF EXISTS deliveries_cascade ON tailhook.deliveries;
-CREATE TRIGGER deliveries_cascade AFTER DELETE ON tailhook.deliveries
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'outbox_cascade' AND tgrelid = 'tailhook.outbox'::regclass) THEN
+        CREATE TRIGGER outbox_cascade AFTER DELETE ON tailhook.outbox
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
+    END IF;
+END
+$do$;
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'endpoints_cascade' AND tgrelid = 'tailhook.endpoints'::regclass) THEN
+        CREATE TRIGGER endpoints_cascade AFTER DELETE ON tailhook.endpoints
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
+    END IF;
+END
+$do$;
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'deliveries_cascade' AND tgrelid = 'tailhook.deliveries'::regclass) THEN
+        CREATE TRIGGER deliveries_cascade AFTER DELETE ON tailhook.deliveries
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
+    END IF;
+END
+$do$;
 
 -- Per-endpoint health, for dashboards and `tailhook status`. Created only
 -- when absent: 0006_retention.sql replaces it (success_rate became
@@ -227,33 +286,45 @@ END
 $$;
 
 -- Put one delivery back to be sent now; its attempt history stays.
-CREATE OR REPLACE FUNCTION tailhook.redeliver(delivery_id bigint) RETURNS boolean
-LANGUAGE sql AS $$
-    WITH r AS (
-        UPDATE tailhook.deliveries d
-           SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retrying' END,
-               next_attempt_at = now(), locked_until = NULL, locked_by = NULL,
-               completed_at = NULL, updated_at = now()
-         WHERE d.id = redeliver.delivery_id
-        RETURNING 1
-    )
-    SELECT EXISTS (SELECT 1 FROM r)
-$$;
+DO $do$
+BEGIN
+    IF to_regprocedure('tailhook.redeliver(bigint)') IS NULL THEN
+        CREATE FUNCTION tailhook.redeliver(delivery_id bigint) RETURNS boolean
+        LANGUAGE sql AS $fn$
+            WITH r AS (
+                UPDATE tailhook.deliveries d
+                   SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retrying' END,
+                       next_attempt_at = now(), locked_until = NULL, locked_by = NULL,
+                       completed_at = NULL, updated_at = now()
+                 WHERE d.id = redeliver.delivery_id
+                RETURNING 1
+            )
+            SELECT EXISTS (SELECT 1 FROM r)
+        $fn$;
+    END IF;
+END
+$do$;
 
 -- Put an endpoint's failed deliveries (completed since `since`) back to be sent now.
-CREATE OR REPLACE FUNCTION tailhook.redeliver_failed(endpoint_name text, since timestamptz)
-RETURNS bigint
-LANGUAGE sql AS $$
-    WITH r AS (
-        UPDATE tailhook.deliveries d
-           SET status = 'retrying', next_attempt_at = now(), locked_until = NULL,
-               locked_by = NULL, completed_at = NULL, updated_at = now()
-          FROM tailhook.endpoints e
-         WHERE e.name = redeliver_failed.endpoint_name
-           AND d.endpoint_id = e.id
-           AND d.status = 'failed'
-           AND d.completed_at >= redeliver_failed.since
-        RETURNING 1
-    )
-    SELECT count(*) FROM r
-$$;
+DO $do$
+BEGIN
+    IF to_regprocedure('tailhook.redeliver_failed(text, timestamptz)') IS NULL THEN
+        CREATE FUNCTION tailhook.redeliver_failed(endpoint_name text, since timestamptz)
+        RETURNS bigint
+        LANGUAGE sql AS $fn$
+            WITH r AS (
+                UPDATE tailhook.deliveries d
+                   SET status = 'retrying', next_attempt_at = now(), locked_until = NULL,
+                       locked_by = NULL, completed_at = NULL, updated_at = now()
+                  FROM tailhook.endpoints e
+                 WHERE e.name = redeliver_failed.endpoint_name
+                   AND d.endpoint_id = e.id
+                   AND d.status = 'failed'
+                   AND d.completed_at >= redeliver_failed.since
+                RETURNING 1
+            )
+            SELECT count(*) FROM r
+        $fn$;
+    END IF;
+END
+$do$;

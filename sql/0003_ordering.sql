@@ -4,10 +4,8 @@
 -- The event's ordering_key, copied only for deliveries to ordered endpoints.
 ALTER TABLE tailhook.deliveries ADD COLUMN IF NOT EXISTS ordering_key text;
 
--- The head of each key (its oldest unfinished delivery) in one index probe.
-CREATE INDEX IF NOT EXISTS deliveries_ordered
-    ON tailhook.deliveries (endpoint_id, ordering_key, outbox_id)
-    WHERE status IN ('pending', 'retrying') AND ordering_key IS NOT NULL;
+-- The head of each key (its oldest unfinished delivery) is found with the
+-- index deliveries_ordered, built without blocking writes by 0010_concurrent_indexes.sql.
 
 -- Redelivery never touches a delivery that is being sent right now, and
 -- clears the claim token along with the lease.

@@ -2,16 +2,10 @@
 -- delivery tracing in SQL. Plain SQL, safe to re-run.
 
 -- Finished deliveries by age, per status: the retention task reads the oldest
--- of each status from here (sql/queries/retention_deliveries.sql), so its
--- cost does not grow with what is retained. Only finished rows are in it: a
--- claim never reads it, and a delivery enters it once, when its result is
--- written (the write that sets completed_at already touches every other index).
--- On a large existing table, create it first by hand without blocking writes:
---   CREATE INDEX CONCURRENTLY deliveries_finished ON tailhook.deliveries (status, completed_at)
---       WHERE status IN ('succeeded', 'failed', 'cancelled');
-CREATE INDEX IF NOT EXISTS deliveries_finished
-    ON tailhook.deliveries (status, completed_at)
-    WHERE status IN ('succeeded', 'failed', 'cancelled');
+-- of each status from the index deliveries_finished (status, completed_at),
+-- built without blocking writes by 0010_concurrent_indexes.sql. Only finished
+-- rows are in it: a claim never reads it, and a delivery enters it once, when
+-- its result is written.
 
 -- One row per delivery with its event, endpoint and last attempt: what a
 -- receiver's webhook-id (event_id) became, in one query:

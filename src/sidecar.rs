@@ -6,10 +6,10 @@ use crate::db::{self, Db, DbError};
 use crate::endpoints::EndpointCache;
 use crate::pipeline::guard::AddressPolicy;
 use crate::pipeline::limits::Limits;
-use crate::pipeline::recorder::{self, DueTimer};
+use crate::pipeline::recorder::{self, DueTimer, Stall};
 use crate::pipeline::schedule::Backoff;
 use crate::pipeline::sender::Sender;
-use crate::pipeline::{claim, Ctx, LogLines};
+use crate::pipeline::{claim, worker, Ctx, LogLines};
 use crate::retention;
 use crate::serve::{self, console::Console, metrics::Metrics, Probes};
 use crate::throttle::Throttle;
@@ -126,6 +126,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         backoff: Backoff { initial_ms: config.delivery.backoff_initial_ms, max_ms: config.delivery.backoff_max_ms },
         wake: Arc::new(Notify::new()),
         due,
+        stall: Arc::new(Stall::new(worker::record_reserve(config.delivery.lease_margin_ms))),
         shutdown: stop.clone(),
         abandon: CancellationToken::new(),
         tracker: TaskTracker::new(),
@@ -149,11 +150,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     // Not the workers' `abandon`: results already known are written even when
     // a request outlives the grace period (see the shutdown below).
     let give_up_recording = CancellationToken::new();
-    let mut recorder = tokio::spawn({
-        let (db, replica, due, give_up) = (db.clone(), replica.clone(), ctx.due.clone(), give_up_recording.clone());
-        let (delivery, metrics) = (ctx.config.delivery.clone(), ctx.metrics.clone());
-        async move { recorder::run(db, replica, &delivery, records_rx, &due, give_up, &metrics).await }
-    });
+    let mut recorder = tokio::spawn(recorder::run(
+        recorder::Recorder {
+            db: db.clone(),
+            replica: replica.clone(),
+            delivery: ctx.config.delivery.clone(),
+            due: ctx.due.clone(),
+            stall: ctx.stall.clone(),
+            metrics: ctx.metrics.clone(),
+        },
+        records_rx,
+        give_up_recording.clone(),
+    ));
     let mut tasks = Tasks::default();
     let listening = Arc::new(AtomicBool::new(false));
     if ctx.config.database.listen {

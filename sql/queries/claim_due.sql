@@ -20,22 +20,19 @@ WITH dead AS (
      WHERE r.heartbeat_at < now() - $12::int * interval '1 millisecond'
        AND EXISTS (SELECT 1 FROM tailhook.replicas me
                     WHERE me.name = $2::text AND me.alive_since <= now() - $12::int * interval '1 millisecond')
-), probe AS (
+), probe AS MATERIALIZED (
     -- An endpoint with paused_until set (circuit breaker) gets one probe once
-    -- the pause is over: taking it renews the pause for the probe's lease, and
-    -- a concurrent claim (another replica) skips the locked row and so takes
-    -- no probe. A success clears paused_until. A row
-    -- locked by anyone (another claim, an operator's open transaction) is
-    -- skipped, never waited for: its probe waits for a later claim.
-    UPDATE tailhook.endpoints e
-       SET paused_until = now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0)
-     WHERE e.enabled AND e.paused_until IS NOT NULL AND e.paused_until <= now()
-       AND e.id IN (SELECT l.id FROM tailhook.endpoints l
-                     WHERE l.enabled AND l.paused_until <= now() FOR NO KEY UPDATE SKIP LOCKED)
-       AND EXISTS (SELECT 1 FROM tailhook.deliveries d
-                    WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'retrying')
-                      AND d.next_attempt_at <= now() AND (d.locked_until IS NULL OR d.locked_until < now() OR d.locked_by IN (SELECT name FROM dead)))
-    RETURNING e.id
+    -- the pause is over. Its row is locked here, so a concurrent claim
+    -- (another replica) skips it and takes no probe; the claim that actually
+    -- leases the probe renews the pause for the probe's lease (`renewed`
+    -- below), and one that cannot take it (no room for the endpoint, its due
+    -- delivery locked, the claim full) leaves the pause as it was, so the
+    -- next claim that can probes at once. A success clears paused_until. A
+    -- row locked by anyone (another claim, an operator's open transaction)
+    -- is skipped, never waited for: its probe waits for a later claim.
+    SELECT e.id FROM tailhook.endpoints e
+     WHERE e.enabled AND e.paused_until <= now()
+       FOR NO KEY UPDATE SKIP LOCKED
 ), due AS (
     SELECT d.id, d.outbox_id
       FROM (SELECT e.id,
@@ -101,6 +98,11 @@ WITH dead AS (
       FROM sized s, tailhook.endpoints e
      WHERE d.id = s.id AND e.id = d.endpoint_id AND s.running - s.bytes < $11::bigint
     RETURNING d.id, d.endpoint_id, d.attempts, d.outbox_id, d.locked_until
+), renewed AS (
+    UPDATE tailhook.endpoints e
+       SET paused_until = now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0)
+     WHERE e.id IN (SELECT p.id FROM probe p)
+       AND e.id IN (SELECT l.endpoint_id FROM leased l)
 )
 -- Only each event's first delivery carries the payload.
 SELECT l.id AS delivery_id,

@@ -1,8 +1,15 @@
 -- Write a batch of attempt results: update each delivery this replica still
 -- holds under the same claim (locked_by, lease) and insert its attempt row.
--- A result for a delivery claimed again since (by any replica) changes nothing.
 -- A retry's next_attempt_at is the database's now() plus its delay, so
 -- replicas' clocks never matter.
+-- A late result (the lease was lost: the delivery was claimed again since,
+-- by any replica, or cancelled, finished or released meanwhile) still gets
+-- its attempt row, because the request was made, but leaves the delivery's
+-- state to whoever holds it now, with one exception: a late 2xx finishes a
+-- delivery that is still pending or retrying (the receiver has the event),
+-- and a result the new holder writes afterwards then finds it finished.
+-- Returns the late results, which count neither toward the circuit breaker
+-- nor toward 410 Gone disabling.
 -- $1 replica id, then one array per column.
 WITH r AS (
     SELECT *
@@ -30,7 +37,39 @@ WITH r AS (
        AND d.lease = r.lease
        AND d.attempts = r.attempt - 1
     RETURNING d.id, r.lease
+), late AS (
+    -- Not applied above. Usually empty: these lookups cost nothing then.
+    -- Skipped: a delivery deleted meanwhile (it keeps no attempts), and a
+    -- result this very write already stored (a retry after a lost answer).
+    SELECT r.*
+      FROM r
+     WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.id = r.delivery_id AND u.lease = r.lease)
+       AND EXISTS (SELECT 1 FROM tailhook.deliveries d WHERE d.id = r.delivery_id)
+       AND NOT EXISTS (SELECT 1 FROM tailhook.attempts a
+                        WHERE a.delivery_id = r.delivery_id AND a.attempt = r.attempt AND a.started_at = r.started_at)
+), finished AS (
+    UPDATE tailhook.deliveries d
+       SET status = 'succeeded',
+           attempts = greatest(d.attempts, l.attempt),
+           next_attempt_at = NULL,
+           locked_until = NULL,
+           locked_by = NULL,
+           lease = NULL,
+           last_status_code = l.status_code,
+           last_error = NULL,
+           updated_at = now(),
+           completed_at = now()
+      FROM late l
+     WHERE d.id = l.delivery_id
+       AND l.status = 'succeeded'
+       AND d.status IN ('pending', 'retrying')
+       AND NOT EXISTS (SELECT 1 FROM updated u WHERE u.id = d.id) -- one update per row and statement
+), inserted AS (
+    INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body)
+    SELECT r.delivery_id, r.attempt, r.started_at, r.duration_ms, r.status_code, r.error_kind, r.error, r.response_body
+      FROM r JOIN updated u ON u.id = r.delivery_id AND u.lease = r.lease
+    UNION ALL
+    SELECT l.delivery_id, l.attempt, l.started_at, l.duration_ms, l.status_code, l.error_kind, l.error, l.response_body
+      FROM late l
 )
-INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body)
-SELECT r.delivery_id, r.attempt, r.started_at, r.duration_ms, r.status_code, r.error_kind, r.error, r.response_body
-  FROM r JOIN updated u ON u.id = r.delivery_id AND u.lease = r.lease
+SELECT l.delivery_id, l.lease FROM late l

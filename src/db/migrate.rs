@@ -2,6 +2,7 @@
 
 use super::typed::typed;
 use super::DbError;
+use std::time::Duration;
 use tokio_postgres::Client;
 
 /// (version, name, SQL) in order. Each file is also safe to run by hand.
@@ -14,28 +15,181 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "retention", include_str!("../../sql/0006_retention.sql")),
     (7, "status", include_str!("../../sql/0007_status.sql")),
     (8, "auto_disabled", include_str!("../../sql/0008_auto_disabled.sql")),
+    (10, "concurrent_indexes", include_str!("../../sql/0010_concurrent_indexes.sql")),
 ];
+
+/// A file holding this line runs outside a transaction, one statement at a
+/// time (`CREATE INDEX CONCURRENTLY` cannot run inside one).
+pub const OUTSIDE_A_TRANSACTION: &str = "-- tailhook: outside a transaction";
 
 const PREPARE: &str = include_str!("../../sql/queries/migrations_prepare.sql");
 const APPLIED: &str = include_str!("../../sql/queries/migrations_applied.sql");
 const RECORD: &str = include_str!("../../sql/queries/migrations_record.sql");
+const BUILDING: &str = include_str!("../../sql/queries/migrations_building.sql");
 
-/// Brings the schema up to date in one transaction. Replicas starting at once
-/// queue on the advisory lock; the later ones find nothing left to do.
-/// Returns the versions applied by this call.
+/// How often a migrator looks whether another one's index build is over.
+const BUILD_POLL: Duration = Duration::from_millis(200);
+
+/// Brings the schema up to date. Pending files run in one transaction, under
+/// a transaction-scoped advisory lock: replicas starting at once queue on it
+/// and the later ones find nothing left to do. A file marked
+/// [`OUTSIDE_A_TRANSACTION`] ends that transaction: it runs after the files
+/// before it are committed, statement by statement and without the lock
+/// (a migrator waiting on the lock would hold a snapshot that a concurrent
+/// index build waits for), so every statement in it is idempotent and safe
+/// beside another migrator running it; it is recorded, under the lock, once
+/// it ran to the end. Returns the versions applied by this call.
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
-    let tx = client.transaction().await?;
-    tx.batch_execute(PREPARE).await?;
-    let applied = tx.query_typed(APPLIED, &[]).await?.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i32>, _>>()?;
     let mut done = Vec::new();
-    for &(version, name, sql) in MIGRATIONS {
-        if applied.contains(&version) {
-            continue;
+    loop {
+        let tx = client.transaction().await?;
+        tx.batch_execute(PREPARE).await?;
+        let done_before = applied(&tx).await?;
+        let mut outside = None;
+        for &(version, name, sql) in MIGRATIONS {
+            if done_before.contains(&version) {
+                continue;
+            }
+            if runs_outside_a_transaction(sql) {
+                outside = Some((version, name, sql));
+                break;
+            }
+            tx.batch_execute(sql).await.map_err(|source| DbError::Migration { version, name, source })?;
+            tx.execute_typed(RECORD, &typed(&[&version, &name])).await?;
+            done.push(version);
         }
-        tx.batch_execute(sql).await.map_err(|source| DbError::Migration { version, name, source })?;
-        tx.execute_typed(RECORD, &typed(&[&version, &name])).await?;
-        done.push(version);
+        tx.commit().await?;
+        let Some((version, name, sql)) = outside else { return Ok(done) };
+        run_outside_a_transaction(client, version, name, sql).await?;
+        let tx = client.transaction().await?;
+        tx.batch_execute(PREPARE).await?;
+        if !applied(&tx).await?.contains(&version) {
+            tx.execute_typed(RECORD, &typed(&[&version, &name])).await?;
+            done.push(version);
+        }
+        tx.commit().await?;
     }
-    tx.commit().await?;
-    Ok(done)
+}
+
+async fn applied(tx: &tokio_postgres::Transaction<'_>) -> Result<Vec<i32>, DbError> {
+    let rows = tx.query_typed(APPLIED, &[]).await?;
+    Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i32>, _>>()?)
+}
+
+/// Runs each statement on its own, first waiting for any index build
+/// another migrator has under way on tailhook's tables. Concurrent builds
+/// can still collide (two migrators starting together: a name taken
+/// meanwhile, a deadlock between two concurrent builds, an index not valid
+/// yet); the loser waits for the other's build to end and runs the file again
+/// (its statements are idempotent), up to [`OUTSIDE_TRIES`] times.
+async fn run_outside_a_transaction(
+    client: &Client,
+    version: i32,
+    name: &'static str,
+    sql: &str,
+) -> Result<(), DbError> {
+    let mut tries = 0;
+    loop {
+        while client.query_typed(BUILDING, &[]).await?.first().is_some_and(|r| r.get::<_, bool>(0)) {
+            tokio::time::sleep(BUILD_POLL).await;
+        }
+        tries += 1;
+        let mut result = Ok(());
+        for statement in statements(sql) {
+            if let Err(source) = client.batch_execute(statement).await {
+                result = Err(DbError::Migration { version, name, source });
+                break;
+            }
+        }
+        match result {
+            Err(error) if tries >= OUTSIDE_TRIES || client.is_closed() => return Err(error),
+            Err(error) => {
+                tracing::debug!(%error, version, "migration collided with another migrator's; running it again")
+            }
+            Ok(()) => return Ok(()),
+        }
+    }
+}
+
+/// Runs of a file outside a transaction before its error is final.
+const OUTSIDE_TRIES: u32 = 20;
+
+fn runs_outside_a_transaction(sql: &str) -> bool {
+    sql.lines().any(|line| line.trim() == OUTSIDE_A_TRANSACTION)
+}
+
+/// The statements of a SQL file, split at each `;` outside comments, quotes
+/// and dollar quotes; empty ones (only comments or space) left out.
+pub fn statements(sql: &str) -> Vec<&str> {
+    let bytes = sql.as_bytes();
+    let (mut out, mut start, mut i) = (Vec::new(), 0, 0);
+    let mut meaningful = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                continue;
+            }
+            quote @ (b'\'' | b'"') => {
+                meaningful = true;
+                i = sql[i + 1..].find(quote as char).map_or(bytes.len(), |n| i + 1 + n + 1);
+                continue;
+            }
+            b'$' => {
+                meaningful = true;
+                let tag_len = sql[i + 1..].find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(0);
+                if sql[i + 1 + tag_len..].starts_with('$') {
+                    let tag = &sql[i..i + tag_len + 2];
+                    let body = i + tag.len();
+                    i = sql[body..].find(tag).map_or(bytes.len(), |n| body + n + tag.len());
+                    continue;
+                }
+            }
+            b';' => {
+                if meaningful {
+                    out.push(sql[start..=i].trim());
+                }
+                start = i + 1;
+                meaningful = false;
+            }
+            c if !c.is_ascii_whitespace() => meaningful = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    if meaningful {
+        out.push(sql[start..].trim());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_at_semicolons_outside_comments_quotes_and_dollar_quotes() {
+        let cases: &[(&str, &[&str])] = &[
+            ("SELECT 1; SELECT 2;", &["SELECT 1;", "SELECT 2;"]),
+            ("-- a; comment\nSELECT 1;\n-- trailing; comment\n", &["-- a; comment\nSELECT 1;"]),
+            ("SELECT ';', \"a;b\";", &["SELECT ';', \"a;b\";"]),
+            ("DO $$ BEGIN PERFORM 1; END $$;\nSELECT 2", &["DO $$ BEGIN PERFORM 1; END $$;", "SELECT 2"]),
+            ("DO $do$ BEGIN EXECUTE $f$x;$f$; END $do$;", &["DO $do$ BEGIN EXECUTE $f$x;$f$; END $do$;"]),
+            ("SELECT $1::int;", &["SELECT $1::int;"]),
+            ("  \n-- only a comment\n", &[]),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(statements(sql), *expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn only_files_that_say_so_run_outside_a_transaction() {
+        let outside: Vec<i32> =
+            MIGRATIONS.iter().filter(|(_, _, sql)| runs_outside_a_transaction(sql)).map(|m| m.0).collect();
+        assert_eq!(outside, [10]);
+        for (_, _, sql) in MIGRATIONS.iter().filter(|(_, _, sql)| !runs_outside_a_transaction(sql)) {
+            assert!(!sql.to_uppercase().contains("CONCURRENTLY IF"), "a concurrent build in a transaction");
+        }
+    }
 }

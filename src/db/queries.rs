@@ -311,9 +311,11 @@ impl Db {
         .await
     }
 
-    /// Writes a batch of attempt results; returns how many deliveries it completed
-    /// (results for leases this replica no longer holds are skipped).
-    pub async fn record_results(&self, replica: &str, b: &ResultBatch) -> Result<u64, DbError> {
+    /// Writes a batch of attempt results (see `record_results.sql`); returns
+    /// the late ones, as (delivery id, lease token): their lease was lost, so
+    /// only their attempt rows were written (and a late 2xx finished its
+    /// delivery if nothing else had).
+    pub async fn record_results(&self, replica: &str, b: &ResultBatch) -> Result<Vec<(i64, i64)>, DbError> {
         self.with_client(async |client| {
             let params: [&dyn Param; 13] = [
                 &replica,
@@ -330,7 +332,8 @@ impl Db {
                 &b.last_error,
                 &b.lease,
             ];
-            Ok(self.exec(&*client, RECORD_RESULTS, &params).await?)
+            let rows = self.rows(&*client, RECORD_RESULTS, &params).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
         })
         .await
     }

@@ -65,6 +65,14 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
         .without_max_times()
         .build();
     loop {
+        if ctx.stall.is_stalled() {
+            // Results wait to be written: claim nothing until they are (see `recorder::Stall`).
+            tracing::debug!(claim = ?kind, "results wait to be written; claims wait for them");
+            tokio::select! {
+                _ = ctx.stall.cleared() => {}
+                _ = ctx.shutdown.cancelled() => return,
+            }
+        }
         let Some(reserved) = reserve(ctx).await else { return };
         if ctx.shutdown.is_cancelled() {
             ctx.capacity.add_permits(reserved);

@@ -15,7 +15,7 @@ use crate::db::Db;
 use crate::endpoints::EndpointCache;
 use crate::throttle::KeyedThrottle;
 use limits::Limits;
-use recorder::{DueTimer, Record};
+use recorder::{DueTimer, Record, Stall};
 use schedule::Backoff;
 use sender::Sender;
 use std::sync::atomic::AtomicI64;
@@ -44,6 +44,8 @@ pub(crate) struct Ctx {
     /// Wakes the fan-out loop (outbox insert, reconnect).
     pub wake: Arc<Notify>,
     pub due: Arc<DueTimer>,
+    /// Set while results wait to be written too long: claims wait.
+    pub stall: Arc<Stall>,
     pub backoff: Backoff,
     /// Stop claiming.
     pub shutdown: CancellationToken,

@@ -8,10 +8,10 @@ use crate::serve::metrics::Metrics;
 use crate::throttle::Throttle;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::sync::Mutex;
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -86,18 +86,67 @@ impl DueTimer {
     }
 }
 
+/// Whether this replica holds results it has not managed to write for a
+/// while (the database unreachable, or a write stuck behind a lock). While
+/// it does, claims wait (see `claim.rs`): a claim could otherwise lease one
+/// of those deliveries again once its lease expired and send it a second
+/// time, once per lease period for as long as the write is stuck.
+#[derive(Debug)]
+pub struct Stall {
+    stalled: watch::Sender<bool>,
+    /// How long a write may take before it counts as stalled.
+    after: Duration,
+}
+
+impl Stall {
+    /// `after`: the lease time a worker keeps for writing its result.
+    pub fn new(after: Duration) -> Self {
+        Self { stalled: watch::Sender::new(false), after }
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        *self.stalled.borrow()
+    }
+
+    /// Returns once results are being written again.
+    pub async fn cleared(&self) {
+        let _ = self.stalled.subscribe().wait_for(|stalled| !stalled).await;
+    }
+
+    fn set(&self, stalled: bool) {
+        self.stalled.send_if_modified(|s| std::mem::replace(s, stalled) != stalled);
+    }
+}
+
+/// What a result says about its endpoint, counted only once the write shows
+/// that its lease was still held.
+struct Health {
+    delivery_id: i64,
+    lease: i64,
+    endpoint_id: i64,
+    /// `Some(true)` a success, `Some(false)` a retryable failure, `None` a
+    /// refused request (it says nothing about the receiver).
+    ok: Option<bool>,
+    gone: bool,
+}
+
+/// What the recorder writes with and tells.
+pub struct Recorder {
+    pub db: Db,
+    pub replica: String,
+    /// The breaker's thresholds.
+    pub delivery: DeliveryConfig,
+    pub due: Arc<DueTimer>,
+    pub stall: Arc<Stall>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// Runs until every sender of `rx` is gone, writing what arrives in batches.
 /// Database errors are retried until `give_up` fires (unrecorded results are
 /// then redelivered after their leases expire: at-least-once).
-pub async fn run(
-    db: Db,
-    replica: String,
-    breaker: &DeliveryConfig,
-    mut rx: mpsc::Receiver<Record>,
-    due: &DueTimer,
-    give_up: CancellationToken,
-    metrics: &Metrics,
-) {
+pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: CancellationToken) {
+    let Recorder { db, replica, delivery, due, stall, metrics } = recorder;
+    let breaker = &delivery;
     let throttle = Throttle::new(Duration::from_secs(1));
     let mut records = Vec::with_capacity(MAX_BATCH);
     // Bookkeeping skipped because someone else held an endpoint's row (see
@@ -107,18 +156,17 @@ pub async fn run(
         let mut batch = ResultBatch::default();
         let (mut release_ids, mut release_leases) = (Vec::new(), Vec::new());
         let mut retries = Vec::new();
+        let mut said = Vec::new();
         for record in records.drain(..) {
             match record {
                 Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info } => {
                     let outcome = &attempt_info.outcome;
-                    if outcome.endpoint_gone() && !gone.contains(&endpoint_id) {
-                        gone.push(endpoint_id);
-                    }
-                    match outcome.error_kind {
-                        None => health.add(endpoint_id, true),
-                        Some(kind) if !kind.is_permanent() => health.add(endpoint_id, false),
-                        Some(_) => {}
-                    }
+                    let ok = match outcome.error_kind {
+                        None => Some(true),
+                        Some(kind) if !kind.is_permanent() => Some(false),
+                        Some(_) => None,
+                    };
+                    said.push(Health { delivery_id, lease, endpoint_id, ok, gone: outcome.endpoint_gone() });
                     if let Next::Retry { delay } = next {
                         retries.push(delay);
                     }
@@ -143,7 +191,21 @@ pub async fn run(
         loop {
             let write = async {
                 if written < 1 && !batch.is_empty() {
-                    db.record_results(&replica, &batch).await?;
+                    let late: HashSet<(i64, i64)> = db.record_results(&replica, &batch).await?.into_iter().collect();
+                    if !late.is_empty() {
+                        tracing::info!(
+                            results = late.len(),
+                            "results written after their lease was lost: attempt rows kept, not counted for health"
+                        );
+                    }
+                    for h in said.iter().filter(|h| !late.contains(&(h.delivery_id, h.lease))) {
+                        if let Some(ok) = h.ok {
+                            health.add(h.endpoint_id, ok);
+                        }
+                        if h.gone && !gone.contains(&h.endpoint_id) {
+                            gone.push(h.endpoint_id);
+                        }
+                    }
                 }
                 written = written.max(1);
                 if written < 2 && !health.endpoint_id.is_empty() {
@@ -174,6 +236,18 @@ pub async fn run(
                 }
                 Ok::<_, crate::db::DbError>(())
             };
+            // A write that takes longer than the lease time workers keep for
+            // it stalls the claims until it is done.
+            let stalled_at = started + stall.after;
+            let write = async {
+                tokio::pin!(write);
+                loop {
+                    tokio::select! {
+                        result = &mut write => return result,
+                        _ = tokio::time::sleep_until(stalled_at), if !stall.is_stalled() => stall.set(true),
+                    }
+                }
+            };
             let result = tokio::select! {
                 biased;
                 _ = give_up.cancelled() => {
@@ -183,6 +257,11 @@ pub async fn run(
                 result = write => result,
             };
             let Err(error) = result else {
+                // Stalled until every result waiting behind this batch is
+                // written too: their leases may have expired meanwhile.
+                if rx.is_empty() {
+                    stall.set(false);
+                }
                 metrics.record_duration.observe(started.elapsed().as_secs_f64());
                 // Written: the retries are due from now on the database's clock.
                 retries.drain(..).for_each(|delay| due.schedule(delay));
@@ -194,6 +273,7 @@ pub async fn run(
                 );
                 break;
             };
+            stall.set(true);
             metrics.database_error("record");
             if let Some(skipped) = throttle.allow() {
                 tracing::warn!(%error, results = batch.len(), skipped, "cannot record results; retrying");

@@ -14,6 +14,11 @@ use tokio::time::Instant;
 /// result: half the lease margin, at most this.
 const RECORD_RESERVE: Duration = Duration::from_secs(1);
 
+/// The lease time kept for writing a result, for a given lease margin.
+pub fn record_reserve(lease_margin_ms: u64) -> Duration {
+    RECORD_RESERVE.min(Duration::from_millis(lease_margin_ms / 2))
+}
+
 /// A unit of the concurrency budget and of its endpoint's in-flight limit,
 /// both given back when dropped.
 pub struct Slot {
@@ -74,7 +79,7 @@ async fn attempt(ctx: &Ctx, job: Job) {
         }
     };
     // Never send past the lease: another replica may take the delivery then.
-    let reserve = RECORD_RESERVE.min(Duration::from_millis(ctx.config.delivery.lease_margin_ms / 2));
+    let reserve = record_reserve(ctx.config.delivery.lease_margin_ms);
     let left = lease_deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve);
     let timeout = endpoint.timeout.min(left);
     if timeout < Duration::from_millis(100) {

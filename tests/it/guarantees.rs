@@ -209,3 +209,186 @@ async fn orphaned_deliveries_end_cancelled_with_a_reason() {
     sidecar.stop().await;
     assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status IN ('pending', 'retrying')").await, 0);
 }
+
+/// Issue 9, items 2 and 9(b): replica `a` is cut off from the database with
+/// 30 requests in flight; replica `b` takes them over and sends them again;
+/// then `a` reconnects and writes what its requests got. Each endpoint shows
+/// one case of a late result: `/ok` a late 2xx (both answers 2xx), `/flaky`
+/// a late 2xx for a delivery the new holder failed (it finishes it), `/gone`
+/// a late 410 Gone (it must not disable the endpoint, and counts nowhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_results_after_a_takeover_keep_their_attempt_rows_finish_on_a_2xx_and_count_nowhere() {
+    use crate::support::proxy::{server_addr, Proxy};
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|path, seen| {
+        let reply = match (path, seen) {
+            (_, 0) if path != "/gone" => Reply::ok(),
+            ("/gone", 0) => Reply::status(410),
+            ("/flaky", _) => Reply::status(503).header("retry-after", "60"),
+            _ => Reply::ok(),
+        };
+        reply.after(Duration::from_millis(300))
+    })
+    .await;
+    let client = db.migrate().await;
+    for name in ["ok", "flaky", "gone"] {
+        add_endpoint(&client, name, &receiver.url(&format!("/{name}")), &[]).await;
+    }
+    let proxy = Proxy::start(server_addr()).await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    let mut config = db.config();
+    // The new holder's failure on `/flaky` is retried much later than this test lasts.
+    config.delivery.backoff_initial_ms = 60_000;
+    config.delivery.backoff_max_ms = 60_000;
+    let mut config_a = config.clone();
+    config_a.database.url = tailhook::secret::DatabaseUrl::new(url.as_str());
+    config_a.database.statement_timeout_ms = 1_000;
+    let a = Sidecar::start(config_a);
+    client
+        .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 't', '{}' FROM generate_series(1, 10)", &[])
+        .await
+        .unwrap();
+    wait_for("30 requests in flight from `a`", Duration::from_secs(10), || async { receiver.count() == 30 }).await;
+    // Their answers come 300 ms later, when `a` can no longer write them.
+    proxy.blackhole();
+    let b = Sidecar::start(config);
+    wait_for("`b` took every delivery over and wrote its results", Duration::from_secs(10), || async {
+        receiver.count() == 60
+            && db.count("SELECT count(*) FROM tailhook.deliveries WHERE locked_by IS NULL AND attempts = 1").await == 30
+    })
+    .await;
+    proxy.restore();
+    // `a` reconnects and writes its late results (within its retry backoff).
+    let recorded = || db.count("SELECT count(*) FROM tailhook.attempts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while recorded().await < 60 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+
+    let seen = receiver.per_id();
+    let rows = db
+        .client()
+        .await
+        .query(
+            "SELECT o.event_id::text, count(a.id) FROM tailhook.outbox o
+               JOIN tailhook.deliveries d ON d.outbox_id = o.id
+               LEFT JOIN tailhook.attempts a ON a.delivery_id = d.id GROUP BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let recorded: std::collections::HashMap<String, usize> =
+        rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as usize)).collect();
+    assert_eq!(
+        receiver.count(),
+        60,
+        "one duplicate for each of the 30 requests in flight when `a` was cut off, no more"
+    );
+    assert_eq!(recorded, seen, "every request the receiver saw has its attempt row (by webhook-id)");
+    let state = |name: &'static str| {
+        let db = &db;
+        async move {
+            let row = db
+                .client()
+                .await
+                .query_one(
+                    "SELECT e.enabled, e.consecutive_failures, count(*) FILTER (WHERE d.status = 'succeeded')
+                       FROM tailhook.endpoints e JOIN tailhook.deliveries d ON d.endpoint_id = e.id
+                      WHERE e.name = $1 GROUP BY e.id",
+                    &[&name],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, bool>(0), row.get::<_, i32>(1), row.get::<_, i64>(2))
+        }
+    };
+    assert_eq!(state("ok").await, (true, 0, 10), "late 2xx for succeeded deliveries change nothing");
+    assert_eq!(
+        state("flaky").await,
+        (true, 10, 10),
+        "a late 2xx finishes a delivery the new holder failed; only the holder's 10 failures count"
+    );
+    assert_eq!(
+        state("gone").await,
+        (true, 0, 10),
+        "a late 410 Gone neither disables the endpoint nor counts as a failure"
+    );
+}
+
+/// Issue 9, item 2: the recorder cannot write for three lease periods (an
+/// operator's `CREATE INDEX` on `tailhook.attempts` takes the same lock as
+/// this `LOCK TABLE`), while the claims still work. The replica must not
+/// lease its own deliveries again and re-send them meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_recorder_never_sends_its_own_unrecorded_deliveries_again() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::ok().await;
+    let client = db.migrate().await;
+    add_endpoint(&client, "ep", &receiver.url("/ep"), &[]).await;
+    let mut config = db.config();
+    // Leases of one second.
+    config.delivery.timeout_ms = 500;
+    config.delivery.lease_margin_ms = 500;
+    config.database.poll_interval_ms = 200;
+    config.database.statement_timeout_ms = 1_000;
+    let sidecar = Sidecar::start(config);
+    let locker = db.client().await;
+    locker.batch_execute("BEGIN; LOCK TABLE tailhook.attempts IN SHARE MODE").await.unwrap();
+    client
+        .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 't', '{}' FROM generate_series(1, 20)", &[])
+        .await
+        .unwrap();
+    wait_for("20 requests answered", Duration::from_secs(10), || async { receiver.count() >= 20 }).await;
+    wait_for("every lease expired with its result unwritten", Duration::from_secs(5), || async {
+        db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'pending' AND (locked_until IS NULL OR locked_until < now())").await == 20
+    })
+    .await;
+    // Three lease periods with the recorder stuck.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    wait_settled(&db, 20, Duration::from_secs(10)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while db.count("SELECT count(*) FROM tailhook.attempts").await < receiver.count() as i64
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sidecar.stop().await;
+    let attempts = db.count("SELECT count(*) FROM tailhook.attempts").await;
+    assert_eq!(
+        (receiver.count(), attempts),
+        (20, 20),
+        "(requests sent, attempt rows): each delivery sent once and recorded"
+    );
+}
+
+/// Issue 9, item 9(c): a delivery cancelled while its request is in flight
+/// stays cancelled, and the request, which was made, keeps its attempt row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cancelled_mid_flight_stays_cancelled_and_keeps_its_attempt_row() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(500))).await;
+    let client = db.migrate().await;
+    add_endpoint(&client, "ep", &receiver.url("/ep"), &[]).await;
+    let sidecar = Sidecar::start(db.config());
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_for("the request in flight", Duration::from_secs(10), || async { receiver.count() == 1 }).await;
+    client.execute("UPDATE tailhook.deliveries SET status = 'cancelled'", &[]).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while db.count("SELECT count(*) FROM tailhook.attempts").await == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sidecar.stop().await;
+    let row = client
+        .query_one(
+            "SELECT d.status, (SELECT count(*) FROM tailhook.attempts a WHERE a.delivery_id = d.id AND a.status_code = 200)
+               FROM tailhook.deliveries d",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, String>(0), row.get::<_, i64>(1)), ("cancelled".to_owned(), 1));
+}
