@@ -474,8 +474,14 @@ impl Meter {
         label: &str,
     ) -> Result<Run, Error> {
         let deadline = self.start + Duration::from_secs(1_800);
-        loop {
+        // The run's backends, sampled every half second: one that exits
+        // (a pool closing an idle connection) keeps its last reading.
+        let mut backends: HashMap<i32, u64> = HashMap::new();
+        for polls in 0u64.. {
             tokio::time::sleep(Duration::from_millis(20)).await;
+            if polls % 25 == 0 {
+                sample_backends(db, &mut backends).await?;
+            }
             if let Some(status) = worker.try_wait()? {
                 return Err(format!("{label} exited early: {status}").into());
             }
@@ -491,17 +497,8 @@ impl Meter {
         let secs = self.start.elapsed().as_secs_f64();
         let worker_cpu = env.cpu(worker.id());
         let pg_cpu = env.pg_cpu() - self.pg;
-        let backends: Vec<i32> = db
-            .client
-            .query(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let backends_cpu = backends.iter().filter_map(|&p| proc_ticks(p)).map(|t| t.own as f64 / env.tick).sum();
+        sample_backends(db, &mut backends).await?;
+        let backends_cpu = backends.values().sum::<u64>() as f64 / env.tick;
         let run = Run {
             label: label.to_owned(),
             deliveries: expected,
@@ -515,6 +512,22 @@ impl Meter {
         worker.kill().await?;
         Ok(run)
     }
+}
+
+/// Reads the CPU ticks of every backend connected to the run's database
+/// (but the bench's own), keeping the highest reading of each.
+async fn sample_backends(db: &Db, seen: &mut HashMap<i32, u64>) -> Result<(), Error> {
+    let rows = db
+        .client
+        .query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()", &[])
+        .await?;
+    for pid in rows.iter().map(|r| r.get::<_, i32>(0)) {
+        if let Some(t) = proc_ticks(pid) {
+            let ticks = seen.entry(pid).or_default();
+            *ticks = (*ticks).max(t.own);
+        }
+    }
+    Ok(())
 }
 
 /// The sidecar, `tailhook run`, as a child process with its log in the cache.
