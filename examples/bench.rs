@@ -439,21 +439,27 @@ async fn publish(db: &Db, shape: &Shape) -> Result<(), Error> {
 }
 
 /// Whatever is measured from the moment the worker process starts.
-struct Meter {
+struct Meter<'a> {
+    env: &'a Env,
+    db: &'a Db,
+    receiver: &'a Receiver,
     start: Instant,
     pg: f64,
     receiver_cpu: f64,
     received: u64,
 }
 
-impl Meter {
-    async fn start(env: &Env, db: &Db, receiver: &Receiver) -> Result<Self, Error> {
+impl<'a> Meter<'a> {
+    async fn start(env: &'a Env, db: &'a Db, receiver: &'a Receiver) -> Result<Self, Error> {
         // The publish's dirty pages are written now, not during the run.
         db.client.batch_execute("CHECKPOINT").await?;
         if env.statements {
             db.client.batch_execute("SELECT pg_stat_statements_reset()").await?;
         }
         Ok(Self {
+            env,
+            db,
+            receiver,
             start: Instant::now(),
             pg: env.pg_cpu(),
             receiver_cpu: receiver.cpu(env),
@@ -463,16 +469,8 @@ impl Meter {
 
     /// Waits until the receiver got `expected` more requests and `done` says
     /// the database agrees, then reads every process's CPU.
-    async fn finish(
-        self,
-        env: &Env,
-        db: &Db,
-        receiver: &Receiver,
-        worker: &mut Child,
-        expected: u64,
-        done: &str,
-        label: &str,
-    ) -> Result<Run, Error> {
+    async fn finish(self, worker: &mut Child, expected: u64, done: &str, label: &str) -> Result<Run, Error> {
+        let (env, db, receiver) = (self.env, self.db, self.receiver);
         let deadline = self.start + Duration::from_secs(1_800);
         // The run's backends, sampled every half second: one that exits
         // (a pool closing an idle connection) keeps its last reading.
@@ -559,7 +557,7 @@ async fn run_tailhook(env: &Env, db: &Db, shape: &Shape, receiver: &Receiver) ->
     let meter = Meter::start(env, db, receiver).await?;
     let (mut sidecar, log) = spawn_sidecar(env, &db.url, shape.b)?;
     let expected = shape.deliveries();
-    let run = meter.finish(env, db, receiver, &mut sidecar, expected, TAILHOOK_DONE, &shape.label).await?;
+    let run = meter.finish(&mut sidecar, expected, TAILHOOK_DONE, &shape.label).await?;
     let succeeded: i64 = db
         .client
         .query_one("SELECT count(*) FROM tailhook.deliveries WHERE outbox_id > $1 AND status = 'succeeded'", &[&before])
@@ -614,7 +612,7 @@ async fn run_peer(env: &Env, receiver: &Receiver, jobs: u64) -> Result<Run, Erro
         .kill_on_drop(true)
         .spawn()?;
     let done = "SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs)";
-    let run = meter.finish(env, &db, receiver, &mut node, jobs, done, "graphile-worker 0.17.3").await?;
+    let run = meter.finish(&mut node, jobs, done, "graphile-worker 0.17.3").await?;
     if env.statements {
         print_statements(&db, jobs).await?;
     }
@@ -694,10 +692,13 @@ async fn retained(env: &Env, args: &Args) -> Result<(), Error> {
                SELECT o.id, (SELECT min(id) FROM tailhook.endpoints), 'succeeded', 1, NULL, now() FROM tailhook.outbox o;
              INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code)
                SELECT id, 1, now(), 1, 200 FROM tailhook.deliveries;
-             VACUUM ANALYZE tailhook.outbox; VACUUM ANALYZE tailhook.deliveries; VACUUM ANALYZE tailhook.attempts;",
+",
             n = args.retained
         ))
         .await?;
+    for table in ["outbox", "deliveries", "attempts"] {
+        full.client.batch_execute(&format!("VACUUM ANALYZE tailhook.{table}")).await?;
+    }
     println!("  filled {} finished deliveries in {:.0} s", args.retained, filled.elapsed().as_secs_f64());
     let mut pairs = Vec::new();
     let mut result = Ok(());
@@ -817,7 +818,7 @@ async fn memory(env: &Env, args: &Args) -> Result<(), Error> {
     let (mut sidecar, _log) = spawn_sidecar(env, &db.url, false)?;
     let done = "SELECT NOT EXISTS (SELECT 1 FROM tailhook.outbox WHERE dispatched_at IS NULL)
                   AND (SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded') = 100000";
-    let run = meter.finish(env, &db, &receiver, &mut sidecar, 100_000, done, "tailhook memory").await?;
+    let run = meter.finish(&mut sidecar, 100_000, done, "tailhook memory").await?;
     let held: i64 =
         db.client.query_one("SELECT count(*) FROM tailhook.deliveries WHERE status = 'pending'", &[]).await?.get(0);
     println!(
