@@ -1,219 +1,810 @@
-//! Benchmark (SPEC §7): throughput from committed outbox rows to recorded 2xx, and commit-to-receiver latency.
+//! The benchmark (BENCHMARKS.md): tailhook's release binary side by side with a peer, graphile-worker, against one receiver process, in alternating runs, with CPU per delivery for every process.
 //!
 //! ```text
-//! cargo run --release --example bench -- throughput [EVENTS] [ENDPOINTS] [REPLICAS] [RETAINED]
-//!                                                     # default 100000 1 1 0
-//! cargo run --release --example bench -- latency [RATE] [SECONDS]          # default 1000 10
-//! cargo run --release --example bench -- memory [PENDING]                  # default 1000000
+//! cargo run --release --example bench -- ROW [OPTIONS]
+//!   throughput   N events, one endpoint: tailhook vs graphile-worker 0.17.3, alternating
+//!   fanout       N/4 events x 4 endpoints vs N events x 1 endpoint, alternating
+//!   tenants      N events routed by tenant to 1,000 endpoints vs one endpoint, alternating
+//!   retained     N events with --retained finished deliveries in the tables vs none, alternating
+//!   latency      --rate events/s, one transaction each: commit -> receiver p50/p99
+//!   memory       peak RSS of the sidecar with --pending deliveries pending
+//!   all          every row above, in that order
 //! ```
-//! `memory` leaves PENDING deliveries pending (their endpoint is paused) while
-//! 100,000 others are delivered, and reports the process's peak resident set.
-//! REPLICAS runs that many sidecars side by side; RETAINED first fills the
-//! tables with that many finished deliveries (history that must not slow claims).
-//! Uses the PostgreSQL the test suite would use, in a fresh database dropped
-//! at the end, and a loopback receiver answering 200 in this process.
+//! Each run gets a fresh database (dropped afterwards) on the server of
+//! `--database-url` (default: the local one on 5432, `sslmode=disable`);
+//! PostgreSQL's CPU is read from /proc for the postmaster of `--pg-data` and
+//! all its children (exited ones through the postmaster's cutime/cstime),
+//! and separately for the run's own backends. The sidecar is `tailhook run`
+//! (release build) as a child process, the receiver is `examples/receiver.rs`,
+//! the peer is `bench/graphile-worker/run.js` with graphile-worker installed
+//! from the npm registry into `~/.cache/tailhook-bench`. Every child process
+//! is killed when the bench exits, on error and on Ctrl-C too.
 
-use axum::http::HeaderMap;
+use clap::{Parser, ValueEnum};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tailhook::local_pg;
-use tokio_util::sync::CancellationToken;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, Command};
 
-// The same allocator as the binary.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+type Error = Box<dyn std::error::Error>;
 
-#[derive(Default)]
-struct Stats {
-    received: AtomicU64,
-    /// event id → moment its transaction was sent COMMIT (latency mode).
-    sent: Mutex<HashMap<String, Instant>>,
-    latencies_us: Mutex<Vec<u64>>,
+#[derive(Debug, Parser)]
+#[command(about = "tailhook's benchmark: ratios against a peer and CPU per delivery, measured in one run")]
+struct Args {
+    #[arg(value_enum)]
+    row: Row,
+    /// Alternating rounds (each round runs both sides once).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Events per run (fanout: deliveries per run, as N/4 events x 4 endpoints).
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Finished deliveries filled in for `retained`.
+    #[arg(long, default_value_t = 10_000_000)]
+    retained: u64,
+    /// Events per second for `latency`.
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// Seconds of publishing per `latency` run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Deliveries held pending for `memory`.
+    #[arg(long, default_value_t = 1_000_000)]
+    pending: u64,
+    /// Superuser connection string of the server to measure.
+    #[arg(
+        long,
+        env = "BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+    )]
+    database_url: String,
+    /// That server's data directory (its postmaster.pid names the process whose CPU is read).
+    #[arg(long, env = "BENCH_PG_DATA", default_value = "/var/lib/postgresql/15/main")]
+    pg_data: PathBuf,
+    /// Log the sidecar's claims and result writes (debug level) and print their sizes.
+    #[arg(long)]
+    claims: bool,
+    /// Print each run's statements from pg_stat_statements (the server must preload it).
+    #[arg(long)]
+    statements: bool,
+    /// Another `tailhook` binary (e.g. a build of another commit): `throughput`
+    /// then also runs it in every round, for a same-run before/after.
+    #[arg(long, value_name = "PATH")]
+    sidecar_b: Option<PathBuf>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mode = args.first().map(String::as_str).unwrap_or("throughput");
-    let num = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let pg = local_pg::find_or_start()?;
-    let stats = Arc::new(Stats::default());
-    let addr = start_receiver(stats.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Row {
+    Throughput,
+    Fanout,
+    Tenants,
+    Retained,
+    Latency,
+    Memory,
+    All,
+}
+
+/// What one measured run produced.
+#[derive(Debug, Clone)]
+struct Run {
+    label: String,
+    deliveries: u64,
+    secs: f64,
+    /// CPU seconds over the run: the worker (sidecar or node), all of
+    /// PostgreSQL, the run's own backends, the receiver.
+    worker_cpu: f64,
+    pg_cpu: f64,
+    backends_cpu: f64,
+    receiver_cpu: f64,
+    peak_rss_mib: u64,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.deliveries as f64 / self.secs
+    }
+    fn us(&self, cpu: f64) -> f64 {
+        cpu * 1e6 / self.deliveries as f64
+    }
+    fn print(&self, round: usize) {
+        println!(
+            "  round {round} {:<24} {:>8} deliveries in {:>6.2} s = {:>7.0}/s | CPU µs/delivery: worker {:>5.0}, PostgreSQL {:>5.0} (its backends {:>5.0}), receiver {:>4.0} | peak RSS {} MiB",
+            self.label,
+            self.deliveries,
+            self.secs,
+            self.rate(),
+            self.us(self.worker_cpu),
+            self.us(self.pg_cpu),
+            self.us(self.backends_cpu),
+            self.us(self.receiver_cpu),
+            self.peak_rss_mib
+        );
+    }
+}
+
+fn main() -> Result<(), Error> {
+    let args = Args::parse();
+    if cfg!(debug_assertions) {
+        return Err("build the bench with --release: it runs the release binary beside it".into());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let name = format!("tailhook_bench_{}", std::process::id());
-        let admin = connect(&pg.admin_url).await;
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
-        let url = pg.url_for(&name);
-        let result = match mode {
-            "latency" => latency(&url, addr, &stats, num(1, 1000), num(2, 10)).await,
-            "memory" => memory(&url, addr, num(1, 1_000_000)).await,
-            _ => throughput(&url, addr, &stats, num(1, 100_000), num(2, 1), num(3, 1), num(4, 0)).await,
-        };
-        admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await?;
-        result
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // On a signal the bench's future is dropped, and with it every child (kill_on_drop).
+        tokio::select! {
+            result = bench(args) => result,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+            _ = term.recv() => Err("terminated".into()),
+        }
     })
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
-/// Defaults, then any `TAILHOOK_*` variables (to try settings), then the bench's database.
-fn config(url: &str) -> tailhook::Config {
-    let mut c = tailhook::Config::load(std::path::Path::new("/nonexistent/bench.toml"), false).expect("config");
-    c.database.url = tailhook::secret::DatabaseUrl::new(url);
-    c.delivery.allow_private_networks = true;
-    // Replicas run side by side in this process: no HTTP listener.
-    c.server.listen = String::new();
-    c
-}
-
-async fn setup(url: &str, addr: std::net::SocketAddr, endpoints: u64) -> tokio_postgres::Client {
-    let mut client = connect(url).await;
-    tailhook::db::migrate(&mut client).await.expect("migrate");
-    for i in 0..endpoints {
-        client
-            .execute(
-                "INSERT INTO tailhook.endpoints (name, url, secrets) VALUES ($1, $2, '{whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}')",
-                &[&format!("ep{i}"), &format!("http://{addr}/hook/{i}")],
-            )
-            .await
-            .expect("endpoint");
+async fn bench(args: Args) -> Result<(), Error> {
+    let env = Env::prepare(&args).await?;
+    let rows = match args.row {
+        Row::All => vec![Row::Throughput, Row::Fanout, Row::Latency, Row::Retained, Row::Tenants, Row::Memory],
+        row => vec![row],
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]);
+    let dirty = if git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        ""
+    } else {
+        " (+ uncommitted changes)"
+    };
+    println!(
+        "tailhook bench at {commit}{dirty}; PostgreSQL {} (postmaster {}); {} cores; {} rounds",
+        env.pg_version,
+        env.postmaster,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.rounds
+    );
+    for row in rows {
+        match row {
+            Row::Throughput => throughput(&env, &args).await?,
+            Row::Fanout => {
+                compare(&env, &args, "fanout", Shape::single(args.events), Shape::fanout(args.events)).await?
+            }
+            Row::Tenants => {
+                compare(&env, &args, "tenants", Shape::single(args.events), Shape::tenants(args.events)).await?
+            }
+            Row::Retained => retained(&env, &args).await?,
+            Row::Latency => latency(&env, &args).await?,
+            Row::Memory => memory(&env, &args).await?,
+            Row::All => unreachable!(),
+        }
     }
-    client
+    Ok(())
 }
 
-async fn throughput(
-    url: &str,
-    addr: std::net::SocketAddr,
-    stats: &Stats,
+/// Everything a run needs: binaries, the server, the peer's install.
+struct Env {
+    tailhook: PathBuf,
+    tailhook_b: Option<PathBuf>,
+    receiver: PathBuf,
+    config: PathBuf,
+    cache: PathBuf,
+    admin_url: String,
+    postmaster: i32,
+    pg_version: String,
+    tick: f64,
+    claims: bool,
+    statements: bool,
+}
+
+impl Env {
+    async fn prepare(args: &Args) -> Result<Self, Error> {
+        // The binaries live beside this one: target/release/{tailhook, examples/receiver}.
+        let release =
+            std::env::current_exe()?.parent().and_then(Path::parent).map(Path::to_path_buf).ok_or("no exe dir")?;
+        for bin in [release.join("tailhook"), release.join("examples/receiver")] {
+            if !bin.is_file() {
+                return Err(
+                    format!("{} is missing: cargo build --release --bin tailhook --examples", bin.display()).into()
+                );
+            }
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .ok_or("no HOME for the cache folder")?
+            .join("tailhook-bench");
+        std::fs::create_dir_all(&cache)?;
+        let config = cache.join("tailhook.toml");
+        std::fs::write(
+            &config,
+            "# Written by examples/bench.rs: defaults, plus what a loopback benchmark needs.\n\
+             [delivery]\nallow_private_networks = true\n[server]\nlisten = \"\"\n[log]\nlevel = \"warn\"\nsummary_interval_ms = 0\n",
+        )?;
+        let pid = std::fs::read_to_string(args.pg_data.join("postmaster.pid"))
+            .map_err(|e| format!("cannot read {}/postmaster.pid (--pg-data): {e}", args.pg_data.display()))?;
+        let postmaster: i32 = pid.lines().next().and_then(|l| l.trim().parse().ok()).ok_or("bad postmaster.pid")?;
+        let admin = connect(&args.database_url).await?;
+        let pg_version: String = admin.query_one("SHOW server_version", &[]).await?.get(0);
+        let tick = String::from_utf8(std::process::Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
+            .trim()
+            .parse::<f64>()?;
+        Ok(Self {
+            tailhook: release.join("tailhook"),
+            tailhook_b: args.sidecar_b.clone(),
+            receiver: release.join("examples").join("receiver"),
+            config,
+            cache,
+            admin_url: args.database_url.clone(),
+            postmaster,
+            pg_version,
+            tick,
+            claims: args.claims,
+            statements: args.statements,
+        })
+    }
+
+    /// graphile-worker 0.17.3 from the npm registry, installed once into the cache.
+    fn peer(&self) -> Result<PathBuf, Error> {
+        let dir = self.cache.join("graphile-worker-0.17.3");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/graphile-worker");
+        if !dir.join("node_modules/graphile-worker/package.json").is_file() {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::copy(source.join("package.json"), dir.join("package.json"))?;
+            println!("installing graphile-worker 0.17.3 into {}", dir.display());
+            let ok = std::process::Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .status()?
+                .success();
+            if !ok {
+                return Err("npm install graphile-worker failed".into());
+            }
+        }
+        Ok(dir)
+    }
+
+    /// CPU seconds of every PostgreSQL process so far: the postmaster, its
+    /// live children, and (through cutime/cstime) the children it reaped.
+    fn pg_cpu(&self) -> f64 {
+        let mut ticks = proc_ticks(self.postmaster).map_or(0, |t| t.own + t.children);
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            if let Some(t) = proc_ticks(pid).filter(|t| t.ppid == self.postmaster) {
+                ticks += t.own + t.children;
+            }
+        }
+        ticks as f64 / self.tick
+    }
+
+    fn cpu(&self, pid: Option<u32>) -> f64 {
+        pid.and_then(|p| proc_ticks(p as i32)).map_or(0.0, |t| t.own as f64 / self.tick)
+    }
+}
+
+struct Ticks {
+    ppid: i32,
+    own: u64,
+    children: u64,
+}
+
+/// utime+stime and cutime+cstime of a process, from /proc/PID/stat.
+fn proc_ticks(pid: i32) -> Option<Ticks> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let n = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some(Ticks { ppid: n(1)? as i32, own: n(11)? + n(12)?, children: n(13)? + n(14)? })
+}
+
+fn peak_rss_mib(pid: Option<u32>) -> u64 {
+    let status = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok()).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+fn git(args: &[&str]) -> String {
+    std::process::Command::new("git")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, Error> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// A fresh database for one run, dropped by [`Db::drop_now`].
+struct Db {
+    name: String,
+    url: String,
+    client: tokio_postgres::Client,
+}
+
+async fn fresh_db(env: &Env) -> Result<Db, Error> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("tailhook_bench_{}_{n}", std::process::id());
+    let admin = connect(&env.admin_url).await?;
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+    let url = tailhook::db::local_pg::with_database(&env.admin_url, &name);
+    let client = connect(&url).await?;
+    if env.statements {
+        client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await?;
+    }
+    Ok(Db { name, url, client })
+}
+
+impl Db {
+    async fn drop_now(self, env: &Env) -> Result<(), Error> {
+        drop(self.client);
+        let admin = connect(&env.admin_url).await?;
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await?;
+        Ok(())
+    }
+}
+
+/// The receiver process, answering 200.
+struct Receiver {
+    child: Child,
+    addr: String,
+    http: reqwest::Client,
+}
+
+impl Receiver {
+    async fn start(env: &Env, record_times: bool) -> Result<Self, Error> {
+        let mut cmd = Command::new(&env.receiver);
+        if record_times {
+            cmd.arg("--record-times");
+        }
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await??.ok_or("receiver exited")?;
+        let addr = line.strip_prefix("listening ").ok_or("receiver said something else")?.to_owned();
+        Ok(Self { child, addr, http: reqwest::Client::builder().no_proxy().build()? })
+    }
+
+    async fn received(&self) -> Result<u64, Error> {
+        let body = self.http.get(format!("http://{}/stats", self.addr)).send().await?.text().await?;
+        let v: serde_json::Value = serde_json::from_str(&body)?;
+        Ok(v["received"].as_u64().unwrap_or(0))
+    }
+
+    fn cpu(&self, env: &Env) -> f64 {
+        env.cpu(self.child.id())
+    }
+}
+
+/// What a tailhook run delivers: events, endpoints, routing.
+#[derive(Debug, Clone)]
+struct Shape {
+    label: String,
     events: u64,
     endpoints: u64,
-    replicas: u64,
-    retained: u64,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let client = setup(url, addr, endpoints).await;
-    if retained > 0 {
-        let filled = Instant::now();
-        client
-            .batch_execute(&format!(
-                "INSERT INTO tailhook.outbox (event_type, payload, dispatched_at)
-                   SELECT 'old', jsonb_build_object('n', g), now() FROM generate_series(1, {retained}) g;
-                 INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, next_attempt_at, completed_at)
-                   SELECT o.id, (SELECT min(id) FROM tailhook.endpoints), 'succeeded', 1, NULL, now() FROM tailhook.outbox o;
-                 INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code)
-                   SELECT id, 1, now(), 1, 200 FROM tailhook.deliveries;"
-            ))
-            .await?;
-        for table in ["outbox", "deliveries", "attempts"] {
-            client.batch_execute(&format!("VACUUM ANALYZE tailhook.{table}")).await?;
-        }
-        // Write the fill out now, so its checkpoint does not land in the measurement.
-        client.batch_execute("CHECKPOINT").await?;
-        println!("retained {retained} finished deliveries (filled in {:.0} s)", filled.elapsed().as_secs_f64());
+    /// Endpoint i has tenant `t<i>` and event g has tenant `t<g % endpoints>`.
+    by_tenant: bool,
+    /// Runs `--sidecar-b` instead of this build's binary.
+    b: bool,
+}
+
+impl Shape {
+    fn single(events: u64) -> Self {
+        Self { label: "tailhook 1 endpoint".into(), events, endpoints: 1, by_tenant: false, b: false }
     }
-    client
+    fn fanout(deliveries: u64) -> Self {
+        Self { label: "tailhook 4 endpoints".into(), events: deliveries / 4, endpoints: 4, by_tenant: false, b: false }
+    }
+    fn tenants(events: u64) -> Self {
+        Self { label: "tailhook 1,000 by tenant".into(), events, endpoints: 1_000, by_tenant: true, b: false }
+    }
+    /// Deliveries it makes: each event goes to every endpoint, or to its tenant's one.
+    fn deliveries(&self) -> u64 {
+        if self.by_tenant {
+            self.events
+        } else {
+            self.events * self.endpoints
+        }
+    }
+}
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Migrates and adds the shape's endpoints, pointing at the receiver.
+async fn setup_tailhook(db: &mut Db, shape: &Shape, receiver: &Receiver) -> Result<(), Error> {
+    tailhook::db::migrate(&mut db.client).await?;
+    db.client
         .execute(
-            "INSERT INTO tailhook.outbox (event_type, payload)
-             SELECT 'invoice.paid', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR')
-               FROM generate_series(1, $1::bigint) g",
-            &[&(events as i64)],
+            "INSERT INTO tailhook.endpoints (name, url, tenant, secrets)
+             SELECT 'ep' || i, $1 || i, CASE WHEN $2 THEN 't' || i END, ARRAY[$3]
+               FROM generate_series(0, $4::bigint - 1) i",
+            &[&format!("http://{}/hook/", receiver.addr), &shape.by_tenant, &SECRET, &(shape.endpoints as i64)],
         )
         .await?;
-    let expected = events * endpoints;
-    println!("published {events} events x {endpoints} endpoint(s) = {expected} deliveries, {replicas} replica(s)");
-    let shutdown = CancellationToken::new();
-    let start = Instant::now();
-    let sidecars: Vec<_> = (0..replicas).map(|_| tokio::spawn(tailhook::run(config(url), shutdown.clone()))).collect();
-    let mut peak_rss = 0;
-    loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        peak_rss = peak_rss.max(rss_kib());
-        let row = client
-            .query_one(
-                "SELECT (SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NULL),
-                        (SELECT count(*) FROM tailhook.deliveries WHERE status IN ('pending', 'retrying'))",
-                &[],
-            )
-            .await?;
-        if row.get::<_, i64>(0) == 0 && row.get::<_, i64>(1) == 0 {
-            break;
+    Ok(())
+}
+
+async fn publish(db: &Db, shape: &Shape) -> Result<(), Error> {
+    db.client
+        .execute(
+            "INSERT INTO tailhook.outbox (event_type, payload, tenant)
+             SELECT 'invoice.paid', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR'),
+                    CASE WHEN $2 THEN 't' || (g % $3::bigint) END
+               FROM generate_series(1, $1::bigint) g",
+            &[&(shape.events as i64), &shape.by_tenant, &(shape.endpoints as i64)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Whatever is measured from the moment the worker process starts.
+struct Meter<'a> {
+    env: &'a Env,
+    db: &'a Db,
+    receiver: &'a Receiver,
+    start: Instant,
+    pg: f64,
+    receiver_cpu: f64,
+    received: u64,
+}
+
+impl<'a> Meter<'a> {
+    async fn start(env: &'a Env, db: &'a Db, receiver: &'a Receiver) -> Result<Self, Error> {
+        // The publish's dirty pages are written now, not during the run.
+        db.client.batch_execute("CHECKPOINT").await?;
+        if env.statements {
+            db.client.batch_execute("SELECT pg_stat_statements_reset()").await?;
+        }
+        Ok(Self {
+            env,
+            db,
+            receiver,
+            start: Instant::now(),
+            pg: env.pg_cpu(),
+            receiver_cpu: receiver.cpu(env),
+            received: receiver.received().await?,
+        })
+    }
+
+    /// Waits until the receiver got `expected` more requests and `done` says
+    /// the database agrees, then reads every process's CPU.
+    async fn finish(self, worker: &mut Child, expected: u64, done: &str, label: &str) -> Result<Run, Error> {
+        let (env, db, receiver) = (self.env, self.db, self.receiver);
+        let deadline = self.start + Duration::from_secs(1_800);
+        // The run's backends, sampled every half second: one that exits
+        // (a pool closing an idle connection) keeps its last reading.
+        let mut backends: HashMap<i32, u64> = HashMap::new();
+        for polls in 0u64.. {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if polls % 25 == 0 {
+                sample_backends(db, &mut backends).await?;
+            }
+            if let Some(status) = worker.try_wait()? {
+                return Err(format!("{label} exited early: {status}").into());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{label} did not finish in time").into());
+            }
+            if receiver.received().await? - self.received >= expected
+                && db.client.query_one(done, &[]).await?.get::<_, bool>(0)
+            {
+                break;
+            }
+        }
+        let secs = self.start.elapsed().as_secs_f64();
+        let worker_cpu = env.cpu(worker.id());
+        let pg_cpu = env.pg_cpu() - self.pg;
+        sample_backends(db, &mut backends).await?;
+        let backends_cpu = backends.values().sum::<u64>() as f64 / env.tick;
+        let run = Run {
+            label: label.to_owned(),
+            deliveries: expected,
+            secs,
+            worker_cpu,
+            pg_cpu,
+            backends_cpu,
+            receiver_cpu: receiver.cpu(env) - self.receiver_cpu,
+            peak_rss_mib: peak_rss_mib(worker.id()),
+        };
+        worker.kill().await?;
+        Ok(run)
+    }
+}
+
+/// Reads the CPU ticks of every backend connected to the run's database
+/// (but the bench's own), keeping the highest reading of each.
+async fn sample_backends(db: &Db, seen: &mut HashMap<i32, u64>) -> Result<(), Error> {
+    let rows = db
+        .client
+        .query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()", &[])
+        .await?;
+    for pid in rows.iter().map(|r| r.get::<_, i32>(0)) {
+        if let Some(t) = proc_ticks(pid) {
+            let ticks = seen.entry(pid).or_default();
+            *ticks = (*ticks).max(t.own);
         }
     }
-    let elapsed = start.elapsed();
-    shutdown.cancel();
-    for sidecar in sidecars {
-        sidecar.await??;
-    }
-    let succeeded = client
-        .query_one("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'", &[])
+    Ok(())
+}
+
+/// The sidecar, `tailhook run`, as a child process with its log in the cache.
+fn spawn_sidecar(env: &Env, url: &str, b: bool) -> Result<(Child, PathBuf), Error> {
+    let log = env.cache.join("sidecar.log");
+    let binary = if b { env.tailhook_b.as_ref().ok_or("no --sidecar-b")? } else { &env.tailhook };
+    let child = Command::new(binary)
+        .arg("--config")
+        .arg(&env.config)
+        .arg("run")
+        .env("TAILHOOK_DATABASE__URL", url)
+        .env("RUST_LOG", if env.claims { "warn,tailhook::pipeline=debug" } else { "warn" })
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .kill_on_drop(true)
+        .spawn()?;
+    Ok((child, log))
+}
+
+const TAILHOOK_DONE: &str = "SELECT NOT EXISTS (SELECT 1 FROM tailhook.outbox WHERE dispatched_at IS NULL)
+                               AND NOT EXISTS (SELECT 1 FROM tailhook.deliveries WHERE status IN ('pending', 'retrying'))";
+
+/// One tailhook run of `shape` in `db` (already set up), from spawning the
+/// sidecar to the last 2xx recorded.
+async fn run_tailhook(env: &Env, db: &Db, shape: &Shape, receiver: &Receiver) -> Result<Run, Error> {
+    let before: i64 = db.client.query_one("SELECT coalesce(max(id), 0) FROM tailhook.outbox", &[]).await?.get(0);
+    publish(db, shape).await?;
+    let meter = Meter::start(env, db, receiver).await?;
+    let (mut sidecar, log) = spawn_sidecar(env, &db.url, shape.b)?;
+    let expected = shape.deliveries();
+    let run = meter.finish(&mut sidecar, expected, TAILHOOK_DONE, &shape.label).await?;
+    let succeeded: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM tailhook.deliveries WHERE outbox_id > $1 AND status = 'succeeded'", &[&before])
         .await?
-        .get::<_, i64>(0)
-        - retained as i64;
-    let received = stats.received.load(Ordering::Relaxed);
-    println!(
-        "{succeeded} deliveries succeeded in {:.2} s: {:.0} deliveries/s; receiver got {received} ({} duplicates); peak RSS {} MiB (process incl. receiver)",
-        elapsed.as_secs_f64(),
-        succeeded as f64 / elapsed.as_secs_f64(),
-        received.saturating_sub(expected),
-        peak_rss / 1024
-    );
-    assert_eq!(succeeded as u64, expected, "every delivery succeeded");
+        .get(0);
+    if succeeded as u64 != expected {
+        return Err(format!("{}: {succeeded} of {expected} deliveries succeeded", shape.label).into());
+    }
+    if env.statements {
+        print_statements(db, expected).await?;
+    }
+    if env.claims {
+        print_claims(&log)?;
+    }
+    Ok(run)
+}
+
+/// One peer run: graphile-worker's schema, N jobs added in one statement,
+/// then its worker from start to an empty job table.
+async fn run_peer(env: &Env, receiver: &Receiver, jobs: u64) -> Result<Run, Error> {
+    let dir = env.peer()?;
+    let db = fresh_db(env).await?;
+    let ok = Command::new(dir.join("node_modules/.bin/graphile-worker"))
+        .args(["--schema-only", "-c", &db.url])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await?
+        .success();
+    if !ok {
+        return Err("graphile-worker --schema-only failed".into());
+    }
+    db.client
+        .execute(
+            "SELECT graphile_worker.add_jobs(ARRAY(
+               SELECT ROW('deliver', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR')::json,
+                          NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec
+                 FROM generate_series(1, $1::int) g))",
+            &[&(jobs as i32)],
+        )
+        .await?;
+    let meter = Meter::start(env, &db, receiver).await?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/graphile-worker/run.js");
+    let mut node = Command::new("node")
+        .arg(script)
+        .env("NODE_PATH", dir.join("node_modules"))
+        .env("DATABASE_URL", &db.url)
+        .env("TARGET", format!("http://{}/hook/0", receiver.addr))
+        .env("SECRET", SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let done = "SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs)";
+    let run = meter.finish(&mut node, jobs, done, "graphile-worker 0.17.3").await?;
+    if env.statements {
+        print_statements(&db, jobs).await?;
+    }
+    db.drop_now(env).await?;
+    Ok(run)
+}
+
+/// One tailhook run in a fresh database.
+async fn fresh_tailhook(env: &Env, shape: &Shape, receiver: &Receiver) -> Result<Run, Error> {
+    let mut db = fresh_db(env).await?;
+    setup_tailhook(&mut db, shape, receiver).await?;
+    let run = run_tailhook(env, &db, shape, receiver).await;
+    db.drop_now(env).await?;
+    run
+}
+
+async fn throughput(env: &Env, args: &Args) -> Result<(), Error> {
+    println!("\n## throughput: {} events, one endpoint; tailhook vs graphile-worker 0.17.3 (concurrency 24, local queue 500, batched completion)", args.events);
+    let receiver = Receiver::start(env, false).await?;
+    let (mut pairs, mut with_b) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        let a = fresh_tailhook(env, &Shape::single(args.events), &receiver).await?;
+        a.print(round);
+        let b = run_peer(env, &receiver, args.events).await?;
+        b.print(round);
+        if env.tailhook_b.is_some() {
+            let shape = Shape { label: "tailhook B 1 endpoint".into(), b: true, ..Shape::single(args.events) };
+            let c = fresh_tailhook(env, &shape, &receiver).await?;
+            c.print(round);
+            with_b.push((a.clone(), c));
+        }
+        pairs.push((a, b));
+    }
+    summarize("throughput tailhook/peer", &pairs);
+    if !with_b.is_empty() {
+        summarize("this build / --sidecar-b", &with_b);
+    }
     Ok(())
 }
 
-async fn latency(
-    url: &str,
-    addr: std::net::SocketAddr,
-    stats: &Stats,
-    rate: u64,
-    seconds: u64,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let mut client = setup(url, addr, 1).await;
-    let shutdown = CancellationToken::new();
-    let sidecar = tokio::spawn(tailhook::run(config(url), shutdown.clone()));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let total = rate * seconds;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let start = tokio::time::Instant::now();
-    for i in 0..total {
-        tokio::time::sleep_until(start + interval * i as u32).await;
-        let tx = client.transaction().await?;
-        let id: String = tx.query_one("SELECT tailhook.publish('tick', '{\"n\": 1}')::text", &[]).await?.get(0);
-        stats.sent.lock().unwrap().insert(id, Instant::now());
-        tx.commit().await?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while stats.received.load(Ordering::Relaxed) < total && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    shutdown.cancel();
-    sidecar.await??;
-    let mut lat = stats.latencies_us.lock().unwrap().clone();
-    lat.sort_unstable();
-    let pct =
-        |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+/// Alternates `base` and `other`, each in a fresh database; the ratio is other/base.
+async fn compare(env: &Env, args: &Args, name: &str, base: Shape, other: Shape) -> Result<(), Error> {
     println!(
-        "{} of {total} events at {rate}/s, one transaction each: commit-to-receiver p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        lat.len(),
-        pct(0.50) as f64 / 1000.0,
-        pct(0.99) as f64 / 1000.0,
-        lat.last().copied().unwrap_or(0) as f64 / 1000.0
+        "\n## {name}: {} ({} deliveries) vs {} ({} deliveries)",
+        other.label,
+        other.deliveries(),
+        base.label,
+        base.deliveries()
     );
+    let receiver = Receiver::start(env, false).await?;
+    let mut pairs = Vec::new();
+    for round in 1..=args.rounds {
+        let a = fresh_tailhook(env, &other, &receiver).await?;
+        a.print(round);
+        let b = fresh_tailhook(env, &base, &receiver).await?;
+        b.print(round);
+        pairs.push((a, b));
+    }
+    summarize(&format!("{name} {} / {}", other.label, base.label), &pairs);
     Ok(())
 }
 
-async fn memory(url: &str, addr: std::net::SocketAddr, pending: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let client = setup(url, addr, 2).await;
-    client
+async fn retained(env: &Env, args: &Args) -> Result<(), Error> {
+    println!("\n## retained: {} events with {} finished deliveries retained vs none", args.events, args.retained);
+    let receiver = Receiver::start(env, false).await?;
+    let shape = Shape::single(args.events);
+    let mut full = fresh_db(env).await?;
+    setup_tailhook(&mut full, &shape, &receiver).await?;
+    let filled = Instant::now();
+    full.client
+        .batch_execute(&format!(
+            "SET synchronous_commit = off;
+             INSERT INTO tailhook.outbox (event_type, payload, created_at, dispatched_at)
+               SELECT 'old', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR'), now(), now()
+                 FROM generate_series(1, {n}) g;
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, next_attempt_at, completed_at)
+               SELECT o.id, (SELECT min(id) FROM tailhook.endpoints), 'succeeded', 1, NULL, now() FROM tailhook.outbox o;
+             INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code)
+               SELECT id, 1, now(), 1, 200 FROM tailhook.deliveries;
+",
+            n = args.retained
+        ))
+        .await?;
+    for table in ["outbox", "deliveries", "attempts"] {
+        full.client.batch_execute(&format!("VACUUM ANALYZE tailhook.{table}")).await?;
+    }
+    println!("  filled {} finished deliveries in {:.0} s", args.retained, filled.elapsed().as_secs_f64());
+    let mut pairs = Vec::new();
+    let mut result = Ok(());
+    for round in 1..=args.rounds {
+        let mut with = shape.clone();
+        with.label = format!("tailhook {}M retained", args.retained as f64 / 1e6);
+        let a = match run_tailhook(env, &full, &with, &receiver).await {
+            Ok(a) => a,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        a.print(round);
+        let b = fresh_tailhook(env, &shape, &receiver).await?;
+        b.print(round);
+        pairs.push((a, b));
+    }
+    full.drop_now(env).await?;
+    result?;
+    summarize("retained with/none", &pairs);
+    Ok(())
+}
+
+async fn latency(env: &Env, args: &Args) -> Result<(), Error> {
+    println!("\n## latency: {} events/s for {} s, one transaction each, commit -> receiver", args.rate, args.seconds);
+    let shape = Shape::single(0);
+    for round in 1..=args.rounds {
+        let receiver = Receiver::start(env, true).await?;
+        let mut db = fresh_db(env).await?;
+        setup_tailhook(&mut db, &shape, &receiver).await?;
+        let (mut sidecar, _log) = spawn_sidecar(env, &db.url, false)?;
+        // Started and listening: one event goes through first.
+        db.client.query_one("SELECT tailhook.publish('warm', '{}')", &[]).await?;
+        while receiver.received().await? < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (pg0, side0, recv0) = (env.pg_cpu(), env.cpu(sidecar.id()), receiver.cpu(env));
+        let total = args.rate * args.seconds;
+        let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+        let mut sent: HashMap<String, (u128, u128)> = HashMap::with_capacity(total as usize);
+        let start = tokio::time::Instant::now();
+        for i in 0..total {
+            tokio::time::sleep_until(start + interval * i as u32).await;
+            let tx = db.client.transaction().await?;
+            let id: String = tx.query_one("SELECT tailhook.publish('tick', '{\"n\": 1}')::text", &[]).await?.get(0);
+            let before_commit = unix_nanos();
+            tx.commit().await?;
+            sent.insert(id, (before_commit, unix_nanos()));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while receiver.received().await? < total + 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let cpu = |x: f64| x * 1e6 / total as f64;
+        let (pg, side, recv) = (env.pg_cpu() - pg0, env.cpu(sidecar.id()) - side0, receiver.cpu(env) - recv0);
+        sidecar.kill().await?;
+        let times = receiver.http.get(format!("http://{}/times", receiver.addr)).send().await?.text().await?;
+        let (mut from_ack, mut from_commit) = (Vec::new(), Vec::new());
+        for line in times.lines() {
+            let Some((id, ns)) = line.split_once(' ') else { continue };
+            let (Some(&(c, a)), Ok(ns)) = (sent.get(id), ns.parse::<u128>()) else { continue };
+            from_commit.push(ns.saturating_sub(c) as f64 / 1e6);
+            from_ack.push(ns as f64 / 1e6 - a as f64 / 1e6);
+        }
+        let (p50, p99, pc50, pc99) = (
+            pct(&mut from_ack, 0.5),
+            pct(&mut from_ack, 0.99),
+            pct(&mut from_commit, 0.5),
+            pct(&mut from_commit, 0.99),
+        );
+        println!(
+            "  round {round} {} of {total} received: from COMMIT acknowledged p50 {p50:.2} ms, p99 {p99:.2} ms; from COMMIT sent p50 {pc50:.2} ms, p99 {pc99:.2} ms | CPU µs/event: sidecar {:.0}, PostgreSQL {:.0}, receiver {:.0}",
+            from_ack.len(),
+            cpu(side),
+            cpu(pg),
+            cpu(recv)
+        );
+        db.drop_now(env).await?;
+    }
+    Ok(())
+}
+
+fn unix_nanos() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
+}
+
+async fn memory(env: &Env, args: &Args) -> Result<(), Error> {
+    println!(
+        "\n## memory: {} deliveries held pending (paused endpoint) while 100,000 others are delivered",
+        args.pending
+    );
+    let receiver = Receiver::start(env, false).await?;
+    let mut db = fresh_db(env).await?;
+    setup_tailhook(
+        &mut db,
+        &Shape { label: String::new(), events: 0, endpoints: 2, by_tenant: false, b: false },
+        &receiver,
+    )
+    .await?;
+    db.client
         .batch_execute(
             "UPDATE tailhook.endpoints SET event_types = '{held}', paused_until = now() + interval '1 day' WHERE name = 'ep0';
              UPDATE tailhook.endpoints SET event_types = '{sent}' WHERE name = 'ep1';",
@@ -221,75 +812,103 @@ async fn memory(url: &str, addr: std::net::SocketAddr, pending: u64) -> Result<(
         .await?;
     let insert = "INSERT INTO tailhook.outbox (event_type, payload)
                   SELECT $1, jsonb_build_object('n', g, 'text', repeat('x', 200)) FROM generate_series(1, $2::bigint) g";
-    client.execute(insert, &[&"held", &(pending as i64)]).await?;
-    client.execute(insert, &[&"sent", &100_000i64]).await?;
-    let shutdown = CancellationToken::new();
-    let sidecar = tokio::spawn(tailhook::run(config(url), shutdown.clone()));
-    let mut peak_rss = 0;
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        peak_rss = peak_rss.max(rss_kib());
-        let row = client
-            .query_one(
-                "SELECT (SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NULL),
-                        (SELECT count(*) FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
-                          WHERE e.name = 'ep1' AND d.status <> 'succeeded')",
-                &[],
-            )
-            .await?;
-        if row.get::<_, i64>(0) == 0 && row.get::<_, i64>(1) == 0 {
-            break;
-        }
-    }
-    // Keep running a few polls with everything pending.
-    for _ in 0..30 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        peak_rss = peak_rss.max(rss_kib());
-    }
-    shutdown.cancel();
-    sidecar.await??;
+    db.client.execute(insert, &[&"held", &(args.pending as i64)]).await?;
+    db.client.execute(insert, &[&"sent", &100_000i64]).await?;
+    let meter = Meter::start(env, &db, &receiver).await?;
+    let (mut sidecar, _log) = spawn_sidecar(env, &db.url, false)?;
+    let done = "SELECT NOT EXISTS (SELECT 1 FROM tailhook.outbox WHERE dispatched_at IS NULL)
+                  AND (SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded') = 100000";
+    let run = meter.finish(&mut sidecar, 100_000, done, "tailhook memory").await?;
     let held: i64 =
-        client.query_one("SELECT count(*) FROM tailhook.deliveries WHERE status = 'pending'", &[]).await?.get(0);
+        db.client.query_one("SELECT count(*) FROM tailhook.deliveries WHERE status = 'pending'", &[]).await?.get(0);
     println!(
-        "{held} deliveries pending, 100000 delivered meanwhile: peak RSS {} MiB (process incl. receiver)",
-        peak_rss / 1024
+        "  {held} deliveries pending, 100,000 delivered meanwhile in {:.1} s: sidecar peak RSS {} MiB",
+        run.secs, run.peak_rss_mib
     );
+    db.drop_now(env).await?;
     Ok(())
 }
 
-/// A receiver on its own thread and runtime, answering 200 at once.
-fn start_receiver(stats: Arc<Stats>) -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new().fallback(move |headers: HeaderMap| {
-                let stats = stats.clone();
-                async move {
-                    let now = Instant::now();
-                    stats.received.fetch_add(1, Ordering::Relaxed);
-                    if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
-                        if let Some(sent) = stats.sent.lock().unwrap().get(id) {
-                            stats.latencies_us.lock().unwrap().push(now.duration_since(*sent).as_micros() as u64);
-                        }
-                    }
-                    "ok"
-                }
-            });
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    addr
+/// Ratio per round (first over second), then their median and spread, and
+/// the CPU figures' medians.
+fn summarize(name: &str, pairs: &[(Run, Run)]) {
+    let mut ratios: Vec<f64> = pairs.iter().map(|(a, b)| a.rate() / b.rate()).collect();
+    let list: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    let (lo, hi) = (ratios.iter().copied().fold(f64::MAX, f64::min), ratios.iter().copied().fold(0.0, f64::max));
+    let median = pct(&mut ratios, 0.5);
+    println!("  => {name}: {} per round; median {median:.2} (spread {lo:.2}-{hi:.2})", list.join(", "));
+    for (side, pick) in [("first", 0), ("second", 1)] {
+        let runs: Vec<&Run> = pairs.iter().map(|p| if pick == 0 { &p.0 } else { &p.1 }).collect();
+        let m = |f: &dyn Fn(&Run) -> f64| pct(&mut runs.iter().map(|r| f(r)).collect::<Vec<_>>(), 0.5);
+        println!(
+            "     {side:<6} {:<24} median {:>6.0}/s; CPU µs/delivery: worker {:.0}, PostgreSQL {:.0} (its backends {:.0}), receiver {:.0}",
+            runs[0].label,
+            m(&|r| r.rate()),
+            m(&|r| r.us(r.worker_cpu)),
+            m(&|r| r.us(r.pg_cpu)),
+            m(&|r| r.us(r.backends_cpu)),
+            m(&|r| r.us(r.receiver_cpu)),
+        );
+    }
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+/// The run's statements by total execution time, per delivery.
+async fn print_statements(db: &Db, deliveries: u64) -> Result<(), Error> {
+    let rows = db
+        .client
+        .query(
+            "SELECT calls, total_exec_time, rows, shared_blks_hit + shared_blks_read, shared_blks_dirtied, wal_bytes::bigint,
+                    regexp_replace(query, '\\s+', ' ', 'g')
+               FROM pg_stat_statements
+              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+              ORDER BY total_exec_time DESC LIMIT 8",
+            &[],
+        )
+        .await?;
+    println!("      calls   total ms  µs/deliv  rows/call  blks/deliv  dirtied/deliv  WAL B/deliv  statement");
+    for r in rows {
+        let calls: i64 = r.get(0);
+        let total: f64 = r.get(1);
+        let n = deliveries as f64;
+        let query: String = r.get(6);
+        let short: String = query.chars().take(90).collect();
+        println!(
+            "    {calls:>7} {total:>10.0} {:>9.1} {:>10.1} {:>11.1} {:>14.2} {:>12.0}  {short}",
+            total * 1000.0 / n,
+            r.get::<_, i64>(2) as f64 / calls.max(1) as f64,
+            r.get::<_, i64>(3) as f64 / n,
+            r.get::<_, i64>(4) as f64 / n,
+            r.get::<_, i64>(5) as f64 / n,
+        );
+    }
+    Ok(())
+}
+
+/// Sizes of the sidecar's claims and result writes, from its debug log.
+fn print_claims(log: &Path) -> Result<(), Error> {
+    let text = std::fs::read_to_string(log)?;
+    let field = |line: &str, key: &str| -> Option<f64> {
+        let at = line.find(&format!(" {key}="))? + key.len() + 2;
+        line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    let mut groups: HashMap<&str, Vec<f64>> = HashMap::new();
+    for line in text.lines() {
+        if line.contains(" claimed") {
+            let kind = if line.contains("claim=FanOut") { "fan-out claim rows" } else { "due claim deliveries" };
+            let key = if kind.starts_with("fan") { "taken" } else { "deliveries" };
+            groups.entry(kind).or_default().extend(field(line, key));
+        } else if line.contains(" recorded") {
+            groups.entry("result write rows").or_default().extend(field(line, "results"));
+        }
+    }
+    for (name, mut sizes) in groups {
+        let small = sizes.iter().filter(|&&s| s <= 2.0).count();
+        let mean = sizes.iter().sum::<f64>() / sizes.len().max(1) as f64;
+        println!(
+            "      {name}: {} statements, mean {mean:.1}, median {:.0}, {small} of at most 2",
+            sizes.len(),
+            pct(&mut sizes, 0.5)
+        );
+    }
+    Ok(())
 }
