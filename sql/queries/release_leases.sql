@@ -7,4 +7,4 @@ UPDATE tailhook.deliveries d
  WHERE d.id = r.id
    AND d.locked_by = $1::text
    AND d.lease = r.lease
-   AND d.status IN ('pending', 'retrying')
+   AND d.status NOT IN ('succeeded', 'failed', 'cancelled') -- by primary key: see record_results.sql

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (7, "status", include_str!("../../sql/0007_status.sql")),
     (8, "auto_disabled", include_str!("../../sql/0008_auto_disabled.sql")),
     (10, "concurrent_indexes", include_str!("../../sql/0010_concurrent_indexes.sql")),
+    (11, "event_id_v7", include_str!("../../sql/0011_event_id_v7.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a

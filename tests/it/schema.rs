@@ -554,3 +554,47 @@ async fn upgrading_builds_indexes_without_blocking_writes_and_redoes_an_interrup
     let latest = tailhook::db::MIGRATIONS.last().unwrap().0;
     assert_eq!(db.count("SELECT max(version)::bigint FROM tailhook.schema_migrations").await, i64::from(latest));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_ids_default_to_time_ordered_uuid_version_7_and_publishers_may_set_their_own() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    // Two statements a few milliseconds apart: the second's ids sort after the first's.
+    client
+        .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 't', '{}' FROM generate_series(1, 200)", &[])
+        .await
+        .unwrap();
+    client.execute("SELECT pg_sleep(0.005)", &[]).await.unwrap();
+    client
+        .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 't', '{}' FROM generate_series(1, 200)", &[])
+        .await
+        .unwrap();
+    let own = "0b6f1f9e-4a1e-4c1e-9d1e-1e1e1e1e1e1e";
+    client
+        .execute(
+            "INSERT INTO tailhook.outbox (event_id, event_type, payload) VALUES ($1::text::uuid, 't', '{}')",
+            &[&own],
+        )
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE substr(event_id::text, 15, 1) = '7' AND substr(event_id::text, 20, 1) IN ('8', '9', 'a', 'b')),
+                    count(DISTINCT event_id),
+                    -- the first 48 bits are the Unix time in milliseconds, within a second of now
+                    max(abs(('x' || lpad(replace(substr(event_id::text, 1, 13), '-', ''), 16, '0'))::bit(64)::bigint
+                            - (extract(epoch FROM now()) * 1000)::bigint)),
+                    (SELECT max(event_id::text) FROM tailhook.outbox WHERE id <= 200) < (SELECT min(event_id::text) FROM tailhook.outbox WHERE id > 200 AND id <= 400)
+               FROM tailhook.outbox WHERE id <= 400",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 400, "version 7 with the RFC 9562 variant");
+    assert_eq!(row.get::<_, i64>(1), 400, "unique");
+    assert!(row.get::<_, i64>(2) < 1_000, "the timestamp prefix is the time of insertion");
+    assert!(row.get::<_, bool>(3), "a later statement's ids sort after an earlier one's");
+    let stored: String =
+        client.query_one("SELECT event_id::text FROM tailhook.outbox WHERE id = 401", &[]).await.unwrap().get(0);
+    assert_eq!(stored, own, "a publisher's own id is kept");
+}
