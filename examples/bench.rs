@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example bench -- throughput [EVENTS] [ENDPOINTS] [REPLICAS] [RETAINED]
 //!                                                     # default 100000 1 1 0
+//! cargo run --release --example bench -- tenants [EVENTS] [ENDPOINTS]      # default 100000 1000
 //! cargo run --release --example bench -- latency [RATE] [SECONDS]          # default 1000 10
 //! cargo run --release --example bench -- memory [PENDING]                  # default 1000000
 //! ```
@@ -10,6 +11,8 @@
 //! 100,000 others are delivered, and reports the process's peak resident set.
 //! REPLICAS runs that many sidecars side by side; RETAINED first fills the
 //! tables with that many finished deliveries (history that must not slow claims).
+//! `tenants` is `throughput` with each endpoint given a tenant of its own and
+//! each event routed to one of them (round robin): one delivery per event.
 //! Uses the PostgreSQL the test suite would use, in a fresh database dropped
 //! at the end, and a loopback receiver answering 200 in this process.
 
@@ -53,7 +56,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let result = match mode {
             "latency" => latency(&url, addr, &stats, num(1, 1000), num(2, 10)).await,
             "memory" => memory(&url, addr, num(1, 1_000_000)).await,
-            _ => throughput(&url, addr, &stats, num(1, 100_000), num(2, 1), num(3, 1), num(4, 0)).await,
+            "tenants" => {
+                let shape = Shape {
+                    events: num(1, 100_000),
+                    endpoints: num(2, 1000),
+                    replicas: 1,
+                    retained: 0,
+                    by_tenant: true,
+                };
+                throughput(&url, addr, &stats, shape).await
+            }
+            _ => {
+                let (events, endpoints, replicas, retained) = (num(1, 100_000), num(2, 1), num(3, 1), num(4, 0));
+                throughput(&url, addr, &stats, Shape { events, endpoints, replicas, retained, by_tenant: false }).await
+            }
         };
         admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await?;
         result
@@ -76,14 +92,14 @@ fn config(url: &str) -> tailhook::Config {
     c
 }
 
-async fn setup(url: &str, addr: std::net::SocketAddr, endpoints: u64) -> tokio_postgres::Client {
+async fn setup(url: &str, addr: std::net::SocketAddr, endpoints: u64, by_tenant: bool) -> tokio_postgres::Client {
     let mut client = connect(url).await;
     tailhook::db::migrate(&mut client).await.expect("migrate");
     for i in 0..endpoints {
         client
             .execute(
-                "INSERT INTO tailhook.endpoints (name, url, secrets) VALUES ($1, $2, '{whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}')",
-                &[&format!("ep{i}"), &format!("http://{addr}/hook/{i}")],
+                "INSERT INTO tailhook.endpoints (name, url, secrets, tenant) VALUES ($1, $2, '{whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}', $3)",
+                &[&format!("ep{i}"), &format!("http://{addr}/hook/{i}"), &by_tenant.then(|| format!("t{i}"))],
             )
             .await
             .expect("endpoint");
@@ -91,16 +107,24 @@ async fn setup(url: &str, addr: std::net::SocketAddr, endpoints: u64) -> tokio_p
     client
 }
 
-async fn throughput(
-    url: &str,
-    addr: std::net::SocketAddr,
-    stats: &Stats,
+/// What a throughput run publishes, and to how many endpoints and replicas.
+struct Shape {
     events: u64,
     endpoints: u64,
     replicas: u64,
     retained: u64,
+    /// Each endpoint has a tenant of its own; each event goes to one of them.
+    by_tenant: bool,
+}
+
+async fn throughput(
+    url: &str,
+    addr: std::net::SocketAddr,
+    stats: &Stats,
+    shape: Shape,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let client = setup(url, addr, endpoints).await;
+    let Shape { events, endpoints, replicas, retained, by_tenant } = shape;
+    let client = setup(url, addr, endpoints, by_tenant).await;
     if retained > 0 {
         let filled = Instant::now();
         client
@@ -122,13 +146,14 @@ async fn throughput(
     }
     client
         .execute(
-            "INSERT INTO tailhook.outbox (event_type, payload)
-             SELECT 'invoice.paid', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR')
+            "INSERT INTO tailhook.outbox (event_type, payload, tenant)
+             SELECT 'invoice.paid', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR'),
+                    CASE WHEN $3 THEN 't' || g % $2::bigint END
                FROM generate_series(1, $1::bigint) g",
-            &[&(events as i64)],
+            &[&(events as i64), &(endpoints as i64), &by_tenant],
         )
         .await?;
-    let expected = events * endpoints;
+    let expected = if by_tenant { events } else { events * endpoints };
     println!("published {events} events x {endpoints} endpoint(s) = {expected} deliveries, {replicas} replica(s)");
     let shutdown = CancellationToken::new();
     let start = Instant::now();
@@ -177,7 +202,7 @@ async fn latency(
     rate: u64,
     seconds: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut client = setup(url, addr, 1).await;
+    let mut client = setup(url, addr, 1, false).await;
     let shutdown = CancellationToken::new();
     let sidecar = tokio::spawn(tailhook::run(config(url), shutdown.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -212,7 +237,7 @@ async fn latency(
 }
 
 async fn memory(url: &str, addr: std::net::SocketAddr, pending: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let client = setup(url, addr, 2).await;
+    let client = setup(url, addr, 2, false).await;
     client
         .batch_execute(
             "UPDATE tailhook.endpoints SET event_types = '{held}', paused_until = now() + interval '1 day' WHERE name = 'ep0';

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod claims;
 mod cli;
 mod commands;
 mod config_file;
