@@ -71,14 +71,35 @@ WITH locked AS MATERIALIZED (
       FROM routed r
       JOIN claimed c ON c.id = r.outbox_id
       LEFT JOIN unnest($6::bigint[], $7::int[]) AS m(endpoint_id, room) ON m.endpoint_id = r.endpoint_id
+), keys AS (
+    -- Per key of an ordered endpoint in this batch, its oldest unfinished
+    -- delivery already there, locked FOR SHARE: a statement finishing that
+    -- delivery waits for this commit, so its trigger (sql/0009_key_heads.sql)
+    -- sees the deliveries inserted here when it schedules the key's new head.
+    -- One being written right now is skipped: the new delivery is then
+    -- scheduled at once, and the due claim's head check holds it back.
+    SELECT k.endpoint_id, k.ordering_key,
+           (SELECT x.outbox_id FROM tailhook.deliveries x
+             WHERE x.endpoint_id = k.endpoint_id AND x.ordering_key = k.ordering_key
+               AND x.status IN ('pending', 'retrying')
+             ORDER BY x.outbox_id
+             LIMIT 1
+               FOR SHARE SKIP LOCKED) AS head_outbox_id
+      FROM (SELECT DISTINCT m.endpoint_id, m.ordering_key FROM matched m WHERE m.ordering_key IS NOT NULL) k
 ), leasing AS (
     -- And the claim leases at most $11 in all (one row may fan out to more).
-    SELECT m.*, m.may_lease AND sum(m.may_lease::int) OVER (ORDER BY m.outbox_id, m.endpoint_id) <= $11::bigint AS lease_now
+    -- A keyed delivery behind an older unfinished one of its key waits
+    -- unscheduled (next_attempt_at NULL), out of the due claim's way.
+    SELECT m.*, m.may_lease AND sum(m.may_lease::int) OVER (ORDER BY m.outbox_id, m.endpoint_id) <= $11::bigint AS lease_now,
+           m.ordering_key IS NOT NULL
+             AND (coalesce(k.head_outbox_id < m.outbox_id, false)
+                  OR row_number() OVER (PARTITION BY m.endpoint_id, m.ordering_key ORDER BY m.outbox_id) > 1) AS waiting
       FROM matched m
+      LEFT JOIN keys k ON k.endpoint_id = m.endpoint_id AND k.ordering_key = m.ordering_key
 ), inserted AS (
     INSERT INTO tailhook.deliveries
            (outbox_id, endpoint_id, ordering_key, status, attempts, next_attempt_at, locked_until, locked_by, lease)
-    SELECT m.outbox_id, m.endpoint_id, m.ordering_key, 'pending', 0, now(),
+    SELECT m.outbox_id, m.endpoint_id, m.ordering_key, 'pending', 0, CASE WHEN m.waiting THEN NULL ELSE now() END,
            CASE WHEN m.lease_now
                 THEN now() + make_interval(secs => (coalesce(m.timeout_ms, $3::int)::bigint + $4::int) / 1000.0) END,
            CASE WHEN m.lease_now THEN $2::text END,

@@ -13,6 +13,7 @@ mod guarantees;
 mod hostile;
 mod network;
 mod operate;
+mod ordered_backlog;
 mod pipeline;
 mod policy;
 mod pooler;
