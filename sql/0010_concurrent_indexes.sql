@@ -1,6 +1,7 @@
 -- tailhook schema, version 10: the indexes on tailhook.deliveries that
 -- versions 3, 6 and 7 used to build with a plain CREATE INDEX (which blocks
 -- every write to the table for as long as the build takes on a large one),
+-- and the one version 9's claims read,
 -- built with CREATE INDEX CONCURRENTLY instead: upgrading never blocks writes.
 -- A database that already has them valid is left as it is.
 --
@@ -19,6 +20,7 @@ DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_ordered_invalid;
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_finished_invalid;
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_succeeded_invalid;
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_failed_invalid;
+DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_keyed_scheduled_invalid;
 
 DO $$
 DECLARE
@@ -27,7 +29,8 @@ BEGIN
     FOR i IN SELECT c.relname
                FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
               WHERE c.relnamespace = 'tailhook'::regnamespace
-                AND c.relname IN ('deliveries_ordered', 'deliveries_finished', 'deliveries_succeeded', 'deliveries_failed')
+                AND c.relname IN ('deliveries_ordered', 'deliveries_finished', 'deliveries_succeeded', 'deliveries_failed',
+                                  'deliveries_keyed_scheduled')
                 AND NOT x.indisvalid
                 AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
                                  WHERE p.relid = 'tailhook.deliveries'::regclass)
@@ -41,6 +44,7 @@ DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_ordered_invalid;
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_finished_invalid;
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_succeeded_invalid;
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_failed_invalid;
+DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_keyed_scheduled_invalid;
 
 -- The head of each key (its oldest unfinished delivery) in one index probe.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_ordered
@@ -62,6 +66,14 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_failed
     ON tailhook.deliveries (endpoint_id, completed_at)
     WHERE status = 'failed';
 
+-- Keyed deliveries that are scheduled (see 0009_key_heads.sql): each key's
+-- head, and the few left scheduled behind an older one. The due claim's check
+-- that no other delivery of a key is being sent reads these, not the key's
+-- whole backlog.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_keyed_scheduled
+    ON tailhook.deliveries (endpoint_id, ordering_key)
+    WHERE status IN ('pending', 'retrying') AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL;
+
 -- Done only when every one is valid: a concurrent migrator's build still
 -- running makes this fail, and `tailhook migrate` waits for it and retries.
 DO $$
@@ -69,7 +81,8 @@ DECLARE
     missing text;
 BEGIN
     SELECT string_agg(n, ', ') INTO missing
-      FROM unnest(ARRAY['deliveries_ordered', 'deliveries_finished', 'deliveries_succeeded', 'deliveries_failed']) AS n
+      FROM unnest(ARRAY['deliveries_ordered', 'deliveries_finished', 'deliveries_succeeded', 'deliveries_failed',
+                         'deliveries_keyed_scheduled']) AS n
      WHERE NOT EXISTS (SELECT 1 FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
                         WHERE c.relnamespace = 'tailhook'::regnamespace AND c.relname = n AND x.indisvalid);
     IF missing IS NOT NULL THEN

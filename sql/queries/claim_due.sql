@@ -5,8 +5,11 @@
 -- cut off from the database), as soon as this replica's own heartbeats have
 -- run unbroken as long (see sql/0005_replicas.sql).
 -- Each endpoint, visited in random order, gives at most $6 rows and at most
--- its room ($7/$8, else $9), so one endpoint's backlog cannot take a whole
--- claim and no endpoint goes over its in-flight and rate limits.
+-- its room ($7/$8, else $9), so no endpoint goes over its in-flight and rate
+-- limits, and its room is at most a fair share of the slots (see limits.rs).
+-- Only deliveries with next_attempt_at up to now() are read: those of an
+-- ordered endpoint waiting behind their key's head have none (see
+-- sql/0009_key_heads.sql), so a blocked backlog costs a claim nothing.
 -- Each event's payload is turned into JSON text once and its size checked
 -- here: one over $10 bytes is never sent to tailhook, and the claim stops at
 -- $11 bytes of payload (deliveries past it stay due for the next claim).
@@ -59,11 +62,13 @@ WITH dead AS (
                               AND h.status IN ('pending', 'retrying')
                             ORDER BY h.outbox_id LIMIT 1)
                        -- and no other delivery of the key is being sent (a redelivered
-                       -- older one may have become the head meanwhile)
+                       -- older one may have become the head meanwhile); only a
+                       -- scheduled one can be (deliveries_keyed_scheduled)
                        AND NOT EXISTS (
                            SELECT 1 FROM tailhook.deliveries x
                             WHERE x.endpoint_id = d.endpoint_id AND x.ordering_key = d.ordering_key
-                              AND x.status IN ('pending', 'retrying') AND x.id <> d.id
+                              AND x.status IN ('pending', 'retrying') AND x.next_attempt_at IS NOT NULL
+                              AND x.id <> d.id
                               AND x.locked_until > now() AND x.locked_by NOT IN (SELECT name FROM dead))))
              ORDER BY d.next_attempt_at
              LIMIT e.take

@@ -2,14 +2,21 @@
 -- mark them dispatched, insert one delivery per matching enabled endpoint
 -- already leased to this claim (a fresh delivery needs no separate claim), and
 -- return those deliveries with the event to send. A delivery of an endpoint
--- with paused_until set (paused, or being probed), or beyond its room, is inserted unleased and not
--- returned: the due claim takes it once the pause is over or room frees up.
+-- with paused_until set (paused, or being probed), or beyond its room, or
+-- beyond the claim's slots, is inserted unleased and not returned: the due
+-- claim takes it once the pause is over or room frees up.
+-- How many rows a claim takes is decided here, not guessed by the caller:
+-- rows are routed first, and taken in outbox order while their deliveries
+-- add up to less than $11 (so a claim of rows routed to one tenant endpoint
+-- each takes $11 rows, and one of rows fanned out to 1,000 endpoints takes
+-- one); at most $11 deliveries are leased, so a wrong guess of $1 (rows to
+-- lock) costs a smaller or a second claim, never more work than slots.
 -- Each payload is turned into JSON text once, its size checked here: one over
 -- $9 bytes is never sent to tailhook (its deliveries fail as too large), and
 -- the claim stops at $10 bytes of payload (rows past it stay for the next).
 -- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms, $5 lease token,
 -- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint,
--- $9 max payload bytes, $10 max payload bytes per claim
+-- $9 max payload bytes, $10 max payload bytes per claim, $11 max deliveries (free slots)
 WITH locked AS MATERIALIZED (
     SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.ordering_key, o.created_at,
            o.payload::text AS body
@@ -18,15 +25,44 @@ WITH locked AS MATERIALIZED (
      ORDER BY o.id
      LIMIT $1
        FOR NO KEY UPDATE SKIP LOCKED
-), sized AS (
-    SELECT l.*, octet_length(l.body) AS bytes,
-           sum(least(octet_length(l.body), $9::int)) OVER (ORDER BY l.id) AS running
+), candidates AS (
+    -- Endpoints that take the row's tenant: those of that tenant, found by
+    -- equality (a hash join, so 1,000 tenant endpoints cost rows + endpoints,
+    -- not rows × endpoints), and those without a tenant.
+    SELECT l.id, l.event_type, l.payload, e.id AS endpoint_id, e.timeout_ms, e.ordered, e.paused_until,
+           e.event_types, e.filter, e.filter_path
       FROM locked l
+      JOIN tailhook.endpoints e ON e.tenant = l.tenant AND e.enabled
+    UNION ALL
+    SELECT l.id, l.event_type, l.payload, e.id, e.timeout_ms, e.ordered, e.paused_until,
+           e.event_types, e.filter, e.filter_path
+      FROM locked l
+      JOIN tailhook.endpoints e ON e.tenant IS NULL AND e.enabled
+), routed AS MATERIALIZED (
+    -- Every (row, endpoint) pair the routing rules match.
+    SELECT c.id AS outbox_id, c.endpoint_id, c.timeout_ms, c.ordered, c.paused_until
+      FROM candidates c
+       -- `*` and exact names first: the function only runs for `prefix.*` patterns.
+     WHERE ('*' = ANY (c.event_types) OR c.event_type = ANY (c.event_types)
+            OR tailhook.event_type_matches(c.event_types, c.event_type))
+       AND (c.filter IS NULL OR c.payload @> c.filter)
+       AND (c.filter_path IS NULL OR coalesce(jsonb_path_match(c.payload, c.filter_path, silent => true), false))
+), sized AS (
+    -- Running totals of payload bytes and of deliveries in outbox order (only
+    -- the numbers: payloads are not copied through the window).
+    SELECT l.id, octet_length(l.body) AS bytes, coalesce(f.n, 0) AS n,
+           sum(least(octet_length(l.body), $9::int)) OVER w AS running,
+           sum(coalesce(f.n, 0)) OVER w AS fanned
+      FROM locked l
+      LEFT JOIN (SELECT r.outbox_id, count(*) AS n FROM routed r GROUP BY r.outbox_id) f ON f.outbox_id = l.id
+    WINDOW w AS (ORDER BY l.id)
 ), claimed AS (
     -- The first row always fits, so a claim never comes back empty.
-    SELECT s.id, s.event_id, s.event_type, s.payload, s.tenant, s.ordering_key, s.created_at, s.body, s.bytes
+    SELECT l.id, l.event_id, l.event_type, l.payload, l.tenant, l.ordering_key, l.created_at, l.body, s.bytes
       FROM sized s
+      JOIN locked l ON l.id = s.id
      WHERE s.running - least(s.bytes, $9::int) < $10::bigint
+       AND s.fanned - s.n < $11::bigint
 ), marked AS (
     UPDATE tailhook.outbox o
        SET dispatched_at = now()
@@ -35,32 +71,50 @@ WITH locked AS MATERIALIZED (
 ), matched AS (
     -- Each endpoint leases at most its room ($6/$7, else $8) of this batch,
     -- oldest first; the rest wait unleased for the due claim.
-    SELECT c.id AS outbox_id, e.id AS endpoint_id, e.timeout_ms,
-           CASE WHEN e.ordered THEN c.ordering_key END AS ordering_key,
+    SELECT r.outbox_id, r.endpoint_id, r.timeout_ms,
+           CASE WHEN r.ordered THEN c.ordering_key END AS ordering_key,
            -- paused_until set (paused, or probing after a pause), or an ordered
            -- endpoint's keyed event (it must wait its turn): the due claim sends.
-           e.paused_until IS NULL
-             AND NOT (e.ordered AND c.ordering_key IS NOT NULL)
-             AND row_number() OVER (PARTITION BY e.id ORDER BY c.id) <= coalesce(r.room, $8::int) AS lease_now
-      FROM claimed c
-      JOIN tailhook.endpoints e
-        ON e.enabled
-       AND (e.tenant IS NULL OR e.tenant = c.tenant)
-       -- `*` and exact names first: the function only runs for `prefix.*` patterns.
-       AND ('*' = ANY (e.event_types) OR c.event_type = ANY (e.event_types)
-            OR tailhook.event_type_matches(e.event_types, c.event_type))
-       AND (e.filter IS NULL OR c.payload @> e.filter)
-       AND (e.filter_path IS NULL OR coalesce(jsonb_path_match(c.payload, e.filter_path, silent => true), false))
-      LEFT JOIN unnest($6::bigint[], $7::int[]) AS r(endpoint_id, room) ON r.endpoint_id = e.id
+           r.paused_until IS NULL
+             AND NOT (r.ordered AND c.ordering_key IS NOT NULL)
+             AND row_number() OVER (PARTITION BY r.endpoint_id ORDER BY r.outbox_id) <= coalesce(m.room, $8::int) AS may_lease
+      FROM routed r
+      JOIN claimed c ON c.id = r.outbox_id
+      LEFT JOIN unnest($6::bigint[], $7::int[]) AS m(endpoint_id, room) ON m.endpoint_id = r.endpoint_id
+), keys AS (
+    -- Per key of an ordered endpoint in this batch, its oldest unfinished
+    -- delivery already there, locked FOR SHARE: a statement finishing that
+    -- delivery waits for this commit, so its trigger (sql/0009_key_heads.sql)
+    -- sees the deliveries inserted here when it schedules the key's new head.
+    -- One being written right now is skipped: the new delivery is then
+    -- scheduled at once, and the due claim's head check holds it back.
+    SELECT k.endpoint_id, k.ordering_key,
+           (SELECT x.outbox_id FROM tailhook.deliveries x
+             WHERE x.endpoint_id = k.endpoint_id AND x.ordering_key = k.ordering_key
+               AND x.status IN ('pending', 'retrying')
+             ORDER BY x.outbox_id
+             LIMIT 1
+               FOR SHARE SKIP LOCKED) AS head_outbox_id
+      FROM (SELECT DISTINCT m.endpoint_id, m.ordering_key FROM matched m WHERE m.ordering_key IS NOT NULL) k
+), leasing AS (
+    -- And the claim leases at most $11 in all (one row may fan out to more).
+    -- A keyed delivery behind an older unfinished one of its key waits
+    -- unscheduled (next_attempt_at NULL), out of the due claim's way.
+    SELECT m.*, m.may_lease AND sum(m.may_lease::int) OVER (ORDER BY m.outbox_id, m.endpoint_id) <= $11::bigint AS lease_now,
+           m.ordering_key IS NOT NULL
+             AND (coalesce(k.head_outbox_id < m.outbox_id, false)
+                  OR row_number() OVER (PARTITION BY m.endpoint_id, m.ordering_key ORDER BY m.outbox_id) > 1) AS waiting
+      FROM matched m
+      LEFT JOIN keys k ON k.endpoint_id = m.endpoint_id AND k.ordering_key = m.ordering_key
 ), inserted AS (
     INSERT INTO tailhook.deliveries
            (outbox_id, endpoint_id, ordering_key, status, attempts, next_attempt_at, locked_until, locked_by, lease)
-    SELECT m.outbox_id, m.endpoint_id, m.ordering_key, 'pending', 0, now(),
+    SELECT m.outbox_id, m.endpoint_id, m.ordering_key, 'pending', 0, CASE WHEN m.waiting THEN NULL ELSE now() END,
            CASE WHEN m.lease_now
                 THEN now() + make_interval(secs => (coalesce(m.timeout_ms, $3::int)::bigint + $4::int) / 1000.0) END,
            CASE WHEN m.lease_now THEN $2::text END,
            CASE WHEN m.lease_now THEN $5::bigint END
-      FROM matched m
+      FROM leasing m
      ORDER BY m.outbox_id, m.endpoint_id
         ON CONFLICT (outbox_id, endpoint_id) DO NOTHING
     RETURNING id, outbox_id, endpoint_id, locked_until

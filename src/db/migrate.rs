@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "retention", include_str!("../../sql/0006_retention.sql")),
     (7, "status", include_str!("../../sql/0007_status.sql")),
     (8, "auto_disabled", include_str!("../../sql/0008_auto_disabled.sql")),
+    (9, "key_heads", include_str!("../../sql/0009_key_heads.sql")),
     (10, "concurrent_indexes", include_str!("../../sql/0010_concurrent_indexes.sql")),
     (11, "event_id_v7", include_str!("../../sql/0011_event_id_v7.sql")),
 ];

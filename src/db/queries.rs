@@ -246,12 +246,15 @@ pub struct Selection {
 }
 
 impl Db {
-    /// Fans out up to `limit` undispatched outbox rows (see `dispatch.sql`),
-    /// in a transaction committed asynchronously (see `async_commit.sql`);
-    /// `one_at_a_time` while any endpoint is ordered (`dispatch_serialize.sql`).
+    /// Fans out up to `limit` undispatched outbox rows, as many as make fewer
+    /// than `max_deliveries` deliveries (at least one row), leasing at most
+    /// `max_deliveries` (see `dispatch.sql`), in a transaction committed
+    /// asynchronously (see `async_commit.sql`); `one_at_a_time` while any
+    /// endpoint is ordered (`dispatch_serialize.sql`).
     pub async fn dispatch(
         &self,
         limit: i64,
+        max_deliveries: i64,
         lease: Lease<'_>,
         rooms: &Rooms,
         one_at_a_time: bool,
@@ -262,7 +265,7 @@ impl Db {
             if one_at_a_time {
                 tx.batch_execute(DISPATCH_SERIALIZE).await?;
             }
-            let params: [&dyn Param; 10] = [
+            let params: [&dyn Param; 11] = [
                 &limit,
                 &lease.replica,
                 &lease.default_timeout_ms,
@@ -273,6 +276,7 @@ impl Db {
                 &rooms.default_room,
                 &lease.max_payload_bytes,
                 &lease.claim_bytes,
+                &max_deliveries,
             ];
             let rows = self.rows(&tx, DISPATCH, &params).await?;
             tx.commit().await?;
@@ -282,7 +286,7 @@ impl Db {
     }
 
     /// Leases up to `limit` due deliveries, at most `per_endpoint` of any one
-    /// endpoint (see `claim_due.sql`).
+    /// endpoint and at most its room (see `claim_due.sql`).
     pub async fn claim_due(
         &self,
         limit: i64,

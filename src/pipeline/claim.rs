@@ -22,9 +22,45 @@ enum Kind {
     Due,
 }
 
+/// Deliveries per outbox row in recent fan-outs: how many rows a fan-out
+/// should lock to fill its slots. Rows routed to one tenant endpoint each
+/// give 1 however many endpoints exist; rows sent to every one of 4
+/// endpoints give 4. Only a guess: `dispatch.sql` itself takes no more rows
+/// than fit the slots and leases no more deliveries than there are slots, so
+/// a wrong guess costs a smaller or an extra claim, never an over-commitment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FanOutFactor(f64);
+
+impl FanOutFactor {
+    /// Before any fan-out, as if every row went to every enabled endpoint
+    /// (the cautious guess: the first claims are small, not huge).
+    fn new(enabled_endpoints: usize) -> Self {
+        Self(enabled_endpoints.max(1) as f64)
+    }
+
+    /// Rows to lock for `deliveries` slots, between 1 and `max_rows`.
+    fn rows_for(self, deliveries: usize, max_rows: usize) -> usize {
+        ((deliveries as f64 / self.0).ceil() as usize).clamp(1, max_rows.max(1))
+    }
+
+    /// Learns from a fan-out that took `rows` rows making `deliveries`
+    /// deliveries: a higher factor is taken at once (so the next claim does
+    /// not route many rows it cannot take), a lower one approached
+    /// geometrically (1,000 endpoints to tenant routing in about six claims).
+    /// Rows matching no endpoint count as a small fraction, never zero.
+    fn observe(&mut self, rows: usize, deliveries: usize, max_rows: usize) {
+        if rows == 0 {
+            return;
+        }
+        let seen = (deliveries as f64 / rows as f64).max(1.0 / max_rows.max(1) as f64);
+        self.0 = if seen >= self.0 { seen } else { (self.0 * seen).sqrt() };
+    }
+}
+
 /// Fans out outbox rows whenever the listener wakes it, and at every poll.
 pub async fn fan_out_loop(ctx: Arc<Ctx>) {
     let poll = Duration::from_millis(ctx.config.database.poll_interval_ms);
+    let mut factor = None;
     loop {
         tokio::select! {
             biased;
@@ -32,7 +68,8 @@ pub async fn fan_out_loop(ctx: Arc<Ctx>) {
             _ = ctx.wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
         }
-        drain(&ctx, Kind::FanOut).await;
+        let factor = factor.get_or_insert_with(|| FanOutFactor::new(ctx.endpoints.enabled_count()));
+        drain(&ctx, Kind::FanOut, factor).await;
     }
 }
 
@@ -52,18 +89,20 @@ pub async fn due_loop(ctx: Arc<Ctx>) {
         if Instant::now() >= next_poll {
             next_poll = Instant::now() + poll;
         }
-        drain(&ctx, Kind::Due).await;
+        drain(&ctx, Kind::Due, &mut FanOutFactor::new(1)).await;
     }
 }
 
 /// Claims batches until one comes back short (nothing more to do now).
-async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
+/// `factor` sizes fan-outs and learns from each (unused by the due claim).
+async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor) {
     let throttle = Throttle::new(Duration::from_secs(1));
     let mut backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(5))
         .without_max_times()
         .build();
+    let batch = ctx.config.delivery.batch_size;
     loop {
         if ctx.stall.is_stalled() {
             // Results wait to be written: claim nothing until they are (see `recorder::Stall`).
@@ -82,14 +121,13 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
         // deliveries are counted as started.
         let one_claim = ctx.claim_lock.lock().await;
         let rooms = ctx.limits.rooms(&ctx.endpoints.all());
-        let endpoints = ctx.endpoints.enabled_count().max(1);
+        // Fan-out: no more deliveries than the free slots, and than all
+        // endpoints together can start (deliveries beyond an endpoint's room
+        // wait unleased for the due claim), as rows by the observed fan-out.
+        // Due: every free slot, each endpoint capped by its own room in SQL.
+        let max_deliveries = reserved.min(rooms.total()).max(1);
         let limit = match kind {
-            // No more rows than the roomiest endpoint can start: rows beyond
-            // an endpoint's room wait for a second claim.
-            Kind::FanOut => {
-                let most_room = rooms.room.iter().copied().max().unwrap_or(rooms.default_room).max(1) as usize;
-                (reserved / endpoints).clamp(1, most_room)
-            }
+            Kind::FanOut => factor.rows_for(max_deliveries, batch),
             Kind::Due => reserved,
         };
         let lease = Lease {
@@ -100,11 +138,12 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
             max_payload_bytes: ctx.config.delivery.max_payload_bytes as i32,
             claim_bytes: CLAIM_BYTES.max(ctx.config.delivery.max_payload_bytes as i64),
         };
-        let per_endpoint = (limit / endpoints).max(1);
         let started = Instant::now();
         let claimed = match kind {
-            Kind::FanOut => ctx.db.dispatch(limit as i64, lease, &rooms, ctx.endpoints.any_ordered()).await,
-            Kind::Due => ctx.db.claim_due(limit as i64, per_endpoint as i64, lease, &rooms).await,
+            Kind::FanOut => {
+                ctx.db.dispatch(limit as i64, max_deliveries as i64, lease, &rooms, ctx.endpoints.any_ordered()).await
+            }
+            Kind::Due => ctx.db.claim_due(limit as i64, limit as i64, lease, &rooms).await,
         };
         let rows = match claimed {
             Ok(rows) => rows,
@@ -126,17 +165,24 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind) {
             Kind::FanOut => count_outbox_rows(&rows),
             Kind::Due => rows.len(),
         };
+        let deliveries = rows.iter().filter(|r| r.delivery_id.is_some()).count();
+        // More may be waiting when the claim took all the rows it asked for,
+        // or stopped because its deliveries filled the slots.
+        let full = taken >= limit || (kind == Kind::FanOut && deliveries >= max_deliveries);
+        if kind == Kind::FanOut {
+            factor.observe(taken, deliveries, batch);
+        }
         let took = started.elapsed();
-        tracing::debug!(claim = ?kind, reserved, limit, taken, deliveries = rows.len(), took_us = took.as_micros() as u64, "claimed");
+        tracing::debug!(claim = ?kind, reserved, limit, taken, deliveries, took_us = took.as_micros() as u64, "claimed");
         let name = if kind == Kind::FanOut { "fan_out" } else { "due" };
         ctx.metrics.claim_duration.get_or_create(&vec![("claim", name.to_owned())]).observe(took.as_secs_f64());
         if kind == Kind::FanOut {
             ctx.metrics.events_dispatched.inc_by(taken as u64);
         }
-        note_backlogs(ctx, kind, &rows, &rooms, per_endpoint as i32);
+        note_backlogs(ctx, kind, &rows, &rooms);
         start_workers(ctx, rows, reserved, lease.token, started).await;
         drop(one_claim);
-        if taken < limit || ctx.shutdown.is_cancelled() {
+        if !full || ctx.shutdown.is_cancelled() {
             return;
         }
     }
@@ -183,7 +229,7 @@ async fn reserve(ctx: &Ctx) -> Option<usize> {
 /// Marks endpoints with deliveries waiting for room, so their finishing
 /// requests wake the due claim: after a fan-out, those it left unleased;
 /// after a due claim, those that took all they could (more may be due).
-fn note_backlogs(ctx: &Ctx, kind: Kind, rows: &[ClaimedRow], rooms: &Rooms, per_endpoint: i32) {
+fn note_backlogs(ctx: &Ctx, kind: Kind, rows: &[ClaimedRow], rooms: &Rooms) {
     match kind {
         Kind::FanOut => {
             let mut deferred = false;
@@ -204,9 +250,8 @@ fn note_backlogs(ctx: &Ctx, kind: Kind, rows: &[ClaimedRow], rooms: &Rooms, per_
                 *taken.entry(id).or_default() += 1;
             }
             for (&id, &room) in rooms.endpoint_ids.iter().zip(&rooms.room) {
-                let could = room.min(per_endpoint);
-                if could > 0 {
-                    ctx.limits.set_backlog(id, taken.get(&id).copied().unwrap_or(0) >= could);
+                if room > 0 {
+                    ctx.limits.set_backlog(id, taken.get(&id).copied().unwrap_or(0) >= room);
                 }
             }
         }
@@ -271,4 +316,42 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
         ctx.tracker.spawn(worker::run(ctx.clone(), job));
     }
     ctx.capacity.add_permits(reserved);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FanOutFactor;
+
+    #[test]
+    fn fan_out_claims_lock_as_many_rows_as_fill_the_slots() {
+        // (factor, slots, max rows, rows to lock)
+        let cases = [(1.0, 512, 1000, 512), (4.0, 512, 1000, 128), (1000.0, 512, 1000, 1), (0.25, 512, 1000, 1000)];
+        for (factor, slots, max_rows, rows) in cases {
+            assert_eq!(FanOutFactor(factor).rows_for(slots, max_rows), rows, "{factor} {slots}");
+        }
+    }
+
+    #[test]
+    fn the_factor_rises_at_once_and_falls_within_a_few_claims() {
+        // Starts as if every row went to each of 1,000 endpoints; rows are
+        // routed by tenant (one delivery each).
+        let mut factor = FanOutFactor::new(1000);
+        let mut claims = 0;
+        while factor.rows_for(512, 1000) < 400 {
+            let rows = factor.rows_for(512, 1000);
+            factor.observe(rows, rows, 1000);
+            claims += 1;
+        }
+        assert!(claims <= 6, "{claims} claims to learn tenant routing");
+        // One claim of rows sent to every endpoint: the next locks one row.
+        factor.observe(2, 2000, 1000);
+        assert_eq!(factor.rows_for(512, 1000), 1);
+        // Rows that match nothing never make the factor zero.
+        let mut factor = FanOutFactor::new(1);
+        for _ in 0..20 {
+            factor.observe(1000, 0, 1000);
+        }
+        assert_eq!(factor.rows_for(512, 1000), 1000);
+        assert!(factor.0 > 0.0);
+    }
 }

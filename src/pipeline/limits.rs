@@ -26,6 +26,13 @@ pub struct Rooms {
     pub default_room: i32,
 }
 
+impl Rooms {
+    /// Deliveries all known endpoints together may start now.
+    pub fn total(&self) -> usize {
+        self.room.iter().map(|&r| r.max(0) as usize).sum()
+    }
+}
+
 /// Enforces `max_in_flight` and `rate_limit_per_sec` per endpoint, per
 /// replica, and a fair share of the request slots (see [`fair_share`]).
 pub struct Limits {

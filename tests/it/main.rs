@@ -3,6 +3,7 @@
 mod support;
 
 mod browser;
+mod claims;
 mod cli;
 mod commands;
 mod config_file;
@@ -14,6 +15,7 @@ mod guarantees;
 mod hostile;
 mod network;
 mod operate;
+mod ordered_backlog;
 mod pipeline;
 mod policy;
 mod pooler;

@@ -194,7 +194,7 @@ async fn a_late_result_keeps_its_attempt_row_and_only_a_late_2xx_changes_the_del
         claim_bytes: 16 << 20,
     };
     let rooms = Rooms { default_room: 10, ..Rooms::default() };
-    let first = pool.dispatch(10, lease(1), &rooms, false).await.unwrap();
+    let first = pool.dispatch(10, 10, lease(1), &rooms, false).await.unwrap();
     let id = first[0].delivery_id.unwrap();
     let claim_again = |token| {
         let (client, pool, rooms) = (&client, &pool, &rooms);
@@ -285,7 +285,7 @@ async fn cancelled_deliveries_stay_cancelled_and_redeliver_leaves_live_leases_al
         max_payload_bytes: 1 << 20,
         claim_bytes: 16 << 20,
     };
-    let rows = pool.dispatch(10, lease, &Rooms { default_room: 10, ..Rooms::default() }, false).await.unwrap();
+    let rows = pool.dispatch(10, 10, lease, &Rooms { default_room: 10, ..Rooms::default() }, false).await.unwrap();
     let (first, second) = (rows[0].delivery_id.unwrap(), rows[1].delivery_id.unwrap());
 
     // Being sent: redeliver() must not clear the lease (it would be sent twice at once).
@@ -474,7 +474,7 @@ async fn re_running_the_base_schema_by_hand_changes_nothing_later_files_defined(
 }
 
 /// Issue 9, item 10: upgrading a database whose `deliveries` table holds
-/// rows builds the indexes of versions 3, 6 and 7 without blocking writes;
+/// rows builds the indexes of versions 3, 6, 7 and 9 without blocking writes;
 /// a build interrupted half-way leaves an invalid index that the next
 /// migration replaces. An event trigger of the test's own holds the
 /// migration at the end of its first `CREATE INDEX` (inside that build, for
@@ -483,7 +483,8 @@ async fn re_running_the_base_schema_by_hand_changes_nothing_later_files_defined(
 async fn upgrading_builds_indexes_without_blocking_writes_and_redoes_an_interrupted_build() {
     const INDEXES: &str = "
         SELECT count(*) FILTER (WHERE x.indisvalid AND c.relname IN
-                   ('deliveries_ordered', 'deliveries_finished', 'deliveries_succeeded', 'deliveries_failed')),
+                   ('deliveries_ordered', 'deliveries_finished', 'deliveries_succeeded', 'deliveries_failed',
+                    'deliveries_keyed_scheduled')),
                count(*) FILTER (WHERE NOT x.indisvalid OR c.relname LIKE '%invalid')
           FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
          WHERE c.relnamespace = 'tailhook'::regnamespace";
@@ -549,7 +550,7 @@ async fn upgrading_builds_indexes_without_blocking_writes_and_redoes_an_interrup
     assert_eq!(state().await.1, 1, "one invalid index left by the interrupted build");
     admin.batch_execute("DROP EVENT TRIGGER hold_index_builds; SELECT pg_advisory_unlock_all();").await.unwrap();
     db.migrate().await;
-    assert_eq!(state().await, (4, 0), "every index valid, nothing invalid left");
+    assert_eq!(state().await, (5, 0), "every index valid, nothing invalid left");
     assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries").await, 10_001);
     let latest = tailhook::db::MIGRATIONS.last().unwrap().0;
     assert_eq!(db.count("SELECT max(version)::bigint FROM tailhook.schema_migrations").await, i64::from(latest));

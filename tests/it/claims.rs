@@ -1,0 +1,125 @@
+//! Claim sizing with many endpoints: fan-out claims sized by what rows really fan out to, due claims by each endpoint's room.
+
+use crate::support::*;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// `n` endpoints `t1` … `tn`, each receiving only the events of its own tenant.
+async fn tenant_endpoints(client: &tokio_postgres::Client, receiver: &Receiver, n: i64) {
+    client
+        .execute(
+            "INSERT INTO tailhook.endpoints (name, url, tenant)
+             SELECT 't' || g, $1 || g, 't' || g FROM generate_series(1, $2::bigint) g",
+            &[&receiver.url("/t/"), &n],
+        )
+        .await
+        .unwrap();
+}
+
+/// The most requests to `path` certainly in flight at once, for a receiver
+/// that answers each after `delay`: at each arrival, the arrivals less than
+/// `delay` before it (a lower bound of the true figure).
+fn peak_in_flight(receiver: &Receiver, path: &str, delay: Duration) -> usize {
+    let mut at: Vec<Instant> = receiver.received().iter().filter(|r| r.path == path).map(|r| r.at).collect();
+    at.sort();
+    let mut peak = 0;
+    let mut first = 0;
+    for (i, t) in at.iter().enumerate() {
+        while t.duration_since(at[first]) >= delay {
+            first += 1;
+        }
+        peak = peak.max(i + 1 - first);
+    }
+    peak
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_routed_by_tenant_to_a_thousand_endpoints_are_fanned_out_in_large_claims() {
+    const ENDPOINTS: i64 = 1_000;
+    const EVENTS: i64 = 3_000;
+    let db = TestDb::new().await;
+    let receiver = Receiver::ok().await;
+    let client = db.migrate().await;
+    tenant_endpoints(&client, &receiver, ENDPOINTS).await;
+    client
+        .execute(
+            "INSERT INTO tailhook.outbox (event_type, payload, tenant)
+             SELECT 'e', jsonb_build_object('n', g), 't' || (g % $2::bigint + 1) FROM generate_series(1, $1::bigint) g",
+            &[&EVENTS, &ENDPOINTS],
+        )
+        .await
+        .unwrap();
+    let mut config = db.config();
+    config.delivery.concurrency = 512;
+    // Leases that outlast any stall of this busy machine: a duplicate here
+    // would be a claim sized past its slots, not a lease taken over.
+    config.delivery.lease_margin_ms = 30_000;
+    let sidecar = Sidecar::start(config);
+    wait_settled(&db, EVENTS, Duration::from_secs(60)).await;
+    sidecar.stop().await;
+
+    // A fan-out marks its rows dispatched at its transaction's now(): one
+    // distinct value per claim.
+    let claims = db.count("SELECT count(DISTINCT dispatched_at) FROM tailhook.outbox").await;
+    eprintln!("{EVENTS} events over {ENDPOINTS} tenant endpoints: {claims} fan-out claims");
+    assert!(claims <= 60, "{EVENTS} events, 512 slots, one delivery each: took {claims} fan-out claims");
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'").await, EVENTS);
+    assert_eq!(receiver.count(), EVENTS as usize, "each event sent once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_endpoints_due_backlog_among_a_thousand_idle_endpoints_drains_at_its_max_in_flight() {
+    const BACKLOG: i64 = 10_000;
+    const MAX_IN_FLIGHT: usize = 100;
+    const DELAY: Duration = Duration::from_millis(300);
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(|path, _| match path {
+        "/busy" => Reply::ok().after(DELAY),
+        _ => Reply::ok(),
+    })
+    .await;
+    let client = db.migrate().await;
+    tenant_endpoints(&client, &receiver, 1_000).await;
+    let busy = add_endpoint(&client, "busy", &receiver.url("/busy"), &[]).await;
+    let other = add_endpoint(&client, "other", &receiver.url("/other"), &[]).await;
+    client
+        .execute("UPDATE tailhook.endpoints SET max_in_flight = $2 WHERE id = $1", &[&busy, &(MAX_IN_FLIGHT as i32)])
+        .await
+        .unwrap();
+    // Due deliveries (retries, redeliveries, work that waited for room), as
+    // the due claim finds them: events already dispatched, deliveries unleased.
+    for (endpoint, n) in [(busy, BACKLOG), (other, 100)] {
+        client
+            .batch_execute(&format!(
+                "WITH o AS (
+                     INSERT INTO tailhook.outbox (event_type, payload, dispatched_at)
+                     SELECT 'backlog', jsonb_build_object('n', g), now() FROM generate_series(1, {n}) g
+                     RETURNING id)
+                 INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, next_attempt_at)
+                 SELECT id, {endpoint}, 'retrying', 1, now() FROM o"
+            ))
+            .await
+            .unwrap();
+    }
+    let mut config = db.config();
+    config.delivery.concurrency = 512;
+    let sidecar = Sidecar::start(config);
+    let started = Instant::now();
+    while peak_in_flight(&receiver, "/busy", DELAY) < MAX_IN_FLIGHT && started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reached = started.elapsed();
+    let (peak, sent) = (peak_in_flight(&receiver, "/busy", DELAY), receiver.count());
+    assert!(peak >= MAX_IN_FLIGHT, "after {reached:?}: at most {peak} requests in flight at once, {sent} sent");
+    // Another endpoint's due work is not held back behind the big backlog.
+    wait_for("the other endpoint's backlog", Duration::from_secs(10), || async {
+        receiver.received().iter().filter(|r| r.path == "/other").count() >= 100
+    })
+    .await;
+    let busy_sent = receiver.received().iter().filter(|r| r.path == "/busy").count();
+    sidecar.stop().await;
+    let peak = peak_in_flight(&receiver, "/busy", DELAY - Duration::from_millis(20));
+    eprintln!("busy endpoint at {MAX_IN_FLIGHT} in flight after {reached:?}; {busy_sent} sent when the other finished");
+    assert!(peak <= MAX_IN_FLIGHT, "max_in_flight {MAX_IN_FLIGHT} exceeded: {peak} in flight");
+    assert!((busy_sent as i64) < BACKLOG, "the other endpoint was served while the backlog was still draining");
+}
