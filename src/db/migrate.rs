@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "retention", include_str!("../../sql/0006_retention.sql")),
     (7, "status", include_str!("../../sql/0007_status.sql")),
     (8, "auto_disabled", include_str!("../../sql/0008_auto_disabled.sql")),
+    (12, "capture", include_str!("../../sql/0012_capture.sql")),
 ];
 
 const PREPARE: &str = include_str!("../../sql/queries/migrations_prepare.sql");

@@ -3,6 +3,7 @@
 mod support;
 
 mod browser;
+mod capture;
 mod cli;
 mod commands;
 mod config_file;
