@@ -47,8 +47,13 @@ WITH locked AS MATERIALIZED (
         ON e.enabled
        AND (e.tenant IS NULL OR e.tenant = c.tenant)
        -- `*` and exact names first: the function only runs for `prefix.*` patterns.
-       AND ('*' = ANY (e.event_types) OR c.event_type = ANY (e.event_types)
+       -- `*` alone never matches tailhook's own `tailhook.` events, and those
+       -- never go to the endpoint they are about (sql/0013_operational_events.sql).
+       AND (('*' = ANY (e.event_types) AND NOT starts_with(c.event_type, 'tailhook.'))
+            OR c.event_type = ANY (e.event_types)
             OR tailhook.event_type_matches(e.event_types, c.event_type))
+       AND (NOT starts_with(c.event_type, 'tailhook.')
+            OR (c.payload #>> '{endpoint,id}') IS DISTINCT FROM e.id::text)
        AND (e.filter IS NULL OR c.payload @> e.filter)
        AND (e.filter_path IS NULL OR coalesce(jsonb_path_match(c.payload, e.filter_path, silent => true), false))
       LEFT JOIN unnest($6::bigint[], $7::int[]) AS r(endpoint_id, room) ON r.endpoint_id = e.id

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (7, "status", include_str!("../../sql/0007_status.sql")),
     (8, "auto_disabled", include_str!("../../sql/0008_auto_disabled.sql")),
     (12, "capture", include_str!("../../sql/0012_capture.sql")),
+    (13, "operational_events", include_str!("../../sql/0013_operational_events.sql")),
 ];
 
 const PREPARE: &str = include_str!("../../sql/queries/migrations_prepare.sql");

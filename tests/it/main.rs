@@ -15,6 +15,7 @@ mod guarantees;
 mod hostile;
 mod network;
 mod operate;
+mod operational;
 mod pipeline;
 mod policy;
 mod pooler;
