@@ -48,7 +48,7 @@ async fn disabled_and_failed_reach_subscribers_but_never_the_endpoint_they_are_a
     })
     .await;
     let client = db.migrate().await;
-    let ops1 = endpoint(&client, "ops1", &receiver.url("/ops1"), "{tailhook.*}", None).await;
+    endpoint(&client, "ops1", &receiver.url("/ops1"), "{tailhook.*}", None).await;
     let ops2 =
         endpoint(&client, "ops2", &receiver.url("/ops2"), "{tailhook.endpoint.*,tailhook.delivery.failed,x}", Some(1))
             .await;
@@ -108,7 +108,6 @@ async fn disabled_and_failed_reach_subscribers_but_never_the_endpoint_they_are_a
     // `*` alone does not subscribe to tailhook's own events.
     assert!(ops_events(&receiver, "/all").is_empty());
     assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox WHERE event_type LIKE 'tailhook.%'").await, 3);
-    assert!(ops1 > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
