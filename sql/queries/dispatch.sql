@@ -43,8 +43,13 @@ WITH locked AS MATERIALIZED (
     SELECT c.id AS outbox_id, c.endpoint_id, c.timeout_ms, c.ordered, c.paused_until
       FROM candidates c
        -- `*` and exact names first: the function only runs for `prefix.*` patterns.
-     WHERE ('*' = ANY (c.event_types) OR c.event_type = ANY (c.event_types)
+       -- `*` alone never matches tailhook's own `tailhook.` events, and those
+       -- never go to the endpoint they are about (sql/0013_operational_events.sql).
+     WHERE (('*' = ANY (c.event_types) AND NOT starts_with(c.event_type, 'tailhook.'))
+            OR c.event_type = ANY (c.event_types)
             OR tailhook.event_type_matches(c.event_types, c.event_type))
+       AND (NOT starts_with(c.event_type, 'tailhook.')
+            OR (c.payload #>> '{endpoint,id}') IS DISTINCT FROM c.endpoint_id::text)
        AND (c.filter IS NULL OR c.payload @> c.filter)
        AND (c.filter_path IS NULL OR coalesce(jsonb_path_match(c.payload, c.filter_path, silent => true), false))
 ), sized AS (

@@ -13,6 +13,15 @@ WITH locked AS (
            disabled_reason = 'answered 410 Gone at ' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC'
       FROM locked l
      WHERE e.id = l.id
+    RETURNING e.id, e.disabled_reason
+), emitted AS (
+    -- tailhook.endpoint.disabled (sql/0013_operational_events.sql), written
+    -- only if some other endpoint subscribes to it.
+    SELECT tailhook.emit_endpoint_event('tailhook.endpoint.disabled', d.id,
+               jsonb_build_object('reason', d.disabled_reason, 'cause', 'gone')) AS written
+      FROM disabled d
 )
 SELECT e.id FROM tailhook.endpoints e
  WHERE e.id = ANY ($1::bigint[]) AND e.enabled AND e.id NOT IN (SELECT id FROM locked)
+   -- (referenced so that the events are written)
+   AND (SELECT count(*) FROM emitted) >= 0

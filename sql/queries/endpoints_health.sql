@@ -17,7 +17,8 @@ WITH h AS (
     SELECT e.id,
            CASE WHEN h.ok > 0 THEN 0 ELSE e.consecutive_failures + h.bad END AS failures,
            CASE WHEN h.ok > 0 THEN NULL ELSE coalesce(e.failing_since, now()) END AS since,
-           e.paused_until IS NULL AS was_running
+           e.paused_until IS NULL AS was_running,
+           e.enabled AS was_enabled
       FROM tailhook.endpoints e JOIN h ON h.id = e.id
        FOR UPDATE OF e SKIP LOCKED -- the latest state: another replica may be writing it
 ), v AS (
@@ -47,10 +48,29 @@ UPDATE tailhook.endpoints e
    -- row versions for every batch of successes).
    AND NOT (v.since IS NULL AND e.failing_since IS NULL AND e.consecutive_failures = 0 AND e.paused_until IS NULL)
 RETURNING e.id, e.name, v.open AND v.was_running AS tripped, v.dead AS disabled,
-          v.since IS NULL AND NOT v.was_running AS resumed
+          v.since IS NULL AND NOT v.was_running AS resumed,
+          v.was_enabled, e.paused_until, e.disabled_reason, v.since, v.failures
+), emitted AS (
+    -- Operational events (sql/0013_operational_events.sql), in this same
+    -- transaction: only for endpoints whose state changed, and a row is
+    -- written only if some other endpoint subscribes to that type.
+    SELECT tailhook.emit_endpoint_event(x.type, w.id, x.details) AS written
+      FROM written w
+     CROSS JOIN LATERAL (VALUES
+         ('tailhook.endpoint.paused', w.tripped AND NOT w.disabled, jsonb_build_object(
+             'reason', 'circuit breaker: every attempt failed since ' || to_char(w.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
+             'paused_until', w.paused_until, 'failing_since', w.since, 'consecutive_failures', w.failures)),
+         ('tailhook.endpoint.disabled', w.disabled AND w.was_enabled, jsonb_build_object(
+             'reason', w.disabled_reason, 'cause', 'failing')),
+         ('tailhook.endpoint.resumed', w.resumed AND NOT w.disabled, jsonb_build_object(
+             'reason', 'a delivery succeeded after the pause'))
+     ) AS x(type, happened, details)
+     WHERE x.happened
 )
 SELECT h.id, w.name, w.tripped, w.disabled, w.resumed,
        s.id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM tailhook.endpoints x WHERE x.id = h.id) AS done
   FROM h
   LEFT JOIN s ON s.id = h.id
   LEFT JOIN written w ON w.id = h.id
+ -- (referenced so that the events are written)
+ WHERE (SELECT count(*) FROM emitted) >= 0

@@ -10,7 +10,7 @@
 //! window (succeeded / (succeeded + failed)), not over attempts: a delivery
 //! that succeeded on its third attempt counts once, as a success.
 
-use crate::db::{Db, DbError, EndpointStatus};
+use crate::db::{Capture, Db, DbError, EndpointStatus};
 use serde::Serialize;
 
 /// Why `status` stopped.
@@ -29,6 +29,8 @@ pub struct Report {
     /// The window the `*_in_window` figures and the success rate cover.
     pub window: String,
     pub endpoints: Vec<Row>,
+    /// Tables whose changes are published (`tailhook.capture`).
+    pub captures: Vec<Capture>,
 }
 
 /// One endpoint, as `--json` prints it.
@@ -90,16 +92,19 @@ pub async fn report(db: &Db, window: &str) -> Result<Report, StatusError> {
         }
         _ => StatusError::Database(e),
     })?;
-    Ok(Report { window: window.to_owned(), endpoints: rows.into_iter().map(Row::from).collect() })
+    let captures = db.captures().await?;
+    Ok(Report { window: window.to_owned(), endpoints: rows.into_iter().map(Row::from).collect(), captures })
 }
 
 /// The report as a terminal table.
 pub fn table(report: &Report) -> String {
     use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
     if report.endpoints.is_empty() {
-        return "no endpoints yet: add one with INSERT INTO tailhook.endpoints (name, url, secrets) ... \
-                or an [[endpoints]] entry in config.toml\n"
-            .to_owned();
+        return format!(
+            "no endpoints yet: add one with INSERT INTO tailhook.endpoints (name, url, secrets) ... \
+             or an [[endpoints]] entry in config.toml\n{}",
+            captures(&report.captures)
+        );
     }
     let w = &report.window;
     let mut table = Table::new();
@@ -138,8 +143,29 @@ pub fn table(report: &Report) -> String {
     }
     format!(
         "{table}\nfailed: every failed delivery still recorded; succeeded and success rate: deliveries \
-         finished in the last {w} (succeeded / (succeeded + failed), not attempts)\n"
+         finished in the last {w} (succeeded / (succeeded + failed), not attempts)\n{}",
+        captures(&report.captures)
     )
+}
+
+/// The captured tables, one line each (nothing when there is none).
+fn captures(list: &[Capture]) -> String {
+    let mut out = String::new();
+    if !list.is_empty() {
+        out.push_str("\ncaptured tables (tailhook.captures):\n");
+    }
+    for c in list {
+        out.push_str(&format!(
+            "  {} -> {}.* on {}; columns: {}; tenant: {}; key: {}\n",
+            c.table,
+            c.event_type,
+            c.operations.join(", "),
+            c.columns.as_ref().map_or("all".to_owned(), |c| c.join(", ")),
+            c.tenant_column.as_deref().unwrap_or("-"),
+            c.key_column
+        ));
+    }
+    out
 }
 
 /// An age in its two largest units: `45s`, `3m 20s`, `2h 5m`, `3d 4h`.

@@ -18,6 +18,8 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (9, "key_heads", include_str!("../../sql/0009_key_heads.sql")),
     (10, "concurrent_indexes", include_str!("../../sql/0010_concurrent_indexes.sql")),
     (11, "event_id_v7", include_str!("../../sql/0011_event_id_v7.sql")),
+    (12, "capture", include_str!("../../sql/0012_capture.sql")),
+    (13, "operational_events", include_str!("../../sql/0013_operational_events.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a

@@ -11,6 +11,7 @@ const DEMO_PROGRESS: &str = include_str!("../../sql/queries/demo_progress.sql");
 /// Printed by the demo as the query to inspect the record, and run by it.
 pub const DEMO_RECORD: &str = include_str!("../../sql/queries/demo_record.sql");
 const ENDPOINT_STATUS: &str = include_str!("../../sql/queries/endpoint_status.sql");
+const CAPTURES_LIST: &str = include_str!("../../sql/queries/captures_list.sql");
 
 /// One endpoint's figures for `tailhook status` (see `endpoint_status.sql`).
 #[derive(Debug, Clone)]
@@ -31,6 +32,18 @@ pub struct EndpointStatus {
     /// Age of the oldest event still pending or retrying to it.
     pub oldest_undelivered_secs: Option<i64>,
     pub id: i64,
+}
+
+/// A table captured with `tailhook.capture` (see `captures_list.sql`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Capture {
+    pub table: String,
+    pub event_type: String,
+    pub operations: Vec<String>,
+    /// `None`: every column.
+    pub columns: Option<Vec<String>>,
+    pub tenant_column: Option<String>,
+    pub key_column: String,
 }
 
 /// One delivery as the demo shows it (see `demo_progress.sql`).
@@ -84,6 +97,26 @@ impl Db {
                         succeeded_in_window: r.try_get(9)?,
                         oldest_undelivered_secs: r.try_get(10)?,
                         id: r.try_get(11)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The captured tables, by name.
+    pub async fn captures(&self) -> Result<Vec<Capture>, DbError> {
+        self.with_client(async |client| {
+            let rows = self.rows(&*client, CAPTURES_LIST, &[]).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Capture {
+                        table: r.try_get(0)?,
+                        event_type: r.try_get(1)?,
+                        operations: r.try_get(2)?,
+                        columns: r.try_get(3)?,
+                        tenant_column: r.try_get(4)?,
+                        key_column: r.try_get(5)?,
                     })
                 })
                 .collect()

@@ -204,6 +204,8 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
         tables,
         [
             "attempts",
+            "capture_config",
+            "captures",
             "deliveries",
             "delivery_log",
             "endpoint_stats",

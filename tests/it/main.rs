@@ -3,6 +3,7 @@
 mod support;
 
 mod browser;
+mod capture;
 mod claims;
 mod cli;
 mod commands;
@@ -15,6 +16,7 @@ mod guarantees;
 mod hostile;
 mod network;
 mod operate;
+mod operational;
 mod ordered_backlog;
 mod pipeline;
 mod policy;

@@ -84,6 +84,13 @@ async fn event_type_patterns_match_as_documented() {
         (&["x", "a.*"], "a.z", true),
         (&[], "a", false),
         (&["a%"], "ab", false),
+        // tailhook's operational events only for patterns that name them.
+        (&["*"], "tailhook.endpoint.disabled", false),
+        (&["*"], "tailhook.test", true),
+        (&["*", "tailhook.*"], "tailhook.delivery.failed", true),
+        (&["tailhook.endpoint.*"], "tailhook.endpoint.paused", true),
+        (&["tailhook.endpoint.*"], "tailhook.delivery.failed", false),
+        (&["tailhook.delivery.failed"], "tailhook.delivery.failed", true),
     ];
     for (patterns, event_type, expected) in cases {
         let got: bool = client

@@ -1,0 +1,191 @@
+//! Benchmark of what change capture and operational events cost the writes they ride on.
+//!
+//! ```text
+//! cargo run --release --example capture_bench -- capture [ROWS] [INSERTS] [ROUNDS]   # default 100000 2000 3
+//! cargo run --release --example capture_bench -- ops [ROWS] [ROUNDS]                 # default 100000 3
+//! ```
+//! `capture` times a bulk `UPDATE` of ROWS rows and INSERTS single-row
+//! INSERTs (each its own transaction) on an `orders` table, without and with
+//! `tailhook.capture`, alternating, ROUNDS times, and prints each time and the
+//! ratio (uncaptured time / captured time: 1.0 means capture costs nothing).
+//! `ops` times what operational events add to the delivery path: a batched
+//! `UPDATE` of ROWS deliveries to `succeeded` with and without the
+//! `deliveries_failed_event` trigger (the success path never calls its
+//! function), and the fan-out's endpoint match (sql/queries/dispatch.sql)
+//! with and without the two `tailhook.` conditions, over ROWS events × 4 endpoints.
+//! Uses the PostgreSQL the test suite would use, in a fresh database dropped at the end.
+
+use std::time::{Duration, Instant};
+use tailhook::local_pg;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str).unwrap_or("capture");
+    let num = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let pg = local_pg::find_or_start()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let name = format!("tailhook_capture_bench_{}", std::process::id());
+        let admin = connect(&pg.admin_url).await;
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        let mut client = connect(&pg.url_for(&name)).await;
+        tailhook::db::migrate(&mut client).await?;
+        let result = match mode {
+            "ops" => ops(&client, num(1, 100_000), num(2, 3)).await,
+            _ => capture(&client, num(1, 100_000), num(2, 2_000), num(3, 3)).await,
+        };
+        drop(client);
+        admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await?;
+        result
+    })
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+async fn timed(client: &tokio_postgres::Client, sql: &str) -> Result<Duration, tokio_postgres::Error> {
+    let start = Instant::now();
+    client.batch_execute(sql).await?;
+    Ok(start.elapsed())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+type Result2 = Result<(), Box<dyn std::error::Error>>;
+
+async fn capture(client: &tokio_postgres::Client, rows: u64, inserts: u64, rounds: u64) -> Result2 {
+    // A typical table: a primary key, an indexed foreign key, a few columns.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, account_id bigint NOT NULL, status text NOT NULL,
+                                  amount numeric(12,2) NOT NULL, note text, updated_at timestamptz NOT NULL DEFAULT now());
+             CREATE INDEX orders_account ON orders (account_id);
+             INSERT INTO orders SELECT g, g % 1000, 'new', g * 1.5, 'note ' || g FROM generate_series(1, {rows}) g;"
+        ))
+        .await?;
+    client.batch_execute("VACUUM ANALYZE orders").await?;
+    let insert =
+        client.prepare("INSERT INTO orders (id, account_id, status, amount) VALUES ($1, $2, 'new', 10)").await?;
+    let mut next_id = rows as i64 + 1;
+    println!("capture: UPDATE of {rows} rows, {inserts} single-row INSERTs (one transaction each), {rounds} rounds");
+    let (mut bulk_ratios, mut single_ratios) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let mut times = Vec::new();
+        for captured in [false, true] {
+            if captured {
+                client
+                    .batch_execute("SELECT tailhook.capture('orders', 'order', tenant_column => 'account_id')")
+                    .await?;
+            } else {
+                client.batch_execute("SELECT tailhook.uncapture('orders')").await?;
+            }
+            let bulk = timed(client, "UPDATE orders SET amount = amount + 1, updated_at = now()").await?;
+            let start = Instant::now();
+            for _ in 0..inserts {
+                client.execute(&insert, &[&next_id, &(next_id % 1000)]).await?;
+                next_id += 1;
+            }
+            let single = start.elapsed();
+            // Keep the outbox (and the table's dead rows) from growing between runs.
+            client.batch_execute("TRUNCATE tailhook.outbox").await?;
+            client.batch_execute("VACUUM orders").await?;
+            times.push((bulk, single));
+        }
+        let ((bulk_off, single_off), (bulk_on, single_on)) = (times[0], times[1]);
+        let (bulk_ratio, single_ratio) =
+            (bulk_off.as_secs_f64() / bulk_on.as_secs_f64(), single_off.as_secs_f64() / single_on.as_secs_f64());
+        println!(
+            "round {round}: bulk UPDATE {} uncaptured, {} captured: {bulk_ratio:.2}; single INSERTs {:.0} µs, {:.0} µs each: {single_ratio:.2}",
+            ms(bulk_off),
+            ms(bulk_on),
+            single_off.as_secs_f64() * 1e6 / inserts as f64,
+            single_on.as_secs_f64() * 1e6 / inserts as f64,
+        );
+        bulk_ratios.push(bulk_ratio);
+        single_ratios.push(single_ratio);
+    }
+    println!(
+        "median ratio (uncaptured time / captured time): bulk {:.2}, single {:.2}",
+        median(bulk_ratios),
+        median(single_ratios)
+    );
+    Ok(())
+}
+
+async fn ops(client: &tokio_postgres::Client, rows: u64, rounds: u64) -> Result2 {
+    client
+        .batch_execute(&format!(
+            "INSERT INTO tailhook.endpoints (name, url, event_types)
+                 SELECT 'e' || g, 'https://e' || g || '.example.com/', CASE WHEN g = 1 THEN '{{*}}' ELSE '{{a.*,tailhook.*}}' END::text[]
+                   FROM generate_series(1, 4) g;
+             INSERT INTO tailhook.outbox (event_type, payload, dispatched_at)
+                 SELECT 'a.b', jsonb_build_object('n', g), now() FROM generate_series(1, {rows}) g;
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts)
+                 SELECT o.id, (SELECT min(id) FROM tailhook.endpoints), 'pending', 0 FROM tailhook.outbox o;"
+        ))
+        .await?;
+    client.batch_execute("VACUUM ANALYZE tailhook.outbox, tailhook.deliveries").await?;
+    // The fan-out's match, as dispatch.sql had it before and has it now.
+    let before = "SELECT count(*) FROM tailhook.outbox c JOIN tailhook.endpoints e ON e.enabled
+                    AND (e.tenant IS NULL OR e.tenant = c.tenant)
+                    AND ('*' = ANY (e.event_types) OR c.event_type = ANY (e.event_types)
+                         OR tailhook.event_type_matches(e.event_types, c.event_type))";
+    let after = "SELECT count(*) FROM tailhook.outbox c JOIN tailhook.endpoints e ON e.enabled
+                    AND (e.tenant IS NULL OR e.tenant = c.tenant)
+                    AND (('*' = ANY (e.event_types) AND NOT starts_with(c.event_type, 'tailhook.'))
+                         OR c.event_type = ANY (e.event_types)
+                         OR tailhook.event_type_matches(e.event_types, c.event_type))
+                    AND (NOT starts_with(c.event_type, 'tailhook.')
+                         OR (c.payload #>> '{endpoint,id}') IS DISTINCT FROM e.id::text)";
+    let succeed = "BEGIN; UPDATE tailhook.deliveries SET status = 'succeeded', attempts = 1, completed_at = now(), updated_at = now();
+                   ROLLBACK";
+    println!(
+        "ops: {rows} deliveries set to succeeded in one UPDATE; match of {rows} events × 4 endpoints; {rounds} rounds"
+    );
+    let (mut trigger_ratios, mut match_ratios) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        // Alternate which goes first; vacuum away the rolled-back versions before each.
+        let (mut without, mut with) = (Duration::ZERO, Duration::ZERO);
+        for enabled in if round % 2 == 1 { [false, true] } else { [true, false] } {
+            let state = if enabled { "ENABLE" } else { "DISABLE" };
+            client
+                .batch_execute(&format!("ALTER TABLE tailhook.deliveries {state} TRIGGER deliveries_failed_event"))
+                .await?;
+            client.batch_execute("VACUUM tailhook.deliveries").await?;
+            *(if enabled { &mut with } else { &mut without }) = timed(client, succeed).await?;
+        }
+        let (old, new) = if round % 2 == 1 {
+            (timed(client, before).await?, timed(client, after).await?)
+        } else {
+            let new = timed(client, after).await?;
+            (timed(client, before).await?, new)
+        };
+        println!(
+            "round {round}: success UPDATE {} without the trigger, {} with: {:.2}; match {} before, {} after: {:.2}",
+            ms(without),
+            ms(with),
+            without.as_secs_f64() / with.as_secs_f64(),
+            ms(old),
+            ms(new),
+            old.as_secs_f64() / new.as_secs_f64(),
+        );
+        trigger_ratios.push(without.as_secs_f64() / with.as_secs_f64());
+        match_ratios.push(old.as_secs_f64() / new.as_secs_f64());
+    }
+    println!(
+        "median ratio (time without / time with): success path {:.2}, fan-out match {:.2}",
+        median(trigger_ratios),
+        median(match_ratios)
+    );
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
