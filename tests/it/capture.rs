@@ -262,15 +262,7 @@ async fn quoted_names_other_schemas_and_re_run_migrations_keep_working() {
         .await
         .unwrap();
     // Every migration file again, by hand (as another migration tool might), and `migrate`.
-    for (_, _, sql) in tailhook::db::MIGRATIONS {
-        if sql.contains(tailhook::db::OUTSIDE_A_TRANSACTION) {
-            for statement in tailhook::db::statements(sql) {
-                client.batch_execute(statement).await.expect("re-run a migration, statement by statement");
-            }
-        } else {
-            client.batch_execute(sql).await.expect("re-run a migration");
-        }
-    }
+    apply_every_migration_by_hand(&client).await;
     tailhook::db::migrate(&mut client).await.unwrap();
     client
         .batch_execute(

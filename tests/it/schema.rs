@@ -27,15 +27,7 @@ async fn migrations_are_safe_concurrently_and_a_no_op_when_re_run() {
     assert!(tailhook::db::migrate(&mut client).await.unwrap().is_empty());
     assert_eq!(db.count("SELECT count(*) FROM tailhook.schema_migrations").await, latest.len() as i64);
     // Every file is also safe to apply by hand again, as another migration tool might.
-    for (_, _, sql) in tailhook::db::MIGRATIONS {
-        if sql.contains(tailhook::db::OUTSIDE_A_TRANSACTION) {
-            for statement in tailhook::db::statements(sql) {
-                client.batch_execute(statement).await.expect("re-applying a migration file, statement by statement");
-            }
-        } else {
-            client.batch_execute(sql).await.expect("re-applying a migration file");
-        }
-    }
+    apply_every_migration_by_hand(&client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,6 +115,21 @@ pub fn report(error: &dyn std::error::Error) -> String {
 }
 
 /// A connection with tailhook's own connector, so TLS settings in `url` apply.
+/// Applies every migration file again by hand, as another migration tool
+/// (or an operator with psql) might: a file marked to run outside a
+/// transaction one statement at a time, the others whole.
+pub async fn apply_every_migration_by_hand(client: &tokio_postgres::Client) {
+    for (version, _, sql) in tailhook::db::MIGRATIONS {
+        if sql.contains(tailhook::db::OUTSIDE_A_TRANSACTION) {
+            for statement in tailhook::db::statements(sql) {
+                client.batch_execute(statement).await.unwrap_or_else(|e| panic!("re-applying {version}: {e}"));
+            }
+        } else {
+            client.batch_execute(sql).await.unwrap_or_else(|e| panic!("re-applying {version}: {e}"));
+        }
+    }
+}
+
 pub async fn connect(url: &str) -> tokio_postgres::Client {
     let mut connector = tailhook::db::Connector::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
     connector.pg.application_name("tailhook-tests");
