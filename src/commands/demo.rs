@@ -59,7 +59,7 @@ pub async fn demo() -> Result<(), DemoError> {
         .map_err(|e| DemoError::Postgres(format!("finding PostgreSQL crashed: {e}")))?
         .map_err(DemoError::Postgres)?;
     let name = format!("tailhook_demo_{}_{:08x}", std::process::id(), rand::random::<u32>());
-    println!("PostgreSQL: {} — creating database {name}", describe(&pg));
+    say!("PostgreSQL: {} — creating database {name}", describe(&pg));
     admin(&pg, &CREATE_DATABASE.replace("{database}", &name)).await?;
     // Ctrl-C ends the tour early but still drops the database.
     let result = tokio::select! {
@@ -68,12 +68,12 @@ pub async fn demo() -> Result<(), DemoError> {
     };
     let dropped = admin(&pg, &DROP_DATABASE.replace("{database}", &name)).await;
     match (&result, &dropped) {
-        (_, Ok(())) => println!("\ndropped database {name}"),
+        (_, Ok(())) => say!("\ndropped database {name}"),
         (_, Err(e)) => eprintln!("tailhook: could not drop database {name}: {e}"),
     }
     result?;
     dropped?;
-    println!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
+    say!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -109,13 +109,13 @@ async fn tour(pg: &LocalPg, database: &str) -> Result<(), DemoError> {
     config.delivery.shutdown_grace_ms = 2_000;
     let db = Db::new(&config.database)?;
     db::migrate(&mut *db.client().await?).await?;
-    println!("schema created (tailhook migrate)");
-    println!("receiver listening on http://{} (it verifies every signature)", receiver.addr);
+    say!("schema created (tailhook migrate)");
+    say!("receiver listening on http://{} (it verifies every signature)", receiver.addr);
     for (endpoint, path) in [("healthy", "/healthy"), ("flaky", "/flaky")] {
         let url = format!("http://{}{path}", receiver.addr);
         db.demo_add_endpoint(endpoint, &url, &secrets[path]).await?;
     }
-    println!(
+    say!(
         "endpoints: `healthy` answers 200; `flaky` answers 503 {FLAKY_FAILURES} times per event, then 200 \
          (retries after 300 ms, then 600 ms)\n"
     );
@@ -127,7 +127,7 @@ async fn tour(pg: &LocalPg, database: &str) -> Result<(), DemoError> {
     let publish_and_watch = async {
         for (event_type, payload) in EVENTS {
             let id = db.demo_publish(event_type, payload).await?;
-            println!("published {event_type} (event {id})");
+            say!("published {event_type} (event {id})");
         }
         watch(&db, EVENTS.len() * 2).await
     };
@@ -150,22 +150,22 @@ async fn tour(pg: &LocalPg, database: &str) -> Result<(), DemoError> {
         return Err(DemoError::Tour(format!("{invalid} of {} requests had no valid signature", verified + invalid)));
     }
     let retries = verified.saturating_sub(EVENTS.len() * 2);
-    println!(
+    say!(
         "\nall {} deliveries succeeded: {retries} retries on the way, and all {verified} requests carried a \
          Standard Webhooks signature the receiver verified (HMAC-SHA256 of id.timestamp.body)",
         EVENTS.len() * 2
     );
 
-    println!("\nthe record, as `tailhook status` shows it:");
+    say!("\nthe record, as `tailhook status` shows it:");
     let report = super::status::report(&db, "24h").await.map_err(|e| DemoError::Tour(e.to_string()))?;
-    print!("{}", super::status::table(&report));
-    println!("\nevery attempt is a row you can query; this SQL reads them:\n");
-    println!("{}", crate::db::DEMO_RECORD.trim_end());
+    say_raw!("{}", super::status::table(&report));
+    say!("\nevery attempt is a row you can query; this SQL reads them:\n");
+    say!("{}", crate::db::DEMO_RECORD.trim_end());
     let (header, rows) = db.demo_record().await?;
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(header).add_rows(rows);
-    println!("{table}");
-    println!(
+    say!("{table}");
+    say!(
         "\nnext: point tailhook at your database (`DATABASE_URL=... tailhook run`), add an endpoint with \
          INSERT INTO tailhook.endpoints, and publish with SELECT tailhook.publish(...)"
     );
@@ -191,7 +191,7 @@ async fn watch(db: &Db, expected: usize) -> Result<(), DemoError> {
             if seen.get(&d.id).is_some_and(|old| old.status == d.status && old.attempts == d.attempts) {
                 continue;
             }
-            println!("  delivery {:>2}  {:<17} → {:<8} {}", d.id, d.event_type, d.endpoint, narrate(d));
+            say!("  delivery {:>2}  {:<17} → {:<8} {}", d.id, d.event_type, d.endpoint, narrate(d));
             seen.insert(d.id, d.clone());
         }
         if now.len() == expected && now.iter().all(|d| d.status == "succeeded") {
@@ -282,7 +282,7 @@ async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap
     };
     if let Err(why) = checked {
         shared.invalid.fetch_add(1, Ordering::SeqCst);
-        println!("  receiver    POST {path:<8} webhook-id {id}: signature INVALID ({why}) → 401");
+        say!("  receiver    POST {path:<8} webhook-id {id}: signature INVALID ({why}) → 401");
         return StatusCode::UNAUTHORIZED;
     }
     shared.verified.fetch_add(1, Ordering::SeqCst);
@@ -294,7 +294,7 @@ async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap
     };
     let status =
         if path == "/flaky" && seen <= FLAKY_FAILURES { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    println!("  receiver    POST {path:<8} webhook-id {id}: signature verified → {}", status.as_u16());
+    say!("  receiver    POST {path:<8} webhook-id {id}: signature verified → {}", status.as_u16());
     status
 }
 

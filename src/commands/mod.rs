@@ -1,5 +1,24 @@
 //! The command line: parses arguments, loads the config, sets up logging and signals, runs one command.
 
+/// `println!` for command output that never panics: when stdout is a pipe
+/// nobody reads any more (`tailhook status | head -1`), the rest of the
+/// output is dropped and the command still finishes its work (the demo
+/// still drops its database).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` with [`say!`]'s rule.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod demo;
 pub(crate) mod redeliver;
 pub(crate) mod send_test;
@@ -140,7 +159,7 @@ pub fn main() -> ExitCode {
             Command::Enable { endpoint } => enable(config, &endpoint).await,
             Command::Demo => demo().await,
             Command::CheckConfig => {
-                print!("{}", config.redacted_toml());
+                say_raw!("{}", config.redacted_toml());
                 Ok(())
             }
         }
@@ -278,9 +297,9 @@ async fn redeliver(config: Config, args: RedeliverArgs) -> Result<(), Failure> {
         (None, n) => format!("{n} deliveries"),
     };
     if args.dry_run {
-        println!("would redeliver {what}");
+        say!("would redeliver {what}");
     } else {
-        println!("redelivered {what}");
+        say!("redelivered {what}");
     }
     Ok(())
 }
@@ -293,9 +312,9 @@ async fn status(config: Config, args: StatusArgs) -> Result<(), Failure> {
     })?;
     if args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot write JSON: {e}"))?;
-        println!("{text}");
+        say!("{text}");
     } else {
-        print!("{}", status::table(&report));
+        say_raw!("{}", status::table(&report));
     }
     Ok(())
 }
@@ -304,7 +323,7 @@ async fn enable(config: Config, endpoint: &str) -> Result<(), Failure> {
     let db = Db::new(&config.database).map_err(|e| e.to_string())?;
     match db.enable_endpoint(endpoint).await {
         Ok(true) => {
-            println!("endpoint `{endpoint}` enabled");
+            say!("endpoint `{endpoint}` enabled");
             Ok(())
         }
         Ok(false) => Err(Failure::BadInput(format!("no endpoint named `{endpoint}`"))),
@@ -337,9 +356,9 @@ async fn migrate(config: Config) -> Result<(), Failure> {
     let applied = db::migrate(&mut client).await.map_err(|e| e.to_string())?;
     let latest = db::MIGRATIONS.last().map_or(0, |m| m.0);
     if applied.is_empty() {
-        println!("schema is up to date (version {latest})");
+        say!("schema is up to date (version {latest})");
     } else {
-        println!("applied migrations {applied:?}; schema is at version {latest}");
+        say!("applied migrations {applied:?}; schema is at version {latest}");
     }
     Ok(())
 }

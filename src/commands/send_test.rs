@@ -107,7 +107,7 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
 /// Sends the request and prints what happened; `Ok` only on a 2xx.
 pub async fn send_test(config: &Config, db: &Db, request: &TestRequest) -> Result<(), SendTestError> {
     let p = probe(config, db, request).await?;
-    println!(
+    say!(
         "sent {} to endpoint `{}`{} (webhook-id {}, timeout {} ms)",
         p.event_type,
         p.endpoint,
@@ -116,14 +116,14 @@ pub async fn send_test(config: &Config, db: &Db, request: &TestRequest) -> Resul
         p.timeout_ms
     );
     if p.disabled {
-        println!("note: the endpoint is disabled; sent anyway, as a test");
+        say!("note: the endpoint is disabled; sent anyway, as a test");
     }
     match p.status_code {
-        Some(code) => println!("HTTP {code} in {} ms", p.duration_ms),
-        None => println!("no response after {} ms", p.duration_ms),
+        Some(code) => say!("HTTP {code} in {} ms", p.duration_ms),
+        None => say!("no response after {} ms", p.duration_ms),
     }
     if let Some(response) = &p.response {
-        println!("response: {response}");
+        say!("response: {response}");
     }
     match p.failure {
         None => Ok(()),

@@ -366,3 +366,15 @@ async fn redeliver_selects_by_endpoint_type_and_time_any_state_by_id_and_names_u
     assert_eq!(code, Some(2));
     assert!(err.starts_with("tailhook: invalid --since or --until") && err.lines().count() == 1, "{err}");
 }
+
+/// `tailhook check-config | head -0`: output to a pipe nobody reads any more
+/// is dropped, never a panic (exit 101); the command still does its work.
+#[test]
+fn output_to_a_closed_pipe_is_dropped_not_a_panic() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = tailhook_command().arg("check-config").stdout(writer).output().expect("run tailhook");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
