@@ -105,9 +105,7 @@ async fn one_endpoints_due_backlog_among_a_thousand_idle_endpoints_drains_at_its
     config.delivery.concurrency = 512;
     let sidecar = Sidecar::start(config);
     let started = Instant::now();
-    while peak_in_flight(&receiver, "/busy", DELAY) < MAX_IN_FLIGHT && started.elapsed() < Duration::from_secs(15) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(Duration::from_secs(15), || async { peak_in_flight(&receiver, "/busy", DELAY) >= MAX_IN_FLIGHT }).await;
     let reached = started.elapsed();
     let (peak, sent) = (peak_in_flight(&receiver, "/busy", DELAY), receiver.count());
     assert!(peak >= MAX_IN_FLIGHT, "after {reached:?}: at most {peak} requests in flight at once, {sent} sent");

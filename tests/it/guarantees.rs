@@ -260,11 +260,8 @@ async fn late_results_after_a_takeover_keep_their_attempt_rows_finish_on_a_2xx_a
     .await;
     proxy.restore();
     // `a` reconnects and writes its late results (within its retry backoff).
-    let recorded = || db.count("SELECT count(*) FROM tailhook.attempts");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while recorded().await < 60 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(Duration::from_secs(10), || async { db.count("SELECT count(*) FROM tailhook.attempts").await >= 60 })
+        .await;
     a.stop().await;
     b.stop().await;
 
@@ -350,12 +347,10 @@ async fn a_stalled_recorder_never_sends_its_own_unrecorded_deliveries_again() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     locker.batch_execute("ROLLBACK").await.unwrap();
     wait_settled(&db, 20, Duration::from_secs(10)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while db.count("SELECT count(*) FROM tailhook.attempts").await < receiver.count() as i64
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(Duration::from_secs(5), || async {
+        db.count("SELECT count(*) FROM tailhook.attempts").await >= receiver.count() as i64
+    })
+    .await;
     sidecar.stop().await;
     let attempts = db.count("SELECT count(*) FROM tailhook.attempts").await;
     assert_eq!(
@@ -377,10 +372,7 @@ async fn a_delivery_cancelled_mid_flight_stays_cancelled_and_keeps_its_attempt_r
     client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
     wait_for("the request in flight", Duration::from_secs(10), || async { receiver.count() == 1 }).await;
     client.execute("UPDATE tailhook.deliveries SET status = 'cancelled'", &[]).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while db.count("SELECT count(*) FROM tailhook.attempts").await == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(Duration::from_secs(5), || async { db.count("SELECT count(*) FROM tailhook.attempts").await > 0 }).await;
     sidecar.stop().await;
     let row = client
         .query_one(

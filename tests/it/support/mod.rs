@@ -189,7 +189,20 @@ impl Sidecar {
 }
 
 /// Polls `check` every 20 ms until it is true; fails the test after `limit`.
-pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
+pub async fn wait_for<F, Fut>(what: &str, limit: Duration, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    if !poll_until(limit, check).await {
+        panic!("timed out after {limit:?} waiting for: {what}");
+    }
+}
+
+/// Polls `check` every 20 ms until it is true or `limit` has passed, and
+/// says which, without failing: for tests that then assert the values
+/// themselves, so a failure shows the numbers.
+pub async fn poll_until<F, Fut>(limit: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -197,10 +210,10 @@ where
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if check().await {
-            return;
+            return true;
         }
         if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for: {what}");
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
