@@ -18,13 +18,10 @@
 -- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint,
 -- $9 max payload bytes, $10 max payload bytes per claim, $11 max deliveries (free slots)
 WITH locked AS MATERIALIZED (
-    SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.ordering_key, o.created_at,
-           o.payload::text AS body
-      FROM tailhook.outbox o
-     WHERE o.dispatched_at IS NULL
-     ORDER BY o.id
-     LIMIT $1
-       FOR NO KEY UPDATE SKIP LOCKED
+    -- The oldest $1 undispatched rows not locked by another claim, locked
+    -- (sql/0016_claim_rows.sql: a function, so the rest is planned for a batch).
+    SELECT l.id, l.event_id, l.event_type, l.payload, l.tenant, l.ordering_key, l.created_at, l.body
+      FROM tailhook.lock_undispatched($1) l
 ), candidates AS (
     -- Endpoints that take the row's tenant: those of that tenant, found by
     -- equality (a hash join, so 1,000 tenant endpoints cost rows + endpoints,
