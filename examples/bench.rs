@@ -70,7 +70,7 @@ struct Args {
     #[arg(long)]
     statements: bool,
     /// Another `tailhook` binary (e.g. a build of another commit): `throughput`
-    /// then also runs it in every round, for a same-run before/after.
+    /// and `latency` then also run it in every round, for a same-run before/after.
     #[arg(long, value_name = "PATH")]
     sidecar_b: Option<PathBuf>,
 }
@@ -726,11 +726,13 @@ async fn retained(env: &Env, args: &Args) -> Result<(), Error> {
 async fn latency(env: &Env, args: &Args) -> Result<(), Error> {
     println!("\n## latency: {} events/s for {} s, one transaction each, commit -> receiver", args.rate, args.seconds);
     let shape = Shape::single(0);
-    for round in 1..=args.rounds {
+    // With --sidecar-b, each round runs this build and then that one.
+    let sides: &[bool] = if env.tailhook_b.is_some() { &[false, true] } else { &[false] };
+    for (round, b) in (1..=args.rounds).flat_map(|round| sides.iter().map(move |&b| (round, b))) {
         let receiver = Receiver::start(env, true).await?;
         let mut db = fresh_db(env).await?;
         setup_tailhook(&mut db, &shape, &receiver).await?;
-        let (mut sidecar, _log) = spawn_sidecar(env, &db.url, false)?;
+        let (mut sidecar, _log) = spawn_sidecar(env, &db.url, b)?;
         // Started and listening: one event goes through first.
         db.client.query_one("SELECT tailhook.publish('warm', '{}')", &[]).await?;
         while receiver.received().await? < 1 {
@@ -771,7 +773,8 @@ async fn latency(env: &Env, args: &Args) -> Result<(), Error> {
             pct(&mut from_commit, 0.99),
         );
         println!(
-            "  round {round} {} of {total} received: from COMMIT acknowledged p50 {p50:.2} ms, p99 {p99:.2} ms; from COMMIT sent p50 {pc50:.2} ms, p99 {pc99:.2} ms | CPU µs/event: sidecar {:.0}, PostgreSQL {:.0}, receiver {:.0}",
+            "  round {round}{} {} of {total} received: from COMMIT acknowledged p50 {p50:.2} ms, p99 {p99:.2} ms; from COMMIT sent p50 {pc50:.2} ms, p99 {pc99:.2} ms | CPU µs/event: sidecar {:.0}, PostgreSQL {:.0}, receiver {:.0}",
+            if b { " tailhook B" } else { "" },
             from_ack.len(),
             cpu(side),
             cpu(pg),

@@ -20,8 +20,17 @@ const CLAIM_DUE: &str = include_str!("../../sql/queries/claim_due.sql");
 const RECORD_RESULTS: &str = include_str!("../../sql/queries/record_results.sql");
 const RELEASE_LEASES: &str = include_str!("../../sql/queries/release_leases.sql");
 const RELEASE_ALL: &str = include_str!("../../sql/queries/release_all.sql");
-const ASYNC_COMMIT: &str = include_str!("../../sql/queries/async_commit.sql");
-const DISPATCH_SERIALIZE: &str = include_str!("../../sql/queries/dispatch_serialize.sql");
+/// The fan-out's transaction opens with its settings (`async_commit.sql`),
+/// and while any endpoint is ordered also takes the fan-out lock
+/// (`dispatch_serialize.sql`).
+const DISPATCH_BEGIN: &str = concat!("BEGIN;\n", include_str!("../../sql/queries/async_commit.sql"), ";");
+const DISPATCH_BEGIN_SERIALIZED: &str = concat!(
+    "BEGIN;\n",
+    include_str!("../../sql/queries/async_commit.sql"),
+    ";\n",
+    include_str!("../../sql/queries/dispatch_serialize.sql"),
+    ";"
+);
 const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
 const ENDPOINTS_MARK_INVALID: &str = include_str!("../../sql/queries/endpoints_mark_invalid.sql");
@@ -260,11 +269,6 @@ impl Db {
         one_at_a_time: bool,
     ) -> Result<Vec<ClaimedRow>, DbError> {
         self.with_client(async |client| {
-            let tx = client.transaction().await?;
-            tx.batch_execute(ASYNC_COMMIT).await?;
-            if one_at_a_time {
-                tx.batch_execute(DISPATCH_SERIALIZE).await?;
-            }
             let params: [&dyn Param; 11] = [
                 &limit,
                 &lease.replica,
@@ -278,8 +282,8 @@ impl Db {
                 &lease.claim_bytes,
                 &max_deliveries,
             ];
-            let rows = self.rows(&tx, DISPATCH, &params).await?;
-            tx.commit().await?;
+            let begin = if one_at_a_time { DISPATCH_BEGIN_SERIALIZED } else { DISPATCH_BEGIN };
+            let rows = self.rows_in_one_round_trip(client, begin, DISPATCH, &params).await?;
             rows.iter().map(ClaimedRow::from_row).collect()
         })
         .await

@@ -137,6 +137,35 @@ impl Db {
             c.pg().execute_typed(sql, &typed(params)).await
         }
     }
+
+    /// `begin` (a simple-query batch that opens a transaction), `sql`, and
+    /// COMMIT, pipelined: sent together, so the transaction costs one round
+    /// trip instead of one per statement. tokio-postgres sends requests in the order
+    /// their futures are first polled; the statement is prepared before, so
+    /// that polling it sends the query at once, and `biased` polls in order.
+    /// When `sql` fails, the server turns the COMMIT into a ROLLBACK.
+    pub(super) async fn rows_in_one_round_trip(
+        &self,
+        c: &deadpool_postgres::Client,
+        begin: &str,
+        sql: &str,
+        params: &[&dyn Param],
+    ) -> Result<Vec<Row>, Error> {
+        let (values, types) = split(params);
+        let statement = if self.prepared { Some(c.prepare_typed_cached(sql, &types).await?) } else { None };
+        let typed_params = typed(params);
+        let query = async {
+            match &statement {
+                Some(statement) => c.query(statement, &values).await,
+                None => c.query_typed(sql, &typed_params).await,
+            }
+        };
+        let (began, rows, committed) = tokio::join!(biased; c.batch_execute(begin), query, c.batch_execute("COMMIT"));
+        began?;
+        let rows = rows?;
+        committed?;
+        Ok(rows)
+    }
 }
 
 fn split<'a>(params: &[&'a dyn Param]) -> (Vec<&'a (dyn ToSql + Sync)>, Vec<Type>) {
