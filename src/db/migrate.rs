@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (11, "event_id_v7", include_str!("../../sql/0011_event_id_v7.sql")),
     (12, "capture", include_str!("../../sql/0012_capture.sql")),
     (13, "operational_events", include_str!("../../sql/0013_operational_events.sql")),
+    (14, "transforms", include_str!("../../sql/0014_transforms.sql")),
     (16, "claim_rows", include_str!("../../sql/0016_claim_rows.sql")),
 ];
 
