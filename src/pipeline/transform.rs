@@ -320,4 +320,64 @@ mod tests {
             "transform: the event does not fit the script's limits (transform.max_map_len = 2)"
         );
     }
+
+    /// The chat examples shipped in `examples/transforms`, on a sample event,
+    /// give exactly the shape each chat tool documents.
+    #[test]
+    fn the_chat_examples_make_the_documented_shapes() {
+        let t = transforms();
+        let envelope = r#"{"id":"0b8f0f5e-6a43-4a8e-9d4e-0c7e2a1f1a11","type":"invoice.paid","timestamp":"2026-11-22T10:00:00.123456Z","data":{"message":"Invoice 42 paid: 99.00 EUR"}}"#;
+        let (id, ts, line) =
+            ("0b8f0f5e-6a43-4a8e-9d4e-0c7e2a1f1a11", "2026-11-22T10:00:00.123456Z", "Invoice 42 paid: 99.00 EUR");
+        let cases = [
+            (
+                include_str!("../../examples/transforms/slack.rhai"),
+                serde_json::json!({
+                    "text": format!("[invoice.paid] {line}"),
+                    "blocks": [
+                        {"type": "section", "text": {"type": "mrkdwn", "text": format!("*invoice.paid*\n{line}")}},
+                        {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("{ts} · {id}")}]}
+                    ]
+                }),
+            ),
+            (
+                include_str!("../../examples/transforms/discord.rhai"),
+                serde_json::json!({
+                    "content": format!("[invoice.paid] {line}"),
+                    "embeds": [{"title": "invoice.paid", "description": line, "timestamp": ts, "footer": {"text": id}}]
+                }),
+            ),
+            (
+                include_str!("../../examples/transforms/teams.rhai"),
+                serde_json::json!({
+                    "type": "message",
+                    "attachments": [{
+                        "contentType": "application/vnd.microsoft.card.adaptive",
+                        "contentUrl": null,
+                        "content": {
+                            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                            "type": "AdaptiveCard",
+                            "version": "1.2",
+                            "body": [
+                                {"type": "TextBlock", "text": "invoice.paid", "weight": "Bolder", "size": "Medium"},
+                                {"type": "TextBlock", "text": line, "wrap": true},
+                                {"type": "FactSet", "facts": [{"title": "Event", "value": id}, {"title": "Time", "value": ts}]}
+                            ]
+                        }
+                    }]
+                }),
+            ),
+        ];
+        for (source, expected) in cases {
+            let script = t.compile(source).unwrap();
+            let body = t.run_blocking(&script, "chat", envelope.as_bytes(), None).unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(got, expected, "{source}");
+        }
+        // Without `message`, the payload as JSON.
+        let script = t.compile(include_str!("../../examples/transforms/slack.rhai")).unwrap();
+        let body = t.run_blocking(&script, "chat", ENVELOPE.as_bytes(), None).unwrap();
+        let got: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(got["text"], r#"[order.paid] {"msg":"hi","n":3}"#);
+    }
 }
