@@ -19,3 +19,11 @@ BEGIN
     END IF;
 END
 $$;
+
+-- A failed transform is recorded as an attempt with error_kind 'transform'.
+-- The constraint is replaced NOT VALID: existing rows all hold older kinds,
+-- and no scan of the attempts table is needed.
+ALTER TABLE tailhook.attempts DROP CONSTRAINT IF EXISTS attempts_error_kind_known;
+ALTER TABLE tailhook.attempts ADD CONSTRAINT attempts_error_kind_known CHECK (error_kind IN (
+    'timeout', 'connect', 'dns', 'tls', 'http_status', 'redirect',
+    'blocked_address', 'invalid_request', 'payload_too_large', 'body_read', 'transform')) NOT VALID;

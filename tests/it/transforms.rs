@@ -118,7 +118,18 @@ async fn hostile_scripts_fail_only_their_own_delivery_within_the_deadline() {
         )
         .await
         .unwrap();
-    wait_settled(&db, 1_005, Duration::from_secs(90)).await;
+    let settled = poll_until(Duration::from_secs(90), || async {
+        db.count("SELECT count(*) FROM tailhook.deliveries WHERE status IN ('succeeded', 'failed')").await == 1_005
+    })
+    .await;
+    let states = client
+        .query("SELECT e.name, d.status, count(*), max(d.attempts), max(d.last_error) FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id GROUP BY 1, 2 ORDER BY 1, 2", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {} {} {} {:?}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, i64>(2), r.get::<_, i32>(3), r.get::<_, Option<String>>(4)))
+        .collect::<Vec<_>>();
+    assert!(settled, "{states:#?}");
 
     assert_eq!(succeeded(&db, "plain").await, 1_000, "every plain delivery succeeded");
     assert_eq!(receiver.received().iter().filter(|r| r.path == "/plain").count(), 1_000);
