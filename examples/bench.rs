@@ -147,15 +147,9 @@ fn main() -> Result<(), Error> {
 async fn bench(args: Args) -> Result<(), Error> {
     let env = Env::prepare(&args).await?;
     let rows = match args.row {
-        Row::All => vec![
-            Row::Throughput,
-            Row::Fanout,
-            Row::Latency,
-            Row::Retained,
-            Row::Tenants,
-            Row::Memory,
-            Row::Transform,
-        ],
+        Row::All => {
+            vec![Row::Throughput, Row::Fanout, Row::Latency, Row::Retained, Row::Tenants, Row::Memory, Row::Transform]
+        }
         row => vec![row],
     };
     let commit = git(&["rev-parse", "--short", "HEAD"]);
@@ -408,10 +402,24 @@ impl Shape {
         Self { label: "tailhook 1 endpoint".into(), events, endpoints: 1, by_tenant: false, b: false, transform: false }
     }
     fn fanout(deliveries: u64) -> Self {
-        Self { label: "tailhook 4 endpoints".into(), events: deliveries / 4, endpoints: 4, by_tenant: false, b: false, transform: false }
+        Self {
+            label: "tailhook 4 endpoints".into(),
+            events: deliveries / 4,
+            endpoints: 4,
+            by_tenant: false,
+            b: false,
+            transform: false,
+        }
     }
     fn tenants(events: u64) -> Self {
-        Self { label: "tailhook 1,000 by tenant".into(), events, endpoints: 1_000, by_tenant: true, b: false, transform: false }
+        Self {
+            label: "tailhook 1,000 by tenant".into(),
+            events,
+            endpoints: 1_000,
+            by_tenant: true,
+            b: false,
+            transform: false,
+        }
     }
     /// Deliveries it makes: each event goes to every endpoint, or to its tenant's one.
     fn deliveries(&self) -> u64 {
@@ -677,7 +685,10 @@ async fn throughput(env: &Env, args: &Args) -> Result<(), Error> {
 /// round: the throughput ratio (with / without) and the sidecar's added CPU
 /// per delivery, per round.
 async fn transform(env: &Env, args: &Args) -> Result<(), Error> {
-    println!("\n## transform: {} events, one endpoint, with the Slack example as its transform vs without", args.events);
+    println!(
+        "\n## transform: {} events, one endpoint, with the Slack example as its transform vs without",
+        args.events
+    );
     let receiver = Receiver::start(env, false).await?;
     let plain = Shape::single(args.events);
     let with = Shape { label: "tailhook 1 endpoint + slack".into(), transform: true, ..Shape::single(args.events) };

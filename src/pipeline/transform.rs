@@ -12,9 +12,10 @@ use crate::config::TransformConfig;
 use bytes::Bytes;
 use rhai::{Dynamic, EvalAltResult, Scope, AST};
 use std::cell::{Cell, RefCell};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 
 /// Longest script, in bytes (the `transform` column's CHECK says the same).
 pub const MAX_SCRIPT_BYTES: usize = 64 * 1024;
@@ -41,12 +42,24 @@ pub struct Script {
 #[error("transform: {0}")]
 pub struct TransformError(pub String);
 
-/// The engine, its limits, and the permits bounding scripts run at once.
+/// A run waiting for a runner.
+struct Job {
+    script: Arc<Script>,
+    endpoint: String,
+    body: Bytes,
+    tenant: Option<Arc<str>>,
+    reply: oneshot::Sender<Result<Bytes, TransformError>>,
+}
+
+/// The engine, its limits, and the runners: blocking tasks, at most one per
+/// permit, each taking queued runs until none is left (so a burst of
+/// deliveries costs one thread hand-off per runner, not one per run).
 pub struct Transforms {
     engine: rhai::Engine,
     limits: TransformConfig,
     max_payload_bytes: usize,
     permits: Arc<Semaphore>,
+    queue: Mutex<VecDeque<Job>>,
 }
 
 impl std::fmt::Debug for Transforms {
@@ -85,7 +98,13 @@ impl Transforms {
                     _ => None,
                 }
             });
-        Self { engine, limits: limits.clone(), max_payload_bytes, permits: Arc::new(Semaphore::new(limits.permits())) }
+        Self {
+            engine,
+            limits: limits.clone(),
+            max_payload_bytes,
+            permits: Arc::new(Semaphore::new(limits.permits())),
+            queue: Mutex::default(),
+        }
     }
 
     /// Compiles a script; the error names the line and position.
@@ -100,7 +119,8 @@ impl Transforms {
     }
 
     /// Runs `script` on the event whose envelope is `body`, off the async
-    /// runtime, at most `transform.concurrency` at once. Never panics.
+    /// runtime (a blocking task), at most `transform.concurrency` at once.
+    /// Never panics.
     pub async fn run(
         self: &Arc<Self>,
         script: Arc<Script>,
@@ -108,18 +128,36 @@ impl Transforms {
         body: Bytes,
         tenant: Option<Arc<str>>,
     ) -> Result<Bytes, TransformError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| TransformError("the transform pool is closed".into()))?;
-        let this = Arc::clone(self);
-        let endpoint = endpoint.to_owned();
-        let task = tokio::task::spawn_blocking(move || {
-            let result = this.run_blocking(&script, &endpoint, &body, tenant.as_deref());
+        let (reply, result) = oneshot::channel();
+        let job = Job { script, endpoint: endpoint.to_owned(), body, tenant, reply };
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(job);
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            let this = Arc::clone(self);
+            tokio::task::spawn_blocking(move || this.runner(permit));
+        }
+        result.await.unwrap_or_else(|_| Err(TransformError("the script engine failed".into())))
+    }
+
+    /// Takes queued runs until none is left. A run queued while every permit
+    /// was held is taken by a holder: each looks at the queue again after
+    /// giving its permit back.
+    fn runner(&self, mut permit: tokio::sync::OwnedSemaphorePermit) {
+        loop {
+            while let Some(job) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+                let run = || self.run_blocking(&job.script, &job.endpoint, &job.body, job.tenant.as_deref());
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                    .unwrap_or_else(|_| Err(TransformError("the script engine failed".into())));
+                let _ = job.reply.send(result);
+            }
             drop(permit);
-            result
-        });
-        task.await.unwrap_or_else(|e| Err(TransformError(format!("the script engine failed: {e}"))))
+            if self.queue.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+                return;
+            }
+            match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(again) => permit = again,
+                Err(_) => return,
+            }
+        }
     }
 
     /// Runs `script` on this thread, within `transform.timeout_ms`: the
@@ -132,12 +170,16 @@ impl Transforms {
         tenant: Option<&str>,
     ) -> Result<Bytes, TransformError> {
         let fail = |why: String| TransformError(why);
-        let mut event: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(body).map_err(|e| fail(format!("the event is not a JSON object: {e}")))?;
-        event.insert("tenant".into(), tenant.map_or(serde_json::Value::Null, |t| t.into()));
-        let event = serde_json::Value::Object(event);
+        // Straight from the JSON text to the script's values (no copy in between).
+        let mut event: Dynamic =
+            serde_json::from_slice(body).map_err(|e| fail(format!("the event is not JSON: {e}")))?;
+        match event.as_map_mut() {
+            Ok(mut map) => {
+                map.insert("tenant".into(), tenant.map_or(Dynamic::UNIT, |t| Dynamic::from(t.to_owned())));
+            }
+            Err(_) => return Err(fail("the event is not a JSON object".into())),
+        }
         self.check_limits(&event, 0, "the event")?;
-        let event = rhai::serde::to_dynamic(&event).map_err(|e| fail(format!("the event cannot be read: {e}")))?;
         let mut scope = Scope::new();
         scope.push("event", event);
         ENDPOINT.with_borrow_mut(|name| {
@@ -152,10 +194,8 @@ impl Transforms {
         if result.is_unit() {
             return Err(fail("the script's last expression has no value (it must be the body to send)".into()));
         }
-        let json: serde_json::Value =
-            rhai::serde::from_dynamic(&result).map_err(|e| fail(format!("the result is not JSON: {e}")))?;
-        self.check_limits(&json, 0, "the result")?;
-        let bytes = serde_json::to_vec(&json).map_err(|e| fail(format!("the result is not JSON: {e}")))?;
+        self.check_limits(&result, 0, "the result")?;
+        let bytes = serde_json::to_vec(&result).map_err(|e| fail(format!("the result is not JSON: {e}")))?;
         if bytes.len() > self.max_payload_bytes {
             return Err(fail(format!(
                 "body is {} bytes, over delivery.max_payload_bytes ({})",
@@ -167,27 +207,35 @@ impl Transforms {
     }
 
     /// The event, and the result, must fit the limits a script's own values have.
-    fn check_limits(&self, value: &serde_json::Value, depth: usize, what: &str) -> Result<(), TransformError> {
+    fn check_limits(&self, value: &Dynamic, depth: usize, what: &str) -> Result<(), TransformError> {
         let over = |key: &str, limit: usize| {
             Err(TransformError(format!("{what} does not fit the script's limits (transform.{key} = {limit})")))
         };
         let l = &self.limits;
-        match value {
-            serde_json::Value::String(s) if s.len() > l.max_string_bytes => {
-                over("max_string_bytes", l.max_string_bytes)
+        if depth > l.max_expr_depth {
+            return over("max_expr_depth", l.max_expr_depth);
+        }
+        if let Ok(s) = value.as_immutable_string_ref() {
+            if s.len() > l.max_string_bytes {
+                return over("max_string_bytes", l.max_string_bytes);
             }
-            serde_json::Value::Array(a) if a.len() > l.max_array_len => over("max_array_len", l.max_array_len),
-            serde_json::Value::Object(m) if m.len() > l.max_map_len => over("max_map_len", l.max_map_len),
-            _ if depth > l.max_expr_depth => over("max_expr_depth", l.max_expr_depth),
-            serde_json::Value::Array(a) => a.iter().try_for_each(|v| self.check_limits(v, depth + 1, what)),
-            serde_json::Value::Object(m) => m.iter().try_for_each(|(k, v)| {
+        } else if let Ok(a) = value.as_array_ref() {
+            if a.len() > l.max_array_len {
+                return over("max_array_len", l.max_array_len);
+            }
+            a.iter().try_for_each(|v| self.check_limits(v, depth + 1, what))?;
+        } else if let Ok(m) = value.as_map_ref() {
+            if m.len() > l.max_map_len {
+                return over("max_map_len", l.max_map_len);
+            }
+            for (k, v) in m.iter() {
                 if k.len() > l.max_string_bytes {
                     return over("max_string_bytes", l.max_string_bytes);
                 }
-                self.check_limits(v, depth + 1, what)
-            }),
-            _ => Ok(()),
+                self.check_limits(v, depth + 1, what)?;
+            }
         }
+        Ok(())
     }
 
     /// One line naming the bound that stopped the script, or its error and where.
