@@ -197,3 +197,47 @@ impl EndpointCache {
         self.get(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(transform: Option<&str>) -> EndpointRow {
+        EndpointRow {
+            id: 1,
+            name: "chat".into(),
+            enabled: true,
+            invalid_reason: None,
+            fields: Ok(EndpointFields {
+                url: "https://chat.example.com/hook".into(),
+                secrets: Vec::new(),
+                headers: "{}".into(),
+                timeout_ms: None,
+                max_attempts: None,
+                max_in_flight: None,
+                rate_limit_per_sec: None,
+                ordered: false,
+                event_types: vec![Some("*".into())],
+                transform: transform.map(str::to_owned),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_script_is_compiled_once_per_version_and_a_bad_one_makes_the_endpoint_invalid() {
+        let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
+        let first = Endpoint::from_row(row(Some("event.data")), &defaults, &transforms, None);
+        let same = Endpoint::from_row(row(Some("event.data")), &defaults, &transforms, Some(&first));
+        let (a, b) = (first.transform.as_ref().unwrap(), same.transform.as_ref().unwrap());
+        assert!(Arc::ptr_eq(a, b), "an unchanged script is not compiled again");
+        let changed = Endpoint::from_row(row(Some("event.type")), &defaults, &transforms, Some(&same));
+        assert_eq!(changed.transform.as_ref().unwrap().source, "event.type");
+        assert!(changed.problem().is_none());
+        let none = Endpoint::from_row(row(None), &defaults, &transforms, Some(&changed));
+        assert!(none.transform.is_none());
+        let broken = Endpoint::from_row(row(Some("#{ text: ")), &defaults, &transforms, None);
+        let problem = broken.problem().unwrap();
+        assert!(problem.starts_with("transform does not compile: "), "{problem}");
+        assert!(broken.transform.is_none());
+    }
+}

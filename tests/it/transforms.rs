@@ -149,6 +149,7 @@ async fn hostile_scripts_fail_only_their_own_delivery_within_the_deadline() {
         let r = &rows[0];
         let (status, attempts, last_error): (String, i32, String) = (r.get(0), r.get(1), r.get(2));
         let (kind, error, duration_ms): (Option<String>, String, i32) = (r.get(3), r.get(4), r.get(5));
+        println!("{name}: {duration_ms} ms, {last_error}");
         assert_eq!((status.as_str(), attempts, kind.as_deref()), ("failed", 1, Some("transform")), "{name}");
         assert!(
             expected
