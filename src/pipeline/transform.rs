@@ -144,6 +144,9 @@ impl Transforms {
     fn runner(&self, mut permit: tokio::sync::OwnedSemaphorePermit) {
         loop {
             while let Some(job) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+                if job.reply.is_closed() {
+                    continue; // its delivery was abandoned (shutdown): nobody waits for the body
+                }
                 let run = || self.run_blocking(&job.script, &job.endpoint, &job.body, job.tenant.as_deref());
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
                     .unwrap_or_else(|_| Err(TransformError("the script engine failed".into())));
