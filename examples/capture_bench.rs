@@ -1,13 +1,18 @@
 //! Benchmark of what change capture and operational events cost the writes they ride on.
 //!
 //! ```text
-//! cargo run --release --example capture_bench -- capture [ROWS] [INSERTS] [ROUNDS]   # default 100000 2000 3
+//! cargo run --release --example capture_bench -- capture [ROWS] [INSERTS] [ROUNDS]   # default 100000 2000 5
 //! cargo run --release --example capture_bench -- ops [ROWS] [ROUNDS]                 # default 100000 3
 //! ```
 //! `capture` times a bulk `UPDATE` of ROWS rows and INSERTS single-row
 //! INSERTs (each its own transaction) on an `orders` table, without and with
-//! `tailhook.capture`, alternating, ROUNDS times, and prints each time and the
-//! ratio (uncaptured time / captured time: 1.0 means capture costs nothing).
+//! `tailhook.capture`, alternating (which goes first alternates too), ROUNDS
+//! times, and prints each time and the ratio (uncaptured time / captured
+//! time: 1.0 means capture costs nothing), and for the bulk `UPDATE` also
+//! the ratio of the server process's CPU time (read from /proc, so the
+//! server must be local): wall time on a shared machine includes waiting
+//! for a core, CPU time does not. Only the writer's statements are timed; the expansion of what they staged into outbox rows (what the
+//! sidecar does afterwards, `tailhook.expand_captures`) is timed apart.
 //! `ops` times what operational events add to the delivery path: a batched
 //! `UPDATE` of ROWS deliveries to `succeeded` with and without the
 //! `deliveries_failed_event` trigger (the success path never calls its
@@ -32,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tailhook::db::migrate(&mut client).await?;
         let result = match mode {
             "ops" => ops(&client, num(1, 100_000), num(2, 3)).await,
-            _ => capture(&client, num(1, 100_000), num(2, 2_000), num(3, 3)).await,
+            _ => capture(&client, num(1, 100_000), num(2, 2_000), num(3, 5)).await,
         };
         drop(client);
         admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await?;
@@ -72,11 +77,21 @@ async fn capture(client: &tokio_postgres::Client, rows: u64, inserts: u64, round
     let insert =
         client.prepare("INSERT INTO orders (id, account_id, status, amount) VALUES ($1, $2, 'new', 10)").await?;
     let mut next_id = rows as i64 + 1;
+    let backend: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    let tick = String::from_utf8(std::process::Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
+        .trim()
+        .parse::<f64>()?;
+    let cpu = || backend_cpu_ticks(backend).map(|t| t as f64 / tick).ok_or("cannot read the server process's CPU time");
     println!("capture: UPDATE of {rows} rows, {inserts} single-row INSERTs (one transaction each), {rounds} rounds");
-    let (mut bulk_ratios, mut single_ratios) = (Vec::new(), Vec::new());
+    let (mut bulk_ratios, mut single_ratios, mut expansions) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu_ratios = Vec::new();
     for round in 1..=rounds {
-        let mut times = Vec::new();
-        for captured in [false, true] {
+        // Alternate which goes first, so a drift in the machine's load favours neither.
+        let order = if round % 2 == 1 { [false, true] } else { [true, false] };
+        let mut times = [(Duration::ZERO, Duration::ZERO); 2];
+        let mut cpu_secs = [0.0; 2];
+        let mut expand_bulk = Duration::ZERO;
+        for captured in order {
             if captured {
                 client
                     .batch_execute("SELECT tailhook.capture('orders', 'order', tenant_column => 'account_id')")
@@ -84,37 +99,77 @@ async fn capture(client: &tokio_postgres::Client, rows: u64, inserts: u64, round
             } else {
                 client.batch_execute("SELECT tailhook.uncapture('orders')").await?;
             }
+            // The writer's statement only: capture stages it, tailhook expands it later.
+            let cpu_before = cpu()?;
             let bulk = timed(client, "UPDATE orders SET amount = amount + 1, updated_at = now()").await?;
+            cpu_secs[usize::from(captured)] = cpu()? - cpu_before;
+            if captured {
+                expand_bulk = expand(client).await?;
+            }
             let start = Instant::now();
             for _ in 0..inserts {
                 client.execute(&insert, &[&next_id, &(next_id % 1000)]).await?;
                 next_id += 1;
             }
             let single = start.elapsed();
+            if captured {
+                expand(client).await?;
+            }
             // Keep the outbox (and the table's dead rows) from growing between runs.
             client.batch_execute("TRUNCATE tailhook.outbox").await?;
             client.batch_execute("VACUUM orders").await?;
-            times.push((bulk, single));
+            times[usize::from(captured)] = (bulk, single);
         }
         let ((bulk_off, single_off), (bulk_on, single_on)) = (times[0], times[1]);
         let (bulk_ratio, single_ratio) =
             (bulk_off.as_secs_f64() / bulk_on.as_secs_f64(), single_off.as_secs_f64() / single_on.as_secs_f64());
+        let cpu_ratio = cpu_secs[0] / cpu_secs[1];
         println!(
-            "round {round}: bulk UPDATE {} uncaptured, {} captured: {bulk_ratio:.2}; single INSERTs {:.0} µs, {:.0} µs each: {single_ratio:.2}",
+            "round {round}: bulk UPDATE {} uncaptured, {} captured: {bulk_ratio:.2} (server CPU {:.0} ms, {:.0} ms: {cpu_ratio:.2}); single INSERTs {:.0} µs, {:.0} µs each: {single_ratio:.2}",
             ms(bulk_off),
             ms(bulk_on),
+            cpu_secs[0] * 1000.0,
+            cpu_secs[1] * 1000.0,
             single_off.as_secs_f64() * 1e6 / inserts as f64,
             single_on.as_secs_f64() * 1e6 / inserts as f64,
         );
+        println!("round {round}: expansion of the bulk UPDATE's {rows} rows into outbox rows: {}", ms(expand_bulk));
         bulk_ratios.push(bulk_ratio);
+        cpu_ratios.push(cpu_ratio);
         single_ratios.push(single_ratio);
+        expansions.push(expand_bulk.as_secs_f64() * 1000.0 * 100_000.0 / rows as f64);
     }
     println!(
-        "median ratio (uncaptured time / captured time): bulk {:.2}, single {:.2}",
-        median(bulk_ratios),
-        median(single_ratios)
+        "median ratio (uncaptured time / captured time): bulk {:.2} (range {}; server CPU {:.2}, range {}), single {:.2} (range {}); expansion {:.0} ms per 100,000 rows (range {})",
+        median(bulk_ratios.clone()),
+        range(&bulk_ratios, 2),
+        median(cpu_ratios.clone()),
+        range(&cpu_ratios, 2),
+        median(single_ratios.clone()),
+        range(&single_ratios, 2),
+        median(expansions.clone()),
+        range(&expansions, 0),
     );
     Ok(())
+}
+
+/// Expands everything staged, as the sidecar does before a fan-out.
+async fn expand(client: &tokio_postgres::Client) -> Result<Duration, tokio_postgres::Error> {
+    let start = Instant::now();
+    while client.query_one("SELECT tailhook.expand_captures(100000)", &[]).await?.get::<_, i64>(0) > 0 {}
+    Ok(start.elapsed())
+}
+
+/// utime + stime of a local process, in clock ticks (/proc/PID/stat).
+fn backend_cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn range(v: &[f64], decimals: usize) -> String {
+    let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    format!("{lo:.decimals$}–{hi:.decimals$}")
 }
 
 async fn ops(client: &tokio_postgres::Client, rows: u64, rounds: u64) -> Result2 {

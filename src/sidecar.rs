@@ -1,7 +1,7 @@
 //! `run`: starts the sidecar's tasks against one database and stops them gracefully.
 
 use crate::config::Config;
-use crate::db::listener;
+use crate::db::listener::{self, Wake};
 use crate::db::{self, Db, DbError};
 use crate::endpoints::EndpointCache;
 use crate::pipeline::guard::AddressPolicy;
@@ -17,7 +17,7 @@ use crate::throttle::Throttle;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -127,7 +127,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         transforms,
         capacity: Arc::new(Semaphore::new(config.delivery.concurrency)),
         backoff: Backoff { initial_ms: config.delivery.backoff_initial_ms, max_ms: config.delivery.backoff_max_ms },
-        wake: Arc::new(Notify::new()),
+        wake: Arc::new(Wake::default()),
         due,
         stall: Arc::new(Stall::new(worker::record_reserve(config.delivery.lease_margin_ms))),
         shutdown: stop.clone(),
@@ -189,7 +189,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         let (config, metrics) = (ctx.config.retention.clone(), ctx.metrics.clone());
         tasks.spawn("retention", retention::run(db.clone(), config, metrics, stop.clone()));
     }
-    ctx.wake.notify_one();
+    ctx.wake.staged();
 
     // Every task runs until `stop`; one that ends sooner stops the sidecar.
     // Biased: tasks end because `stop` was cancelled, and that comes first.

@@ -20,7 +20,10 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (11, "event_id_v7", include_str!("../../sql/0011_event_id_v7.sql")),
     (12, "capture", include_str!("../../sql/0012_capture.sql")),
     (13, "operational_events", include_str!("../../sql/0013_operational_events.sql")),
+    // Versions are applied by set membership, never by position, so a gap
+    // (or a lower number arriving after a higher one) is fine.
     (14, "transforms", include_str!("../../sql/0014_transforms.sql")),
+    (15, "capture_staging", include_str!("../../sql/0015_capture_staging.sql")),
     (16, "claim_rows", include_str!("../../sql/0016_claim_rows.sql")),
 ];
 

@@ -31,6 +31,7 @@ const DISPATCH_BEGIN_SERIALIZED: &str = concat!(
     include_str!("../../sql/queries/dispatch_serialize.sql"),
     ";"
 );
+const EXPAND_CAPTURES: &str = include_str!("../../sql/queries/expand_captures.sql");
 const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
 const ENDPOINTS_MARK_INVALID: &str = include_str!("../../sql/queries/endpoints_mark_invalid.sql");
@@ -293,6 +294,12 @@ impl Db {
             rows.iter().map(ClaimedRow::from_row).collect()
         })
         .await
+    }
+
+    /// Expands up to about `max_rows` changed rows that change capture staged
+    /// into outbox rows (see `expand_captures.sql`); returns how many.
+    pub async fn expand_captures(&self, max_rows: i32) -> Result<i64, DbError> {
+        self.with_client(async |client| Ok(self.one(&*client, EXPAND_CAPTURES, &[&max_rows]).await?.try_get(0)?)).await
     }
 
     /// Leases up to `limit` due deliveries, at most `per_endpoint` of any one

@@ -12,6 +12,7 @@ pub mod transform;
 pub(crate) mod worker;
 
 use crate::config::Config;
+use crate::db::listener::Wake;
 use crate::db::Db;
 use crate::endpoints::EndpointCache;
 use crate::throttle::KeyedThrottle;
@@ -21,7 +22,7 @@ use schedule::Backoff;
 use sender::Sender;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,8 +45,8 @@ pub(crate) struct Ctx {
     pub limits: Arc<Limits>,
     /// Held by the claim being made (fan-out or due), see `claim.rs`.
     pub claim_lock: tokio::sync::Mutex<()>,
-    /// Wakes the fan-out loop (outbox insert, reconnect).
-    pub wake: Arc<Notify>,
+    /// Wakes the fan-out loop (outbox insert, captured changes staged, reconnect).
+    pub wake: Arc<Wake>,
     pub due: Arc<DueTimer>,
     /// Set while results wait to be written too long: claims wait.
     pub stall: Arc<Stall>,
