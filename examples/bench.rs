@@ -8,6 +8,8 @@
 //!   retained     N events with --retained finished deliveries in the tables vs none, alternating
 //!   latency      --rate events/s, one transaction each: commit -> receiver p50/p99
 //!   memory       peak RSS of the sidecar with --pending deliveries pending
+//!   transform    N events, one endpoint with a Slack-shaped transform
+//!                (examples/transforms/slack.rhai) vs without, alternating
 //!   all          every row above, in that order
 //! ```
 //! Each run gets a fresh database (dropped afterwards) on the server of
@@ -83,6 +85,7 @@ enum Row {
     Retained,
     Latency,
     Memory,
+    Transform,
     All,
 }
 
@@ -144,7 +147,9 @@ fn main() -> Result<(), Error> {
 async fn bench(args: Args) -> Result<(), Error> {
     let env = Env::prepare(&args).await?;
     let rows = match args.row {
-        Row::All => vec![Row::Throughput, Row::Fanout, Row::Latency, Row::Retained, Row::Tenants, Row::Memory],
+        Row::All => {
+            vec![Row::Throughput, Row::Fanout, Row::Latency, Row::Retained, Row::Tenants, Row::Memory, Row::Transform]
+        }
         row => vec![row],
     };
     let commit = git(&["rev-parse", "--short", "HEAD"]);
@@ -172,6 +177,7 @@ async fn bench(args: Args) -> Result<(), Error> {
             Row::Retained => retained(&env, &args).await?,
             Row::Latency => latency(&env, &args).await?,
             Row::Memory => memory(&env, &args).await?,
+            Row::Transform => transform(&env, &args).await?,
             Row::All => unreachable!(),
         }
     }
@@ -387,17 +393,33 @@ struct Shape {
     by_tenant: bool,
     /// Runs `--sidecar-b` instead of this build's binary.
     b: bool,
+    /// Every endpoint has the Slack example as its transform.
+    transform: bool,
 }
 
 impl Shape {
     fn single(events: u64) -> Self {
-        Self { label: "tailhook 1 endpoint".into(), events, endpoints: 1, by_tenant: false, b: false }
+        Self { label: "tailhook 1 endpoint".into(), events, endpoints: 1, by_tenant: false, b: false, transform: false }
     }
     fn fanout(deliveries: u64) -> Self {
-        Self { label: "tailhook 4 endpoints".into(), events: deliveries / 4, endpoints: 4, by_tenant: false, b: false }
+        Self {
+            label: "tailhook 4 endpoints".into(),
+            events: deliveries / 4,
+            endpoints: 4,
+            by_tenant: false,
+            b: false,
+            transform: false,
+        }
     }
     fn tenants(events: u64) -> Self {
-        Self { label: "tailhook 1,000 by tenant".into(), events, endpoints: 1_000, by_tenant: true, b: false }
+        Self {
+            label: "tailhook 1,000 by tenant".into(),
+            events,
+            endpoints: 1_000,
+            by_tenant: true,
+            b: false,
+            transform: false,
+        }
     }
     /// Deliveries it makes: each event goes to every endpoint, or to its tenant's one.
     fn deliveries(&self) -> u64 {
@@ -422,8 +444,14 @@ async fn setup_tailhook(db: &mut Db, shape: &Shape, receiver: &Receiver) -> Resu
             &[&format!("http://{}/hook/", receiver.addr), &shape.by_tenant, &SECRET, &(shape.endpoints as i64)],
         )
         .await?;
+    if shape.transform {
+        db.client.execute("UPDATE tailhook.endpoints SET transform = $1", &[&SLACK_TRANSFORM]).await?;
+    }
     Ok(())
 }
+
+/// The transform of the `transform` row: the Slack example, on every delivery.
+const SLACK_TRANSFORM: &str = include_str!("transforms/slack.rhai");
 
 async fn publish(db: &Db, shape: &Shape) -> Result<(), Error> {
     db.client
@@ -653,6 +681,37 @@ async fn throughput(env: &Env, args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
+/// One endpoint without a transform, then with the Slack example, in every
+/// round: the throughput ratio (with / without) and the sidecar's added CPU
+/// per delivery, per round.
+async fn transform(env: &Env, args: &Args) -> Result<(), Error> {
+    println!(
+        "\n## transform: {} events, one endpoint, with the Slack example as its transform vs without",
+        args.events
+    );
+    let receiver = Receiver::start(env, false).await?;
+    let plain = Shape::single(args.events);
+    let with = Shape { label: "tailhook 1 endpoint + slack".into(), transform: true, ..Shape::single(args.events) };
+    let (mut pairs, mut added) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        let a = fresh_tailhook(env, &plain, &receiver).await?;
+        a.print(round);
+        let b = fresh_tailhook(env, &with, &receiver).await?;
+        b.print(round);
+        added.push(b.us(b.worker_cpu) - a.us(a.worker_cpu));
+        pairs.push((b, a));
+    }
+    summarize("transform with / without", &pairs);
+    let list: Vec<String> = added.iter().map(|us| format!("{us:.1}")).collect();
+    let (lo, hi) = (added.iter().copied().fold(f64::MAX, f64::min), added.iter().copied().fold(f64::MIN, f64::max));
+    let median = pct(&mut added, 0.5);
+    println!(
+        "  => sidecar CPU added by the transform, µs/delivery: {} per round; median {median:.1} (spread {lo:.1} to {hi:.1})",
+        list.join(", ")
+    );
+    Ok(())
+}
+
 /// Alternates `base` and `other`, each in a fresh database; the ratio is other/base.
 async fn compare(env: &Env, args: &Args, name: &str, base: Shape, other: Shape) -> Result<(), Error> {
     println!(
@@ -803,7 +862,7 @@ async fn memory(env: &Env, args: &Args) -> Result<(), Error> {
     let mut db = fresh_db(env).await?;
     setup_tailhook(
         &mut db,
-        &Shape { label: String::new(), events: 0, endpoints: 2, by_tenant: false, b: false },
+        &Shape { label: String::new(), events: 0, endpoints: 2, by_tenant: false, b: false, transform: false },
         &receiver,
     )
     .await?;

@@ -9,6 +9,7 @@ use crate::pipeline::limits::Limits;
 use crate::pipeline::recorder::{self, DueTimer, Stall};
 use crate::pipeline::schedule::Backoff;
 use crate::pipeline::sender::Sender;
+use crate::pipeline::transform::Transforms;
 use crate::pipeline::{claim, worker, Ctx, LogLines};
 use crate::retention;
 use crate::serve::{self, console::Console, metrics::Metrics, Probes};
@@ -112,7 +113,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         allow_private_networks: config.delivery.allow_private_networks,
         allowed: config.allowed_cidrs(),
     };
-    let endpoints = EndpointCache::new(config.delivery.clone());
+    let transforms = Arc::new(Transforms::new(&config.transform, config.delivery.max_payload_bytes));
+    let endpoints = EndpointCache::new(config.delivery.clone(), transforms.clone());
     endpoints.refresh(&db).await?;
     let replica = replica_name();
     db.heartbeat(&replica).await?;
@@ -122,6 +124,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         limits: Arc::new(Limits::new(config.delivery.max_in_flight, config.delivery.concurrency as u32, due.clone())),
         claim_lock: tokio::sync::Mutex::new(()),
         sender: Sender::new(&config.delivery, policy)?,
+        transforms,
         capacity: Arc::new(Semaphore::new(config.delivery.concurrency)),
         backoff: Backoff { initial_ms: config.delivery.backoff_initial_ms, max_ms: config.delivery.backoff_max_ms },
         wake: Arc::new(Wake::default()),

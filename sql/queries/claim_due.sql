@@ -76,7 +76,7 @@ WITH dead AS (
            ) d
      LIMIT $1
 ), events AS MATERIALIZED (
-    SELECT o.id, o.event_id, o.event_type, o.created_at, o.payload::text AS body
+    SELECT o.id, o.event_id, o.event_type, o.created_at, o.tenant, o.payload::text AS body
       FROM tailhook.outbox o
      WHERE o.id IN (SELECT outbox_id FROM due)
 ), orphaned AS (
@@ -121,7 +121,8 @@ SELECT l.id AS delivery_id,
              AND row_number() OVER (PARTITION BY l.outbox_id ORDER BY l.endpoint_id) = 1
             THEN ev.body END AS payload,
        octet_length(ev.body)::bigint AS payload_bytes,
-       (extract(epoch FROM l.locked_until - now()) * 1000)::bigint AS lease_ms
+       (extract(epoch FROM l.locked_until - now()) * 1000)::bigint AS lease_ms,
+       ev.tenant
   FROM leased l
   JOIN events ev ON ev.id = l.outbox_id
  ORDER BY l.outbox_id, l.endpoint_id

@@ -4,7 +4,12 @@
 -- payload never leaves the database whole. The endpoint's secrets and
 -- header values are not read: only how many secrets there are and the
 -- header names. The URL is redacted by the caller.
--- $1 delivery id, $2 payload bytes shown at most (characters when cut)
+-- With the endpoint's transform, the payload's exact text and the envelope's
+-- timestamp come too (the text only when it is at most $3 bytes, the
+-- largest payload ever sent), so the page can show the body the transform
+-- makes of it.
+-- $1 delivery id, $2 payload bytes shown at most (characters when cut),
+-- $3 max payload bytes
 SELECT d.id, o.event_id::text, o.event_type, o.tenant, o.ordering_key,
        to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS published_at,
        e.name, e.url, d.status, d.attempts,
@@ -18,7 +23,10 @@ SELECT d.id, o.event_id::text, o.event_type, o.tenant, o.ordering_key,
        CASE WHEN p.bytes <= $2::int THEN jsonb_pretty(o.payload)
             ELSE left(o.payload::text, $2::int) END AS payload,
        cardinality(e.secrets) AS secrets,
-       ARRAY(SELECT jsonb_object_keys(e.headers) ORDER BY 1) AS header_names
+       ARRAY(SELECT jsonb_object_keys(e.headers) ORDER BY 1) AS header_names,
+       e.transform,
+       CASE WHEN e.transform IS NOT NULL AND p.bytes <= $3::int THEN o.payload::text END AS payload_text,
+       to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS timestamp
   FROM tailhook.deliveries d
   JOIN tailhook.outbox o ON o.id = d.outbox_id
   JOIN tailhook.endpoints e ON e.id = d.endpoint_id

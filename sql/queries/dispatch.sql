@@ -137,7 +137,8 @@ SELECT i.id AS delivery_id,
              AND row_number() OVER (PARTITION BY c.id ORDER BY i.locked_until IS NULL, i.endpoint_id) = 1
             THEN c.body END AS payload,
        c.bytes::bigint AS payload_bytes,
-       (extract(epoch FROM i.locked_until - now()) * 1000)::bigint AS lease_ms
+       (extract(epoch FROM i.locked_until - now()) * 1000)::bigint AS lease_ms,
+       c.tenant
   FROM claimed c
   LEFT JOIN inserted i ON i.outbox_id = c.id
  ORDER BY c.id, i.locked_until IS NULL, i.endpoint_id

@@ -2,5 +2,5 @@
 -- hold shapes tailhook cannot use; each column is decoded on its own, so one
 -- bad value makes only its own endpoint invalid.
 SELECT id, name, enabled, invalid_reason, url, secrets, headers::text AS headers, timeout_ms,
-       max_attempts, max_in_flight, rate_limit_per_sec, ordered, event_types
+       max_attempts, max_in_flight, rate_limit_per_sec, ordered, event_types, transform
   FROM tailhook.endpoints

@@ -74,6 +74,9 @@ struct SendTestArgs {
     /// The event's data (JSON)
     #[arg(long, value_name = "JSON", default_value = r#"{"test":true}"#)]
     data: String,
+    /// Print the body the endpoint would receive (its transform applied) and send nothing
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -335,7 +338,12 @@ async fn send_test(config: Config, args: SendTestArgs) -> Result<(), Failure> {
     use send_test::SendTestError;
     let db = Db::new(&config.database).map_err(|e| e.to_string())?;
     let request = send_test::TestRequest { endpoint: args.endpoint, event_type: args.event_type, data: args.data };
-    send_test::send_test(&config, &db, &request).await.map_err(|e| match e {
+    let result = if args.dry_run {
+        send_test::dry_run(&config, &db, &request).await.map(|body| say!("{body}"))
+    } else {
+        send_test::send_test(&config, &db, &request).await
+    };
+    result.map_err(|e| match e {
         SendTestError::BadInput(e) => Failure::BadInput(e),
         SendTestError::Database(e) => database_failure(&e),
         other => Failure::Other(other.to_string()),

@@ -8,12 +8,18 @@
 //! success rate and the circuit breaker's view of it. To send a test event
 //! that is recorded and retried like any other, publish one with
 //! `SELECT tailhook.publish('tailhook.test', '{}')`.
+//!
+//! An endpoint with a transform receives what its script makes of the test
+//! event; `--dry-run` prints that body and sends nothing.
 
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::endpoints::Endpoint;
 use crate::pipeline::guard::AddressPolicy;
+use crate::pipeline::outcome::ErrorKind;
 use crate::pipeline::sender::{Event, Sender};
+use crate::pipeline::transform::Transforms;
+use std::sync::Arc;
 
 /// What to send.
 #[derive(Debug)]
@@ -60,9 +66,13 @@ pub struct Probe {
     pub failure: Option<(&'static str, String)>,
 }
 
-/// Sends one test request to the endpoint named in `request` and reports it;
-/// records nothing.
-pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Probe, SendTestError> {
+/// The endpoint named in `request` and the test event, with the body the
+/// endpoint would receive (its transform applied), or why there is none.
+async fn prepare(
+    config: &Config,
+    db: &Db,
+    request: &TestRequest,
+) -> Result<(Endpoint, Event, Result<Event, String>), SendTestError> {
     let data: serde_json::Value =
         serde_json::from_str(&request.data).map_err(|e| SendTestError::BadInput(format!("--data is not JSON: {e}")))?;
     if request.event_type.is_empty() {
@@ -74,17 +84,50 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
         .into_iter()
         .find(|row| row.name == request.endpoint)
         .ok_or_else(|| SendTestError::BadInput(format!("no endpoint named `{}`", request.endpoint)))?;
-    let endpoint = Endpoint::from_row(row, &config.delivery);
+    let transforms = Arc::new(Transforms::new(&config.transform, config.delivery.max_payload_bytes));
+    let endpoint = Endpoint::from_row(row, &config.delivery, &transforms, None);
+    let (event_id, created_at) = db.test_event().await?;
+    let event = Event::new(event_id, &request.event_type, &created_at, &data.to_string());
+    let sent = match (&endpoint.transform, &event.body) {
+        (Some(script), Ok(body)) => transforms
+            .run(script.clone(), &endpoint.name, body.clone(), event.tenant.clone())
+            .await
+            .map(|body| event.with_body(body))
+            .map_err(|e| e.to_string()),
+        _ => Ok(event.with_body(event.body.clone().unwrap_or_default())),
+    };
+    Ok((endpoint, event, sent))
+}
+
+/// The body a delivery of the test event to the endpoint would carry (its
+/// transform applied), without sending anything.
+pub async fn dry_run(config: &Config, db: &Db, request: &TestRequest) -> Result<String, SendTestError> {
+    let (endpoint, _, sent) = prepare(config, db, request).await?;
+    if let Some(problem) = endpoint.problem() {
+        return Err(SendTestError::Failed(format!("endpoint `{}` is invalid: {problem}", endpoint.name)));
+    }
+    let body = sent.map_err(|e| SendTestError::Failed(format!("endpoint `{}`: {e}", endpoint.name)))?;
+    Ok(String::from_utf8_lossy(body.body.as_deref().unwrap_or_default()).into_owned())
+}
+
+/// Sends one test request to the endpoint named in `request` and reports it;
+/// records nothing.
+pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Probe, SendTestError> {
+    let (endpoint, event, sent) = prepare(config, db, request).await?;
+    let event_id = event.event_id.clone();
     let policy = AddressPolicy {
         allow_private_networks: config.delivery.allow_private_networks,
         allowed: config.allowed_cidrs(),
     };
     let sender = Sender::new(&config.delivery, policy)
         .map_err(|e| SendTestError::Failed(format!("cannot build the HTTP client: {e}")))?;
-    let (event_id, created_at) = db.test_event().await?;
-    let event = Event::new(event_id.clone(), &request.event_type, &created_at, &data.to_string());
-    let attempt = sender.send(&endpoint, &event, endpoint.timeout).await;
-    let outcome = attempt.outcome;
+    let (outcome, duration) = match sent {
+        Ok(sent) => {
+            let attempt = sender.send(&endpoint, &sent, endpoint.timeout).await;
+            (attempt.outcome, attempt.duration)
+        }
+        Err(e) => (crate::pipeline::outcome::Outcome::failed(ErrorKind::Transform, e), std::time::Duration::ZERO),
+    };
     let response = outcome.response_body.as_ref().map(|body| {
         let shown: String = body.chars().take(BODY_SHOWN).map(|c| if c.is_control() { ' ' } else { c }).collect();
         let more = if body.chars().count() > BODY_SHOWN { " …" } else { "" };
@@ -98,7 +141,7 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
         timeout_ms: endpoint.timeout.as_millis(),
         disabled: !endpoint.enabled,
         status_code: outcome.status_code,
-        duration_ms: attempt.duration.as_millis(),
+        duration_ms: duration.as_millis(),
         response,
         failure: outcome.error_kind.map(|kind| (kind.as_str(), outcome.error.unwrap_or_else(|| "no detail".into()))),
     })

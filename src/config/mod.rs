@@ -33,6 +33,7 @@ pub struct Config {
     pub log: LogConfig,
     pub server: ServerConfig,
     pub retention: RetentionConfig,
+    pub transform: TransformConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointConfig>,
 }
@@ -216,6 +217,81 @@ impl Default for RetentionConfig {
     }
 }
 
+/// `[transform]`: the bounds every endpoint transform runs within.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformConfig {
+    /// Script operations per run (each expression, call or loop turn counts).
+    pub max_operations: u64,
+    /// Nested function calls.
+    pub max_call_depth: usize,
+    /// Nesting of expressions and statements (also the deepest event accepted).
+    pub max_expr_depth: usize,
+    /// Longest string, in bytes.
+    pub max_string_bytes: usize,
+    /// Most elements in one array.
+    pub max_array_len: usize,
+    /// Most keys in one object map.
+    pub max_map_len: usize,
+    /// Most variables in scope at once (`event` counts).
+    pub max_variables: usize,
+    /// Wall-clock deadline of one run.
+    pub timeout_ms: u64,
+    /// Scripts running at once; 0: one per CPU.
+    pub concurrency: usize,
+}
+
+impl Default for TransformConfig {
+    fn default() -> Self {
+        Self {
+            max_operations: 1_000_000,
+            max_call_depth: 32,
+            max_expr_depth: 64,
+            max_string_bytes: 1 << 20,
+            max_array_len: 10_000,
+            max_map_len: 10_000,
+            max_variables: 256,
+            timeout_ms: 50,
+            concurrency: 0,
+        }
+    }
+}
+
+impl TransformConfig {
+    /// Scripts run at once: `concurrency`, or one per CPU.
+    pub fn permits(&self) -> usize {
+        match self.concurrency {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value, max) in [
+            ("transform.max_operations", self.max_operations, 1_000_000_000),
+            ("transform.max_call_depth", self.max_call_depth as u64, MAX_TRANSFORM_CALL_DEPTH as u64),
+            ("transform.max_expr_depth", self.max_expr_depth as u64, 1_000),
+            ("transform.max_string_bytes", self.max_string_bytes as u64, MAX_PAYLOAD_BYTES as u64),
+            ("transform.max_array_len", self.max_array_len as u64, 10_000_000),
+            ("transform.max_map_len", self.max_map_len as u64, 10_000_000),
+            ("transform.max_variables", self.max_variables as u64, 100_000),
+            ("transform.timeout_ms", self.timeout_ms, 60_000),
+        ] {
+            positive(key, value)?;
+            if value > max {
+                return Err(invalid(key, format!("{value} is over the maximum of {max}")));
+            }
+        }
+        if self.concurrency > 1_024 {
+            return Err(invalid("transform.concurrency", format!("{} is over the maximum of 1024", self.concurrency)));
+        }
+        Ok(())
+    }
+}
+
+/// Deepest `transform.max_call_depth`: each call takes thread stack.
+pub const MAX_TRANSFORM_CALL_DEPTH: usize = 64;
+
 /// Largest `retention.batch_size`: a batch is one short transaction.
 pub const MAX_RETENTION_BATCH: u32 = 5_000;
 
@@ -273,6 +349,15 @@ pub struct EndpointConfig {
     pub max_in_flight: Option<i32>,
     #[serde(default)]
     pub ordered: bool,
+    /// A script (Rhai) whose last expression is the body this endpoint receives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
+    /// A file holding the script, relative to the config file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform_file: Option<PathBuf>,
+    /// The text read from `transform_file`.
+    #[serde(skip)]
+    pub transform_read: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<Secret>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -351,16 +436,29 @@ impl Config {
         figment = figment
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
             .merge(Env::prefixed("TAILHOOK_").ignore(&["CONFIG"]).split("__"));
-        Self::from_figment(figment)
+        Self::from_figment(figment, path.parent().unwrap_or(Path::new("")))
     }
 
-    /// Parses a configuration from TOML text alone (no file, no environment).
+    /// Parses a configuration from TOML text alone (no file, no environment);
+    /// `transform_file` paths are relative to the working directory.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::new().merge(Toml::string(text)))
+        Self::from_figment(Figment::new().merge(Toml::string(text)), Path::new(""))
     }
 
-    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(describe_figment_error)?;
+    /// `folder`: where the config file is (relative `transform_file` paths start there).
+    fn from_figment(figment: Figment, folder: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = figment.extract().map_err(describe_figment_error)?;
+        for (i, ep) in config.endpoints.iter_mut().enumerate() {
+            let Some(file) = &ep.transform_file else { continue };
+            let key = format!("endpoints[{i}].transform_file");
+            if ep.transform.is_some() {
+                return Err(invalid(key, "cannot be combined with transform"));
+            }
+            let path = folder.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid(&key, format!("cannot read {}: {e}", path.display())))?;
+            ep.transform_read = Some(text);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -458,6 +556,16 @@ impl Config {
             }
             ep.resolve(i, d.https_only)?;
         }
+        self.transform.validate()?;
+        if self.endpoints.iter().any(|ep| ep.script().is_some()) {
+            let transforms = crate::pipeline::transform::Transforms::new(&self.transform, d.max_payload_bytes);
+            for (i, ep) in self.endpoints.iter().enumerate() {
+                if let Some(script) = ep.script() {
+                    let field = if ep.transform_file.is_some() { "transform_file" } else { "transform" };
+                    transforms.compile(script).map_err(|reason| invalid(format!("endpoints[{i}].{field}"), reason))?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -547,6 +655,11 @@ pub struct ResolvedEndpoint {
 }
 
 impl EndpointConfig {
+    /// The transform's text: `transform`, or what `transform_file` holds.
+    pub fn script(&self) -> Option<&str> {
+        self.transform.as_deref().or(self.transform_read.as_deref())
+    }
+
     /// Reads the secrets it names from the environment and checks every field.
     pub fn resolve(&self, index: usize, https_only: bool) -> Result<ResolvedEndpoint, ConfigError> {
         let key = |field: &str| format!("endpoints[{index}].{field}");

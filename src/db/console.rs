@@ -98,6 +98,12 @@ pub struct DeliveryView {
     pub payload: String,
     pub secrets: i32,
     pub header_names: Vec<String>,
+    /// The endpoint's transform, as it is now.
+    pub transform: Option<String>,
+    /// With a transform: the payload's exact text (absent when too large).
+    pub payload_text: Option<String>,
+    /// The envelope's `timestamp`.
+    pub timestamp: String,
 }
 
 /// One attempt on the delivery page.
@@ -214,9 +220,14 @@ impl Db {
     }
 
     /// A delivery with its event and endpoint; `None` when there is none.
-    pub async fn console_delivery(&self, id: i64, payload_limit: i32) -> Result<Option<DeliveryView>, DbError> {
+    pub async fn console_delivery(
+        &self,
+        id: i64,
+        payload_limit: i32,
+        max_payload_bytes: i32,
+    ) -> Result<Option<DeliveryView>, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 2] = [&id, &payload_limit];
+            let params: [&dyn Param; 3] = [&id, &payload_limit, &max_payload_bytes];
             let rows = self.rows(&*client, DELIVERY, &params).await?;
             let Some(r) = rows.first() else { return Ok(None) };
             Ok(Some(DeliveryView {
@@ -240,6 +251,9 @@ impl Db {
                 payload: r.try_get(17)?,
                 secrets: r.try_get(18)?,
                 header_names: r.try_get(19)?,
+                transform: r.try_get(20)?,
+                payload_text: r.try_get(21)?,
+                timestamp: r.try_get(22)?,
             }))
         })
         .await

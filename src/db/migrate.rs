@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (13, "operational_events", include_str!("../../sql/0013_operational_events.sql")),
     // Versions are applied by set membership, never by position, so a gap
     // (or a lower number arriving after a higher one) is fine.
+    (14, "transforms", include_str!("../../sql/0014_transforms.sql")),
     (15, "capture_staging", include_str!("../../sql/0015_capture_staging.sql")),
     (16, "claim_rows", include_str!("../../sql/0016_claim_rows.sql")),
 ];

@@ -62,6 +62,8 @@ pub struct ClaimedRow {
     pub payload_bytes: i64,
     /// How long the lease lasts from the claim.
     pub lease_ms: Option<i64>,
+    /// The event's tenant (transforms see it).
+    pub tenant: Option<String>,
 }
 
 impl ClaimedRow {
@@ -77,6 +79,7 @@ impl ClaimedRow {
             payload: row.try_get(7)?,
             payload_bytes: row.try_get(8)?,
             lease_ms: row.try_get(9)?,
+            tenant: row.try_get(10)?,
         })
     }
 }
@@ -200,6 +203,8 @@ pub struct EndpointFields {
     pub rate_limit_per_sec: Option<i32>,
     pub ordered: bool,
     pub event_types: Vec<Option<String>>,
+    /// The script turning the event into the body sent, if any.
+    pub transform: Option<String>,
 }
 
 impl EndpointRow {
@@ -217,6 +222,7 @@ impl EndpointRow {
                 rate_limit_per_sec: get(row, "rate_limit_per_sec")?,
                 ordered: get(row, "ordered")?,
                 event_types: get(row, "event_types")?,
+                transform: get(row, "transform")?,
             })
         })()
         .map_err(|(column, e)| match e.source().map(ToString::to_string) {
@@ -506,7 +512,8 @@ impl Db {
                     ep.headers.iter().map(|(k, v)| (k.clone(), v.expose().into())).collect();
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
-                let params: [&dyn Param; 14] = [
+                let transform = c.script();
+                let params: [&dyn Param; 15] = [
                     &c.name,
                     &ep.url,
                     &c.tenant,
@@ -521,6 +528,7 @@ impl Db {
                     &c.rate_limit_per_sec,
                     &c.max_in_flight,
                     &c.ordered,
+                    &transform,
                 ];
                 self.exec(&tx, ENDPOINT_UPSERT, &params).await?;
             }

@@ -4,6 +4,7 @@ use crate::config::rules::{self, Problem};
 use crate::config::DeliveryConfig;
 use crate::db::{Db, DbError, EndpointFields, EndpointRow};
 use crate::pipeline::signing::SigningKey;
+use crate::pipeline::transform::{Script, Transforms};
 use reqwest::header::HeaderMap;
 use reqwest::Url;
 use std::collections::HashMap;
@@ -20,6 +21,8 @@ pub struct Endpoint {
     pub max_in_flight: u32,
     pub rate_limit_per_sec: Option<u32>,
     pub ordered: bool,
+    /// The script making the body this endpoint receives; `None`: the envelope.
+    pub transform: Option<Arc<Script>>,
     /// Where and how to send, or why no request can be built
     /// (the delivery then fails at once as `invalid_request`).
     pub target: Result<Target, String>,
@@ -35,11 +38,27 @@ pub struct Target {
 impl Endpoint {
     /// Never fails: a row tailhook cannot use becomes an endpoint whose
     /// `target` says why (its deliveries then fail as `invalid_request`).
-    pub fn from_row(row: EndpointRow, defaults: &DeliveryConfig) -> Self {
-        let checked = row.fields.and_then(|f| check(f, defaults).map_err(|p| p.to_string()));
-        let (target, limits, ordered) = match checked {
-            Ok((target, limits, ordered)) => (Ok(target), limits, ordered),
-            Err(problem) => (Err(problem), [None; 4], false),
+    /// The transform is compiled here, unless `previous` (the same
+    /// endpoint's last version) has the same script already compiled.
+    pub fn from_row(
+        row: EndpointRow,
+        defaults: &DeliveryConfig,
+        transforms: &Transforms,
+        previous: Option<&Endpoint>,
+    ) -> Self {
+        let checked = row.fields.and_then(|f| {
+            let transform = match f.transform.as_deref() {
+                None => None,
+                Some(source) => match previous.and_then(|p| p.transform.as_ref()).filter(|t| t.source == source) {
+                    Some(same) => Some(same.clone()),
+                    None => Some(transforms.compile(source).map_err(|reason| format!("transform {reason}"))?),
+                },
+            };
+            check(f, defaults).map(|c| (c, transform)).map_err(|p| p.to_string())
+        });
+        let (target, limits, ordered, transform) = match checked {
+            Ok(((target, limits, ordered), transform)) => (Ok(target), limits, ordered, transform),
+            Err(problem) => (Err(problem), [None; 4], false, None),
         };
         let [timeout_ms, max_attempts, max_in_flight, rate_limit_per_sec] = limits;
         Self {
@@ -50,6 +69,7 @@ impl Endpoint {
             max_in_flight: max_in_flight.unwrap_or(defaults.max_in_flight),
             rate_limit_per_sec: rate_limit_per_sec.or(Some(defaults.rate_limit_per_sec)).filter(|r| *r > 0),
             ordered,
+            transform,
             target,
         }
     }
@@ -96,6 +116,7 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
 /// Endpoints by id, swapped whole on change.
 pub struct EndpointCache {
     defaults: DeliveryConfig,
+    transforms: Arc<Transforms>,
     current: RwLock<Arc<HashMap<i64, Arc<Endpoint>>>>,
     /// The table's fingerprint at the last reload, and the `invalid_reason`
     /// values still to be written (id → reason).
@@ -103,8 +124,8 @@ pub struct EndpointCache {
 }
 
 impl EndpointCache {
-    pub fn new(defaults: DeliveryConfig) -> Self {
-        Self { defaults, current: RwLock::default(), state: tokio::sync::Mutex::default() }
+    pub fn new(defaults: DeliveryConfig, transforms: Arc<Transforms>) -> Self {
+        Self { defaults, transforms, current: RwLock::default(), state: tokio::sync::Mutex::default() }
     }
 
     /// Every endpoint, as of the last refresh.
@@ -141,8 +162,8 @@ impl EndpointCache {
             let mut map = HashMap::with_capacity(rows.len());
             for row in rows {
                 let (id, stored) = (row.id, row.invalid_reason.clone());
-                let ep = Endpoint::from_row(row, &self.defaults);
                 let old = before.get(&id);
+                let ep = Endpoint::from_row(row, &self.defaults, &self.transforms, old.map(|o| &**o));
                 if ep.problem() != stored.as_deref() {
                     unsaved.insert(id, ep.problem().map(str::to_owned));
                 }
@@ -174,5 +195,49 @@ impl EndpointCache {
             tracing::warn!(error = %e, "cannot reload endpoints");
         }
         self.get(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(transform: Option<&str>) -> EndpointRow {
+        EndpointRow {
+            id: 1,
+            name: "chat".into(),
+            enabled: true,
+            invalid_reason: None,
+            fields: Ok(EndpointFields {
+                url: "https://chat.example.com/hook".into(),
+                secrets: Vec::new(),
+                headers: "{}".into(),
+                timeout_ms: None,
+                max_attempts: None,
+                max_in_flight: None,
+                rate_limit_per_sec: None,
+                ordered: false,
+                event_types: vec![Some("*".into())],
+                transform: transform.map(str::to_owned),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_script_is_compiled_once_per_version_and_a_bad_one_makes_the_endpoint_invalid() {
+        let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
+        let first = Endpoint::from_row(row(Some("event.data")), &defaults, &transforms, None);
+        let same = Endpoint::from_row(row(Some("event.data")), &defaults, &transforms, Some(&first));
+        let (a, b) = (first.transform.as_ref().unwrap(), same.transform.as_ref().unwrap());
+        assert!(Arc::ptr_eq(a, b), "an unchanged script is not compiled again");
+        let changed = Endpoint::from_row(row(Some("event.type")), &defaults, &transforms, Some(&same));
+        assert_eq!(changed.transform.as_ref().unwrap().source, "event.type");
+        assert!(changed.problem().is_none());
+        let none = Endpoint::from_row(row(None), &defaults, &transforms, Some(&changed));
+        assert!(none.transform.is_none());
+        let broken = Endpoint::from_row(row(Some("#{ text: ")), &defaults, &transforms, None);
+        let problem = broken.problem().unwrap();
+        assert!(problem.starts_with("transform does not compile: "), "{problem}");
+        assert!(broken.transform.is_none());
     }
 }

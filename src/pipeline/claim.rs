@@ -317,7 +317,9 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
         };
         let shared = match (&event, row.payload) {
             (Some((id, e)), _) if *id == row.outbox_id => Some(e.clone()),
-            (_, Some(payload)) => Some(Arc::new(Event::new(row.event_id, &row.event_type, &row.created_at, &payload))),
+            (_, Some(payload)) => Some(Arc::new(
+                Event::new(row.event_id, &row.event_type, &row.created_at, &payload).with_tenant(row.tenant),
+            )),
             (_, None) if row.payload_bytes > max_payload_bytes => {
                 Some(Arc::new(Event::too_large(row.event_id, row.payload_bytes as usize)))
             }

@@ -163,6 +163,7 @@ mod tests {
                 max_in_flight: 10,
                 rate_limit_per_sec: None,
                 ordered: false,
+                transform: None,
                 target: Err("not needed here".into()),
             })
         };

@@ -8,6 +8,7 @@ pub(crate) mod recorder;
 pub mod schedule;
 pub(crate) mod sender;
 pub mod signing;
+pub mod transform;
 pub(crate) mod worker;
 
 use crate::config::Config;
@@ -35,6 +36,8 @@ pub(crate) struct Ctx {
     pub next_lease: AtomicI64,
     pub endpoints: EndpointCache,
     pub sender: Sender,
+    /// The transform engine and the permits of scripts running at once.
+    pub transforms: Arc<transform::Transforms>,
     pub records: mpsc::Sender<Record>,
     /// Free request slots, over all endpoints.
     pub capacity: Arc<Semaphore>,

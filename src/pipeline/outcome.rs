@@ -16,6 +16,8 @@ pub enum ErrorKind {
     InvalidRequest,
     PayloadTooLarge,
     BodyRead,
+    /// The endpoint's transform failed on this event.
+    Transform,
 }
 
 impl ErrorKind {
@@ -31,12 +33,14 @@ impl ErrorKind {
             Self::InvalidRequest => "invalid_request",
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyRead => "body_read",
+            Self::Transform => "transform",
         }
     }
 
-    /// A request refused before sending can never succeed: fail it at once.
+    /// A request refused before sending can never succeed, and a transform
+    /// gives the same result on the same event: fail it at once.
     pub fn is_permanent(self) -> bool {
-        matches!(self, Self::BlockedAddress | Self::InvalidRequest | Self::PayloadTooLarge)
+        matches!(self, Self::BlockedAddress | Self::InvalidRequest | Self::PayloadTooLarge | Self::Transform)
     }
 }
 
@@ -113,6 +117,9 @@ pub fn next_state(outcome: &Outcome, attempt: u32, max_attempts: u32, backoff: &
         return Next::Succeeded;
     };
     let detail = outcome.error.as_deref().unwrap_or(kind.as_str());
+    if kind == ErrorKind::Transform {
+        return Next::Failed { reason: format!("{detail} (not retried: the same event gives the same result)") };
+    }
     if kind.is_permanent() {
         return Next::Failed { reason: format!("{detail} (not retried: the request can never succeed)") };
     }
@@ -176,5 +183,10 @@ mod tests {
             panic!("a blocked address must fail at once");
         };
         assert!(reason.starts_with("10.0.0.1 is private"), "{reason}");
+        let script = Outcome::failed(ErrorKind::Transform, "transform: deadline of 50 ms exceeded");
+        let Next::Failed { reason } = next_state(&script, 1, 18, &B, 0.0) else {
+            panic!("a failed transform must fail at once");
+        };
+        assert_eq!(reason, "transform: deadline of 50 ms exceeded (not retried: the same event gives the same result)");
     }
 }

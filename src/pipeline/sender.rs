@@ -21,6 +21,8 @@ pub struct Event {
     /// The body, or the payload's size when it is over
     /// `delivery.max_payload_bytes` (such a payload is never fetched).
     pub body: Result<Bytes, usize>,
+    /// The event's tenant: not in the body, but seen by transforms.
+    pub tenant: Option<Arc<str>>,
 }
 
 impl Event {
@@ -37,12 +39,23 @@ impl Event {
         body.push_str("\",\"data\":");
         body.push_str(payload);
         body.push('}');
-        Self { event_id, body: Ok(Bytes::from(body)) }
+        Self { event_id, body: Ok(Bytes::from(body)), tenant: None }
     }
 
     /// An event whose payload of `payload_bytes` is too large to send.
     pub fn too_large(event_id: String, payload_bytes: usize) -> Self {
-        Self { event_id, body: Err(payload_bytes) }
+        Self { event_id, body: Err(payload_bytes), tenant: None }
+    }
+
+    /// The same event with its tenant.
+    pub fn with_tenant(mut self, tenant: Option<String>) -> Self {
+        self.tenant = tenant.map(Arc::from);
+        self
+    }
+
+    /// The same event with another body (what a transform made of it).
+    pub fn with_body(&self, body: Bytes) -> Self {
+        Self { event_id: self.event_id.clone(), body: Ok(body), tenant: self.tenant.clone() }
     }
 }
 

@@ -1,12 +1,15 @@
 //! One delivery attempt, from lease to queued result; a slot of the global concurrency budget while it runs.
 
+use crate::endpoints::Endpoint;
 use crate::pipeline::limits::Limits;
-use crate::pipeline::outcome::{next_state, Next};
+use crate::pipeline::outcome::{next_state, ErrorKind, Next, Outcome};
 use crate::pipeline::recorder::Record;
-use crate::pipeline::sender::Event;
+use crate::pipeline::sender::{Attempt, Event};
+use crate::pipeline::transform::Script;
 use crate::pipeline::Ctx;
+use bytes::Bytes;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -57,6 +60,27 @@ pub struct Job {
     pub slot: Slot,
 }
 
+/// Runs the endpoint's transform on the event: the event with the body to
+/// send, or the failed attempt (`error_kind = 'transform'`) to record.
+async fn transform(
+    ctx: &Ctx,
+    endpoint: &Endpoint,
+    script: &Arc<Script>,
+    event: &Event,
+    body: &Bytes,
+) -> Result<Event, Attempt> {
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    match ctx.transforms.run(script.clone(), &endpoint.name, body.clone(), event.tenant.clone()).await {
+        Ok(body) => Ok(event.with_body(body)),
+        Err(e) => Err(Attempt {
+            outcome: Outcome::failed(ErrorKind::Transform, e.to_string()),
+            started_at,
+            duration: clock.elapsed(),
+        }),
+    }
+}
+
 /// Runs one attempt; gives up at once when the grace period is over (the
 /// lease is then released at shutdown or expires).
 pub async fn run(ctx: Arc<Ctx>, job: Job) {
@@ -78,17 +102,31 @@ async fn attempt(ctx: &Ctx, job: Job) {
             return;
         }
     };
-    // Never send past the lease: another replica may take the delivery then.
-    let reserve = record_reserve(ctx.config.delivery.lease_margin_ms);
-    let left = lease_deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve);
-    let timeout = endpoint.timeout.min(left);
-    if timeout < Duration::from_millis(100) {
-        let _ = release().await;
-        return;
-    }
-    let in_flight = ctx.metrics.in_flight(&endpoint.name);
-    let attempt_info = ctx.sender.send(&endpoint, &event, timeout).await;
-    drop(in_flight);
+    // The body this endpoint receives: the envelope, or what its transform
+    // makes of it (signed, sent and recorded like any other body).
+    let transformed = match (&endpoint.transform, &event.body) {
+        (Some(script), Ok(body)) => Some(transform(ctx, &endpoint, script, &event, body).await),
+        _ => None,
+    };
+    let attempt_info = match transformed {
+        Some(Err(failed)) => failed,
+        transformed => {
+            let sent = match &transformed {
+                Some(Ok(sent)) => sent,
+                _ => &*event,
+            };
+            // Never send past the lease: another replica may take the delivery then.
+            let reserve = record_reserve(ctx.config.delivery.lease_margin_ms);
+            let left = lease_deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve);
+            let timeout = endpoint.timeout.min(left);
+            if timeout < Duration::from_millis(100) {
+                let _ = release().await;
+                return;
+            }
+            let _in_flight = ctx.metrics.in_flight(&endpoint.name);
+            ctx.sender.send(&endpoint, sent, timeout).await
+        }
+    };
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
     let next = next_state(&attempt_info.outcome, attempt, endpoint.max_attempts, &ctx.backoff, jitter);
     let kind = attempt_info.outcome.error_kind.map(|k| k.as_str());

@@ -395,7 +395,7 @@ async fn console_search_pages_by_keyset_reads_bounded_ranges_and_uses_indexes() 
         ("minutes", include_str!("../../sql/queries/console_minutes.sql"), format!("(ARRAY[{a}, {b}, {bulk}])")),
         ("failed_day", include_str!("../../sql/queries/console_failed_day.sql"), format!("(ARRAY[{a}, {b}, {bulk}])")),
         ("latency", include_str!("../../sql/queries/console_latency.sql"), format!("(ARRAY[{a}, {b}, {bulk}])")),
-        ("delivery", include_str!("../../sql/queries/console_delivery.sql"), format!("({}, 65536)", t1[0])),
+        ("delivery", include_str!("../../sql/queries/console_delivery.sql"), format!("({}, 65536, 1048576)", t1[0])),
         ("attempts", include_str!("../../sql/queries/console_attempts.sql"), format!("({}, 200)", t1[0])),
         ("status", include_str!("../../sql/queries/endpoint_status.sql"), "('1 hour', '', 51)".to_owned()),
     ];

@@ -26,3 +26,4 @@ mod routing;
 mod schema;
 mod takeover;
 mod tls;
+mod transforms;

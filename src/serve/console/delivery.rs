@@ -1,9 +1,10 @@
-//! One delivery's page: its event (payload pretty-printed, size-capped), its endpoint (URL redacted, no secret or header value), every attempt with the response stored, and Redeliver.
+//! One delivery's page: its event (payload pretty-printed, size-capped), the body its endpoint's transform makes of it, its endpoint (URL redacted, no secret or header value), every attempt with the response stored, and Redeliver.
 
 use super::layout::{csrf_field, label, page as layout_page};
 use super::overview::notice_text;
 use super::{database_failure, failure, Console};
 use crate::config::secret::redact_url;
+use crate::pipeline::sender::Event;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -35,14 +36,18 @@ pub async fn page(
         return failure(StatusCode::NOT_FOUND, "not a delivery id");
     };
     let db = &console.db;
-    let (delivery, attempts) =
-        match tokio::try_join!(db.console_delivery(id, PAYLOAD_SHOWN), db.console_attempts(id, ATTEMPTS_SHOWN)) {
-            Ok(both) => both,
-            Err(e) => return database_failure(&e),
-        };
+    let max_payload = console.config.delivery.max_payload_bytes as i32;
+    let (delivery, attempts) = match tokio::try_join!(
+        db.console_delivery(id, PAYLOAD_SHOWN, max_payload),
+        db.console_attempts(id, ATTEMPTS_SHOWN)
+    ) {
+        Ok(both) => both,
+        Err(e) => return database_failure(&e),
+    };
     let Some(d) = delivery else {
         return failure(StatusCode::NOT_FOUND, &format!("no delivery {id} (retention may have removed it)"));
     };
+    let transformed = transformed(&console, &d).await;
     // Every query value and any password in the URL hidden: either can be a token.
     let url = redact_url(&d.url, |_| true);
     let cut = d.payload_bytes > PAYLOAD_SHOWN;
@@ -99,6 +104,34 @@ pub async fn page(
         }
         h3 { "Payload" @if cut { " (first " (PAYLOAD_SHOWN) " of " (d.payload_bytes) " bytes)" } }
         pre.payload { (d.payload) }
+        @if let Some(body) = &transformed {
+            h3 { "Body sent (the payload through the endpoint's current transform)" }
+            pre.transformed { (body) }
+        }
     };
     layout_page(&format!("Delivery #{}", d.id), notice, content).into_response()
+}
+
+/// What the endpoint's transform, as it is now, makes of the event: the body
+/// a delivery sends (sent bodies are not stored; a transform changed since
+/// shows its new result). `None` when the endpoint has no transform.
+async fn transformed(console: &Console, d: &crate::db::DeliveryView) -> Option<String> {
+    let source = d.transform.as_deref()?;
+    let Some(payload) = &d.payload_text else {
+        return Some(format!("(the payload is over delivery.max_payload_bytes: {} bytes)", d.payload_bytes));
+    };
+    let script = match console.transforms.compile(source) {
+        Ok(script) => script,
+        Err(problem) => return Some(format!("(the transform {problem})")),
+    };
+    let event = Event::new(d.event_id.clone(), &d.event_type, &d.timestamp, payload);
+    let body = event.body.ok()?;
+    let tenant = d.tenant.as_deref().map(std::sync::Arc::from);
+    Some(match console.transforms.run(script, &d.endpoint, body, tenant).await {
+        Ok(body) => match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(json) => serde_json::to_string_pretty(&json).unwrap_or_default(),
+            Err(_) => String::from_utf8_lossy(&body).into_owned(),
+        },
+        Err(e) => format!("({e})"),
+    })
 }

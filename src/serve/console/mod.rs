@@ -42,11 +42,15 @@ pub struct Console {
     /// Wakes the claim of due deliveries, so a redelivery goes now rather
     /// than at the next poll.
     pub kick: Arc<dyn Fn() + Send + Sync>,
+    /// Runs endpoints' transforms for the delivery page.
+    pub transforms: Arc<crate::pipeline::transform::Transforms>,
 }
 
 impl Console {
     pub fn new(db: Db, config: Arc<Config>, admin_token: Option<Secret>, kick: Arc<dyn Fn() + Send + Sync>) -> Self {
-        Self { db, config, admin_token, csrf: access::new_csrf_token(), kick }
+        let transforms =
+            Arc::new(crate::pipeline::transform::Transforms::new(&config.transform, config.delivery.max_payload_bytes));
+        Self { db, config, admin_token, csrf: access::new_csrf_token(), kick, transforms }
     }
 }
 
