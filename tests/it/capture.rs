@@ -598,13 +598,7 @@ async fn tables_captured_under_0012_are_upgraded_by_the_migration_and_re_runs_lo
         .await
         .unwrap();
     for (version, name, sql) in tailhook::db::MIGRATIONS.iter().filter(|m| m.0 < 15) {
-        if sql.contains(tailhook::db::OUTSIDE_A_TRANSACTION) {
-            for statement in tailhook::db::statements(sql) {
-                client.batch_execute(statement).await.unwrap();
-            }
-        } else {
-            client.batch_execute(sql).await.unwrap();
-        }
+        apply_migration_by_hand(&client, *version, sql).await;
         client
             .execute("INSERT INTO tailhook.schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
             .await

@@ -120,13 +120,19 @@ pub fn report(error: &dyn std::error::Error) -> String {
 /// transaction one statement at a time, the others whole.
 pub async fn apply_every_migration_by_hand(client: &tokio_postgres::Client) {
     for (version, _, sql) in tailhook::db::MIGRATIONS {
-        if sql.contains(tailhook::db::OUTSIDE_A_TRANSACTION) {
-            for statement in tailhook::db::statements(sql) {
-                client.batch_execute(statement).await.unwrap_or_else(|e| panic!("re-applying {version}: {e}"));
-            }
-        } else {
-            client.batch_execute(sql).await.unwrap_or_else(|e| panic!("re-applying {version}: {e}"));
+        apply_migration_by_hand(client, *version, sql).await;
+    }
+}
+
+/// Runs one migration file as a user would with psql (one that must run
+/// outside a transaction, statement by statement).
+pub async fn apply_migration_by_hand(client: &tokio_postgres::Client, version: i32, sql: &str) {
+    if sql.contains(tailhook::db::OUTSIDE_A_TRANSACTION) {
+        for statement in tailhook::db::statements(sql) {
+            client.batch_execute(statement).await.unwrap_or_else(|e| panic!("applying {version}: {e}"));
         }
+    } else {
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("applying {version}: {e}"));
     }
 }
 
