@@ -694,10 +694,24 @@ async fn transform(env: &Env, args: &Args) -> Result<(), Error> {
     let with = Shape { label: "tailhook 1 endpoint + slack".into(), transform: true, ..Shape::single(args.events) };
     let (mut pairs, mut added) = (Vec::new(), Vec::new());
     for round in 1..=args.rounds {
-        let a = fresh_tailhook(env, &plain, &receiver).await?;
-        a.print(round);
-        let b = fresh_tailhook(env, &with, &receiver).await?;
-        b.print(round);
+        // Which goes first alternates, so a drift of the machine's speed
+        // within a round (common on shared machines) favours neither side.
+        let (a, b) = if round % 2 == 1 {
+            let a = fresh_tailhook(env, &plain, &receiver).await?;
+            a.print(round);
+            let b = fresh_tailhook(env, &with, &receiver).await?;
+            (a, b)
+        } else {
+            let b = fresh_tailhook(env, &with, &receiver).await?;
+            b.print(round);
+            let a = fresh_tailhook(env, &plain, &receiver).await?;
+            (a, b)
+        };
+        if round % 2 == 1 {
+            b.print(round)
+        } else {
+            a.print(round)
+        }
         added.push(b.us(b.worker_cpu) - a.us(a.worker_cpu));
         pairs.push((b, a));
     }

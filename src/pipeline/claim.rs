@@ -310,6 +310,7 @@ fn count_outbox_rows(rows: &[ClaimedRow]) -> usize {
 async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usize, lease: i64, claimed_at: Instant) {
     let max_payload_bytes = ctx.config.delivery.max_payload_bytes as i64;
     let mut event: Option<(i64, Arc<Event>)> = None;
+    let mut jobs = Vec::with_capacity(rows.len());
     for row in rows {
         let (Some(delivery_id), Some(endpoint_id), Some(lease_ms)) = (row.delivery_id, row.endpoint_id, row.lease_ms)
         else {
@@ -346,10 +347,12 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
             lease_deadline: claimed_at + Duration::from_millis(lease_ms.max(0) as u64),
             event: shared,
             slot: Slot::new(ctx.capacity.clone(), ctx.limits.clone(), endpoint_id),
+            transformed: None,
         };
-        ctx.tracker.spawn(worker::run(ctx.clone(), job));
+        jobs.push(job);
     }
     ctx.capacity.add_permits(reserved);
+    worker::start(ctx, jobs);
 }
 
 #[cfg(test)]

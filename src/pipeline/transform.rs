@@ -14,7 +14,7 @@ use rhai::{Dynamic, EvalAltResult, Scope, AST};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{oneshot, Semaphore};
 
 /// Longest script, in bytes (the `transform` column's CHECK says the same).
@@ -42,24 +42,35 @@ pub struct Script {
 #[error("transform: {0}")]
 pub struct TransformError(pub String);
 
-/// A run waiting for a runner.
-struct Job {
+/// One event for a script: its envelope and its tenant.
+pub type Input = (Bytes, Option<Arc<str>>);
+
+/// What one run gave, when it started and how long it took (the attempt's
+/// times when the transform fails).
+#[derive(Debug)]
+pub struct Ran {
+    pub result: Result<Bytes, TransformError>,
+    pub started_at: SystemTime,
+    pub took: Duration,
+}
+
+/// Runs of one script waiting for a runner, answered together.
+struct Batch {
     script: Arc<Script>,
     endpoint: String,
-    body: Bytes,
-    tenant: Option<Arc<str>>,
-    reply: oneshot::Sender<Result<Bytes, TransformError>>,
+    inputs: Vec<Input>,
+    reply: oneshot::Sender<Vec<Ran>>,
 }
 
 /// The engine, its limits, and the runners: blocking tasks, at most one per
-/// permit, each taking queued runs until none is left (so a burst of
-/// deliveries costs one thread hand-off per runner, not one per run).
+/// permit, each taking queued batches until none is left (so a claim's
+/// deliveries cost one thread hand-off per batch, not one per run).
 pub struct Transforms {
     engine: rhai::Engine,
     limits: TransformConfig,
     max_payload_bytes: usize,
     permits: Arc<Semaphore>,
-    queue: Mutex<VecDeque<Job>>,
+    queue: Mutex<VecDeque<Batch>>,
 }
 
 impl std::fmt::Debug for Transforms {
@@ -128,29 +139,50 @@ impl Transforms {
         body: Bytes,
         tenant: Option<Arc<str>>,
     ) -> Result<Bytes, TransformError> {
+        let ran = self.run_many(script, endpoint, vec![(body, tenant)]).await.pop();
+        ran.map_or_else(|| Err(TransformError("the script engine failed".into())), |ran| ran.result)
+    }
+
+    /// Runs `script` on each input in turn, in one hand-off to a runner
+    /// (the deliveries of one claim for one endpoint): one result per input,
+    /// in order. Never panics.
+    pub async fn run_many(self: &Arc<Self>, script: Arc<Script>, endpoint: &str, inputs: Vec<Input>) -> Vec<Ran> {
+        let count = inputs.len();
         let (reply, result) = oneshot::channel();
-        let job = Job { script, endpoint: endpoint.to_owned(), body, tenant, reply };
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(job);
+        let batch = Batch { script, endpoint: endpoint.to_owned(), inputs, reply };
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(batch);
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
             let this = Arc::clone(self);
             tokio::task::spawn_blocking(move || this.runner(permit));
         }
-        result.await.unwrap_or_else(|_| Err(TransformError("the script engine failed".into())))
+        result.await.unwrap_or_else(|_| {
+            let failed = || Ran {
+                result: Err(TransformError("the script engine failed".into())),
+                started_at: SystemTime::now(),
+                took: Duration::ZERO,
+            };
+            (0..count).map(|_| failed()).collect()
+        })
     }
 
-    /// Takes queued runs until none is left. A run queued while every permit
-    /// was held is taken by a holder: each looks at the queue again after
-    /// giving its permit back.
+    /// Takes queued batches until none is left. A batch queued while every
+    /// permit was held is taken by a holder: each looks at the queue again
+    /// after giving its permit back.
     fn runner(&self, mut permit: tokio::sync::OwnedSemaphorePermit) {
         loop {
-            while let Some(job) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
-                if job.reply.is_closed() {
-                    continue; // its delivery was abandoned (shutdown): nobody waits for the body
+            while let Some(batch) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+                let mut ran = Vec::with_capacity(batch.inputs.len());
+                for (body, tenant) in &batch.inputs {
+                    if batch.reply.is_closed() {
+                        break; // its deliveries were abandoned (shutdown): nobody waits for the bodies
+                    }
+                    let (started_at, clock) = (SystemTime::now(), Instant::now());
+                    let run = || self.run_blocking(&batch.script, &batch.endpoint, body, tenant.as_deref());
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                        .unwrap_or_else(|_| Err(TransformError("the script engine failed".into())));
+                    ran.push(Ran { result, started_at, took: clock.elapsed() });
                 }
-                let run = || self.run_blocking(&job.script, &job.endpoint, &job.body, job.tenant.as_deref());
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-                    .unwrap_or_else(|_| Err(TransformError("the script engine failed".into())));
-                let _ = job.reply.send(result);
+                let _ = batch.reply.send(ran);
             }
             drop(permit);
             if self.queue.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
@@ -370,6 +402,28 @@ mod tests {
             err.to_string(),
             "transform: the event does not fit the script's limits (transform.max_map_len = 2)"
         );
+    }
+
+    /// A batch answers each event in order, a failing one with its own error
+    /// and its own times, and the others unharmed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_answers_each_event_in_order() {
+        let t = Arc::new(transforms());
+        let script = t.compile("if event.data.n == 2 { throw \"two\" } event.data.n * 10").unwrap();
+        let event = |n: i64| Bytes::from(format!(r#"{{"id":"e{n}","type":"t","timestamp":"ts","data":{{"n":{n}}}}}"#));
+        let inputs =
+            vec![(event(1), None), (Bytes::from_static(b"not json"), None), (event(2), None), (event(3), None)];
+        let ran = t.run_many(script, "batch", inputs).await;
+        let results: Vec<Result<String, String>> = ran
+            .iter()
+            .map(|r| r.result.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(results.len(), 4);
+        assert_eq!(results[0], Ok("10".into()));
+        assert!(results[1].as_ref().unwrap_err().starts_with("transform: the event is not JSON"), "{:?}", results[1]);
+        assert_eq!(results[2], Err("transform: runtime error: two (line 1, position 24)".into()));
+        assert_eq!(results[3], Ok("30".into()));
+        assert!(ran.windows(2).all(|w| w[0].started_at <= w[1].started_at));
     }
 
     /// The chat examples shipped in `examples/transforms`, on a sample event,
