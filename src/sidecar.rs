@@ -176,7 +176,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         let console = ctx.config.server.console.then(|| {
             let due = ctx.due.clone();
             let kick = Arc::new(move || due.schedule(Duration::ZERO));
-            Arc::new(Console::new(db.clone(), Arc::new(ctx.config.clone()), admin_token, kick))
+            Arc::new(Console::new(db.clone(), Arc::new(ctx.config.clone()), admin_token, kick, ctx.transforms.clone()))
         });
         tasks.spawn("http listener", serve::serve(http, Arc::new(probes), console, stop.clone()));
     }

@@ -5,7 +5,7 @@ use crate::pipeline::limits::Limits;
 use crate::pipeline::outcome::{next_state, ErrorKind, Next, Outcome};
 use crate::pipeline::recorder::Record;
 use crate::pipeline::sender::{Attempt, Event};
-use crate::pipeline::transform::{Ran, Script, TransformError};
+use crate::pipeline::transform::{Ran, Script};
 use crate::pipeline::Ctx;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -75,13 +75,10 @@ const TRANSFORM_CHUNK: usize = 32;
 pub fn start(ctx: &Arc<Ctx>, jobs: Vec<Job>) {
     let mut scripted: HashMap<i64, (Arc<Script>, String, Vec<Job>)> = HashMap::new();
     for job in jobs {
-        let script = match (ctx.endpoints.get(job.endpoint_id), &job.event.body) {
-            (Some(ep), Ok(_)) => ep.transform.clone().map(|script| (script, ep.name.clone())),
-            _ => None,
-        };
-        match script {
-            Some((script, name)) => {
-                scripted.entry(job.endpoint_id).or_insert_with(|| (script, name, Vec::new())).2.push(job)
+        let endpoint = ctx.endpoints.get(job.endpoint_id).filter(|_| job.event.body.is_ok());
+        match endpoint.and_then(|ep| Some((ep.transform.clone()?, ep))) {
+            Some((script, ep)) => {
+                scripted.entry(job.endpoint_id).or_insert_with(|| (script, ep.name.clone(), Vec::new())).2.push(job)
             }
             None => {
                 ctx.tracker.spawn(run(ctx.clone(), job));
@@ -132,18 +129,9 @@ async fn transform(
         Some((ran_with, ran)) if Arc::ptr_eq(&ran_with, script) => ran,
         // The endpoint changed since the claim (or it had no script then).
         _ => {
-            let mut ran = ctx
-                .transforms
-                .run_many(script.clone(), &endpoint.name, vec![(body.clone(), event.tenant.clone())])
-                .await;
-            match ran.pop() {
-                Some(ran) => ran,
-                None => Ran {
-                    result: Err(TransformError("the script engine failed".into())),
-                    started_at: SystemTime::now(),
-                    took: Duration::ZERO,
-                },
-            }
+            let (started_at, clock) = (SystemTime::now(), Instant::now());
+            let result = ctx.transforms.run(script.clone(), &endpoint.name, body.clone(), event.tenant.clone()).await;
+            Ran { result, started_at, took: clock.elapsed() }
         }
     };
     match ran.result {

@@ -42,14 +42,19 @@ pub struct Console {
     /// Wakes the claim of due deliveries, so a redelivery goes now rather
     /// than at the next poll.
     pub kick: Arc<dyn Fn() + Send + Sync>,
-    /// Runs endpoints' transforms for the delivery page.
+    /// Runs endpoints' transforms for the delivery page (the sidecar's engine).
     pub transforms: Arc<crate::pipeline::transform::Transforms>,
 }
 
 impl Console {
-    pub fn new(db: Db, config: Arc<Config>, admin_token: Option<Secret>, kick: Arc<dyn Fn() + Send + Sync>) -> Self {
-        let transforms =
-            Arc::new(crate::pipeline::transform::Transforms::new(&config.transform, config.delivery.max_payload_bytes));
+    /// `transforms`: the sidecar's engine, so the page's runs share its bound.
+    pub fn new(
+        db: Db,
+        config: Arc<Config>,
+        admin_token: Option<Secret>,
+        kick: Arc<dyn Fn() + Send + Sync>,
+        transforms: Arc<crate::pipeline::transform::Transforms>,
+    ) -> Self {
         Self { db, config, admin_token, csrf: access::new_csrf_token(), kick, transforms }
     }
 }
