@@ -558,7 +558,12 @@ async fn sample_backends(db: &Db, seen: &mut HashMap<i32, u64>) -> Result<(), Er
 
 /// The sidecar, `tailhook run`, as a child process with its log in the cache.
 fn spawn_sidecar(env: &Env, url: &str, b: bool) -> Result<(Child, PathBuf), Error> {
-    let log = env.cache.join("sidecar.log");
+    spawn_sidecar_logging(env, url, b, "sidecar.log")
+}
+
+/// [`spawn_sidecar`] with its log in the cache under `log`.
+fn spawn_sidecar_logging(env: &Env, url: &str, b: bool, log: &str) -> Result<(Child, PathBuf), Error> {
+    let log = env.cache.join(log);
     let binary = if b { env.tailhook_b.as_ref().ok_or("no --sidecar-b")? } else { &env.tailhook };
     let child = Command::new(binary)
         .arg("--config")
@@ -692,7 +697,7 @@ async fn transform(env: &Env, args: &Args) -> Result<(), Error> {
     let receiver = Receiver::start(env, false).await?;
     let plain = Shape::single(args.events);
     let with = Shape { label: "tailhook 1 endpoint + slack".into(), transform: true, ..Shape::single(args.events) };
-    let (mut pairs, mut added) = (Vec::new(), Vec::new());
+    let (mut pairs, mut apart, mut together) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds {
         // Which goes first alternates, so a drift of the machine's speed
         // within a round (common on shared machines) favours neither side.
@@ -712,18 +717,92 @@ async fn transform(env: &Env, args: &Args) -> Result<(), Error> {
         } else {
             a.print(round)
         }
-        added.push(b.us(b.worker_cpu) - a.us(a.worker_cpu));
+        apart.push(b.us(b.worker_cpu) - a.us(a.worker_cpu));
         pairs.push((b, a));
+        let both = side_by_side(env, &receiver, &plain, &with).await?;
+        println!(
+            "  round {round} side by side over {:>5.2} s: without {:>6} deliveries, {:>5.1} µs each; with {:>6}, {:>5.1} µs each: added {:>5.1} µs",
+            both.secs,
+            both.deliveries.0,
+            both.us.0,
+            both.deliveries.1,
+            both.us.1,
+            both.us.1 - both.us.0
+        );
+        together.push(both.us.1 - both.us.0);
     }
     summarize("transform with / without", &pairs);
-    let list: Vec<String> = added.iter().map(|us| format!("{us:.1}")).collect();
-    let (lo, hi) = (added.iter().copied().fold(f64::MAX, f64::min), added.iter().copied().fold(f64::MIN, f64::max));
-    let median = pct(&mut added, 0.5);
-    println!(
-        "  => sidecar CPU added by the transform, µs/delivery: {} per round; median {median:.1} (spread {lo:.1} to {hi:.1})",
-        list.join(", ")
-    );
+    let describe = |added: &mut Vec<f64>| {
+        let list: Vec<String> = added.iter().map(|us| format!("{us:.1}")).collect();
+        let (lo, hi) = (added.iter().copied().fold(f64::MAX, f64::min), added.iter().copied().fold(f64::MIN, f64::max));
+        let median = pct(added, 0.5);
+        format!("{} per round; median {median:.1} (spread {lo:.1} to {hi:.1})", list.join(", "))
+    };
+    println!("  => sidecar CPU added by the transform, µs/delivery, runs apart: {}", describe(&mut apart));
+    println!("  => sidecar CPU added by the transform, µs/delivery, side by side: {}", describe(&mut together));
     Ok(())
+}
+
+/// What [`side_by_side`] measured over its window: (without, with).
+struct Together {
+    secs: f64,
+    deliveries: (u64, u64),
+    us: (f64, f64),
+}
+
+/// Runs `a` and `b` at once, each with its own sidecar and database, to the
+/// same receiver, and reads each sidecar's CPU per delivery over the window
+/// in which both are delivering (from the moment both have delivered a tenth
+/// of their events until one has delivered nine tenths): both see the same
+/// machine, so a drift of its speed between runs does not enter the difference.
+async fn side_by_side(env: &Env, receiver: &Receiver, a: &Shape, b: &Shape) -> Result<Together, Error> {
+    let (mut db_a, mut db_b) = (fresh_db(env).await?, fresh_db(env).await?);
+    setup_tailhook(&mut db_a, a, receiver).await?;
+    setup_tailhook(&mut db_b, b, receiver).await?;
+    publish(&db_a, a).await?;
+    publish(&db_b, b).await?;
+    db_a.client.batch_execute("CHECKPOINT").await?;
+    let (mut side_a, _) = spawn_sidecar_logging(env, &db_a.url, false, "sidecar-a.log")?;
+    let (mut side_b, _) = spawn_sidecar_logging(env, &db_b.url, false, "sidecar-b.log")?;
+    let delivered = "SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'";
+    let (events_a, events_b) = (a.deliveries(), b.deliveries());
+    let deadline = Instant::now() + Duration::from_secs(1_800);
+    let mut start: Option<(Instant, u64, u64, f64, f64)> = None;
+    let together = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for (side, label) in [(&mut side_a, &a.label), (&mut side_b, &b.label)] {
+            if let Some(status) = side.try_wait()? {
+                return Err(format!("{label} exited early: {status}").into());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("the side-by-side runs did not finish in time".into());
+        }
+        let done_a = db_a.client.query_one(delivered, &[]).await?.get::<_, i64>(0) as u64;
+        let done_b = db_b.client.query_one(delivered, &[]).await?.get::<_, i64>(0) as u64;
+        let (cpu_a, cpu_b) = (env.cpu(side_a.id()), env.cpu(side_b.id()));
+        match start {
+            None if done_a * 10 >= events_a && done_b * 10 >= events_b => {
+                start = Some((Instant::now(), done_a, done_b, cpu_a, cpu_b))
+            }
+            Some((at, from_a, from_b, cpu_a0, cpu_b0))
+                if done_a * 10 >= events_a * 9 || done_b * 10 >= events_b * 9 =>
+            {
+                let (n_a, n_b) = (done_a - from_a, done_b - from_b);
+                break Together {
+                    secs: at.elapsed().as_secs_f64(),
+                    deliveries: (n_a, n_b),
+                    us: ((cpu_a - cpu_a0) * 1e6 / n_a.max(1) as f64, (cpu_b - cpu_b0) * 1e6 / n_b.max(1) as f64),
+                };
+            }
+            _ => {}
+        }
+    };
+    side_a.kill().await?;
+    side_b.kill().await?;
+    db_a.drop_now(env).await?;
+    db_b.drop_now(env).await?;
+    Ok(together)
 }
 
 /// Alternates `base` and `other`, each in a fresh database; the ratio is other/base.

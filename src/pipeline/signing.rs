@@ -6,9 +6,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
 
-/// The decoded key of one `whsec_<base64>` secret.
+/// The decoded key of one `whsec_<base64>` secret, kept as the HMAC state
+/// it starts (so signing a request does not redo the key schedule).
 #[derive(Clone)]
-pub struct SigningKey(Vec<u8>);
+pub struct SigningKey(Hmac<Sha256>);
 
 /// Shortest and longest key a secret may carry, in bytes (Standard Webhooks).
 pub const KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
@@ -31,7 +32,8 @@ impl SigningKey {
         if !KEY_BYTES.contains(&key.len()) {
             return Err(InvalidSecret::Length(key.len()));
         }
-        Ok(Self(key))
+        let mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| InvalidSecret::Length(key.len()))?;
+        Ok(Self(mac))
     }
 }
 
@@ -51,7 +53,7 @@ pub fn sign(keys: &[SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> O
     let ts = timestamp.to_string();
     let mut header = String::with_capacity(keys.len() * 48);
     for key in keys {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("hmac takes keys of any length");
+        let mut mac = key.0.clone();
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(ts.as_bytes());

@@ -28,6 +28,8 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// The running script's endpoint, for `print` and `debug` lines.
     static ENDPOINT: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The variables of the running script, kept between runs (emptied after each).
+    static SCOPE: RefCell<Scope<'static>> = RefCell::new(Scope::new());
 }
 
 /// A compiled script: made once per endpoint version, shared by every run.
@@ -215,15 +217,18 @@ impl Transforms {
             Err(_) => return Err(fail("the event is not a JSON object".into())),
         }
         self.check_limits(&event, 0, "the event")?;
-        let mut scope = Scope::new();
-        scope.push("event", event);
         ENDPOINT.with_borrow_mut(|name| {
             name.clear();
             name.push_str(endpoint);
         });
         let timeout = Duration::from_millis(self.limits.timeout_ms);
         DEADLINE.set(Some(Instant::now() + timeout));
-        let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
+        let result = SCOPE.with_borrow_mut(|scope| {
+            scope.clear().push("event", event);
+            let result = self.engine.eval_ast_with_scope::<Dynamic>(scope, &script.ast);
+            scope.clear();
+            result
+        });
         DEADLINE.set(None);
         let result = result.map_err(|e| fail(self.describe(&e)))?;
         if result.is_unit() {
@@ -250,16 +255,18 @@ impl Transforms {
         if depth > l.max_expr_depth {
             return over("max_expr_depth", l.max_expr_depth);
         }
-        if let Ok(s) = value.as_immutable_string_ref() {
-            if s.len() > l.max_string_bytes {
+        // `is_*` first: a failed `as_*_ref` names the value's type, which costs.
+        if value.is_string() {
+            if value.as_immutable_string_ref().is_ok_and(|s| s.len() > l.max_string_bytes) {
                 return over("max_string_bytes", l.max_string_bytes);
             }
-        } else if let Ok(a) = value.as_array_ref() {
+        } else if value.is_array() {
+            let Ok(a) = value.as_array_ref() else { return Ok(()) };
             if a.len() > l.max_array_len {
                 return over("max_array_len", l.max_array_len);
             }
             a.iter().try_for_each(|v| self.check_limits(v, depth + 1, what))?;
-        } else if let Ok(m) = value.as_map_ref() {
+        } else if let Some(m) = value.is_map().then(|| value.as_map_ref().ok()).flatten() {
             if m.len() > l.max_map_len {
                 return over("max_map_len", l.max_map_len);
             }
