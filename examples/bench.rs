@@ -9,7 +9,8 @@
 //!   latency      --rate events/s, one transaction each: commit -> receiver p50/p99
 //!   memory       peak RSS of the sidecar with --pending deliveries pending
 //!   transform    N events, one endpoint with a Slack-shaped transform
-//!                (examples/transforms/slack.rhai) vs without, alternating
+//!                (examples/transforms/slack.rhai) vs without: alternating,
+//!                then side by side for the sidecar CPU the transform adds
 //!   all          every row above, in that order
 //! ```
 //! Each run gets a fresh database (dropped afterwards) on the server of
