@@ -758,10 +758,22 @@ struct Together {
 /// machine, so a drift of its speed between runs does not enter the difference.
 async fn side_by_side(env: &Env, receiver: &Receiver, a: &Shape, b: &Shape) -> Result<Together, Error> {
     let (mut db_a, mut db_b) = (fresh_db(env).await?, fresh_db(env).await?);
-    setup_tailhook(&mut db_a, a, receiver).await?;
-    setup_tailhook(&mut db_b, b, receiver).await?;
-    publish(&db_a, a).await?;
-    publish(&db_b, b).await?;
+    let together = measure_side_by_side(env, receiver, (&mut db_a, a), (&mut db_b, b)).await;
+    db_a.drop_now(env).await?;
+    db_b.drop_now(env).await?;
+    together
+}
+
+async fn measure_side_by_side(
+    env: &Env,
+    receiver: &Receiver,
+    (db_a, a): (&mut Db, &Shape),
+    (db_b, b): (&mut Db, &Shape),
+) -> Result<Together, Error> {
+    setup_tailhook(db_a, a, receiver).await?;
+    setup_tailhook(db_b, b, receiver).await?;
+    publish(db_a, a).await?;
+    publish(db_b, b).await?;
     db_a.client.batch_execute("CHECKPOINT").await?;
     let (mut side_a, _) = spawn_sidecar_logging(env, &db_a.url, false, "sidecar-a.log")?;
     let (mut side_b, _) = spawn_sidecar_logging(env, &db_b.url, false, "sidecar-b.log")?;
@@ -801,8 +813,6 @@ async fn side_by_side(env: &Env, receiver: &Receiver, a: &Shape, b: &Shape) -> R
     };
     side_a.kill().await?;
     side_b.kill().await?;
-    db_a.drop_now(env).await?;
-    db_b.drop_now(env).await?;
     Ok(together)
 }
 
