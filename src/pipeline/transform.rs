@@ -56,6 +56,17 @@ pub struct Ran {
     pub took: Duration,
 }
 
+impl Ran {
+    /// A run the engine could not answer (its runner is gone).
+    pub fn failed() -> Self {
+        Self {
+            result: Err(TransformError("the script engine failed".into())),
+            started_at: SystemTime::now(),
+            took: Duration::ZERO,
+        }
+    }
+}
+
 /// Runs of one script waiting for a runner, answered together.
 struct Batch {
     script: Arc<Script>,
@@ -141,8 +152,7 @@ impl Transforms {
         body: Bytes,
         tenant: Option<Arc<str>>,
     ) -> Result<Bytes, TransformError> {
-        let ran = self.run_many(script, endpoint, vec![(body, tenant)]).await.pop();
-        ran.map_or_else(|| Err(TransformError("the script engine failed".into())), |ran| ran.result)
+        self.run_many(script, endpoint, vec![(body, tenant)]).await.pop().unwrap_or_else(Ran::failed).result
     }
 
     /// Runs `script` on each input in turn, in one hand-off to a runner
@@ -157,14 +167,7 @@ impl Transforms {
             let this = Arc::clone(self);
             tokio::task::spawn_blocking(move || this.runner(permit));
         }
-        result.await.unwrap_or_else(|_| {
-            let failed = || Ran {
-                result: Err(TransformError("the script engine failed".into())),
-                started_at: SystemTime::now(),
-                took: Duration::ZERO,
-            };
-            (0..count).map(|_| failed()).collect()
-        })
+        result.await.unwrap_or_else(|_| (0..count).map(|_| Ran::failed()).collect())
     }
 
     /// Takes queued batches until none is left. A batch queued while every
@@ -266,7 +269,8 @@ impl Transforms {
                 return over("max_array_len", l.max_array_len);
             }
             a.iter().try_for_each(|v| self.check_limits(v, depth + 1, what))?;
-        } else if let Some(m) = value.is_map().then(|| value.as_map_ref().ok()).flatten() {
+        } else if value.is_map() {
+            let Ok(m) = value.as_map_ref() else { return Ok(()) };
             if m.len() > l.max_map_len {
                 return over("max_map_len", l.max_map_len);
             }

@@ -10,7 +10,7 @@ use crate::pipeline::Ctx;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -129,9 +129,8 @@ async fn transform(
         Some((ran_with, ran)) if Arc::ptr_eq(&ran_with, script) => ran,
         // The endpoint changed since the claim (or it had no script then).
         _ => {
-            let (started_at, clock) = (SystemTime::now(), Instant::now());
-            let result = ctx.transforms.run(script.clone(), &endpoint.name, body.clone(), event.tenant.clone()).await;
-            Ran { result, started_at, took: clock.elapsed() }
+            let input = vec![(body.clone(), event.tenant.clone())];
+            ctx.transforms.run_many(script.clone(), &endpoint.name, input).await.pop().unwrap_or_else(Ran::failed)
         }
     };
     match ran.result {
