@@ -291,6 +291,7 @@ impl Db {
             ];
             let begin = if one_at_a_time { DISPATCH_BEGIN_SERIALIZED } else { DISPATCH_BEGIN };
             let rows = self.rows_in_one_round_trip(client, begin, DISPATCH, &params).await?;
+            self.replan_as_tables_grow(rows.len() as u64);
             rows.iter().map(ClaimedRow::from_row).collect()
         })
         .await

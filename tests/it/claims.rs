@@ -190,3 +190,59 @@ fn reads_only_ctes(node: &serde_json::Value) -> bool {
         _ => node["Node Type"] == "CTE Scan",
     }
 }
+
+/// Rows of `table` that sequential scans have read so far, counting every
+/// statement `pool` has run (its one connection flushes its statistics
+/// before it answers the flush request).
+async fn rows_read_by_scans(pool: &tailhook::db::Db, db: &TestDb, table: &str) -> i64 {
+    pool.client().await.unwrap().simple_query("SELECT pg_stat_force_next_flush()").await.unwrap();
+    db.count(&format!("SELECT seq_tup_read FROM pg_stat_user_tables WHERE relid = '{table}'::regclass")).await
+}
+
+/// A prepared statement keeps the plan PostgreSQL made from the table sizes
+/// of its first runs until ANALYZE changes the statistics (autovacuum is off
+/// on the test server, and can be far behind anywhere). A sidecar started on
+/// an empty outbox must not go on reading the whole outbox for every claim
+/// once the outbox has grown.
+#[tokio::test]
+async fn claims_planned_on_an_empty_outbox_stop_reading_all_of_it_once_it_has_grown() {
+    const GROWN: i64 = 5_000;
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    client
+        .batch_execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'http://127.0.0.1:9/a')")
+        .await
+        .unwrap();
+    let mut config = db.config();
+    config.database.pool_size = 1;
+    let pool = tailhook::db::Db::new(&config.database).unwrap();
+    let lease = tailhook::db::Lease {
+        replica: "r",
+        token: 1,
+        default_timeout_ms: 1_000,
+        margin_ms: 0,
+        max_payload_bytes: 1 << 20,
+        claim_bytes: 16 << 20,
+    };
+    let rooms = tailhook::db::Rooms { endpoint_ids: Vec::new(), room: Vec::new(), default_room: GROWN as i32 };
+    let publish_and_fan_out = async |events: i64| {
+        client
+            .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 'e', '{}' FROM generate_series(1, $1::bigint)", &[&events])
+            .await
+            .unwrap();
+        let rows = pool.dispatch(events, events, lease, &rooms, false).await.unwrap();
+        assert_eq!(rows.len() as i64, events);
+    };
+    // Claims of one row while the outbox holds a few: past its fifth run,
+    // the statement keeps a generic plan made for a table of a few rows.
+    for _ in 0..8 {
+        publish_and_fan_out(1).await;
+    }
+    publish_and_fan_out(GROWN).await;
+    let before = rows_read_by_scans(&pool, &db, "tailhook.outbox").await;
+    for _ in 0..10 {
+        publish_and_fan_out(1).await;
+    }
+    let read = rows_read_by_scans(&pool, &db, "tailhook.outbox").await - before;
+    assert!(read < GROWN, "10 one-row claims read {read} outbox rows by sequential scans ({} rows in it)", GROWN + 18);
+}
