@@ -20,12 +20,22 @@ const CLAIM_DUE: &str = include_str!("../../sql/queries/claim_due.sql");
 const RECORD_RESULTS: &str = include_str!("../../sql/queries/record_results.sql");
 const RELEASE_LEASES: &str = include_str!("../../sql/queries/release_leases.sql");
 const RELEASE_ALL: &str = include_str!("../../sql/queries/release_all.sql");
-/// The fan-out's transaction opens with its settings (`async_commit.sql`),
-/// and while any endpoint is ordered also takes the fan-out lock
-/// (`dispatch_serialize.sql`).
-const DISPATCH_BEGIN: &str = concat!("BEGIN;\n", include_str!("../../sql/queries/async_commit.sql"), ";");
+/// The transaction the pipeline's statements run in plans them once per
+/// connection (`generic_plans.sql`); the fan-out's also commits
+/// asynchronously (`async_commit.sql`), and while any endpoint is ordered
+/// takes the fan-out lock (`dispatch_serialize.sql`).
+const PIPELINE_BEGIN: &str = concat!("BEGIN;\n", include_str!("../../sql/queries/generic_plans.sql"), ";");
+const DISPATCH_BEGIN: &str = concat!(
+    "BEGIN;\n",
+    include_str!("../../sql/queries/generic_plans.sql"),
+    ";\n",
+    include_str!("../../sql/queries/async_commit.sql"),
+    ";"
+);
 const DISPATCH_BEGIN_SERIALIZED: &str = concat!(
     "BEGIN;\n",
+    include_str!("../../sql/queries/generic_plans.sql"),
+    ";\n",
     include_str!("../../sql/queries/async_commit.sql"),
     ";\n",
     include_str!("../../sql/queries/dispatch_serialize.sql"),
@@ -327,7 +337,7 @@ impl Db {
                 &lease.claim_bytes,
                 &REPLICA_TIMEOUT_MS,
             ];
-            let rows = self.rows(&*client, CLAIM_DUE, &params).await?;
+            let rows = self.rows_in_one_round_trip(client, PIPELINE_BEGIN, CLAIM_DUE, &params).await?;
             rows.iter().map(ClaimedRow::from_row).collect()
         })
         .await
@@ -354,7 +364,7 @@ impl Db {
                 &b.last_error,
                 &b.lease,
             ];
-            let rows = self.rows(&*client, RECORD_RESULTS, &params).await?;
+            let rows = self.rows_in_one_round_trip(client, PIPELINE_BEGIN, RECORD_RESULTS, &params).await?;
             rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
         })
         .await
@@ -411,7 +421,7 @@ impl Db {
             );
             let params: [&dyn Param; 7] = [&h.endpoint_id, &h.ok, &h.bad, &after, &min, &max, &dead];
             let mut changes = HealthChanges::default();
-            for row in self.rows(&*client, ENDPOINTS_HEALTH, &params).await? {
+            for row in self.rows_in_one_round_trip(client, PIPELINE_BEGIN, ENDPOINTS_HEALTH, &params).await? {
                 if !row.try_get::<_, bool>("done")? {
                     changes.skipped.push(row.try_get("id")?);
                     continue;

@@ -246,3 +246,94 @@ async fn claims_planned_on_an_empty_outbox_stop_reading_all_of_it_once_it_has_gr
     let read = rows_read_by_scans(&pool, &db, "tailhook.outbox").await - before;
     assert!(read < GROWN, "10 one-row claims read {read} outbox rows by sequential scans ({} rows in it)", GROWN + 18);
 }
+
+/// The statements run for every batch (fan-out, due claim, result write,
+/// breaker bookkeeping) take arrays as parameters, and a custom plan for a
+/// batch of one or two rows looks cheaper to PostgreSQL than the generic
+/// plan's guess of ten: left to choose, it plans them afresh on nearly every
+/// call, which at low rates costs more than running them. Each connection
+/// plans them once.
+#[tokio::test]
+async fn the_pipelines_statements_are_planned_once_per_connection_not_on_every_call() {
+    use tailhook::db::{HealthBatch, Lease, ResultBatch, Rooms};
+    const CALLS: i64 = 12;
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let endpoint = add_endpoint(&client, "a", "http://127.0.0.1:9/a", &[]).await;
+    let mut config = db.config();
+    config.database.pool_size = 1;
+    let pool = tailhook::db::Db::new(&config.database).unwrap();
+    let rooms = Rooms { default_room: 10, ..Rooms::default() };
+    for token in 1..=CALLS {
+        let lease = Lease {
+            replica: "r",
+            token,
+            default_timeout_ms: 1_000,
+            margin_ms: 0,
+            max_payload_bytes: 1 << 20,
+            claim_bytes: 16 << 20,
+        };
+        client.execute("SELECT tailhook.publish('e', '{}')", &[]).await.unwrap();
+        let claimed = pool.dispatch(1, 1, lease, &rooms, false).await.unwrap();
+        let result = ResultBatch {
+            delivery_id: vec![claimed[0].delivery_id.unwrap()],
+            attempt: vec![1],
+            status: vec!["succeeded"],
+            delay_ms: vec![None],
+            status_code: vec![Some(200)],
+            error_kind: vec![None],
+            error: vec![None],
+            last_error: vec![None],
+            lease: vec![token],
+            started_at: vec![std::time::SystemTime::now()],
+            duration_ms: vec![1],
+            response_body: vec![None],
+        };
+        assert!(pool.record_results("r", &result).await.unwrap().is_empty(), "written under its lease");
+        let mut health = HealthBatch::default();
+        health.add(endpoint, true);
+        pool.endpoint_health(&health, &config.delivery).await.unwrap();
+        assert!(pool.claim_due(10, 10, lease, &rooms).await.unwrap().is_empty(), "nothing is due");
+    }
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'").await, CALLS);
+    // The pool's one connection: its prepared statements and how each was planned.
+    let prepared = pool
+        .client()
+        .await
+        .unwrap()
+        .query("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements", &[])
+        .await
+        .unwrap();
+    for head in
+        ["-- Fan out a batch", "-- Lease a batch of due", "-- Write a batch of attempt results", "-- Circuit breaker"]
+    {
+        let row = prepared
+            .iter()
+            .find(|r| r.get::<_, String>(0).starts_with(head))
+            .unwrap_or_else(|| panic!("{head}: not prepared"));
+        let (generic, custom): (i64, i64) = (row.get(1), row.get(2));
+        assert_eq!((generic, custom), (CALLS, 0), "{head}: (generic plans used, custom plans made) over {CALLS} calls");
+    }
+}
+
+/// The pool hands out the connection used last, so at low rates one warm
+/// server process serves the claims instead of each in turn.
+#[tokio::test]
+async fn the_pool_hands_out_the_connection_used_last() {
+    let db = TestDb::new().await;
+    let mut config = db.config();
+    config.database.pool_size = 2;
+    let pool = tailhook::db::Db::new(&config.database).unwrap();
+    let pid = async |c: &deadpool_postgres::Object| -> i32 {
+        c.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
+    };
+    let (first, last) = (pool.client().await.unwrap(), pool.client().await.unwrap());
+    let (first_pid, last_pid) = (pid(&first).await, pid(&last).await);
+    assert_ne!(first_pid, last_pid);
+    drop(first);
+    drop(last);
+    for _ in 0..3 {
+        let c = pool.client().await.unwrap();
+        assert_eq!(pid(&c).await, last_pid, "the connection given back last, every time");
+    }
+}
