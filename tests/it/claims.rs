@@ -191,6 +191,25 @@ fn reads_only_ctes(node: &serde_json::Value) -> bool {
     }
 }
 
+/// The claim pool with `connections` connections, as the sidecar builds it.
+fn pool_of(db: &TestDb, connections: usize) -> (tailhook::db::Db, tailhook::Config) {
+    let mut config = db.config();
+    config.database.pool_size = connections;
+    (tailhook::db::Db::new(&config.database).unwrap(), config)
+}
+
+/// A lease of replica `r` with claim token `token`.
+fn lease(token: i64) -> tailhook::db::Lease<'static> {
+    tailhook::db::Lease {
+        replica: "r",
+        token,
+        default_timeout_ms: 1_000,
+        margin_ms: 0,
+        max_payload_bytes: 1 << 20,
+        claim_bytes: 16 << 20,
+    }
+}
+
 /// Rows of `table` that sequential scans have read so far, counting every
 /// statement `pool` has run (its one connection flushes its statistics
 /// before it answers the flush request).
@@ -213,17 +232,8 @@ async fn claims_planned_on_an_empty_outbox_stop_reading_all_of_it_once_it_has_gr
         .batch_execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('a', 'http://127.0.0.1:9/a')")
         .await
         .unwrap();
-    let mut config = db.config();
-    config.database.pool_size = 1;
-    let pool = tailhook::db::Db::new(&config.database).unwrap();
-    let lease = tailhook::db::Lease {
-        replica: "r",
-        token: 1,
-        default_timeout_ms: 1_000,
-        margin_ms: 0,
-        max_payload_bytes: 1 << 20,
-        claim_bytes: 16 << 20,
-    };
+    let (pool, _) = pool_of(&db, 1);
+    let lease = lease(1);
     let rooms = tailhook::db::Rooms { endpoint_ids: Vec::new(), room: Vec::new(), default_room: GROWN as i32 };
     let publish_and_fan_out = async |events: i64| {
         client
@@ -255,24 +265,15 @@ async fn claims_planned_on_an_empty_outbox_stop_reading_all_of_it_once_it_has_gr
 /// plans them once.
 #[tokio::test]
 async fn the_pipelines_statements_are_planned_once_per_connection_not_on_every_call() {
-    use tailhook::db::{HealthBatch, Lease, ResultBatch, Rooms};
+    use tailhook::db::{HealthBatch, ResultBatch, Rooms};
     const CALLS: i64 = 12;
     let db = TestDb::new().await;
     let client = db.migrate().await;
     let endpoint = add_endpoint(&client, "a", "http://127.0.0.1:9/a", &[]).await;
-    let mut config = db.config();
-    config.database.pool_size = 1;
-    let pool = tailhook::db::Db::new(&config.database).unwrap();
+    let (pool, config) = pool_of(&db, 1);
     let rooms = Rooms { default_room: 10, ..Rooms::default() };
     for token in 1..=CALLS {
-        let lease = Lease {
-            replica: "r",
-            token,
-            default_timeout_ms: 1_000,
-            margin_ms: 0,
-            max_payload_bytes: 1 << 20,
-            claim_bytes: 16 << 20,
-        };
+        let lease = lease(token);
         client.execute("SELECT tailhook.publish('e', '{}')", &[]).await.unwrap();
         let claimed = pool.dispatch(1, 1, lease, &rooms, false).await.unwrap();
         let result = ResultBatch {
@@ -321,9 +322,7 @@ async fn the_pipelines_statements_are_planned_once_per_connection_not_on_every_c
 #[tokio::test]
 async fn the_pool_hands_out_the_connection_used_last() {
     let db = TestDb::new().await;
-    let mut config = db.config();
-    config.database.pool_size = 2;
-    let pool = tailhook::db::Db::new(&config.database).unwrap();
+    let (pool, _) = pool_of(&db, 2);
     let pid = async |c: &deadpool_postgres::Object| -> i32 {
         c.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
     };
