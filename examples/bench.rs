@@ -76,6 +76,11 @@ struct Args {
     /// and `latency` then also run it in every round, for a same-run before/after.
     #[arg(long, value_name = "PATH")]
     sidecar_b: Option<PathBuf>,
+    /// `latency` writes each round's events to DIR/latency-ROUND[-b].tsv:
+    /// COMMIT acknowledged (Unix µs) and the latency from it (µs), in
+    /// order of publishing, to find what the slowest share waited for.
+    #[arg(long, value_name = "DIR")]
+    series: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -434,9 +439,22 @@ impl Shape {
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-/// Migrates and adds the shape's endpoints, pointing at the receiver.
-async fn setup_tailhook(db: &mut Db, shape: &Shape, receiver: &Receiver) -> Result<(), Error> {
-    tailhook::db::migrate(&mut db.client).await?;
+/// Migrates with the binary the shape runs (`tailhook migrate`, so a
+/// `--sidecar-b` run gets that build's schema and SQL functions) and adds the
+/// shape's endpoints, pointing at the receiver.
+async fn setup_tailhook(env: &Env, db: &Db, shape: &Shape, receiver: &Receiver) -> Result<(), Error> {
+    let binary = if shape.b { env.tailhook_b.as_ref().ok_or("no --sidecar-b")? } else { &env.tailhook };
+    let migrated = Command::new(binary)
+        .arg("--config")
+        .arg(&env.config)
+        .arg("migrate")
+        .env("TAILHOOK_DATABASE__URL", &db.url)
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    if !migrated.status.success() {
+        return Err(format!("{} migrate: {}", binary.display(), String::from_utf8_lossy(&migrated.stderr)).into());
+    }
     db.client
         .execute(
             "INSERT INTO tailhook.endpoints (name, url, tenant, secrets)
@@ -656,8 +674,8 @@ async fn run_peer(env: &Env, receiver: &Receiver, jobs: u64) -> Result<Run, Erro
 
 /// One tailhook run in a fresh database.
 async fn fresh_tailhook(env: &Env, shape: &Shape, receiver: &Receiver) -> Result<Run, Error> {
-    let mut db = fresh_db(env).await?;
-    setup_tailhook(&mut db, shape, receiver).await?;
+    let db = fresh_db(env).await?;
+    setup_tailhook(env, &db, shape, receiver).await?;
     let run = run_tailhook(env, &db, shape, receiver).await;
     db.drop_now(env).await?;
     run
@@ -770,8 +788,8 @@ async fn measure_side_by_side(
     (db_a, a): (&mut Db, &Shape),
     (db_b, b): (&mut Db, &Shape),
 ) -> Result<Together, Error> {
-    setup_tailhook(db_a, a, receiver).await?;
-    setup_tailhook(db_b, b, receiver).await?;
+    setup_tailhook(env, db_a, a, receiver).await?;
+    setup_tailhook(env, db_b, b, receiver).await?;
     publish(db_a, a).await?;
     publish(db_b, b).await?;
     db_a.client.batch_execute("CHECKPOINT").await?;
@@ -842,8 +860,8 @@ async fn retained(env: &Env, args: &Args) -> Result<(), Error> {
     println!("\n## retained: {} events with {} finished deliveries retained vs none", args.events, args.retained);
     let receiver = Receiver::start(env, false).await?;
     let shape = Shape::single(args.events);
-    let mut full = fresh_db(env).await?;
-    setup_tailhook(&mut full, &shape, &receiver).await?;
+    let full = fresh_db(env).await?;
+    setup_tailhook(env, &full, &shape, &receiver).await?;
     let filled = Instant::now();
     full.client
         .batch_execute(&format!(
@@ -888,13 +906,12 @@ async fn retained(env: &Env, args: &Args) -> Result<(), Error> {
 
 async fn latency(env: &Env, args: &Args) -> Result<(), Error> {
     println!("\n## latency: {} events/s for {} s, one transaction each, commit -> receiver", args.rate, args.seconds);
-    let shape = Shape::single(0);
     // With --sidecar-b, each round runs this build and then that one.
     let sides: &[bool] = if env.tailhook_b.is_some() { &[false, true] } else { &[false] };
     for (round, b) in (1..=args.rounds).flat_map(|round| sides.iter().map(move |&b| (round, b))) {
         let receiver = Receiver::start(env, true).await?;
         let mut db = fresh_db(env).await?;
-        setup_tailhook(&mut db, &shape, &receiver).await?;
+        setup_tailhook(env, &db, &Shape { b, ..Shape::single(0) }, &receiver).await?;
         let (mut sidecar, _log) = spawn_sidecar(env, &db.url, b)?;
         // Started and listening: one event goes through first.
         db.client.query_one("SELECT tailhook.publish('warm', '{}')", &[]).await?;
@@ -923,11 +940,19 @@ async fn latency(env: &Env, args: &Args) -> Result<(), Error> {
         sidecar.kill().await?;
         let times = receiver.http.get(format!("http://{}/times", receiver.addr)).send().await?.text().await?;
         let (mut from_ack, mut from_commit) = (Vec::new(), Vec::new());
+        let mut series = Vec::new();
         for line in times.lines() {
             let Some((id, ns)) = line.split_once(' ') else { continue };
             let (Some(&(c, a)), Ok(ns)) = (sent.get(id), ns.parse::<u128>()) else { continue };
             from_commit.push(ns.saturating_sub(c) as f64 / 1e6);
             from_ack.push(ns as f64 / 1e6 - a as f64 / 1e6);
+            series.push((a / 1000, (ns as i128 - a as i128) / 1000));
+        }
+        if let Some(dir) = &args.series {
+            series.sort_unstable();
+            let text: String = series.iter().map(|(a, us)| format!("{a}\t{us}\n")).collect();
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join(format!("latency-{round}{}.tsv", if b { "-b" } else { "" })), text)?;
         }
         let (p50, p99, pc50, pc99) = (
             pct(&mut from_ack, 0.5),
@@ -963,9 +988,10 @@ async fn memory(env: &Env, args: &Args) -> Result<(), Error> {
         args.pending
     );
     let receiver = Receiver::start(env, false).await?;
-    let mut db = fresh_db(env).await?;
+    let db = fresh_db(env).await?;
     setup_tailhook(
-        &mut db,
+        env,
+        &db,
         &Shape { label: String::new(), events: 0, endpoints: 2, by_tenant: false, b: false, transform: false },
         &receiver,
     )
