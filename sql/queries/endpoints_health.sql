@@ -5,10 +5,14 @@
 -- Failing for $7 ms disables it (and resets its health). Returns, per endpoint, whether this batch
 -- tripped the breaker, disabled it, or resumed it (a success ended a pause).
 -- failing_since is the database's clock, so replicas' clocks never matter.
+-- Only rows this batch changes are locked and written: successes for an
+-- endpoint with nothing to reset (the usual batch) take no row lock, so the
+-- transaction writes nothing and its commit waits for no WAL flush.
 -- A row locked by someone else (an operator's open transaction) is skipped,
 -- never waited for: the result path must not stall. Each batch endpoint comes
 -- back with `done` false when it was skipped (the caller keeps its counts for
--- the next batch), true when it was counted or no longer exists.
+-- the next batch), true when it was counted, had nothing to change, or no
+-- longer exists.
 -- $1 endpoint ids, $2 successes, $3 failures,
 -- $4 breaker_after_ms, $5 breaker_min_failures, $6 backoff_max_ms, $7 disable_after_failing_ms
 WITH h AS (
@@ -20,6 +24,7 @@ WITH h AS (
            e.paused_until IS NULL AS was_running,
            e.enabled AS was_enabled
       FROM tailhook.endpoints e JOIN h ON h.id = e.id
+     WHERE NOT (h.ok > 0 AND e.consecutive_failures = 0 AND e.failing_since IS NULL AND e.paused_until IS NULL)
        FOR UPDATE OF e SKIP LOCKED -- the latest state: another replica may be writing it
 ), v AS (
     SELECT s.*,
@@ -44,9 +49,6 @@ UPDATE tailhook.endpoints e
            ELSE e.disabled_reason END
   FROM v
  WHERE e.id = v.id
-   -- A healthy endpoint that stays healthy is not written at all (no dead
-   -- row versions for every batch of successes).
-   AND NOT (v.since IS NULL AND e.failing_since IS NULL AND e.consecutive_failures = 0 AND e.paused_until IS NULL)
 RETURNING e.id, e.name, v.open AND v.was_running AS tripped, v.dead AS disabled,
           v.since IS NULL AND NOT v.was_running AS resumed,
           v.was_enabled, e.paused_until, e.disabled_reason, v.since, v.failures
@@ -68,7 +70,12 @@ RETURNING e.id, e.name, v.open AND v.was_running AS tripped, v.dead AS disabled,
      WHERE x.happened
 )
 SELECT h.id, w.name, w.tripped, w.disabled, w.resumed,
-       s.id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM tailhook.endpoints x WHERE x.id = h.id) AS done
+       -- Counted, or no row this batch would change (gone, or nothing to reset).
+       s.id IS NOT NULL
+         OR NOT EXISTS (SELECT 1 FROM tailhook.endpoints x
+                         WHERE x.id = h.id
+                           AND NOT (h.ok > 0 AND x.consecutive_failures = 0 AND x.failing_since IS NULL
+                                    AND x.paused_until IS NULL)) AS done
   FROM h
   LEFT JOIN s ON s.id = h.id
   LEFT JOIN written w ON w.id = h.id

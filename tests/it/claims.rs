@@ -317,6 +317,54 @@ async fn the_pipelines_statements_are_planned_once_per_connection_not_on_every_c
     }
 }
 
+/// The usual batch of results (successes for an endpoint with nothing to
+/// reset) changes no endpoint row, so the breaker's bookkeeping locks none:
+/// its transaction writes nothing and its commit waits for no WAL flush, and
+/// another transaction holding the row does not hold the count back.
+/// Failures are still counted under the row's lock, and a success resets them.
+#[tokio::test]
+async fn successes_for_a_healthy_endpoint_lock_and_write_no_endpoint_row() {
+    use tailhook::db::HealthBatch;
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let endpoint = add_endpoint(&client, "a", "http://127.0.0.1:9/a", &[]).await;
+    let (pool, config) = pool_of(&db, 1);
+    let report = async |ok: bool| {
+        let mut health = HealthBatch::default();
+        health.add(endpoint, ok);
+        pool.endpoint_health(&health, &config.delivery).await.unwrap().skipped
+    };
+    let row = async || -> (String, i32, bool) {
+        let r = client
+            .query_one(
+                "SELECT xmax::text, consecutive_failures, failing_since IS NULL FROM tailhook.endpoints WHERE id = $1",
+                &[&endpoint],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert!(report(true).await.is_empty(), "counted");
+    assert_eq!(
+        row().await,
+        ("0".to_owned(), 0, true),
+        "(xmax, failures, healthy): the row was neither locked nor written"
+    );
+
+    let operator = db.client().await;
+    operator.batch_execute("BEGIN; SELECT 1 FROM tailhook.endpoints FOR UPDATE").await.unwrap();
+    assert!(report(true).await.is_empty(), "nothing to change: not held back by the operator's lock");
+    assert_eq!(report(false).await, [endpoint], "a failure waits for the row");
+    operator.batch_execute("ROLLBACK").await.unwrap();
+
+    assert!(report(false).await.is_empty());
+    let (_, failures, healthy) = row().await;
+    assert_eq!((failures, healthy), (1, false), "a failure is counted under the row's lock");
+    assert!(report(true).await.is_empty());
+    let (_, failures, healthy) = row().await;
+    assert_eq!((failures, healthy), (0, true), "a success resets it");
+}
+
 /// The pool hands out the connection used last, so at low rates one warm
 /// server process serves the claims instead of each in turn.
 #[tokio::test]
