@@ -601,3 +601,29 @@ async fn event_ids_default_to_time_ordered_uuid_version_7_and_publishers_may_set
         client.query_one("SELECT event_id::text FROM tailhook.outbox WHERE id = 401", &[]).await.unwrap().get(0);
     assert_eq!(stored, own, "a publisher's own id is kept");
 }
+
+/// `tailhook.publish` plans its INSERT once per session and keeps the plan,
+/// rather than parsing and planning its body on every call (what a
+/// LANGUAGE sql function does): the session's memory holds the INSERT's
+/// cached plan after a few calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_keeps_the_plan_of_its_insert_for_the_session() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    for n in 0..8 {
+        client.execute("SELECT tailhook.publish('t', jsonb_build_object('n', $1::int))", &[&n]).await.unwrap();
+    }
+    let kept: Vec<String> = client
+        .query(
+            "SELECT name FROM pg_backend_memory_contexts
+              WHERE ident LIKE 'INSERT INTO tailhook.outbox%' ORDER BY name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kept, ["CachedPlan", "CachedPlanSource"], "the INSERT's plan, kept for the session");
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox").await, 8);
+}
