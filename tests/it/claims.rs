@@ -210,6 +210,24 @@ fn lease(token: i64) -> tailhook::db::Lease<'static> {
     }
 }
 
+/// The result of a first attempt that succeeded, under lease `token`.
+fn success(delivery_id: i64, token: i64) -> tailhook::db::ResultBatch {
+    tailhook::db::ResultBatch {
+        delivery_id: vec![delivery_id],
+        attempt: vec![1],
+        status: vec!["succeeded"],
+        delay_ms: vec![None],
+        status_code: vec![Some(200)],
+        error_kind: vec![None],
+        error: vec![None],
+        last_error: vec![None],
+        lease: vec![token],
+        started_at: vec![std::time::SystemTime::now()],
+        duration_ms: vec![1],
+        response_body: vec![None],
+    }
+}
+
 /// Rows of `table` that sequential scans have read so far, counting every
 /// statement `pool` has run (its one connection flushes its statistics
 /// before it answers the flush request).
@@ -257,6 +275,65 @@ async fn claims_planned_on_an_empty_outbox_stop_reading_all_of_it_once_it_has_gr
     assert!(read < GROWN, "10 one-row claims read {read} outbox rows by sequential scans ({} rows in it)", GROWN + 18);
 }
 
+/// The plans made when the rows fanned out first reach 1,024 (while the
+/// tables hold about that many rows) must find a claim's outbox rows and a
+/// result's delivery through their primary keys, not by reading the tables
+/// whole, or every claim and result write grows dearer until the next
+/// replan. The tables then grow without a replan (rows written directly).
+#[tokio::test]
+async fn claims_and_result_writes_planned_on_small_tables_probe_their_keys_as_the_tables_grow() {
+    const SMALL: i64 = 1_100;
+    const GROWN: i64 = 20_000;
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let endpoint = add_endpoint(&client, "a", "http://127.0.0.1:9/a", &[]).await;
+    let (pool, _) = pool_of(&db, 1);
+    let rooms = tailhook::db::Rooms { default_room: SMALL as i32, ..tailhook::db::Rooms::default() };
+    let mut token = 0;
+    let mut publish_and_deliver = async |events: i64| {
+        token += 1;
+        client
+            .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 'e', '{}' FROM generate_series(1, $1::bigint)", &[&events])
+            .await
+            .unwrap();
+        for row in pool.dispatch(events, events, lease(token), &rooms, false).await.unwrap() {
+            let result = success(row.delivery_id.unwrap(), token);
+            assert!(pool.record_results("r", &result).await.unwrap().is_empty(), "written under its lease");
+        }
+    };
+    // Past 1,024 rows fanned out the statements are prepared again, and
+    // planned at their next run: for tables of about 1,100 rows.
+    publish_and_deliver(SMALL).await;
+    publish_and_deliver(1).await;
+    client
+        .execute(
+            "WITH o AS (INSERT INTO tailhook.outbox (event_type, payload, dispatched_at)
+                        SELECT 'e', '{}', now() FROM generate_series(1, $1::bigint) RETURNING id)
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, completed_at)
+             SELECT id, $2, 'succeeded', 1, now() FROM o",
+            &[&GROWN, &endpoint],
+        )
+        .await
+        .unwrap();
+    let before = [
+        rows_read_by_scans(&pool, &db, "tailhook.outbox").await,
+        rows_read_by_scans(&pool, &db, "tailhook.deliveries").await,
+    ];
+    for _ in 0..10 {
+        publish_and_deliver(1).await;
+    }
+    let after = [
+        rows_read_by_scans(&pool, &db, "tailhook.outbox").await,
+        rows_read_by_scans(&pool, &db, "tailhook.deliveries").await,
+    ];
+    let read = [after[0] - before[0], after[1] - before[1]];
+    assert!(
+        read[0] < GROWN && read[1] < GROWN,
+        "10 one-row claims and result writes read {read:?} (outbox, deliveries) rows by sequential scans ({} rows in each)",
+        GROWN + SMALL + 12
+    );
+}
+
 /// The statements run for every batch (fan-out, due claim, result write,
 /// breaker bookkeeping) take arrays as parameters, and a custom plan for a
 /// batch of one or two rows looks cheaper to PostgreSQL than the generic
@@ -265,7 +342,7 @@ async fn claims_planned_on_an_empty_outbox_stop_reading_all_of_it_once_it_has_gr
 /// plans them once.
 #[tokio::test]
 async fn the_pipelines_statements_are_planned_once_per_connection_not_on_every_call() {
-    use tailhook::db::{HealthBatch, ResultBatch, Rooms};
+    use tailhook::db::{HealthBatch, Rooms};
     const CALLS: i64 = 12;
     let db = TestDb::new().await;
     let client = db.migrate().await;
@@ -276,20 +353,7 @@ async fn the_pipelines_statements_are_planned_once_per_connection_not_on_every_c
         let lease = lease(token);
         client.execute("SELECT tailhook.publish('e', '{}')", &[]).await.unwrap();
         let claimed = pool.dispatch(1, 1, lease, &rooms, false).await.unwrap();
-        let result = ResultBatch {
-            delivery_id: vec![claimed[0].delivery_id.unwrap()],
-            attempt: vec![1],
-            status: vec!["succeeded"],
-            delay_ms: vec![None],
-            status_code: vec![Some(200)],
-            error_kind: vec![None],
-            error: vec![None],
-            last_error: vec![None],
-            lease: vec![token],
-            started_at: vec![std::time::SystemTime::now()],
-            duration_ms: vec![1],
-            response_body: vec![None],
-        };
+        let result = success(claimed[0].delivery_id.unwrap(), token);
         assert!(pool.record_results("r", &result).await.unwrap().is_empty(), "written under its lease");
         let mut health = HealthBatch::default();
         health.add(endpoint, true);
