@@ -69,11 +69,19 @@ pub async fn fan_out_loop(ctx: Arc<Ctx>) {
             _ = ctx.wake.notified() => false,
             _ = tokio::time::sleep(poll) => true,
         };
-        if ctx.wake.take_staged() || polled {
+        let staged = ctx.wake.take_staged();
+        if staged {
             expand_captures(&ctx, &throttle).await;
         }
         let factor = factor.get_or_insert_with(|| FanOutFactor::new(ctx.endpoints.enabled_count()));
         drain(&ctx, Kind::FanOut, factor).await;
+        if polled && !staged {
+            // The poll's look for staged changes whose notification was lost
+            // comes after its fan-out, never before one: what it expands
+            // notifies the listener like any outbox insert, and is fanned out
+            // at the wake-up that follows.
+            expand_captures(&ctx, &throttle).await;
+        }
     }
 }
 
@@ -84,7 +92,7 @@ const EXPAND_ROWS: i32 = 50_000;
 
 /// Turns what change capture staged into outbox rows before the fan-out
 /// claims them (`sql/0015_capture_staging.sql`): when a staging statement's
-/// notification (or a reconnect) asked for it, and at every poll. One
+/// notification (or a reconnect) asked for it, and after every poll's fan-out. One
 /// indexed probe per captured table when nothing is staged, none when
 /// nothing is captured. A full call wakes this loop again at once, so a
 /// large statement is expanded slice by slice with fan-outs in between.
