@@ -18,13 +18,18 @@ use tokio_util::sync::CancellationToken;
 /// Most results written by one statement.
 const MAX_BATCH: usize = 1_000;
 
-/// Longest the first result of a batch waits for more before the batch is
-/// written. At low rates results then share writes (one statement and one
-/// WAL flush for several) instead of taking one each; nothing waits on the
-/// write but the delivery record, since the request is answered and its
-/// slot given back when the result is queued. At 1,000 events/s this took
-/// result writes from 0.43–0.51 to 0.13 per event (see BENCHMARKS.md).
+/// Longest the first result of a short batch waits for more before the
+/// batch is written. At low rates results then share writes (one statement
+/// and one WAL flush for several) instead of taking one each; nothing waits
+/// on the write but the delivery record, since the request is answered and
+/// its slot given back when the result is queued. At 1,000 events/s this
+/// took result writes from 0.43–0.51 to 0.13 per event (see BENCHMARKS.md).
 const LINGER: Duration = Duration::from_millis(5);
+
+/// A batch this large is written at once: results are arriving faster than
+/// single writes would take them, and a wait would only idle the recorder
+/// (lingering for every batch cost 5–15 % of bulk throughput).
+const LINGER_FILL: usize = 32;
 
 /// What workers hand to the recorder.
 #[derive(Debug)]
@@ -298,15 +303,16 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
     }
 }
 
-/// Fills `records` from `rx`: waits for a first record, then up to `linger`
-/// for more while the batch is short of [`MAX_BATCH`]. Returns how many it
-/// holds, 0 once every sender is gone and nothing is left.
+/// Fills `records` from `rx`: waits for a first record, takes what is
+/// queued (up to [`MAX_BATCH`]), then, while the batch is short of
+/// [`LINGER_FILL`], waits up to `linger` for more. Returns how many it holds,
+/// 0 once every sender is gone and nothing is left.
 async fn gather(rx: &mut mpsc::Receiver<Record>, records: &mut Vec<Record>, linger: Duration) -> usize {
     if rx.recv_many(records, MAX_BATCH).await == 0 {
         return 0;
     }
     let deadline = Instant::now() + linger;
-    while records.len() < MAX_BATCH {
+    while records.len() < LINGER_FILL {
         match tokio::time::timeout_at(deadline, rx.recv_many(records, MAX_BATCH - records.len())).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
@@ -344,7 +350,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn results_arriving_within_the_linger_share_a_batch_and_a_full_batch_goes_at_once() {
+    async fn results_arriving_within_the_linger_share_a_batch_and_a_large_batch_goes_at_once() {
         let (tx, mut rx) = mpsc::channel(2 * MAX_BATCH);
         let mut records = Vec::new();
         // One now, one 3 ms later, one 9 ms later: the first two share a batch.
@@ -363,11 +369,18 @@ mod tests {
         assert_eq!(gather(&mut rx, &mut records, LINGER).await, 1);
         records.clear();
 
-        // A full batch is written without waiting.
-        for id in 0..MAX_BATCH as i64 + 1 {
+        // A batch of at least LINGER_FILL is written without waiting, with
+        // all that is queued up to MAX_BATCH.
+        for id in 0..LINGER_FILL as i64 {
             tx.send(release(id)).await.unwrap();
         }
         let started = Instant::now();
+        assert_eq!(gather(&mut rx, &mut records, LINGER).await, LINGER_FILL);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        records.clear();
+        for id in 0..MAX_BATCH as i64 + 1 {
+            tx.send(release(id)).await.unwrap();
+        }
         assert_eq!(gather(&mut rx, &mut records, LINGER).await, MAX_BATCH);
         assert_eq!(started.elapsed(), Duration::ZERO);
         records.clear();
