@@ -288,6 +288,15 @@ impl Env {
     fn cpu(&self, pid: Option<u32>) -> f64 {
         pid.and_then(|p| proc_ticks(p as i32)).map_or(0.0, |t| t.own as f64 / self.tick)
     }
+
+    /// The `tailhook` binary a run uses: this build's, or `--sidecar-b` when `b`.
+    fn binary(&self, b: bool) -> Result<&PathBuf, Error> {
+        if b {
+            self.tailhook_b.as_ref().ok_or_else(|| "no --sidecar-b".into())
+        } else {
+            Ok(&self.tailhook)
+        }
+    }
 }
 
 struct Ticks {
@@ -443,7 +452,7 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// `--sidecar-b` run gets that build's schema and SQL functions) and adds the
 /// shape's endpoints, pointing at the receiver.
 async fn setup_tailhook(env: &Env, db: &Db, shape: &Shape, receiver: &Receiver) -> Result<(), Error> {
-    let binary = if shape.b { env.tailhook_b.as_ref().ok_or("no --sidecar-b")? } else { &env.tailhook };
+    let binary = env.binary(shape.b)?;
     let migrated = Command::new(binary)
         .arg("--config")
         .arg(&env.config)
@@ -583,7 +592,7 @@ fn spawn_sidecar(env: &Env, url: &str, b: bool) -> Result<(Child, PathBuf), Erro
 /// [`spawn_sidecar`] with its log in the cache under `log`.
 fn spawn_sidecar_logging(env: &Env, url: &str, b: bool, log: &str) -> Result<(Child, PathBuf), Error> {
     let log = env.cache.join(log);
-    let binary = if b { env.tailhook_b.as_ref().ok_or("no --sidecar-b")? } else { &env.tailhook };
+    let binary = env.binary(b)?;
     let child = Command::new(binary)
         .arg("--config")
         .arg(&env.config)

@@ -165,7 +165,7 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
     // Bookkeeping skipped because someone else held an endpoint's row (see
     // `endpoints_health.sql`): carried into the next batch, never waited for.
     let (mut health, mut gone) = (HealthBatch::default(), Vec::new());
-    while gather(&mut rx, &mut records, LINGER).await > 0 {
+    while gather(&mut rx, &mut records).await > 0 {
         let mut batch = ResultBatch::default();
         let (mut release_ids, mut release_leases) = (Vec::new(), Vec::new());
         let mut retries = Vec::new();
@@ -305,13 +305,13 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
 
 /// Fills `records` from `rx`: waits for a first record, takes what is
 /// queued (up to [`MAX_BATCH`]), then, while the batch is short of
-/// [`LINGER_FILL`], waits up to `linger` for more. Returns how many it holds,
-/// 0 once every sender is gone and nothing is left.
-async fn gather(rx: &mut mpsc::Receiver<Record>, records: &mut Vec<Record>, linger: Duration) -> usize {
+/// [`LINGER_FILL`], waits up to [`LINGER`] for more. Returns how many it
+/// holds, 0 once every sender is gone and nothing is left.
+async fn gather(rx: &mut mpsc::Receiver<Record>, records: &mut Vec<Record>) -> usize {
     if rx.recv_many(records, MAX_BATCH).await == 0 {
         return 0;
     }
-    let deadline = Instant::now() + linger;
+    let deadline = Instant::now() + LINGER;
     while records.len() < LINGER_FILL {
         match tokio::time::timeout_at(deadline, rx.recv_many(records, MAX_BATCH - records.len())).await {
             Ok(0) | Err(_) => break,
@@ -363,10 +363,10 @@ mod tests {
             sender.send(release(3)).await.unwrap();
         });
         let started = Instant::now();
-        assert_eq!(gather(&mut rx, &mut records, LINGER).await, 2);
+        assert_eq!(gather(&mut rx, &mut records).await, 2);
         assert_eq!(started.elapsed(), LINGER, "written when the first had waited the linger");
         records.clear();
-        assert_eq!(gather(&mut rx, &mut records, LINGER).await, 1);
+        assert_eq!(gather(&mut rx, &mut records).await, 1);
         records.clear();
 
         // A batch of at least LINGER_FILL is written without waiting, with
@@ -375,21 +375,21 @@ mod tests {
             tx.send(release(id)).await.unwrap();
         }
         let started = Instant::now();
-        assert_eq!(gather(&mut rx, &mut records, LINGER).await, LINGER_FILL);
+        assert_eq!(gather(&mut rx, &mut records).await, LINGER_FILL);
         assert_eq!(started.elapsed(), Duration::ZERO);
         records.clear();
         for id in 0..MAX_BATCH as i64 + 1 {
             tx.send(release(id)).await.unwrap();
         }
-        assert_eq!(gather(&mut rx, &mut records, LINGER).await, MAX_BATCH);
+        assert_eq!(gather(&mut rx, &mut records).await, MAX_BATCH);
         assert_eq!(started.elapsed(), Duration::ZERO);
         records.clear();
 
         // Senders gone: what is left, then nothing.
         drop(tx);
-        assert_eq!(gather(&mut rx, &mut records, LINGER).await, 1);
+        assert_eq!(gather(&mut rx, &mut records).await, 1);
         records.clear();
-        assert_eq!(gather(&mut rx, &mut records, LINGER).await, 0);
+        assert_eq!(gather(&mut rx, &mut records).await, 0);
     }
 
     #[test]
