@@ -77,6 +77,7 @@ async fn capture(client: &tokio_postgres::Client, rows: u64, inserts: u64, round
     let insert =
         client.prepare("INSERT INTO orders (id, account_id, status, amount) VALUES ($1, $2, 'new', 10)").await?;
     let mut next_id = rows as i64 + 1;
+    let bulk_update = format!("UPDATE orders SET amount = amount + 1, updated_at = now() WHERE id <= {rows}");
     let backend: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
     let tick = String::from_utf8(std::process::Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
         .trim()
@@ -104,8 +105,9 @@ async fn capture(client: &tokio_postgres::Client, rows: u64, inserts: u64, round
             // a checkpoint writes (the largest swing between rounds otherwise).
             client.batch_execute("CHECKPOINT").await?;
             // The writer's statement only: capture stages it, tailhook expands it later.
+            // Exactly ROWS rows, however many single-row INSERTs earlier rounds added.
             let cpu_before = cpu()?;
-            let bulk = timed(client, "UPDATE orders SET amount = amount + 1, updated_at = now()").await?;
+            let bulk = timed(client, &bulk_update).await?;
             cpu_secs[usize::from(captured)] = cpu()? - cpu_before;
             if captured {
                 expand_bulk = expand(client).await?;
