@@ -487,7 +487,8 @@ END
 $$;
 
 -- Tables captured under 0012 (their trigger wrote JSON to the outbox) get
--- this version's objects, with their options unchanged.
+-- this version's objects, with their options unchanged (a later version's
+-- are left as they are, should this file be run again by hand).
 DO $do$
 DECLARE
     c tailhook.capture_config%ROWTYPE;
@@ -497,7 +498,7 @@ BEGIN
               WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                                  WHERE p.pronamespace = 'tailhook'::regnamespace
                                    AND p.proname = cc.function_name
-                                   AND p.prosrc LIKE '%tailhook capture v15:%')
+                                   AND p.prosrc ~ 'tailhook capture v(1[5-9]|[2-9][0-9]):')
               ORDER BY cc.relid LOOP
         PERFORM tailhook.capture(c.relid::regclass, c.event_type, c.operations, c.columns, c.tenant_column, c.key_column);
     END LOOP;

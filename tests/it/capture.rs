@@ -583,12 +583,9 @@ async fn ddl_on_a_captured_table_never_breaks_its_writes_and_what_would_break_ca
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tables_captured_under_0012_are_upgraded_by_the_migration_and_re_runs_lose_nothing() {
-    let db = TestDb::new().await;
-    let mut client = db.client().await;
-    // The schema as it was before 0015, applied by hand and recorded (as
-    // `migrate` records it, in a table of its own making).
+/// The schema as it was before `version`, applied by hand and recorded (as
+/// `migrate` records it, in a table of its own making).
+async fn schema_before(client: &tokio_postgres::Client, version: i32) {
     client
         .batch_execute(
             "CREATE SCHEMA tailhook;
@@ -597,13 +594,20 @@ async fn tables_captured_under_0012_are_upgraded_by_the_migration_and_re_runs_lo
         )
         .await
         .unwrap();
-    for (version, name, sql) in tailhook::db::MIGRATIONS.iter().filter(|m| m.0 < 15) {
-        apply_migration_by_hand(&client, *version, sql).await;
+    for (v, name, sql) in tailhook::db::MIGRATIONS.iter().filter(|m| m.0 < version) {
+        apply_migration_by_hand(client, *v, sql).await;
         client
-            .execute("INSERT INTO tailhook.schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
+            .execute("INSERT INTO tailhook.schema_migrations (version, name) VALUES ($1, $2)", &[v, name])
             .await
             .unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_captured_under_0012_are_upgraded_by_the_migration_and_re_runs_lose_nothing() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    schema_before(&client, 15).await;
     client
         .batch_execute(&format!(
             "{ORDERS};
@@ -633,6 +637,62 @@ async fn tables_captured_under_0012_are_upgraded_by_the_migration_and_re_runs_lo
             json!({"table": "public.orders", "operation": "update", "new": {"id": 1, "status": "paid"}, "old": {"id": 1, "status": "new"}})
         ),
         "options unchanged by the upgrade"
+    );
+}
+
+/// The settings of the generated trigger function (one table captured).
+async fn writer_settings(client: &tokio_postgres::Client) -> String {
+    client
+        .query_one(
+            "SELECT array_to_string(p.proconfig, ' ') FROM pg_proc p
+               JOIN tailhook.capture_config c ON p.proname = c.function_name AND p.pronamespace = 'tailhook'::regnamespace",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_captured_before_0018_get_the_writer_that_slices_large_statements_without_sorting() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    schema_before(&client, 18).await;
+    client
+        .batch_execute(&format!(
+            "{ORDERS};
+             SELECT tailhook.capture('orders', 'order', columns => '{{id,status}}', tenant_column => 'account_id');
+             INSERT INTO orders VALUES (1, 'a', 'new', 'x');"
+        ))
+        .await
+        .unwrap();
+    // The generated trigger function's settings: 0018's runs with sorting
+    // off, so a large statement's slices are grouped by hashing, in scan order.
+    assert!(
+        !writer_settings(&client).await.contains("enable_sort=off"),
+        "0015's writer: {}",
+        writer_settings(&client).await
+    );
+    assert_eq!(tailhook::db::migrate(&mut client).await.unwrap(), [18]);
+    assert!(
+        writer_settings(&client).await.contains("enable_sort=off"),
+        "after migrate: {}",
+        writer_settings(&client).await
+    );
+    // A statement of 100,001 rows: two slices, each row's old and new paired.
+    client
+        .batch_execute(
+            "INSERT INTO orders SELECT g, 'b', 'new', NULL FROM generate_series(2, 100001) g;
+             UPDATE orders SET status = 'paid';",
+        )
+        .await
+        .unwrap();
+    assert_eq!(staged(&client, "orders").await, 2 + 1, "the INSERT's statement, then the UPDATE's two slices");
+    while expand(&client).await > 0 {}
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.outbox WHERE event_type = 'order.updated' AND payload #>> '{new,id}' = payload #>> '{old,id}' AND payload #>> '{new,status}' = 'paid' AND payload #>> '{old,status}' = 'new' AND ordering_key = payload #>> '{new,id}'").await,
+        100_001,
+        "options unchanged, every pair the same row's"
     );
 }
 
