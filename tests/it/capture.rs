@@ -583,9 +583,12 @@ async fn ddl_on_a_captured_table_never_breaks_its_writes_and_what_would_break_ca
     );
 }
 
-/// The schema as it was before `version`, applied by hand and recorded (as
-/// `migrate` records it, in a table of its own making).
-async fn schema_before(client: &tokio_postgres::Client, version: i32) {
+/// A database with the schema as it was before `version`, applied by hand
+/// and recorded (as `migrate` records it, in a table of its own making), and
+/// `orders` captured under it with one row inserted.
+async fn orders_captured_before(version: i32) -> (TestDb, tokio_postgres::Client) {
+    let db = TestDb::new().await;
+    let client = db.client().await;
     client
         .batch_execute(
             "CREATE SCHEMA tailhook;
@@ -595,19 +598,12 @@ async fn schema_before(client: &tokio_postgres::Client, version: i32) {
         .await
         .unwrap();
     for (v, name, sql) in tailhook::db::MIGRATIONS.iter().filter(|m| m.0 < version) {
-        apply_migration_by_hand(client, *v, sql).await;
+        apply_migration_by_hand(&client, *v, sql).await;
         client
             .execute("INSERT INTO tailhook.schema_migrations (version, name) VALUES ($1, $2)", &[v, name])
             .await
             .unwrap();
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tables_captured_under_0012_are_upgraded_by_the_migration_and_re_runs_lose_nothing() {
-    let db = TestDb::new().await;
-    let mut client = db.client().await;
-    schema_before(&client, 15).await;
     client
         .batch_execute(&format!(
             "{ORDERS};
@@ -616,6 +612,12 @@ async fn tables_captured_under_0012_are_upgraded_by_the_migration_and_re_runs_lo
         ))
         .await
         .unwrap();
+    (db, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_captured_under_0012_are_upgraded_by_the_migration_and_re_runs_lose_nothing() {
+    let (db, mut client) = orders_captured_before(15).await;
     assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox").await, 1, "0012's trigger writes the outbox");
     let later: Vec<i32> = tailhook::db::MIGRATIONS.iter().map(|m| m.0).filter(|v| *v >= 15).collect();
     assert_eq!(tailhook::db::migrate(&mut client).await.unwrap(), later);
@@ -655,17 +657,7 @@ async fn writer_settings(client: &tokio_postgres::Client) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_captured_before_0018_get_the_writer_that_slices_large_statements_without_sorting() {
-    let db = TestDb::new().await;
-    let mut client = db.client().await;
-    schema_before(&client, 18).await;
-    client
-        .batch_execute(&format!(
-            "{ORDERS};
-             SELECT tailhook.capture('orders', 'order', columns => '{{id,status}}', tenant_column => 'account_id');
-             INSERT INTO orders VALUES (1, 'a', 'new', 'x');"
-        ))
-        .await
-        .unwrap();
+    let (db, mut client) = orders_captured_before(18).await;
     // The generated trigger function's settings: 0018's runs with sorting
     // off, so a large statement's slices are grouped by hashing, in scan order.
     assert!(
