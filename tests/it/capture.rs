@@ -671,19 +671,22 @@ async fn tables_captured_before_0018_get_the_writer_that_slices_large_statements
         "after migrate: {}",
         writer_settings(&client).await
     );
-    // A statement of 100,001 rows: two slices, each row's old and new paired.
+    // A statement of 200,001 rows: three slices, each row's old and new
+    // paired, also when the grouping spills all but the first to disk.
     client
         .batch_execute(
-            "INSERT INTO orders SELECT g, 'b', 'new', NULL FROM generate_series(2, 100001) g;
-             UPDATE orders SET status = 'paid';",
+            "INSERT INTO orders SELECT g, 'b', 'new', NULL FROM generate_series(2, 200001) g;
+             SET work_mem = '64kB';
+             UPDATE orders SET status = 'paid';
+             RESET work_mem;",
         )
         .await
         .unwrap();
-    assert_eq!(staged(&client, "orders").await, 2 + 1, "the INSERT's statement, then the UPDATE's two slices");
+    assert_eq!(staged(&client, "orders").await, 2 + 3, "the INSERT's two slices, then the UPDATE's three");
     while expand(&client).await > 0 {}
     assert_eq!(
         db.count("SELECT count(*) FROM tailhook.outbox WHERE event_type = 'order.updated' AND payload #>> '{new,id}' = payload #>> '{old,id}' AND payload #>> '{new,status}' = 'paid' AND payload #>> '{old,status}' = 'new' AND ordering_key = payload #>> '{new,id}'").await,
-        100_001,
+        200_001,
         "options unchanged, every pair the same row's"
     );
 }
