@@ -660,17 +660,11 @@ async fn tables_captured_before_0018_get_the_writer_that_slices_large_statements
     let (db, mut client) = orders_captured_before(18).await;
     // The generated trigger function's settings: 0018's runs with sorting
     // off, so a large statement's slices are grouped by hashing, in scan order.
-    assert!(
-        !writer_settings(&client).await.contains("enable_sort=off"),
-        "0015's writer: {}",
-        writer_settings(&client).await
-    );
+    let before = writer_settings(&client).await;
+    assert!(!before.contains("enable_sort=off"), "0015's writer: {before}");
     assert_eq!(tailhook::db::migrate(&mut client).await.unwrap(), [18]);
-    assert!(
-        writer_settings(&client).await.contains("enable_sort=off"),
-        "after migrate: {}",
-        writer_settings(&client).await
-    );
+    let after = writer_settings(&client).await;
+    assert!(after.contains("enable_sort=off"), "after migrate: {after}");
     // A statement of 200,001 rows: three slices, each row's old and new
     // paired, also when the grouping spills all but the first to disk.
     client
