@@ -1,5 +1,5 @@
 -- tailhook schema, version 18: a captured statement of more than 100,000 rows
--- costs its writer what a smaller one does, per row.
+-- is staged without sorting it.
 -- Plain SQL, safe to re-run: `tailhook.capture` is replaced in place, and a
 -- captured table is re-generated only while its trigger function is not yet
 -- of this version (so tables captured before are upgraded by `migrate`).
@@ -11,7 +11,8 @@
 -- benchmark's table): its staging INSERT took 220-260 ms against 105-120 ms
 -- for 100,000 rows on the path without slices. Now each side is sliced by
 -- position and aggregated on its own, and the slices are joined by number:
--- no sort, and about the cost of the path without slices. Nothing else
+-- no sort. For an UPDATE of 150,000 rows the staging INSERT took 199-243 ms
+-- against 276-314 ms before (same session, alternating). Nothing else
 -- changes: the staging table, the expansion and the options stay as 0015
 -- made them.
 
