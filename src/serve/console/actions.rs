@@ -254,8 +254,46 @@ mod tests {
         let form = |back: &str| Form::parse(format!("back={}", urlencode(back)).as_bytes());
         assert_eq!(back(&form("/deliveries/7"), "/", "notice=x"), "/deliveries/7?notice=x");
         assert_eq!(back(&form("/deliveries?status=failed"), "/", "notice=x"), "/deliveries?status=failed&notice=x");
-        for evil in ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", ""] {
-            assert_eq!(back(&form(evil), "/", "notice=x"), "/?notice=x", "{evil}");
+        for evil in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "",
+            // Browsers drop tabs and newlines from URLs and read `\` as `/`.
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/\r\n/evil.example/",
+            "/\t\\evil.example/",
+            "\t//evil.example/",
+            "/.//evil.example/",
+            "/./\\evil.example/",
+            "/../\t/evil.example",
+            "/x/..//evil.example",
+            "/\u{0}/evil.example",
+            "/\u{7f}/evil.example",
+            "/\u{85}/evil.example",
+            "/\u{a0}/evil.example",
+            "/\u{3000}/evil.example",
+            "/ /evil.example",
+        ] {
+            let to = back(&form(evil), "/", "notice=x");
+            assert_eq!(to, "/?notice=x", "{evil:?}");
+        }
+        // Encoded forms stay encoded: a browser does not decode them into separators.
+        for (encoded, expected) in [
+            ("/%2F%2Fevil.example/", "/%2F%2Fevil.example/?notice=x"),
+            ("/%09/evil.example/", "/%09/evil.example/?notice=x"),
+            ("/%5Cevil.example", "/%5Cevil.example?notice=x"),
+        ] {
+            assert_eq!(back(&form(encoded), "/", "notice=x"), expected, "{encoded}");
+        }
+        // Whatever comes back, a browser resolves it on this console's origin.
+        let base = url::Url::parse("http://127.0.0.1:9187/deliveries/1").unwrap();
+        for b in ["/deliveries/7", "/%2F%2Fx", "/\t/evil.example/", "/.//evil.example/", "/a/b/../../..//evil"] {
+            let to = back(&form(b), "/", "notice=x");
+            let resolved = base.join(&to).unwrap();
+            assert_eq!(resolved.origin(), base.origin(), "{b:?} -> {to}");
         }
     }
 
