@@ -128,12 +128,8 @@ async fn guard(State(console): State<Arc<Console>>, mut request: Request, next: 
         }
         match access::check_credential(&credential, admin, std::time::SystemTime::now()) {
             Some(true) => token_ok = true,
-            Some(false) => {
-                if console.signin.failed(peer.ip(), now) {
-                    log_throttled(peer);
-                }
-            }
-            None => {}
+            Some(false) if console.signin.failed(peer.ip(), now) => log_throttled(peer),
+            Some(false) | None => {}
         }
     }
     match access::decide(peer.ip(), host, token_ok, console.admin_token.is_some()) {
