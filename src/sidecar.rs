@@ -172,7 +172,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         tasks.spawn("listener", listener::run(pg, ctx.wake.clone(), listening.clone(), stop.clone()));
     }
     if let Some(http) = http {
-        let probes = Probes::new(db.clone(), ctx.config.database.listen, listening, ctx.metrics.clone());
+        let probes = Probes::new(
+            db.clone(),
+            ctx.config.database.listen,
+            listening,
+            ctx.metrics.clone(),
+            ctx.config.server.allowed_hosts.clone(),
+        );
         let console = ctx.config.server.console.then(|| {
             let due = ctx.due.clone();
             let kick = Arc::new(move || due.schedule(Duration::ZERO));

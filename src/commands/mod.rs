@@ -237,10 +237,43 @@ fn init_logging(config: &Config) {
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
     let fmt = match config.log.format {
         LogFormat::Json => fmt.json().boxed(),
-        LogFormat::Text => fmt.boxed(),
+        LogFormat::Text => fmt.fmt_fields(escaped_fields()).boxed(),
     };
     let _ =
         tracing_subscriber::registry().with(fmt.with_filter(chosen).with_filter(own_crate_only_below_info)).try_init();
+}
+
+/// Text-log fields (`name=value`, the message bare) with every control
+/// character escaped (`\n`, `\u{1b}`): a logged value such as an endpoint
+/// name written by a customer cannot start a line of its own (forging an
+/// entry) or drive the terminal. JSON logs escape them by themselves.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
+    use std::fmt::Write as _;
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        if field.name() == "message" {
+            write!(Escaped(writer), "{value:?}")
+        } else {
+            write!(Escaped(writer), "{field}={value:?}")
+        }
+    })
+    .delimited(" ")
+}
+
+/// Writes through, control characters escaped as Rust does (`\n`, `\t`, `\u{7}`).
+struct Escaped<'a, W: std::fmt::Write>(&'a mut W);
+
+impl<W: std::fmt::Write> std::fmt::Write for Escaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        for c in text.chars() {
+            if c.is_control() {
+                write!(self.0, "{}", c.escape_default())?;
+            } else {
+                self.0.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn run(config: Config) -> Result<(), Failure> {

@@ -50,8 +50,9 @@ const BODY_SHOWN: usize = 200;
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub endpoint: String,
-    /// The URL's host only: a URL's path or query may carry a token.
-    pub host: Option<String>,
+    /// The URL's scheme, host and port only: its userinfo, path or query may
+    /// carry a token (see [`crate::config::secret::endpoint_origin`]).
+    pub origin: Option<String>,
     pub event_id: String,
     pub event_type: String,
     pub timeout_ms: u128,
@@ -134,7 +135,7 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
         format!("{shown}{more}")
     });
     Ok(Probe {
-        host: endpoint.target.as_ref().ok().and_then(|t| t.url.host_str().map(str::to_owned)),
+        origin: endpoint.target.as_ref().ok().map(|t| crate::config::secret::endpoint_origin(t.url.as_str())),
         endpoint: endpoint.name.to_string(),
         event_id,
         event_type: request.event_type.clone(),
@@ -154,7 +155,7 @@ pub async fn send_test(config: &Config, db: &Db, request: &TestRequest) -> Resul
         "sent {} to endpoint `{}`{} (webhook-id {}, timeout {} ms)",
         p.event_type,
         p.endpoint,
-        p.host.as_ref().map(|h| format!(" at {h}")).unwrap_or_default(),
+        p.origin.as_ref().map(|o| format!(" at {o}")).unwrap_or_default(),
         p.event_id,
         p.timeout_ms
     );

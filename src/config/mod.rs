@@ -49,11 +49,19 @@ pub struct ServerConfig {
     /// The environment variable holding the console's admin token; empty:
     /// no token, so the console answers loopback requests only.
     pub admin_token_env: String,
+    /// Host names `/metrics` and `/readyz` answer besides IP addresses and
+    /// `localhost` (`*`: any); other names are refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9187".into(), console: true, admin_token_env: String::new() }
+        Self {
+            listen: "127.0.0.1:9187".into(),
+            console: true,
+            admin_token_env: String::new(),
+            allowed_hosts: Vec::new(),
+        }
     }
 }
 
@@ -319,8 +327,8 @@ impl Default for LogConfig {
 }
 
 /// An `[[endpoints]]` entry: the columns of `tailhook.endpoints` plus secret
-/// sources. Printed (`Serialize`, `Debug`) with credentials redacted: the URL's
-/// password and query values, and the values of sensitive headers.
+/// sources. Printed (`Serialize`, `Debug`) without credentials: the URL as
+/// scheme, host and port only, and header names without their values.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
@@ -379,21 +387,13 @@ impl std::fmt::Debug for EndpointConfig {
 }
 
 fn redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::config::secret::redact_url(url, |_| true))
+    s.serialize_str(&crate::config::secret::endpoint_origin(url))
 }
 
-/// Header names whose values are credentials.
-fn sensitive_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["auth", "token", "secret", "key", "pass", "signature", "session", "cookie", "credential"]
-        .iter()
-        .any(|word| name.contains(word))
-}
-
+/// Header names only: any header may carry a credential, whatever its name
+/// (`X-Webhook-Hmac`, `X-Api-Sig`), so no value is printed.
 fn redacted_headers<S: serde::Serializer>(headers: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(
-        headers.iter().map(|(name, value)| (name, if sensitive_header(name) { "[redacted]" } else { value.as_str() })),
-    )
+    s.collect_map(headers.keys().map(|name| (name, "[redacted]")))
 }
 
 fn all_event_types() -> Vec<String> {
@@ -532,6 +532,16 @@ impl Config {
                 "server.listen",
                 format!("`{listen}` is not an address such as 127.0.0.1:9187 (\"\" turns the listener off)"),
             ));
+        }
+        for (i, name) in self.server.allowed_hosts.iter().enumerate() {
+            let plain = name == "*"
+                || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+            if !plain {
+                return Err(invalid(
+                    format!("server.allowed_hosts[{i}]"),
+                    "must be a host name such as metrics.example (no scheme, port or path), or `*`",
+                ));
+            }
         }
         let r = &self.retention;
         for (key, ms) in [
@@ -834,16 +844,18 @@ mod tests {
 [[endpoints]]
 name = "a"
 url = "https://user:pw-in-url@hooks.example.com/x?token=tok-in-query&v=2"
-headers = { authorization = "Bearer sk_live_abc", "x-api-key" = "key-123", "x-team" = "payments", "X-Session-Id" = "s-1" }
+headers = { authorization = "Bearer sk_live_abc", "x-api-key" = "key-123", "x-team" = "payments", "X-Webhook-Hmac" = "hmac-1" }
 "#,
         )
         .unwrap();
         for printed in [c.redacted_toml(), format!("{c:?}")] {
-            for secret in ["pw-in-url", "tok-in-query", "sk_live_abc", "key-123", "s-1", "v=2"] {
+            for secret in
+                ["pw-in-url", "tok-in-query", "sk_live_abc", "key-123", "hmac-1", "payments", "v=2", "user@", "/x"]
+            {
                 assert!(!printed.contains(secret), "{secret} in {printed}");
             }
-            assert!(printed.contains("payments"), "other headers stay readable: {printed}");
-            assert!(printed.contains("https://user:[redacted]@hooks.example.com/x?token=[redacted]&v=[redacted]"));
+            assert!(printed.contains("x-team") && printed.contains("X-Webhook-Hmac"), "header names shown: {printed}");
+            assert!(printed.contains("\"https://hooks.example.com\""), "{printed}");
         }
     }
 

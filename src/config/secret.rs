@@ -76,6 +76,18 @@ fn redact_password(conn: &str) -> String {
     }
 }
 
+/// An endpoint URL as it is shown anywhere outside the database (console,
+/// `check-config`, `send-test`): scheme, host and port only. Userinfo, path,
+/// query and fragment can each carry a credential (Slack and Discord put
+/// theirs in the path, some receivers take a token as the user name), so
+/// none of them is ever shown. The default port is left out, as browsers do.
+pub fn endpoint_origin(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => u.origin().ascii_serialization(),
+        _ => "(not an http or https URL)".to_owned(),
+    }
+}
+
 /// Hides the password in a URL's userinfo (whatever it contains: everything
 /// between the first `:` after `://` and the last `@` before the query) and
 /// the values of the query parameters `hide` names.
@@ -145,12 +157,11 @@ fn redact_key_values(conn: &str, hide: impl Fn(&str) -> bool) -> String {
         }
         let key = &conn[key_start..i];
         i = skip_spaces(i);
-        if i >= bytes.len() || bytes[i] != b'=' {
-            // Not key=value: hide everything after it, to be safe.
-            out.push_str(&conn[copied..i]);
-            if i < bytes.len() {
-                out.push_str(REDACTED);
-            }
+        if i >= bytes.len() || bytes[i] != b'=' || !crate::db::conninfo::KEYS.contains(&key) {
+            // Not a known key=value: most likely the rest of a value holding
+            // an unquoted space (`password=a b`); hide it and all after it.
+            out.push_str(&conn[copied..key_start]);
+            out.push_str(REDACTED);
             return out;
         }
         i = skip_spaces(i + 1);
@@ -190,6 +201,24 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_urls_show_scheme_host_and_port_only() {
+        let cases = [
+            ("https://hooks.slack.com/services/T000/B000/XXXXXXXX", "https://hooks.slack.com"),
+            ("https://discord.com/api/webhooks/123/tok-en", "https://discord.com"),
+            ("https://user-only-token@hooks.example.com/x", "https://hooks.example.com"),
+            ("https://user:pw@hooks.example.com:8443/x?token=t#frag", "https://hooks.example.com:8443"),
+            ("http://[::1]:9000/a", "http://[::1]:9000"),
+            ("HTTPS://Hooks.Example.COM:443/", "https://hooks.example.com"),
+            ("https://bücher.example/x", "https://xn--bcher-kva.example"),
+            ("ftp://files.example/x", "(not an http or https URL)"),
+            ("not a url at all, with a token", "(not an http or https URL)"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(endpoint_origin(url), shown, "{url}");
+        }
+    }
+
+    #[test]
     fn database_url_redaction() {
         let cases = [
             ("postgres://u:hunter2@db:5432/app", "postgres://u:[redacted]@db:5432/app"),
@@ -208,7 +237,10 @@ mod tests {
             (r"password='it\'s secret' host=db", "password=[redacted] host=db"),
             (r"password=back\ slash host=db", "password=[redacted] host=db"),
             ("host=db password=", "host=db password=[redacted]"),
-            ("host=db oops hunter2", "host=db oops [redacted]"),
+            ("host=db oops hunter2", "host=db [redacted]"),
+            ("host=db password=hunter 2secret user=u", "host=db password=[redacted] [redacted]"),
+            ("host=db password=hunter 2secret=x user=u", "host=db password=[redacted] [redacted]"),
+            ("host=db password=hunter\t2secret", "host=db password=[redacted]\t[redacted]"),
         ];
         for (input, expected) in cases {
             assert_eq!(DatabaseUrl::new(input).redacted(), expected, "{input}");

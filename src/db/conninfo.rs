@@ -62,6 +62,34 @@ pub struct TlsParams {
 
 const TLS_KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
 
+/// The keys a `key=value` connection string may hold: tokio-postgres's and
+/// the TLS keys read here. A word that is none of them is most likely part of
+/// a value holding an unquoted space (`password=a b`), so errors never quote it.
+pub const KEYS: [&str; 22] = [
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "sslmode",
+    "sslnegotiation",
+    "host",
+    "hostaddr",
+    "port",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+];
+
 impl TlsParams {
     fn set(&mut self, key: &str, value: String) -> Result<(), String> {
         match key {
@@ -120,22 +148,27 @@ fn split_key_value(conn: &str) -> Result<(String, TlsParams), String> {
 }
 
 /// libpq's `key = value` syntax: values may be single-quoted, and a
-/// backslash escapes the next character.
+/// backslash escapes the next character. Errors name a known key or a word's
+/// position, never the text of a value (it may be part of a password).
 fn key_values(conn: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
     let mut chars = conn.chars().peekable();
-    loop {
+    for word in 1.. {
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.peek().is_none() {
-            return Ok(pairs);
+            break;
         }
         let mut key = String::new();
         while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
             key.push(c);
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.next() != Some('=') {
-            return Err(format!("missing `=` after `{key}` in the connection string"));
+        if chars.next() != Some('=') || !KEYS.contains(&key.as_str()) {
+            let known =
+                if KEYS.contains(&key.as_str()) { format!("`{key}` (word {word})") } else { format!("word {word}") };
+            return Err(format!(
+                "{known} is not a known `key=value` pair; a value holding a space must be single-quoted (key='a b')"
+            ));
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -159,6 +192,7 @@ fn key_values(conn: &str) -> Result<Vec<(String, String)>, String> {
         }
         pairs.push((key, value));
     }
+    Ok(pairs)
 }
 
 #[cfg(test)]
@@ -209,12 +243,29 @@ mod tests {
     }
 
     #[test]
+    fn errors_quote_no_part_of_a_value() {
+        for conn in [
+            "host=db user=app password=hunter 2secret dbname=app",
+            "host=db password=hunter 2secret",
+            "host=db password=hunter 2secret=x",
+            "password=hunter\\ 2secret oops",
+            "host=db password='hunter 2secret",
+            "host=db password=hunter 2secret='x",
+        ] {
+            let err = split(conn).unwrap_err();
+            for fragment in ["hunter", "2secret", "oops"] {
+                assert!(!err.contains(fragment), "{conn}: {err}");
+            }
+        }
+    }
+
+    #[test]
     fn refuses_what_it_cannot_honour() {
         let cases = [
             ("postgres://h/db?sslmode=allow", "sslmode `allow` is not supported"),
             ("host=h sslmode=verify", "sslmode `verify` is not one of"),
             ("host=h sslrootcert='/x", "unterminated quoted value of `sslrootcert`"),
-            ("host h", "missing `=` after `host`"),
+            ("host h", "`host` (word 1) is not a known `key=value` pair"),
         ];
         for (input, expected) in cases {
             let err = split(input).unwrap_err();

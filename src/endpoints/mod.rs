@@ -28,11 +28,22 @@ pub struct Endpoint {
     pub target: Result<Target, String>,
 }
 
-#[derive(Debug)]
 pub struct Target {
     pub url: Url,
     pub keys: Vec<SigningKey>,
     pub headers: HeaderMap,
+}
+
+/// The URL as scheme, host and port, header names only: `Debug` output
+/// ends up in logs and panics, and the rest of either can be a credential.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &crate::config::secret::endpoint_origin(self.url.as_str()))
+            .field("keys", &self.keys.len())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Endpoint {
@@ -201,6 +212,20 @@ impl EndpointCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_shows_no_url_path_nor_header_value() {
+        let target = Target {
+            url: Url::parse("https://user@hooks.slack.com/services/T000/B000/path-token").unwrap(),
+            keys: Vec::new(),
+            headers: rules::headers([("x-webhook-hmac", "hmac-value")]).unwrap(),
+        };
+        let shown = format!("{target:?}");
+        assert!(shown.contains("https://hooks.slack.com") && shown.contains("x-webhook-hmac"), "{shown}");
+        for secret in ["user", "path-token", "/services", "hmac-value"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
 
     fn row(transform: Option<&str>) -> EndpointRow {
         EndpointRow {

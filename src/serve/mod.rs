@@ -1,6 +1,12 @@
 //! The HTTP listener (`[server] listen`): `/healthz` (the process answers), `/readyz` (the database answers and LISTEN is up), `/metrics` (Prometheus text) and the delivery console at `/`.
+//!
+//! `/readyz` and `/metrics` answer only a `Host` that is an IP address,
+//! `localhost` or a name in `server.allowed_hosts` (see `host.rs`): endpoint
+//! names and database errors are not for a page that rebound its DNS name to
+//! this machine. `/healthz` says `ok` to anyone.
 
 pub mod console;
+pub mod host;
 pub mod metrics;
 
 use crate::db::Db;
@@ -26,13 +32,21 @@ pub struct Probes {
     /// Set while the LISTEN connection is up.
     pub listening: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
+    /// `server.allowed_hosts`: names `/readyz` and `/metrics` answer.
+    pub allowed_hosts: Vec<String>,
     /// When the SQL-backed gauges were last refreshed.
     refreshed: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Probes {
-    pub fn new(db: Db, listen: bool, listening: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Self {
-        Self { db, listen, listening, metrics, refreshed: tokio::sync::Mutex::new(None) }
+    pub fn new(
+        db: Db,
+        listen: bool,
+        listening: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+        allowed_hosts: Vec<String>,
+    ) -> Self {
+        Self { db, listen, listening, metrics, allowed_hosts, refreshed: tokio::sync::Mutex::new(None) }
     }
 }
 
@@ -43,11 +57,11 @@ pub async fn serve(
     console: Option<Arc<console::Console>>,
     stop: CancellationToken,
 ) {
-    let mut app = axum::Router::new()
-        .route("/healthz", get(healthz))
+    let guarded = axum::Router::new()
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(probes);
+        .route_layer(axum::middleware::from_fn_with_state(probes.clone(), known_host));
+    let mut app = axum::Router::new().route("/healthz", get(healthz)).merge(guarded).with_state(probes);
     if let Some(console) = console {
         app = app.merge(console::router(console));
     }
@@ -55,6 +69,25 @@ pub async fn serve(
     if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
         tracing::error!(%error, "the HTTP listener failed");
     }
+}
+
+/// Refuses a `Host` that is not an address, `localhost` or allowed (see `host.rs`).
+async fn known_host(
+    State(p): State<Arc<Probes>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    if host::probe_allowed(host, &p.allowed_hosts) {
+        return next.run(request).await;
+    }
+    let why = "refused: /metrics and /readyz answer a Host that is an IP address, localhost, or a name listed in \
+               server.allowed_hosts (a page whose DNS name was made to point here must not read them)\n";
+    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], why).into_response()
 }
 
 async fn healthz() -> &'static str {

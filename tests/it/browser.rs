@@ -1,4 +1,4 @@
-//! The console in a real browser (headless Chromium through WebDriver): the endpoints after successes, retries and failures, a search by event id, a delivery, and Redeliver bringing a new attempt.
+//! The console in a real browser (headless Chromium through WebDriver): the endpoints after successes, retries and failures, a search by event id, a delivery, and Redeliver bringing a new attempt; a page on another site cannot make it run a transform.
 
 use crate::support::browser::{save_screenshot, Driver};
 use crate::support::*;
@@ -172,4 +172,146 @@ async fn scenario(c: Client, base: String, event: String) {
     let third = row(&c, "attempts", 1, "3").await;
     assert_eq!((third[3].as_str(), third[4].as_str(), third[6].as_str()), ("200", "", "back up"), "{third:?}");
     save_screenshot("console-delivery.png", &c.screenshot().await.unwrap());
+}
+
+/// One request the browser made to the console, as the recording proxy saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    site: String,
+    mode: String,
+    status: u16,
+    transformed: bool,
+}
+
+/// Marker the endpoint's transform puts in the body it makes.
+const MARKER: &str = "ran-the-transform-7";
+
+/// A proxy on 127.0.0.1 in front of the console recording what the browser
+/// sent (`Sec-Fetch-*`) and what the console answered.
+async fn recording_proxy(console: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+    use axum::extract::{Request, State};
+    use axum::response::IntoResponse;
+    type Log = std::sync::Arc<std::sync::Mutex<Vec<Seen>>>;
+    let log: Log = Default::default();
+    async fn forward(State((console, log)): State<(String, Log)>, request: Request) -> axum::response::Response {
+        let (request, _) = request.into_parts();
+        let header = |name: &str| {
+            request.headers.get(name).map(|v| v.to_str().unwrap_or_default().to_owned()).unwrap_or_default()
+        };
+        let (site, mode) = (header("sec-fetch-site"), header("sec-fetch-mode"));
+        let path = request.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let mut upstream = client.request(request.method.clone(), format!("{console}{path}"));
+        for (name, value) in &request.headers {
+            if name != "host" {
+                upstream = upstream.header(name, value);
+            }
+        }
+        let response = upstream.send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").cloned();
+        let body = response.text().await.unwrap();
+        let transformed = body.contains(MARKER);
+        log.lock().unwrap().push(Seen { path, site, mode, status, transformed });
+        let mut out = (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
+        if let Some(content_type) = content_type {
+            out.headers_mut().insert("content-type", content_type);
+        }
+        out
+    }
+    let app = axum::Router::new().fallback(forward).with_state((console, log.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), log)
+}
+
+/// A page on another site (`localhost` is another site than `127.0.0.1`):
+/// a script fetching the delivery page, and a link to it.
+async fn other_site(target: String) -> String {
+    let html = format!(
+        r#"<!doctype html><title>other site</title>
+<a id="go" href="{target}">the delivery</a>
+<script>
+fetch("{target}", {{mode: "no-cors", credentials: "include"}})
+  .then(() => {{ document.title = "fetched"; }}, () => {{ document.title = "fetched"; }});
+</script>"#
+    );
+    let app = axum::Router::new().fallback(move || {
+        let html = html.clone();
+        async move { ([("content-type", "text/html; charset=utf-8")], html) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://localhost:{port}/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_site_cannot_make_the_console_run_a_transform() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    add_endpoint(&client, "shaped", &receiver.url("/shaped"), &[SECRET]).await;
+    client
+        .execute(
+            "UPDATE tailhook.endpoints SET transform = $1 WHERE name = 'shaped'",
+            &[&"#{ marker: \"ran-the-transform-\" + event.data.n }"],
+        )
+        .await
+        .unwrap();
+    client.execute("SELECT tailhook.publish('invoice.paid', '{\"n\": 7}')", &[]).await.unwrap();
+    let (sidecar, base) = console::start(db.config()).await;
+    wait_settled(&db, 1, Duration::from_secs(15)).await;
+    let delivery = db.count("SELECT id FROM tailhook.deliveries").await;
+    let (proxy, seen) = recording_proxy(base).await;
+    let target = format!("{proxy}/deliveries/{delivery}");
+    let page = other_site(target.clone()).await;
+
+    let driver = Driver::start().await;
+    let browser = driver.session().await;
+    let scenario = tokio::spawn(async move {
+        let c = browser.clone();
+        let path = format!("/deliveries/{delivery}");
+        let requests = |mode: &'static str| {
+            let (seen, path) = (seen.clone(), path.clone());
+            move || {
+                seen.lock().unwrap().iter().filter(|s| s.path == path && s.mode == mode).cloned().collect::<Vec<_>>()
+            }
+        };
+        // The other site's script fetches the page: Chromium says cross-site, the console refuses.
+        c.goto(&page).await.unwrap();
+        let fetched = requests("no-cors");
+        wait_for("the other site's fetch", PATIENCE, || {
+            let done = !fetched().is_empty();
+            async move { done }
+        })
+        .await;
+        for s in fetched() {
+            assert_eq!((s.site.as_str(), s.status, s.transformed), ("cross-site", 403, false), "{s:?}");
+        }
+        // Its link followed: the page opens, without running the transform.
+        c.find(Locator::Css("a#go")).await.unwrap().click().await.unwrap();
+        element(&c, "dl.delivery").await;
+        assert!(c.find(Locator::Css("pre.transformed")).await.is_err(), "the transform ran for another site's link");
+        let navigated = requests("navigate")();
+        assert_eq!(navigated.len(), 1, "{navigated:?}");
+        assert_eq!(
+            (navigated[0].site.as_str(), navigated[0].status, navigated[0].transformed),
+            ("cross-site", 200, false)
+        );
+        // The console's own link runs it.
+        c.find(Locator::LinkText("Show the body sent")).await.unwrap().click().await.unwrap();
+        let body = element(&c, "pre.transformed").await.text().await.unwrap();
+        assert!(body.contains(MARKER), "{body}");
+        let last = requests("navigate")().pop().unwrap();
+        assert_eq!((last.site.as_str(), last.status, last.transformed), ("same-origin", 200, true), "{last:?}");
+    });
+    let outcome = scenario.await;
+    drop(driver);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    sidecar.stop().await;
 }

@@ -150,6 +150,17 @@ fn check_config_redacts_credentials_in_urls_headers_and_connection_strings() {
 name = "a"
 url = "https://user:url-password@hooks.example.com/x?token=query-token"
 headers = { authorization = "Bearer sk_live_header", "x-api-key" = "api-key-value", "x-team" = "payments" }
+
+# A token in the path (Slack, Discord), a username-only credential, and
+# credentials in headers whose names say nothing of it.
+[[endpoints]]
+name = "slack"
+url = "https://hooks.slack.com/services/T000/B000/slack-path-token"
+
+[[endpoints]]
+name = "user-only"
+url = "https://user-only-token@hooks.example.net:8443/in"
+headers = { "X-Webhook-Hmac" = "hmac-header-value", "X-Api-Sig" = "sig-header-value" }
 "#,
     )
     .unwrap();
@@ -170,10 +181,26 @@ headers = { authorization = "Bearer sk_live_header", "x-api-key" = "api-key-valu
             "slashes",
             "quoted secret",
             "spaced-secret",
+            "payments",
+            "slack-path-token",
+            "/services/",
+            "user-only-token",
+            "hmac-header-value",
+            "sig-header-value",
         ] {
             assert!(!text.contains(secret), "`{secret}` printed:\n{text}");
         }
-        assert!(text.contains("payments") && text.contains("hooks.example.com/x"), "the rest stays readable:\n{text}");
+        // Endpoint URLs as scheme, host and port; header names without values.
+        for shown in [
+            "url = \"https://hooks.example.com\"",
+            "url = \"https://hooks.slack.com\"",
+            "url = \"https://hooks.example.net:8443\"",
+            "x-team",
+            "X-Webhook-Hmac",
+            "X-Api-Sig",
+        ] {
+            assert!(text.contains(shown), "`{shown}` missing:\n{text}");
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -377,4 +404,48 @@ fn output_to_a_closed_pipe_is_dropped_not_a_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn a_connection_string_that_does_not_parse_echoes_no_part_of_its_password() {
+    // libpq reads `password=hunter 2secret` as a password `hunter` and a word
+    // `2secret`: whatever the error says, it must not quote the password.
+    for database_url in [
+        "host=db user=app password=hunter 2secret dbname=app",
+        "host=db user=app password=hunter 2secret",
+        "host=db password=hunter 2secret=x dbname=app",
+        "host=db password='hunter 2secret",
+        "password=hunter\\ 2secret oops",
+    ] {
+        for args in [&["check-config"][..], &["migrate"][..]] {
+            let out = tailhook(args, &[("DATABASE_URL", database_url)]);
+            assert_eq!(out.status.code(), Some(2), "{database_url}");
+            let line = one_line_error(&out);
+            assert!(line.contains("database.url"), "{database_url}: {line}");
+            for fragment in ["hunter", "2secret", "secret", "oops"] {
+                assert!(!line.contains(fragment), "{database_url}: `{fragment}` in {line}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_name_with_a_newline_cannot_forge_a_log_line() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    // No secret, so start-up warns naming it.
+    let forged = "ERROR tailhook: forged line, \u{1b}[31mred\r";
+    let name = format!("evil\n{forged}\u{7}\t|");
+    add_endpoint(&client, &name, "http://127.0.0.1:9/e", &[]).await;
+    let sidecar = Binary::run("", &[("TAILHOOK_DATABASE__URL", db.url.as_str()), ("TAILHOOK_LOG__FORMAT", "text")]);
+    wait_for("the warning about the endpoint", std::time::Duration::from_secs(15), || {
+        let seen = sidecar.stderr().contains("has no secret");
+        async move { seen }
+    })
+    .await;
+    let (_, log) = sidecar.stop();
+    assert!(!log.lines().any(|l| l.starts_with("ERROR tailhook: forged")), "{log}");
+    let warning = log.lines().find(|l| l.contains("has no secret")).unwrap();
+    assert!(warning.contains("evil\\nERROR tailhook: forged line"), "escaped on the warning's own line: {warning}");
+    assert!(!log.contains('\u{1b}') && !log.contains('\r') && !log.contains('\u{7}'), "{log:?}");
 }

@@ -157,11 +157,15 @@ async fn console_pages_escape_everything_and_show_no_secret() {
     let client = db.migrate().await;
     let receiver = Receiver::start(|_, _| Reply::ok().body("<img src=x onerror=alert('response')>")).await;
     let name = r#"<script>alert("name")</script>"#;
-    let url = receiver.url("/hook").replace("http://", "http://hookuser:pw-secret-1@") + "?token=hunter2-secret";
+    // A Slack-style token in the path, userinfo and a query token: none of it is shown.
+    let url = receiver.url("/services/T000/B000/path-token-XXXX").replace("http://", "http://hookuser:pw-secret-1@")
+        + "?token=hunter2-secret";
+    let origin = receiver.url("").trim_end_matches('/').to_owned();
     client
         .execute(
             "INSERT INTO tailhook.endpoints (name, url, secrets, headers)
-             VALUES ($1, $2, $3, '{\"authorization\": \"Bearer sekrit-header-value\", \"x-team\": \"payments\"}')",
+             VALUES ($1, $2, $3, '{\"authorization\": \"Bearer sekrit-header-value\", \"x-team\": \"payments-team\",
+                                   \"x-webhook-hmac\": \"hmac-header-value\"}')",
             &[&name, &url, &vec![SECRET]],
         )
         .await
@@ -203,7 +207,19 @@ async fn console_pages_escape_everything_and_show_no_secret() {
         for raw in ["<script>alert", "<i>acme", "<img src=x"] {
             assert!(!page.contains(raw), "{path} shows {raw} unescaped:\n{page}");
         }
-        for secret in [SECRET, "whsec_", "sekrit-header-value", "pw-secret-1", "hunter2-secret", &signature] {
+        for secret in [
+            SECRET,
+            "whsec_",
+            "sekrit-header-value",
+            "hmac-header-value",
+            "payments-team",
+            "pw-secret-1",
+            "hookuser",
+            "hunter2-secret",
+            "path-token-XXXX",
+            "/services/",
+            &signature,
+        ] {
             assert!(!page.contains(secret), "{path} shows a secret ({secret}):\n{page}");
         }
     }
@@ -218,10 +234,11 @@ async fn console_pages_escape_everything_and_show_no_secret() {
     // as stored, the URL and headers without their secrets.
     shown(4, "&quot;note&quot;: &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;");
     shown(4, "&lt;img src=x onerror=alert('response')&gt;");
-    shown(4, "hookuser:[redacted]@127.0.0.1");
-    shown(4, "token=[redacted]");
-    shown(4, "authorization, x-team (values not shown)");
+    // The URL as scheme, host and port only; header names only.
+    shown(4, &format!("<code>{origin}</code>"));
+    shown(4, "authorization, x-team, x-webhook-hmac (values not shown)");
     shown(4, "1 secret");
+    shown(5, &format!(" at {origin}"));
     shown(5, "HTTP 200 in ");
     shown(5, "&lt;img src=x onerror=alert('response')&gt;");
     sidecar.stop().await;
@@ -444,4 +461,209 @@ async fn console_endpoints_are_paged_by_name() {
     assert_eq!(names(&second), expected);
     assert!(!second.contains("Next endpoints"), "the last page links nowhere");
     sidecar.stop().await;
+}
+
+/// GET with a client bound to `local` (another loopback address is another peer).
+async fn get_from(local: &str, url: &str, headers: &[Pair<'_>]) -> reqwest::Response {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(local.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let mut request = client.get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+/// POST a form from the loopback address `local`.
+async fn post_from(local: &str, url: &str, form: &[Pair<'_>], headers: &[Pair<'_>]) -> reqwest::Response {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(local.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let mut request = client.post(url).header("content-type", "application/x-www-form-urlencoded").body(body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_readyz_refuse_a_host_that_is_not_an_address_loopback_or_allowed() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    add_endpoint(&client, "tenant-secret-name", "http://127.0.0.1:9/a", &[SECRET]).await;
+    let mut config = db.config();
+    config.server.allowed_hosts = vec!["metrics.example".into()];
+    let (sidecar, base) = console::start(config).await;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    // DNS rebinding: a page on evil.example whose name now resolves to this machine.
+    for host in ["evil.example", "evil.example:80", &format!("evil.example:{port}"), "localhost.evil.example", ""] {
+        for path in ["/metrics", "/readyz"] {
+            let (status, body) = get(&format!("{base}{path}"), &[("host", host)]).await;
+            assert_eq!(status, 403, "{path} Host {host:?}: {body}");
+            assert!(!body.contains("tailhook_") && !body.contains("database"), "{path}: {body}");
+            assert!(body.contains("server.allowed_hosts"), "says how to allow it: {body}");
+        }
+        assert_eq!(get(&format!("{base}/healthz"), &[("host", host)]).await, (200, "ok\n".to_owned()));
+    }
+    // This machine's names, any address (a rebinding page never sends one: its
+    // Host is its own name), and the names allowed in the configuration.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "[::1]:9187".to_owned(),
+        "10.1.2.3:9187".to_owned(),
+        "[2001:db8::7]:9187".to_owned(),
+        "metrics.example".to_owned(),
+        format!("METRICS.example:{port}"),
+    ] {
+        let (status, body) = get(&format!("{base}/metrics"), &[("host", &host)]).await;
+        assert_eq!(status, 200, "Host {host}: {body}");
+        assert!(body.contains("tailhook_endpoints"), "{body}");
+        let (status, body) = get(&format!("{base}/readyz"), &[("host", &host)]).await;
+        assert_eq!(status, 200, "Host {host}: {body}");
+    }
+    sidecar.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pages_refuse_cross_site_fetches_and_run_a_transform_only_for_the_console_itself() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    add_endpoint(&client, "shaped", &receiver.url("/shaped"), &[SECRET]).await;
+    client
+        .execute(
+            "UPDATE tailhook.endpoints SET transform = $1 WHERE name = 'shaped'",
+            &[&"#{ marker: \"ran-the-transform-\" + event.data.n }"],
+        )
+        .await
+        .unwrap();
+    client.execute("SELECT tailhook.publish('invoice.paid', '{\"n\": 7}')", &[]).await.unwrap();
+    let (sidecar, base) = console::start(db.config()).await;
+    wait_settled(&db, 1, Duration::from_secs(15)).await;
+    let delivery = db.count("SELECT id FROM tailhook.deliveries").await;
+    let page = format!("{base}/deliveries/{delivery}");
+    let marker = "ran-the-transform-7";
+
+    // Fetches another site starts (script, image, frame): refused, nothing run.
+    let fetch = |site: &'static str, mode: &'static str, dest: &'static str| {
+        vec![("sec-fetch-site", site), ("sec-fetch-mode", mode), ("sec-fetch-dest", dest)]
+    };
+    for headers in [
+        fetch("cross-site", "no-cors", "empty"),
+        fetch("cross-site", "cors", "empty"),
+        fetch("cross-site", "no-cors", "image"),
+        fetch("cross-site", "navigate", "iframe"),
+        fetch("same-site", "no-cors", "empty"),
+        fetch("same-site", "navigate", "iframe"),
+    ] {
+        for url in [page.clone(), format!("{base}/"), format!("{base}/deliveries")] {
+            let (status, body) = get(&url, &headers).await;
+            assert_eq!(status, 403, "{url} {headers:?}: {body}");
+            assert!(!body.contains(marker) && !body.contains("shaped"), "{url} {headers:?}: {body}");
+        }
+    }
+    // A link on another site (a top-level navigation) opens the page, but
+    // runs no transform: the page offers a link that does.
+    for site in ["cross-site", "same-site"] {
+        let (status, body) = get(&page, &fetch(site, "navigate", "document")).await;
+        assert_eq!(status, 200, "{site}: {body}");
+        assert!(!body.contains(marker), "{site}: the transform ran: {body}");
+        assert!(body.contains(&format!("href=\"/deliveries/{delivery}\"")), "{site}: {body}");
+    }
+    // The console's own pages, a typed address or bookmark, and clients that
+    // are not browsers: the transformed body is shown.
+    for headers in [
+        fetch("same-origin", "navigate", "document"),
+        fetch("none", "navigate", "document"),
+        fetch("same-origin", "cors", "empty"),
+        vec![],
+    ] {
+        let (status, body) = get(&page, &headers).await;
+        assert_eq!((status, body.contains(marker)), (200, true), "{headers:?}: {body}");
+    }
+    sidecar.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_throttled_per_peer_and_the_cookie_is_a_derived_session_not_the_token() {
+    let db = TestDb::new().await;
+    db.migrate().await;
+    let token = "console-throttle-token-8c41d2e09a";
+    let port = free_port();
+    let (listen, base) = (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}"));
+    let sidecar = Binary::run(
+        "",
+        &[
+            ("TAILHOOK_DATABASE__URL", db.url.as_str()),
+            ("TAILHOOK_SERVER__LISTEN", &listen),
+            ("TAILHOOK_SERVER__ADMIN_TOKEN_ENV", "CONSOLE_THROTTLE_TOKEN"),
+            ("CONSOLE_THROTTLE_TOKEN", token),
+        ],
+    );
+    console::wait_until_up(&base).await;
+    let login = format!("{base}/login");
+    let foreign = ("host", "console.example");
+
+    // The cookie: not the token (nor any encoding of it), HttpOnly,
+    // SameSite=Strict, Secure when the console is served over TLS (as a
+    // browser's Origin or a proxy's X-Forwarded-Proto says), and it lets in.
+    let plain = post_from("127.0.0.2", &login, &[("token", token)], &[foreign]).await;
+    assert_eq!(plain.status(), 303);
+    let cookie = plain.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+    assert!(!cookie.contains(token) && !cookie.contains(&encoded) && !cookie.contains("8c41d2e09a"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: a Secure cookie would be dropped: {cookie}");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let page = get_from("127.0.0.2", &format!("{base}/"), &[foreign, ("cookie", &pair)]).await;
+    assert_eq!(page.status(), 200, "the session cookie lets in");
+    let forged = pair.clone() + "0";
+    let page = get_from("127.0.0.2", &format!("{base}/"), &[foreign, ("cookie", &forged)]).await;
+    assert_eq!(page.status(), 401, "an altered session is refused");
+    let cookie_name = pair.split('=').next().unwrap();
+    for raw in
+        [format!("tailhook_admin={encoded}"), format!("{cookie_name}={encoded}"), format!("{cookie_name}={token}")]
+    {
+        let page = get_from("127.0.0.2", &format!("{base}/"), &[foreign, ("cookie", &raw)]).await;
+        assert_eq!(page.status(), 401, "the raw token is not a session: {raw}");
+    }
+    for tls in [[("origin", "https://console.example")], [("x-forwarded-proto", "https")]] {
+        let signed_in = post_from("127.0.0.2", &login, &[("token", token)], &[&[foreign][..], &tls[..]].concat()).await;
+        assert_eq!(signed_in.status(), 303, "{tls:?}");
+        let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("; Secure"), "{tls:?}: {cookie}");
+    }
+
+    // Wrong tokens from one peer: a few are answered 401, then 429 with
+    // Retry-After, even for the right token; another peer is not affected.
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..30 {
+        let response = post_from("127.0.0.1", &login, &[("token", "wrong-token-guess-0000")], &[foreign]).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        }
+    }
+    let allowed = statuses.iter().take_while(|s| **s == 401).count();
+    assert!((3..=10).contains(&allowed), "{statuses:?}");
+    assert!(statuses[allowed..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert!(retry_after.is_some_and(|s| (1..=600).contains(&s)), "{retry_after:?}");
+    let right = post_from("127.0.0.1", &login, &[("token", token)], &[foreign]).await;
+    assert_eq!(right.status(), 429, "while throttled, no guess is checked");
+    let other = post_from("127.0.0.2", &login, &[("token", token)], &[foreign]).await;
+    assert_eq!(other.status(), 303, "another peer signs in");
+
+    let (_, log) = sidecar.stop();
+    let throttled = log.lines().filter(|l| l.contains("console sign-in throttled")).count();
+    assert_eq!(throttled, 1, "logged once, not per attempt:\n{log}");
+    assert!(log.lines().any(|l| l.contains("console sign-in throttled") && l.contains("peer=127.0.0.1")), "{log}");
+    assert!(!log.contains(token), "{log}");
 }

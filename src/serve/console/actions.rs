@@ -51,10 +51,30 @@ fn checked(console: &Console, who: &Who, headers: &HeaderMap, body: &[u8]) -> Re
 
 /// Where to go back to after an action: a path on this console only.
 fn back(form: &Form, default: &str, notice: &str) -> String {
-    let to = form.get("back").filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'));
-    let to = to.unwrap_or(default);
+    let to = form.get("back").and_then(same_origin_path);
+    let to = to.as_deref().unwrap_or(default);
     let joiner = if to.contains('?') { '&' } else { '?' };
     format!("{to}{joiner}{notice}")
+}
+
+/// `back` as a path a browser resolves on this console's own origin, or
+/// `None`. Browsers drop tabs and newlines from a URL and read `\` as `/`,
+/// so `/\t/evil.example` would mean `//evil.example` (another site): any
+/// control character, space or backslash refuses it, and what is left is
+/// resolved as a browser would (the WHATWG parser) and must stay on this
+/// origin and not start with `//`. Percent-encoded forms stay encoded.
+fn same_origin_path(back: &str) -> Option<String> {
+    if !back.starts_with('/') || back.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
+        return None;
+    }
+    let base = url::Url::parse("http://console.invalid/").ok()?;
+    let resolved = base.join(back).ok()?;
+    if resolved.origin() != base.origin() {
+        return None;
+    }
+    let path = &resolved[url::Position::BeforePath..];
+    let again = base.join(path).ok()?;
+    (path.starts_with('/') && !path.starts_with("//") && again.origin() == base.origin()).then(|| path.to_owned())
 }
 
 pub async fn redeliver(
@@ -172,7 +192,7 @@ pub async fn test(
     );
     let content = html! {
         dl.test {
-            dt { "endpoint" } dd { (p.endpoint) @if let Some(host) = &p.host { " at " (host) } }
+            dt { "endpoint" } dd { (p.endpoint) @if let Some(origin) = &p.origin { " at " (origin) } }
             dt { "event" } dd { (p.event_type) ", webhook-id " code { (p.event_id) } }
             dt { "result" } dd.result {
                 @match (p.status_code, &p.failure) {
@@ -208,7 +228,8 @@ fn login_page(console: &Console, error: Option<&str>, status: StatusCode) -> Res
                 " "
                 button type="submit" { "Sign in" }
             }
-            p.muted { "The token is kept in a cookie for this browser session (HttpOnly, SameSite=Strict). Scripts may send it as "
+            p.muted { "Signing in keeps a session cookie derived from the token (not the token) for 12 hours (HttpOnly, SameSite=Strict, Secure over HTTPS). "
+                "After " (super::signin::FREE_FAILURES) " wrong tokens an address waits " (super::signin::PAUSE.as_secs()) " s. Scripts may send the token as "
                 code { "Authorization: Bearer …" } " instead." }
         }
     };
@@ -229,17 +250,26 @@ pub async fn login(
     let Some(admin) = &console.admin_token else {
         return login_page(&console, Some("no admin token is configured"), StatusCode::NOT_FOUND);
     };
+    let now = std::time::Instant::now();
+    if let Err(seconds) = console.signin.check(peer.ip(), now) {
+        return super::too_many_attempts(seconds);
+    }
     match form.get("token") {
         Some(token) if tokens_equal(token, admin.expose()) => {
+            console.signin.succeeded(peer.ip());
             tracing::info!(%peer, "console sign-in with the admin token");
             let mut response = Redirect::to("/").into_response();
-            if let Ok(cookie) = access::login_cookie(token).parse() {
+            let session = access::new_session(admin, std::time::SystemTime::now());
+            if let Ok(cookie) = access::login_cookie(&session, access::over_tls(&headers)).parse() {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);
             }
             response
         }
         _ => {
             tracing::warn!(%peer, "console sign-in with a wrong token");
+            if console.signin.failed(peer.ip(), now) {
+                super::log_throttled(peer);
+            }
             login_page(&console, Some("wrong token"), StatusCode::UNAUTHORIZED)
         }
     }
@@ -254,8 +284,46 @@ mod tests {
         let form = |back: &str| Form::parse(format!("back={}", urlencode(back)).as_bytes());
         assert_eq!(back(&form("/deliveries/7"), "/", "notice=x"), "/deliveries/7?notice=x");
         assert_eq!(back(&form("/deliveries?status=failed"), "/", "notice=x"), "/deliveries?status=failed&notice=x");
-        for evil in ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", ""] {
-            assert_eq!(back(&form(evil), "/", "notice=x"), "/?notice=x", "{evil}");
+        for evil in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "",
+            // Browsers drop tabs and newlines from URLs and read `\` as `/`.
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/\r\n/evil.example/",
+            "/\t\\evil.example/",
+            "\t//evil.example/",
+            "/.//evil.example/",
+            "/./\\evil.example/",
+            "/../\t/evil.example",
+            "/x/..//evil.example",
+            "/\u{0}/evil.example",
+            "/\u{7f}/evil.example",
+            "/\u{85}/evil.example",
+            "/\u{a0}/evil.example",
+            "/\u{3000}/evil.example",
+            "/ /evil.example",
+        ] {
+            let to = back(&form(evil), "/", "notice=x");
+            assert_eq!(to, "/?notice=x", "{evil:?}");
+        }
+        // Encoded forms stay encoded: a browser does not decode them into separators.
+        for (encoded, expected) in [
+            ("/%2F%2Fevil.example/", "/%2F%2Fevil.example/?notice=x"),
+            ("/%09/evil.example/", "/%09/evil.example/?notice=x"),
+            ("/%5Cevil.example", "/%5Cevil.example?notice=x"),
+        ] {
+            assert_eq!(back(&form(encoded), "/", "notice=x"), expected, "{encoded}");
+        }
+        // Whatever comes back, a browser resolves it on this console's origin.
+        let base = url::Url::parse("http://127.0.0.1:9187/deliveries/1").unwrap();
+        for b in ["/deliveries/7", "/%2F%2Fx", "/\t/evil.example/", "/.//evil.example/", "/a/b/../../..//evil"] {
+            let to = back(&form(b), "/", "notice=x");
+            let resolved = base.join(&to).unwrap();
+            assert_eq!(resolved.origin(), base.origin(), "{b:?} -> {to}");
         }
     }
 

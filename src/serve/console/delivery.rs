@@ -1,11 +1,11 @@
-//! One delivery's page: its event (payload pretty-printed, size-capped), the body its endpoint's transform makes of it, its endpoint (URL redacted, no secret or header value), every attempt with the response stored, and Redeliver.
+//! One delivery's page: its event (payload pretty-printed, size-capped), the body its endpoint's transform makes of it, its endpoint (URL as scheme, host and port, no secret or header value), every attempt with the response stored, and Redeliver.
 
 use super::layout::{csrf_field, label, page as layout_page};
 use super::overview::notice_text;
-use super::{database_failure, failure, Console};
-use crate::config::secret::redact_url;
+use super::{database_failure, failure, Console, Who};
+use crate::config::secret::endpoint_origin;
 use crate::pipeline::sender::Event;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
@@ -29,6 +29,7 @@ pub struct Params {
 
 pub async fn page(
     State(console): State<Arc<Console>>,
+    Extension(who): Extension<Who>,
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
@@ -47,9 +48,12 @@ pub async fn page(
     let Some(d) = delivery else {
         return failure(StatusCode::NOT_FOUND, &format!("no delivery {id} (retention may have removed it)"));
     };
-    let transformed = transformed(&console, &d).await;
-    // Every query value and any password in the URL hidden: either can be a token.
-    let url = redact_url(&d.url, |_| true);
+    // A link followed from another site runs no transform (a hostile page
+    // could otherwise make the console run one); the console's own link does.
+    let transformed = if who.from_console { transformed(&console, &d).await } else { None };
+    let not_run = !who.from_console && d.transform.is_some();
+    // Scheme, host and port only: userinfo, path and query can each be a token.
+    let url = endpoint_origin(&d.url);
     let cut = d.payload_bytes > PAYLOAD_SHOWN;
     let notice = notice_text(&params.notice, params.n, params.of).map(|text| html! { p.notice { (text) } });
     let content = html! {
@@ -60,7 +64,7 @@ pub async fn page(
             dt { "last error" } dd { (d.last_error.as_deref().unwrap_or("-")) }
             dt { "created / completed" } dd { (d.created_at) " / " (d.completed_at.as_deref().unwrap_or("-")) }
             dt { "endpoint" } dd { a href=(super::layout::link("/deliveries", &[("endpoint", &d.endpoint)])) { (d.endpoint) } }
-            dt { "url" } dd { code { (url) } }
+            dt { "url" } dd { code { (url) } span.muted { " (scheme, host and port; the rest is not shown)" } }
             dt { "signing" } dd { (match d.secrets { 0 => "unsigned (no secret)".to_owned(), 1 => "1 secret".to_owned(), n => format!("{n} secrets") }) }
             dt { "custom headers" } dd { @if d.header_names.is_empty() { "none" } @else { (d.header_names.join(", ")) " (values not shown)" } }
         }
@@ -107,6 +111,11 @@ pub async fn page(
         @if let Some(body) = &transformed {
             h3 { "Body sent (the payload through the endpoint's current transform)" }
             pre.transformed { (body) }
+        }
+        @if not_run {
+            h3 { "Body sent" }
+            p.muted { "This page was opened from another site, so the endpoint's transform was not run. "
+                a href=(format!("/deliveries/{}", d.id)) { "Show the body sent" } }
         }
     };
     layout_page(&format!("Delivery #{}", d.id), notice, content).into_response()

@@ -6,7 +6,7 @@
 //! forbids scripts anyway, so a payload or a name holding `<script>` is
 //! text. Every list is read through an index and paged by keyset (see the
 //! `console_*.sql` files). Secrets, header values and signatures are never
-//! read for a page; endpoint URLs are shown redacted.
+//! read for a page; endpoint URLs are shown as scheme, host and port only.
 
 mod access;
 mod actions;
@@ -15,11 +15,12 @@ mod delivery;
 mod layout;
 mod overview;
 mod search;
+mod signin;
 
 use crate::config::secret::Secret;
 use crate::config::Config;
 use crate::db::{Db, DbError};
-use access::{Access, Denied};
+use access::{Access, Denied, Fetch};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -44,6 +45,10 @@ pub struct Console {
     pub kick: Arc<dyn Fn() + Send + Sync>,
     /// Runs endpoints' transforms for the delivery page (the sidecar's engine).
     pub transforms: Arc<crate::pipeline::transform::Transforms>,
+    /// Wrong tokens per peer (see `signin.rs`).
+    signin: signin::SignInThrottle,
+    /// One log line a minute about GETs another site started.
+    refused_gets: crate::throttle::Throttle,
 }
 
 impl Console {
@@ -55,7 +60,16 @@ impl Console {
         kick: Arc<dyn Fn() + Send + Sync>,
         transforms: Arc<crate::pipeline::transform::Transforms>,
     ) -> Self {
-        Self { db, config, admin_token, csrf: access::new_csrf_token(), kick, transforms }
+        Self {
+            db,
+            config,
+            admin_token,
+            csrf: access::new_csrf_token(),
+            kick,
+            transforms,
+            signin: signin::SignInThrottle::default(),
+            refused_gets: crate::throttle::Throttle::new(std::time::Duration::from_secs(60)),
+        }
     }
 }
 
@@ -64,6 +78,10 @@ impl Console {
 pub struct Who {
     pub peer: SocketAddr,
     pub access: Access,
+    /// The request came from the console's own pages, an address typed or
+    /// bookmarked, or a client that is not a browser; `false` for a link
+    /// followed from another site (such a page runs no transform).
+    pub from_console: bool,
 }
 
 /// The console's routes; the listener must be served with `ConnectInfo<SocketAddr>`.
@@ -84,19 +102,39 @@ pub fn router(console: Arc<Console>) -> Router {
         .with_state(console)
 }
 
-/// Lets in loopback and admin-token requests (see `access.rs`), and tells
-/// the handler who asked.
+/// Refuses GETs another site started, lets in loopback and admin-token
+/// requests (see `access.rs`), holds back peers guessing the token (see
+/// `signin.rs`), and tells the handler who asked.
 async fn guard(State(console): State<Arc<Console>>, mut request: Request, next: Next) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let Some(peer) = peer else {
         return failure(StatusCode::INTERNAL_SERVER_ERROR, "the listener does not say who is asking");
     };
     let headers = request.headers();
+    let is_get = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let fetch = if is_get { access::fetch_of(headers) } else { Fetch::Console };
+    if let Fetch::Refused(why) = fetch {
+        if let Some(suppressed) = console.refused_gets.allow() {
+            tracing::warn!(%peer, %why, suppressed, "console GET refused: another site started it");
+        }
+        return failure(StatusCode::FORBIDDEN, &format!("refused: {why}; open the console's pages directly"));
+    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let token = access::presented_token(headers);
-    match access::decide(peer.ip(), host, token.as_deref(), console.admin_token.as_ref()) {
+    let mut token_ok = false;
+    if let (Some(credential), Some(admin)) = (access::credential(headers), &console.admin_token) {
+        let now = std::time::Instant::now();
+        if let Err(seconds) = console.signin.check(peer.ip(), now) {
+            return too_many_attempts(seconds);
+        }
+        match access::check_credential(&credential, admin, std::time::SystemTime::now()) {
+            Some(true) => token_ok = true,
+            Some(false) if console.signin.failed(peer.ip(), now) => log_throttled(peer),
+            Some(false) | None => {}
+        }
+    }
+    match access::decide(peer.ip(), host, token_ok, console.admin_token.is_some()) {
         Ok(access) => {
-            request.extensions_mut().insert(Who { peer, access });
+            request.extensions_mut().insert(Who { peer, access, from_console: fetch == Fetch::Console });
             next.run(request).await
         }
         Err(Denied::NeedToken) => {
@@ -113,6 +151,26 @@ async fn guard(State(console): State<Arc<Console>>, mut request: Request, next: 
              set server.admin_token_env to the name of an environment variable holding a token",
         ),
     }
+}
+
+/// 429 while a peer's credentials are not checked.
+fn too_many_attempts(seconds: u64) -> Response {
+    let mut response = failure(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("too many wrong tokens from this address: try again in {seconds} s"),
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// Once per pause of a peer.
+fn log_throttled(peer: SocketAddr) {
+    tracing::warn!(
+        peer = %peer.ip(),
+        failures = signin::FREE_FAILURES,
+        pause_secs = signin::PAUSE.as_secs(),
+        "console sign-in throttled: wrong tokens; this address is refused until the pause ends"
+    );
 }
 
 /// Headers on every console response: no script, no framing, no caching,
