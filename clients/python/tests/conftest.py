@@ -21,9 +21,17 @@ from typing import Callable, Iterator, List, Optional
 import psycopg
 import pytest
 
-ADMIN_URL = os.environ.get("TAILHOOK_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# (Not TAILHOOK_* names: the binary reads every such variable as configuration.)
+ADMIN_URL = os.environ.get("PYTEST_TAILHOOK_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parents[3]
-BINARY = Path(os.environ.get("TAILHOOK_BIN", REPO / "target" / "debug" / "tailhook"))
+BINARY = Path(os.environ.get("PYTEST_TAILHOOK_BINARY", REPO / "target" / "debug" / "tailhook"))
+
+
+def binary_env(**extra: str) -> dict:
+    """The environment for the binary: this one without tailhook's configuration variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAILHOOK_") and k not in ("DATABASE_URL", "RUST_LOG")}
+    env.update(extra)
+    return env
 
 
 def new_secret() -> str:
@@ -146,7 +154,7 @@ def verify_standard_webhooks(secret: str, req: Received) -> None:
 class Sidecar:
     def __init__(self, db: Database) -> None:
         if not BINARY.is_file():
-            pytest.fail(f"no tailhook binary at {BINARY}: build it with `cargo build` or set TAILHOOK_BIN")
+            pytest.fail(f"no tailhook binary at {BINARY}: build it with `cargo build` or set PYTEST_TAILHOOK_BINARY")
         self.dir = tempfile.TemporaryDirectory()
         config = Path(self.dir.name) / "config.toml"
         config.write_text(
@@ -167,7 +175,7 @@ shutdown_grace_ms = 2000
 listen = ""
 """
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TAILHOOK_") and k not in ("DATABASE_URL", "RUST_LOG")}
+        env = binary_env()
         self.log = Path(self.dir.name) / "stderr.log"
         self.stderr = open(self.log, "wb")
         self.process = subprocess.Popen(

@@ -10,7 +10,7 @@ import pytest
 
 import tailhook
 import tailhook.schema
-from conftest import BINARY, Database, new_secret, verify_standard_webhooks, wait_for
+from conftest import BINARY, Database, binary_env, new_secret, verify_standard_webhooks, wait_for
 
 
 def test_a_rolled_back_transaction_publishes_nothing(db: Database) -> None:
@@ -79,7 +79,7 @@ def test_install_applies_every_step_once_and_tailhook_migrate_then_has_nothing_t
         tailhook.schema.install(conn)  # a fixture run twice
         assert conn.execute("SELECT version, applied_at FROM tailhook.schema_migrations ORDER BY 1").fetchall() == recorded
     assert [r[0] for r in recorded] == sorted({s.version for s in tailhook.schema.steps()})
-    out = subprocess.run([str(BINARY), "migrate"], env={"DATABASE_URL": empty_db.url}, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([str(BINARY), "migrate"], env=binary_env(DATABASE_URL=empty_db.url), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("schema is up to date"), out.stdout
 
@@ -91,7 +91,7 @@ def test_install_refuses_a_connection_in_a_transaction(empty_db: Database) -> No
 
 
 def test_the_shipped_steps_are_what_this_tailhook_prints() -> None:
-    out = subprocess.run([str(BINARY), "migrate", "--print-sql", "--all"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([str(BINARY), "migrate", "--print-sql", "--all"], env=binary_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == tailhook.schema.sql(), (
         "clients/python/src/tailhook/schema.sql is stale: regenerate it with "
