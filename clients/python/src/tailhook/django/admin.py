@@ -59,7 +59,7 @@ class EndpointForm(forms.ModelForm):
         return {} if headers is None else headers
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned: dict[str, Any] = super().clean() or self.cleaned_data
         # An empty text box means no value (NULL), as for the other nullable columns.
         for f in Endpoint._meta.concrete_fields:
             if f.null and cleaned.get(f.name) == "":
@@ -67,7 +67,7 @@ class EndpointForm(forms.ModelForm):
         return cleaned
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]
         if self.errors:
             return
         for column, messages in database_errors(self.instance).items():
