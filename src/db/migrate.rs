@@ -1,4 +1,4 @@
-//! Applies the numbered plain-SQL migrations in `sql/`, once each, under an advisory lock.
+//! Applies the numbered plain-SQL migrations in `sql/`, once each, under an advisory lock, or prints them as steps for another migration tool.
 
 use super::typed::typed;
 use super::DbError;
