@@ -46,7 +46,7 @@ enum Command {
     /// Run the sidecar (the default)
     Run,
     /// Create or upgrade the schema, then exit
-    Migrate,
+    Migrate(MigrateArgs),
     /// Validate the configuration and print it with secrets redacted
     CheckConfig,
     /// Put deliveries back to be sent now (default: failed ones), keeping their history
@@ -62,6 +62,16 @@ enum Command {
         /// The endpoint's name
         endpoint: String,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    /// Change nothing: print the SQL of the steps this database lacks, for another migration tool to run
+    #[arg(long)]
+    print_sql: bool,
+    /// With --print-sql: print every step without connecting (each skips itself where already applied)
+    #[arg(long, requires = "print_sql")]
+    all: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -155,7 +165,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => run(config).await,
-            Command::Migrate => migrate(config).await,
+            Command::Migrate(args) => migrate(config, args).await,
             Command::Redeliver(args) => redeliver(config, args).await,
             Command::Status(args) => status(config, args).await,
             Command::SendTest(args) => send_test(config, args).await,
@@ -391,9 +401,18 @@ async fn demo() -> Result<(), Failure> {
     Ok(demo::demo().await.map_err(|e| e.to_string())?)
 }
 
-async fn migrate(config: Config) -> Result<(), Failure> {
+async fn migrate(config: Config, args: MigrateArgs) -> Result<(), Failure> {
+    if args.all {
+        say_raw!("{}", db::print_sql(db::MIGRATIONS));
+        return Ok(());
+    }
     let db = Db::new(&config.database).map_err(|e| e.to_string())?;
     let mut client = db.client().await.map_err(|e| e.to_string())?;
+    if args.print_sql {
+        let pending = db::pending(&client).await.map_err(|e| e.to_string())?;
+        say_raw!("{}", db::print_sql(&pending));
+        return Ok(());
+    }
     let applied = db::migrate(&mut client).await.map_err(|e| e.to_string())?;
     let latest = db::MIGRATIONS.last().map_or(0, |m| m.0);
     if applied.is_empty() {

@@ -1,4 +1,4 @@
-//! Applies the numbered plain-SQL migrations in `sql/`, once each, under an advisory lock.
+//! Applies the numbered plain-SQL migrations in `sql/`, once each, under an advisory lock, or prints them as steps for another migration tool.
 
 use super::typed::typed;
 use super::DbError;
@@ -37,6 +37,12 @@ const PREPARE: &str = include_str!("../../sql/queries/migrations_prepare.sql");
 const APPLIED: &str = include_str!("../../sql/queries/migrations_applied.sql");
 const RECORD: &str = include_str!("../../sql/queries/migrations_record.sql");
 const BUILDING: &str = include_str!("../../sql/queries/migrations_building.sql");
+const TABLE_EXISTS: &str = include_str!("../../sql/queries/migrations_table_exists.sql");
+const PRINT_STEP: &str = include_str!("../../sql/queries/migrations_print_step.sql");
+const PRINT_RECORD: &str = include_str!("../../sql/queries/migrations_print_record.sql");
+
+/// Every line that begins a step of [`print_sql`]'s script starts so.
+pub const STEP_MARKER: &str = "-- tailhook step ";
 
 /// How often a migrator looks whether another one's index build is over.
 const BUILD_POLL: Duration = Duration::from_millis(200);
@@ -80,6 +86,68 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
         }
         tx.commit().await?;
     }
+}
+
+/// The migrations this database has not recorded yet, in order, read
+/// without writing anything (no schema or table is created, no lock taken).
+pub async fn pending(client: &Client) -> Result<Vec<(i32, &'static str, &'static str)>, DbError> {
+    let exists: bool = client.query_typed(TABLE_EXISTS, &[]).await?.first().is_some_and(|r| r.get(0));
+    let done: Vec<i32> = if exists {
+        client.query_typed(APPLIED, &[]).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    Ok(MIGRATIONS.iter().copied().filter(|m| !done.contains(&m.0)).collect())
+}
+
+/// A script that applies `steps` as `tailhook migrate` would, for another
+/// migration tool or a test fixture to run: each step begins with a line
+/// starting with [`STEP_MARKER`] that ends in `: transactional` or
+/// `: outside a transaction`. A transactional step is one statement (a `DO`
+/// block) that takes tailhook's migration lock, does nothing if
+/// `tailhook.schema_migrations` already lists its version, and otherwise
+/// applies the file and records it: it may run inside the tool's transaction
+/// or on its own. A file that runs outside a transaction becomes one step per
+/// statement, each to run on its own in autocommit, then a transactional step
+/// recording it. So the script is safe to apply twice, or after `tailhook
+/// migrate` got further, and leaves the bookkeeping as `migrate` would.
+pub fn print_sql(steps: &[(i32, &str, &str)]) -> String {
+    let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+    let mut out = format!(
+        "-- tailhook {} schema steps ({} pending; the latest version is {latest}).\n\
+         -- Run them in order. A step marked `transactional` is one statement and\n\
+         -- may run inside your tool's transaction; each step marked `outside a\n\
+         -- transaction` must run on its own in autocommit. `psql -v ON_ERROR_STOP=1\n\
+         -- -f` runs the whole file correctly. Applying it again changes nothing.\n",
+        env!("CARGO_PKG_VERSION"),
+        steps.len(),
+    );
+    let prepare = PREPARE.trim_end();
+    for &(version, name, sql) in steps {
+        let name = name.replace('\'', "''");
+        let fill = |template: &str, sql: &str| {
+            template
+                .replace("{version}", &version.to_string())
+                .replace("{name}", &name)
+                .replace("{prepare}", prepare)
+                .replace("{sql}", sql)
+        };
+        out.push('\n');
+        if runs_outside_a_transaction(sql) {
+            let statements = statements(sql);
+            for (i, statement) in statements.iter().enumerate() {
+                let n = statements.len();
+                out.push_str(&format!(
+                    "{STEP_MARKER}{version} {name} ({} of {n}): outside a transaction\n{statement}\n\n",
+                    i + 1
+                ));
+            }
+            out.push_str(&fill(PRINT_RECORD, ""));
+        } else {
+            out.push_str(&fill(PRINT_STEP, sql.trim_end()));
+        }
+    }
+    out
 }
 
 async fn applied(tx: &tokio_postgres::Transaction<'_>) -> Result<Vec<i32>, DbError> {
@@ -192,6 +260,25 @@ mod tests {
         for (sql, expected) in cases {
             assert_eq!(statements(sql), *expected, "{sql}");
         }
+    }
+
+    #[test]
+    fn printed_steps_quote_every_file_safely() {
+        let script = print_sql(MIGRATIONS);
+        for (version, _, sql) in MIGRATIONS {
+            // The dollar quotes the script wraps files in never occur in one.
+            assert!(!sql.contains("$tailhook_"), "version {version} holds a tag print_sql quotes with");
+        }
+        // Flyway replaces `${name}` placeholders anywhere in a script.
+        assert!(!script.contains("${"), "a Flyway placeholder");
+        let markers: Vec<&str> = script.lines().filter(|l| l.starts_with(STEP_MARKER)).collect();
+        let transactional = markers.iter().filter(|l| l.ends_with(": transactional")).count();
+        let outside = markers.iter().filter(|l| l.ends_with(": outside a transaction")).count();
+        assert_eq!(transactional, MIGRATIONS.len(), "one transactional step per file (or per file's record)");
+        let statements_outside: usize =
+            MIGRATIONS.iter().filter(|m| runs_outside_a_transaction(m.2)).map(|m| statements(m.2).len()).sum();
+        assert_eq!(outside, statements_outside);
+        assert_eq!(markers.len(), transactional + outside);
     }
 
     #[test]

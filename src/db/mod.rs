@@ -20,7 +20,7 @@ mod typed;
 
 pub use crate::pipeline::limits::Rooms;
 pub use console::{AttemptView, DeliveryView, Found, Latency, Minute, Page, Search};
-pub use migrate::{migrate, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION};
+pub use migrate::{migrate, pending, print_sql, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION, STEP_MARKER};
 pub use operate::{Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
 pub use queries::{ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Selection};
 pub use retention::{Ages, OutboxStep, Removed};

@@ -24,6 +24,7 @@ mod pooler;
 mod retention;
 mod routing;
 mod schema;
+mod schema_tools;
 mod takeover;
 mod tls;
 mod transforms;
