@@ -24,6 +24,7 @@ mod pooler;
 mod retention;
 mod routing;
 mod schema;
+mod sql_privileges;
 mod takeover;
 mod tls;
 mod transforms;
