@@ -267,7 +267,10 @@ async fn capture_refuses_tables_it_cannot_handle_with_a_clear_error() {
         ("SELECT tailhook.capture('tailhook.outbox', 'x')", "tailhook.outbox is one of tailhook's own tables"),
         ("SELECT tailhook.capture('keyed', 'x', columns => '{id,nope}')", "keyed has no column nope"),
         ("SELECT tailhook.capture('keyed', 'x', tenant_column => 'Other')", "keyed has no column \"Other\""),
-        ("SELECT tailhook.capture('keyed', 'x', key_column => 'other')", "key_column other of public.keyed is not unique"),
+        (
+            "SELECT tailhook.capture('keyed', 'x', key_column => 'other')",
+            "key_column other of public.keyed is not unique",
+        ),
         ("SELECT tailhook.capture('keyed', '')", "event_type must not be empty"),
         ("SELECT tailhook.capture('keyed', 'x', operations => '{truncate}')", "operations must be a non-empty list"),
         ("SELECT tailhook.capture('v', 'x')", "v is not a table"),

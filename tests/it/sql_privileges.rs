@@ -475,6 +475,32 @@ async fn shadow_calls(admin: &tokio_postgres::Client) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Waits for `check` up to 30 s; on timeout fails with the look-alikes that
+/// ran (the likely reason) and what the deliveries say.
+async fn until<F, Fut>(admin: &tokio_postgres::Client, what: &str, _limit: Duration, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    if !poll_until(Duration::from_secs(30), check).await {
+        let deliveries: Vec<(String, String, Option<String>)> = admin
+            .query(
+                "SELECT e.name, d.status::text, d.last_error FROM tailhook.deliveries d
+                   JOIN tailhook.endpoints e ON e.id = d.endpoint_id ORDER BY d.id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        panic!(
+            "timed out waiting for {what}; look-alikes that ran: {:?}; deliveries: {deliveries:?}",
+            shadow_calls(admin).await
+        );
+    }
+}
+
 /// A connection to `db` whose own statements never reach a look-alike.
 async fn pinned(db: &TestDb) -> tokio_postgres::Client {
     let c = db.client().await;
@@ -493,7 +519,11 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
     let admin = pinned(db).await;
     let receiver = Receiver::start(|path, _| if path == "/fails" { Reply::status(500) } else { Reply::ok() }).await;
     let url = config.database.url.expose().to_owned();
-    let out = tailhook(&["migrate"], &[("DATABASE_URL", &url)]);
+    let mut env = vec![("DATABASE_URL", url.as_str())];
+    if !config.database.prepared_statements {
+        env.push(("TAILHOOK_DATABASE__PREPARED_STATEMENTS", "false"));
+    }
+    let out = tailhook(&["migrate"], &env);
     assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
     admin
         .batch_execute(&format!(
@@ -547,12 +577,14 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
         move || receiver.received().iter().filter(|r| r.path == path).count()
     };
     let ok = received("/ok");
-    wait_for("2 published and 6 captured events at /ok", Duration::from_secs(30), || async { ok() >= 8 }).await;
+    until(&admin, "2 published and 6 captured events at /ok", Duration::from_secs(30), || async { ok() >= 8 }).await;
     let ops = received("/ops");
-    wait_for("tailhook.delivery.failed for both failed deliveries", Duration::from_secs(30), || async { ops() >= 2 })
-        .await;
+    until(&admin, "tailhook.delivery.failed for both failed deliveries", Duration::from_secs(30), || async {
+        ops() >= 2
+    })
+    .await;
     // Retention deletes the succeeded deliveries.
-    wait_for("retention removed succeeded deliveries", Duration::from_secs(30), || async {
+    until(&admin, "retention removed succeeded deliveries", Duration::from_secs(30), || async {
         admin
             .query_one("SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'", &[])
             .await
@@ -576,11 +608,12 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
     for args in
         [&["status"][..], &["redeliver", "--dry-run"], &["enable", "fails"], &["redeliver", "--endpoint", "fails"]]
     {
-        let out = tailhook(args, &[("DATABASE_URL", &url)]);
+        let out = tailhook(args, &env);
         assert!(out.status.success(), "tailhook {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let fails = received("/fails");
-    wait_for("the redelivered deliveries were tried again", Duration::from_secs(30), || async { fails() >= 6 }).await;
+    until(&admin, "the redelivered deliveries were tried again", Duration::from_secs(30), || async { fails() >= 6 })
+        .await;
     sidecar.stop().await;
     shadow_calls(&admin).await
 }
@@ -673,4 +706,27 @@ async fn every_tailhook_function_pins_its_search_path_or_has_a_body_resolved_at_
             assert!(!public, "{name} is SECURITY DEFINER and executable by PUBLIC");
         }
     }
+}
+
+/// The same through PgBouncer in transaction mode, where no session setting
+/// may be left on a server connection (`database.prepared_statements =
+/// false`): the look-alikes are in public, the database's search_path is
+/// the default (`"$user", public`, pg_catalog implicitly first), so only a
+/// look-alike that is a closer match than the built-in could be called;
+/// tailhook's statements call none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_closer_look_alike_runs_through_pgbouncer_in_transaction_mode() {
+    use crate::support::pgbouncer::{PgBouncer, PoolMode};
+    let bouncer = PgBouncer::start(PoolMode::Transaction, 4).await;
+    let db = TestDb::new().await;
+    let hostile = Role::new(&db, "hostile").await;
+    let made = create_shadows(&hostile, &pinned(&db).await).await;
+    assert!(made > 1000, "look-alikes made: {made}");
+    let mut config = db.config();
+    config.database.url = tailhook::secret::DatabaseUrl::new(bouncer.url_for(db.name()));
+    config.database.listen = false;
+    config.database.prepared_statements = false;
+    config.database.poll_interval_ms = 100;
+    let ran = whole_pipeline_with_shadows(&db, config, &hostile).await;
+    assert!(ran.is_empty(), "look-alikes ran: {ran:?}");
 }
