@@ -167,23 +167,50 @@ END
 $$;
 
 -- What the generated expansion depends on: the table's columns (name, type)
--- and the attributes of the composite types among them, at any depth.
+-- and the attributes of the composite types among them (through domains
+-- and arrays), at any depth. Cheap (index probes only, a few per column):
+-- the expansion compares it with its own at every call.
 CREATE OR REPLACE FUNCTION tailhook.capture_signature(r oid) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    WITH RECURSIVE rels(relid, depth) AS (
-        SELECT r, 0
-        UNION
-        SELECT y.typrelid, rels.depth + 1
-          FROM rels
-          JOIN pg_catalog.pg_attribute a ON a.attrelid = rels.relid AND a.attnum > 0 AND NOT a.attisdropped
-          JOIN pg_catalog.pg_type y
-            ON y.oid = tailhook.capture_base_type(CASE WHEN tailhook.capture_element_type(a.atttypid) <> 0
-                                                       THEN tailhook.capture_element_type(a.atttypid)
-                                                       ELSE a.atttypid END)
-         WHERE y.typrelid <> 0 AND rels.depth < 32)
-    SELECT string_agg(format('%s.%s:%s:%s', a.attrelid, a.attnum, a.attname, a.atttypid), ',' ORDER BY a.attrelid, a.attnum)
-      FROM (SELECT DISTINCT relid FROM rels) s
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = s.relid AND a.attnum > 0 AND NOT a.attisdropped
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rels oid[] := ARRAY[r];
+    todo oid[];
+    y record;
+    steps int := 0;
+    sig text;
+    nested boolean;
+BEGIN
+    -- The common case in one query: no column of a domain, array or
+    -- composite type.
+    SELECT string_agg(format('%s.%s:%s:%s', a.attrelid, a.attnum, a.attname, a.atttypid), ',' ORDER BY a.attnum),
+           bool_or(t.typtype IN ('d', 'c') OR t.typelem <> 0)
+      INTO sig, nested
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = r AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT coalesce(nested, false) THEN
+        RETURN sig;
+    END IF;
+    todo := ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = r AND a.attnum > 0 AND NOT a.attisdropped);
+    WHILE cardinality(todo) > 0 AND steps < 10000 LOOP
+        steps := steps + 1;
+        SELECT t.typtype, t.typbasetype, t.typelem, t.typsubscript, t.typrelid INTO y
+          FROM pg_catalog.pg_type t WHERE t.oid = todo[1];
+        todo := todo[2:];
+        IF y.typtype = 'd' THEN
+            todo := todo || y.typbasetype;
+        ELSIF y.typelem <> 0 AND y.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc THEN
+            todo := todo || y.typelem;
+        ELSIF y.typtype = 'c' AND y.typrelid <> ALL (rels) THEN
+            rels := rels || y.typrelid;
+            todo := todo || ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped);
+        END IF;
+    END LOOP;
+    RETURN (SELECT string_agg(format('%s.%s:%s:%s', a.attrelid, a.attnum, a.attname, a.atttypid), ',' ORDER BY x.o, a.attnum)
+              FROM unnest(rels) WITH ORDINALITY AS x(relid, o)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = x.relid AND a.attnum > 0 AND NOT a.attisdropped);
+END
 $$;
 
 -- SQL for a captured row (`expr`, of table `r`'s row type) as jsonb: every

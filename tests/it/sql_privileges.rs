@@ -730,3 +730,50 @@ async fn no_closer_look_alike_runs_through_pgbouncer_in_transaction_mode() {
     let ran = whole_pipeline_with_shadows(&db, config, &hostile).await;
     assert!(ran.is_empty(), "look-alikes ran: {ran:?}");
 }
+
+/// A table captured before migration 19, with a column of its owner's enum
+/// (and its owner's hostile casts) and a statement staged: `migrate` gives
+/// it the new expansion before anything expands, so the cast never runs,
+/// during the upgrade or after, and the staged change is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_captured_before_19_is_upgraded_without_running_its_owners_casts() {
+    let db = TestDb::new().await;
+    let mut admin = db.client().await;
+    admin
+        .batch_execute(
+            "CREATE SCHEMA tailhook;
+             CREATE TABLE tailhook.schema_migrations (version int PRIMARY KEY, name text NOT NULL,
+                                                      applied_at timestamptz NOT NULL DEFAULT now());",
+        )
+        .await
+        .unwrap();
+    for (v, name, sql) in tailhook::db::MIGRATIONS.iter().filter(|m| m.0 < 19) {
+        apply_migration_by_hand(&admin, *v, sql).await;
+        admin
+            .execute("INSERT INTO tailhook.schema_migrations (version, name) VALUES ($1, $2)", &[v, name])
+            .await
+            .unwrap();
+    }
+    let app = Role::new(&db, "app").await;
+    let c = app_with_a_hostile_cast(&app).await;
+    admin.batch_execute("SELECT tailhook.capture('public.orders', 'order')").await.unwrap();
+    c.batch_execute("INSERT INTO public.orders VALUES (1, 'new', 'happy', '{sad}')").await.unwrap();
+    let applied = tailhook::db::migrate(&mut admin).await.unwrap();
+    assert!(applied.contains(&19), "applied {applied:?}");
+    let oid: u32 = admin.query_one("SELECT 'public.orders'::regclass::oid", &[]).await.unwrap().get(0);
+    let direct = c.query_one(&format!("SELECT tailhook.capture_{oid}_expand(9223372036854775807, 1000)"), &[]).await;
+    assert_eq!(
+        direct.err().and_then(|e| e.code().cloned()),
+        Some(tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    let expanded: i64 = admin.query_one("SELECT tailhook.expand_captures()", &[]).await.unwrap().get(0);
+    assert_eq!(expanded, 1);
+    assert!(!app.is_superuser(&db).await, "the app role became superuser");
+    assert_eq!(cast_calls(&db).await, [], "the owner's casts ran");
+    let new: String =
+        admin.query_one("SELECT (payload -> 'new')::text FROM tailhook.outbox", &[]).await.unwrap().get(0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&new).unwrap(),
+        serde_json::json!({"id": 1, "status": "new", "m": "happy", "tags": ["sad"]})
+    );
+}
