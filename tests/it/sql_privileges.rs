@@ -670,8 +670,10 @@ async fn no_look_alike_of_a_built_in_runs_anywhere_in_the_pipeline() {
 }
 
 /// Every function in schema tailhook runs with search_path pinned, or is one
-/// of the inlined hot-path SQL functions, whose SQL-standard bodies were
-/// parsed (every name resolved) when they were created.
+/// of the two hot-path SQL functions left without a SET clause (uuid_v7 is
+/// inlined into every outbox insert; event_type_matches is called per
+/// endpoint row), whose SQL-standard bodies were parsed (every name
+/// resolved) when they were created.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tailhook_function_pins_its_search_path_or_has_a_body_resolved_at_creation() {
     let db = TestDb::new().await;
@@ -698,7 +700,7 @@ async fn every_tailhook_function_pins_its_search_path_or_has_a_body_resolved_at_
         let (name, config, atomic, definer, public): (String, String, bool, bool, bool) =
             (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         if inlined.contains(&name.as_str()) {
-            assert!(atomic && !config.contains("search_path"), "{name}: inlinable, body parsed at creation");
+            assert!(atomic && !config.contains("search_path"), "{name}: no SET clause, body parsed at creation");
         } else {
             assert!(config.contains("search_path=pg_catalog, pg_temp"), "{name}: settings `{config}`");
         }
