@@ -20,9 +20,9 @@
 WITH dead AS (
     SELECT r.name
       FROM tailhook.replicas r
-     WHERE r.heartbeat_at < now() - $12::int * interval '1 millisecond'
+     WHERE r.heartbeat_at < now() - $12::int::float8 * interval '1 millisecond'
        AND EXISTS (SELECT 1 FROM tailhook.replicas me
-                    WHERE me.name = $2::text AND me.alive_since <= now() - $12::int * interval '1 millisecond')
+                    WHERE me.name = $2::text AND me.alive_since <= now() - $12::int::float8 * interval '1 millisecond')
 ), probe AS MATERIALIZED (
     -- An endpoint with paused_until set (circuit breaker) gets one probe once
     -- the pause is over. Its row is locked here, so a concurrent claim
@@ -96,7 +96,7 @@ WITH dead AS (
 ), leased AS (
     -- The first delivery always fits, so a claim never comes back empty.
     UPDATE tailhook.deliveries d
-       SET locked_until = now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0),
+       SET locked_until = now() + pg_catalog.make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int)::numeric / 1000.0),
            locked_by = $2::text,
            lease = $5::bigint,
            updated_at = now()
@@ -105,7 +105,7 @@ WITH dead AS (
     RETURNING d.id, d.endpoint_id, d.attempts, d.outbox_id, d.locked_until
 ), renewed AS (
     UPDATE tailhook.endpoints e
-       SET paused_until = now() + make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int) / 1000.0)
+       SET paused_until = now() + pg_catalog.make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int)::numeric / 1000.0)
      WHERE e.id IN (SELECT p.id FROM probe p)
        AND e.id IN (SELECT l.endpoint_id FROM leased l)
 )
@@ -121,7 +121,7 @@ SELECT l.id AS delivery_id,
              AND row_number() OVER (PARTITION BY l.outbox_id ORDER BY l.endpoint_id) = 1
             THEN ev.body END AS payload,
        octet_length(ev.body)::bigint AS payload_bytes,
-       (extract(epoch FROM l.locked_until - now()) * 1000)::bigint AS lease_ms,
+       (extract(epoch FROM l.locked_until - now()) * 1000::numeric)::bigint AS lease_ms,
        ev.tenant
   FROM leased l
   JOIN events ev ON ev.id = l.outbox_id

@@ -22,7 +22,7 @@ SELECT d.id, o.event_id::text, o.event_type, o.tenant, o.ordering_key,
        p.bytes AS payload_bytes,
        CASE WHEN p.bytes <= $2::int THEN jsonb_pretty(o.payload)
             ELSE left(o.payload::text, $2::int) END AS payload,
-       cardinality(e.secrets) AS secrets,
+       pg_catalog.cardinality(e.secrets) AS secrets,
        ARRAY(SELECT jsonb_object_keys(e.headers) ORDER BY 1) AS header_names,
        e.transform,
        CASE WHEN e.transform IS NOT NULL AND p.bytes <= $3::int THEN o.payload::text END AS payload_text,

@@ -10,14 +10,14 @@
 SELECT endpoint_id, minute, sum(succeeded)::bigint AS succeeded, sum(failed)::bigint AS failed
   FROM (
       SELECT d.endpoint_id,
-             59 - least(59, floor(date_part('epoch', now() - d.completed_at) / 60)::int) AS minute,
+             59 - least(59, floor(date_part('epoch', now() - d.completed_at) / 60::float8)::int) AS minute,
              1 AS succeeded, 0 AS failed
         FROM tailhook.deliveries d
        WHERE d.endpoint_id = ANY ($1::bigint[]) AND d.status = 'succeeded'
          AND d.completed_at > now() - interval '1 hour'
       UNION ALL
       SELECT d.endpoint_id,
-             59 - least(59, floor(date_part('epoch', now() - d.completed_at) / 60)::int),
+             59 - least(59, floor(date_part('epoch', now() - d.completed_at) / 60::float8)::int),
              0, 1
         FROM tailhook.deliveries d
        WHERE d.endpoint_id = ANY ($1::bigint[]) AND d.status = 'failed'

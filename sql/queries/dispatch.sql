@@ -64,7 +64,7 @@ WITH locked AS MATERIALIZED (
       FROM sized s
       JOIN locked l ON l.id = s.id
      WHERE s.running - least(s.bytes, $9::int) < $10::bigint
-       AND s.fanned - s.n < $11::bigint
+       AND s.fanned - s.n::numeric < $11::bigint::numeric
 ), marked AS (
     UPDATE tailhook.outbox o
        SET dispatched_at = now()
@@ -113,7 +113,7 @@ WITH locked AS MATERIALIZED (
            (outbox_id, endpoint_id, ordering_key, status, attempts, next_attempt_at, locked_until, locked_by, lease)
     SELECT m.outbox_id, m.endpoint_id, m.ordering_key, 'pending', 0, CASE WHEN m.waiting THEN NULL ELSE now() END,
            CASE WHEN m.lease_now
-                THEN now() + make_interval(secs => (coalesce(m.timeout_ms, $3::int)::bigint + $4::int) / 1000.0) END,
+                THEN now() + pg_catalog.make_interval(secs => (coalesce(m.timeout_ms, $3::int)::bigint + $4::int)::numeric / 1000.0) END,
            CASE WHEN m.lease_now THEN $2::text END,
            CASE WHEN m.lease_now THEN $5::bigint END
       FROM leasing m
@@ -137,7 +137,7 @@ SELECT i.id AS delivery_id,
              AND row_number() OVER (PARTITION BY c.id ORDER BY i.locked_until IS NULL, i.endpoint_id) = 1
             THEN c.body END AS payload,
        c.bytes::bigint AS payload_bytes,
-       (extract(epoch FROM i.locked_until - now()) * 1000)::bigint AS lease_ms,
+       (extract(epoch FROM i.locked_until - now()) * 1000::numeric)::bigint AS lease_ms,
        c.tenant
   FROM claimed c
   LEFT JOIN inserted i ON i.outbox_id = c.id

@@ -29,8 +29,8 @@ WITH h AS (
 ), v AS (
     SELECT s.*,
            s.since IS NOT NULL AND s.failures >= $5::int
-             AND s.since <= now() - $4::bigint * interval '1 millisecond' AS open,
-           s.since IS NOT NULL AND s.since <= now() - $7::bigint * interval '1 millisecond' AS dead
+             AND s.since <= now() - $4::bigint::float8 * interval '1 millisecond' AS open,
+           s.since IS NOT NULL AND s.since <= now() - $7::bigint::float8 * interval '1 millisecond' AS dead
       FROM s
 ), written AS (
 UPDATE tailhook.endpoints e
@@ -39,8 +39,8 @@ UPDATE tailhook.endpoints e
        paused_until = CASE
            WHEN v.since IS NULL OR v.dead THEN NULL
            WHEN v.open THEN greatest(e.paused_until, now() + least(
-                   greatest((now() - v.since) / 2, interval '30 seconds'),
-                   $6::bigint * interval '1 millisecond'))
+                   greatest((now() - v.since) / 2::float8, interval '30 seconds'),
+                   $6::bigint::float8 * interval '1 millisecond'))
            ELSE e.paused_until END,
        enabled = e.enabled AND NOT v.dead,
        auto_disabled = e.auto_disabled OR (v.dead AND e.enabled),

@@ -22,7 +22,7 @@ WITH r AS (
     UPDATE tailhook.deliveries d
        SET status = r.status,
            attempts = r.attempt,
-           next_attempt_at = now() + r.delay_ms * interval '1 millisecond',
+           next_attempt_at = now() + r.delay_ms::float8 * interval '1 millisecond',
            locked_until = NULL,
            locked_by = NULL,
            lease = NULL,

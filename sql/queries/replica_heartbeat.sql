@@ -9,5 +9,5 @@ WITH pruned AS (
 INSERT INTO tailhook.replicas AS r (name) VALUES ($1::text)
 ON CONFLICT (name) DO UPDATE
    SET heartbeat_at = now(),
-       alive_since = CASE WHEN r.heartbeat_at < now() - $2::int * interval '1 millisecond'
+       alive_since = CASE WHEN r.heartbeat_at < now() - $2::int::float8 * interval '1 millisecond'
                           THEN now() ELSE r.alive_since END

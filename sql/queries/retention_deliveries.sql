@@ -12,22 +12,22 @@
 -- $1 succeeded age ms, $2 failed and cancelled age ms, $3 batch size
 WITH candidates AS (
     (SELECT id FROM tailhook.deliveries
-      WHERE status = 'succeeded' AND completed_at < now() - $1::bigint * interval '1 millisecond'
+      WHERE status = 'succeeded' AND completed_at < now() - $1::bigint::float8 * interval '1 millisecond'
       ORDER BY status, completed_at LIMIT $3::bigint)
     UNION ALL
     (SELECT id FROM tailhook.deliveries
-      WHERE status = 'failed' AND completed_at < now() - $2::bigint * interval '1 millisecond'
+      WHERE status = 'failed' AND completed_at < now() - $2::bigint::float8 * interval '1 millisecond'
       ORDER BY status, completed_at LIMIT $3::bigint)
     UNION ALL
     (SELECT id FROM tailhook.deliveries
-      WHERE status = 'cancelled' AND completed_at < now() - $2::bigint * interval '1 millisecond'
+      WHERE status = 'cancelled' AND completed_at < now() - $2::bigint::float8 * interval '1 millisecond'
       ORDER BY status, completed_at LIMIT $3::bigint)
 ), doomed AS MATERIALIZED (
     SELECT d.id
       FROM tailhook.deliveries d
      WHERE d.id IN (SELECT id FROM candidates)
        AND d.status IN ('succeeded', 'failed', 'cancelled')
-       AND d.completed_at < now() - CASE WHEN d.status = 'succeeded' THEN $1::bigint ELSE $2::bigint END
+       AND d.completed_at < now() - (CASE WHEN d.status = 'succeeded' THEN $1::bigint ELSE $2::bigint END)::float8
                                     * interval '1 millisecond'
        AND (d.locked_until IS NULL OR d.locked_until < now())
      LIMIT $3::bigint

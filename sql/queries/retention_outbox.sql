@@ -9,8 +9,8 @@
 -- $1 after id, $2 age ms, $3 window size
 WITH win AS MATERIALIZED (
     SELECT o.id,
-           o.dispatched_at IS NOT NULL AND o.created_at < now() - $2::bigint * interval '1 millisecond'
-               AND o.dispatched_at < now() - $2::bigint * interval '1 millisecond' AS old
+           o.dispatched_at IS NOT NULL AND o.created_at < now() - $2::bigint::float8 * interval '1 millisecond'
+               AND o.dispatched_at < now() - $2::bigint::float8 * interval '1 millisecond' AS old
       FROM tailhook.outbox o
      WHERE o.id > $1::bigint
      ORDER BY o.id
@@ -19,7 +19,7 @@ WITH win AS MATERIALIZED (
     SELECT o.id
       FROM tailhook.outbox o
      WHERE o.id IN (SELECT id FROM win WHERE old)
-       AND o.dispatched_at < now() - $2::bigint * interval '1 millisecond'
+       AND o.dispatched_at < now() - $2::bigint::float8 * interval '1 millisecond'
        AND NOT EXISTS (SELECT 1 FROM tailhook.deliveries d WHERE d.outbox_id = o.id)
        FOR UPDATE SKIP LOCKED
 ), gone AS (

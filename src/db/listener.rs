@@ -108,6 +108,9 @@ async fn listen_once(pg: &Connector, wake: &Wake, connected: &AtomicBool) -> Str
         let _ = lost_tx.send(reason);
     });
     let result = async {
+        if let Err(e) = client.batch_execute(super::SESSION_SEARCH_PATH).await {
+            return format!("setting search_path failed: {e}");
+        }
         if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
             return format!("LISTEN failed: {e}");
         }

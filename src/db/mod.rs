@@ -1,9 +1,12 @@
 //! PostgreSQL access: connection settings (TLS, keepalives), the pool, every runtime query (compiled in from `sql/queries`), and their deadlines.
 //!
-//! No session state is set (no start-up `options`, no `SET`), so it works
-//! directly and through PgBouncer in session or transaction mode; named
-//! prepared statements are cached per connection unless
-//! `database.prepared_statements = false` (see `typed.rs`). Each operation has one client-side deadline
+//! No start-up `options` (PgBouncer refuses them), so it works directly and
+//! through PgBouncer in session or transaction mode. Each new connection's
+//! `search_path` is set to `pg_catalog, pg_temp` (one `SET`), and named
+//! prepared statements are cached per connection, unless
+//! `database.prepared_statements = false` (a transaction-mode pooler, where
+//! no session state may be left: there the statements themselves name only
+//! built-ins that win over any look-alike; see `typed.rs`). Each operation has one client-side deadline
 //! (`database.statement_timeout_ms`); when it passes, the server is asked to
 //! cancel the statement and the connection is dropped, never pooled again.
 
@@ -26,7 +29,7 @@ pub use queries::{ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthCh
 pub use retention::{Ages, OutboxStep, Removed};
 
 use crate::config::DatabaseConfig;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::{ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,6 +172,9 @@ fn reaches_a_replan(before: u64, after: u64) -> bool {
     }
 }
 
+/// Sets the session's search_path to `pg_catalog, pg_temp`.
+pub(crate) const SESSION_SEARCH_PATH: &str = include_str!("../../sql/queries/session_search_path.sql");
+
 /// How long TLS and start-up may take once the TCP connection is open.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 
@@ -186,7 +192,13 @@ impl Db {
             connector.tls.clone(),
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
-        let pool = Pool::builder(manager)
+        let mut builder = Pool::builder(manager);
+        if config.prepared_statements {
+            builder = builder.post_create(Hook::async_fn(|client: &mut ClientWrapper, _| {
+                Box::pin(async move { client.batch_execute(SESSION_SEARCH_PATH).await.map_err(HookError::Backend) })
+            }));
+        }
+        let pool = builder
             .max_size(config.pool_size)
             // The connection given back last: at low rates one warm server
             // process serves the claims instead of each in turn (measured at

@@ -267,7 +267,10 @@ async fn capture_refuses_tables_it_cannot_handle_with_a_clear_error() {
         ("SELECT tailhook.capture('tailhook.outbox', 'x')", "tailhook.outbox is one of tailhook's own tables"),
         ("SELECT tailhook.capture('keyed', 'x', columns => '{id,nope}')", "keyed has no column nope"),
         ("SELECT tailhook.capture('keyed', 'x', tenant_column => 'Other')", "keyed has no column \"Other\""),
-        ("SELECT tailhook.capture('keyed', 'x', key_column => 'other')", "key_column other of keyed is not unique"),
+        (
+            "SELECT tailhook.capture('keyed', 'x', key_column => 'other')",
+            "key_column other of public.keyed is not unique",
+        ),
         ("SELECT tailhook.capture('keyed', '')", "event_type must not be empty"),
         ("SELECT tailhook.capture('keyed', 'x', operations => '{truncate}')", "operations must be a non-empty list"),
         ("SELECT tailhook.capture('v', 'x')", "v is not a table"),
@@ -662,7 +665,8 @@ async fn tables_captured_before_0018_get_the_writer_that_slices_large_statements
     // off, so a large statement's slices are grouped by hashing, in scan order.
     let before = writer_settings(&client).await;
     assert!(!before.contains("enable_sort=off"), "0015's writer: {before}");
-    assert_eq!(tailhook::db::migrate(&mut client).await.unwrap(), [18]);
+    let later: Vec<i32> = tailhook::db::MIGRATIONS.iter().map(|m| m.0).filter(|v| *v >= 18).collect();
+    assert_eq!(tailhook::db::migrate(&mut client).await.unwrap(), later);
     let after = writer_settings(&client).await;
     assert!(after.contains("enable_sort=off"), "after migrate: {after}");
     // A statement of 200,001 rows: three slices, each row's old and new

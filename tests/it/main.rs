@@ -25,6 +25,7 @@ mod retention;
 mod routing;
 mod schema;
 mod schema_tools;
+mod sql_privileges;
 mod takeover;
 mod tls;
 mod transforms;
