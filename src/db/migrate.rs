@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (16, "claim_rows", include_str!("../../sql/0016_claim_rows.sql")),
     (17, "publish_plan", include_str!("../../sql/0017_publish_plan.sql")),
     (18, "capture_slices", include_str!("../../sql/0018_capture_slices.sql")),
+    (21, "privileges", include_str!("../../sql/0021_privileges.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a
@@ -37,6 +38,10 @@ const PREPARE: &str = include_str!("../../sql/queries/migrations_prepare.sql");
 const APPLIED: &str = include_str!("../../sql/queries/migrations_applied.sql");
 const RECORD: &str = include_str!("../../sql/queries/migrations_record.sql");
 const BUILDING: &str = include_str!("../../sql/queries/migrations_building.sql");
+const REGRANT: &str = include_str!("../../sql/queries/migrations_regrant.sql");
+
+/// The version that creates `tailhook.regrant()`.
+const ROLE_GRANTS: i32 = 21;
 
 /// How often a migrator looks whether another one's index build is over.
 const BUILD_POLL: Duration = Duration::from_millis(200);
@@ -68,6 +73,10 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
             tx.batch_execute(sql).await.map_err(|source| DbError::Migration { version, name, source })?;
             tx.execute_typed(RECORD, &typed(&[&version, &name])).await?;
             done.push(version);
+        }
+        let applied_now = done.iter().any(|v| !done_before.contains(v));
+        if applied_now && (done_before.contains(&ROLE_GRANTS) || done.contains(&ROLE_GRANTS)) {
+            tx.query_typed(REGRANT, &[]).await?;
         }
         tx.commit().await?;
         let Some((version, name, sql)) = outside else { return Ok(done) };

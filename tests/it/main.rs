@@ -22,6 +22,7 @@ mod pipeline;
 mod policy;
 mod pooler;
 mod retention;
+mod roles;
 mod routing;
 mod schema;
 mod takeover;
