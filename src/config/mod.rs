@@ -1,6 +1,7 @@
 //! Configuration: built-in defaults, `config.toml`, `DATABASE_URL` and `TAILHOOK_<SECTION>__<KEY>`, validated with the key named.
 
 pub mod rules;
+pub mod sealed;
 pub mod secret;
 
 use crate::config::secret::{DatabaseUrl, Secret};
@@ -34,8 +35,48 @@ pub struct Config {
     pub server: ServerConfig,
     pub retention: RetentionConfig,
     pub transform: TransformConfig,
+    pub secrets: SecretsConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointConfig>,
+}
+
+/// `[secrets]`: the keys that seal endpoint secrets and header values in
+/// the database (see `sealed.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// Base64 of 32 random bytes each; the first seals, every one opens.
+    /// Empty: values stay as written (plaintext). From the environment as
+    /// one string, keys separated by commas or spaces.
+    #[serde(deserialize_with = "one_or_many_keys")]
+    pub keys: Vec<Secret>,
+}
+
+impl SecretsConfig {
+    /// The parsed keys (checked when the configuration was loaded).
+    pub fn keys(&self) -> Result<sealed::Keys, ConfigError> {
+        sealed::Keys::parse(&self.keys).map_err(|(i, reason)| invalid(format!("secrets.keys[{i}]"), reason))
+    }
+}
+
+/// A list of keys, or one string of keys separated by commas or whitespace
+/// (how an environment variable gives them).
+fn one_or_many_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Secret),
+        Many(Vec<Secret>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(text) => text
+            .expose()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|k| !k.is_empty())
+            .map(Secret::new)
+            .collect(),
+        OneOrMany::Many(keys) => keys,
+    })
 }
 
 /// The HTTP listener: `/healthz`, `/readyz`, `/metrics` and the console at `/`.
@@ -557,6 +598,7 @@ impl Config {
             ep.resolve(i, d.https_only)?;
         }
         self.transform.validate()?;
+        self.secrets.keys()?;
         if self.endpoints.iter().any(|ep| ep.script().is_some()) {
             let transforms = crate::pipeline::transform::Transforms::new(&self.transform, d.max_payload_bytes);
             for (i, ep) in self.endpoints.iter().enumerate() {

@@ -155,6 +155,11 @@ pub fn headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Res
     Ok(map)
 }
 
+/// A header name as messages show it: at most 64 characters.
+pub fn shown(name: &str) -> String {
+    truncate(name, 64)
+}
+
 /// At most `max` characters of `text`, for naming hostile input in messages.
 fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {

@@ -25,6 +25,7 @@ mod retention;
 mod roles;
 mod routing;
 mod schema;
+mod sealing;
 mod takeover;
 mod tls;
 mod transforms;

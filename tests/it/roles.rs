@@ -69,7 +69,10 @@ async fn refused(client: &tokio_postgres::Client, sql: &str) {
 
 /// Runs `sql` and expects it to succeed.
 async fn allowed(client: &tokio_postgres::Client, sql: &str) {
-    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("refused, expected allowed: {sql}\n{}", support::report(&e)));
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("refused, expected allowed: {sql}\n{}", support::report(&e)));
 }
 
 /// The statements every role but the ones named may not run.
@@ -116,7 +119,11 @@ async fn a_publisher_may_only_publish_and_never_tailhooks_own_event_types() {
     }
     let published = db.count("SELECT count(*) FROM tailhook.outbox").await;
     assert_eq!(published, 3, "the three allowed publishes, and no forged one");
-    let forged = db.count("SELECT count(*) FROM tailhook.outbox WHERE event_type LIKE 'tailhook.%' AND event_type <> 'tailhook.test'").await;
+    let forged = db
+        .count(
+            "SELECT count(*) FROM tailhook.outbox WHERE event_type LIKE 'tailhook.%' AND event_type <> 'tailhook.test'",
+        )
+        .await;
     assert_eq!(forged, 0);
 }
 
@@ -136,7 +143,10 @@ async fn an_endpoint_manager_manages_endpoints_and_reads_no_history() {
     let admin = db.migrate().await;
     admin.execute("SELECT tailhook.publish('order.paid', '{\"card\": \"4242\"}')", &[]).await.unwrap();
     let role = Role::new(&db, "manager").await;
-    admin.execute("SELECT tailhook.grant_endpoint_manager($1::text::regrole)", &[&role.name]).await.expect("grant_endpoint_manager");
+    admin
+        .execute("SELECT tailhook.grant_endpoint_manager($1::text::regrole)", &[&role.name])
+        .await
+        .expect("grant_endpoint_manager");
     let me = role.connect().await;
 
     allowed(
@@ -148,7 +158,8 @@ async fn an_endpoint_manager_manages_endpoints_and_reads_no_history() {
     )
     .await;
     allowed(&me, "UPDATE tailhook.endpoints SET event_types = '{invoice.*}' WHERE name = 'billing'").await;
-    allowed(&me, "UPDATE tailhook.endpoints SET headers = headers || '{\"x-team\": \"pay\"}' WHERE name = 'billing'").await;
+    allowed(&me, "UPDATE tailhook.endpoints SET headers = headers || '{\"x-team\": \"pay\"}' WHERE name = 'billing'")
+        .await;
     allowed(&me, "SELECT id, name, url, secrets, headers, enabled, invalid_reason FROM tailhook.endpoints").await;
     allowed(&me, "SELECT * FROM tailhook.endpoint_config").await;
     allowed(&me, "SELECT tailhook.enable_endpoint('billing')").await;
@@ -182,7 +193,10 @@ async fn a_history_reader_reads_history_and_endpoint_configuration_without_secre
         .unwrap();
     admin.execute("SELECT tailhook.publish('order.paid', '{\"n\": 1}')", &[]).await.unwrap();
     let role = Role::new(&db, "reader").await;
-    admin.execute("SELECT tailhook.grant_history_reader($1::text::regrole)", &[&role.name]).await.expect("grant_history_reader");
+    admin
+        .execute("SELECT tailhook.grant_history_reader($1::text::regrole)", &[&role.name])
+        .await
+        .expect("grant_history_reader");
     let me = role.connect().await;
 
     allowed(&me, READ_PAYLOADS).await;
@@ -190,10 +204,7 @@ async fn a_history_reader_reads_history_and_endpoint_configuration_without_secre
     allowed(&me, READ_ATTEMPTS).await;
     allowed(&me, "SELECT * FROM tailhook.endpoint_stats").await;
     let row = me
-        .query_one(
-            "SELECT name, url, header_names, secrets, event_types::text[] FROM tailhook.endpoint_config",
-            &[],
-        )
+        .query_one("SELECT name, url, header_names, secrets, event_types::text[] FROM tailhook.endpoint_config", &[])
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "billing");
