@@ -156,13 +156,13 @@ BEGIN
             'GRANT EXECUTE ON FUNCTION tailhook.enable_endpoint(text) TO %1$s'];
     WHEN 'history_reader' THEN
         statements := statements || ARRAY[
-            'GRANT SELECT ON tailhook.outbox, tailhook.deliveries, tailhook.attempts, tailhook.endpoint_config, tailhook.endpoint_stats TO %1$s'];
+            'GRANT SELECT ON tailhook.outbox, tailhook.deliveries, tailhook.attempts, tailhook.endpoint_config, tailhook.endpoint_stats, tailhook.delivery_log TO %1$s'];
     WHEN 'sidecar' THEN
         statements := statements || ARRAY[
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.outbox, tailhook.deliveries, tailhook.replicas TO %1$s',
             'GRANT SELECT, INSERT, DELETE ON tailhook.attempts TO %1$s',
             'GRANT SELECT, INSERT, UPDATE ON tailhook.endpoints TO %1$s',
-            'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.capture_config, tailhook.captures TO %1$s',
+            'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures TO %1$s',
             'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text) TO %1$s'];
         -- Change capture's staging tables and expanders, one per captured
         -- table (expand_captures reads the one and calls the other).

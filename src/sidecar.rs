@@ -108,6 +108,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         .map(|(i, e)| e.resolve(i, config.delivery.https_only))
         .collect::<Result<Vec<_>, _>>()?;
     let keys = config.secrets.keys()?;
+    if let Some(key) = keys.sealing_id() {
+        tracing::info!(key, "endpoint secrets and header values are sealed at rest");
+    }
     db.sync_config_endpoints(&resolved, &keys).await?;
 
     let policy = AddressPolicy {

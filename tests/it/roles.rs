@@ -203,6 +203,7 @@ async fn a_history_reader_reads_history_and_endpoint_configuration_without_secre
     allowed(&me, READ_DELIVERIES).await;
     allowed(&me, READ_ATTEMPTS).await;
     allowed(&me, "SELECT * FROM tailhook.endpoint_stats").await;
+    allowed(&me, "SELECT * FROM tailhook.delivery_log").await;
     let row = me
         .query_one("SELECT name, url, header_names, secrets, event_types::text[] FROM tailhook.endpoint_config", &[])
         .await
@@ -281,6 +282,30 @@ async fn the_sidecar_runs_as_its_own_role_and_delivers_signed() {
     }
     let attempts = db.count("SELECT count(*) FROM tailhook.attempts WHERE status_code = 200").await;
     assert_eq!(attempts, 2);
+
+    // The operator commands work as the sidecar's role too.
+    for args in [
+        &["status"][..],
+        &["redeliver", "--endpoint", "hook", "--status", "succeeded"],
+        &["enable", "hook"],
+        &["send-test", "hook"],
+    ] {
+        let url = role.url();
+        // On a thread of its own: the receiver answers on this test's runtime.
+        let out = tokio::task::spawn_blocking(move || {
+            let env = [
+                ("TAILHOOK_DATABASE__URL", url.as_str()),
+                ("TAILHOOK_DATABASE__AUTO_MIGRATE", "false"),
+                ("TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true"),
+            ];
+            support::tailhook(args, &env)
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(support::deliveries_of(&db, "hook", "retrying").await, 1, "redeliver put it back");
+    assert_eq!(receiver.received().iter().filter(|r| r.path == "/hook").count(), 2, "send-test sent one more");
 }
 
 /// The sidecar has synced its config endpoints (it runs once it has).
