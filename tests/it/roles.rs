@@ -315,3 +315,119 @@ async fn wait_for_ready(db: &TestDb) {
     })
     .await;
 }
+
+/// Every privilege `role` holds on the schema `tailhook` and its objects, as
+/// `object: privilege` lines.
+async fn privileges_of(client: &tokio_postgres::Client, role: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT o.name || ': ' || a.privilege_type
+               FROM (SELECT c.oid::regclass::text AS name, c.relacl AS acl FROM pg_class c
+                      WHERE c.relnamespace = 'tailhook'::regnamespace
+                     UNION ALL
+                     SELECT p.oid::regprocedure::text, p.proacl FROM pg_proc p
+                      WHERE p.pronamespace = 'tailhook'::regnamespace
+                     UNION ALL
+                     SELECT 'schema ' || n.nspname, n.nspacl FROM pg_namespace n WHERE n.nspname = 'tailhook') o,
+                    aclexplode(o.acl) a
+              WHERE a.grantee = $1::text::regrole
+              ORDER BY 1",
+            &[&role],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The GRANTs the security guide lists for each kind give exactly what the
+/// kind's function gives.
+#[tokio::test]
+async fn the_guides_grants_are_what_the_grant_functions_give() {
+    let db = TestDb::new().await;
+    let admin = db.migrate().await;
+    let guide = include_str!("../../docs/guide/security.md");
+    let start = guide.find("-- every kind").expect("the guide's GRANT block");
+    let block = &guide[start..start + guide[start..].find("```").unwrap()];
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in block.lines() {
+        match line.strip_prefix("-- ") {
+            Some(heading)
+                if !heading.starts_with("and,")
+                    && !heading.starts_with("EXECUTE")
+                    && !heading.starts_with("SELECT") =>
+            {
+                sections.push((heading.trim().to_owned(), String::new()))
+            }
+            Some(_) => {}
+            None => sections.last_mut().unwrap().1.push_str(&format!("{line}\n")),
+        }
+    }
+    let common = sections.iter().find(|(k, _)| k == "every kind").unwrap().1.clone();
+    for (kind, function) in [
+        ("publisher", "grant_publisher"),
+        ("endpoint manager", "grant_endpoint_manager"),
+        ("history reader", "grant_history_reader"),
+        ("sidecar", "grant_sidecar"),
+    ] {
+        let grants =
+            &sections.iter().find(|(k, _)| k == kind).unwrap_or_else(|| panic!("no `-- {kind}` in the guide")).1;
+        let by_hand = Role::new(&db, "byhand").await;
+        let by_function = Role::new(&db, "byfunction").await;
+        let sql = format!("{common}{grants}").replace(" TO r;", &format!(" TO {};", by_hand.name));
+        admin.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{kind}: {sql}\n{e}"));
+        admin.execute(&format!("SELECT tailhook.{function}($1::text::regrole)"), &[&by_function.name]).await.unwrap();
+        let (hand, func) = (privileges_of(&admin, &by_hand.name).await, privileges_of(&admin, &by_function.name).await);
+        assert!(!hand.is_empty());
+        assert_eq!(hand, func, "{kind}");
+    }
+}
+
+/// A publisher that may create functions on its own search_path cannot get
+/// them run with the owner's rights through publish (its column default, its
+/// trigger): nothing it shadows is resolved inside.
+#[tokio::test]
+async fn a_publisher_shadowing_built_ins_on_its_search_path_runs_nothing_as_the_owner() {
+    let db = TestDb::new().await;
+    let admin = db.migrate().await;
+    let role = Role::new(&db, "shadow").await;
+    admin.execute("SELECT tailhook.grant_publisher($1::text::regrole)", &[&role.name]).await.unwrap();
+    admin.batch_execute(&format!("CREATE SCHEMA evil AUTHORIZATION {}", role.name)).await.unwrap();
+    let me = role.connect().await;
+    me.batch_execute(
+        "CREATE TABLE evil.ran (who text, what text);
+         GRANT INSERT ON evil.ran TO PUBLIC;
+         CREATE FUNCTION evil.starts_with(text, text) RETURNS boolean LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO evil.ran VALUES (current_user, 'starts_with'); RETURN pg_catalog.starts_with($1, $2); END $$;
+         CREATE FUNCTION evil.pg_notify(text, text) RETURNS void LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO evil.ran VALUES (current_user, 'pg_notify'); END $$;
+         CREATE FUNCTION evil.encode(bytea, text) RETURNS text LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO evil.ran VALUES (current_user, 'encode'); RETURN pg_catalog.encode($1, $2); END $$;
+         CREATE FUNCTION evil.gen_random_uuid() RETURNS uuid LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO evil.ran VALUES (current_user, 'gen_random_uuid'); RETURN pg_catalog.gen_random_uuid(); END $$;
+         CREATE FUNCTION evil.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO evil.ran VALUES (current_user, 'clock_timestamp'); RETURN pg_catalog.clock_timestamp(); END $$;
+         CREATE FUNCTION evil.quote_literal(text) RETURNS text LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO evil.ran VALUES (current_user, 'quote_literal'); RETURN pg_catalog.quote_literal($1); END $$;
+         SET search_path = evil, pg_catalog;",
+    )
+    .await
+    .unwrap();
+    // The shadows are what this role's own calls resolve to.
+    me.batch_execute("SELECT starts_with('a', 'a')").await.unwrap();
+    assert_eq!(db.count("SELECT count(*) FROM evil.ran").await, 1);
+    me.batch_execute("TRUNCATE evil.ran").await.unwrap();
+
+    allowed(&me, "SELECT tailhook.publish('order.paid', '{}')").await;
+    refused(&me, "SELECT tailhook.publish('tailhook.endpoint.disabled', '{}')").await;
+    let ran: Vec<String> = admin
+        .query("SELECT who || ' ran ' || what FROM evil.ran", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(ran.is_empty(), "{ran:?}");
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox").await, 1);
+}
