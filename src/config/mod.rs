@@ -890,6 +890,39 @@ headers = { authorization = "Bearer sk_live_abc", "x-api-key" = "key-123", "x-te
     }
 
     #[test]
+    fn sealing_keys_are_a_list_or_one_string_and_never_printed() {
+        let (a, b) = ("q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        for toml in [format!("[secrets]\nkeys = [\"{a}\", \"{b}\"]"), format!("[secrets]\nkeys = \"{a}, {b}\"")] {
+            let c = Config::from_toml(&toml).unwrap();
+            assert_eq!(c.secrets.keys.iter().map(Secret::expose).collect::<Vec<_>>(), [a, b]);
+            assert_eq!(c.secrets.keys().unwrap().sealing_id(), keys_id(a).as_deref());
+            let printed = format!("{}{c:?}", c.redacted_toml());
+            assert!(!printed.contains(&a[..10]) && !printed.contains(&b[..10]), "{printed}");
+        }
+        let cases = [
+            (
+                format!("[secrets]\nkeys = [\"{a}\", \"c2hvcnQ=\"]"),
+                "config key `secrets.keys[1]`: is not the base64 of 32 bytes",
+            ),
+            (
+                format!("[secrets]\nkeys = \"{a} {a}\""),
+                "config key `secrets.keys[1]`: is the same key as secrets.keys[0]",
+            ),
+            ("[secrets]\nkey = 1".into(), "config key `secrets.key`: unknown key"),
+        ];
+        for (toml, expected) in cases {
+            let got = error_of(&toml);
+            assert!(got.starts_with(expected), "{toml}: {got}");
+            assert!(!got.contains("c2hvcnQ") && !got.contains(&a[..10]), "{got}");
+        }
+        assert!(Config::from_toml("").unwrap().secrets.keys().unwrap().is_empty());
+    }
+
+    fn keys_id(key: &str) -> Option<String> {
+        sealed::Keys::parse(&[Secret::new(key)]).ok()?.sealing_id().map(str::to_owned)
+    }
+
+    #[test]
     fn bearer_token_becomes_authorization() {
         std::env::set_var("UNIT_TEST_BEARER_TOKEN", "tok123");
         let c = Config::from_toml(

@@ -379,4 +379,67 @@ mod tests {
         assert!(problem.starts_with("transform does not compile: "), "{problem}");
         assert!(broken.transform.is_none());
     }
+
+    fn keys(texts: &[&str]) -> Keys {
+        let texts: Vec<_> = texts.iter().map(|t| crate::config::secret::Secret::new(*t)).collect();
+        Keys::parse(&texts).unwrap()
+    }
+
+    const OLD: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+    const NEW: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn sealed_row(secrets: Vec<Option<String>>, headers: serde_json::Value) -> EndpointRow {
+        let mut r = row(None);
+        if let Ok(f) = &mut r.fields {
+            f.secrets = secrets;
+            f.headers = headers.to_string();
+        }
+        r
+    }
+
+    #[test]
+    fn values_are_opened_once_when_loaded_and_what_is_not_under_the_first_key_is_sealed_again() {
+        let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
+        let old = keys(&[OLD]);
+        let rotated = keys(&[NEW, OLD]);
+        let secret = old.seal(SECRET).unwrap();
+        let header = old.seal("Bearer t").unwrap();
+        let load = |r, k: &Keys| Endpoint::from_row(r, &defaults, &transforms, k, None);
+
+        // Under the second key, beside a plaintext header: opened, and all sealed again under the first.
+        let ep = load(
+            sealed_row(vec![Some(secret.clone())], serde_json::json!({"authorization": header, "x-team": "pay"})),
+            &rotated,
+        );
+        let target = ep.target.as_ref().unwrap();
+        assert_eq!(target.keys.len(), 1);
+        assert_eq!(target.headers["authorization"], "Bearer t");
+        assert_eq!(target.headers["x-team"], "pay");
+        let reseal = ep.reseal.as_ref().unwrap();
+        assert_eq!(reseal.secrets_before, [Some(secret.clone())]);
+        assert_eq!(rotated.open(&reseal.secrets[0]), Ok((SECRET.to_owned(), Standing::Current)));
+        let headers: serde_json::Value = serde_json::from_str(&reseal.headers).unwrap();
+        assert_eq!(rotated.open(headers["x-team"].as_str().unwrap()).unwrap(), ("pay".to_owned(), Standing::Current));
+        assert!(!format!("{ep:?}").contains("MfKQ9r8"), "Debug shows no secret");
+
+        // Everything under the first key already: nothing to write.
+        let current = rotated.seal(SECRET).unwrap();
+        assert!(load(sealed_row(vec![Some(current)], serde_json::json!({})), &rotated).reseal.is_none());
+        // No keys: plaintext is used as is and stays.
+        let plain = load(sealed_row(vec![Some(SECRET.into())], serde_json::json!({"x": "y"})), &Keys::default());
+        assert!(plain.problem().is_none() && plain.reseal.is_none());
+
+        // Sealed, but no key opens it: the endpoint is invalid, naming the column.
+        let no_keys = load(sealed_row(vec![Some(secret.clone())], serde_json::json!({})), &Keys::default());
+        assert_eq!(no_keys.problem(), Some("secrets: secrets[1] is sealed but secrets.keys is not set"));
+        assert!(no_keys.reseal.is_none());
+        let other = load(sealed_row(vec![], serde_json::json!({"x-api-key": header})), &keys(&[NEW]));
+        let problem = other.problem().unwrap();
+        assert!(problem.starts_with("headers: the value of header `x-api-key` is sealed under key "), "{problem}");
+        // A bad plaintext secret is refused as before, and not sealed.
+        let weak = load(sealed_row(vec![Some("whsec_YWJj".into())], serde_json::json!({})), &rotated);
+        assert!(weak.problem().unwrap().starts_with("secrets: secrets[1]: secret decodes to 3 bytes"));
+        assert!(weak.reseal.is_none());
+    }
 }
