@@ -148,6 +148,19 @@ impl Keys {
         Ok((text, if index == 0 { Standing::Current } else { Standing::Stale }))
     }
 
+    /// What to store for `plaintext` where `previous` is stored now:
+    /// `previous` itself when it holds the same plaintext, however it is
+    /// stored (plaintext, under an older key), else `plaintext` sealed. For
+    /// the config file's endpoints: an unchanged value must not look like a
+    /// change (that would re-enable an endpoint tailhook disabled); the
+    /// endpoint cache then seals it again in place if it is not current.
+    pub fn unchanged_or_sealed(&self, plaintext: &str, previous: Option<&str>) -> String {
+        match previous {
+            Some(previous) if self.open(previous).is_ok_and(|(same, _)| same == plaintext) => previous.to_owned(),
+            _ => self.seal(plaintext).unwrap_or_else(|| plaintext.to_owned()),
+        }
+    }
+
     /// What to store for `plaintext`: `previous` (a stored value) when it
     /// holds the same plaintext and is current, so an unchanged value keeps
     /// its bytes; else `plaintext` sealed (or as is, without keys).
@@ -231,6 +244,11 @@ mod tests {
         assert_eq!(rotated.open(&resealed), Ok((SECRET.to_owned(), Standing::Current)));
         assert_eq!(Keys::default().store(SECRET, Some(SECRET)), SECRET);
         assert_eq!(Keys::default().store(SECRET, None), SECRET);
+        // The config file's sync keeps whatever holds the same plaintext.
+        assert_eq!(rotated.unchanged_or_sealed(SECRET, Some(&sealed)), sealed, "under an older key");
+        assert_eq!(rotated.unchanged_or_sealed(SECRET, Some(SECRET)), SECRET, "plaintext");
+        let changed = rotated.unchanged_or_sealed("whsec_other", Some(&sealed));
+        assert_eq!(rotated.open(&changed), Ok(("whsec_other".to_owned(), Standing::Current)));
     }
 
     #[test]

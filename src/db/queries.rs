@@ -534,7 +534,8 @@ impl Db {
     /// config-managed ones no longer declared, in one transaction.
     /// Secrets and header values are stored sealed under the first of
     /// `keys` (as written without keys); a value unchanged since the last
-    /// start keeps its stored bytes, so the row does not change.
+    /// start keeps its stored bytes, so the row does not change (the
+    /// endpoint cache seals it again in place if it is not current).
     pub async fn sync_config_endpoints(&self, endpoints: &[ResolvedEndpoint], keys: &Keys) -> Result<(), DbError> {
         self.with_client(async |client| {
             let tx = client.transaction().await?;
@@ -555,13 +556,16 @@ impl Db {
                     .secrets
                     .iter()
                     .enumerate()
-                    .map(|(i, s)| keys.store(s.expose(), old_secrets.get(i).and_then(Option::as_deref)))
+                    .map(|(i, s)| keys.unchanged_or_sealed(s.expose(), old_secrets.get(i).and_then(Option::as_deref)))
                     .collect();
                 let headers: serde_json::Map<String, serde_json::Value> = ep
                     .headers
                     .iter()
                     .map(|(k, v)| {
-                        (k.clone(), keys.store(v.expose(), old_headers.get(k).and_then(|o| o.as_str())).into())
+                        (
+                            k.clone(),
+                            keys.unchanged_or_sealed(v.expose(), old_headers.get(k).and_then(|o| o.as_str())).into(),
+                        )
                     })
                     .collect();
                 let headers = serde_json::Value::Object(headers).to_string();

@@ -324,3 +324,48 @@ fn check_config_prints_no_key_and_names_a_bad_one() {
     assert!(err.contains("config key `secrets.keys[1]`: is not the base64 of 32 bytes"), "{err}");
     assert!(!err.contains("c2VjcmV0") && !err.contains(&KEY_A[..12]), "{err}");
 }
+
+#[tokio::test]
+async fn a_config_endpoint_tailhook_disabled_stays_disabled_when_keys_are_added_then_rotated() {
+    let db = TestDb::new().await;
+    let admin = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    let declared = tailhook::Config::from_toml(&format!(
+        "[[endpoints]]\nname = \"gone\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\nheaders = {{ \"x-api-key\" = \"{HEADER_VALUE}\" }}",
+        receiver.url("/gone")
+    ))
+    .unwrap()
+    .endpoints;
+    let start = |sealing: &[&str]| {
+        let mut c = config(&db, sealing);
+        c.endpoints = declared.clone();
+        Sidecar::start(c)
+    };
+    let sidecar = start(&[]);
+    wait_running(&db).await;
+    sidecar.stop().await;
+    assert_eq!(stored(&db, "gone").await.0, [SECRET]);
+    // As after a 410 Gone.
+    admin
+        .execute(
+            "UPDATE tailhook.endpoints SET enabled = false, auto_disabled = true,
+                    disabled_reason = 'answered 410 Gone at 2026-12-07 01:00:00+00' WHERE name = 'gone'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let disabled = || async {
+        db.count("SELECT count(*) FROM tailhook.endpoints WHERE name = 'gone' AND NOT enabled AND auto_disabled").await
+            == 1
+    };
+
+    for keys in [&[KEY_A][..], &[KEY_B, KEY_A]] {
+        let sidecar = start(keys);
+        support::wait_for("the values sealed under the first key", Duration::from_secs(5), || {
+            sealed_under(&db, "gone", keys[0])
+        })
+        .await;
+        assert!(disabled().await, "{} key(s) re-enabled an endpoint tailhook disabled", keys.len());
+        sidecar.stop().await;
+    }
+}
