@@ -165,7 +165,10 @@ BEGIN
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures TO %1$s',
             'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text) TO %1$s'];
         -- Change capture's staging tables and expanders, one per captured
-        -- table (expand_captures reads the one and calls the other).
+        -- table (expand_captures reads the one and calls the other). Those
+        -- that the granting role makes later (tailhook.capture) are readable
+        -- by default; tailhook.regrant() covers those another role makes.
+        statements := statements || 'ALTER DEFAULT PRIVILEGES IN SCHEMA tailhook GRANT SELECT ON TABLES TO %1$s'::text;
         FOR t IN SELECT c.relname FROM pg_catalog.pg_class c
                   WHERE c.relnamespace = 'tailhook'::regnamespace AND c.relkind IN ('r', 'p')
                     AND c.relname LIKE 'capture\_%\_staged' LOOP

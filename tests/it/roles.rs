@@ -431,3 +431,35 @@ async fn a_publisher_shadowing_built_ins_on_its_search_path_runs_nothing_as_the_
     assert!(ran.is_empty(), "{ran:?}");
     assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox").await, 1);
 }
+
+/// A table captured after the sidecar's role was made: its changes reach
+/// the receiver through the sidecar running as that role.
+#[tokio::test]
+async fn the_sidecars_role_expands_changes_of_a_table_captured_later() {
+    let db = TestDb::new().await;
+    let admin = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    support::add_endpoint(&admin, "hook", &receiver.url("/hook"), &[SECRET]).await;
+    let role = Role::new(&db, "capturer").await;
+    admin.execute("SELECT tailhook.grant_sidecar($1::text::regrole)", &[&role.name]).await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE public.orders (id int PRIMARY KEY, status text);
+             SELECT tailhook.capture('public.orders', 'order');",
+        )
+        .await
+        .unwrap();
+    let mut config = db.config();
+    config.database.url = tailhook::secret::DatabaseUrl::new(role.url());
+    config.database.auto_migrate = false;
+    let sidecar = support::Sidecar::start(config);
+    admin.batch_execute("INSERT INTO public.orders VALUES (1, 'new')").await.unwrap();
+    support::wait_for("the captured change delivered", Duration::from_secs(20), || async {
+        support::succeeded(&db, "hook").await == 1
+    })
+    .await;
+    sidecar.stop().await;
+    let got = receiver.received();
+    assert_eq!(got[0].json()["type"], "order.inserted");
+    support::verify(SECRET, &got[0].headers, &got[0].body).unwrap();
+}
