@@ -463,3 +463,39 @@ async fn the_sidecars_role_expands_changes_of_a_table_captured_later() {
     assert_eq!(got[0].json()["type"], "order.inserted");
     support::verify(SECRET, &got[0].headers, &got[0].body).unwrap();
 }
+
+/// Roles that published with INSERT on the outbox before version 21 keep
+/// publishing through `publish`; a role with only USAGE on the schema, which
+/// could call it before, no longer can.
+#[tokio::test]
+async fn publishers_of_before_version_21_keep_publishing_and_others_lose_it() {
+    let db = TestDb::new().await;
+    let admin = db.client().await;
+    for (version, _, sql) in tailhook::db::MIGRATIONS.iter().filter(|m| m.0 < 21) {
+        support::apply_migration_by_hand(&admin, *version, sql).await;
+    }
+    let (app, stranger) = (Role::new(&db, "oldapp").await, Role::new(&db, "stranger").await);
+    admin
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA tailhook TO {app}, {stranger};
+             GRANT INSERT, SELECT (event_id) ON tailhook.outbox TO {app};",
+            app = app.name,
+            stranger = stranger.name
+        ))
+        .await
+        .unwrap();
+    let (old_app, old_stranger) = (app.connect().await, stranger.connect().await);
+    allowed(&old_app, PUBLISH).await;
+    // Before: anyone with USAGE could run publish (it then failed on the table).
+    let before = old_stranger.batch_execute(PUBLISH).await.unwrap_err().as_db_error().unwrap().message().to_owned();
+    assert!(before.contains("permission denied for table outbox"), "{before}");
+
+    let (_, _, v21) = tailhook::db::MIGRATIONS.iter().find(|m| m.0 == 21).unwrap();
+    support::apply_migration_by_hand(&admin, 21, v21).await;
+    support::apply_migration_by_hand(&admin, 21, v21).await;
+    allowed(&app.connect().await, PUBLISH).await;
+    let me = stranger.connect().await;
+    refused(&me, PUBLISH).await;
+    let message = me.batch_execute(PUBLISH).await.unwrap_err().as_db_error().unwrap().message().to_owned();
+    assert!(message.contains("permission denied for function publish"), "{message}");
+}
