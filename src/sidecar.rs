@@ -107,14 +107,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         .enumerate()
         .map(|(i, e)| e.resolve(i, config.delivery.https_only))
         .collect::<Result<Vec<_>, _>>()?;
-    db.sync_config_endpoints(&resolved).await?;
+    let keys = config.secrets.keys()?;
+    if let Some(key) = keys.sealing_id() {
+        tracing::info!(key, "endpoint secrets and header values are sealed at rest");
+    }
+    db.sync_config_endpoints(&resolved, &keys).await?;
 
     let policy = AddressPolicy {
         allow_private_networks: config.delivery.allow_private_networks,
         allowed: config.allowed_cidrs(),
     };
     let transforms = Arc::new(Transforms::new(&config.transform, config.delivery.max_payload_bytes));
-    let endpoints = EndpointCache::new(config.delivery.clone(), transforms.clone());
+    let endpoints = EndpointCache::new(config.delivery.clone(), transforms.clone(), keys);
     endpoints.refresh(&db).await?;
     let replica = replica_name();
     db.heartbeat(&replica).await?;

@@ -86,7 +86,8 @@ async fn prepare(
         .find(|row| row.name == request.endpoint)
         .ok_or_else(|| SendTestError::BadInput(format!("no endpoint named `{}`", request.endpoint)))?;
     let transforms = Arc::new(Transforms::new(&config.transform, config.delivery.max_payload_bytes));
-    let endpoint = Endpoint::from_row(row, &config.delivery, &transforms, None);
+    let keys = config.secrets.keys().map_err(|e| SendTestError::BadInput(e.to_string()))?;
+    let endpoint = Endpoint::from_row(row, &config.delivery, &transforms, &keys, None);
     let (event_id, created_at) = db.test_event().await?;
     let event = Event::new(event_id, &request.event_type, &created_at, &data.to_string());
     let sent = match (&endpoint.transform, &event.body) {

@@ -1,6 +1,7 @@
 //! Configuration: built-in defaults, `config.toml`, `DATABASE_URL` and `TAILHOOK_<SECTION>__<KEY>`, validated with the key named.
 
 pub mod rules;
+pub mod sealed;
 pub mod secret;
 
 use crate::config::secret::{DatabaseUrl, Secret};
@@ -34,8 +35,48 @@ pub struct Config {
     pub server: ServerConfig,
     pub retention: RetentionConfig,
     pub transform: TransformConfig,
+    pub secrets: SecretsConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointConfig>,
+}
+
+/// `[secrets]`: the keys that seal endpoint secrets and header values in
+/// the database (see `sealed.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// Base64 of 32 random bytes each; the first seals, every one opens.
+    /// Empty: values stay as written (plaintext). From the environment as
+    /// one string, keys separated by commas or spaces.
+    #[serde(deserialize_with = "one_or_many_keys")]
+    pub keys: Vec<Secret>,
+}
+
+impl SecretsConfig {
+    /// The parsed keys (checked when the configuration was loaded).
+    pub fn keys(&self) -> Result<sealed::Keys, ConfigError> {
+        sealed::Keys::parse(&self.keys).map_err(|(i, reason)| invalid(format!("secrets.keys[{i}]"), reason))
+    }
+}
+
+/// A list of keys, or one string of keys separated by commas or whitespace
+/// (how an environment variable gives them).
+fn one_or_many_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Secret),
+        Many(Vec<Secret>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(text) => text
+            .expose()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|k| !k.is_empty())
+            .map(Secret::new)
+            .collect(),
+        OneOrMany::Many(keys) => keys,
+    })
 }
 
 /// The HTTP listener: `/healthz`, `/readyz`, `/metrics` and the console at `/`.
@@ -567,6 +608,7 @@ impl Config {
             ep.resolve(i, d.https_only)?;
         }
         self.transform.validate()?;
+        self.secrets.keys()?;
         if self.endpoints.iter().any(|ep| ep.script().is_some()) {
             let transforms = crate::pipeline::transform::Transforms::new(&self.transform, d.max_payload_bytes);
             for (i, ep) in self.endpoints.iter().enumerate() {
@@ -857,6 +899,39 @@ headers = { authorization = "Bearer sk_live_abc", "x-api-key" = "key-123", "x-te
             assert!(printed.contains("x-team") && printed.contains("X-Webhook-Hmac"), "header names shown: {printed}");
             assert!(printed.contains("\"https://hooks.example.com\""), "{printed}");
         }
+    }
+
+    #[test]
+    fn sealing_keys_are_a_list_or_one_string_and_never_printed() {
+        let (a, b) = ("q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        for toml in [format!("[secrets]\nkeys = [\"{a}\", \"{b}\"]"), format!("[secrets]\nkeys = \"{a}, {b}\"")] {
+            let c = Config::from_toml(&toml).unwrap();
+            assert_eq!(c.secrets.keys.iter().map(Secret::expose).collect::<Vec<_>>(), [a, b]);
+            assert_eq!(c.secrets.keys().unwrap().sealing_id(), keys_id(a).as_deref());
+            let printed = format!("{}{c:?}", c.redacted_toml());
+            assert!(!printed.contains(&a[..10]) && !printed.contains(&b[..10]), "{printed}");
+        }
+        let cases = [
+            (
+                format!("[secrets]\nkeys = [\"{a}\", \"c2hvcnQ=\"]"),
+                "config key `secrets.keys[1]`: is not the base64 of 32 bytes",
+            ),
+            (
+                format!("[secrets]\nkeys = \"{a} {a}\""),
+                "config key `secrets.keys[1]`: is the same key as secrets.keys[0]",
+            ),
+            ("[secrets]\nkey = 1".into(), "config key `secrets.key`: unknown key"),
+        ];
+        for (toml, expected) in cases {
+            let got = error_of(&toml);
+            assert!(got.starts_with(expected), "{toml}: {got}");
+            assert!(!got.contains("c2hvcnQ") && !got.contains(&a[..10]), "{got}");
+        }
+        assert!(Config::from_toml("").unwrap().secrets.keys().unwrap().is_empty());
+    }
+
+    fn keys_id(key: &str) -> Option<String> {
+        sealed::Keys::parse(&[Secret::new(key)]).ok()?.sealing_id().map(str::to_owned)
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! What an endpoint may hold (URL, event types, secrets, headers, limits and their maxima), checked alike for the config file and for rows written with SQL.
 //!
-//! `sql/0004_endpoint_bounds.sql` holds the same bounds as CHECK constraints;
-//! these checks also cover rows written before those constraints existed.
+//! `sql/0004_endpoint_bounds.sql` holds the same bounds as CHECK constraints
+//! (`sql/0021_privileges.sql` lets secrets and header values be sealed, and
+//! bounds a sealed value by what it holds); these checks run on the opened
+//! values, and also cover rows written before those constraints existed.
 
 use crate::pipeline::signing::SigningKey;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -153,6 +155,11 @@ pub fn headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Res
         }
     }
     Ok(map)
+}
+
+/// A header name as messages show it: at most 64 characters.
+pub fn shown(name: &str) -> String {
+    truncate(name, 64)
 }
 
 /// At most `max` characters of `text`, for naming hostile input in messages.

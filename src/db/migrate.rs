@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (17, "publish_plan", include_str!("../../sql/0017_publish_plan.sql")),
     (18, "capture_slices", include_str!("../../sql/0018_capture_slices.sql")),
     (19, "sql_privileges", include_str!("../../sql/0019_sql_privileges.sql")),
+    (21, "privileges", include_str!("../../sql/0021_privileges.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a
@@ -44,6 +45,10 @@ const PRINT_RECORD: &str = include_str!("../../sql/queries/migrations_print_reco
 
 /// Every line that begins a step of [`print_sql`]'s script starts so.
 pub const STEP_MARKER: &str = "-- tailhook step ";
+const REGRANT: &str = include_str!("../../sql/queries/migrations_regrant.sql");
+
+/// The version that creates `tailhook.regrant()`.
+const ROLE_GRANTS: i32 = 21;
 
 /// How often a migrator looks whether another one's index build is over.
 const BUILD_POLL: Duration = Duration::from_millis(200);
@@ -75,6 +80,10 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
             tx.batch_execute(sql).await.map_err(|source| DbError::Migration { version, name, source })?;
             tx.execute_typed(RECORD, &typed(&[&version, &name])).await?;
             done.push(version);
+        }
+        let applied_now = done.iter().any(|v| !done_before.contains(v));
+        if applied_now && (done_before.contains(&ROLE_GRANTS) || done.contains(&ROLE_GRANTS)) {
+            tx.query_typed(REGRANT, &[]).await?;
         }
         tx.commit().await?;
         let Some((version, name, sql)) = outside else { return Ok(done) };

@@ -2,6 +2,7 @@
 
 use super::typed::Param;
 use super::{Db, DbError};
+use crate::config::sealed::Keys;
 use crate::config::{DeliveryConfig, ResolvedEndpoint};
 use crate::pipeline::limits::Rooms;
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ const EXPAND_CAPTURES: &str = include_str!("../../sql/queries/expand_captures.sq
 const ENDPOINTS_FINGERPRINT: &str = include_str!("../../sql/queries/endpoints_fingerprint.sql");
 const ENDPOINTS_LOAD: &str = include_str!("../../sql/queries/endpoints_load.sql");
 const ENDPOINTS_MARK_INVALID: &str = include_str!("../../sql/queries/endpoints_mark_invalid.sql");
+const ENDPOINT_RESEAL: &str = include_str!("../../sql/queries/endpoint_reseal.sql");
+const ENDPOINT_STORED_SECRETS: &str = include_str!("../../sql/queries/endpoint_stored_secrets.sql");
 const ENDPOINT_UPSERT: &str = include_str!("../../sql/queries/endpoint_upsert.sql");
 const ENDPOINTS_HEALTH: &str = include_str!("../../sql/queries/endpoints_health.sql");
 const ENDPOINTS_DISABLE_GONE: &str = include_str!("../../sql/queries/endpoints_disable_gone.sql");
@@ -511,16 +514,60 @@ impl Db {
         .await
     }
 
+    /// Replaces an endpoint's stored secrets and header values (`after`:
+    /// secrets, headers as JSON text) if they are still `before`; whether
+    /// they were (see `endpoint_reseal.sql`).
+    pub async fn reseal_endpoint(
+        &self,
+        id: i64,
+        before: (&[Option<String>], &str),
+        after: (&[String], &str),
+    ) -> Result<bool, DbError> {
+        self.with_client(async |client| {
+            let params: [&dyn Param; 5] = [&id, &before.0, &before.1, &after.0, &after.1];
+            Ok(!self.rows(&*client, ENDPOINT_RESEAL, &params).await?.is_empty())
+        })
+        .await
+    }
+
     /// Upserts the endpoints declared in the config file and disables the
     /// config-managed ones no longer declared, in one transaction.
-    pub async fn sync_config_endpoints(&self, endpoints: &[ResolvedEndpoint]) -> Result<(), DbError> {
+    /// Secrets and header values are stored sealed under the first of
+    /// `keys` (as written without keys); a value unchanged since the last
+    /// start keeps its stored bytes, so the row does not change (the
+    /// endpoint cache seals it again in place if it is not current).
+    pub async fn sync_config_endpoints(&self, endpoints: &[ResolvedEndpoint], keys: &Keys) -> Result<(), DbError> {
         self.with_client(async |client| {
             let tx = client.transaction().await?;
             for ep in endpoints {
                 let c = &ep.config;
-                let secrets: Vec<&str> = ep.secrets.iter().map(|s| s.expose()).collect();
-                let headers: serde_json::Map<String, serde_json::Value> =
-                    ep.headers.iter().map(|(k, v)| (k.clone(), v.expose().into())).collect();
+                let stored = self.rows(&tx, ENDPOINT_STORED_SECRETS, &[&c.name]).await?;
+                let (old_secrets, old_headers) = match stored.first() {
+                    Some(row) => (
+                        row.try_get::<_, Vec<Option<String>>>(0).unwrap_or_default(),
+                        row.try_get::<_, String>(1)
+                            .ok()
+                            .and_then(|h| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&h).ok())
+                            .unwrap_or_default(),
+                    ),
+                    None => Default::default(),
+                };
+                let secrets: Vec<String> = ep
+                    .secrets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| keys.unchanged_or_sealed(s.expose(), old_secrets.get(i).and_then(Option::as_deref)))
+                    .collect();
+                let headers: serde_json::Map<String, serde_json::Value> = ep
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            keys.unchanged_or_sealed(v.expose(), old_headers.get(k).and_then(|o| o.as_str())).into(),
+                        )
+                    })
+                    .collect();
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
                 let transform = c.script();

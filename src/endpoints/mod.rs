@@ -1,6 +1,7 @@
 //! The in-memory view of `tailhook.endpoints`: parsed and checked once, refreshed within a second of any SQL change.
 
 use crate::config::rules::{self, Problem};
+use crate::config::sealed::{Keys, Standing};
 use crate::config::DeliveryConfig;
 use crate::db::{Db, DbError, EndpointFields, EndpointRow};
 use crate::pipeline::signing::SigningKey;
@@ -8,6 +9,7 @@ use crate::pipeline::transform::{Script, Transforms};
 use reqwest::header::HeaderMap;
 use reqwest::Url;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -26,6 +28,18 @@ pub struct Endpoint {
     /// Where and how to send, or why no request can be built
     /// (the delivery then fails at once as `invalid_request`).
     pub target: Result<Target, String>,
+    /// The row's secrets and header values as they should be stored (sealed
+    /// under the first key) when they are not stored so yet.
+    pub reseal: Option<Reseal>,
+}
+
+/// Stored values to replace, if they are still the ones read. `Debug`
+/// shows none of them (the values read may be plaintext).
+pub struct Reseal {
+    pub secrets_before: Vec<Option<String>>,
+    pub headers_before: String,
+    pub secrets: Vec<String>,
+    pub headers: String,
 }
 
 pub struct Target {
@@ -55,9 +69,12 @@ impl Endpoint {
         row: EndpointRow,
         defaults: &DeliveryConfig,
         transforms: &Transforms,
+        keys: &Keys,
         previous: Option<&Endpoint>,
     ) -> Self {
-        let checked = row.fields.and_then(|f| {
+        let mut reseal = None;
+        let checked = row.fields.and_then(|mut f| {
+            reseal = open(&mut f, keys).map_err(|p| p.to_string())?;
             let transform = match f.transform.as_deref() {
                 None => None,
                 Some(source) => match previous.and_then(|p| p.transform.as_ref()).filter(|t| t.source == source) {
@@ -69,7 +86,10 @@ impl Endpoint {
         });
         let (target, limits, ordered, transform) = match checked {
             Ok(((target, limits, ordered), transform)) => (Ok(target), limits, ordered, transform),
-            Err(problem) => (Err(problem), [None; 4], false, None),
+            Err(problem) => {
+                reseal = None;
+                (Err(problem), [None; 4], false, None)
+            }
         };
         let [timeout_ms, max_attempts, max_in_flight, rate_limit_per_sec] = limits;
         Self {
@@ -82,6 +102,7 @@ impl Endpoint {
             ordered,
             transform,
             target,
+            reseal,
         }
     }
 
@@ -94,6 +115,75 @@ impl Endpoint {
     fn unsigned(&self) -> bool {
         self.target.as_ref().is_ok_and(|t| t.keys.is_empty())
     }
+}
+
+impl std::fmt::Debug for Reseal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reseal([redacted])")
+    }
+}
+
+/// Replaces the row's stored secrets and header values with their plaintext
+/// (opened with `keys`); returns what to store instead when any of them is
+/// not sealed under the first key (none without keys). A value no key opens
+/// is a problem naming its column (and header), never its content.
+fn open(f: &mut EndpointFields, keys: &Keys) -> Result<Option<Reseal>, Problem> {
+    let mut stale = false;
+    let mut secrets = Vec::with_capacity(f.secrets.len());
+    for (i, stored) in f.secrets.iter().enumerate() {
+        secrets.push(match stored {
+            None => None,
+            Some(stored) => {
+                let (plain, standing) =
+                    keys.open(stored).map_err(|e| Problem::new("secrets", format!("secrets[{}] {e}", i + 1)))?;
+                stale |= standing != Standing::Current;
+                Some(plain)
+            }
+        });
+    }
+    let mut headers = None;
+    if f.headers.contains(crate::config::sealed::PREFIX) || !keys.is_empty() {
+        if let Ok(stored) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&f.headers) {
+            let mut plain = stored.clone();
+            for (name, value) in plain.iter_mut() {
+                let serde_json::Value::String(text) = value else { continue };
+                let (opened, standing) = keys.open(text).map_err(|e| {
+                    Problem::new("headers", format!("the value of header `{}` {e}", rules::shown(name)))
+                })?;
+                stale |= standing != Standing::Current;
+                *text = opened;
+            }
+            headers = Some((stored, plain));
+        }
+    }
+    let reseal = match &headers {
+        Some((stored, plain)) if stale && !keys.is_empty() && secrets.iter().all(Option::is_some) => {
+            let sealed: serde_json::Map<String, serde_json::Value> = plain
+                .iter()
+                .map(|(name, value)| match (value, stored.get(name).and_then(|v| v.as_str())) {
+                    (serde_json::Value::String(text), before) => (name.clone(), keys.store(text, before).into()),
+                    (other, _) => (name.clone(), other.clone()),
+                })
+                .collect();
+            let secrets = secrets
+                .iter()
+                .zip(&f.secrets)
+                .map(|(plain, before)| keys.store(plain.as_deref().unwrap_or_default(), before.as_deref()))
+                .collect();
+            Some(Reseal {
+                secrets_before: f.secrets.clone(),
+                headers_before: f.headers.clone(),
+                secrets,
+                headers: serde_json::Value::Object(sealed).to_string(),
+            })
+        }
+        _ => None,
+    };
+    f.secrets = secrets;
+    if let Some((_, plain)) = headers {
+        f.headers = serde_json::Value::Object(plain).to_string();
+    }
+    Ok(reseal)
 }
 
 /// The row's values, checked as the config file's are (`rules`); the limits
@@ -128,6 +218,9 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
 pub struct EndpointCache {
     defaults: DeliveryConfig,
     transforms: Arc<Transforms>,
+    keys: Keys,
+    /// Whether the warning about values stored in plaintext was logged.
+    warned_plaintext: std::sync::atomic::AtomicBool,
     current: RwLock<Arc<HashMap<i64, Arc<Endpoint>>>>,
     /// The table's fingerprint at the last reload, and the `invalid_reason`
     /// values still to be written (id → reason).
@@ -135,8 +228,15 @@ pub struct EndpointCache {
 }
 
 impl EndpointCache {
-    pub fn new(defaults: DeliveryConfig, transforms: Arc<Transforms>) -> Self {
-        Self { defaults, transforms, current: RwLock::default(), state: tokio::sync::Mutex::default() }
+    pub fn new(defaults: DeliveryConfig, transforms: Arc<Transforms>, keys: Keys) -> Self {
+        Self {
+            defaults,
+            transforms,
+            keys,
+            warned_plaintext: Default::default(),
+            current: RwLock::default(),
+            state: tokio::sync::Mutex::default(),
+        }
     }
 
     /// Every endpoint, as of the last refresh.
@@ -171,10 +271,30 @@ impl EndpointCache {
             let before = self.all();
             unsaved.clear();
             let mut map = HashMap::with_capacity(rows.len());
+            let (mut resealed, mut unsealed) = (0, false);
             for row in rows {
                 let (id, stored) = (row.id, row.invalid_reason.clone());
+                if self.keys.is_empty() && holds_plaintext(&row) && !self.warned_plaintext.swap(true, Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        "secrets.keys is not set: endpoint secrets and header values are stored in plaintext \
+                         (set TAILHOOK_SECRETS__KEYS to seal them)"
+                    );
+                }
                 let old = before.get(&id);
-                let ep = Endpoint::from_row(row, &self.defaults, &self.transforms, old.map(|o| &**o));
+                let mut ep = Endpoint::from_row(row, &self.defaults, &self.transforms, &self.keys, old.map(|o| &**o));
+                if let Some(r) = ep.reseal.take() {
+                    let before = (r.secrets_before.as_slice(), r.headers_before.as_str());
+                    match db.reseal_endpoint(id, before, (&r.secrets, &r.headers)).await {
+                        Ok(true) => resealed += 1,
+                        // Changed or locked meanwhile: the next refresh reloads and looks again.
+                        Ok(false) => unsealed = true,
+                        Err(error) => {
+                            unsealed = true;
+                            tracing::warn!(endpoint = %ep.name, %error, "cannot seal the endpoint's secrets");
+                        }
+                    }
+                }
                 if ep.problem() != stored.as_deref() {
                     unsaved.insert(id, ep.problem().map(str::to_owned));
                 }
@@ -185,8 +305,16 @@ impl EndpointCache {
                 }
                 map.insert(id, Arc::new(ep));
             }
+            if resealed > 0 {
+                let key = self.keys.sealing_id().unwrap_or_default();
+                tracing::info!(
+                    endpoints = resealed,
+                    key,
+                    "sealed endpoint secrets and header values under the first key"
+                );
+            }
             *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
-            *known = now;
+            *known = if unsealed { String::new() } else { now };
         }
         if !unsaved.is_empty() {
             let (ids, reasons): (Vec<i64>, Vec<Option<String>>) = unsaved.iter().map(|(k, v)| (*k, v.clone())).unzip();
@@ -207,6 +335,16 @@ impl EndpointCache {
         }
         self.get(id)
     }
+}
+
+/// Whether a row holds a secret or a header value that is not sealed.
+fn holds_plaintext(row: &EndpointRow) -> bool {
+    row.fields.as_ref().is_ok_and(|f| {
+        let sealed = |v: &str| v.starts_with(crate::config::sealed::PREFIX);
+        f.secrets.iter().flatten().any(|s| !sealed(s))
+            || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&f.headers)
+                .is_ok_and(|h| h.values().any(|v| v.as_str().is_some_and(|v| !sealed(v))))
+    })
 }
 
 #[cfg(test)]
@@ -251,18 +389,82 @@ mod tests {
     #[test]
     fn a_script_is_compiled_once_per_version_and_a_bad_one_makes_the_endpoint_invalid() {
         let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
-        let first = Endpoint::from_row(row(Some("event.data")), &defaults, &transforms, None);
-        let same = Endpoint::from_row(row(Some("event.data")), &defaults, &transforms, Some(&first));
+        let first = Endpoint::from_row(row(Some("event.data")), &defaults, &transforms, &Keys::default(), None);
+        let same = Endpoint::from_row(row(Some("event.data")), &defaults, &transforms, &Keys::default(), Some(&first));
         let (a, b) = (first.transform.as_ref().unwrap(), same.transform.as_ref().unwrap());
         assert!(Arc::ptr_eq(a, b), "an unchanged script is not compiled again");
-        let changed = Endpoint::from_row(row(Some("event.type")), &defaults, &transforms, Some(&same));
+        let changed =
+            Endpoint::from_row(row(Some("event.type")), &defaults, &transforms, &Keys::default(), Some(&same));
         assert_eq!(changed.transform.as_ref().unwrap().source, "event.type");
         assert!(changed.problem().is_none());
-        let none = Endpoint::from_row(row(None), &defaults, &transforms, Some(&changed));
+        let none = Endpoint::from_row(row(None), &defaults, &transforms, &Keys::default(), Some(&changed));
         assert!(none.transform.is_none());
-        let broken = Endpoint::from_row(row(Some("#{ text: ")), &defaults, &transforms, None);
+        let broken = Endpoint::from_row(row(Some("#{ text: ")), &defaults, &transforms, &Keys::default(), None);
         let problem = broken.problem().unwrap();
         assert!(problem.starts_with("transform does not compile: "), "{problem}");
         assert!(broken.transform.is_none());
+    }
+
+    fn keys(texts: &[&str]) -> Keys {
+        let texts: Vec<_> = texts.iter().map(|t| crate::config::secret::Secret::new(*t)).collect();
+        Keys::parse(&texts).unwrap()
+    }
+
+    const OLD: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+    const NEW: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn sealed_row(secrets: Vec<Option<String>>, headers: serde_json::Value) -> EndpointRow {
+        let mut r = row(None);
+        if let Ok(f) = &mut r.fields {
+            f.secrets = secrets;
+            f.headers = headers.to_string();
+        }
+        r
+    }
+
+    #[test]
+    fn values_are_opened_once_when_loaded_and_what_is_not_under_the_first_key_is_sealed_again() {
+        let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
+        let old = keys(&[OLD]);
+        let rotated = keys(&[NEW, OLD]);
+        let secret = old.seal(SECRET).unwrap();
+        let header = old.seal("Bearer t").unwrap();
+        let load = |r, k: &Keys| Endpoint::from_row(r, &defaults, &transforms, k, None);
+
+        // Under the second key, beside a plaintext header: opened, and all sealed again under the first.
+        let ep = load(
+            sealed_row(vec![Some(secret.clone())], serde_json::json!({"authorization": header, "x-team": "pay"})),
+            &rotated,
+        );
+        let target = ep.target.as_ref().unwrap();
+        assert_eq!(target.keys.len(), 1);
+        assert_eq!(target.headers["authorization"], "Bearer t");
+        assert_eq!(target.headers["x-team"], "pay");
+        let reseal = ep.reseal.as_ref().unwrap();
+        assert_eq!(reseal.secrets_before, [Some(secret.clone())]);
+        assert_eq!(rotated.open(&reseal.secrets[0]), Ok((SECRET.to_owned(), Standing::Current)));
+        let headers: serde_json::Value = serde_json::from_str(&reseal.headers).unwrap();
+        assert_eq!(rotated.open(headers["x-team"].as_str().unwrap()).unwrap(), ("pay".to_owned(), Standing::Current));
+        assert!(!format!("{ep:?}").contains("MfKQ9r8"), "Debug shows no secret");
+
+        // Everything under the first key already: nothing to write.
+        let current = rotated.seal(SECRET).unwrap();
+        assert!(load(sealed_row(vec![Some(current)], serde_json::json!({})), &rotated).reseal.is_none());
+        // No keys: plaintext is used as is and stays.
+        let plain = load(sealed_row(vec![Some(SECRET.into())], serde_json::json!({"x": "y"})), &Keys::default());
+        assert!(plain.problem().is_none() && plain.reseal.is_none());
+
+        // Sealed, but no key opens it: the endpoint is invalid, naming the column.
+        let no_keys = load(sealed_row(vec![Some(secret.clone())], serde_json::json!({})), &Keys::default());
+        assert_eq!(no_keys.problem(), Some("secrets: secrets[1] is sealed but secrets.keys is not set"));
+        assert!(no_keys.reseal.is_none());
+        let other = load(sealed_row(vec![], serde_json::json!({"x-api-key": header})), &keys(&[NEW]));
+        let problem = other.problem().unwrap();
+        assert!(problem.starts_with("headers: the value of header `x-api-key` is sealed under key "), "{problem}");
+        // A bad plaintext secret is refused as before, and not sealed.
+        let weak = load(sealed_row(vec![Some("whsec_YWJj".into())], serde_json::json!({})), &rotated);
+        assert!(weak.problem().unwrap().starts_with("secrets: secrets[1]: secret decodes to 3 bytes"));
+        assert!(weak.reseal.is_none());
     }
 }

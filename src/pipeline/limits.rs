@@ -165,6 +165,7 @@ mod tests {
                 ordered: false,
                 transform: None,
                 target: Err("not needed here".into()),
+                reseal: None,
             })
         };
         let known: HashMap<i64, Arc<Endpoint>> = [(1, endpoint(true)), (2, endpoint(true))].into();

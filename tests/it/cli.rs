@@ -235,10 +235,12 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
             "captures",
             "deliveries",
             "delivery_log",
+            "endpoint_config",
             "endpoint_stats",
             "endpoints",
             "outbox",
             "replicas",
+            "role_grants",
             "schema_migrations"
         ]
     );

@@ -1,0 +1,14 @@
+-- Store an endpoint's secrets and header values sealed under the first key
+-- of secrets.keys, only if they are still the values read: a change made
+-- meanwhile (with SQL, or by another replica) wins, and the next reload
+-- looks again. A row locked right now is skipped, never waited for.
+-- Returns the id when written.
+-- $1 id, $2 secrets as read, $3 headers as read (JSON text),
+-- $4 secrets to store, $5 headers to store (JSON text)
+UPDATE tailhook.endpoints e
+   SET secrets = $4::text[], headers = $5::text::jsonb
+ WHERE e.id = $1::bigint
+   AND e.secrets IS NOT DISTINCT FROM $2::text[]
+   AND e.headers = $3::text::jsonb
+   AND e.id IN (SELECT l.id FROM tailhook.endpoints l WHERE l.id = $1::bigint FOR NO KEY UPDATE SKIP LOCKED)
+RETURNING e.id
