@@ -61,6 +61,8 @@ $$;
 -- off it: tailhook's own bookkeeping, run as the owner, so an endpoint
 -- manager may delete an endpoint without any privilege on the history.
 ALTER FUNCTION tailhook.cascade_delete() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- A trigger function: its trigger fires whoever deletes; nobody calls it.
+REVOKE EXECUTE ON FUNCTION tailhook.cascade_delete() FROM PUBLIC;
 
 -- A sealed value: `enc:v1:<key id>:<base64 of nonce, ciphertext and tag>`
 -- (ChaCha20-Poly1305: 12 bytes of nonce, 16 of tag). Returns the length of
@@ -164,20 +166,9 @@ BEGIN
             'GRANT SELECT, INSERT, UPDATE ON tailhook.endpoints TO %1$s',
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures TO %1$s',
             'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text) TO %1$s'];
-        -- Change capture's staging tables and expanders, one per captured
-        -- table (expand_captures reads the one and calls the other). Those
-        -- that the granting role makes later (tailhook.capture) are readable
-        -- by default; tailhook.regrant() covers those another role makes.
-        statements := statements || 'ALTER DEFAULT PRIVILEGES IN SCHEMA tailhook GRANT SELECT ON TABLES TO %1$s'::text;
-        FOR t IN SELECT c.relname FROM pg_catalog.pg_class c
-                  WHERE c.relnamespace = 'tailhook'::regnamespace AND c.relkind IN ('r', 'p')
-                    AND c.relname LIKE 'capture\_%\_staged' LOOP
-            statements := statements || pg_catalog.format('GRANT SELECT ON tailhook.%I TO %%1$s', t.relname);
-        END LOOP;
-        FOR t IN SELECT p.oid::regprocedure AS fn FROM pg_catalog.pg_proc p
-                  WHERE p.pronamespace = 'tailhook'::regnamespace AND p.proname LIKE 'capture\_%\_expand' LOOP
-            statements := statements || pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %%1$s', t.fn);
-        END LOOP;
+        -- Change capture needs nothing more: expand_captures runs as its
+        -- owner (0019) and reads the staging tables and calls the generated
+        -- expanders itself.
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';

@@ -353,14 +353,7 @@ async fn the_guides_grants_are_what_the_grant_functions_give() {
     let mut sections: Vec<(String, String)> = Vec::new();
     for line in block.lines() {
         match line.strip_prefix("-- ") {
-            Some(heading)
-                if !heading.starts_with("and,")
-                    && !heading.starts_with("EXECUTE")
-                    && !heading.starts_with("SELECT") =>
-            {
-                sections.push((heading.trim().to_owned(), String::new()))
-            }
-            Some(_) => {}
+            Some(heading) => sections.push((heading.trim().to_owned(), String::new())),
             None => sections.last_mut().unwrap().1.push_str(&format!("{line}\n")),
         }
     }

@@ -529,7 +529,8 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
         .batch_execute(&format!(
             "GRANT USAGE ON SCHEMA tailhook TO {h};
              GRANT INSERT, SELECT ON tailhook.outbox TO {h};
-             GRANT USAGE ON ALL SEQUENCES IN SCHEMA tailhook TO {h};",
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA tailhook TO {h};
+             SELECT tailhook.grant_publisher('{h}');",
             h = hostile.name
         ))
         .await
