@@ -237,6 +237,8 @@ pub struct TransformConfig {
     pub max_variables: usize,
     /// Wall-clock deadline of one run.
     pub timeout_ms: u64,
+    /// Memory one run may hold beyond its event (counted by the allocator).
+    pub max_memory_bytes: usize,
     /// Scripts running at once; 0: one per CPU.
     pub concurrency: usize,
 }
@@ -252,6 +254,7 @@ impl Default for TransformConfig {
             max_map_len: 10_000,
             max_variables: 256,
             timeout_ms: 50,
+            max_memory_bytes: 64 << 20,
             concurrency: 0,
         }
     }
@@ -276,6 +279,7 @@ impl TransformConfig {
             ("transform.max_map_len", self.max_map_len as u64, 10_000_000),
             ("transform.max_variables", self.max_variables as u64, 100_000),
             ("transform.timeout_ms", self.timeout_ms, 60_000),
+            ("transform.max_memory_bytes", self.max_memory_bytes as u64, 4 << 30),
         ] {
             positive(key, value)?;
             if value > max {
