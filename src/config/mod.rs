@@ -275,8 +275,9 @@ impl TransformConfig {
             ("transform.max_call_depth", self.max_call_depth as u64, MAX_TRANSFORM_CALL_DEPTH as u64),
             ("transform.max_expr_depth", self.max_expr_depth as u64, 1_000),
             ("transform.max_string_bytes", self.max_string_bytes as u64, MAX_PAYLOAD_BYTES as u64),
-            ("transform.max_array_len", self.max_array_len as u64, 10_000_000),
-            ("transform.max_map_len", self.max_map_len as u64, 10_000_000),
+            // Each level a value can nest takes runner stack (see transform/mod.rs).
+            ("transform.max_array_len", self.max_array_len as u64, 100_000),
+            ("transform.max_map_len", self.max_map_len as u64, 100_000),
             ("transform.max_variables", self.max_variables as u64, 100_000),
             ("transform.timeout_ms", self.timeout_ms, 60_000),
             ("transform.max_memory_bytes", self.max_memory_bytes as u64, 4 << 30),

@@ -180,7 +180,7 @@ async fn attempt(ctx: &Ctx, job: Job) {
             outcome: Outcome::failed(
                 ErrorKind::Transform,
                 "transform: the process holding this delivery stopped without a result while its endpoint had a \
-                 transform (the script may crash the process); not run again"
+                 transform (the script may crash the process); not run again",
             ),
             started_at: std::time::SystemTime::now(),
             duration: Duration::ZERO,

@@ -88,7 +88,11 @@ fn formatted(made: Res<()>, out: String) -> ImmutableString {
         Err(e) => {
             budget::break_run(match *e {
                 EvalAltResult::ErrorDataTooLarge(ref what, _) if what == NESTING => NESTING,
-                EvalAltResult::ErrorTerminated(ref why, _) if why.clone().into_string().is_ok_and(|w| w == budget::MEMORY) => budget::MEMORY,
+                EvalAltResult::ErrorTerminated(ref why, _)
+                    if why.clone().into_string().is_ok_and(|w| w == budget::MEMORY) =>
+                {
+                    budget::MEMORY
+                }
                 EvalAltResult::ErrorTerminated(..) => budget::DEADLINE,
                 _ => STRING,
             });

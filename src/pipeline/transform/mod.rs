@@ -34,9 +34,10 @@ pub const MAX_SCRIPT_BYTES: usize = 64 * 1024;
 const RUNNER_BASE_STACK: usize = 32 << 20;
 
 /// Stack one level of a nested value takes when Rhai copies, drops, sizes or
-/// hashes it (each recursive in Rust), with a margin: measured at most ~200
-/// bytes a level in a debug build (see `deep_values_fail_their_run_and_nothing_else`).
-const STACK_PER_LEVEL: usize = 512;
+/// hashes it (each recursive in Rust), with a margin: in a debug build,
+/// `the_deepest_value_the_limits_allow_fits_a_runners_stack` overflowed a
+/// 1 MiB base plus 512 bytes a level and passed with 1,024.
+const STACK_PER_LEVEL: usize = 2048;
 
 /// How deep a value can nest: Rhai counts every element of nested arrays
 /// and maps against `max_array_len` and `max_map_len` when a literal, a
@@ -394,7 +395,9 @@ impl Shared {
 }
 
 fn nested(max_expr_depth: usize) -> String {
-    format!("a value nested deeper than transform.max_expr_depth ({max_expr_depth}) cannot be formatted, compared or sent")
+    format!(
+        "a value nested deeper than transform.max_expr_depth ({max_expr_depth}) cannot be formatted, compared or sent"
+    )
 }
 
 /// Longest error text kept (a script can throw a string as long as it likes).
@@ -565,7 +568,10 @@ mod tests {
             (format!("{deep} a != [1]"), nested),
             (format!("{deep} a in [1, a]"), nested),
             (format!("{deep} [a].index_of(a)"), nested),
-            (format!("{deep} a"), "transform: the result does not fit the script's limits (transform.max_expr_depth = 64)"),
+            (
+                format!("{deep} a"),
+                "transform: the result does not fit the script's limits (transform.max_expr_depth = 64)",
+            ),
             (format!("{deep} #{{ x: a }}"), "transform: the result does not fit"),
             (format!("{deep} throw a"), "transform: runtime error: (a value nested too deep to show)"),
             (format!("{deep_no_take} `${{a}}`"), nested),
