@@ -366,7 +366,10 @@ async fn a_script_nesting_too_deep_fails_its_deliveries_and_the_process_keeps_ru
         .unwrap();
     assert_eq!(rows.len(), 5, "one attempt each");
     for r in &rows {
-        assert_eq!((r.get::<_, String>(0).as_str(), r.get::<_, Option<String>>(1).as_deref()), ("failed", Some("transform")));
+        assert_eq!(
+            (r.get::<_, String>(0).as_str(), r.get::<_, Option<String>>(1).as_deref()),
+            ("failed", Some("transform"))
+        );
         assert_eq!(
             r.get::<_, String>(2),
             "transform: a value nested deeper than transform.max_expr_depth (64) cannot be formatted, compared or sent"
@@ -426,10 +429,16 @@ async fn an_endpoint_with_slow_transforms_does_not_hold_up_another() {
     })
     .await;
     let took = published.elapsed();
-    let errors = client.query("SELECT DISTINCT last_error FROM tailhook.deliveries WHERE last_error IS NOT NULL", &[]).await.unwrap();
+    let errors = client
+        .query("SELECT DISTINCT last_error FROM tailhook.deliveries WHERE last_error IS NOT NULL", &[])
+        .await
+        .unwrap();
     assert!(errors.is_empty(), "{:?}", errors.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>());
     let slow_done = receiver.received().iter().filter(|r| r.path == "/slow").count();
-    assert!(took < Duration::from_millis(1_500), "the quick endpoint waited {took:?} ({slow_done} of 80 slow ones sent)");
+    assert!(
+        took < Duration::from_millis(1_500),
+        "the quick endpoint waited {took:?} ({slow_done} of 80 slow ones sent)"
+    );
     assert!(slow_done < 60, "the quick one did not wait for the slow ones: {slow_done} of 80 were sent before it");
     wait_settled(&db, 81, Duration::from_secs(30)).await;
     sidecar.stop().await;
@@ -468,10 +477,8 @@ async fn a_delivery_whose_transform_was_running_when_the_process_died_is_failed_
     let second = Binary::run("", &env);
     let second_pid = format!("-{}-", second.pid());
     first.kill();
-    wait_for("taken over by the second", Duration::from_secs(30), || async {
-        holder().await.0.contains(&second_pid)
-    })
-    .await;
+    wait_for("taken over by the second", Duration::from_secs(30), || async { holder().await.0.contains(&second_pid) })
+        .await;
     assert_eq!(db.count("SELECT transform_claims::bigint FROM tailhook.deliveries").await, 1);
     let third = Binary::run("", &env);
     second.kill();
