@@ -451,7 +451,7 @@ mod tests {
     fn hostile_scripts_stop_at_their_bound() {
         // A generous deadline and small collections, so each script meets
         // its own bound first (growing a map also costs operations).
-        let limits = TransformConfig { timeout_ms: 10_000, max_map_len: 500, max_array_len: 500, ..Default::default() };
+        let limits = TransformConfig { timeout_ms: 60_000, max_map_len: 500, max_array_len: 500, ..Default::default() };
         let t = Transforms::new(&limits, 1 << 20);
         let cases = [
             ("loop {}", "transform: operations limit exceeded (1000000)"),
