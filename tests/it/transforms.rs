@@ -499,3 +499,27 @@ async fn a_delivery_whose_transform_was_running_when_the_process_died_is_failed_
     let (code, log) = third.stop();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// Issue 29: a GET of the delivery page of such a script aborted the process
+/// too. The console runs the endpoint's transform on the same runners and
+/// limits: the page shows why there is no body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_a_deep_scripts_error_instead_of_aborting() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    add_endpoint(&client, "evil", &receiver.url("/evil"), &[SECRET]).await;
+    set_transform(&client, "evil", NESTS_TOO_DEEP).await;
+    client.execute("SELECT tailhook.publish('order.paid', '{}')", &[]).await.unwrap();
+    let mut config = db.config();
+    config.transform.timeout_ms = 10_000; // a debug build is slow to nest 1,500 levels
+    let (sidecar, base) = console::start(config).await;
+    wait_settled(&db, 1, Duration::from_secs(30)).await;
+    let id = db.count("SELECT id FROM tailhook.deliveries").await;
+    let (status, page) = get(&format!("{base}/deliveries/{id}"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("a value nested deeper than transform.max_expr_depth (64)"), "{page}");
+    let (status, _) = get(&format!("{base}/healthz"), &[]).await;
+    assert_eq!(status, 200, "still serving");
+    sidecar.stop().await;
+}
