@@ -35,6 +35,7 @@ fn add(bytes: isize) {
 
 /// Bytes this thread allocated less those it freed, since it started (0 when
 /// `Meter` is not the global allocator). Compare two readings.
+#[inline]
 pub fn net_bytes() -> isize {
     NET.try_with(Cell::get).unwrap_or(0)
 }
