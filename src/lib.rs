@@ -11,6 +11,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+// The unit tests count memory as the binary does (transforms' memory cap).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: alloc_meter::Meter = alloc_meter::Meter;
+
 pub mod commands;
 pub mod config;
 pub mod db;

@@ -99,10 +99,13 @@ WITH dead AS (
        SET locked_until = now() + pg_catalog.make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int)::numeric / 1000.0),
            locked_by = $2::text,
            lease = $5::bigint,
+           -- Claims since the last result, for endpoints with a transform
+           -- (sql/0022_transform_claims.sql).
+           transform_claims = CASE WHEN e.transform IS NULL THEN 0 ELSE d.transform_claims + 1 END,
            updated_at = now()
       FROM sized s, tailhook.endpoints e
      WHERE d.id = s.id AND e.id = d.endpoint_id AND s.running - s.bytes < $11::bigint
-    RETURNING d.id, d.endpoint_id, d.attempts, d.outbox_id, d.locked_until
+    RETURNING d.id, d.endpoint_id, d.attempts, d.outbox_id, d.locked_until, d.transform_claims
 ), renewed AS (
     UPDATE tailhook.endpoints e
        SET paused_until = now() + pg_catalog.make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int)::numeric / 1000.0)
@@ -122,7 +125,8 @@ SELECT l.id AS delivery_id,
             THEN ev.body END AS payload,
        octet_length(ev.body)::bigint AS payload_bytes,
        (extract(epoch FROM l.locked_until - now()) * 1000::numeric)::bigint AS lease_ms,
-       ev.tenant
+       ev.tenant,
+       l.transform_claims
   FROM leased l
   JOIN events ev ON ev.id = l.outbox_id
  ORDER BY l.outbox_id, l.endpoint_id

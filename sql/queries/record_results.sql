@@ -26,6 +26,7 @@ WITH r AS (
            locked_until = NULL,
            locked_by = NULL,
            lease = NULL,
+           transform_claims = 0,
            last_status_code = r.status_code,
            last_error = r.last_error,
            updated_at = now(),

@@ -286,6 +286,8 @@ pub struct TransformConfig {
     pub max_variables: usize,
     /// Wall-clock deadline of one run.
     pub timeout_ms: u64,
+    /// Memory one run may hold beyond its event (counted by the allocator).
+    pub max_memory_bytes: usize,
     /// Scripts running at once; 0: one per CPU.
     pub concurrency: usize,
 }
@@ -301,6 +303,7 @@ impl Default for TransformConfig {
             max_map_len: 10_000,
             max_variables: 256,
             timeout_ms: 50,
+            max_memory_bytes: 64 << 20,
             concurrency: 0,
         }
     }
@@ -321,10 +324,12 @@ impl TransformConfig {
             ("transform.max_call_depth", self.max_call_depth as u64, MAX_TRANSFORM_CALL_DEPTH as u64),
             ("transform.max_expr_depth", self.max_expr_depth as u64, 1_000),
             ("transform.max_string_bytes", self.max_string_bytes as u64, MAX_PAYLOAD_BYTES as u64),
-            ("transform.max_array_len", self.max_array_len as u64, 10_000_000),
-            ("transform.max_map_len", self.max_map_len as u64, 10_000_000),
+            // Each level a value can nest takes runner stack (see transform/mod.rs).
+            ("transform.max_array_len", self.max_array_len as u64, 100_000),
+            ("transform.max_map_len", self.max_map_len as u64, 100_000),
             ("transform.max_variables", self.max_variables as u64, 100_000),
             ("transform.timeout_ms", self.timeout_ms, 60_000),
+            ("transform.max_memory_bytes", self.max_memory_bytes as u64, 4 << 30),
         ] {
             positive(key, value)?;
             if value > max {

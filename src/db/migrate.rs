@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (18, "capture_slices", include_str!("../../sql/0018_capture_slices.sql")),
     (19, "sql_privileges", include_str!("../../sql/0019_sql_privileges.sql")),
     (21, "privileges", include_str!("../../sql/0021_privileges.sql")),
+    (22, "transform_claims", include_str!("../../sql/0022_transform_claims.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a

@@ -77,6 +77,9 @@ pub struct ClaimedRow {
     pub lease_ms: Option<i64>,
     /// The event's tenant (transforms see it).
     pub tenant: Option<String>,
+    /// Due claims since the delivery's last result, for an endpoint with a
+    /// transform (sql/0022_transform_claims.sql); 0 at fan-out.
+    pub transform_claims: i16,
 }
 
 impl ClaimedRow {
@@ -93,6 +96,8 @@ impl ClaimedRow {
             payload_bytes: row.try_get(8)?,
             lease_ms: row.try_get(9)?,
             tenant: row.try_get(10)?,
+            // Only the due claim returns it.
+            transform_claims: row.try_get("transform_claims").unwrap_or(0),
         })
     }
 }

@@ -298,6 +298,11 @@ fn note_backlogs(ctx: &Ctx, kind: Kind, rows: &[ClaimedRow], rooms: &Rooms) {
     }
 }
 
+/// A due claim that finds this many claims without a result (itself
+/// included) fails the delivery, if its endpoint has a transform (see
+/// sql/0022_transform_claims.sql).
+const DIED_AFTER_CLAIMS: i16 = 2;
+
 fn count_outbox_rows(rows: &[ClaimedRow]) -> usize {
     let mut count = 0;
     let mut last = None;
@@ -356,6 +361,7 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
             event: shared,
             slot: Slot::new(ctx.capacity.clone(), ctx.limits.clone(), endpoint_id),
             transformed: None,
+            died_transforming: row.transform_claims >= DIED_AFTER_CLAIMS,
         };
         jobs.push(job);
     }

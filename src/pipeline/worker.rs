@@ -62,6 +62,10 @@ pub struct Job {
     /// What the endpoint's transform made of the event, when it ran before
     /// the attempt (with the deliveries of the same claim), and with which script.
     pub transformed: Option<(Arc<Script>, Ran)>,
+    /// Claimed before without a result while its endpoint had a transform:
+    /// the process holding it died, perhaps running the script (see
+    /// sql/0022_transform_claims.sql). Failed as `transform`, not run again.
+    pub died_transforming: bool,
 }
 
 /// Most deliveries of one endpoint transformed in one hand-off to a script
@@ -77,6 +81,10 @@ pub fn start(ctx: &Arc<Ctx>, jobs: Vec<Job>) {
     for job in jobs {
         let endpoint = ctx.endpoints.get(job.endpoint_id).filter(|_| job.event.body.is_ok());
         match endpoint.and_then(|ep| Some((ep.transform.clone()?, ep))) {
+            // Not run again: `attempt` records the failure.
+            Some(_) if job.died_transforming => {
+                ctx.tracker.spawn(run(ctx.clone(), job));
+            }
             Some((script, ep)) => {
                 scripted.entry(job.endpoint_id).or_insert_with(|| (script, ep.name.clone(), Vec::new())).2.push(job)
             }
@@ -154,7 +162,8 @@ pub async fn run(ctx: Arc<Ctx>, job: Job) {
 }
 
 async fn attempt(ctx: &Ctx, job: Job) {
-    let Job { delivery_id, endpoint_id, attempt, lease, lease_deadline, event, slot, transformed } = job;
+    let Job { delivery_id, endpoint_id, attempt, lease, lease_deadline, event, slot, transformed, died_transforming } =
+        job;
     let release = || async { ctx.records.send(Record::Release { delivery_id, lease }).await };
     let endpoint = match ctx.endpoints.get_or_refresh(endpoint_id, &ctx.db).await {
         Some(ep) if ep.enabled => ep,
@@ -167,6 +176,15 @@ async fn attempt(ctx: &Ctx, job: Job) {
     // The body this endpoint receives: the envelope, or what its transform
     // makes of it (signed, sent and recorded like any other body).
     let transformed = match (&endpoint.transform, &event.body) {
+        (Some(_), Ok(_)) if died_transforming => Some(Err(Attempt {
+            outcome: Outcome::failed(
+                ErrorKind::Transform,
+                "transform: the process holding this delivery stopped without a result while its endpoint had a \
+                 transform (the script may crash the process); not run again",
+            ),
+            started_at: std::time::SystemTime::now(),
+            duration: Duration::ZERO,
+        })),
         (Some(script), Ok(body)) => Some(transform(ctx, &endpoint, script, &event, body, transformed).await),
         _ => None,
     };

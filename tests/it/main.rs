@@ -1,5 +1,9 @@
 //! Integration tests: the whole sidecar against a real PostgreSQL and a real HTTP receiver on 127.0.0.1.
 
+// The sidecar runs in-process: count memory as the binary does (transforms' memory cap).
+#[global_allocator]
+static ALLOCATOR: alloc_meter::Meter = alloc_meter::Meter;
+
 mod support;
 
 mod browser;

@@ -323,3 +323,203 @@ async fn send_test_dry_run_prints_the_transformed_body_and_sends_nothing() {
     assert_eq!(got[0].json()["attachments"][0]["content"]["body"][1]["text"], "Invoice 42 paid");
     assert_eq!(db.count("SELECT count(*) FROM tailhook.attempts").await, 0, "send-test records nothing");
 }
+
+/// The script of issue 29: stays within every configured limit, then
+/// formatting the nested array overflowed the stack and aborted the process.
+const NESTS_TOO_DEEP: &str = "let a=[]; let i=0; while i<1500 { a=[take(a)]; i+=1; } `${a}`";
+
+fn binary_env(db: &TestDb) -> Vec<(&str, &str)> {
+    vec![
+        ("TAILHOOK_DATABASE__URL", db.url.as_str()),
+        ("TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("TAILHOOK_LOG__LEVEL", "warn"),
+    ]
+}
+
+/// Issue 29, finding 1, against the binary: the process keeps running, the
+/// endpoint's deliveries fail as `transform`, another endpoint keeps receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_nesting_too_deep_fails_its_deliveries_and_the_process_keeps_running() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    add_endpoint(&client, "evil", &receiver.url("/evil"), &[SECRET]).await;
+    add_endpoint(&client, "plain", &receiver.url("/plain"), &[SECRET]).await;
+    set_transform(&client, "evil", NESTS_TOO_DEEP).await;
+    // A debug build takes longer than 50 ms to nest 1,500 levels.
+    let mut env = binary_env(&db);
+    env.push(("TAILHOOK_TRANSFORM__TIMEOUT_MS", "10000"));
+    let mut sidecar = Binary::run("", &env);
+    for _ in 0..5 {
+        client.execute("SELECT tailhook.publish('order.paid', '{}')", &[]).await.unwrap();
+    }
+    wait_settled(&db, 10, Duration::from_secs(30)).await;
+    assert_eq!(sidecar.exited(), None, "the process is still running: {}", sidecar.stderr());
+    let rows = client
+        .query(
+            "SELECT d.status, a.error_kind, a.error FROM tailhook.deliveries d
+               JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+               JOIN tailhook.attempts a ON a.delivery_id = d.id WHERE e.name = 'evil'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 5, "one attempt each");
+    for r in &rows {
+        assert_eq!(
+            (r.get::<_, String>(0).as_str(), r.get::<_, Option<String>>(1).as_deref()),
+            ("failed", Some("transform"))
+        );
+        assert_eq!(
+            r.get::<_, String>(2),
+            "transform: a value nested deeper than transform.max_expr_depth (64) cannot be formatted, compared or sent"
+        );
+    }
+    // And it keeps delivering.
+    for _ in 0..3 {
+        client.execute("SELECT tailhook.publish('order.paid', '{}')", &[]).await.unwrap();
+    }
+    wait_settled(&db, 16, Duration::from_secs(30)).await;
+    assert_eq!(receiver.received().iter().filter(|r| r.path == "/plain").count(), 8);
+    assert_eq!(receiver.received().iter().filter(|r| r.path == "/evil").count(), 0);
+    let (code, log) = sidecar.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// Busy for `ms` milliseconds of wall clock, within the deadline, then the event.
+fn busy(ms: u32) -> String {
+    format!("let t = timestamp(); while t.elapsed < {:.3} {{ }} event.data", f64::from(ms) / 1000.0)
+}
+
+/// Issue 29, finding 2: 40 slow transforms of one endpoint delayed another
+/// endpoint's trivial one by 8.2 s (one FIFO queue: measured 7.4 s here
+/// before the fix). The runners now serve the endpoints in turn: the quick
+/// one waits for at most one of the slow one's runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_with_slow_transforms_does_not_hold_up_another() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    add_endpoint(&client, "slow", &receiver.url("/slow"), &[SECRET]).await;
+    add_endpoint(&client, "quick", &receiver.url("/quick"), &[SECRET]).await;
+    set_transform(&client, "slow", &busy(250)).await;
+    set_transform(&client, "quick", "event.data").await;
+    client
+        .batch_execute(
+            "UPDATE tailhook.endpoints SET event_types = '{slow.*}', timeout_ms = 60000 WHERE name = 'slow';
+             UPDATE tailhook.endpoints SET event_types = '{quick.*}' WHERE name = 'quick';",
+        )
+        .await
+        .unwrap();
+    let mut config = db.config();
+    config.transform.concurrency = 2;
+    config.transform.timeout_ms = 2_000;
+    config.transform.max_operations = 1_000_000_000;
+    let sidecar = Sidecar::start(config);
+    // 80 runs of 250 ms on 2 runners: 10 s of work.
+    client.execute("SELECT tailhook.publish('slow.tick', '{}') FROM generate_series(1, 80)", &[]).await.unwrap();
+    wait_for("the slow deliveries claimed", Duration::from_secs(15), || async {
+        db.count("SELECT count(*) FROM tailhook.deliveries").await == 80
+    })
+    .await;
+    let published = std::time::Instant::now();
+    client.execute("SELECT tailhook.publish('quick.tick', '{\"n\": 1}')", &[]).await.unwrap();
+    wait_for("the quick delivery", Duration::from_secs(30), || async {
+        receiver.received().iter().any(|r| r.path == "/quick")
+    })
+    .await;
+    let took = published.elapsed();
+    let errors = client
+        .query("SELECT DISTINCT last_error FROM tailhook.deliveries WHERE last_error IS NOT NULL", &[])
+        .await
+        .unwrap();
+    assert!(errors.is_empty(), "{:?}", errors.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>());
+    let slow_done = receiver.received().iter().filter(|r| r.path == "/slow").count();
+    assert!(
+        took < Duration::from_millis(1_500),
+        "the quick endpoint waited {took:?} ({slow_done} of 80 slow ones sent)"
+    );
+    assert!(slow_done < 60, "the quick one did not wait for the slow ones: {slow_done} of 80 were sent before it");
+    wait_settled(&db, 81, Duration::from_secs(30)).await;
+    sidecar.stop().await;
+}
+
+/// Issue 29, finding 1: a crash while a transform ran left the delivery to
+/// be claimed into the same crash for ever. A delivery claimed again after
+/// its holder died without a result is failed as `transform`, not run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_transform_was_running_when_the_process_died_is_failed_not_retried() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    add_endpoint(&client, "slow", &receiver.url("/slow"), &[SECRET]).await;
+    set_transform(&client, "slow", &busy(20_000)).await;
+    let mut env = binary_env(&db);
+    env.extend([
+        ("TAILHOOK_TRANSFORM__TIMEOUT_MS", "30000"),
+        ("TAILHOOK_TRANSFORM__MAX_OPERATIONS", "1000000000"),
+        ("TAILHOOK_DELIVERY__TIMEOUT_MS", "30000"),
+        ("TAILHOOK_DELIVERY__LEASE_MARGIN_MS", "10000"),
+    ]);
+    let holder = || async {
+        db.client()
+            .await
+            .query_one("SELECT coalesce(locked_by, ''), status FROM tailhook.deliveries", &[])
+            .await
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .unwrap_or_default()
+    };
+    let first = Binary::run("", &env);
+    let first_pid = format!("-{}-", first.pid());
+    client.execute("SELECT tailhook.publish('t', '{}')", &[]).await.unwrap();
+    wait_for("leased by the first", Duration::from_secs(15), || async { holder().await.0.contains(&first_pid) }).await;
+    // The second takes over once the first is seen dead, and runs the script again.
+    let second = Binary::run("", &env);
+    let second_pid = format!("-{}-", second.pid());
+    first.kill();
+    wait_for("taken over by the second", Duration::from_secs(30), || async { holder().await.0.contains(&second_pid) })
+        .await;
+    assert_eq!(db.count("SELECT transform_claims::bigint FROM tailhook.deliveries").await, 1);
+    let third = Binary::run("", &env);
+    second.kill();
+    wait_for("failed by the third", Duration::from_secs(30), || async { holder().await.1 == "failed" }).await;
+    let row = client
+        .query_one(
+            "SELECT d.attempts, a.error_kind, a.error, d.transform_claims FROM tailhook.deliveries d
+               JOIN tailhook.attempts a ON a.delivery_id = d.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("transform"));
+    assert!(row.get::<_, String>(2).contains("stopped without a result while its endpoint had a transform"));
+    assert_eq!(row.get::<_, i16>(3), 0);
+    assert_eq!(receiver.count(), 0);
+    let (code, log) = third.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// Issue 29: a GET of the delivery page of such a script aborted the process
+/// too. The console runs the endpoint's transform on the same runners and
+/// limits: the page shows why there is no body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_a_deep_scripts_error_instead_of_aborting() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    add_endpoint(&client, "evil", &receiver.url("/evil"), &[SECRET]).await;
+    set_transform(&client, "evil", NESTS_TOO_DEEP).await;
+    client.execute("SELECT tailhook.publish('order.paid', '{}')", &[]).await.unwrap();
+    let mut config = db.config();
+    config.transform.timeout_ms = 10_000; // a debug build is slow to nest 1,500 levels
+    let (sidecar, base) = console::start(config).await;
+    wait_settled(&db, 1, Duration::from_secs(30)).await;
+    let id = db.count("SELECT id FROM tailhook.deliveries").await;
+    let (status, page) = get(&format!("{base}/deliveries/{id}"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("a value nested deeper than transform.max_expr_depth (64)"), "{page}");
+    let (status, _) = get(&format!("{base}/healthz"), &[]).await;
+    assert_eq!(status, 200, "still serving");
+    sidecar.stop().await;
+}

@@ -1,0 +1,14 @@
+-- tailhook schema, version 22: a delivery whose transform keeps killing the
+-- process is failed instead of claimed again. Plain SQL, safe to re-run.
+--
+-- `transform_claims` counts the due claims (claim_due.sql) of a delivery of
+-- an endpoint with a transform since its last recorded attempt or release
+-- (record_results.sql, release_leases.sql, release_all.sql set it to 0).
+-- A claim that finds 2 (this claim, and one before it that ended with no
+-- result: the process holding it died, or lost the lease) fails the
+-- delivery with error_kind 'transform' without running the script. The
+-- claim at fan-out (dispatch.sql) is not counted, so a delivery never
+-- attempted is failed at its second takeover, one attempted before at its
+-- first. It costs no statement: the claim and the result write already
+-- update the row (the column is in no index, so the update stays HOT).
+ALTER TABLE tailhook.deliveries ADD COLUMN IF NOT EXISTS transform_claims smallint NOT NULL DEFAULT 0;
