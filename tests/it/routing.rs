@@ -139,3 +139,186 @@ async fn a_paused_endpoint_gets_its_new_events_when_the_pause_ends() {
     sidecar.stop().await;
     assert_eq!(receiver.received().iter().filter(|r| r.path == "/paused").count(), 1);
 }
+
+/// `exists($.** ? (...))` nested `levels` deep: each level walks the whole
+/// payload again for every node of the level above (issue 29, finding 3);
+/// nothing matches, so no level stops early.
+fn nested_descent(levels: usize) -> String {
+    let mut path = r#"@ == "never""#.to_owned();
+    for _ in 0..levels {
+        path = format!("exists($.** ? ({path}))");
+    }
+    path
+}
+
+/// A row written before tailhook bounded filters (or by a writer who got
+/// past the bounds): migrations up to the one that bounds them, the row,
+/// then the rest.
+async fn with_a_row_from_before_the_bounds(db: &TestDb, insert: &str) -> tokio_postgres::Client {
+    let client = db.client().await;
+    for (version, _, sql) in tailhook::db::MIGRATIONS.iter().filter(|m| m.0 < 20) {
+        apply_migration_by_hand(&client, *version, sql).await;
+    }
+    client.batch_execute(insert).await.unwrap();
+    db.migrate().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_costly_filter_path_on_one_tenants_endpoint_never_delays_another_tenants_events() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::ok().await;
+    let hostile = format!(
+        "INSERT INTO tailhook.endpoints (name, url, tenant, filter_path) VALUES ('evil', '{}', 'evil', '{}')",
+        receiver.url("/evil"),
+        nested_descent(9)
+    );
+    let client = with_a_row_from_before_the_bounds(&db, &hostile).await;
+    client
+        .execute(
+            "INSERT INTO tailhook.endpoints (name, url, tenant) VALUES ('good', $1, 'good')",
+            &[&receiver.url("/good")],
+        )
+        .await
+        .unwrap();
+    let mut config = db.config();
+    // Today's code fails within this deadline rather than the default 30 s.
+    config.database.statement_timeout_ms = 5_000;
+    let sidecar = Sidecar::start(config);
+    client.execute("SELECT tailhook.publish('warm', '{}', 'good')", &[]).await.unwrap();
+    wait_for("the sidecar is up", Duration::from_secs(10), || async {
+        receiver.received().iter().any(|r| r.path == "/good")
+    })
+    .await;
+    // A payload of nine nodes: nine levels of `.**` would visit about 9^9.
+    let payload = r#"{"a": {"b": {"c": [1, 2, {"d": 3}]}}, "e": 4}"#;
+    client.execute("SELECT tailhook.publish('order.paid', $1::text::jsonb, 'evil')", &[&payload]).await.unwrap();
+    for _ in 0..5 {
+        client.execute("SELECT tailhook.publish('order.paid', $1::text::jsonb, 'good')", &[&payload]).await.unwrap();
+    }
+    // Far below the statement deadline: the other tenant waits for nothing.
+    let served = poll_until(Duration::from_secs(2), || async {
+        receiver.received().iter().filter(|r| r.path == "/good").count() == 6
+    })
+    .await;
+    let got = receiver.received().iter().filter(|r| r.path == "/good").count();
+    assert!(served, "the other tenant's endpoint got {got} of 6 events within 2 s");
+    // The row breaking the bounds is marked invalid, naming the column; its
+    // filter is never evaluated, and its delivery fails with that reason.
+    wait_for("the hostile endpoint's delivery failed", Duration::from_secs(5), || async {
+        deliveries_of(&db, "evil", "failed").await == 1
+    })
+    .await;
+    let reason: Option<String> = client
+        .query_one("SELECT invalid_reason FROM tailhook.endpoints WHERE name = 'evil'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let reason = reason.unwrap_or_default();
+    assert!(reason.starts_with("filter_path: "), "{reason}");
+    sidecar.stop().await;
+    assert!(!receiver.received().iter().any(|r| r.path == "/evil"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_path_beyond_the_bounds_is_refused_when_written() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let insert = |path: String| {
+        let client = &client;
+        async move {
+            client
+                .execute(
+                    "INSERT INTO tailhook.endpoints (name, url, filter_path)
+                     VALUES ('e' || md5(random()::text), 'http://127.0.0.1:1/x', $1::text::jsonpath)",
+                    &[&path],
+                )
+                .await
+        }
+    };
+    let refused = [
+        (nested_descent(9), "`.**`"),
+        (nested_descent(2), "`.**`"),
+        ("$.a ? (@.b == $.c)".to_owned(), "`$`"),
+        ("$.a == $.b".to_owned(), "literal"),
+        ("$.a == $x".to_owned(), "variable"),
+        ("$.a[0,0,0,0][0,0,0,0]".to_owned(), "subscript"),
+        (format!("$.a == \"{}\"", "x".repeat(2_000)), "longer than"),
+        ("$.a ? (@.b ? (@.c ? (@.d ? (@ == 1))))".to_owned(), "nest"),
+    ];
+    for (path, rule) in refused {
+        let error = insert(path.clone()).await.expect_err(&path);
+        let db_error = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+        let message = db_error.message();
+        assert!(message.starts_with("filter_path: ") && message.contains(rule), "{path}: {message}");
+        assert_eq!(db_error.column(), Some("filter_path"), "{path}");
+    }
+    for path in ["$.amount > 100", r#"$.items[*] ? (@.sku == "x")"#, "exists($.** ? (@.flag == true))"] {
+        insert(path.to_owned()).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_path_failing_on_a_payload_fails_only_that_delivery() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::ok().await;
+    let client = db.migrate().await;
+    // Each within the bounds, each raising an error on some payload.
+    let endpoints = [
+        // a date compared with a time with a zone: an error silent mode keeps
+        ("dated", r#"$.at.datetime() < "2030-01-01T00:00:00+00:00".datetime()"#),
+        // a payload nested deeper than `.**` can recurse: stack depth exceeded
+        ("deep", "exists($.** ? (@ == 2))"),
+        // errors silent mode turns into "no match"
+        ("typed", r#"$.n + "x" == 1"#),
+        ("strict", "strict $.missing == 1"),
+    ];
+    for (name, path) in endpoints {
+        client
+            .execute(
+                "INSERT INTO tailhook.endpoints (name, url, filter_path) VALUES ($1, $2, $3::text::jsonpath)",
+                &[&name, &receiver.url(&format!("/{name}")), &path],
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .execute("INSERT INTO tailhook.endpoints (name, url) VALUES ('plain', $1)", &[&receiver.url("/plain")])
+        .await
+        .unwrap();
+    let deep = format!("{}2{}", "[".repeat(12_000), "]".repeat(12_000));
+    let payloads = [r#"{"at": "2020-01-01", "n": 1}"#.to_owned(), deep, r#"{"at": "2020-01-01T00:00:00Z"}"#.to_owned()];
+    for payload in &payloads {
+        client.execute("SELECT tailhook.publish('t', $1::text::jsonb)", &[payload]).await.unwrap();
+    }
+    let sidecar = Sidecar::start(db.config());
+    wait_for("the endpoint without a filter got every event", Duration::from_secs(10), || async {
+        receiver.received().iter().filter(|r| r.path == "/plain").count() == 3
+    })
+    .await;
+    // The one event each filter can evaluate and match reaches it.
+    wait_for("the matching events delivered", Duration::from_secs(5), || async {
+        succeeded(&db, "dated").await == 1
+    })
+    .await;
+    wait_settled(&db, 5, Duration::from_secs(5)).await;
+    sidecar.stop().await;
+    let failed = client
+        .query(
+            "SELECT e.name, d.last_error FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+              WHERE d.status = 'failed' ORDER BY e.name",
+            &[],
+        )
+        .await
+        .unwrap();
+    let failed: Vec<(String, String)> = failed.iter().map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default())).collect();
+    assert_eq!(failed.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["dated", "deep"], "{failed:?}");
+    for (name, error) in &failed {
+        assert!(error.starts_with("filter_path could not be evaluated: "), "{name}: {error}");
+    }
+    assert!(failed[0].1.contains("time zone"), "{failed:?}");
+    assert!(failed[1].1.contains("stack depth"), "{failed:?}");
+    for name in ["typed", "strict", "deep"] {
+        assert_eq!(succeeded(&db, name).await, 0, "{name}");
+    }
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries").await, 3 + 1 + 2);
+}
