@@ -676,8 +676,14 @@ impl EndpointConfig {
         ] {
             limit.check(value.map(i64::from)).map_err(|p| invalid(key(p.field), p.reason))?;
         }
-        if self.filter.as_ref().is_some_and(|f| !f.is_object()) {
-            return Err(invalid(key("filter"), "must be a table (JSON object)"));
+        if let Some(filter) = &self.filter {
+            if !filter.is_object() {
+                return Err(invalid(key("filter"), "must be a table (JSON object)"));
+            }
+            rules::filter(filter).map_err(|p| invalid(key(p.field), p.reason))?;
+        }
+        if let Some(path) = &self.filter_path {
+            rules::filter_path(path).map_err(|p| invalid(key(p.field), p.reason))?;
         }
 
         let mut secrets: Vec<Secret> = self.secret.iter().chain(&self.secrets).cloned().collect();

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (16, "claim_rows", include_str!("../../sql/0016_claim_rows.sql")),
     (17, "publish_plan", include_str!("../../sql/0017_publish_plan.sql")),
     (18, "capture_slices", include_str!("../../sql/0018_capture_slices.sql")),
+    (20, "filter_bounds", include_str!("../../sql/0020_filter_bounds.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a

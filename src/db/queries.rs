@@ -215,6 +215,9 @@ pub struct EndpointFields {
     pub event_types: Vec<Option<String>>,
     /// The script turning the event into the body sent, if any.
     pub transform: Option<String>,
+    /// The jsonb containment filter and the jsonpath filter, as text.
+    pub filter: Option<String>,
+    pub filter_path: Option<String>,
 }
 
 impl EndpointRow {
@@ -233,6 +236,8 @@ impl EndpointRow {
                 ordered: get(row, "ordered")?,
                 event_types: get(row, "event_types")?,
                 transform: get(row, "transform")?,
+                filter: get(row, "filter")?,
+                filter_path: get(row, "filter_path")?,
             })
         })()
         .map_err(|(column, e)| match e.source().map(ToString::to_string) {
@@ -276,7 +281,10 @@ impl Db {
     /// than `max_deliveries` deliveries (at least one row), leasing at most
     /// `max_deliveries` (see `dispatch.sql`), in a transaction committed
     /// asynchronously (see `async_commit.sql`); `one_at_a_time` while any
-    /// endpoint is ordered (`dispatch_serialize.sql`).
+    /// endpoint is ordered (`dispatch_serialize.sql`). The filters of the
+    /// endpoints in `skip_filters` (rows found beyond the bounds on filters)
+    /// are not evaluated.
+    #[allow(clippy::too_many_arguments)]
     pub async fn dispatch(
         &self,
         limit: i64,
@@ -284,9 +292,10 @@ impl Db {
         lease: Lease<'_>,
         rooms: &Rooms,
         one_at_a_time: bool,
+        skip_filters: &[i64],
     ) -> Result<Vec<ClaimedRow>, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 11] = [
+            let params: [&dyn Param; 12] = [
                 &limit,
                 &lease.replica,
                 &lease.default_timeout_ms,
@@ -298,6 +307,7 @@ impl Db {
                 &lease.max_payload_bytes,
                 &lease.claim_bytes,
                 &max_deliveries,
+                &skip_filters,
             ];
             let begin = if one_at_a_time { DISPATCH_BEGIN_SERIALIZED } else { DISPATCH_BEGIN };
             let rows = self.rows_in_one_round_trip(client, begin, DISPATCH, &params).await?;

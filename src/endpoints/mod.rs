@@ -23,6 +23,9 @@ pub struct Endpoint {
     pub ordered: bool,
     /// The script making the body this endpoint receives; `None`: the envelope.
     pub transform: Option<Arc<Script>>,
+    /// Whether its `filter` and `filter_path` keep the bounds on filters
+    /// (`rules`); when not, the fan-out never evaluates them.
+    pub filters_ok: bool,
     /// Where and how to send, or why no request can be built
     /// (the delivery then fails at once as `invalid_request`).
     pub target: Result<Target, String>,
@@ -46,7 +49,11 @@ impl Endpoint {
         transforms: &Transforms,
         previous: Option<&Endpoint>,
     ) -> Self {
-        let checked = row.fields.and_then(|f| {
+        // Filters first: a row beyond their bounds is named for them, and
+        // never has them evaluated, whatever else is wrong with it.
+        let filters = row.fields.as_ref().map_or(Ok(()), |f| check_filters(f).map_err(|p| p.to_string()));
+        let filters_ok = filters.is_ok();
+        let checked = filters.and(row.fields).and_then(|f| {
             let transform = match f.transform.as_deref() {
                 None => None,
                 Some(source) => match previous.and_then(|p| p.transform.as_ref()).filter(|t| t.source == source) {
@@ -70,6 +77,7 @@ impl Endpoint {
             rate_limit_per_sec: rate_limit_per_sec.or(Some(defaults.rate_limit_per_sec)).filter(|r| *r > 0),
             ordered,
             transform,
+            filters_ok,
             target,
         }
     }
@@ -83,6 +91,20 @@ impl Endpoint {
     fn unsigned(&self) -> bool {
         self.target.as_ref().is_ok_and(|t| t.keys.is_empty())
     }
+}
+
+/// The row's filters, as PostgreSQL prints them, checked as the config
+/// file's are (`rules`).
+fn check_filters(f: &EndpointFields) -> Result<(), Problem> {
+    if let Some(text) = &f.filter {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Problem::new("filter", format!("cannot be read: {e}")))?;
+        rules::filter(&value)?;
+    }
+    if let Some(path) = &f.filter_path {
+        rules::filter_path(path)?;
+    }
+    Ok(())
 }
 
 /// The row's values, checked as the config file's are (`rules`); the limits
@@ -140,6 +162,13 @@ impl EndpointCache {
     /// Whether any enabled endpoint is ordered (fan-outs then take turns).
     pub fn any_ordered(&self) -> bool {
         self.current.read().unwrap_or_else(|e| e.into_inner()).values().any(|e| e.enabled && e.ordered)
+    }
+
+    /// Enabled endpoints whose filters the fan-out must not evaluate (beyond
+    /// the bounds on filters: rows written before them).
+    pub fn skip_filters(&self) -> Vec<i64> {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        current.iter().filter(|(_, e)| e.enabled && !e.filters_ok).map(|(id, _)| *id).collect()
     }
 
     /// Endpoints currently enabled (used to size fan-out claims).
@@ -219,6 +248,8 @@ mod tests {
                 ordered: false,
                 event_types: vec![Some("*".into())],
                 transform: transform.map(str::to_owned),
+                filter: None,
+                filter_path: None,
             }),
         }
     }
