@@ -437,6 +437,67 @@ mod tests {
         assert!(secrets(std::iter::repeat_n(Some(good), MAX_SECRETS + 1)).is_err());
     }
 
+    #[test]
+    fn realistic_filter_paths_keep_the_bounds() {
+        for path in [
+            "$.amount > 100",
+            r#"$.items[*] ? (@.sku == "x")"#,
+            "exists($.** ? (@.flag == true))",
+            r#"$.customer.address.country == "DE" && $.amount >= 100"#,
+            r#"$.items[*] ? (exists(@.tags[*] ? (@ == "vip")))"#,
+            r#"$.email like_regex "@example\\.com$" flag "i""#,
+            r#"$.at.datetime() < "2030-01-01T00:00:00+00:00".datetime()"#,
+            r#"!($.status == "test") || $.total + 1 * 2 > 3"#,
+            "$.items.size() > 2 && $.items[last].price < -1.5e3",
+            // PostgreSQL's normal form of a stored one
+            r#"$."items"[*]?(@."sku" == "x")"#,
+            r#"$."$a"?(@ == "?($ == $")"#,
+        ] {
+            assert_eq!(filter_path(path), Ok(()), "{path}");
+        }
+    }
+
+    #[test]
+    fn filter_paths_beyond_the_bounds_are_refused_naming_the_rule() {
+        let cases = [
+            ("exists($.** ? (exists($.** ? (@ == 1))))".to_owned(), "uses `$` inside a filter"),
+            ("$.** ? (exists(@.** ? (@ == 1)))".into(), "uses `.**` more than once"),
+            ("$.a[$.i] == 1".into(), "uses `$` inside a filter or a subscript"),
+            ("$.a == $.b".into(), "compares two values from the payload"),
+            ("$.a ? (@.x == @.y)".into(), "compares two values from the payload"),
+            ("$.a == $x".into(), "uses a variable"),
+            (r#"$.a == $"x""#.into(), "uses a variable"),
+            ("$.a[0,0,0]".into(), "lists several subscripts"),
+            ("$.a ? (exists(@.b ? (exists(@.c ? (@ == 1)))))".into(), "nests filters and exists() more than 3 deep"),
+            (format!("${} == 1", ".a".repeat(17)), "has more than 16 steps"),
+            (format!(r#"$.a == "{}""#, "x".repeat(1_020)), "is longer than 1024 bytes"),
+        ];
+        for (path, reason) in cases {
+            let problem = filter_path(&path).unwrap_err();
+            assert_eq!(problem.field, "filter_path");
+            assert!(problem.reason.starts_with(reason), "{path}: {problem}");
+        }
+        assert_eq!(filter_path(&format!("${}", ".a".repeat(16))), Ok(()));
+    }
+
+    #[test]
+    fn filters_are_bounded_by_values_depth_and_strings() {
+        let ok = serde_json::json!({"currency": "EUR", "customer": {"plan": "pro"}, "tags": ["vip"]});
+        assert_eq!(filter(&ok), Ok(()));
+        let many = serde_json::json!({ "a": (0..64).collect::<Vec<_>>() });
+        assert_eq!(filter(&many).unwrap_err().reason, "holds more than 64 values");
+        let fits = serde_json::json!({ "a": (0..63).collect::<Vec<_>>() });
+        assert_eq!(filter(&fits), Ok(()));
+        let mut deep = serde_json::json!(1);
+        for _ in 0..9 {
+            deep = serde_json::json!({ "a": deep });
+        }
+        assert_eq!(filter(&deep).unwrap_err().reason, "is nested more than 8 deep");
+        assert_eq!(filter(&deep["a"]), Ok(()));
+        let long = serde_json::json!({ "a": "x".repeat(1_025) });
+        assert_eq!(filter(&long).unwrap_err().to_string(), "filter: holds a key or string longer than 1024 bytes");
+    }
+
     proptest::proptest! {
         /// A header is accepted only if it is valid HTTP and not one of
         /// tailhook's own; never a panic, never a CR or LF through.

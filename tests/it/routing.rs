@@ -334,3 +334,99 @@ async fn a_filter_path_failing_on_a_payload_fails_only_that_delivery() {
     }
     assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries").await, 3 + 1 + 2);
 }
+
+/// A random jsonpath from pieces that exercise every rule (some of which
+/// PostgreSQL refuses as syntax; those are skipped).
+fn random_path(rng: &mut impl rand::Rng, depth: usize) -> String {
+    const STEPS: &[&str] = &[".a", ".*", ".**", "[*]", "[0]", "[0 to last]", ".size()", "[0,1]", ".\"k y\"", "[$.i]"];
+    const PREDICATES: &[&str] = &[
+        "@ == 1",
+        "@.b == \"x\"",
+        "1 < @.c",
+        "@ == $.c",
+        "@.x == @.y",
+        "@ like_regex \"^a\"",
+        "@ starts with \"a\"",
+        "@.n + 1 > 2",
+        "@ == $v",
+        "(@ == \"$\" || @ != \"?(\")",
+    ];
+    let mut path = String::from(if rng.gen_bool(0.2) { "lax $" } else { "$" });
+    for _ in 0..rng.gen_range(0..5) {
+        if depth < 5 && rng.gen_bool(0.25) {
+            let inner = match rng.gen_range(0..3) {
+                0 => PREDICATES[rng.gen_range(0..PREDICATES.len())].to_owned(),
+                1 => format!("exists({})", random_path(rng, depth + 1).replacen('$', "@", 1)),
+                _ => format!("exists({})", random_path(rng, depth + 1)),
+            };
+            path.push_str(&format!(" ? ({inner})"));
+        } else {
+            path.push_str(STEPS[rng.gen_range(0..STEPS.len())]);
+        }
+    }
+    if depth == 0 {
+        match rng.gen_range(0..5) {
+            0 => path.push_str(" == 1"),
+            1 => path = format!("exists({path})"),
+            2 => path.push_str(" == $.z"),
+            3 => path = format!("{path} > 1 && $.q == \"w\""),
+            _ => {}
+        }
+    }
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_and_tailhook_apply_the_same_bounds_to_filters() {
+    use rand::SeedableRng;
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let seed = rand::random::<u64>();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut compared, mut refused) = (0, 0);
+    for _ in 0..600 {
+        let raw = random_path(&mut rng, 0);
+        let Ok(row) = client
+            .query_one(
+                "SELECT $1::text::jsonpath::text, tailhook.filter_path_problem($1::text::jsonpath::text)",
+                &[&raw],
+            )
+            .await
+        else {
+            continue; // not a jsonpath PostgreSQL takes
+        };
+        let (stored, by_sql): (String, Option<String>) = (row.get(0), row.get(1));
+        // The same message on the stored form, and the same verdict on the
+        // text as written (what a config file holds).
+        let by_rust = tailhook::config::rules::filter_path(&stored).err().map(|p| p.to_string());
+        assert_eq!(by_rust, by_sql, "seed {seed}: {raw} stored as {stored}");
+        let as_written = tailhook::config::rules::filter_path(&raw).err().map(|p| p.to_string());
+        assert_eq!(as_written.is_some(), by_sql.is_some(), "seed {seed}: {raw}: {as_written:?} / {by_sql:?}");
+        compared += 1;
+        refused += usize::from(by_sql.is_some());
+    }
+    eprintln!("seed {seed}: {compared} paths compared, {refused} refused");
+    assert!(compared > 300 && refused > 50 && compared - refused > 50, "{compared} compared, {refused} refused");
+    for text in [
+        r#"{"currency": "EUR", "customer": {"plan": "pro"}, "tags": ["vip"]}"#,
+        r#"{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 1}}}}}}}}"#,
+        r#"{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}"#,
+        r#"{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": [1]}}}}}}}}"#,
+        r#"{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": [1]}}}}}}}, "x": "long"}"#,
+        r#"[1, 2, 3]"#,
+    ] {
+        let by_sql: Option<String> =
+            client.query_one("SELECT tailhook.filter_problem($1::text::jsonb)", &[&text]).await.unwrap().get(0);
+        let by_rust =
+            tailhook::config::rules::filter(&serde_json::from_str(text).unwrap()).err().map(|p| p.to_string());
+        assert_eq!(by_rust, by_sql, "{text}");
+    }
+    for (values, long) in [(63, 1_024), (64, 1_024), (65, 1_024), (3, 1_025)] {
+        let text = format!(r#"{{"k": [{}], "s": "{}"}}"#, vec!["1"; values - 2].join(","), "x".repeat(long));
+        let by_sql: Option<String> =
+            client.query_one("SELECT tailhook.filter_problem($1::text::jsonb)", &[&text]).await.unwrap().get(0);
+        let by_rust =
+            tailhook::config::rules::filter(&serde_json::from_str(&text).unwrap()).err().map(|p| p.to_string());
+        assert_eq!(by_rust, by_sql, "{values} values, a string of {long}");
+    }
+}
