@@ -17,7 +17,8 @@
 -- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms, $5 lease token,
 -- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint,
 -- $9 max payload bytes, $10 max payload bytes per claim, $11 max deliveries (free slots),
--- $12 endpoints whose filters are not evaluated (rows tailhook found invalid)
+-- $12 endpoints whose filters are not evaluated (rows tailhook found invalid),
+-- $13 and $14 ms of filter_path evaluation per endpoint and per claim (sql/0020_filter_bounds.sql)
 WITH locked AS MATERIALIZED (
     -- The oldest $1 undispatched rows not locked by another claim, locked
     -- (sql/0016_claim_rows.sql: a function, so the rest is planned for a batch).
@@ -51,7 +52,8 @@ WITH locked AS MATERIALIZED (
            CASE WHEN r.path NOT IN ('match', 'no match') THEN r.path END AS routing_error
       FROM (SELECT c.id AS outbox_id, c.endpoint_id, c.timeout_ms, c.ordered, c.paused_until,
                    CASE WHEN c.filter_path IS NOT NULL AND c.evaluate
-                        THEN tailhook.filter_path_matches(c.payload, c.filter_path) END AS path
+                        THEN tailhook.filter_path_matches(c.payload, c.filter_path, c.endpoint_id,
+                                                          $13::int, $14::int) END AS path
               FROM candidates c
                -- `*` and exact names first: the function only runs for `prefix.*` patterns.
                -- `*` alone never matches tailhook's own `tailhook.` events, and those

@@ -174,7 +174,8 @@ pub const MAX_FILTER_STRING_BYTES: usize = 1_024;
 /// costs about its steps × the payload's nodes, except where one part runs
 /// again for every item of another; those are refused: `$` inside a filter
 /// or a subscript, a second `.**`, a comparison of two values from the
-/// payload, a subscript list. Also refuses variables (none are passed).
+/// payload, a subscript list; and `.keyvalue()` (an object built for every
+/// member). Also refuses variables (none are passed).
 /// Syntax is PostgreSQL's to check (the row's jsonpath type).
 pub fn filter_path(path: &str) -> Result<(), Problem> {
     let problem = |reason: String| Err(Problem::new("filter_path", reason));
@@ -216,6 +217,9 @@ pub fn filter_path(path: &str) -> Result<(), Problem> {
                 }
             }
             "." => steps += 1,
+            "W:keyvalue" if before == Some(".") => {
+                return problem("uses .keyvalue() (it builds an object for every member)".into())
+            }
             "$" if stack.iter().any(|s| matches!(s, b'f' | b'b')) => {
                 return problem(
                     "uses `$` inside a filter or a subscript (it walks the payload again for every item)".into(),
@@ -468,6 +472,7 @@ mod tests {
             ("$.a == $x".into(), "uses a variable"),
             (r#"$.a == $"x""#.into(), "uses a variable"),
             ("$.a[0,0,0]".into(), "lists several subscripts"),
+            ("exists($.**.keyvalue() ? (@.value == 1))".into(), "uses .keyvalue()"),
             ("$.a ? (exists(@.b ? (exists(@.c ? (@ == 1)))))".into(), "nests filters and exists() more than 3 deep"),
             (format!("${} == 1", ".a".repeat(17)), "has more than 16 steps"),
             (format!(r#"$.a == "{}""#, "x".repeat(1_020)), "is longer than 1024 bytes"),

@@ -276,6 +276,18 @@ pub struct Selection {
     pub until: Option<String>,
 }
 
+/// Milliseconds of filter_path evaluation a fan-out gives each endpoint, and
+/// all of them together (see `tailhook.filter_path_matches`): a quarter of
+/// the statement deadline together, so filters alone never reach it, and a
+/// fortieth of it, at most [`FILTER_BUDGET_MS`], to each.
+pub fn filter_budgets(statement_timeout: std::time::Duration) -> (i32, i32) {
+    let deadline_ms = statement_timeout.as_millis().min(i32::MAX as u128) as i32;
+    ((deadline_ms / 40).min(FILTER_BUDGET_MS), deadline_ms / 4)
+}
+
+/// The most one endpoint's filter_path may take in one fan-out, in ms.
+pub const FILTER_BUDGET_MS: i32 = 250;
+
 impl Db {
     /// Fans out up to `limit` undispatched outbox rows, as many as make fewer
     /// than `max_deliveries` deliveries (at least one row), leasing at most
@@ -295,7 +307,8 @@ impl Db {
         skip_filters: &[i64],
     ) -> Result<Vec<ClaimedRow>, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 12] = [
+            let (endpoint_budget_ms, claim_budget_ms) = filter_budgets(self.timeout);
+            let params: [&dyn Param; 14] = [
                 &limit,
                 &lease.replica,
                 &lease.default_timeout_ms,
@@ -308,6 +321,8 @@ impl Db {
                 &lease.claim_bytes,
                 &max_deliveries,
                 &skip_filters,
+                &endpoint_budget_ms,
+                &claim_budget_ms,
             ];
             let begin = if one_at_a_time { DISPATCH_BEGIN_SERIALIZED } else { DISPATCH_BEGIN };
             let rows = self.rows_in_one_round_trip(client, begin, DISPATCH, &params).await?;

@@ -338,7 +338,8 @@ async fn a_filter_path_failing_on_a_payload_fails_only_that_delivery() {
 /// A random jsonpath from pieces that exercise every rule (some of which
 /// PostgreSQL refuses as syntax; those are skipped).
 fn random_path(rng: &mut impl rand::Rng, depth: usize) -> String {
-    const STEPS: &[&str] = &[".a", ".*", ".**", "[*]", "[0]", "[0 to last]", ".size()", "[0,1]", ".\"k y\"", "[$.i]"];
+    const STEPS: &[&str] =
+        &[".a", ".*", ".**", "[*]", "[0]", "[0 to last]", ".size()", "[0,1]", ".\"k y\"", "[$.i]", ".keyvalue()"];
     const PREDICATES: &[&str] = &[
         "@ == 1",
         "@.b == \"x\"",
@@ -429,4 +430,77 @@ async fn the_database_and_tailhook_apply_the_same_bounds_to_filters() {
             tailhook::config::rules::filter(&serde_json::from_str(&text).unwrap()).err().map(|p| p.to_string());
         assert_eq!(by_rust, by_sql, "{values} values, a string of {long}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_path_over_its_budget_fails_its_own_deliveries_and_delays_no_one() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::ok().await;
+    let client = db.migrate().await;
+    // Within the bounds, and still a walk of the whole payload per event,
+    // on each of one tenant's five endpoints.
+    client
+        .execute(
+            "INSERT INTO tailhook.endpoints (name, url, tenant, filter_path)
+             SELECT 'heavy' || g, $1, 'heavy', 'exists($.** ? (@ == \"never\"))' FROM generate_series(1, 5) g",
+            &[&receiver.url("/heavy")],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO tailhook.endpoints (name, url, tenant) VALUES ('light', $1, 'light')",
+            &[&receiver.url("/light")],
+        )
+        .await
+        .unwrap();
+    let mut config = db.config();
+    // Filters get 2000/40 = 50 ms an endpoint, 500 ms together, per claim.
+    config.database.statement_timeout_ms = 2_000;
+    let sidecar = Sidecar::start(config);
+    client.execute("SELECT tailhook.publish('warm', '{}', 'light')", &[]).await.unwrap();
+    wait_for("the sidecar is up", Duration::from_secs(10), || async {
+        receiver.received().iter().any(|r| r.path == "/light")
+    })
+    .await;
+    // Forty payloads of 100 KB (34,500 numbers, about 10 ms of `.**` each,
+    // 2 s for the five endpoints), then the other tenant's, in one transaction.
+    client
+        .batch_execute(
+            "BEGIN;
+             SELECT tailhook.publish('big', (SELECT jsonb_agg(1) FROM generate_series(1, 34500)), 'heavy')
+               FROM generate_series(1, 40);
+             SELECT tailhook.publish('small', '{}', 'light') FROM generate_series(1, 5);
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    let served = poll_until(Duration::from_secs(3), || async {
+        receiver.received().iter().filter(|r| r.path == "/light").count() == 6
+    })
+    .await;
+    let got = receiver.received().iter().filter(|r| r.path == "/light").count();
+    assert!(served, "the other tenant's endpoint got {got} of 6 events within 3 s");
+    wait_for("every heavy event dispatched", Duration::from_secs(10), || async {
+        db.count("SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NULL").await == 0
+    })
+    .await;
+    sidecar.stop().await;
+    // Those it had no time for failed, saying why; none waits.
+    let rows = client
+        .query(
+            "SELECT d.status, d.last_error FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+              WHERE e.tenant = 'heavy'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty() && rows.len() < 200, "{} of 200 over the budget", rows.len());
+    for row in rows {
+        let (status, error): (String, Option<String>) = (row.get(0), row.get(1));
+        assert_eq!(status, "failed");
+        let error = error.unwrap_or_default();
+        assert!(error.starts_with("filter_path not evaluated: this endpoint's filter took over 50 ms"), "{error}");
+    }
+    assert!(!receiver.received().iter().any(|r| r.path == "/heavy"));
 }
