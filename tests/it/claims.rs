@@ -144,7 +144,7 @@ async fn the_fan_out_is_planned_for_a_batch_in_an_analysed_outbox() {
         .unwrap();
     client
         .batch_execute(&format!(
-            "PREPARE dispatch(bigint, text, int, int, bigint, bigint[], int[], int, int, bigint, bigint) AS {}",
+            "PREPARE dispatch(bigint, text, int, int, bigint, bigint[], int[], int, int, bigint, bigint, bigint[], int, int) AS {}",
             include_str!("../../sql/queries/dispatch.sql")
         ))
         .await
@@ -152,7 +152,7 @@ async fn the_fan_out_is_planned_for_a_batch_in_an_analysed_outbox() {
     // The plan as the sidecar's prepared statement gets it (generic), for a claim of 512.
     let explained = client
         .simple_query(
-            "EXPLAIN (FORMAT JSON) EXECUTE dispatch(512, 'r', 10000, 5000, 1, '{}', '{}', 512, 1048576, 16777216, 512)",
+            "EXPLAIN (FORMAT JSON) EXECUTE dispatch(512, 'r', 10000, 5000, 1, '{}', '{}', 512, 1048576, 16777216, 512, '{}', 250, 7500)",
         )
         .await
         .unwrap();
