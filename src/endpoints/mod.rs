@@ -50,9 +50,10 @@ impl Endpoint {
         previous: Option<&Endpoint>,
     ) -> Self {
         // Filters first: a row beyond their bounds is named for them, and
-        // never has them evaluated, whatever else is wrong with it.
+        // never has them evaluated, whatever else is wrong with it (nor does
+        // a row whose columns cannot be read: its filters are unknown).
         let filters = row.fields.as_ref().map_or(Ok(()), |f| check_filters(f).map_err(|p| p.to_string()));
-        let filters_ok = filters.is_ok();
+        let filters_ok = filters.is_ok() && row.fields.is_ok();
         let checked = filters.and(row.fields).and_then(|f| {
             let transform = match f.transform.as_deref() {
                 None => None,
@@ -270,5 +271,31 @@ mod tests {
         let problem = broken.problem().unwrap();
         assert!(problem.starts_with("transform does not compile: "), "{problem}");
         assert!(broken.transform.is_none());
+    }
+
+    #[test]
+    fn filters_beyond_the_bounds_make_the_endpoint_invalid_and_are_never_evaluated() {
+        let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
+        let with = |filter: Option<&str>, filter_path: Option<&str>| {
+            let mut r = row(None);
+            if let Ok(f) = &mut r.fields {
+                f.filter = filter.map(str::to_owned);
+                f.filter_path = filter_path.map(str::to_owned);
+                // also broken otherwise: the filters are named first
+                f.url = "ftp://x".into();
+            }
+            Endpoint::from_row(r, &defaults, &transforms, None)
+        };
+        let deep = with(None, Some(r#"exists ($.**?(exists ($.**?(@ == "x"))))"#));
+        assert!(!deep.filters_ok);
+        assert!(deep.problem().unwrap().starts_with("filter_path: uses `$` inside a filter"), "{:?}", deep.problem());
+        let wide = with(Some(&format!("[{}]", vec!["1"; 65].join(", "))), None);
+        assert_eq!((wide.filters_ok, wide.problem()), (false, Some("filter: holds more than 64 values")));
+        let fine = with(Some(r#"{"currency": "EUR"}"#), Some(r#"$."amount" > 100"#));
+        assert!(fine.filters_ok);
+        assert!(fine.problem().unwrap().starts_with("url: "));
+        let mut unreadable = row(None);
+        unreadable.fields = Err("event_types must be a one-dimensional array".into());
+        assert!(!Endpoint::from_row(unreadable, &defaults, &transforms, None).filters_ok);
     }
 }
