@@ -662,7 +662,8 @@ async fn tables_captured_before_0018_get_the_writer_that_slices_large_statements
     // off, so a large statement's slices are grouped by hashing, in scan order.
     let before = writer_settings(&client).await;
     assert!(!before.contains("enable_sort=off"), "0015's writer: {before}");
-    assert_eq!(tailhook::db::migrate(&mut client).await.unwrap(), [18]);
+    let later: Vec<i32> = tailhook::db::MIGRATIONS.iter().map(|m| m.0).filter(|v| *v >= 18).collect();
+    assert_eq!(tailhook::db::migrate(&mut client).await.unwrap(), later);
     let after = writer_settings(&client).await;
     assert!(after.contains("enable_sort=off"), "after migrate: {after}");
     // A statement of 200,001 rows: three slices, each row's old and new
