@@ -16,7 +16,9 @@
 -- the claim stops at $10 bytes of payload (rows past it stay for the next).
 -- $1 max rows, $2 replica id, $3 default timeout ms, $4 lease margin ms, $5 lease token,
 -- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint,
--- $9 max payload bytes, $10 max payload bytes per claim, $11 max deliveries (free slots)
+-- $9 max payload bytes, $10 max payload bytes per claim, $11 max deliveries (free slots),
+-- $12 endpoints whose filters are not evaluated (rows tailhook found invalid),
+-- $13 and $14 ms of filter_path evaluation per endpoint and per claim (sql/0020_filter_bounds.sql)
 WITH locked AS MATERIALIZED (
     -- The oldest $1 undispatched rows not locked by another claim, locked
     -- (sql/0016_claim_rows.sql: a function, so the rest is planned for a batch).
@@ -26,29 +28,45 @@ WITH locked AS MATERIALIZED (
     -- Endpoints that take the row's tenant: those of that tenant, found by
     -- equality (a hash join, so 1,000 tenant endpoints cost rows + endpoints,
     -- not rows × endpoints), and those without a tenant.
+    -- Filters are evaluated only on a payload tailhook may send and for an
+    -- endpoint it found valid ($12): otherwise the row is routed by tenant
+    -- and type alone, and its delivery fails (as too large, or with the
+    -- endpoint's invalid_reason), so a row written before the bounds on
+    -- filters (sql/0020_filter_bounds.sql) is never evaluated.
     SELECT l.id, l.event_type, l.payload, e.id AS endpoint_id, e.timeout_ms, e.ordered, e.paused_until,
-           e.event_types, e.filter, e.filter_path
+           e.event_types, e.filter, e.filter_path,
+           octet_length(l.body) <= $9::int AND e.id <> ALL ($12::bigint[]) AS evaluate
       FROM locked l
       JOIN tailhook.endpoints e ON e.tenant = l.tenant AND e.enabled
     UNION ALL
     SELECT l.id, l.event_type, l.payload, e.id, e.timeout_ms, e.ordered, e.paused_until,
-           e.event_types, e.filter, e.filter_path
+           e.event_types, e.filter, e.filter_path,
+           octet_length(l.body) <= $9::int AND e.id <> ALL ($12::bigint[])
       FROM locked l
       JOIN tailhook.endpoints e ON e.tenant IS NULL AND e.enabled
 ), routed AS MATERIALIZED (
-    -- Every (row, endpoint) pair the routing rules match.
-    SELECT c.id AS outbox_id, c.endpoint_id, c.timeout_ms, c.ordered, c.paused_until
-      FROM candidates c
-       -- `*` and exact names first: the function only runs for `prefix.*` patterns.
-       -- `*` alone never matches tailhook's own `tailhook.` events, and those
-       -- never go to the endpoint they are about (sql/0013_operational_events.sql).
-     WHERE (('*' = ANY (c.event_types) AND NOT starts_with(c.event_type, 'tailhook.'))
-            OR c.event_type = ANY (c.event_types)
-            OR tailhook.event_type_matches(c.event_types, c.event_type))
-       AND (NOT starts_with(c.event_type, 'tailhook.')
-            OR (c.payload #>> '{endpoint,id}') IS DISTINCT FROM c.endpoint_id::text)
-       AND (c.filter IS NULL OR c.payload @> c.filter)
-       AND (c.filter_path IS NULL OR coalesce(jsonb_path_match(c.payload, c.filter_path, silent => true), false))
+    -- Every (row, endpoint) pair the routing rules match, with why its
+    -- delivery fails at once (routing_error) when its filter_path could not
+    -- be evaluated on this payload: that error stays with this delivery.
+    SELECT r.outbox_id, r.endpoint_id, r.timeout_ms, r.ordered, r.paused_until,
+           CASE WHEN r.path NOT IN ('match', 'no match') THEN r.path END AS routing_error
+      FROM (SELECT c.id AS outbox_id, c.endpoint_id, c.timeout_ms, c.ordered, c.paused_until,
+                   CASE WHEN c.filter_path IS NOT NULL AND c.evaluate
+                        THEN tailhook.filter_path_matches(c.payload, c.filter_path, c.endpoint_id,
+                                                          $13::int, $14::int) END AS path
+              FROM candidates c
+               -- `*` and exact names first: the function only runs for `prefix.*` patterns.
+               -- `*` alone never matches tailhook's own `tailhook.` events, and those
+               -- never go to the endpoint they are about (sql/0013_operational_events.sql).
+             WHERE (('*' = ANY (c.event_types) AND NOT starts_with(c.event_type, 'tailhook.'))
+                    OR c.event_type = ANY (c.event_types)
+                    OR tailhook.event_type_matches(c.event_types, c.event_type))
+               AND (NOT starts_with(c.event_type, 'tailhook.')
+                    OR (c.payload #>> '{endpoint,id}') IS DISTINCT FROM c.endpoint_id::text)
+               AND (c.filter IS NULL OR NOT c.evaluate OR c.payload @> c.filter)
+            -- evaluated once per pair, after the checks above
+            OFFSET 0) r
+     WHERE r.path IS DISTINCT FROM 'no match'
 ), sized AS (
     -- Running totals of payload bytes and of deliveries in outbox order (only
     -- the numbers: payloads are not copied through the window).
@@ -73,11 +91,13 @@ WITH locked AS MATERIALIZED (
 ), matched AS (
     -- Each endpoint leases at most its room ($6/$7, else $8) of this batch,
     -- oldest first; the rest wait unleased for the due claim.
-    SELECT r.outbox_id, r.endpoint_id, r.timeout_ms,
-           CASE WHEN r.ordered THEN c.ordering_key END AS ordering_key,
+    -- A delivery failing at once (routing_error) takes no lease, and no
+    -- place in its key's order.
+    SELECT r.outbox_id, r.endpoint_id, r.timeout_ms, r.routing_error,
+           CASE WHEN r.ordered AND r.routing_error IS NULL THEN c.ordering_key END AS ordering_key,
            -- paused_until set (paused, or probing after a pause), or an ordered
            -- endpoint's keyed event (it must wait its turn): the due claim sends.
-           r.paused_until IS NULL
+           r.paused_until IS NULL AND r.routing_error IS NULL
              AND NOT (r.ordered AND c.ordering_key IS NOT NULL)
              AND row_number() OVER (PARTITION BY r.endpoint_id ORDER BY r.outbox_id) <= coalesce(m.room, $8::int) AS may_lease
       FROM routed r
@@ -110,18 +130,22 @@ WITH locked AS MATERIALIZED (
       LEFT JOIN keys k ON k.endpoint_id = m.endpoint_id AND k.ordering_key = m.ordering_key
 ), inserted AS (
     INSERT INTO tailhook.deliveries
-           (outbox_id, endpoint_id, ordering_key, status, attempts, next_attempt_at, locked_until, locked_by, lease)
-    SELECT m.outbox_id, m.endpoint_id, m.ordering_key, 'pending', 0, CASE WHEN m.waiting THEN NULL ELSE now() END,
+           (outbox_id, endpoint_id, ordering_key, status, attempts, next_attempt_at, locked_until, locked_by, lease,
+            last_error, completed_at)
+    SELECT m.outbox_id, m.endpoint_id, m.ordering_key, CASE WHEN m.routing_error IS NULL THEN 'pending' ELSE 'failed' END,
+           0, CASE WHEN m.waiting OR m.routing_error IS NOT NULL THEN NULL ELSE now() END,
            CASE WHEN m.lease_now
                 THEN now() + pg_catalog.make_interval(secs => (coalesce(m.timeout_ms, $3::int)::bigint + $4::int)::numeric / 1000.0) END,
            CASE WHEN m.lease_now THEN $2::text END,
-           CASE WHEN m.lease_now THEN $5::bigint END
+           CASE WHEN m.lease_now THEN $5::bigint END,
+           m.routing_error, CASE WHEN m.routing_error IS NOT NULL THEN now() END
       FROM leasing m
      ORDER BY m.outbox_id, m.endpoint_id
         ON CONFLICT (outbox_id, endpoint_id) DO NOTHING
-    RETURNING id, outbox_id, endpoint_id, locked_until
+    RETURNING id, outbox_id, endpoint_id, locked_until, status
 )
--- Every claimed row comes back (delivery_id NULL when it matched no endpoint),
+-- Every claimed row comes back (delivery_id NULL when it matched no endpoint,
+-- or only deliveries that failed at once),
 -- so the caller knows how many rows it took; deliveries left waiting come back
 -- without lease, so the caller knows which endpoints have a backlog. Leased
 -- deliveries come first within each event, and only the first carries the
@@ -140,5 +164,5 @@ SELECT i.id AS delivery_id,
        (extract(epoch FROM i.locked_until - now()) * 1000::numeric)::bigint AS lease_ms,
        c.tenant
   FROM claimed c
-  LEFT JOIN inserted i ON i.outbox_id = c.id
+  LEFT JOIN inserted i ON i.outbox_id = c.id AND i.status = 'pending'
  ORDER BY c.id, i.locked_until IS NULL, i.endpoint_id

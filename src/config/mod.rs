@@ -733,8 +733,14 @@ impl EndpointConfig {
         ] {
             limit.check(value.map(i64::from)).map_err(|p| invalid(key(p.field), p.reason))?;
         }
-        if self.filter.as_ref().is_some_and(|f| !f.is_object()) {
-            return Err(invalid(key("filter"), "must be a table (JSON object)"));
+        if let Some(filter) = &self.filter {
+            if !filter.is_object() {
+                return Err(invalid(key("filter"), "must be a table (JSON object)"));
+            }
+            rules::filter(filter).map_err(|p| invalid(key(p.field), p.reason))?;
+        }
+        if let Some(path) = &self.filter_path {
+            rules::filter_path(path).map_err(|p| invalid(key(p.field), p.reason))?;
         }
 
         let mut secrets: Vec<Secret> = self.secret.iter().chain(&self.secrets).cloned().collect();
@@ -948,6 +954,27 @@ headers = { authorization = "Bearer sk_live_abc", "x-api-key" = "key-123", "x-te
         .unwrap();
         let resolved = c.endpoints[0].resolve(0, false).unwrap();
         assert_eq!(resolved.headers["authorization"].expose(), "Bearer tok123");
+    }
+
+    #[test]
+    fn filters_beyond_the_bounds_are_refused_naming_the_key() {
+        let endpoint = |extra: &str| format!("[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\n{extra}\n");
+        assert_eq!(
+            Config::from_toml(&endpoint("filter_path = '$.a == $.b'")).unwrap_err().to_string(),
+            "config key `endpoints[0].filter_path`: compares two values from the payload; \
+             one side of a comparison must be a literal"
+        );
+        let values: Vec<String> = (0..65).map(|i| i.to_string()).collect();
+        let filter = format!("filter = {{ a = [{}] }}", values.join(", "));
+        assert_eq!(
+            Config::from_toml(&endpoint(&filter)).unwrap_err().to_string(),
+            "config key `endpoints[0].filter`: holds more than 64 values"
+        );
+        let c = Config::from_toml(&endpoint(
+            "filter_path = 'exists($.** ? (@.flag == true))'\nfilter = { currency = \"EUR\" }",
+        ))
+        .unwrap();
+        assert!(c.endpoints[0].resolve(0, false).is_ok());
     }
 
     proptest::proptest! {

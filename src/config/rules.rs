@@ -162,6 +162,218 @@ pub fn shown(name: &str) -> String {
     truncate(name, 64)
 }
 
+/// Longest `filter_path`, in bytes (of PostgreSQL's normal form for a stored row).
+pub const MAX_FILTER_PATH_BYTES: usize = 1_024;
+/// Most steps in a `filter_path`: `.key`, `.*`, `.**`, `[...]` and methods.
+pub const MAX_FILTER_PATH_STEPS: usize = 16;
+/// Deepest nesting of filters `? (...)` and `exists (...)` in one another.
+pub const MAX_FILTER_PATH_NESTING: usize = 3;
+/// Most values in a `filter` (each object member and array element counts).
+pub const MAX_FILTER_VALUES: usize = 64;
+/// Deepest nesting of a `filter`'s values.
+pub const MAX_FILTER_DEPTH: usize = 8;
+/// Longest key or string in a `filter`, in bytes.
+pub const MAX_FILTER_STRING_BYTES: usize = 1_024;
+
+/// A `filter_path` (SQL/JSON path) whose cost is linear in the payload: the
+/// same rules as `tailhook.filter_path_problem` (sql/0020_filter_bounds.sql),
+/// on the same tokens. In lax mode every step may unwrap an array, so a path
+/// costs about its steps × the payload's nodes, except where one part runs
+/// again for every item of another; those are refused: `$` inside a filter
+/// or a subscript, a second `.**`, a comparison of two values from the
+/// payload, a subscript list; and `.keyvalue()` (an object built for every
+/// member). Also refuses variables (none are passed).
+/// Syntax is PostgreSQL's to check (the row's jsonpath type).
+pub fn filter_path(path: &str) -> Result<(), Problem> {
+    let problem = |reason: String| Err(Problem::new("filter_path", reason));
+    if path.len() > MAX_FILTER_PATH_BYTES {
+        return problem(format!("is longer than {MAX_FILTER_PATH_BYTES} bytes"));
+    }
+    let tokens = match path_tokens(path) {
+        Ok(tokens) => tokens,
+        Err(reason) => return problem(reason.into()),
+    };
+    // (kind of each open bracket: filter, exists, group or subscript)
+    let mut stack: Vec<u8> = Vec::new();
+    let (mut steps, mut descents) = (0, 0);
+    for (k, token) in tokens.iter().enumerate() {
+        let before = k.checked_sub(1).map(|b| tokens[b].as_str());
+        match token.as_str() {
+            "(" => {
+                stack.push(match before {
+                    Some("?") => b'f',
+                    Some("W:exists") => b'e',
+                    _ => b'g',
+                });
+                if stack.iter().filter(|s| matches!(s, b'f' | b'e')).count() > MAX_FILTER_PATH_NESTING {
+                    return problem(format!("nests filters and exists() more than {MAX_FILTER_PATH_NESTING} deep"));
+                }
+            }
+            "[" => {
+                stack.push(b'b');
+                steps += 1;
+            }
+            ")" | "]" => {
+                stack.pop();
+            }
+            "," => return problem("lists several subscripts in one [...]; write one condition each".into()),
+            "**" => {
+                descents += 1;
+                if descents > 1 {
+                    return problem("uses `.**` more than once".into());
+                }
+            }
+            "." => steps += 1,
+            "W:keyvalue" if before == Some(".") => {
+                return problem("uses .keyvalue() (it builds an object for every member)".into())
+            }
+            "$" if stack.iter().any(|s| matches!(s, b'f' | b'b')) => {
+                return problem(
+                    "uses `$` inside a filter or a subscript (it walks the payload again for every item)".into(),
+                )
+            }
+            _ => {}
+        }
+    }
+    if steps > MAX_FILTER_PATH_STEPS {
+        return problem(format!("has more than {MAX_FILTER_PATH_STEPS} steps (`.key`, `.*`, `.**`, `[...]`, methods)"));
+    }
+    let refers = |t: &str| usize::from(t == "$" || t == "@");
+    for (k, token) in tokens.iter().enumerate() {
+        if !matches!(token.as_str(), "==" | "!=" | "<>" | "<" | "<=" | ">" | ">=") {
+            continue;
+        }
+        // How many `$` or `@` each side holds, within the same brackets.
+        let (mut left, mut right, mut depth) = (0, 0, 0i32);
+        for t in tokens[..k].iter().rev().map(String::as_str) {
+            if depth == 0 && matches!(t, "(" | "[" | "&&" | "||" | "!") {
+                break;
+            }
+            depth += match t {
+                ")" | "]" => 1,
+                "(" | "[" => -1,
+                _ => 0,
+            };
+            left += refers(t);
+        }
+        depth = 0;
+        for t in tokens[k + 1..].iter().map(String::as_str) {
+            if depth == 0 && matches!(t, ")" | "]" | "&&" | "||") {
+                break;
+            }
+            depth += match t {
+                "(" | "[" => 1,
+                ")" | "]" => -1,
+                _ => 0,
+            };
+            right += refers(t);
+        }
+        if left > 0 && right > 0 {
+            return problem("compares two values from the payload; one side of a comparison must be a literal".into());
+        }
+    }
+    Ok(())
+}
+
+/// The tokens `tailhook.filter_path_problem` sees: `S` a string, `N` a
+/// number, `W:word`, or the punctuation itself (`**`, two-character
+/// operators, else one character). A variable is refused here.
+fn path_tokens(path: &str) -> Result<Vec<String>, &'static str> {
+    let chars: Vec<char> = path.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let ch = chars[i];
+        let next = chars.get(i + 1).copied();
+        if ch.is_whitespace() {
+            i += 1;
+        } else if ch == '"' {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != '"' {
+                j += if chars[j] == '\\' { 2 } else { 1 };
+            }
+            tokens.push("S".to_owned());
+            i = j + 1;
+        } else if ch == '$' && next.is_some_and(|c| c == '"' || c == '_' || c.is_ascii_alphanumeric()) {
+            return Err("uses a variable ($name); none are passed");
+        } else if ch.is_ascii_digit() {
+            i += number_len(&chars[i..]);
+            tokens.push("N".to_owned());
+        } else if ch == '_' || ch.is_ascii_alphabetic() {
+            let len = chars[i..].iter().take_while(|c| **c == '_' || c.is_ascii_alphanumeric()).count();
+            tokens.push(format!("W:{}", chars[i..i + len].iter().collect::<String>()));
+            i += len;
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            if ["**", "==", "!=", "<>", "<=", ">=", "&&", "||"].contains(&two.as_str()) {
+                tokens.push(two);
+                i += 2;
+            } else {
+                tokens.push(ch.to_string());
+                i += 1;
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+/// Length of the number at the start: `[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn number_len(chars: &[char]) -> usize {
+    let digits = |from: usize| chars[from.min(chars.len())..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut len = digits(0);
+    if chars.get(len) == Some(&'.') && digits(len + 1) > 0 {
+        len += 1 + digits(len + 1);
+    }
+    if matches!(chars.get(len), Some('e' | 'E')) {
+        let sign = usize::from(matches!(chars.get(len + 1), Some('+' | '-')));
+        if digits(len + 1 + sign) > 0 {
+            len += 1 + sign + digits(len + 1 + sign);
+        }
+    }
+    len
+}
+
+/// A `filter` (jsonb containment): the same rules as `tailhook.filter_problem`.
+/// Containment compares each of its values with the payload's at that place,
+/// so the number of values bounds the cost.
+pub fn filter(filter: &serde_json::Value) -> Result<(), Problem> {
+    /// (values, deepest level, longest key or string), not looking past one
+    /// level beyond the limit.
+    fn walk(value: &serde_json::Value, level: usize, seen: &mut (usize, usize, usize)) {
+        seen.1 = seen.1.max(level);
+        let children: Vec<(Option<&String>, &serde_json::Value)> = match value {
+            serde_json::Value::String(s) => {
+                seen.2 = seen.2.max(s.len());
+                Vec::new()
+            }
+            serde_json::Value::Object(members) => members.iter().map(|(k, v)| (Some(k), v)).collect(),
+            serde_json::Value::Array(elements) => elements.iter().map(|v| (None, v)).collect(),
+            _ => Vec::new(),
+        };
+        if level > MAX_FILTER_DEPTH {
+            return;
+        }
+        for (key, child) in children {
+            seen.0 += 1;
+            seen.2 = seen.2.max(key.map_or(0, String::len));
+            walk(child, level + 1, seen);
+        }
+    }
+    let mut seen = (0, 0, 0);
+    walk(filter, 0, &mut seen);
+    let (values, depth, longest) = seen;
+    let reason = if depth > MAX_FILTER_DEPTH {
+        format!("is nested more than {MAX_FILTER_DEPTH} deep")
+    } else if values > MAX_FILTER_VALUES {
+        format!("holds more than {MAX_FILTER_VALUES} values")
+    } else if longest > MAX_FILTER_STRING_BYTES {
+        format!("holds a key or string longer than {MAX_FILTER_STRING_BYTES} bytes")
+    } else {
+        return Ok(());
+    };
+    Err(Problem::new("filter", reason))
+}
+
 /// At most `max` characters of `text`, for naming hostile input in messages.
 fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
@@ -234,6 +446,68 @@ mod tests {
         let good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         assert_eq!(secrets(std::iter::repeat_n(Some(good), MAX_SECRETS)).unwrap().len(), MAX_SECRETS);
         assert!(secrets(std::iter::repeat_n(Some(good), MAX_SECRETS + 1)).is_err());
+    }
+
+    #[test]
+    fn realistic_filter_paths_keep_the_bounds() {
+        for path in [
+            "$.amount > 100",
+            r#"$.items[*] ? (@.sku == "x")"#,
+            "exists($.** ? (@.flag == true))",
+            r#"$.customer.address.country == "DE" && $.amount >= 100"#,
+            r#"$.items[*] ? (exists(@.tags[*] ? (@ == "vip")))"#,
+            r#"$.email like_regex "@example\\.com$" flag "i""#,
+            r#"$.at.datetime() < "2030-01-01T00:00:00+00:00".datetime()"#,
+            r#"!($.status == "test") || $.total + 1 * 2 > 3"#,
+            "$.items.size() > 2 && $.items[last].price < -1.5e3",
+            // PostgreSQL's normal form of a stored one
+            r#"$."items"[*]?(@."sku" == "x")"#,
+            r#"$."$a"?(@ == "?($ == $")"#,
+        ] {
+            assert_eq!(filter_path(path), Ok(()), "{path}");
+        }
+    }
+
+    #[test]
+    fn filter_paths_beyond_the_bounds_are_refused_naming_the_rule() {
+        let cases = [
+            ("exists($.** ? (exists($.** ? (@ == 1))))".to_owned(), "uses `$` inside a filter"),
+            ("$.** ? (exists(@.** ? (@ == 1)))".into(), "uses `.**` more than once"),
+            ("$.a[$.i] == 1".into(), "uses `$` inside a filter or a subscript"),
+            ("$.a == $.b".into(), "compares two values from the payload"),
+            ("$.a ? (@.x == @.y)".into(), "compares two values from the payload"),
+            ("$.a == $x".into(), "uses a variable"),
+            (r#"$.a == $"x""#.into(), "uses a variable"),
+            ("$.a[0,0,0]".into(), "lists several subscripts"),
+            ("exists($.**.keyvalue() ? (@.value == 1))".into(), "uses .keyvalue()"),
+            ("$.a ? (exists(@.b ? (exists(@.c ? (@ == 1)))))".into(), "nests filters and exists() more than 3 deep"),
+            (format!("${} == 1", ".a".repeat(17)), "has more than 16 steps"),
+            (format!(r#"$.a == "{}""#, "x".repeat(1_020)), "is longer than 1024 bytes"),
+        ];
+        for (path, reason) in cases {
+            let problem = filter_path(&path).unwrap_err();
+            assert_eq!(problem.field, "filter_path");
+            assert!(problem.reason.starts_with(reason), "{path}: {problem}");
+        }
+        assert_eq!(filter_path(&format!("${}", ".a".repeat(16))), Ok(()));
+    }
+
+    #[test]
+    fn filters_are_bounded_by_values_depth_and_strings() {
+        let ok = serde_json::json!({"currency": "EUR", "customer": {"plan": "pro"}, "tags": ["vip"]});
+        assert_eq!(filter(&ok), Ok(()));
+        let many = serde_json::json!({ "a": (0..64).collect::<Vec<_>>() });
+        assert_eq!(filter(&many).unwrap_err().reason, "holds more than 64 values");
+        let fits = serde_json::json!({ "a": (0..63).collect::<Vec<_>>() });
+        assert_eq!(filter(&fits), Ok(()));
+        let mut deep = serde_json::json!(1);
+        for _ in 0..9 {
+            deep = serde_json::json!({ "a": deep });
+        }
+        assert_eq!(filter(&deep).unwrap_err().reason, "is nested more than 8 deep");
+        assert_eq!(filter(&deep["a"]), Ok(()));
+        let long = serde_json::json!({ "a": "x".repeat(1_025) });
+        assert_eq!(filter(&long).unwrap_err().to_string(), "filter: holds a key or string longer than 1024 bytes");
     }
 
     proptest::proptest! {

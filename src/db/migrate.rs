@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (17, "publish_plan", include_str!("../../sql/0017_publish_plan.sql")),
     (18, "capture_slices", include_str!("../../sql/0018_capture_slices.sql")),
     (19, "sql_privileges", include_str!("../../sql/0019_sql_privileges.sql")),
+    (20, "filter_bounds", include_str!("../../sql/0020_filter_bounds.sql")),
     (21, "privileges", include_str!("../../sql/0021_privileges.sql")),
     (22, "transform_claims", include_str!("../../sql/0022_transform_claims.sql")),
 ];

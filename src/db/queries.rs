@@ -223,6 +223,9 @@ pub struct EndpointFields {
     pub event_types: Vec<Option<String>>,
     /// The script turning the event into the body sent, if any.
     pub transform: Option<String>,
+    /// The jsonb containment filter and the jsonpath filter, as text.
+    pub filter: Option<String>,
+    pub filter_path: Option<String>,
 }
 
 impl EndpointRow {
@@ -241,6 +244,8 @@ impl EndpointRow {
                 ordered: get(row, "ordered")?,
                 event_types: get(row, "event_types")?,
                 transform: get(row, "transform")?,
+                filter: get(row, "filter")?,
+                filter_path: get(row, "filter_path")?,
             })
         })()
         .map_err(|(column, e)| match e.source().map(ToString::to_string) {
@@ -279,12 +284,27 @@ pub struct Selection {
     pub until: Option<String>,
 }
 
+/// Milliseconds of filter_path evaluation a fan-out gives each endpoint, and
+/// all of them together (see `tailhook.filter_path_matches`): a quarter of
+/// the statement deadline together, so filters alone never reach it, and a
+/// fortieth of it, at most [`FILTER_BUDGET_MS`], to each.
+pub fn filter_budgets(statement_timeout: std::time::Duration) -> (i32, i32) {
+    let deadline_ms = statement_timeout.as_millis().min(i32::MAX as u128) as i32;
+    ((deadline_ms / 40).min(FILTER_BUDGET_MS), deadline_ms / 4)
+}
+
+/// The most one endpoint's filter_path may take in one fan-out, in ms.
+pub const FILTER_BUDGET_MS: i32 = 250;
+
 impl Db {
     /// Fans out up to `limit` undispatched outbox rows, as many as make fewer
     /// than `max_deliveries` deliveries (at least one row), leasing at most
     /// `max_deliveries` (see `dispatch.sql`), in a transaction committed
     /// asynchronously (see `async_commit.sql`); `one_at_a_time` while any
-    /// endpoint is ordered (`dispatch_serialize.sql`).
+    /// endpoint is ordered (`dispatch_serialize.sql`). The filters of the
+    /// endpoints in `skip_filters` (rows found beyond the bounds on filters)
+    /// are not evaluated.
+    #[allow(clippy::too_many_arguments)]
     pub async fn dispatch(
         &self,
         limit: i64,
@@ -292,9 +312,11 @@ impl Db {
         lease: Lease<'_>,
         rooms: &Rooms,
         one_at_a_time: bool,
+        skip_filters: &[i64],
     ) -> Result<Vec<ClaimedRow>, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 11] = [
+            let (endpoint_budget_ms, claim_budget_ms) = filter_budgets(self.timeout);
+            let params: [&dyn Param; 14] = [
                 &limit,
                 &lease.replica,
                 &lease.default_timeout_ms,
@@ -306,6 +328,9 @@ impl Db {
                 &lease.max_payload_bytes,
                 &lease.claim_bytes,
                 &max_deliveries,
+                &skip_filters,
+                &endpoint_budget_ms,
+                &claim_budget_ms,
             ];
             let begin = if one_at_a_time { DISPATCH_BEGIN_SERIALIZED } else { DISPATCH_BEGIN };
             let rows = self.rows_in_one_round_trip(client, begin, DISPATCH, &params).await?;

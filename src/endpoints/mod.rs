@@ -25,6 +25,9 @@ pub struct Endpoint {
     pub ordered: bool,
     /// The script making the body this endpoint receives; `None`: the envelope.
     pub transform: Option<Arc<Script>>,
+    /// Whether its `filter` and `filter_path` keep the bounds on filters
+    /// (`rules`); when not, the fan-out never evaluates them.
+    pub filters_ok: bool,
     /// Where and how to send, or why no request can be built
     /// (the delivery then fails at once as `invalid_request`).
     pub target: Result<Target, String>,
@@ -73,7 +76,12 @@ impl Endpoint {
         previous: Option<&Endpoint>,
     ) -> Self {
         let mut reseal = None;
-        let checked = row.fields.and_then(|mut f| {
+        // Filters first: a row beyond their bounds is named for them, and
+        // never has them evaluated, whatever else is wrong with it (nor does
+        // a row whose columns cannot be read: its filters are unknown).
+        let filters = row.fields.as_ref().map_or(Ok(()), |f| check_filters(f).map_err(|p| p.to_string()));
+        let filters_ok = filters.is_ok() && row.fields.is_ok();
+        let checked = filters.and(row.fields).and_then(|mut f| {
             reseal = open(&mut f, keys).map_err(|p| p.to_string())?;
             let transform = match f.transform.as_deref() {
                 None => None,
@@ -101,6 +109,7 @@ impl Endpoint {
             rate_limit_per_sec: rate_limit_per_sec.or(Some(defaults.rate_limit_per_sec)).filter(|r| *r > 0),
             ordered,
             transform,
+            filters_ok,
             target,
             reseal,
         }
@@ -186,6 +195,20 @@ fn open(f: &mut EndpointFields, keys: &Keys) -> Result<Option<Reseal>, Problem> 
     Ok(reseal)
 }
 
+/// The row's filters, as PostgreSQL prints them, checked as the config
+/// file's are (`rules`).
+fn check_filters(f: &EndpointFields) -> Result<(), Problem> {
+    if let Some(text) = &f.filter {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Problem::new("filter", format!("cannot be read: {e}")))?;
+        rules::filter(&value)?;
+    }
+    if let Some(path) = &f.filter_path {
+        rules::filter_path(path)?;
+    }
+    Ok(())
+}
+
 /// The row's values, checked as the config file's are (`rules`); the limits
 /// are timeout_ms, max_attempts, max_in_flight and rate_limit_per_sec.
 fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Option<u32>; 4], bool), Problem> {
@@ -251,6 +274,13 @@ impl EndpointCache {
     /// Whether any enabled endpoint is ordered (fan-outs then take turns).
     pub fn any_ordered(&self) -> bool {
         self.current.read().unwrap_or_else(|e| e.into_inner()).values().any(|e| e.enabled && e.ordered)
+    }
+
+    /// Enabled endpoints whose filters the fan-out must not evaluate (beyond
+    /// the bounds on filters: rows written before them).
+    pub fn skip_filters(&self) -> Vec<i64> {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        current.iter().filter(|(_, e)| e.enabled && !e.filters_ok).map(|(id, _)| *id).collect()
     }
 
     /// Endpoints currently enabled (used to size fan-out claims).
@@ -382,6 +412,8 @@ mod tests {
                 ordered: false,
                 event_types: vec![Some("*".into())],
                 transform: transform.map(str::to_owned),
+                filter: None,
+                filter_path: None,
             }),
         }
     }
@@ -466,5 +498,31 @@ mod tests {
         let weak = load(sealed_row(vec![Some("whsec_YWJj".into())], serde_json::json!({})), &rotated);
         assert!(weak.problem().unwrap().starts_with("secrets: secrets[1]: secret decodes to 3 bytes"));
         assert!(weak.reseal.is_none());
+    }
+
+    #[test]
+    fn filters_beyond_the_bounds_make_the_endpoint_invalid_and_are_never_evaluated() {
+        let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
+        let with = |filter: Option<&str>, filter_path: Option<&str>| {
+            let mut r = row(None);
+            if let Ok(f) = &mut r.fields {
+                f.filter = filter.map(str::to_owned);
+                f.filter_path = filter_path.map(str::to_owned);
+                // also broken otherwise: the filters are named first
+                f.url = "ftp://x".into();
+            }
+            Endpoint::from_row(r, &defaults, &transforms, &Keys::default(), None)
+        };
+        let deep = with(None, Some(r#"exists ($.**?(exists ($.**?(@ == "x"))))"#));
+        assert!(!deep.filters_ok);
+        assert!(deep.problem().unwrap().starts_with("filter_path: uses `$` inside a filter"), "{:?}", deep.problem());
+        let wide = with(Some(&format!("[{}]", vec!["1"; 65].join(", "))), None);
+        assert_eq!((wide.filters_ok, wide.problem()), (false, Some("filter: holds more than 64 values")));
+        let fine = with(Some(r#"{"currency": "EUR"}"#), Some(r#"$."amount" > 100"#));
+        assert!(fine.filters_ok);
+        assert!(fine.problem().unwrap().starts_with("url: "));
+        let mut unreadable = row(None);
+        unreadable.fields = Err("event_types must be a one-dimensional array".into());
+        assert!(!Endpoint::from_row(unreadable, &defaults, &transforms, &Keys::default(), None).filters_ok);
     }
 }

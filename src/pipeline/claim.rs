@@ -181,7 +181,8 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor) {
         let started = Instant::now();
         let claimed = match kind {
             Kind::FanOut => {
-                ctx.db.dispatch(limit as i64, max_deliveries as i64, lease, &rooms, ctx.endpoints.any_ordered()).await
+                let (ordered, skip_filters) = (ctx.endpoints.any_ordered(), ctx.endpoints.skip_filters());
+                ctx.db.dispatch(limit as i64, max_deliveries as i64, lease, &rooms, ordered, &skip_filters).await
             }
             Kind::Due => ctx.db.claim_due(limit as i64, limit as i64, lease, &rooms).await,
         };

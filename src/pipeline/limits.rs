@@ -164,6 +164,7 @@ mod tests {
                 rate_limit_per_sec: None,
                 ordered: false,
                 transform: None,
+                filters_ok: true,
                 target: Err("not needed here".into()),
                 reseal: None,
             })

@@ -144,7 +144,7 @@ async fn the_fan_out_is_planned_for_a_batch_in_an_analysed_outbox() {
         .unwrap();
     client
         .batch_execute(&format!(
-            "PREPARE dispatch(bigint, text, int, int, bigint, bigint[], int[], int, int, bigint, bigint) AS {}",
+            "PREPARE dispatch(bigint, text, int, int, bigint, bigint[], int[], int, int, bigint, bigint, bigint[], int, int) AS {}",
             include_str!("../../sql/queries/dispatch.sql")
         ))
         .await
@@ -152,7 +152,7 @@ async fn the_fan_out_is_planned_for_a_batch_in_an_analysed_outbox() {
     // The plan as the sidecar's prepared statement gets it (generic), for a claim of 512.
     let explained = client
         .simple_query(
-            "EXPLAIN (FORMAT JSON) EXECUTE dispatch(512, 'r', 10000, 5000, 1, '{}', '{}', 512, 1048576, 16777216, 512)",
+            "EXPLAIN (FORMAT JSON) EXECUTE dispatch(512, 'r', 10000, 5000, 1, '{}', '{}', 512, 1048576, 16777216, 512, '{}', 250, 7500)",
         )
         .await
         .unwrap();
@@ -258,7 +258,7 @@ async fn claims_planned_on_an_empty_outbox_stop_reading_all_of_it_once_it_has_gr
             .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 'e', '{}' FROM generate_series(1, $1::bigint)", &[&events])
             .await
             .unwrap();
-        let rows = pool.dispatch(events, events, lease, &rooms, false).await.unwrap();
+        let rows = pool.dispatch(events, events, lease, &rooms, false, &[]).await.unwrap();
         assert_eq!(rows.len() as i64, events);
     };
     // Claims of one row while the outbox holds a few: past its fifth run,
@@ -296,7 +296,7 @@ async fn claims_and_result_writes_planned_on_small_tables_probe_their_keys_as_th
             .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 'e', '{}' FROM generate_series(1, $1::bigint)", &[&events])
             .await
             .unwrap();
-        for row in pool.dispatch(events, events, lease(token), &rooms, false).await.unwrap() {
+        for row in pool.dispatch(events, events, lease(token), &rooms, false, &[]).await.unwrap() {
             let result = success(row.delivery_id.unwrap(), token);
             assert!(pool.record_results("r", &result).await.unwrap().is_empty(), "written under its lease");
         }
@@ -352,7 +352,7 @@ async fn the_pipelines_statements_are_planned_once_per_connection_not_on_every_c
     for token in 1..=CALLS {
         let lease = lease(token);
         client.execute("SELECT tailhook.publish('e', '{}')", &[]).await.unwrap();
-        let claimed = pool.dispatch(1, 1, lease, &rooms, false).await.unwrap();
+        let claimed = pool.dispatch(1, 1, lease, &rooms, false, &[]).await.unwrap();
         let result = success(claimed[0].delivery_id.unwrap(), token);
         assert!(pool.record_results("r", &result).await.unwrap().is_empty(), "written under its lease");
         let mut health = HealthBatch::default();
