@@ -224,7 +224,8 @@ $$;
 -- with the reason, so one endpoint adds at most its budget plus one
 -- evaluation (and under 0.2 ms a row) to a claim, and filters together at
 -- most the claim's budget plus one evaluation each.
--- No SET clause (it runs for every pair): every name is qualified instead.
+-- No SET clause (it runs for every filtered pair; one cost 3.5-5 us more per
+-- call, about double): every name, operator and type is qualified instead.
 CREATE OR REPLACE FUNCTION tailhook.filter_path_matches(payload pg_catalog.jsonb, path pg_catalog.jsonpath,
                                                        endpoint_id pg_catalog.int8,
                                                        endpoint_budget_ms pg_catalog.float8,

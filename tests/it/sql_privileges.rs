@@ -546,7 +546,8 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
     admin
         .batch_execute(&format!(
             "SELECT tailhook.capture('public.orders', 'order', tenant_column => 'status');
-             INSERT INTO tailhook.endpoints (name, url, event_types) VALUES ('ok', '{ok}', '{{order.*,paid}}');
+             INSERT INTO tailhook.endpoints (name, url, event_types, filter, filter_path)
+                  VALUES ('ok', '{ok}', '{{order.*,paid}}', '{{}}', '$.type() == \"object\"');
              INSERT INTO tailhook.endpoints (name, url, event_types, max_attempts) VALUES ('fails', '{fails}', '{{paid}}', 2);
              INSERT INTO tailhook.endpoints (name, url, event_types) VALUES ('ops', '{ops}', '{{tailhook.*}}');",
             ok = receiver.url("/ok"),
@@ -671,10 +672,13 @@ async fn no_look_alike_of_a_built_in_runs_anywhere_in_the_pipeline() {
 }
 
 /// Every function in schema tailhook runs with search_path pinned, or is one
-/// of the two hot-path SQL functions left without a SET clause (uuid_v7 is
-/// inlined into every outbox insert; event_type_matches is called per
-/// endpoint row), whose SQL-standard bodies were parsed (every name
-/// resolved) when they were created.
+/// of the hot-path functions left without a SET clause: two SQL functions
+/// (uuid_v7 is inlined into every outbox insert; event_type_matches is
+/// called per endpoint row), whose SQL-standard bodies were parsed (every
+/// name resolved) when they were created, and filter_path_matches (called
+/// per filtered endpoint row; a SET clause doubled its cost, 0020's header),
+/// whose PL/pgSQL body names every function, operator and type with its
+/// schema (the look-alike tests run it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tailhook_function_pins_its_search_path_or_has_a_body_resolved_at_creation() {
     let db = TestDb::new().await;
@@ -697,11 +701,14 @@ async fn every_tailhook_function_pins_its_search_path_or_has_a_body_resolved_at_
         .unwrap();
     assert!(rows.len() > 20, "{} functions", rows.len());
     let inlined = ["tailhook.event_type_matches(text[],text)", "tailhook.uuid_v7()"];
+    let qualified = "tailhook.filter_path_matches(jsonb,jsonpath,bigint,double precision,double precision)";
     for row in rows {
         let (name, config, atomic, definer, public): (String, String, bool, bool, bool) =
             (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         if inlined.contains(&name.as_str()) {
             assert!(atomic && !config.contains("search_path"), "{name}: no SET clause, body parsed at creation");
+        } else if name == qualified {
+            assert!(!atomic && !config.contains("search_path"), "{name}: a PL/pgSQL body, qualified throughout");
         } else {
             assert!(config.contains("search_path=pg_catalog, pg_temp"), "{name}: settings `{config}`");
         }
