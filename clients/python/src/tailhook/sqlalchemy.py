@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    SmallInteger,
     Table,
     Text,
     Uuid,
@@ -98,6 +99,7 @@ deliveries = Table(
     _ts("updated_at", nullable=False),
     _ts("completed_at"),
     Column("ordering_key", Text),
+    Column("transform_claims", SmallInteger, nullable=False, server_default="0"),
 )
 
 attempts = Table(

@@ -83,6 +83,7 @@ class Delivery(models.Model):
     updated_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True)
     ordering_key = models.TextField(null=True)
+    transform_claims = models.SmallIntegerField(default=0)
 
     class Meta:
         managed = False
