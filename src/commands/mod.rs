@@ -24,7 +24,7 @@ pub(crate) mod redeliver;
 pub(crate) mod send_test;
 pub(crate) mod status;
 
-use crate::config::{config_path, Config, LogFormat};
+use crate::config::{config_path, Config, LogFormat, Need};
 use crate::db::{self, Db};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -148,7 +148,14 @@ pub fn main() -> ExitCode {
         }
     };
     let (path, named) = config_path(cli.config.as_deref());
-    let config = match Config::load(&path, named) {
+    // Only `run` (which upserts the file's endpoints) and `check-config`
+    // need every endpoint's secret variables; the other commands act on the
+    // database, or one endpoint's row, and run where those may not be set.
+    let need = match cli.command {
+        None | Some(Command::Run | Command::CheckConfig) => Need::Endpoints,
+        Some(_) => Need::DatabaseOnly,
+    };
+    let config = match Config::load_for(&path, named, need) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tailhook: {e}");

@@ -203,12 +203,7 @@ async fn run_outside_a_transaction(
 }
 
 /// [`run_outside_a_transaction`]'s statements, retried after a collision.
-async fn run_statements_outside(
-    client: &Client,
-    version: i32,
-    name: &'static str,
-    sql: &str,
-) -> Result<(), DbError> {
+async fn run_statements_outside(client: &Client, version: i32, name: &'static str, sql: &str) -> Result<(), DbError> {
     let mut tries = 0;
     loop {
         while client.query_typed(BUILDING, &[]).await?.first().is_some_and(|r| r.get::<_, bool>(0)) {
