@@ -113,7 +113,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:9187".into(),
+            listen: "127.0.0.1:10025".into(),
             console: true,
             admin_token_env: String::new(),
             allowed_hosts: Vec::new(),
@@ -596,7 +596,7 @@ impl Config {
         if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "server.listen",
-                format!("`{listen}` is not an address such as 127.0.0.1:9187 (\"\" turns the listener off)"),
+                format!("`{listen}` is not an address such as 127.0.0.1:10025 (\"\" turns the listener off)"),
             ));
         }
         for (i, name) in self.server.allowed_hosts.iter().enumerate() {

@@ -321,7 +321,7 @@ mod tests {
             assert_eq!(back(&form(encoded), "/", "notice=x"), expected, "{encoded}");
         }
         // Whatever comes back, a browser resolves it on this console's origin.
-        let base = url::Url::parse("http://127.0.0.1:9187/deliveries/1").unwrap();
+        let base = url::Url::parse("http://127.0.0.1:10025/deliveries/1").unwrap();
         for b in ["/deliveries/7", "/%2F%2Fx", "/\t/evil.example/", "/.//evil.example/", "/a/b/../../..//evil"] {
             let to = back(&form(b), "/", "notice=x");
             let resolved = base.join(&to).unwrap();
