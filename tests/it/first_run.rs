@@ -48,7 +48,10 @@ async fn printed_steps_run_by_psql_print_no_notice() {
     std::fs::remove_dir_all(&dir).unwrap();
     let stderr = text(&psql.stderr);
     assert!(psql.status.success(), "{stderr}");
-    assert_eq!(db.count("SELECT count(*) FROM tailhook.schema_migrations").await, tailhook::db::MIGRATIONS.len() as i64);
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.schema_migrations").await,
+        tailhook::db::MIGRATIONS.len() as i64
+    );
     let notices: Vec<&str> = stderr.lines().filter(|l| l.contains("NOTICE")).collect();
     assert!(notices.is_empty(), "{} NOTICE lines from psql:\n{}", notices.len(), notices.join("\n"));
 }
@@ -65,7 +68,8 @@ async fn commands_on_one_endpoint_need_only_the_database_and_that_endpoint() {
     add_endpoint(&client, "ok", &receiver.url("/ok"), &[SECRET]).await;
     client.batch_execute("UPDATE tailhook.endpoints SET enabled = false WHERE name = 'ok'").await.unwrap();
     let var = format!("TAILHOOK_TEST_ONLY_IN_THE_SIDECAR_{:08x}", rand::random::<u32>());
-    let dir = std::env::temp_dir().join(format!("tailhook-lenient-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    let dir =
+        std::env::temp_dir().join(format!("tailhook-lenient-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("config.toml");
     std::fs::write(
@@ -79,7 +83,12 @@ async fn commands_on_one_endpoint_need_only_the_database_and_that_endpoint() {
     let file = file.to_str().unwrap();
 
     let out = tailhook(&["enable", "ok", "--config", file], &[]);
-    assert_eq!((out.status.code(), text(&out.stdout).trim()), (Some(0), "endpoint `ok` enabled"), "{}", text(&out.stderr));
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).trim()),
+        (Some(0), "endpoint `ok` enabled"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let open = [("TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true")];
     let out = tailhook(&["send-test", "ok", "--config", file], &open);
@@ -117,7 +126,10 @@ async fn send_test_never_says_sent_for_a_request_refused_before_sending() {
     let all = format!("{stdout}{stderr}");
     assert!(all.contains("TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS=true"), "{all}");
     assert!(all.contains("send-test applies its own configuration"), "{all}");
-    assert!(stderr.trim().starts_with("tailhook: test request to `local` refused before sending (blocked_address)"), "{stderr}");
+    assert!(
+        stderr.trim().starts_with("tailhook: test request to `local` refused before sending (blocked_address)"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
@@ -148,10 +160,13 @@ fn the_default_port_is_not_an_exporters_and_every_file_agrees() {
 }
 
 /// `demo --keep` leaves its database (with the tour's record) for a first
-/// `run`, and prints the exact command and how to drop it.
+/// `run`, and prints the exact command and how to drop it. It runs beside a
+/// sidecar already listening on the default port (its own needs no listener).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_keep_leaves_its_database_and_prints_how_to_run_and_drop_it() {
     let server = server();
+    // Taken here, or already taken by something else: either way, taken.
+    let _default_port = std::net::TcpListener::bind(tailhook::Config::default().server.listen);
     let out = tokio::task::spawn_blocking({
         let url = server.admin_url.clone();
         move || tailhook(&["demo", "--keep"], &[("DATABASE_URL", &url)])
@@ -223,13 +238,15 @@ async fn demo_keep_throwaway_keeps_its_own_cluster_running_and_says_how_to_stop_
     // The printed commands stop the cluster and remove it.
     let stop = line("stop it:");
     let remove = line("remove it:");
-    let status = std::process::Command::new("sh").args(["-c", &format!("{stop} && {remove}")]).status().unwrap();
-    assert!(status.success(), "{stop} && {remove}");
+    assert!(std::process::Command::new("sh").args(["-c", &stop]).status().unwrap().success(), "{stop}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while tokio_postgres::connect(&url, tokio_postgres::NoTls).await.is_ok() {
         assert!(std::time::Instant::now() < deadline, "the cluster still answers 30 s after `{stop}`");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(std::process::Command::new("sh").args(["-c", &remove]).status().unwrap().success(), "{remove}");
+    let dir = remove.trim_start_matches("rm -rf ").trim_matches('\'');
+    assert!(dir.contains("tailhook-pg-") && !std::path::Path::new(dir).exists(), "{dir} removed");
 }
 
 /// Two processes preparing statements through one PgBouncer server
