@@ -24,9 +24,9 @@ COPY config.toml /etc/tailhook/config.toml
 USER 10001
 # Probes reach the listener from outside the container.
 ENV TAILHOOK_CONFIG=/etc/tailhook/config.toml \
-    TAILHOOK_SERVER__LISTEN=0.0.0.0:9187
-EXPOSE 9187
+    TAILHOOK_SERVER__LISTEN=0.0.0.0:10025
+EXPOSE 10025
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
-    CMD curl -fsS http://127.0.0.1:9187/healthz || exit 1
+    CMD curl -fsS http://127.0.0.1:10025/healthz || exit 1
 ENTRYPOINT ["tailhook"]
 CMD ["run"]

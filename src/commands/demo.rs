@@ -51,13 +51,29 @@ pub enum DemoError {
     Tour(String),
 }
 
-/// Runs the tour; the database it creates is dropped whatever happens.
-pub async fn demo() -> Result<(), DemoError> {
+/// What `demo` is asked to do besides the tour.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Keep the database (and a throwaway cluster the demo started, running)
+    /// for a first `tailhook run`, and print how to use and remove them.
+    pub keep: bool,
+    /// Start a throwaway cluster even when `DATABASE_URL` or localhost:5432 answers.
+    pub throwaway: bool,
+}
+
+/// Runs the tour; the database it creates is dropped whatever happens,
+/// unless `options.keep`.
+pub async fn demo(options: Options) -> Result<(), DemoError> {
+    use crate::local_pg::{find_or_start_with, start_throwaway_with, Setup};
     let started = Instant::now();
-    let pg = tokio::task::spawn_blocking(crate::local_pg::find_or_start)
-        .await
-        .map_err(|e| DemoError::Postgres(format!("finding PostgreSQL crashed: {e}")))?
-        .map_err(DemoError::Postgres)?;
+    let setup = Setup { keep_running: options.keep, ..Setup::default() };
+    let pg = tokio::task::spawn_blocking(move || match options.throwaway {
+        true => start_throwaway_with(&setup),
+        false => find_or_start_with(&setup),
+    })
+    .await
+    .map_err(|e| DemoError::Postgres(format!("finding PostgreSQL crashed: {e}")))?
+    .map_err(DemoError::Postgres)?;
     let name = format!("tailhook_demo_{}_{:08x}", std::process::id(), rand::random::<u32>());
     say!("PostgreSQL: {} — creating database {name}", describe(&pg));
     admin(&pg, &CREATE_DATABASE.replace("{database}", &name)).await?;
@@ -66,6 +82,12 @@ pub async fn demo() -> Result<(), DemoError> {
         result = tour(&pg, &name) => result,
         _ = tokio::signal::ctrl_c() => Err(DemoError::Tour("interrupted".into())),
     };
+    if options.keep {
+        say!("{}", kept(&pg, &name));
+        result?;
+        say!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let dropped = admin(&pg, &DROP_DATABASE.replace("{database}", &name)).await;
     match (&result, &dropped) {
         (_, Ok(())) => say!("\ndropped database {name}"),
@@ -75,6 +97,36 @@ pub async fn demo() -> Result<(), DemoError> {
     dropped?;
     say!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// What `--keep` leaves and how to use and remove it: the exact `run`
+/// command (a password in the URL shown as `[redacted]`), how to drop the
+/// database, and for a throwaway cluster how to stop and remove it.
+fn kept(pg: &LocalPg, database: &str) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let url = crate::secret::DatabaseUrl::new(pg.url_for(database));
+    let admin_url = crate::secret::DatabaseUrl::new(pg.admin_url.clone());
+    let mut text = format!(
+        "\nkept database {database}: its endpoints `healthy` and `flaky` point at the demo's receiver, which has \
+         stopped (disable or delete them before adding yours). Run tailhook on it:\n\n    \
+         DATABASE_URL={} tailhook run\n\ndrop it later:\n\n    psql {} -c 'DROP DATABASE {database}'\n",
+        quote(&url.redacted()),
+        quote(&admin_url.redacted()),
+    );
+    if url.redacted() != url.expose() {
+        text.push_str("\n(put your DATABASE_URL's password where it says [redacted])\n");
+    }
+    if let Some(dir) = pg.data_dir.as_deref().and_then(|data| Some((data, data.parent()?))) {
+        let (data, dir) = (dir.0.display().to_string(), dir.1.display().to_string());
+        text.push_str(&format!(
+            "\nthe throwaway cluster keeps running after this command (its log: {dir}/log);\n\
+             stop it: kill -INT $(head -1 {})\n\
+             remove it: rm -rf {}\n",
+            quote(&format!("{data}/postmaster.pid")),
+            quote(&dir),
+        ));
+    }
+    text
 }
 
 /// Where the server came from, without its connection string (it may hold a password).
@@ -103,6 +155,9 @@ async fn tour(pg: &LocalPg, database: &str) -> Result<(), DemoError> {
     let mut config = Config::default();
     config.database.url = crate::secret::DatabaseUrl::new(pg.url_for(database));
     config.delivery.allow_private_networks = true; // the receiver is on 127.0.0.1
+                                                   // No HTTP listener: the tour needs none, and a sidecar already running on
+                                                   // this host holds the default port.
+    config.server.listen = String::new();
     config.delivery.backoff_initial_ms = 300;
     config.delivery.backoff_max_ms = 1_000;
     config.delivery.timeout_ms = 5_000;

@@ -24,7 +24,7 @@ pub(crate) mod redeliver;
 pub(crate) mod send_test;
 pub(crate) mod status;
 
-use crate::config::{config_path, Config, LogFormat};
+use crate::config::{config_path, Config, LogFormat, Need};
 use crate::db::{self, Db};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -56,7 +56,7 @@ enum Command {
     /// Send one signed test event to an endpoint now and print the response (records nothing)
     SendTest(SendTestArgs),
     /// A self-contained tour: finds or starts a PostgreSQL, delivers and retries events to a local receiver, cleans up
-    Demo,
+    Demo(DemoArgs),
     /// Re-enable an endpoint tailhook (or anyone) disabled, forgetting its failures
     Enable {
         /// The endpoint's name
@@ -72,6 +72,16 @@ struct MigrateArgs {
     /// With --print-sql: print every step without connecting (each skips itself where already applied)
     #[arg(long, requires = "print_sql")]
     all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Keep the demo's database (and a throwaway cluster it started, running) for a first `tailhook run`; prints how to use and remove them
+    #[arg(long)]
+    keep: bool,
+    /// Start a throwaway cluster of its own even when DATABASE_URL or localhost:5432 answers
+    #[arg(long)]
+    throwaway: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -148,7 +158,14 @@ pub fn main() -> ExitCode {
         }
     };
     let (path, named) = config_path(cli.config.as_deref());
-    let config = match Config::load(&path, named) {
+    // Only `run` (which upserts the file's endpoints) and `check-config`
+    // need every endpoint's secret variables; the other commands act on the
+    // database, or one endpoint's row, and run where those may not be set.
+    let need = match cli.command {
+        None | Some(Command::Run | Command::CheckConfig) => Need::Endpoints,
+        Some(_) => Need::DatabaseOnly,
+    };
+    let config = match Config::load_for(&path, named, need) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tailhook: {e}");
@@ -170,7 +187,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status(config, args).await,
             Command::SendTest(args) => send_test(config, args).await,
             Command::Enable { endpoint } => enable(config, &endpoint).await,
-            Command::Demo => demo().await,
+            Command::Demo(args) => demo(args).await,
             Command::CheckConfig => {
                 say_raw!("{}", config.redacted_toml());
                 Ok(())
@@ -393,12 +410,13 @@ async fn send_test(config: Config, args: SendTestArgs) -> Result<(), Failure> {
     })
 }
 
-async fn demo() -> Result<(), Failure> {
+async fn demo(args: DemoArgs) -> Result<(), Failure> {
     // The tour narrates on stdout; only errors are logged.
     let mut quiet = Config::default();
     quiet.log.level = "error".into();
     init_logging(&quiet);
-    Ok(demo::demo().await.map_err(|e| e.to_string())?)
+    let options = demo::Options { keep: args.keep, throwaway: args.throwaway };
+    Ok(demo::demo(options).await.map_err(|e| e.to_string())?)
 }
 
 async fn migrate(config: Config, args: MigrateArgs) -> Result<(), Failure> {

@@ -11,6 +11,13 @@
 //!
 //! An endpoint with a transform receives what its script makes of the test
 //! event; `--dry-run` prints that body and sends nothing.
+//!
+//! It needs only the database and the endpoint's row. The destination
+//! policy (`delivery.allow_private_networks`, `delivery.allowed_cidrs`) is
+//! this command's own configuration: it cannot read the running sidecar's
+//! environment, so a request the sidecar would send may be refused here (and
+//! the other way round). A refusal says so and names the setting; a request
+//! refused before sending is never reported as sent.
 
 use crate::config::Config;
 use crate::db::{Db, DbError};
@@ -65,7 +72,16 @@ pub struct Probe {
     pub response: Option<String>,
     /// `None` on a 2xx; else the `error_kind` and the detail.
     pub failure: Option<(&'static str, String)>,
+    /// Nothing was sent: the request was refused before sending (see
+    /// [`ErrorKind::is_refused_before_sending`]).
+    pub refused: bool,
 }
+
+/// What a refusal by this command's destination policy adds: the policy is
+/// this process's, not the sidecar's.
+const OWN_POLICY: &str = "send-test applies its own configuration's destination policy (its config file and \
+     TAILHOOK_* environment), not the running sidecar's: give it the sidecar's delivery.allow_private_networks and \
+     delivery.allowed_cidrs, e.g. TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS=true tailhook send-test ENDPOINT";
 
 /// The endpoint named in `request` and the test event, with the body the
 /// endpoint would receive (its transform applied), or why there is none.
@@ -145,6 +161,7 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
         status_code: outcome.status_code,
         duration_ms: duration.as_millis(),
         response,
+        refused: outcome.error_kind.is_some_and(ErrorKind::is_refused_before_sending),
         failure: outcome.error_kind.map(|kind| (kind.as_str(), outcome.error.unwrap_or_else(|| "no detail".into()))),
     })
 }
@@ -152,11 +169,22 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
 /// Sends the request and prints what happened; `Ok` only on a 2xx.
 pub async fn send_test(config: &Config, db: &Db, request: &TestRequest) -> Result<(), SendTestError> {
     let p = probe(config, db, request).await?;
+    let at = p.origin.as_ref().map(|o| format!(" at {o}")).unwrap_or_default();
+    if let (true, Some((kind, error))) = (p.refused, &p.failure) {
+        say!("not sent: {} to endpoint `{}`{at} (webhook-id {})", p.event_type, p.endpoint, p.event_id);
+        say!("refused before sending: {kind} ({error})");
+        if *kind == ErrorKind::BlockedAddress.as_str() {
+            say!("note: {OWN_POLICY}");
+        }
+        return Err(SendTestError::Failed(format!(
+            "test request to `{}` refused before sending ({kind}): {error}",
+            p.endpoint
+        )));
+    }
     say!(
-        "sent {} to endpoint `{}`{} (webhook-id {}, timeout {} ms)",
+        "sent {} to endpoint `{}`{at} (webhook-id {}, timeout {} ms)",
         p.event_type,
         p.endpoint,
-        p.origin.as_ref().map(|o| format!(" at {o}")).unwrap_or_default(),
         p.event_id,
         p.timeout_ms
     );

@@ -20,6 +20,21 @@ pub enum ConfigError {
     Invalid { key: String, reason: String },
     #[error("config file {}: {reason}", path.display())]
     File { path: PathBuf, reason: String },
+    /// An endpoint's `*_env` key names a variable that is not set.
+    #[error("config key `{key}`: environment variable {var} is not set")]
+    Unset { key: String, var: String },
+}
+
+/// How much of the file's `[[endpoints]]` a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Every endpoint resolved, every variable its `*_env` keys name set
+    /// (`run` upserts them; `check-config` checks them).
+    Endpoints,
+    /// The rest of the configuration: a command that acts on the database or
+    /// on one endpoint's row does not need another endpoint's secrets, so an
+    /// unset `*_env` variable is no error for it (every other rule still is).
+    DatabaseOnly,
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -98,7 +113,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:9187".into(),
+            listen: "127.0.0.1:10025".into(),
             console: true,
             admin_token_env: String::new(),
             allowed_hosts: Vec::new(),
@@ -466,6 +481,11 @@ impl Config {
     /// missing file is an error when `required` (it was named explicitly: a
     /// typo must never mean built-in defaults pointed at a shared database).
     pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        Self::load_for(path, required, Need::Endpoints)
+    }
+
+    /// [`Config::load`] for a command that needs only what `need` says.
+    pub fn load_for(path: &Path, required: bool, need: Need) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
         match std::fs::metadata(path) {
             Ok(_) => {
@@ -482,17 +502,17 @@ impl Config {
         figment = figment
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
             .merge(Env::prefixed("TAILHOOK_").ignore(&["CONFIG"]).split("__"));
-        Self::from_figment(figment, path.parent().unwrap_or(Path::new("")))
+        Self::from_figment(figment, path.parent().unwrap_or(Path::new("")), need)
     }
 
     /// Parses a configuration from TOML text alone (no file, no environment);
     /// `transform_file` paths are relative to the working directory.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::new().merge(Toml::string(text)), Path::new(""))
+        Self::from_figment(Figment::new().merge(Toml::string(text)), Path::new(""), Need::Endpoints)
     }
 
     /// `folder`: where the config file is (relative `transform_file` paths start there).
-    fn from_figment(figment: Figment, folder: &Path) -> Result<Self, ConfigError> {
+    fn from_figment(figment: Figment, folder: &Path, need: Need) -> Result<Self, ConfigError> {
         let mut config: Config = figment.extract().map_err(describe_figment_error)?;
         for (i, ep) in config.endpoints.iter_mut().enumerate() {
             let Some(file) = &ep.transform_file else { continue };
@@ -505,7 +525,7 @@ impl Config {
                 .map_err(|e| invalid(&key, format!("cannot read {}: {e}", path.display())))?;
             ep.transform_read = Some(text);
         }
-        config.validate()?;
+        config.validate(need)?;
         Ok(config)
     }
 
@@ -514,7 +534,7 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}"))
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self, need: Need) -> Result<(), ConfigError> {
         let db = &self.database;
         positive("database.pool_size", db.pool_size as u64)?;
         positive("database.poll_interval_ms", db.poll_interval_ms)?;
@@ -576,7 +596,7 @@ impl Config {
         if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "server.listen",
-                format!("`{listen}` is not an address such as 127.0.0.1:9187 (\"\" turns the listener off)"),
+                format!("`{listen}` is not an address such as 127.0.0.1:10025 (\"\" turns the listener off)"),
             ));
         }
         for (i, name) in self.server.allowed_hosts.iter().enumerate() {
@@ -610,7 +630,11 @@ impl Config {
             if !names.insert(ep.name.as_str()) {
                 return Err(invalid(format!("endpoints[{i}].name"), format!("`{}` is declared twice", ep.name)));
             }
-            ep.resolve(i, d.https_only)?;
+            match ep.resolve(i, d.https_only) {
+                Ok(_) => {}
+                Err(ConfigError::Unset { .. }) if need == Need::DatabaseOnly => {}
+                Err(e) => return Err(e),
+            }
         }
         self.transform.validate()?;
         self.secrets.keys()?;
@@ -789,7 +813,7 @@ impl EndpointConfig {
 fn read_env(var: &str, key: &str) -> Result<String, ConfigError> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(v),
-        _ => Err(invalid(key, format!("environment variable {var} is not set"))),
+        _ => Err(ConfigError::Unset { key: key.to_owned(), var: var.to_owned() }),
     }
 }
 

@@ -27,6 +27,9 @@ pub struct Setup {
     pub settings: Vec<String>,
     /// Appended to the superuser URL, e.g. `?sslmode=require`.
     pub url_suffix: String,
+    /// Leave the server running, and its directory in place, when this
+    /// process exits (`demo --keep`): no watchdog stops it.
+    pub keep_running: bool,
 }
 
 impl LocalPg {
@@ -40,6 +43,11 @@ impl LocalPg {
 /// throwaway cluster started from local binaries, stopped and deleted when
 /// this process exits. Blocking; call it once per process.
 pub fn find_or_start() -> Result<LocalPg, String> {
+    find_or_start_with(&Setup::default())
+}
+
+/// [`find_or_start`], a throwaway cluster started with `setup`.
+pub fn find_or_start_with(setup: &Setup) -> Result<LocalPg, String> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return check(&url)
             .map(|()| LocalPg { admin_url: url, origin: "DATABASE_URL".into(), data_dir: None })
@@ -51,7 +59,7 @@ pub fn find_or_start() -> Result<LocalPg, String> {
             return Ok(LocalPg { admin_url: url, origin: "localhost:5432".into(), data_dir: None });
         }
     }
-    start_throwaway()
+    start_throwaway_with(setup)
 }
 
 /// Connects once and runs `SELECT 1`.
@@ -162,15 +170,23 @@ pub fn start_throwaway_with(setup: &Setup) -> Result<LocalPg, String> {
         data = data.display(),
         dir = dir.display(),
     );
-    let watchdog = format!(
-        "{server} >{dir}/log 2>&1 & pg=$!; \
-         while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 1; done; \
-         kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
-        parent = std::process::id(),
-        dir = dir.display(),
-    );
+    let watchdog = if setup.keep_running {
+        format!("{server} >{dir}/log 2>&1 &", dir = dir.display())
+    } else {
+        format!(
+            "{server} >{dir}/log 2>&1 & pg=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 1; done; \
+             kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
+            parent = std::process::id(),
+            dir = dir.display(),
+        )
+    };
+    use std::os::unix::process::CommandExt as _;
     Command::new("sh")
         .args(["-c", &watchdog])
+        // A group of its own: a Ctrl-C meant for this process (or, kept, for
+        // the shell it ran in) does not reach the server.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -44,6 +44,8 @@ const BUILDING: &str = include_str!("../../sql/queries/migrations_building.sql")
 const TABLE_EXISTS: &str = include_str!("../../sql/queries/migrations_table_exists.sql");
 const PRINT_STEP: &str = include_str!("../../sql/queries/migrations_print_step.sql");
 const PRINT_RECORD: &str = include_str!("../../sql/queries/migrations_print_record.sql");
+const QUIET: &str = include_str!("../../sql/queries/migrations_quiet.sql");
+const RESTORE_MESSAGES: &str = include_str!("../../sql/queries/migrations_restore_messages.sql");
 
 /// Every line that begins a step of [`print_sql`]'s script starts so.
 pub const STEP_MARKER: &str = "-- tailhook step ";
@@ -130,7 +132,10 @@ pub fn print_sql(steps: &[(i32, &str, &str)]) -> String {
          -- Run them in order. A step marked `transactional` is one statement and\n\
          -- may run inside your tool's transaction; each step marked `outside a\n\
          -- transaction` must run on its own in autocommit. `psql -v ON_ERROR_STOP=1\n\
-         -- -f` runs the whole file correctly. Applying it again changes nothing.\n",
+         -- -f` runs the whole file correctly. Applying it again changes nothing.\n\
+         -- The line below, before the first step, only keeps psql from printing\n\
+         -- the statements' \"does not exist, skipping\" notices.\n\
+         SET client_min_messages = warning;\n",
         env!("CARGO_PKG_VERSION"),
         steps.len(),
     );
@@ -167,6 +172,12 @@ async fn applied(tx: &tokio_postgres::Transaction<'_>) -> Result<Vec<i32>, DbErr
     Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i32>, _>>()?)
 }
 
+/// Runs the file with the session's `client_min_messages` at `warning` (its
+/// `IF EXISTS` notices are noise on a first start), put back as it was
+/// afterwards: there is no transaction to scope the setting to. (Behind a
+/// transaction-mode pooler each statement may land on another server
+/// connection; the worst that does is leave one at `warning`.)
+///
 /// Runs each statement on its own, first waiting for any index build
 /// another migrator has under way on tailhook's tables. Concurrent builds
 /// can still collide (two migrators starting together: a name taken
@@ -179,6 +190,20 @@ async fn run_outside_a_transaction(
     name: &'static str,
     sql: &str,
 ) -> Result<(), DbError> {
+    let previous: String = match client.query_typed(QUIET, &[]).await?.first() {
+        Some(row) => row.try_get(0)?,
+        None => "notice".into(),
+    };
+    let result = run_statements_outside(client, version, name, sql).await;
+    let restored = match client.is_closed() {
+        true => Ok(()),
+        false => client.query_typed(RESTORE_MESSAGES, &typed(&[&previous])).await.map(drop).map_err(DbError::from),
+    };
+    result.and(restored)
+}
+
+/// [`run_outside_a_transaction`]'s statements, retried after a collision.
+async fn run_statements_outside(client: &Client, version: i32, name: &'static str, sql: &str) -> Result<(), DbError> {
     let mut tries = 0;
     loop {
         while client.query_typed(BUILDING, &[]).await?.first().is_some_and(|r| r.get::<_, bool>(0)) {

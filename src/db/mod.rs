@@ -53,12 +53,25 @@ pub enum DbError {
     Migration { version: i32, name: &'static str, source: tokio_postgres::Error },
 }
 
-/// PostgreSQL's message and SQLSTATE for an error it sent; otherwise the
+/// A named prepared statement that already exists (42P05) or has vanished
+/// (26000): tailhook prepares statements only through the driver, under
+/// names unique per process, so these come from a transaction-mode pooler
+/// handing one server connection to several clients.
+const POOLER_CODES: [&str; 2] = ["42P05", "26000"];
+
+const POOLER_HINT: &str = "; this happens behind a transaction-mode pooler (PgBouncer pool_mode = transaction), \
+     where prepared statements cannot be cached: set database.prepared_statements = false \
+     (TAILHOOK_DATABASE__PREPARED_STATEMENTS=false)";
+
+/// PostgreSQL's message and SQLSTATE for an error it sent (with the setting
+/// that fixes it when only a transaction-mode pooler can cause it); otherwise the
 /// driver's words with their causes (e.g. `error connecting to server:
 /// Connection refused`).
 pub fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        let code = db.code().code();
+        let hint = if POOLER_CODES.contains(&code) { POOLER_HINT } else { "" };
+        return format!("{} (SQLSTATE {code}){hint}", db.message());
     }
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);

@@ -37,6 +37,13 @@ impl ErrorKind {
         }
     }
 
+    /// Nothing reached the network: the request was refused before it was
+    /// sent (a refused destination, an invalid request, a body over the
+    /// limit) or the transform made no body.
+    pub fn is_refused_before_sending(self) -> bool {
+        matches!(self, Self::BlockedAddress | Self::InvalidRequest | Self::PayloadTooLarge | Self::Transform)
+    }
+
     /// A request refused before sending can never succeed, and a transform
     /// gives the same result on the same event: fail it at once.
     pub fn is_permanent(self) -> bool {

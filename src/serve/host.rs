@@ -36,11 +36,11 @@ mod tests {
     #[test]
     fn names_without_ports() {
         for (host, expected) in [
-            ("example.com:9187", "example.com"),
+            ("example.com:10025", "example.com"),
             ("example.com", "example.com"),
             ("[::1]:80", "::1"),
             ("[::1]", "::1"),
-            ("10.0.0.1:9187", "10.0.0.1"),
+            ("10.0.0.1:10025", "10.0.0.1"),
             ("example.com:x", "example.com:x"),
             ("", ""),
         ] {
@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn probes_answer_addresses_localhost_and_allowed_names() {
         let allowed = vec!["metrics.example".to_owned()];
-        for host in ["127.0.0.1:9187", "10.1.2.3", "[2001:db8::1]:80", "localhost:9187", "METRICS.example:1"] {
+        for host in ["127.0.0.1:10025", "10.1.2.3", "[2001:db8::1]:80", "localhost:10025", "METRICS.example:1"] {
             assert!(probe_allowed(Some(host), &allowed), "{host}");
         }
         for host in ["evil.example", "metrics.example.evil.example", "localhost.evil.example", "", "[]:80", ":80"] {

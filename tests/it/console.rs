@@ -516,9 +516,9 @@ async fn metrics_and_readyz_refuse_a_host_that_is_not_an_address_loopback_or_all
     for host in [
         format!("127.0.0.1:{port}"),
         format!("localhost:{port}"),
-        "[::1]:9187".to_owned(),
-        "10.1.2.3:9187".to_owned(),
-        "[2001:db8::7]:9187".to_owned(),
+        "[::1]:10025".to_owned(),
+        "10.1.2.3:10025".to_owned(),
+        "[2001:db8::7]:10025".to_owned(),
         "metrics.example".to_owned(),
         format!("METRICS.example:{port}"),
     ] {

@@ -101,7 +101,7 @@ fn the_compose_and_kubernetes_configurations_pass_check_config() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("listen = \"0.0.0.0:9187\""));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen = \"0.0.0.0:10025\""));
 
     // The ConfigMap's config.toml: the block under `config.toml: |`.
     let manifest = std::fs::read_to_string(format!("{root}/deploy/kubernetes.yaml")).unwrap();

@@ -16,6 +16,7 @@ mod console;
 mod delivery;
 mod delivery_log;
 mod deploy;
+mod first_run;
 mod guarantees;
 mod hostile;
 mod network;

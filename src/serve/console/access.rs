@@ -244,16 +244,16 @@ mod tests {
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         let remote: IpAddr = "192.0.2.7".parse().unwrap();
         let cases = [
-            (local, Some("127.0.0.1:9187"), false, false, Ok(Access::Loopback)),
-            (mapped, Some("localhost:9187"), false, false, Ok(Access::Loopback)),
-            ("::1".parse().unwrap(), Some("[::1]:9187"), false, true, Ok(Access::Loopback)),
+            (local, Some("127.0.0.1:10025"), false, false, Ok(Access::Loopback)),
+            (mapped, Some("localhost:10025"), false, false, Ok(Access::Loopback)),
+            ("::1".parse().unwrap(), Some("[::1]:10025"), false, true, Ok(Access::Loopback)),
             // DNS rebinding: loopback peer, foreign Host.
-            (local, Some("evil.example:9187"), false, false, Err(Denied::LoopbackOnly)),
-            (local, Some("evil.example:9187"), false, true, Err(Denied::NeedToken)),
+            (local, Some("evil.example:10025"), false, false, Err(Denied::LoopbackOnly)),
+            (local, Some("evil.example:10025"), false, true, Err(Denied::NeedToken)),
             (local, None, false, false, Err(Denied::LoopbackOnly)),
             (remote, Some("127.0.0.1"), false, false, Err(Denied::LoopbackOnly)),
-            (remote, Some("tailhook:9187"), true, true, Ok(Access::Token)),
-            (remote, Some("tailhook:9187"), false, true, Err(Denied::NeedToken)),
+            (remote, Some("tailhook:10025"), true, true, Ok(Access::Token)),
+            (remote, Some("tailhook:10025"), false, true, Err(Denied::NeedToken)),
         ];
         for (peer, host, ok, configured, expected) in cases {
             assert_eq!(decide(peer, host, ok, configured), expected, "{peer} {host:?} {ok}");
@@ -286,10 +286,11 @@ mod tests {
 
     #[test]
     fn loopback_host_names() {
-        for host in ["localhost", "LOCALHOST:80", "127.0.0.1", "127.1.2.3:9187", "[::1]:9187", "[::ffff:127.0.0.1]"] {
+        for host in ["localhost", "LOCALHOST:80", "127.0.0.1", "127.1.2.3:10025", "[::1]:10025", "[::ffff:127.0.0.1]"] {
             assert!(loopback_host(host), "{host}");
         }
-        for host in ["example.com", "localhost.example.com:9187", "10.0.0.1:9187", "[2001:db8::1]:80", "", "0.0.0.0"] {
+        for host in ["example.com", "localhost.example.com:10025", "10.0.0.1:10025", "[2001:db8::1]:80", "", "0.0.0.0"]
+        {
             assert!(!loopback_host(host), "{host}");
         }
     }
@@ -314,7 +315,7 @@ mod tests {
         assert!(over_tls(&headers(&[("origin", "https://console.example")])));
         assert!(over_tls(&headers(&[("x-forwarded-proto", "https")])));
         assert!(over_tls(&headers(&[("forwarded", "for=1.2.3.4;proto=https;by=x")])));
-        assert!(!over_tls(&headers(&[("origin", "http://127.0.0.1:9187")])));
+        assert!(!over_tls(&headers(&[("origin", "http://127.0.0.1:10025")])));
         assert!(!over_tls(&headers(&[])));
     }
 
@@ -345,8 +346,8 @@ mod tests {
             headers(&[]),
             headers(&[
                 ("sec-fetch-site", "same-origin"),
-                ("origin", "http://127.0.0.1:9187"),
-                ("host", "127.0.0.1:9187"),
+                ("origin", "http://127.0.0.1:10025"),
+                ("host", "127.0.0.1:10025"),
             ]),
             headers(&[("origin", "https://console.example"), ("host", "console.example")]),
         ];
@@ -357,8 +358,8 @@ mod tests {
             headers(&[("sec-fetch-site", "cross-site")]),
             headers(&[("sec-fetch-site", "same-site")]),
             headers(&[("sec-fetch-site", "none")]),
-            headers(&[("origin", "http://evil.example"), ("host", "127.0.0.1:9187")]),
-            headers(&[("origin", "null"), ("host", "127.0.0.1:9187")]),
+            headers(&[("origin", "http://evil.example"), ("host", "127.0.0.1:10025")]),
+            headers(&[("origin", "null"), ("host", "127.0.0.1:10025")]),
         ];
         for h in refused {
             assert!(same_origin(&h).is_err(), "{h:?}");

@@ -188,7 +188,8 @@ pub async fn test(
     };
     tracing::info!(
         peer = %who.peer, via = who.access.as_str(), action = "send-test", endpoint, event_id = %p.event_id,
-        status_code = p.status_code, error_kind = p.failure.as_ref().map(|f| f.0), "console: test request sent (not recorded)"
+        status_code = p.status_code, error_kind = p.failure.as_ref().map(|f| f.0), refused_before_sending = p.refused,
+        "console: test request (not recorded)"
     );
     let content = html! {
         dl.test {
@@ -196,6 +197,7 @@ pub async fn test(
             dt { "event" } dd { (p.event_type) ", webhook-id " code { (p.event_id) } }
             dt { "result" } dd.result {
                 @match (p.status_code, &p.failure) {
+                    (_, Some((kind, error))) if p.refused => { "not sent: refused before sending (" (kind) "): " (error) }
                     (Some(code), None) => { "HTTP " (code) " in " (p.duration_ms) " ms" }
                     (code, Some((kind, error))) => {
                         "failed (" (kind) "): " (error) " after " (p.duration_ms) " ms"
@@ -319,7 +321,7 @@ mod tests {
             assert_eq!(back(&form(encoded), "/", "notice=x"), expected, "{encoded}");
         }
         // Whatever comes back, a browser resolves it on this console's origin.
-        let base = url::Url::parse("http://127.0.0.1:9187/deliveries/1").unwrap();
+        let base = url::Url::parse("http://127.0.0.1:10025/deliveries/1").unwrap();
         for b in ["/deliveries/7", "/%2F%2Fx", "/\t/evil.example/", "/.//evil.example/", "/a/b/../../..//evil"] {
             let to = back(&form(b), "/", "notice=x");
             let resolved = base.join(&to).unwrap();

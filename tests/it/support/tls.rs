@@ -86,6 +86,7 @@ fn start() -> Result<TlsServer, String> {
             .map(String::from)
             .to_vec(),
         url_suffix: "?sslmode=require".into(),
+        keep_running: false,
     };
     let pg = local_pg::start_throwaway_with(&setup)?;
     let port = pg.admin_url.parse::<tokio_postgres::Config>().map_err(|e| e.to_string())?.get_ports()[0];

@@ -3,6 +3,9 @@
 -- may run inside your tool's transaction; each step marked `outside a
 -- transaction` must run on its own in autocommit. `psql -v ON_ERROR_STOP=1
 -- -f` runs the whole file correctly. Applying it again changes nothing.
+-- The line below, before the first step, only keeps psql from printing
+-- the statements' "does not exist, skipping" notices.
+SET client_min_messages = warning;
 
 -- tailhook step 1 schema: transactional
 DO $tailhook_step$
