@@ -57,6 +57,8 @@ enum Command {
     SendTest(SendTestArgs),
     /// A self-contained tour: finds or starts a PostgreSQL, delivers and retries events to a local receiver, cleans up
     Demo,
+    /// Print a new endpoint secret (`whsec_` and 32 random bytes in base64), or with --sealing-key a new key for `[secrets] keys`
+    Secret(SecretArgs),
     /// Re-enable an endpoint tailhook (or anyone) disabled, forgetting its failures
     Enable {
         /// The endpoint's name
@@ -72,6 +74,13 @@ struct MigrateArgs {
     /// With --print-sql: print every step without connecting (each skips itself where already applied)
     #[arg(long, requires = "print_sql")]
     all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SecretArgs {
+    /// Print a key for `[secrets] keys` (TAILHOOK_SECRETS__KEYS) instead: the base64 of 32 random bytes
+    #[arg(long)]
+    sealing_key: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,6 +156,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Needs no configuration: a fresh secret is all it prints.
+    if let Some(Command::Secret(args)) = &cli.command {
+        return match new_secret(args.sealing_key) {
+            Some(secret) => {
+                say_raw!("{secret}\n");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("tailhook: the system's random source failed");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (path, named) = config_path(cli.config.as_deref());
     let config = match Config::load(&path, named) {
         Ok(c) => c,
@@ -171,6 +193,7 @@ pub fn main() -> ExitCode {
             Command::SendTest(args) => send_test(config, args).await,
             Command::Enable { endpoint } => enable(config, &endpoint).await,
             Command::Demo => demo().await,
+            Command::Secret(_) => Ok(()), // handled before the configuration is read
             Command::CheckConfig => {
                 say_raw!("{}", config.redacted_toml());
                 Ok(())
@@ -188,6 +211,18 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// 32 bytes from the OS's random source, in base64: with the `whsec_` prefix
+/// an endpoint secret (Standard Webhooks), without it a sealing key (the
+/// form `sealed::Keys::parse` takes). `None` if the random source fails.
+fn new_secret(sealing_key: bool) -> Option<String> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; crate::config::sealed::KEY_BYTES];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    Some(if sealing_key { encoded } else { format!("whsec_{encoded}") })
 }
 
 /// clap's error on one line: its first line, plus the "did you mean"

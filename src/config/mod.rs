@@ -418,6 +418,16 @@ pub struct EndpointConfig {
     pub secrets: Vec<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_env: Option<String>,
+    /// One extra signature header beside the Standard Webhooks ones (a
+    /// table: header, algorithm, encoding, prefix, format), keyed by the
+    /// secret in `legacy_secret_env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_signature: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_secret_env: Option<String>,
+    /// Whether the Standard Webhooks headers are sent.
+    #[serde(default = "yes")]
+    pub standard_signature: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -709,6 +719,7 @@ pub struct ResolvedEndpoint {
     pub url: String,
     pub secrets: Vec<Secret>,
     pub headers: BTreeMap<String, Secret>,
+    pub legacy_secret: Option<Secret>,
 }
 
 impl EndpointConfig {
@@ -782,7 +793,20 @@ impl EndpointConfig {
         // Checked as stored: together, with the auth header included.
         rules::headers(headers.iter().map(|(n, v)| (n.as_str(), v.expose())))
             .map_err(|p| invalid(key(p.field), p.reason))?;
-        Ok(ResolvedEndpoint { config: self.clone(), url: url.into(), secrets, headers })
+        let legacy_secret = match &self.legacy_secret_env {
+            Some(var) => Some(Secret::new(read_env(var, &key("legacy_secret_env"))?)),
+            None => None,
+        };
+        let legacy = rules::legacy(self.legacy_signature.as_ref(), legacy_secret.as_ref().map(Secret::expose))
+            .map_err(|p| {
+                invalid(key(if p.field == "legacy_secret" { "legacy_secret_env" } else { p.field }), p.reason)
+            })?;
+        if let Some(signer) = &legacy {
+            if headers.contains_key(signer.header.as_str()) {
+                return Err(invalid(key("legacy_signature"), "names a header that `headers` sets too"));
+            }
+        }
+        Ok(ResolvedEndpoint { config: self.clone(), url: url.into(), secrets, headers, legacy_secret })
     }
 }
 

@@ -1,4 +1,4 @@
-//! One HTTP attempt: builds the Standard Webhooks request, sends it under one deadline, and classifies what happened.
+//! One HTTP attempt: builds the Standard Webhooks request (and its endpoint's legacy signature), sends it under one deadline, and classifies what happened.
 
 use crate::config::DeliveryConfig;
 use crate::endpoints::{Endpoint, Target};
@@ -147,10 +147,18 @@ impl Sender {
                 headers.insert(name, v);
             }
         };
-        set("webhook-id", &event.event_id);
-        set("webhook-timestamp", &timestamp.to_string());
-        if let Some(signature) = sign(&target.keys, &event.event_id, timestamp, body) {
-            set("webhook-signature", &signature);
+        if target.standard {
+            set("webhook-id", &event.event_id);
+            set("webhook-timestamp", &timestamp.to_string());
+            if let Some(signature) = sign(&target.keys, &event.event_id, timestamp, body) {
+                set("webhook-signature", &signature);
+            }
+        }
+        // Over the same bytes as the body sent (after any transform).
+        if let Some(legacy) = &target.legacy {
+            if let Ok(value) = HeaderValue::from_str(&legacy.sign(timestamp, body)) {
+                headers.insert(legacy.header.clone(), value);
+            }
         }
         self.client
             .post(target.url.clone())
