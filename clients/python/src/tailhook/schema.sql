@@ -1,4 +1,4 @@
--- tailhook 0.1.0 schema steps (18 pending; the latest version is 18).
+-- tailhook 0.1.0 schema steps (23 pending; the latest version is 23).
 -- Run them in order. A step marked `transactional` is one statement and
 -- may run inside your tool's transaction; each step marked `outside a
 -- transaction` must run on its own in autocommit. `psql -v ON_ERROR_STOP=1
@@ -9,9 +9,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -360,9 +365,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -403,9 +413,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -465,9 +480,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -572,9 +592,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -609,9 +634,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -739,9 +769,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -769,9 +804,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -814,9 +854,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -1019,9 +1064,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -1038,9 +1088,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -1086,9 +1141,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -1352,9 +1412,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -1468,9 +1533,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -1518,9 +1588,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -2045,9 +2120,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -2098,9 +2178,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -2146,9 +2231,14 @@ DO $tailhook_step$
 BEGIN
     EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
 -- version table exists. 7_368_001 is tailhook's advisory lock key.
-SELECT pg_advisory_xact_lock(7368001);
+SELECT pg_advisory_xact_lock(7368001::bigint);
 -- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
 SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS tailhook;
 CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
     version    int PRIMARY KEY,
@@ -2488,5 +2578,1555 @@ BEGIN
 END
 $do$;$tailhook_migration$;
     INSERT INTO tailhook.schema_migrations (version, name) VALUES (18, 'capture_slices');
+END
+$tailhook_step$;
+
+-- tailhook step 19 sql_privileges: transactional
+DO $tailhook_step$
+BEGIN
+    EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
+-- version table exists. 7_368_001 is tailhook's advisory lock key.
+SELECT pg_advisory_xact_lock(7368001::bigint);
+-- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
+SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
+CREATE SCHEMA IF NOT EXISTS tailhook;
+CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);$tailhook_prepare$;
+    IF EXISTS (SELECT FROM tailhook.schema_migrations WHERE version = 19) THEN
+        RETURN;
+    END IF;
+    EXECUTE $tailhook_migration$-- tailhook schema, version 19: no other role's code runs with tailhook's
+-- privileges (issue 29, findings 4 and 5).
+-- Plain SQL, safe to re-run: functions are replaced in place, settings and
+-- grants are set again to the same values, and a captured table's
+-- expansion is re-generated only while it is not yet of this version.
+--
+-- 1. Change capture's expansion ran, as the role that called `capture`
+--    (often a superuser), `to_jsonb` over the captured rows, and `to_jsonb`
+--    calls any cast to json defined for a non-built-in type: the owner of an
+--    enum in a captured table could make that cast run `ALTER ROLE ...
+--    SUPERUSER`. A `::text` of the key or tenant column called a cast to
+--    text the same way. Pinning search_path does not help (casts are found
+--    by type, not by name). Now the generated code never hands a value to a
+--    cast, an operator or a function that a non-superuser could have
+--    written:
+--      * a value of a "trusted" type (see capture_trusted: built-in types,
+--        and types owned by a superuser whose casts all use functions owned
+--        by superusers, e.g. an extension's) is converted as before
+--        (`to_jsonb`, `::text`), so payloads do not change;
+--      * any other value is converted through its type's output function
+--        (`format('%s', v)`: output functions can only be written by
+--        superusers), as the JSON string `to_jsonb` gives such a type when it
+--        has no cast to json: an enum's label, a range's text; an array of
+--        them is a JSON array of those strings, a composite of them an object;
+--      * the whole row goes through `to_jsonb` only while every column is
+--        trusted; the expansion locks the table (ACCESS SHARE, the lock a
+--        SELECT takes) and checks its columns first, so a column added since
+--        the function was generated makes it re-generate itself before it
+--        converts any row.
+--    The writer's side (the trigger) is unchanged: it copies rows, nothing
+--    else.
+-- 2. Generated functions are SECURITY DEFINER; they were executable by
+--    PUBLIC, so any role with USAGE on schema tailhook could call the
+--    expansion. Now EXECUTE is revoked from PUBLIC: the trigger function
+--    needs none (PostgreSQL checks EXECUTE when a trigger is created, not
+--    when it fires), the expansion is executable by its owner and by the
+--    owner of `tailhook.expand_captures`, which calls it (and is itself
+--    SECURITY DEFINER, not executable by PUBLIC).
+-- 3. Every function in schema tailhook runs with search_path = pg_catalog,
+--    pg_temp, whatever the calling session's search_path (a role that may
+--    create objects in a schema on it could otherwise shadow a built-in),
+--    except two SQL functions on hot paths: `uuid_v7` (the outbox's
+--    event_id default, inlined into every insert: a SET clause stops
+--    inlining) and `event_type_matches` (called per endpoint row by the
+--    fan-out: a SET clause costs a settings save and restore per call,
+--    measured 30-45 % more server CPU). They are recreated as SQL-standard
+--    bodies (BEGIN ATOMIC), parsed once here with every name qualified, so
+--    no later search_path can change what they call.
+
+-- The type to_jsonb and casts look at: domains looked through.
+CREATE OR REPLACE FUNCTION tailhook.capture_base_type(t oid) RETURNS oid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE d(oid, base, depth) AS (
+        SELECT y.oid, y.typbasetype, 0 FROM pg_catalog.pg_type y WHERE y.oid = t
+        UNION ALL
+        SELECT y.oid, y.typbasetype, d.depth + 1 FROM d JOIN pg_catalog.pg_type y ON y.oid = d.base
+         WHERE d.base <> 0 AND d.depth < 64)
+    SELECT d.oid FROM d ORDER BY d.depth DESC LIMIT 1
+$$;
+
+-- The element type of a true array type (what to_jsonb walks into), else 0.
+CREATE OR REPLACE FUNCTION tailhook.capture_element_type(t oid) RETURNS oid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN y.typelem <> 0 AND y.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+                THEN y.typelem ELSE 0 END
+      FROM pg_catalog.pg_type y WHERE y.oid = tailhook.capture_base_type(t)
+$$;
+
+-- Whether converting a value of type `t` (to_jsonb, a cast to text) can only
+-- run code written by a superuser: the type (domains looked through, array
+-- elements and composite attributes too) is owned by a superuser, and every
+-- cast from it uses a function owned by a superuser (or none). Built-in
+-- types and extensions' types are; a role's own enum, range or composite
+-- type is not (its owner may define casts from it at any time).
+CREATE OR REPLACE FUNCTION tailhook.capture_trusted(t oid, depth int DEFAULT 0) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b oid := tailhook.capture_base_type(t);
+    e oid := tailhook.capture_element_type(t);
+    y pg_catalog.pg_type%ROWTYPE;
+BEGIN
+    IF depth > 32 OR b IS NULL THEN
+        RETURN false;
+    END IF;
+    IF e <> 0 THEN
+        RETURN tailhook.capture_trusted(e, depth + 1);
+    END IF;
+    SELECT * INTO y FROM pg_catalog.pg_type WHERE oid = b;
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = y.typowner), false) THEN
+        RETURN false;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_cast c
+                 LEFT JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+                 LEFT JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+                WHERE c.castsource = b AND c.castfunc <> 0 AND NOT coalesce(r.rolsuper, false)) THEN
+        RETURN false;
+    END IF;
+    IF y.typrelid <> 0 THEN
+        RETURN NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+               AND NOT tailhook.capture_trusted(a.atttypid, depth + 1));
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- SQL for `expr` (of type `t`) as jsonb, handing no value to code a
+-- non-superuser could have written (see the header): trusted types through
+-- to_jsonb, others through their output function, composites attribute by
+-- attribute (jsonb_build_object takes at most 100 arguments: chunks of 50).
+CREATE OR REPLACE FUNCTION tailhook.capture_value_json(expr text, t oid, depth int DEFAULT 0) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b oid := tailhook.capture_base_type(t);
+    e oid := tailhook.capture_element_type(t);
+    rel oid;
+    parts text[] := '{}';
+    args text[] := '{}';
+    a record;
+BEGIN
+    IF depth > 32 THEN
+        RAISE EXCEPTION 'tailhook.capture: % nests types more than 32 levels deep', expr
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF tailhook.capture_trusted(t) THEN
+        RETURN format('pg_catalog.to_jsonb(%s)', expr);
+    END IF;
+    IF e <> 0 THEN
+        IF (SELECT y.typrelid FROM pg_catalog.pg_type y WHERE y.oid = tailhook.capture_base_type(e)) <> 0 THEN
+            -- An array of composites: one object per element (in storage order).
+            RETURN format('(SELECT pg_catalog.jsonb_agg(%s ORDER BY x.o) FROM pg_catalog.unnest(%s) WITH ORDINALITY AS x(v, o))',
+                tailhook.capture_value_json('x.v', e, depth + 1), expr);
+        END IF;
+        -- The array's text, read back as text[]: its elements' output texts.
+        RETURN format('CASE WHEN pg_catalog.num_nulls(%s) = 1 THEN NULL ELSE pg_catalog.to_jsonb(pg_catalog.format(''%%s'', %s)::pg_catalog.text[]) END', expr, expr);
+    END IF;
+    SELECT y.typrelid INTO rel FROM pg_catalog.pg_type y WHERE y.oid = b;
+    IF rel = 0 THEN
+        RETURN format('CASE WHEN pg_catalog.num_nulls(%s) = 1 THEN NULL ELSE pg_catalog.to_jsonb(pg_catalog.format(''%%s'', %s)) END', expr, expr);
+    END IF;
+    FOR a IN SELECT x.attname, x.atttypid FROM pg_catalog.pg_attribute x
+              WHERE x.attrelid = rel AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum LOOP
+        args := args || format('%L, %s', a.attname,
+            tailhook.capture_value_json(format('(%s).%I', expr, a.attname), a.atttypid, depth + 1));
+        IF cardinality(args) = 50 THEN
+            parts := parts || format('pg_catalog.jsonb_build_object(%s)', array_to_string(args, ', '));
+            args := '{}';
+        END IF;
+    END LOOP;
+    IF cardinality(args) > 0 OR cardinality(parts) = 0 THEN
+        parts := parts || format('pg_catalog.jsonb_build_object(%s)', array_to_string(args, ', '));
+    END IF;
+    RETURN format('CASE WHEN pg_catalog.num_nulls(%s) = 1 THEN NULL ELSE %s END', expr,
+        array_to_string(parts, ' OPERATOR(pg_catalog.||) '));
+END
+$$;
+
+-- SQL for `expr` (of type `t`) as text: `::text` for a trusted type (its
+-- casts are a superuser's), else its output function (format('%s', NULL)
+-- is '', not NULL: a NULL is told apart first).
+CREATE OR REPLACE FUNCTION tailhook.capture_value_text(expr text, t oid) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tailhook.capture_trusted(t) THEN
+        RETURN format('(%s)::pg_catalog.text', expr);
+    END IF;
+    RETURN format('CASE WHEN pg_catalog.num_nulls(%s) = 1 THEN NULL ELSE pg_catalog.format(''%%s'', %s) END', expr, expr);
+END
+$$;
+
+-- What the generated expansion depends on: the table's columns (name, type)
+-- and the attributes of the composite types among them (through domains
+-- and arrays), at any depth. Cheap (index probes only, a few per column):
+-- the expansion compares it with its own at every call.
+CREATE OR REPLACE FUNCTION tailhook.capture_signature(r oid) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rels oid[] := ARRAY[r];
+    todo oid[];
+    y record;
+    steps int := 0;
+    sig text;
+    nested boolean;
+BEGIN
+    -- The common case in one query: no column of a domain, array or
+    -- composite type.
+    SELECT string_agg(format('%s.%s:%s:%s', a.attrelid, a.attnum, a.attname, a.atttypid), ',' ORDER BY a.attnum),
+           bool_or(t.typtype IN ('d', 'c') OR t.typelem <> 0)
+      INTO sig, nested
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = r AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT coalesce(nested, false) THEN
+        RETURN sig;
+    END IF;
+    todo := ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = r AND a.attnum > 0 AND NOT a.attisdropped);
+    WHILE cardinality(todo) > 0 AND steps < 10000 LOOP
+        steps := steps + 1;
+        SELECT t.typtype, t.typbasetype, t.typelem, t.typsubscript, t.typrelid INTO y
+          FROM pg_catalog.pg_type t WHERE t.oid = todo[1];
+        todo := todo[2:];
+        IF y.typtype = 'd' THEN
+            todo := todo || y.typbasetype;
+        ELSIF y.typelem <> 0 AND y.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc THEN
+            todo := todo || y.typelem;
+        ELSIF y.typtype = 'c' AND y.typrelid <> ALL (rels) THEN
+            rels := rels || y.typrelid;
+            todo := todo || ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped);
+        END IF;
+    END LOOP;
+    RETURN (SELECT string_agg(format('%s.%s:%s:%s', a.attrelid, a.attnum, a.attname, a.atttypid), ',' ORDER BY x.o, a.attnum)
+              FROM unnest(rels) WITH ORDINALITY AS x(relid, o)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = x.relid AND a.attnum > 0 AND NOT a.attisdropped);
+END
+$$;
+
+-- SQL for a captured row (`expr`, of table `r`'s row type) as jsonb: every
+-- column, or only `cols`.
+CREATE OR REPLACE FUNCTION tailhook.capture_row_projection(expr text, r oid, cols text[]) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    parts text[] := '{}';
+    args text[] := '{}';
+    a record;
+BEGIN
+    IF cols IS NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_attribute x
+         WHERE x.attrelid = r AND x.attnum > 0 AND NOT x.attisdropped AND NOT tailhook.capture_trusted(x.atttypid)) THEN
+        -- Every column trusted: the row whole (the expansion re-generates
+        -- itself, under a lock, before a column added since is converted).
+        RETURN format('pg_catalog.to_jsonb(%s)', expr);
+    END IF;
+    FOR a IN SELECT x.attname, x.atttypid FROM pg_catalog.pg_attribute x
+              WHERE x.attrelid = r AND x.attnum > 0 AND NOT x.attisdropped
+                AND (cols IS NULL OR x.attname = ANY (cols))
+              ORDER BY CASE WHEN cols IS NULL THEN x.attnum ELSE pg_catalog.array_position(cols, x.attname::text) END LOOP
+        args := args || format('%L, %s', a.attname,
+            tailhook.capture_value_json(format('(%s).%I', expr, a.attname), a.atttypid));
+        IF cardinality(args) = 50 THEN
+            parts := parts || format('pg_catalog.jsonb_build_object(%s)', array_to_string(args, ', '));
+            args := '{}';
+        END IF;
+    END LOOP;
+    IF cardinality(args) > 0 OR cardinality(parts) = 0 THEN
+        parts := parts || format('pg_catalog.jsonb_build_object(%s)', array_to_string(args, ', '));
+    END IF;
+    RETURN array_to_string(parts, ' OPERATOR(pg_catalog.||) ');
+END
+$$;
+
+-- Generates (or replaces) table `r`'s expansion function,
+-- tailhook.capture_<r>_expand(upto, budget), for these options: the staged
+-- statements of this table with a batch below `upto`, oldest first, up to
+-- `budget` rows; returns how many rows it took. Owned by the role calling
+-- it, SECURITY DEFINER, executable only by that role and the owner of
+-- tailhook.expand_captures.
+-- Rows come out of the arrays in lockstep (SRFs in one select list): an
+-- UPDATE's old and new images of one row sit at the same position
+-- (PostgreSQL records them as a pair); they are one event when their keys
+-- are equal, else (the key itself changed) two: one with only `new`, one
+-- with only `old`. A pair whose captured columns are all equal is dropped.
+CREATE OR REPLACE FUNCTION tailhook.capture_make_expand(
+    r oid, event_type text, columns text[], tenant_column text, key_column text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fname text := 'capture_' || r || '_expand';
+    staged text := format('tailhook.%I', 'capture_' || r || '_staged');
+    pinned text[];
+    key_type oid;
+    tenant_type oid;
+    body text;
+    caller oid;
+BEGIN
+    SELECT array_agg(DISTINCT x) INTO pinned
+      FROM unnest(ARRAY[key_column, tenant_column] || coalesce(columns, '{}')) AS x WHERE x IS NOT NULL;
+    SELECT a.atttypid INTO key_type FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = r AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    SELECT a.atttypid INTO tenant_type FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = r AND a.attname = tenant_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF (SELECT count(*) FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = r AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY (pinned)) <> cardinality(pinned) THEN
+        RAISE EXCEPTION 'a column captured from % was renamed or dropped (captured: %); run tailhook.capture again',
+            r::regclass, pinned;
+    END IF;
+    body := format($f$
+-- tailhook capture v19: generated by tailhook.capture_make_expand, replaced by capture, dropped by uncapture.
+DECLARE
+    s record;
+    tbl text;
+    lo int;
+    hi int;
+    used int := 0;
+BEGIN
+    -- No column can be added or dropped while this runs; if the columns are
+    -- no longer those this function was generated for, it is generated
+    -- again (converting a new column as the old code would is not safe).
+    -- (expand_captures sets a short lock_timeout when it must not wait.)
+    EXECUTE pg_catalog.format('LOCK TABLE %%s IN ACCESS SHARE MODE', %1$s::pg_catalog.regclass);
+    IF tailhook.capture_signature(%1$s) IS DISTINCT FROM %13$L THEN
+        PERFORM tailhook.capture_make_expand(%1$s, %14$L, %15$L, %16$L, %11$L);
+        EXECUTE pg_catalog.format('SELECT tailhook.%%I($1, $2)', %17$L) INTO used USING upto, budget;
+        RETURN used;
+    END IF;
+    SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname) INTO tbl
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %1$s;
+    FOR s IN SELECT x.batch, x.op, x.n, x.done FROM %2$s x WHERE x.batch < upto ORDER BY x.batch LOOP
+        EXIT WHEN used >= budget;
+        lo := s.done + 1;
+        hi := least(s.n, s.done + (budget - used));
+        IF s.op = 'i' THEN
+            INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key, created_at)
+            SELECT %3$L, pg_catalog.jsonb_build_object('table', tbl, 'operation', 'insert', 'new', %6$s, 'old', NULL),
+                   %8$s, %12$s, u.created_at
+              FROM (SELECT pg_catalog.unnest(x.new_rows) AS n, pg_catalog.generate_series(1, x.n) AS i, x.created_at
+                      FROM %2$s x WHERE x.batch = s.batch) u
+             WHERE u.i BETWEEN lo AND hi;
+        ELSIF s.op = 'd' THEN
+            INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key, created_at)
+            SELECT %5$L, pg_catalog.jsonb_build_object('table', tbl, 'operation', 'delete', 'new', NULL, 'old', %7$s),
+                   %9$s, %18$s, u.created_at
+              FROM (SELECT pg_catalog.unnest(x.old_rows) AS o, pg_catalog.generate_series(1, x.n) AS i, x.created_at
+                      FROM %2$s x WHERE x.batch = s.batch) u
+             WHERE u.i BETWEEN lo AND hi;
+        ELSE
+            INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key, created_at)
+            SELECT %4$L, pg_catalog.jsonb_build_object('table', tbl, 'operation', 'update', 'new', e.nj, 'old', e.oj),
+                   e.tenant, e.k, p.created_at
+              FROM (SELECT u.created_at, %6$s AS nj, %7$s AS oj, (u.n).%11$I AS nk, (u.o).%11$I AS ok,
+                           %8$s AS nt, %9$s AS ot, %12$s AS nkt, %18$s AS okt
+                      FROM (SELECT pg_catalog.unnest(x.old_rows) AS o, pg_catalog.unnest(x.new_rows) AS n,
+                                   pg_catalog.generate_series(1, x.n) AS i, x.created_at
+                              FROM %2$s x WHERE x.batch = s.batch) u
+                     WHERE u.i BETWEEN lo AND hi) p
+             CROSS JOIN LATERAL (VALUES
+                   (p.ok = p.nk, p.nj, p.oj, coalesce(p.nt, p.ot), p.nkt),
+                   (p.ok = p.nk IS NOT TRUE, p.nj, NULL, p.nt, p.nkt),
+                   (p.ok = p.nk IS NOT TRUE, NULL, p.oj, p.ot, p.okt)) AS e(keep, nj, oj, tenant, k)
+             WHERE e.keep AND e.nj IS DISTINCT FROM e.oj;
+        END IF;
+        used := used + (hi - lo + 1);
+        IF hi >= s.n THEN
+            DELETE FROM %2$s x WHERE x.batch = s.batch;
+        ELSE
+            UPDATE %2$s x SET done = hi WHERE x.batch = s.batch;
+        END IF;
+    END LOOP;
+    RETURN used;
+END
+$f$, r, staged, event_type || '.inserted', event_type || '.updated', event_type || '.deleted',
+        tailhook.capture_row_projection('u.n', r, columns), tailhook.capture_row_projection('u.o', r, columns),
+        CASE WHEN tenant_column IS NULL THEN 'NULL::pg_catalog.text'
+             ELSE tailhook.capture_value_text(format('(u.n).%I', tenant_column), tenant_type) END,
+        CASE WHEN tenant_column IS NULL THEN 'NULL::pg_catalog.text'
+             ELSE tailhook.capture_value_text(format('(u.o).%I', tenant_column), tenant_type) END,
+        pinned, key_column,
+        tailhook.capture_value_text(format('(u.n).%I', key_column), key_type),
+        tailhook.capture_signature(r), event_type, columns, tenant_column, fname,
+        tailhook.capture_value_text(format('(u.o).%I', key_column), key_type));
+    EXECUTE format($f$CREATE OR REPLACE FUNCTION tailhook.%I(upto bigint, budget int) RETURNS int
+        LANGUAGE plpgsql SECURITY DEFINER SET jit = off SET search_path = pg_catalog, pg_temp AS %L$f$, fname, body);
+    EXECUTE format('REVOKE ALL ON FUNCTION tailhook.%I(bigint, int) FROM PUBLIC', fname);
+    SELECT p.proowner INTO caller FROM pg_catalog.pg_proc p
+     WHERE p.oid = 'tailhook.expand_captures(int, boolean)'::pg_catalog.regprocedure;
+    IF caller IS NOT NULL AND caller <> (SELECT p.proowner FROM pg_catalog.pg_proc p
+                                          WHERE p.oid = format('tailhook.%I(bigint, int)', fname)::pg_catalog.regprocedure) THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tailhook.%I(bigint, int) TO %s', fname, caller::pg_catalog.regrole);
+    END IF;
+END
+$$;
+
+-- Installs (or replaces, atomically: it runs in the caller's transaction)
+-- statement-level triggers on `tbl` that stage each statement's rows for
+-- `<event_type>.inserted`, `.updated` and `.deleted` events with payload
+-- {table, operation, new, old}. Statements staged under the previous options
+-- are expanded with those options first. As 0018's, but the expansion is
+-- generated by capture_make_expand, neither generated function is
+-- executable by PUBLIC, and the calling role must be able to SELECT the table.
+CREATE OR REPLACE FUNCTION tailhook.capture(
+    tbl           regclass,
+    event_type    text,
+    operations    text[] DEFAULT '{insert,update,delete}',
+    columns       text[] DEFAULT NULL,
+    tenant_column text DEFAULT NULL,
+    key_column    text DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel pg_catalog.pg_class%ROWTYPE;
+    nsp text;
+    pk text[];
+    ops text[];
+    col text;
+    key text := capture.key_column;
+    fname text := 'capture_' || tbl::oid;
+    staged text := format('tailhook.%I', 'capture_' || tbl::oid || '_staged');
+    row_type text := format('tailhook.%I', 'capture_' || tbl::oid || '_row');
+    pinned text[];
+    write_body text := '';
+    stuck boolean;
+    op text;
+BEGIN
+    SELECT * INTO rel FROM pg_catalog.pg_class WHERE oid = tbl;
+    SELECT nspname INTO nsp FROM pg_catalog.pg_namespace WHERE oid = rel.relnamespace;
+    IF nsp = 'tailhook' THEN
+        RAISE EXCEPTION 'tailhook.capture: % is one of tailhook''s own tables and cannot be captured', tbl
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'tailhook.capture: % is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    -- The expansion reads the table's rows (and locks it as a SELECT does)
+    -- with this role's privileges.
+    IF NOT has_table_privilege(tbl, 'SELECT') THEN
+        RAISE EXCEPTION 'tailhook.capture: the role calling capture needs SELECT on %', tbl
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF coalesce(capture.event_type, '') = '' THEN
+        RAISE EXCEPTION 'tailhook.capture: event_type must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT array_agg(DISTINCT lower(o)) INTO ops FROM unnest(capture.operations) AS o;
+    IF ops IS NULL OR NOT ops <@ ARRAY['insert', 'update', 'delete'] THEN
+        RAISE EXCEPTION 'tailhook.capture: operations must be a non-empty list of insert, update, delete (got %)',
+            capture.operations USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Every column named must exist.
+    FOREACH col IN ARRAY array_remove(ARRAY[capture.tenant_column, capture.key_column], NULL) || coalesce(capture.columns, '{}') LOOP
+        IF col IS NULL OR NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_attribute
+             WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'tailhook.capture: % has no column %', tbl, coalesce(quote_ident(col), 'NULL')
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+    IF capture.columns IS NOT NULL AND cardinality(capture.columns) = 0 THEN
+        RAISE EXCEPTION 'tailhook.capture: columns must list at least one column (NULL: every column)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The key: pairs an UPDATE's old and new rows, and is the ordering key.
+    IF key IS NULL THEN
+        SELECT array_agg(a.attname ORDER BY a.attnum) INTO pk
+          FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+         WHERE i.indrelid = tbl AND i.indisprimary;
+        IF pk IS NULL THEN
+            RAISE EXCEPTION 'tailhook.capture: % has no primary key; name a unique column with key_column', tbl
+                USING ERRCODE = 'invalid_parameter_value';
+        ELSIF cardinality(pk) > 1 THEN
+            RAISE EXCEPTION 'tailhook.capture: % has a composite primary key (%); name one unique column with key_column',
+                tbl, array_to_string(pk, ', ') USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        key := pk[1];
+    ELSIF 'update' = ANY (ops) AND NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = tbl AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
+           AND i.indexprs IS NULL AND a.attname = key) THEN
+        RAISE EXCEPTION 'tailhook.capture: key_column % of % is not unique (no single-column unique index): an UPDATE''s rows could not be paired',
+            quote_ident(key), tbl USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- No write in flight on the table from here on (released at commit);
+    -- what it staged under the previous options is expanded with them.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
+    IF to_regclass(staged) IS NOT NULL THEN
+        LOOP
+            EXIT WHEN tailhook.expand_captures(100000) = 0;
+        END LOOP;
+    END IF;
+
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'tailhook_capture_' || op, tbl);
+    END LOOP;
+    EXECUTE format('DROP FUNCTION IF EXISTS tailhook.%I()', fname);
+    EXECUTE format('DROP FUNCTION IF EXISTS tailhook.%I(bigint, int)', fname || '_expand');
+    EXECUTE format('DROP VIEW IF EXISTS tailhook.%I', fname || '_columns');
+    DELETE FROM tailhook.capture_config WHERE relid = tbl;
+    PERFORM tailhook.capture_forget_dropped();
+
+    -- The staging table is kept across re-captures (it may hold statements
+    -- that failed to expand under the previous options). Its arrays are of a
+    -- domain over the table's row type: generated code names the domain,
+    -- never the table, so renaming the table or its schema breaks nothing.
+    IF to_regtype(row_type) IS NULL THEN
+        EXECUTE format('CREATE DOMAIN %s AS %s', row_type, tbl);
+    END IF;
+    EXECUTE format($f$CREATE TABLE IF NOT EXISTS %s (
+        batch      bigint PRIMARY KEY,
+        op         "char" NOT NULL,
+        n          int NOT NULL,
+        done       int NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        old_rows   %s[],
+        new_rows   %s[])$f$, staged, row_type, row_type);
+    EXECUTE format('ALTER TABLE %s ALTER old_rows SET STORAGE EXTERNAL, ALTER new_rows SET STORAGE EXTERNAL', staged);
+
+    -- The columns the expansion names, pinned against DROP and ALTER TYPE.
+    SELECT array_agg(DISTINCT x) INTO pinned
+      FROM unnest(ARRAY[key, capture.tenant_column] || coalesce(capture.columns, '{}')) AS x WHERE x IS NOT NULL;
+    EXECUTE format('CREATE VIEW tailhook.%I AS SELECT %s FROM %s WHERE false', fname || '_columns',
+        (SELECT string_agg(quote_ident(x), ', ') FROM unnest(pinned) AS x), tbl);
+
+    -- The writer's side: one staged row per statement, no JSON, no per-row work
+    -- beyond copying the row into the array.
+    -- A statement of more than 100,000 rows is staged as several rows of at
+    -- most 100,000 (an array is limited to 1 GB, and an expansion slice
+    -- reads its staged row whole); numbering the rows costs a little, so
+    -- smaller statements are staged without it.
+    IF 'insert' = ANY (ops) THEN
+        write_body := write_body || format($f$
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM new_rows OFFSET 100000) THEN
+            INSERT INTO %1$s (batch, op, n, new_rows)
+            SELECT nextval('tailhook.capture_batch'), 'i', count(*), array_agg(n::%2$s) FROM new_rows n HAVING count(*) > 0;
+        ELSE
+            INSERT INTO %1$s (batch, op, n, new_rows)
+            SELECT nextval('tailhook.capture_batch'), 'i', count(*), array_agg(c.r)
+              FROM (SELECT n::%2$s AS r, (row_number() OVER () - 1) / 100000 AS g FROM new_rows n) c GROUP BY c.g;
+        END IF;
+    END IF;$f$, staged, row_type);
+    END IF;
+    IF 'update' = ANY (ops) THEN
+        -- Old and new images of a row sit at the same position of the two
+        -- transition tables; each staged row keeps them aligned: both sides
+        -- are sliced by position and aggregated in scan order (the function
+        -- runs with enable_sort off, so the grouping is hashed and keeps that
+        -- order), and slice g of the old rows meets slice g of the new.
+        write_body := write_body || format($f$
+    IF TG_OP = 'UPDATE' THEN
+        IF NOT EXISTS (SELECT 1 FROM new_rows OFFSET 100000) THEN
+            INSERT INTO %1$s (batch, op, n, old_rows, new_rows)
+            SELECT nextval('tailhook.capture_batch'), 'u', count(*), (SELECT array_agg(o::%2$s) FROM old_rows o), array_agg(n::%2$s)
+              FROM new_rows n HAVING count(*) > 0;
+        ELSE
+            INSERT INTO %1$s (batch, op, n, old_rows, new_rows)
+            SELECT nextval('tailhook.capture_batch'), 'u', a.n, a.r, b.r
+              FROM (SELECT c.g, count(*) AS n, array_agg(c.r) AS r
+                      FROM (SELECT o::%2$s AS r, (row_number() OVER () - 1) / 100000 AS g FROM old_rows o) c GROUP BY c.g) a
+              JOIN (SELECT c.g, array_agg(c.r) AS r
+                      FROM (SELECT n::%2$s AS r, (row_number() OVER () - 1) / 100000 AS g FROM new_rows n) c GROUP BY c.g) b
+                ON b.g = a.g;
+        END IF;
+    END IF;$f$, staged, row_type);
+    END IF;
+    IF 'delete' = ANY (ops) THEN
+        write_body := write_body || format($f$
+    IF TG_OP = 'DELETE' THEN
+        IF NOT EXISTS (SELECT 1 FROM old_rows OFFSET 100000) THEN
+            INSERT INTO %1$s (batch, op, n, old_rows)
+            SELECT nextval('tailhook.capture_batch'), 'd', count(*), array_agg(o::%2$s) FROM old_rows o HAVING count(*) > 0;
+        ELSE
+            INSERT INTO %1$s (batch, op, n, old_rows)
+            SELECT nextval('tailhook.capture_batch'), 'd', count(*), array_agg(c.r)
+              FROM (SELECT o::%2$s AS r, (row_number() OVER () - 1) / 100000 AS g FROM old_rows o) c GROUP BY c.g;
+        END IF;
+    END IF;$f$, staged, row_type);
+    END IF;
+    -- SECURITY DEFINER: the writing role needs no privilege on tailhook's
+    -- objects (a trigger function cannot be called any other way).
+    EXECUTE format($f$CREATE FUNCTION tailhook.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+        SET jit = off SET enable_sort = off SET search_path = pg_catalog, pg_temp AS %L$f$, fname,
+        format($b$
+-- tailhook capture v19: generated by tailhook.capture, replaced by capture, dropped by uncapture.
+BEGIN%s
+    IF FOUND THEN
+        -- The payload tells tailhook to expand before its fan-out (an
+        -- outbox insert's empty one does not).
+        PERFORM pg_notify('tailhook_outbox', 'capture');
+    END IF;
+    RETURN NULL;
+END
+$b$, write_body));
+
+    EXECUTE format('REVOKE ALL ON FUNCTION tailhook.%I() FROM PUBLIC', fname);
+
+    -- tailhook's side (see capture_make_expand).
+    PERFORM tailhook.capture_make_expand(tbl::oid, capture.event_type, capture.columns, capture.tenant_column, key);
+
+    FOREACH op IN ARRAY ops LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION tailhook.%I()',
+            'tailhook_capture_' || op, upper(op), tbl,
+            CASE op WHEN 'insert' THEN 'NEW TABLE AS new_rows'
+                    WHEN 'delete' THEN 'OLD TABLE AS old_rows'
+                    ELSE 'OLD TABLE AS old_rows NEW TABLE AS new_rows' END,
+            fname);
+    END LOOP;
+
+    INSERT INTO tailhook.capture_config (relid, event_type, operations, columns, tenant_column, key_column, function_name)
+    VALUES (tbl, capture.event_type, ops, capture.columns, capture.tenant_column, key, fname);
+
+    -- Statements the previous options could not expand (a captured column
+    -- renamed since) are expanded with the new ones.
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', staged) INTO stuck;
+    IF stuck THEN
+        LOOP
+            EXIT WHEN tailhook.expand_captures(100000) = 0;
+        END LOOP;
+    END IF;
+END
+$$;
+
+-- Expands staged statements into outbox rows, oldest batch first, up to
+-- about `max_rows` changed rows (a staged statement larger than what is left
+-- is expanded in slices, across calls); returns how many rows were expanded
+-- (0: nothing staged). One expander at a time: with `wait` false it returns 0
+-- at once when another is at work (the sidecar's call), and stops for this
+-- call when a captured table is locked against it (DDL under way); else it
+-- waits. A table whose expansion fails (a captured column renamed without
+-- capturing again) is skipped with a WARNING; its statements stay staged.
+-- SECURITY DEFINER: it calls the generated expansion functions, which are
+-- executable by their owner and by this function's owner only; EXECUTE on it
+-- is not granted to PUBLIC.
+CREATE OR REPLACE FUNCTION tailhook.expand_captures(max_rows int DEFAULT 100000, wait boolean DEFAULT true)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    budget bigint := greatest(max_rows, 1);
+    total bigint := 0;
+    skipped oid[] := '{}';
+    c record;
+    head bigint;
+    first_rel oid;
+    first_head bigint;
+    next_head bigint;
+    used int;
+    old_lock_timeout text := current_setting('lock_timeout');
+BEGIN
+    -- The cheap answer when nothing is captured.
+    IF NOT EXISTS (SELECT 1 FROM tailhook.capture_config) THEN
+        RETURN 0;
+    END IF;
+    IF wait THEN
+        PERFORM pg_advisory_xact_lock(7368003);
+    ELSIF NOT pg_try_advisory_xact_lock(7368003) THEN
+        RETURN 0;
+    ELSE
+        PERFORM set_config('lock_timeout', '100ms', true);
+    END IF;
+    LOOP
+        -- Each captured table's oldest staged batch (one index probe each):
+        -- the oldest of all is expanded up to the next table's oldest.
+        first_rel := NULL;
+        first_head := NULL;
+        next_head := NULL;
+        FOR c IN SELECT cc.relid FROM tailhook.capture_config cc
+                  WHERE to_regclass(format('tailhook.%I', 'capture_' || cc.relid || '_staged')) IS NOT NULL
+                    AND cc.relid <> ALL (skipped)
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_class k WHERE k.oid = cc.relid) LOOP
+            EXECUTE format('SELECT min(batch) FROM tailhook.%I', 'capture_' || c.relid || '_staged') INTO head;
+            CONTINUE WHEN head IS NULL;
+            IF first_head IS NULL OR head < first_head THEN
+                next_head := first_head;
+                first_head := head;
+                first_rel := c.relid;
+            ELSIF next_head IS NULL OR head < next_head THEN
+                next_head := head;
+            END IF;
+        END LOOP;
+        EXIT WHEN first_rel IS NULL;
+        BEGIN
+            EXECUTE format('SELECT tailhook.%I($1, $2)', 'capture_' || first_rel || '_expand')
+               INTO used USING coalesce(next_head, 9223372036854775807), least(budget, 2147483647)::int;
+        EXCEPTION
+            WHEN lock_not_available THEN
+                -- DDL holds the table: the rest waits for the next call, in order.
+                EXIT;
+            WHEN OTHERS THEN
+                RAISE WARNING 'tailhook.expand_captures: the changes of % cannot be expanded and stay staged: % (after renaming a captured column, run tailhook.capture again)',
+                    first_rel::regclass, SQLERRM;
+                skipped := skipped || first_rel;
+                CONTINUE;
+        END;
+        total := total + used;
+        budget := budget - used;
+        EXIT WHEN budget <= 0;
+    END LOOP;
+    PERFORM set_config('lock_timeout', old_lock_timeout, true);
+    RETURN total;
+END
+$$;
+REVOKE ALL ON FUNCTION tailhook.expand_captures(int, boolean) FROM PUBLIC;
+
+-- Hot-path SQL functions without a SET clause (see the header): SQL-standard
+-- bodies, parsed here with every name qualified, never re-parsed under a
+-- caller's search_path. Same signatures and results as 0011's and 0013's.
+CREATE OR REPLACE FUNCTION tailhook.event_type_matches(patterns text[], event_type text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT EXISTS (
+        SELECT 1 FROM pg_catalog.unnest(patterns) AS p
+        WHERE (p OPERATOR(pg_catalog.=) '*'::pg_catalog.text
+               AND NOT (pg_catalog.starts_with(event_type, 'tailhook.'::pg_catalog.text)
+                        AND event_type OPERATOR(pg_catalog.<>) 'tailhook.test'::pg_catalog.text))
+           OR p OPERATOR(pg_catalog.=) event_type
+           OR (pg_catalog.right(p, 2) OPERATOR(pg_catalog.=) '.*'::pg_catalog.text
+               AND pg_catalog.starts_with(event_type, pg_catalog.left(p, -1))));
+END;
+
+CREATE OR REPLACE FUNCTION tailhook.uuid_v7() RETURNS uuid
+LANGUAGE sql VOLATILE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pg_catalog.encode(
+        pg_catalog.set_bit(pg_catalog.set_bit(
+            -- overlay, substring and extract with their SQL syntax always
+            -- name pg_catalog's functions.
+            overlay(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+                    PLACING substring(pg_catalog.int8send((extract(epoch FROM pg_catalog.clock_timestamp())
+                                                           OPERATOR(pg_catalog.*) 1000::pg_catalog.numeric)::pg_catalog.int8)
+                                      FROM 3)
+                    FROM 1 FOR 6),
+            52, 1), 53, 1),
+        'hex')::pg_catalog.uuid;
+END;
+
+-- Every other function in schema tailhook (those above, the earlier
+-- migrations', and those capture generated) runs with the pinned
+-- search_path; SECURITY DEFINER ones are not executable by PUBLIC.
+DO $do$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure AS sig, p.prosecdef
+               FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'tailhook'::regnamespace
+                AND p.oid NOT IN ('tailhook.event_type_matches(text[], text)'::regprocedure,
+                                  'tailhook.uuid_v7()'::regprocedure)
+              ORDER BY p.oid LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f.sig);
+        IF f.prosecdef THEN
+            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
+        END IF;
+    END LOOP;
+END
+$do$;
+
+-- Tables captured before this version get this version's expansion, with
+-- their options unchanged, before anything expands with the old one (a
+-- later version's are left as they are). Their trigger functions are kept
+-- (the writer's side did not change).
+DO $do$
+DECLARE
+    c tailhook.capture_config%ROWTYPE;
+BEGIN
+    FOR c IN SELECT cc.* FROM tailhook.capture_config cc
+              WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class k WHERE k.oid = cc.relid)
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                                 WHERE p.pronamespace = 'tailhook'::regnamespace
+                                   AND p.proname = 'capture_' || cc.relid || '_expand'
+                                   AND p.prosrc ~ 'tailhook capture v(19|[2-9][0-9]):')
+              ORDER BY cc.relid LOOP
+        BEGIN
+            PERFORM tailhook.capture_make_expand(c.relid, c.event_type, c.columns, c.tenant_column, c.key_column);
+        EXCEPTION WHEN OTHERS THEN
+            -- (a captured column renamed since): the old expansion is
+            -- dropped, not kept; the statements stay staged until
+            -- tailhook.capture is run again for the table.
+            RAISE WARNING 'tailhook migration 19: the capture of % must be run again (tailhook.capture): %',
+                c.relid::regclass, SQLERRM;
+            EXECUTE format('DROP FUNCTION IF EXISTS tailhook.%I(bigint, int)', 'capture_' || c.relid || '_expand');
+        END;
+    END LOOP;
+    PERFORM tailhook.capture_forget_dropped();
+END
+$do$;$tailhook_migration$;
+    INSERT INTO tailhook.schema_migrations (version, name) VALUES (19, 'sql_privileges');
+END
+$tailhook_step$;
+
+-- tailhook step 20 filter_bounds: transactional
+DO $tailhook_step$
+BEGIN
+    EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
+-- version table exists. 7_368_001 is tailhook's advisory lock key.
+SELECT pg_advisory_xact_lock(7368001::bigint);
+-- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
+SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
+CREATE SCHEMA IF NOT EXISTS tailhook;
+CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);$tailhook_prepare$;
+    IF EXISTS (SELECT FROM tailhook.schema_migrations WHERE version = 20) THEN
+        RETURN;
+    END IF;
+    EXECUTE $tailhook_migration$-- tailhook schema, version 20: what an endpoint's filters may hold, checked
+-- when a row is written, and filter_path evaluated so that its errors stay
+-- with its own delivery. Plain SQL, safe to re-run.
+--
+-- The same rules are checked by tailhook itself, in src/config/rules.rs (for
+-- the config file, and for rows written before this file): keep the numbers
+-- and the rules in step. Why these rules: in lax mode every step may unwrap an
+-- array, so a jsonpath costs about (its steps) × (the payload's nodes), except
+-- where one part of it is evaluated again for every item of another: a `$`
+-- inside a filter or a subscript, a second `.**`, a comparison of two values
+-- both taken from the payload (every pair is compared), a subscript list
+-- (`[0,0,0]` repeats items). Those are refused, and `.keyvalue()` (an object
+-- built for every member: the costliest step measured); what remains is
+-- linear (measured: at most about 150 ms for a 1 MiB payload).
+
+-- Why a filter_path breaks the rules, or NULL when it keeps them. Takes the
+-- text form (PostgreSQL's normal form for a stored value); every message
+-- starts with `filter_path: ` and names the rule.
+CREATE OR REPLACE FUNCTION tailhook.filter_path_problem(path text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_bytes CONSTANT int := 1024;
+    max_steps CONSTANT int := 16;
+    max_nesting CONSTANT int := 3;
+    n int := length(path);
+    i int := 1;
+    j int;
+    ch text;
+    tok text[] := '{}';
+    t text;
+    stack text[] := '{}';
+    depth int;
+    nesting int;
+    steps int := 0;
+    descents int := 0;
+    k int;
+    side_refs int[];
+BEGIN
+    IF path IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF octet_length(path) > max_bytes THEN
+        RETURN format('filter_path: is longer than %s bytes', max_bytes);
+    END IF;
+    -- Tokens: S string, N number, W:<word>, V variable, or the punctuation itself.
+    WHILE i <= n LOOP
+        ch := substr(path, i, 1);
+        IF ch ~ '\s' THEN
+            i := i + 1;
+        ELSIF ch = '"' THEN
+            j := i + 1;
+            WHILE j <= n AND substr(path, j, 1) <> '"' LOOP
+                j := j + CASE WHEN substr(path, j, 1) = '\' THEN 2 ELSE 1 END;
+            END LOOP;
+            tok := tok || 'S'::text;
+            i := j + 1;
+        ELSIF ch = '$' AND i < n AND substr(path, i + 1, 1) ~ '["A-Za-z_0-9]' THEN
+            RETURN 'filter_path: uses a variable ($name); none are passed';
+        ELSIF ch ~ '[0-9]' THEN
+            tok := tok || 'N'::text;
+            i := i + length(substring(substr(path, i) FROM '^[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'));
+        ELSIF ch ~ '[A-Za-z_]' THEN
+            t := substring(substr(path, i) FROM '^[A-Za-z_][A-Za-z_0-9]*');
+            tok := tok || ('W:' || t);
+            i := i + length(t);
+        ELSE
+            t := substr(path, i, 2);
+            IF t IN ('**', '==', '!=', '<>', '<=', '>=', '&&', '||') THEN
+                tok := tok || t;
+                i := i + 2;
+            ELSE
+                tok := tok || ch;
+                i := i + 1;
+            END IF;
+        END IF;
+    END LOOP;
+
+    FOR k IN 1 .. coalesce(cardinality(tok), 0) LOOP
+        t := tok[k];
+        IF t = '(' THEN
+            stack := stack || CASE WHEN k > 1 AND tok[k - 1] = '?' THEN 'f'
+                                   WHEN k > 1 AND tok[k - 1] = 'W:exists' THEN 'e'
+                                   ELSE 'g' END;
+            nesting := (SELECT count(*) FROM unnest(stack) s WHERE s IN ('f', 'e'));
+            IF nesting > max_nesting THEN
+                RETURN format('filter_path: nests filters and exists() more than %s deep', max_nesting);
+            END IF;
+        ELSIF t = '[' THEN
+            stack := stack || 'b'::text;
+            steps := steps + 1;
+        ELSIF t IN (')', ']') THEN
+            stack := stack[1 : cardinality(stack) - 1];
+        ELSIF t = ',' THEN
+            RETURN 'filter_path: lists several subscripts in one [...]; write one condition each';
+        ELSIF t = '**' THEN
+            descents := descents + 1;
+            IF descents > 1 THEN
+                RETURN 'filter_path: uses `.**` more than once';
+            END IF;
+        ELSIF t = '.' THEN
+            steps := steps + 1;
+        ELSIF t = 'W:keyvalue' AND k > 1 AND tok[k - 1] = '.' THEN
+            RETURN 'filter_path: uses .keyvalue() (it builds an object for every member)';
+        ELSIF t = '$' AND ('f' = ANY (stack) OR 'b' = ANY (stack)) THEN
+            RETURN 'filter_path: uses `$` inside a filter or a subscript (it walks the payload again for every item)';
+        END IF;
+    END LOOP;
+    IF steps > max_steps THEN
+        RETURN format('filter_path: has more than %s steps (`.key`, `.*`, `.**`, `[...]`, methods)', max_steps);
+    END IF;
+    FOR k IN 1 .. coalesce(cardinality(tok), 0) LOOP
+        IF tok[k] IN ('==', '!=', '<>', '<', '<=', '>', '>=') THEN
+            -- How many `$` or `@` each side holds, within the same brackets:
+            -- one side must be a literal (no value from the payload).
+            side_refs := ARRAY[0, 0];
+            depth := 0;
+            j := k - 1;
+            WHILE j >= 1 LOOP
+                EXIT WHEN depth = 0 AND tok[j] IN ('(', '[', '&&', '||', '!');
+                depth := depth + CASE WHEN tok[j] IN (')', ']') THEN 1 WHEN tok[j] IN ('(', '[') THEN -1 ELSE 0 END;
+                side_refs[1] := side_refs[1] + CASE WHEN tok[j] IN ('$', '@') THEN 1 ELSE 0 END;
+                j := j - 1;
+            END LOOP;
+            depth := 0;
+            j := k + 1;
+            WHILE j <= cardinality(tok) LOOP
+                EXIT WHEN depth = 0 AND tok[j] IN (')', ']', '&&', '||');
+                depth := depth + CASE WHEN tok[j] IN ('(', '[') THEN 1 WHEN tok[j] IN (')', ']') THEN -1 ELSE 0 END;
+                side_refs[2] := side_refs[2] + CASE WHEN tok[j] IN ('$', '@') THEN 1 ELSE 0 END;
+                j := j + 1;
+            END LOOP;
+            IF side_refs[1] > 0 AND side_refs[2] > 0 THEN
+                RETURN 'filter_path: compares two values from the payload; one side of a comparison must be a literal';
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- Why a filter (jsonb containment) breaks the rules, or NULL when it keeps
+-- them: at most 64 values in all (each object member and array element
+-- counts; containment compares each with the payload's values at its
+-- place), nested at most 8 deep, each key and string at most 1 KiB.
+CREATE OR REPLACE FUNCTION tailhook.filter_problem(filter jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE node(key, value, level) AS (
+        SELECT NULL::text, filter, 0
+        UNION ALL
+        SELECT c.key, c.value, n.level + 1
+          FROM node n
+         CROSS JOIN LATERAL (
+               SELECT e.key, e.value FROM jsonb_each(CASE WHEN jsonb_typeof(n.value) = 'object' THEN n.value END) e
+               UNION ALL
+               SELECT NULL, a.value FROM jsonb_array_elements(CASE WHEN jsonb_typeof(n.value) = 'array' THEN n.value END) a
+         ) c
+         -- one level past the limit is enough to refuse, and stops the walk
+         WHERE n.level <= 8
+    ), seen AS (
+        SELECT count(*) FILTER (WHERE level > 0) AS values, max(level) AS depth,
+               max(greatest(octet_length(key),
+                            CASE WHEN jsonb_typeof(value) = 'string' THEN octet_length(value #>> '{}') END)) AS longest
+          FROM node
+    )
+    SELECT CASE
+               WHEN filter IS NULL THEN NULL
+               WHEN depth > 8 THEN 'filter: is nested more than 8 deep'
+               WHEN values > 64 THEN 'filter: holds more than 64 values'
+               WHEN longest > 1024 THEN 'filter: holds a key or string longer than 1024 bytes'
+           END
+      FROM seen
+$$;
+
+-- Refuses a row whose filters break the rules, naming the column and the
+-- rule. A trigger, not a CHECK: it runs only when a filter is written, so a
+-- row from before this file (marked invalid by tailhook, see invalid_reason)
+-- can still be updated otherwise, e.g. to record why it is invalid.
+CREATE OR REPLACE FUNCTION tailhook.endpoints_check_filters() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    problem text;
+    col text;
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.filter_path::text IS DISTINCT FROM OLD.filter_path::text THEN
+        problem := tailhook.filter_path_problem(NEW.filter_path::text);
+        col := 'filter_path';
+    END IF;
+    IF problem IS NULL AND (TG_OP = 'INSERT' OR NEW.filter IS DISTINCT FROM OLD.filter) THEN
+        problem := tailhook.filter_problem(NEW.filter);
+        col := 'filter';
+    END IF;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = problem, COLUMN = col,
+            TABLE = 'endpoints', SCHEMA = 'tailhook', CONSTRAINT = 'endpoints_filters_bounded',
+            HINT = 'see "Filters" in docs/guide/security.md';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                    WHERE tgname = 'endpoints_filters_bounded' AND tgrelid = 'tailhook.endpoints'::regclass) THEN
+        CREATE TRIGGER endpoints_filters_bounded
+            BEFORE INSERT OR UPDATE OF filter, filter_path ON tailhook.endpoints
+            FOR EACH ROW EXECUTE FUNCTION tailhook.endpoints_check_filters();
+    END IF;
+END
+$$;
+
+-- Evaluates an endpoint's filter_path on one payload for the fan-out
+-- (sql/queries/dispatch.sql): 'match', 'no match', or why its delivery fails
+-- at once. Silent mode turns missing keys and type errors into no match; an
+-- error it lets through (a date compared with a time with a zone, a payload
+-- nested deeper than the recursion of `.**` allows) is caught here, so it
+-- fails that endpoint's delivery and never the claim shared with every other
+-- endpoint. Evaluations of 0.2 ms or more count against two budgets of the
+-- claim (one transaction): the endpoint's own, and all endpoints' together.
+-- Once one is spent, the deliveries it covers are not evaluated but fail
+-- with the reason, so one endpoint adds at most its budget plus one
+-- evaluation (and under 0.2 ms a row) to a claim, and filters together at
+-- most the claim's budget plus one evaluation each.
+-- No SET clause (it runs for every pair): every name is qualified instead.
+CREATE OR REPLACE FUNCTION tailhook.filter_path_matches(payload pg_catalog.jsonb, path pg_catalog.jsonpath,
+                                                       endpoint_id pg_catalog.int8,
+                                                       endpoint_budget_ms pg_catalog.float8,
+                                                       claim_budget_ms pg_catalog.float8)
+RETURNS pg_catalog.text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
+    spent_key pg_catalog.text := 'tailhook.filter_ms_' OPERATOR(pg_catalog.||) endpoint_id;
+    spent pg_catalog.text := pg_catalog.current_setting(spent_key, true);
+    all_spent pg_catalog.text := pg_catalog.current_setting('tailhook.filter_ms', true);
+    took pg_catalog.float8;
+    result pg_catalog.text;
+BEGIN
+    IF spent OPERATOR(pg_catalog.>) '' AND spent::pg_catalog.float8 OPERATOR(pg_catalog.>) endpoint_budget_ms THEN
+        RETURN pg_catalog.format('filter_path not evaluated: this endpoint''s filter took over %s ms in one claim',
+                                 endpoint_budget_ms);
+    END IF;
+    IF all_spent OPERATOR(pg_catalog.>) '' AND all_spent::pg_catalog.float8 OPERATOR(pg_catalog.>) claim_budget_ms THEN
+        RETURN pg_catalog.format('filter_path not evaluated: filters took over %s ms in one claim', claim_budget_ms);
+    END IF;
+    BEGIN
+        result := CASE WHEN pg_catalog.jsonb_path_match(payload, path, '{}'::pg_catalog.jsonb, true)
+                       THEN 'match' ELSE 'no match' END;
+    EXCEPTION WHEN OTHERS THEN
+        result := pg_catalog.left('filter_path could not be evaluated: ' OPERATOR(pg_catalog.||) SQLERRM, 500);
+    END;
+    took := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started)
+            OPERATOR(pg_catalog.*) 1000;
+    IF took OPERATOR(pg_catalog.>=) 0.2 THEN
+        PERFORM pg_catalog.set_config(spent_key,
+            (CASE WHEN spent OPERATOR(pg_catalog.>) '' THEN spent::pg_catalog.float8 ELSE 0 END
+             OPERATOR(pg_catalog.+) took)::pg_catalog.text, true);
+        PERFORM pg_catalog.set_config('tailhook.filter_ms',
+            (CASE WHEN all_spent OPERATOR(pg_catalog.>) '' THEN all_spent::pg_catalog.float8 ELSE 0 END
+             OPERATOR(pg_catalog.+) took)::pg_catalog.text, true);
+    END IF;
+    RETURN result;
+END
+$$;$tailhook_migration$;
+    INSERT INTO tailhook.schema_migrations (version, name) VALUES (20, 'filter_bounds');
+END
+$tailhook_step$;
+
+-- tailhook step 21 privileges: transactional
+DO $tailhook_step$
+BEGIN
+    EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
+-- version table exists. 7_368_001 is tailhook's advisory lock key.
+SELECT pg_advisory_xact_lock(7368001::bigint);
+-- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
+SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
+CREATE SCHEMA IF NOT EXISTS tailhook;
+CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);$tailhook_prepare$;
+    IF EXISTS (SELECT FROM tailhook.schema_migrations WHERE version = 21) THEN
+        RETURN;
+    END IF;
+    EXECUTE $tailhook_migration$-- tailhook schema, version 21: roles with the least privilege each needs,
+-- and endpoint secrets and header values sealed at rest.
+-- Plain SQL, safe to re-run and to run while publishers and replicas work.
+--
+-- Four kinds of role, each made by a function taking the role's name (roles
+-- are cluster-wide, so tailhook creates none; the GRANTs each function makes
+-- are listed in docs/guide/security.md):
+--   tailhook.grant_publisher(role)         may only call tailhook.publish
+--   tailhook.grant_endpoint_manager(role)  manages tailhook.endpoints
+--   tailhook.grant_history_reader(role)    reads outbox, deliveries, attempts
+--                                          and tailhook.endpoint_config
+--   tailhook.grant_sidecar(role)           what `tailhook run` needs
+-- Each grant is recorded in tailhook.role_grants and applied again by
+-- tailhook.regrant(), which `tailhook migrate` calls after applying
+-- migrations, so objects a later version adds reach the roles too.
+
+-- publish runs as its owner, so a publisher needs no privilege on the
+-- outbox (INSERT, and SELECT for RETURNING, would let it read or forge
+-- rows); tailhook's own `tailhook.` types (operational events) are refused,
+-- but `tailhook.test`, which users publish to try an endpoint.
+-- search_path is pinned: nothing the caller put on its path is resolved.
+CREATE OR REPLACE FUNCTION tailhook.publish(
+    event_type   text,
+    payload      jsonb,
+    tenant       text DEFAULT NULL,
+    ordering_key text DEFAULT NULL
+) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    published uuid;
+BEGIN
+    IF starts_with(publish.event_type, 'tailhook.') AND publish.event_type <> 'tailhook.test' THEN
+        RAISE EXCEPTION 'tailhook.publish: event type % is reserved for tailhook''s own events', quote_literal(publish.event_type)
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key)
+    VALUES (publish.event_type, publish.payload, publish.tenant, publish.ordering_key)
+    RETURNING outbox.event_id INTO published;
+    RETURN published;
+END
+$$;
+
+-- Only roles given EXECUTE may publish. Roles that could publish before
+-- (INSERT on the outbox, granted directly) keep that right.
+REVOKE EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text) FROM PUBLIC;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee
+               FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) AS a
+              WHERE c.oid = 'tailhook.outbox'::regclass AND a.privilege_type = 'INSERT'
+                AND a.grantee <> 0 AND a.grantee <> c.relowner LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text) TO %s',
+                                  r.grantee::regrole);
+    END LOOP;
+END
+$$;
+
+-- Deleting an endpoint (or an outbox row, or a delivery) deletes what hangs
+-- off it: tailhook's own bookkeeping, run as the owner, so an endpoint
+-- manager may delete an endpoint without any privilege on the history.
+ALTER FUNCTION tailhook.cascade_delete() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- A trigger function: its trigger fires whoever deletes; nobody calls it.
+REVOKE EXECUTE ON FUNCTION tailhook.cascade_delete() FROM PUBLIC;
+
+-- A sealed value: `enc:v1:<key id>:<base64 of nonce, ciphertext and tag>`
+-- (ChaCha20-Poly1305: 12 bytes of nonce, 16 of tag). Returns the length of
+-- the plaintext it holds, or NULL when `value` is not of that form. The
+-- sidecar seals and opens them (src/config/sealed.rs); the database only
+-- checks their shape and bounds.
+CREATE OR REPLACE FUNCTION tailhook.sealed_length(value text) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN value ~ '^enc:v1:[0-9a-f]{8}:[A-Za-z0-9+/]+={0,2}$' AND (length(value) - 16) % 4 = 0
+                THEN (length(value) - 16) / 4 * 3 - (length(value) - length(rtrim(value, '='))) - 28 END
+$$;
+
+-- A secret is `whsec_` followed by the padded base64 of 24 to 64 bytes
+-- (Standard Webhooks), or such a secret sealed (38 to 94 characters inside);
+-- at most 10, one-dimensional, no NULL element. src/config/rules.rs holds
+-- the same rules for what is inside.
+CREATE OR REPLACE FUNCTION tailhook.secrets_valid(secrets text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(array_ndims(secrets), 1) = 1
+       AND coalesce(cardinality(secrets), 0) <= 10
+       AND NOT EXISTS (
+           SELECT 1 FROM unnest(secrets) AS s
+            WHERE s IS NULL
+               OR NOT (coalesce(tailhook.sealed_length(s) BETWEEN 38 AND 94, false)
+                       OR (s ~ '^whsec_[A-Za-z0-9+/]+={0,2}$'
+                           AND (length(s) - 6) % 4 = 0
+                           -- decoded length: 3 bytes per 4 characters, less the padding
+                           AND (length(s) - 6) / 4 * 3 - (length(s) - length(rtrim(s, '='))) BETWEEN 24 AND 64)))
+$$;
+
+-- At most 32 headers, string values, each name and value at most 4 KiB,
+-- all of them together at most 16 KiB; a sealed value counts as what it
+-- holds.
+CREATE OR REPLACE FUNCTION tailhook.headers_valid(headers jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_typeof(headers) = 'object'
+       AND (SELECT count(*) <= 32
+                   AND coalesce(bool_and(jsonb_typeof(h.value) = 'string'
+                                         AND octet_length(h.key) <= 4096
+                                         AND h.size <= 4096), true)
+                   AND coalesce(sum(octet_length(h.key) + h.size), 0) <= 16384
+              FROM (SELECT e.key, e.value,
+                           coalesce(tailhook.sealed_length(e.value #>> '{}'), octet_length(e.value #>> '{}')) AS size
+                      FROM jsonb_each(CASE WHEN jsonb_typeof(headers) = 'object' THEN headers ELSE '{}' END) AS e) AS h)
+$$;
+
+-- Endpoint configuration without what may be a credential: the URL as
+-- scheme, host and port only (no userinfo, path or query: chat webhooks
+-- carry their token in the path), header names without values, and the
+-- number of secrets. For history readers and dashboards.
+CREATE OR REPLACE VIEW tailhook.endpoint_config AS
+SELECT e.id, e.name, e.tenant,
+       pg_catalog.regexp_replace(e.url, '^([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#]*@)?([^/?#]*).*$', '\1\2') AS url,
+       e.event_types, e.filter, e.filter_path,
+       ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(
+                 CASE WHEN pg_catalog.jsonb_typeof(e.headers) = 'object' THEN e.headers ELSE '{}' END) AS k
+             ORDER BY k) AS header_names,
+       pg_catalog.cardinality(e.secrets) AS secrets,
+       e.enabled, e.disabled_reason, e.invalid_reason, e.paused_until,
+       e.max_attempts, e.timeout_ms, e.rate_limit_per_sec, e.max_in_flight, e.ordered,
+       e.transform, e.managed_by, e.created_at, e.updated_at
+  FROM tailhook.endpoints e;
+
+-- Which role was given which kind, so tailhook.regrant() can apply the
+-- kinds again after an upgrade. A dropped role's rows are ignored.
+CREATE TABLE IF NOT EXISTS tailhook.role_grants (
+    role_oid   oid NOT NULL,
+    kind       text NOT NULL CONSTRAINT role_grants_kind_known
+        CHECK (kind IN ('publisher', 'endpoint_manager', 'history_reader', 'sidecar')),
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (role_oid, kind)
+);
+
+-- The GRANTs of one kind, to one role. Idempotent (a GRANT held already is
+-- a no-op). Run by the schema's owner (or a superuser): EXECUTE is not
+-- granted to anyone else.
+CREATE OR REPLACE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    statements text[];
+    s text;
+    t record;
+BEGIN
+    statements := ARRAY['GRANT USAGE ON SCHEMA tailhook TO %1$s'];
+    CASE kind
+    WHEN 'publisher' THEN
+        statements := statements || ARRAY[
+            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text) TO %1$s'];
+    WHEN 'endpoint_manager' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
+            'GRANT SELECT ON tailhook.endpoint_config TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.enable_endpoint(text) TO %1$s'];
+    WHEN 'history_reader' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT ON tailhook.outbox, tailhook.deliveries, tailhook.attempts, tailhook.endpoint_config, tailhook.endpoint_stats, tailhook.delivery_log TO %1$s'];
+    WHEN 'sidecar' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.outbox, tailhook.deliveries, tailhook.replicas TO %1$s',
+            'GRANT SELECT, INSERT, DELETE ON tailhook.attempts TO %1$s',
+            'GRANT SELECT, INSERT, UPDATE ON tailhook.endpoints TO %1$s',
+            'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text) TO %1$s'];
+        -- Change capture needs nothing more: expand_captures runs as its
+        -- owner (0019) and reads the staging tables and calls the generated
+        -- expanders itself.
+    ELSE
+        RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
+            USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+    FOREACH s IN ARRAY statements LOOP
+        EXECUTE pg_catalog.format(s, role);
+    END LOOP;
+    INSERT INTO tailhook.role_grants (role_oid, kind) VALUES (role, kind) ON CONFLICT DO NOTHING;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tailhook.grant_publisher(role regrole) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT tailhook.grant_kind('publisher', role) $$;
+CREATE OR REPLACE FUNCTION tailhook.grant_endpoint_manager(role regrole) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT tailhook.grant_kind('endpoint_manager', role) $$;
+CREATE OR REPLACE FUNCTION tailhook.grant_history_reader(role regrole) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT tailhook.grant_kind('history_reader', role) $$;
+CREATE OR REPLACE FUNCTION tailhook.grant_sidecar(role regrole) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT tailhook.grant_kind('sidecar', role) $$;
+
+-- Applies every recorded grant again (after an upgrade added objects, or
+-- after tailhook.capture made a staging table); returns how many.
+CREATE OR REPLACE FUNCTION tailhook.regrant() RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g record;
+    n int := 0;
+BEGIN
+    FOR g IN SELECT r.role_oid, r.kind FROM tailhook.role_grants r
+              WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles a WHERE a.oid = r.role_oid)
+              ORDER BY r.role_oid, r.kind LOOP
+        PERFORM tailhook.grant_kind(g.kind, g.role_oid::regrole);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION tailhook.grant_kind(text, regrole), tailhook.grant_publisher(regrole),
+    tailhook.grant_endpoint_manager(regrole), tailhook.grant_history_reader(regrole),
+    tailhook.grant_sidecar(regrole), tailhook.regrant() FROM PUBLIC;$tailhook_migration$;
+    INSERT INTO tailhook.schema_migrations (version, name) VALUES (21, 'privileges');
+END
+$tailhook_step$;
+
+-- tailhook step 22 transform_claims: transactional
+DO $tailhook_step$
+BEGIN
+    EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
+-- version table exists. 7_368_001 is tailhook's advisory lock key.
+SELECT pg_advisory_xact_lock(7368001::bigint);
+-- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
+SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
+CREATE SCHEMA IF NOT EXISTS tailhook;
+CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);$tailhook_prepare$;
+    IF EXISTS (SELECT FROM tailhook.schema_migrations WHERE version = 22) THEN
+        RETURN;
+    END IF;
+    EXECUTE $tailhook_migration$-- tailhook schema, version 22: a delivery whose transform keeps killing the
+-- process is failed instead of claimed again. Plain SQL, safe to re-run.
+--
+-- `transform_claims` counts the due claims (claim_due.sql) of a delivery of
+-- an endpoint with a transform since its last recorded attempt or release
+-- (record_results.sql, release_leases.sql, release_all.sql set it to 0).
+-- A claim that finds 2 (this claim, and one before it that ended with no
+-- result: the process holding it died, or lost the lease) fails the
+-- delivery with error_kind 'transform' without running the script. The
+-- claim at fan-out (dispatch.sql) is not counted, so a delivery never
+-- attempted is failed at its second takeover, one attempted before at its
+-- first. It costs no statement: the claim and the result write already
+-- update the row (the column is in no index, so the update stays HOT).
+ALTER TABLE tailhook.deliveries ADD COLUMN IF NOT EXISTS transform_claims smallint NOT NULL DEFAULT 0;$tailhook_migration$;
+    INSERT INTO tailhook.schema_migrations (version, name) VALUES (22, 'transform_claims');
+END
+$tailhook_step$;
+
+-- tailhook step 23 legacy_signatures: transactional
+DO $tailhook_step$
+BEGIN
+    EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
+-- version table exists. 7_368_001 is tailhook's advisory lock key.
+SELECT pg_advisory_xact_lock(7368001::bigint);
+-- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
+SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
+CREATE SCHEMA IF NOT EXISTS tailhook;
+CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);$tailhook_prepare$;
+    IF EXISTS (SELECT FROM tailhook.schema_migrations WHERE version = 23) THEN
+        RETURN;
+    END IF;
+    EXECUTE $tailhook_migration$-- tailhook schema, version 23: a compatibility signature per endpoint beside
+-- the Standard Webhooks headers, and endpoint rows validated before they are
+-- written, so a bad value is refused naming its column and rule without
+-- PostgreSQL echoing the row (a CHECK violation's DETAIL shows every column,
+-- secrets included). Plain SQL, safe to re-run.
+--
+-- legacy_signature   one extra signature header (NULL: none), a JSON object:
+--   {"header": "X-Hub-Signature-256", "algorithm": "sha256" | "sha512",
+--    "encoding": "hex" | "base64", "prefix": "sha256=",
+--    "format": "body" | "timestamped"}
+--   header is required; the rest default to sha256, hex, "" and body.
+--   body: HMAC of the exact body bytes sent. timestamped: the value is
+--   `t=<unix seconds>,v1=<HMAC of "<unix seconds>.<body>">` (Stripe's form;
+--   prefix and encoding apply to the v1 part).
+-- legacy_secret      the HMAC key of that header: any string of 16 to 256
+--   bytes, used as its bytes (no decoding), sealed at rest like `secrets`.
+-- standard_signature whether the webhook-id, webhook-timestamp and
+--   webhook-signature headers are sent (true unless turned off).
+-- src/config/rules.rs holds the same rules; keep them in step.
+ALTER TABLE tailhook.endpoints ADD COLUMN IF NOT EXISTS legacy_signature jsonb;
+ALTER TABLE tailhook.endpoints ADD COLUMN IF NOT EXISTS legacy_secret text;
+ALTER TABLE tailhook.endpoints ADD COLUMN IF NOT EXISTS standard_signature boolean NOT NULL DEFAULT true;
+
+-- Why a legacy_signature breaks the rules, or NULL when it keeps them.
+-- Every message starts with `legacy_signature: ` and names the rule.
+CREATE OR REPLACE FUNCTION tailhook.legacy_signature_problem(sig jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN sig IS NULL THEN NULL
+        WHEN jsonb_typeof(sig) <> 'object' THEN 'legacy_signature: must be a JSON object'
+        WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(sig) AS k
+                      WHERE k NOT IN ('header', 'algorithm', 'encoding', 'prefix', 'format'))
+            THEN 'legacy_signature: has a key other than header, algorithm, encoding, prefix and format'
+        WHEN jsonb_typeof(sig -> 'header') IS DISTINCT FROM 'string'
+            THEN 'legacy_signature: header must be a string'
+        WHEN (sig ->> 'header') !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]{1,128}$'
+            THEN 'legacy_signature: header is not an HTTP header name of 1 to 128 characters'
+        WHEN lower(sig ->> 'header') IN ('content-type', 'content-length', 'host', 'user-agent',
+                                         'transfer-encoding', 'connection')
+             OR lower(sig ->> 'header') LIKE 'webhook-%'
+            THEN 'legacy_signature: header is set by tailhook and cannot be used'
+        WHEN sig ? 'algorithm' AND (sig -> 'algorithm') NOT IN ('"sha256"', '"sha512"')
+            THEN 'legacy_signature: algorithm must be "sha256" or "sha512"'
+        WHEN sig ? 'encoding' AND (sig -> 'encoding') NOT IN ('"hex"', '"base64"')
+            THEN 'legacy_signature: encoding must be "hex" or "base64"'
+        WHEN sig ? 'format' AND (sig -> 'format') NOT IN ('"body"', '"timestamped"')
+            THEN 'legacy_signature: format must be "body" or "timestamped"'
+        WHEN sig ? 'prefix' AND (jsonb_typeof(sig -> 'prefix') <> 'string'
+                                 OR (sig ->> 'prefix') !~ '^[\x21-\x7e]{0,64}$')
+            THEN 'legacy_signature: prefix must be at most 64 visible ASCII characters'
+    END
+$$;
+
+-- A legacy secret: 16 to 256 bytes as written, or such a value sealed.
+CREATE OR REPLACE FUNCTION tailhook.legacy_secret_valid(secret text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT secret IS NULL
+        OR coalesce(tailhook.sealed_length(secret) BETWEEN 16 AND 256, false)
+        OR (NOT starts_with(secret, 'enc:v1:') AND octet_length(secret) BETWEEN 16 AND 256)
+$$;
+
+-- Refuses a row that breaks a rule before it is written, naming the column
+-- and the rule, with no DETAIL (so neither the row nor a secret reaches the
+-- writer's error log). The CHECK constraints stay as a backstop; this runs
+-- the same checks first, on every column they cover.
+CREATE OR REPLACE FUNCTION tailhook.endpoints_validate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col text;
+    problem text;
+BEGIN
+    IF NEW.name IS NOT DISTINCT FROM '' THEN
+        col := 'name'; problem := 'name: must not be empty';
+    ELSIF NEW.url IS NULL OR NEW.url !~* '^https?://[^/?#]+' THEN
+        col := 'url'; problem := 'url: must be an http or https URL with a host';
+    ELSIF length(NEW.url) > 2048 THEN
+        col := 'url'; problem := 'url: is longer than 2048 characters';
+    ELSIF NOT coalesce(tailhook.event_types_valid(NEW.event_types), false) THEN
+        col := 'event_types';
+        problem := 'event_types: must list 1 to 100 non-empty patterns, one-dimensional (`*` for all)';
+    ELSIF NOT coalesce(tailhook.secrets_valid(NEW.secrets), false) THEN
+        col := 'secrets';
+        problem := 'secrets: each must be `whsec_` followed by the padded base64 of 24 to 64 bytes '
+                   '(make one with `tailhook secret`), or such a value sealed; at most 10, no NULL';
+    ELSIF NOT coalesce(tailhook.headers_valid(NEW.headers), false) THEN
+        col := 'headers';
+        problem := 'headers: must be a JSON object of at most 32 string values, each name and value '
+                   'at most 4096 bytes, 16384 bytes together';
+    ELSIF NEW.max_attempts NOT BETWEEN 1 AND 1000 THEN
+        col := 'max_attempts'; problem := 'max_attempts: must be 1 to 1000';
+    ELSIF NEW.timeout_ms NOT BETWEEN 1 AND 60000 THEN
+        col := 'timeout_ms'; problem := 'timeout_ms: must be 1 to 60000';
+    ELSIF NEW.rate_limit_per_sec NOT BETWEEN 1 AND 10000 THEN
+        col := 'rate_limit_per_sec'; problem := 'rate_limit_per_sec: must be 1 to 10000';
+    ELSIF NEW.max_in_flight NOT BETWEEN 1 AND 1000 THEN
+        col := 'max_in_flight'; problem := 'max_in_flight: must be 1 to 1000';
+    ELSIF octet_length(NEW.transform) > 65536 THEN
+        col := 'transform'; problem := 'transform: is longer than 65536 bytes';
+    ELSIF tailhook.legacy_signature_problem(NEW.legacy_signature) IS NOT NULL THEN
+        col := 'legacy_signature'; problem := tailhook.legacy_signature_problem(NEW.legacy_signature);
+    ELSIF NOT tailhook.legacy_secret_valid(NEW.legacy_secret) THEN
+        col := 'legacy_secret';
+        problem := 'legacy_secret: must be 16 to 256 bytes, or such a value sealed';
+    ELSIF (NEW.legacy_signature IS NULL) <> (NEW.legacy_secret IS NULL) THEN
+        col := CASE WHEN NEW.legacy_secret IS NULL THEN 'legacy_secret' ELSE 'legacy_signature' END;
+        problem := 'legacy_signature and legacy_secret: are set together or not at all';
+    END IF;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'tailhook.endpoints ' || problem,
+            COLUMN = col, TABLE = 'endpoints', SCHEMA = 'tailhook',
+            HINT = 'the rules are listed under "tailhook.endpoints" in docs/reference.md';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- Backstops for the new columns, like 0004's (NOT VALID: an existing row is
+-- never refused by the migration).
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT * FROM (VALUES
+        ('endpoints_legacy_signature_valid', 'CHECK (tailhook.legacy_signature_problem(legacy_signature) IS NULL)'),
+        ('endpoints_legacy_secret_valid', 'CHECK (tailhook.legacy_secret_valid(legacy_secret))'),
+        ('endpoints_legacy_pair', 'CHECK ((legacy_signature IS NULL) = (legacy_secret IS NULL))')
+    ) AS v(name, def)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                        WHERE conrelid = 'tailhook.endpoints'::regclass AND conname = c.name) THEN
+            EXECUTE format('ALTER TABLE tailhook.endpoints ADD CONSTRAINT %I %s NOT VALID', c.name, c.def);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                    WHERE tgname = 'endpoints_validate' AND tgrelid = 'tailhook.endpoints'::regclass) THEN
+        CREATE TRIGGER endpoints_validate
+            BEFORE INSERT OR UPDATE OF name, url, event_types, secrets, headers, max_attempts, timeout_ms,
+                rate_limit_per_sec, max_in_flight, transform, legacy_signature, legacy_secret
+            ON tailhook.endpoints
+            FOR EACH ROW EXECUTE FUNCTION tailhook.endpoints_validate();
+    END IF;
+END
+$$;
+
+-- The view without credentials gains the new columns: the signature's
+-- description (no secret in it) and whether a legacy secret is set.
+CREATE OR REPLACE VIEW tailhook.endpoint_config AS
+SELECT e.id, e.name, e.tenant,
+       pg_catalog.regexp_replace(e.url, '^([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#]*@)?([^/?#]*).*$', '\1\2') AS url,
+       e.event_types, e.filter, e.filter_path,
+       ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(
+                 CASE WHEN pg_catalog.jsonb_typeof(e.headers) = 'object' THEN e.headers ELSE '{}' END) AS k
+             ORDER BY k) AS header_names,
+       pg_catalog.cardinality(e.secrets) AS secrets,
+       e.enabled, e.disabled_reason, e.invalid_reason, e.paused_until,
+       e.max_attempts, e.timeout_ms, e.rate_limit_per_sec, e.max_in_flight, e.ordered,
+       e.transform, e.managed_by, e.created_at, e.updated_at,
+       e.legacy_signature, e.legacy_secret IS NOT NULL AS legacy_secret_set, e.standard_signature
+  FROM tailhook.endpoints e;$tailhook_migration$;
+    INSERT INTO tailhook.schema_migrations (version, name) VALUES (23, 'legacy_signatures');
 END
 $tailhook_step$;
