@@ -4038,46 +4038,54 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     col text;
     problem text;
+    rule text;
 BEGIN
     IF NEW.name IS NOT DISTINCT FROM '' THEN
-        col := 'name'; problem := 'name: must not be empty';
+        col := 'name'; rule := 'endpoints_name_not_empty'; problem := 'name: must not be empty';
     ELSIF NEW.url IS NULL OR NEW.url !~* '^https?://[^/?#]+' THEN
-        col := 'url'; problem := 'url: must be an http or https URL with a host';
+        col := 'url'; rule := 'endpoints_url_http'; problem := 'url: must be an http or https URL with a host';
     ELSIF length(NEW.url) > 2048 THEN
-        col := 'url'; problem := 'url: is longer than 2048 characters';
+        col := 'url'; rule := 'endpoints_url_length'; problem := 'url: is longer than 2048 characters';
     ELSIF NOT coalesce(tailhook.event_types_valid(NEW.event_types), false) THEN
-        col := 'event_types';
+        col := 'event_types'; rule := 'endpoints_event_types_valid';
         problem := 'event_types: must list 1 to 100 non-empty patterns, one-dimensional (`*` for all)';
     ELSIF NOT coalesce(tailhook.secrets_valid(NEW.secrets), false) THEN
-        col := 'secrets';
+        col := 'secrets'; rule := 'endpoints_secrets_valid';
         problem := 'secrets: each must be `whsec_` followed by the padded base64 of 24 to 64 bytes '
                    '(make one with `tailhook secret`), or such a value sealed; at most 10, no NULL';
     ELSIF NOT coalesce(tailhook.headers_valid(NEW.headers), false) THEN
-        col := 'headers';
+        col := 'headers'; rule := 'endpoints_headers_valid';
         problem := 'headers: must be a JSON object of at most 32 string values, each name and value '
                    'at most 4096 bytes, 16384 bytes together';
-    ELSIF NEW.max_attempts NOT BETWEEN 1 AND 1000 THEN
+    ELSIF NEW.max_attempts < 1 OR NEW.max_attempts > 1000 THEN
         col := 'max_attempts'; problem := 'max_attempts: must be 1 to 1000';
-    ELSIF NEW.timeout_ms NOT BETWEEN 1 AND 60000 THEN
+        rule := CASE WHEN NEW.max_attempts < 1 THEN 'endpoints_max_attempts_positive' ELSE 'endpoints_max_attempts_max' END;
+    ELSIF NEW.timeout_ms < 1 OR NEW.timeout_ms > 60000 THEN
         col := 'timeout_ms'; problem := 'timeout_ms: must be 1 to 60000';
-    ELSIF NEW.rate_limit_per_sec NOT BETWEEN 1 AND 10000 THEN
+        rule := CASE WHEN NEW.timeout_ms < 1 THEN 'endpoints_timeout_ms_positive' ELSE 'endpoints_timeout_ms_max' END;
+    ELSIF NEW.rate_limit_per_sec < 1 OR NEW.rate_limit_per_sec > 10000 THEN
         col := 'rate_limit_per_sec'; problem := 'rate_limit_per_sec: must be 1 to 10000';
-    ELSIF NEW.max_in_flight NOT BETWEEN 1 AND 1000 THEN
+        rule := CASE WHEN NEW.rate_limit_per_sec < 1 THEN 'endpoints_rate_limit_positive' ELSE 'endpoints_rate_limit_max' END;
+    ELSIF NEW.max_in_flight < 1 OR NEW.max_in_flight > 1000 THEN
         col := 'max_in_flight'; problem := 'max_in_flight: must be 1 to 1000';
+        rule := CASE WHEN NEW.max_in_flight < 1 THEN 'endpoints_max_in_flight_positive' ELSE 'endpoints_max_in_flight_max' END;
     ELSIF octet_length(NEW.transform) > 65536 THEN
-        col := 'transform'; problem := 'transform: is longer than 65536 bytes';
+        col := 'transform'; rule := 'endpoints_transform_length'; problem := 'transform: is longer than 65536 bytes';
     ELSIF tailhook.legacy_signature_problem(NEW.legacy_signature) IS NOT NULL THEN
-        col := 'legacy_signature'; problem := tailhook.legacy_signature_problem(NEW.legacy_signature);
+        col := 'legacy_signature'; rule := 'endpoints_legacy_signature_valid';
+        problem := tailhook.legacy_signature_problem(NEW.legacy_signature);
     ELSIF NOT tailhook.legacy_secret_valid(NEW.legacy_secret) THEN
-        col := 'legacy_secret';
+        col := 'legacy_secret'; rule := 'endpoints_legacy_secret_valid';
         problem := 'legacy_secret: must be 16 to 256 bytes, or such a value sealed';
     ELSIF (NEW.legacy_signature IS NULL) <> (NEW.legacy_secret IS NULL) THEN
         col := CASE WHEN NEW.legacy_secret IS NULL THEN 'legacy_secret' ELSE 'legacy_signature' END;
-        problem := 'legacy_signature and legacy_secret: are set together or not at all';
+        rule := 'endpoints_legacy_pair';
+        problem := col || ': legacy_signature and legacy_secret are set together or not at all';
     END IF;
+    -- CONSTRAINT names the CHECK this check runs ahead of.
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'tailhook.endpoints ' || problem,
-            COLUMN = col, TABLE = 'endpoints', SCHEMA = 'tailhook',
+            COLUMN = col, TABLE = 'endpoints', SCHEMA = 'tailhook', CONSTRAINT = rule,
             HINT = 'the rules are listed under "tailhook.endpoints" in docs/reference.md';
     END IF;
     RETURN NEW;

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    SmallInteger,
     Table,
     Text,
     Uuid,
@@ -78,6 +79,9 @@ endpoints = Table(
     Column("invalid_reason", Text),
     Column("auto_disabled", Boolean, nullable=False, server_default=text("false")),
     Column("transform", Text),
+    Column("legacy_signature", JSONB),
+    Column("legacy_secret", Text),
+    Column("standard_signature", Boolean, nullable=False, server_default=text("true")),
 )
 
 deliveries = Table(
@@ -98,6 +102,7 @@ deliveries = Table(
     _ts("updated_at", nullable=False),
     _ts("completed_at"),
     Column("ordering_key", Text),
+    Column("transform_claims", SmallInteger, nullable=False, server_default=text("0")),
 )
 
 attempts = Table(
