@@ -7,8 +7,11 @@
 -- legacy_signature   one extra signature header (NULL: none), a JSON object:
 --   {"header": "X-Hub-Signature-256", "algorithm": "sha256" | "sha512",
 --    "encoding": "hex" | "base64", "prefix": "sha256=",
---    "format": "body" | "timestamped"}
---   header is required; the rest default to sha256, hex, "" and body.
+--    "format": "body" | "timestamped", "body": "unchanged" | "python_sorted"}
+--   header is required; the rest default to sha256, hex, "", body and
+--   unchanged. body python_sorted: the body is sent (and every signature
+--   computed over it) as Python's json.dumps(payload, sort_keys=True)
+--   writes it, for receivers that verify over that re-serialised form.
 --   body: HMAC of the exact body bytes sent. timestamped: the value is
 --   `t=<unix seconds>,v1=<HMAC of "<unix seconds>.<body>">` (Stripe's form;
 --   prefix and encoding apply to the v1 part).
@@ -29,8 +32,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         WHEN sig IS NULL THEN NULL
         WHEN jsonb_typeof(sig) <> 'object' THEN 'legacy_signature: must be a JSON object'
         WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(sig) AS k
-                      WHERE k NOT IN ('header', 'algorithm', 'encoding', 'prefix', 'format'))
-            THEN 'legacy_signature: has a key other than header, algorithm, encoding, prefix and format'
+                      WHERE k NOT IN ('header', 'algorithm', 'encoding', 'prefix', 'format', 'body'))
+            THEN 'legacy_signature: has a key other than header, algorithm, encoding, prefix, format and body'
         WHEN jsonb_typeof(sig -> 'header') IS DISTINCT FROM 'string'
             THEN 'legacy_signature: header must be a string'
         WHEN (sig ->> 'header') !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]{1,128}$'
@@ -45,6 +48,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
             THEN 'legacy_signature: encoding must be "hex" or "base64"'
         WHEN sig ? 'format' AND (sig -> 'format') NOT IN ('"body"', '"timestamped"')
             THEN 'legacy_signature: format must be "body" or "timestamped"'
+        WHEN sig ? 'body' AND (sig -> 'body') NOT IN ('"unchanged"', '"python_sorted"')
+            THEN 'legacy_signature: body must be "unchanged" or "python_sorted"'
         WHEN sig ? 'prefix' AND (jsonb_typeof(sig -> 'prefix') <> 'string'
                                  OR (sig ->> 'prefix') !~ '^[\x21-\x7e]{0,64}$')
             THEN 'legacy_signature: prefix must be at most 64 visible ASCII characters'

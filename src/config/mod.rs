@@ -1021,7 +1021,8 @@ headers = { authorization = "Bearer sk_live_abc", "x-api-key" = "key-123", "x-te
                 "config key `endpoints[0].legacy_signature`: names a header that `headers` sets too",
             ),
             (
-                "legacy_signature = { header = \"X-Sig\" }\nlegacy_secret_env = \"CONFIG_TEST_SHORT_SECRET\"".to_owned(),
+                "legacy_signature = { header = \"X-Sig\" }\nlegacy_secret_env = \"CONFIG_TEST_SHORT_SECRET\""
+                    .to_owned(),
                 "config key `endpoints[0].legacy_secret_env`: is 12 bytes; it must be 16 to 256 bytes",
             ),
         ];

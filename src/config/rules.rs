@@ -183,10 +183,10 @@ pub fn legacy(
         return Err(problem("must be a JSON object (a table in the config file)"));
     };
     if let Some(other) =
-        fields.keys().find(|k| !["header", "algorithm", "encoding", "prefix", "format"].contains(&k.as_str()))
+        fields.keys().find(|k| !["header", "algorithm", "encoding", "prefix", "format", "body"].contains(&k.as_str()))
     {
         return Err(problem(&format!(
-            "has the key `{}`; the keys are header, algorithm, encoding, prefix and format",
+            "has the key `{}`; the keys are header, algorithm, encoding, prefix, format and body",
             shown(other)
         )));
     }
@@ -223,6 +223,11 @@ pub fn legacy(
         "timestamped" => Format::Timestamped,
         _ => return Err(problem(r#"format must be "body" or "timestamped""#)),
     };
+    let python_sorted_body = match text("body", "unchanged")?.as_str() {
+        "unchanged" => false,
+        "python_sorted" => true,
+        _ => return Err(problem(r#"body must be "unchanged" or "python_sorted""#)),
+    };
     let prefix = text("prefix", "")?;
     if prefix.len() > MAX_LEGACY_PREFIX_BYTES || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(problem(&format!("prefix must be at most {MAX_LEGACY_PREFIX_BYTES} visible ASCII characters")));
@@ -230,7 +235,9 @@ pub fn legacy(
     if !LEGACY_SECRET_BYTES.contains(&secret.len()) {
         return Err(Problem::new("legacy_secret", format!("is {} bytes; it must be 16 to 256 bytes", secret.len())));
     }
-    Ok(Some(LegacySigner::new(name, sha512, encoding, prefix, format, secret.as_bytes())))
+    let mut signer = LegacySigner::new(name, sha512, encoding, prefix, format, secret.as_bytes());
+    signer.python_sorted_body = python_sorted_body;
+    Ok(Some(signer))
 }
 
 /// A header name as messages show it: at most 64 characters.

@@ -102,6 +102,9 @@ pub struct LegacySigner {
     pub encoding: Encoding,
     pub prefix: String,
     pub format: Format,
+    /// Whether the body is sent (and signed) as Python's
+    /// `json.dumps(payload, sort_keys=True)` writes it (`pybody`).
+    pub python_sorted_body: bool,
 }
 
 impl fmt::Debug for LegacySigner {
@@ -116,6 +119,7 @@ impl fmt::Debug for LegacySigner {
             .field("encoding", &self.encoding)
             .field("prefix", &self.prefix)
             .field("format", &self.format)
+            .field("python_sorted_body", &self.python_sorted_body)
             .field("key", &"[redacted]")
             .finish()
     }
@@ -137,7 +141,7 @@ impl LegacySigner {
         } else {
             LegacyMac::Sha256(Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"))
         };
-        Self { header, mac, encoding, prefix, format }
+        Self { header, mac, encoding, prefix, format, python_sorted_body: false }
     }
 
     /// The header's value for `body` sent at `timestamp`.

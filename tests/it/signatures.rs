@@ -38,6 +38,17 @@ def timestamped(body, secret, header, tolerance=300):
         return False
     return hmac.compare_digest(expected, parts['v1'])
 
+# IntelliDocs' receiver: the signature is over the payload as its sender
+# serialised it, json.dumps(payload, sort_keys=True), so it re-serialises.
+def intellidocs(request_body, secret, signature):
+    payload = json.loads(request_body)
+    expected = hmac.new(secret.encode('utf-8'), json.dumps(payload, sort_keys=True).encode('utf-8'), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f'sha256={expected}', signature)
+
+# The same receiver written over the raw body instead (what GitHub-style code does).
+def raw_body_is_python_form(body, secret, header):
+    return body == json.dumps(json.loads(body), sort_keys=True).encode()
+
 def sha512_hex(body, secret, received):
     expected = hmac.new(secret.encode(), body, hashlib.sha512).hexdigest()
     return hmac.compare_digest(expected, received)
@@ -45,6 +56,7 @@ def sha512_hex(body, secret, received):
 checks = {
     'github': lambda body, secret, header: github(body, secret, header),
     'shopify': shopify, 'cidadao': cidadao, 'timestamped': timestamped, 'sha512': sha512_hex,
+    'intellidocs': intellidocs, 'python_form': raw_body_is_python_form,
 }
 cases = json.load(sys.stdin)
 print(json.dumps([checks[m](base64.b64decode(b), s, h) for m, s, h, b in cases]))
@@ -270,6 +282,46 @@ standard_signature = false
     assert!(got.headers.get("webhook-signature").is_none());
     let verified = python_verifies(&[("cidadao", CIDADAO_SECRET, header(got, "x-timetracker-signature"), &got.body)]);
     assert_eq!(verified, [true]);
+}
+
+#[tokio::test]
+async fn intellidocs_verification_over_json_dumps_sort_keys_passes_with_body_python_sorted() {
+    const INTELLIDOCS_SECRET: &str = "intellidocs-webhook-secret";
+    let db = TestDb::new().await;
+    let admin = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    let signature =
+        |body: &str| serde_json::json!({"header": "X-IntelliDocs-Signature", "prefix": "sha256=", "body": body});
+    add_legacy(&admin, "sorted", &receiver.url("/sorted"), signature("python_sorted"), INTELLIDOCS_SECRET, true).await;
+    // Without the option: the body as tailhook writes it (serde's form).
+    add_legacy(&admin, "as-is", &receiver.url("/as-is"), signature("unchanged"), INTELLIDOCS_SECRET, true).await;
+    let sidecar = Sidecar::start(db.config());
+    // Non-ASCII (BMP and beyond), floats in several notations, an integer
+    // beyond 64 bits, keys out of order, nested values.
+    admin
+        .execute(
+            "SELECT tailhook.publish('document.signed', $1::text::jsonb)",
+            &[&r#"{"title": "Überweisung ☃ 😀", "z": 1.5e-7, "amount": 12.50,
+                   "ratio": 0.30000000000000004, "big": 123456789012345678901234567890, "tiny": 2.5e-300,
+                   "nested": {"b": [1.0, 2.25, 1e16, -0.0], "a": null, "quote": "a \"b\" \\ c\n\u0007"}}"#],
+        )
+        .await
+        .unwrap();
+    support::wait_for("both requests", Duration::from_secs(15), || async { receiver.received().len() >= 2 }).await;
+    sidecar.stop().await;
+    let got = receiver.received();
+    let at = |path: &str| got.iter().find(|r| r.path == path).unwrap();
+    let (sorted, as_is) = (at("/sorted"), at("/as-is"));
+    assert_eq!(sorted.json(), as_is.json(), "the same JSON value either way");
+    let verified = python_verifies(&[
+        ("intellidocs", INTELLIDOCS_SECRET, header(sorted, "x-intellidocs-signature"), &sorted.body),
+        ("python_form", "", "", &sorted.body),
+        ("github", INTELLIDOCS_SECRET, header(sorted, "x-intellidocs-signature"), &sorted.body),
+        ("intellidocs", "wrong-intellidocs-secret", header(sorted, "x-intellidocs-signature"), &sorted.body),
+        ("intellidocs", INTELLIDOCS_SECRET, header(as_is, "x-intellidocs-signature"), &as_is.body),
+    ]);
+    assert_eq!(verified, [true, true, true, false, false], "sorted ok ×3, wrong secret, and the unchanged body fails");
+    support::verify(SECRET, &sorted.headers, &sorted.body).expect("Standard Webhooks over the same bytes");
 }
 
 /// Every way the row could reach the writer's error log: message, detail,
