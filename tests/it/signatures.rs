@@ -431,4 +431,17 @@ async fn a_bad_row_written_with_sql_is_refused_naming_the_column_without_echoing
     assert_eq!(e.as_db_error().unwrap().column(), Some("secrets"));
     let text = full_text(&e);
     assert!(!text.contains("your-secret") && !text.contains("path-token"), "{text}");
+    // A NULL where NOT NULL holds: PostgreSQL's own error would show the row too.
+    let e = admin
+        .execute(
+            "INSERT INTO tailhook.endpoints (name, url, secrets, headers) VALUES ('n', $1, NULL, $2::text::jsonb)",
+            &[&url, &headers],
+        )
+        .await
+        .unwrap_err();
+    let dbe = e.as_db_error().unwrap();
+    assert_eq!(dbe.code(), &tokio_postgres::error::SqlState::NOT_NULL_VIOLATION);
+    assert_eq!((dbe.column(), dbe.detail()), (Some("secrets"), None));
+    let text = full_text(&e);
+    assert!(!text.contains(header_value) && !text.contains("path-token"), "{text}");
 }

@@ -3976,8 +3976,11 @@ CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
 -- legacy_signature   one extra signature header (NULL: none), a JSON object:
 --   {"header": "X-Hub-Signature-256", "algorithm": "sha256" | "sha512",
 --    "encoding": "hex" | "base64", "prefix": "sha256=",
---    "format": "body" | "timestamped"}
---   header is required; the rest default to sha256, hex, "" and body.
+--    "format": "body" | "timestamped", "body": "unchanged" | "python_sorted"}
+--   header is required; the rest default to sha256, hex, "", body and
+--   unchanged. body python_sorted: the body is sent (and every signature
+--   computed over it) as Python's json.dumps(payload, sort_keys=True)
+--   writes it, for receivers that verify over that re-serialised form.
 --   body: HMAC of the exact body bytes sent. timestamped: the value is
 --   `t=<unix seconds>,v1=<HMAC of "<unix seconds>.<body>">` (Stripe's form;
 --   prefix and encoding apply to the v1 part).
@@ -3998,8 +4001,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         WHEN sig IS NULL THEN NULL
         WHEN jsonb_typeof(sig) <> 'object' THEN 'legacy_signature: must be a JSON object'
         WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(sig) AS k
-                      WHERE k NOT IN ('header', 'algorithm', 'encoding', 'prefix', 'format'))
-            THEN 'legacy_signature: has a key other than header, algorithm, encoding, prefix and format'
+                      WHERE k NOT IN ('header', 'algorithm', 'encoding', 'prefix', 'format', 'body'))
+            THEN 'legacy_signature: has a key other than header, algorithm, encoding, prefix, format and body'
         WHEN jsonb_typeof(sig -> 'header') IS DISTINCT FROM 'string'
             THEN 'legacy_signature: header must be a string'
         WHEN (sig ->> 'header') !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]{1,128}$'
@@ -4014,6 +4017,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
             THEN 'legacy_signature: encoding must be "hex" or "base64"'
         WHEN sig ? 'format' AND (sig -> 'format') NOT IN ('"body"', '"timestamped"')
             THEN 'legacy_signature: format must be "body" or "timestamped"'
+        WHEN sig ? 'body' AND (sig -> 'body') NOT IN ('"unchanged"', '"python_sorted"')
+            THEN 'legacy_signature: body must be "unchanged" or "python_sorted"'
         WHEN sig ? 'prefix' AND (jsonb_typeof(sig -> 'prefix') <> 'string'
                                  OR (sig ->> 'prefix') !~ '^[\x21-\x7e]{0,64}$')
             THEN 'legacy_signature: prefix must be at most 64 visible ASCII characters'
@@ -4040,9 +4045,19 @@ DECLARE
     problem text;
     rule text;
 BEGIN
-    IF NEW.name IS NOT DISTINCT FROM '' THEN
+    -- A NOT NULL violation's DETAIL shows the row too.
+    SELECT k INTO col
+      FROM unnest(ARRAY['name', 'url', 'event_types', 'secrets', 'headers', 'enabled', 'ordered',
+                        'managed_by', 'standard_signature']) AS k
+     WHERE to_jsonb(NEW) -> k = 'null'::jsonb
+     LIMIT 1;
+    IF col IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'tailhook.endpoints ' || col || ': must not be NULL',
+            COLUMN = col, TABLE = 'endpoints', SCHEMA = 'tailhook';
+    END IF;
+    IF NEW.name = '' THEN
         col := 'name'; rule := 'endpoints_name_not_empty'; problem := 'name: must not be empty';
-    ELSIF NEW.url IS NULL OR NEW.url !~* '^https?://[^/?#]+' THEN
+    ELSIF NEW.url !~* '^https?://[^/?#]+' THEN
         col := 'url'; rule := 'endpoints_url_http'; problem := 'url: must be an http or https URL with a host';
     ELSIF length(NEW.url) > 2048 THEN
         col := 'url'; rule := 'endpoints_url_length'; problem := 'url: is longer than 2048 characters';
@@ -4053,7 +4068,9 @@ BEGIN
         col := 'secrets'; rule := 'endpoints_secrets_valid';
         problem := 'secrets: each must be `whsec_` followed by the padded base64 of 24 to 64 bytes '
                    '(make one with `tailhook secret`), or such a value sealed; at most 10, no NULL';
-    ELSIF NOT coalesce(tailhook.headers_valid(NEW.headers), false) THEN
+    ELSIF jsonb_typeof(NEW.headers) <> 'object' THEN
+        col := 'headers'; rule := 'endpoints_headers_object'; problem := 'headers: must be a JSON object';
+    ELSIF NOT tailhook.headers_valid(NEW.headers) THEN
         col := 'headers'; rule := 'endpoints_headers_valid';
         problem := 'headers: must be a JSON object of at most 32 string values, each name and value '
                    'at most 4096 bytes, 16384 bytes together';
@@ -4081,6 +4098,8 @@ BEGIN
         col := CASE WHEN NEW.legacy_secret IS NULL THEN 'legacy_secret' ELSE 'legacy_signature' END;
         rule := 'endpoints_legacy_pair';
         problem := col || ': legacy_signature and legacy_secret are set together or not at all';
+    ELSIF NEW.managed_by NOT IN ('sql', 'config') THEN
+        col := 'managed_by'; rule := 'endpoints_managed_by_known'; problem := 'managed_by: must be sql or config';
     END IF;
     -- CONSTRAINT names the CHECK this check runs ahead of.
     IF problem IS NOT NULL THEN
@@ -4112,29 +4131,14 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_trigger
                     WHERE tgname = 'endpoints_validate' AND tgrelid = 'tailhook.endpoints'::regclass) THEN
         CREATE TRIGGER endpoints_validate
-            BEFORE INSERT OR UPDATE OF name, url, event_types, secrets, headers, max_attempts, timeout_ms,
-                rate_limit_per_sec, max_in_flight, transform, legacy_signature, legacy_secret
+            BEFORE INSERT OR UPDATE OF name, url, event_types, secrets, headers, enabled, ordered, managed_by,
+                max_attempts, timeout_ms, rate_limit_per_sec, max_in_flight, transform, legacy_signature,
+                legacy_secret, standard_signature
             ON tailhook.endpoints
             FOR EACH ROW EXECUTE FUNCTION tailhook.endpoints_validate();
     END IF;
 END
-$$;
-
--- The view without credentials gains the new columns: the signature's
--- description (no secret in it) and whether a legacy secret is set.
-CREATE OR REPLACE VIEW tailhook.endpoint_config AS
-SELECT e.id, e.name, e.tenant,
-       pg_catalog.regexp_replace(e.url, '^([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#]*@)?([^/?#]*).*$', '\1\2') AS url,
-       e.event_types, e.filter, e.filter_path,
-       ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(
-                 CASE WHEN pg_catalog.jsonb_typeof(e.headers) = 'object' THEN e.headers ELSE '{}' END) AS k
-             ORDER BY k) AS header_names,
-       pg_catalog.cardinality(e.secrets) AS secrets,
-       e.enabled, e.disabled_reason, e.invalid_reason, e.paused_until,
-       e.max_attempts, e.timeout_ms, e.rate_limit_per_sec, e.max_in_flight, e.ordered,
-       e.transform, e.managed_by, e.created_at, e.updated_at,
-       e.legacy_signature, e.legacy_secret IS NOT NULL AS legacy_secret_set, e.standard_signature
-  FROM tailhook.endpoints e;$tailhook_migration$;
+$$;$tailhook_migration$;
     INSERT INTO tailhook.schema_migrations (version, name) VALUES (23, 'legacy_signatures');
 END
 $tailhook_step$;
