@@ -445,3 +445,63 @@ async fn a_bad_row_written_with_sql_is_refused_naming_the_column_without_echoing
     let text = full_text(&e);
     assert!(!text.contains(header_value) && !text.contains("path-token"), "{text}");
 }
+
+/// `legacy_signature` and `legacy_secret` are judged alike by the table
+/// (`tailhook.legacy_signature_problem`, `tailhook.legacy_secret_valid`) and
+/// by tailhook (`rules::legacy`, which the config file and loaded rows use).
+#[tokio::test]
+async fn the_table_and_the_config_rules_agree_on_legacy_signatures() {
+    let db = TestDb::new().await;
+    let admin = db.migrate().await;
+    let secret = "sixteen-bytes-ok";
+    let signatures = [
+        r#"{"header": "X-Hub-Signature-256", "prefix": "sha256="}"#,
+        r#"{"header": "x", "algorithm": "sha512", "encoding": "base64", "format": "timestamped", "body": "python_sorted"}"#,
+        r#"{"header": "X-Sig", "prefix": ""}"#,
+        r#"{"header": "X-Sig", "prefix": "~!#$%^&*()_+{}|:<>?"}"#,
+        r#"{}"#,
+        r#"[]"#,
+        r#""X-Sig""#,
+        r#"{"header": ""}"#,
+        r#"{"header": 5}"#,
+        r#"{"header": "X Sig"}"#,
+        r#"{"header": "X-Sig:"}"#,
+        r#"{"header": "Webhook-Signature"}"#,
+        r#"{"header": "content-type"}"#,
+        r#"{"header": "Host"}"#,
+        r#"{"header": "X-Sig", "algorithm": "SHA256"}"#,
+        r#"{"header": "X-Sig", "algorithm": "md5"}"#,
+        r#"{"header": "X-Sig", "encoding": "base32"}"#,
+        r#"{"header": "X-Sig", "format": "stripe"}"#,
+        r#"{"header": "X-Sig", "body": "sorted"}"#,
+        r#"{"header": "X-Sig", "prefix": "sha256= "}"#,
+        r#"{"header": "X-Sig", "prefix": "é"}"#,
+        r#"{"header": "X-Sig", "prefix": 1}"#,
+        r#"{"header": "X-Sig", "extra": 1}"#,
+    ];
+    let long_header = format!(r#"{{"header": "{}"}}"#, "x".repeat(129));
+    let max_header = format!(r#"{{"header": "{}"}}"#, "x".repeat(128));
+    let long_prefix = format!(r#"{{"header": "X-Sig", "prefix": "{}"}}"#, "p".repeat(65));
+    for text in signatures.iter().copied().chain([long_header.as_str(), max_header.as_str(), long_prefix.as_str()]) {
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        let problem: Option<String> = admin
+            .query_one("SELECT tailhook.legacy_signature_problem($1::text::jsonb)", &[&text])
+            .await
+            .unwrap()
+            .get(0);
+        let rust = tailhook::config::rules::legacy(Some(&value), Some(secret));
+        assert_eq!(problem.is_none(), rust.is_ok(), "{text}: SQL {problem:?}, rules {:?}", rust.err());
+    }
+    let signature = serde_json::json!({"header": "X-Sig"});
+    for len in [0, 15, 16, 200, 256, 257] {
+        let secret = "s".repeat(len);
+        let sql: bool = admin.query_one("SELECT tailhook.legacy_secret_valid($1)", &[&secret]).await.unwrap().get(0);
+        let rust = tailhook::config::rules::legacy(Some(&signature), Some(&secret));
+        assert_eq!(sql, rust.is_ok(), "{len} bytes");
+        assert_eq!(sql, (16..=256).contains(&len), "{len} bytes");
+    }
+    // Multi-byte characters count as bytes on both sides.
+    let secret = "é".repeat(8);
+    let sql: bool = admin.query_one("SELECT tailhook.legacy_secret_valid($1)", &[&secret]).await.unwrap().get(0);
+    assert!(sql && tailhook::config::rules::legacy(Some(&signature), Some(&secret)).is_ok());
+}
