@@ -540,6 +540,46 @@ mod tests {
     }
 
     #[test]
+    fn legacy_signatures_are_checked_when_loaded_and_their_secret_sealed() {
+        let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
+        let with = |signature: Option<&str>, secret: Option<&str>, headers: &str, keys: &Keys| {
+            let mut r = row(None);
+            if let Ok(f) = &mut r.fields {
+                f.legacy_signature = signature.map(str::to_owned);
+                f.legacy_secret = secret.map(str::to_owned);
+                f.headers = headers.into();
+                f.standard_signature = false;
+            }
+            Endpoint::from_row(r, &defaults, &transforms, keys, None)
+        };
+        let github = Some(r#"{"header": "X-Hub-Signature-256", "prefix": "sha256="}"#);
+        let ok = with(github, Some("your-secret-key-here"), "{}", &Keys::default());
+        let target = ok.target.as_ref().unwrap();
+        assert!(!target.standard && target.legacy.as_ref().unwrap().header == "x-hub-signature-256");
+        assert!(!ok.unsigned(), "the legacy header signs it");
+        let problem = |e: &Endpoint| e.problem().map(str::to_owned).unwrap_or_default();
+        let short = with(github, Some("short-secret"), "{}", &Keys::default());
+        assert_eq!(problem(&short), "legacy_secret: is 12 bytes; it must be 16 to 256 bytes");
+        let lone = with(github, None, "{}", &Keys::default());
+        assert_eq!(problem(&lone), "legacy_secret: is required with legacy_signature");
+        let clash = with(github, Some("your-secret-key-here"), r#"{"X-Hub-Signature-256": "x"}"#, &Keys::default());
+        assert_eq!(problem(&clash), "legacy_signature: names a header that `headers` sets too");
+        let unreadable = with(Some("{"), Some("your-secret-key-here"), "{}", &Keys::default());
+        assert!(problem(&unreadable).starts_with("legacy_signature: cannot be read"));
+        // With keys: a plaintext legacy secret is to be sealed; one sealed under an unknown key names the column.
+        let sealing = keys(&[NEW]);
+        let plain = with(github, Some("your-secret-key-here"), "{}", &sealing);
+        let reseal = plain.reseal.as_ref().expect("sealed in place");
+        let sealed = reseal.legacy.as_deref().unwrap();
+        assert_eq!(sealing.open(sealed), Ok(("your-secret-key-here".to_owned(), Standing::Current)));
+        let opened = with(github, Some(sealed), "{}", &sealing);
+        assert!(opened.reseal.is_none() && opened.problem().is_none());
+        let unknown = with(github, Some(sealed), "{}", &keys(&[OLD]));
+        assert!(problem(&unknown).starts_with("legacy_secret: is sealed under key "), "{}", problem(&unknown));
+        assert!(!format!("{plain:?}{opened:?}").contains("your-secret"));
+    }
+
+    #[test]
     fn filters_beyond_the_bounds_make_the_endpoint_invalid_and_are_never_evaluated() {
         let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
         let with = |filter: Option<&str>, filter_path: Option<&str>| {
