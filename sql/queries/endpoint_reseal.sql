@@ -4,11 +4,13 @@
 -- looks again. A row locked right now is skipped, never waited for.
 -- Returns the id when written.
 -- $1 id, $2 secrets as read, $3 headers as read (JSON text),
--- $4 secrets to store, $5 headers to store (JSON text)
+-- $4 secrets to store, $5 headers to store (JSON text),
+-- $6 legacy_secret as read, $7 legacy_secret to store
 UPDATE tailhook.endpoints e
-   SET secrets = $4::text[], headers = $5::text::jsonb
+   SET secrets = $4::text[], headers = $5::text::jsonb, legacy_secret = $7::text
  WHERE e.id = $1::bigint
    AND e.secrets IS NOT DISTINCT FROM $2::text[]
    AND e.headers = $3::text::jsonb
+   AND e.legacy_secret IS NOT DISTINCT FROM $6::text
    AND e.id IN (SELECT l.id FROM tailhook.endpoints l WHERE l.id = $1::bigint FOR NO KEY UPDATE SKIP LOCKED)
 RETURNING e.id

@@ -57,6 +57,8 @@ enum Command {
     SendTest(SendTestArgs),
     /// A self-contained tour: finds or starts a PostgreSQL, delivers and retries events to a local receiver, cleans up
     Demo(DemoArgs),
+    /// Print a new endpoint secret (`whsec_` and 32 random bytes in base64), or with --sealing-key a new key for `[secrets] keys`
+    Secret(SecretArgs),
     /// Re-enable an endpoint tailhook (or anyone) disabled, forgetting its failures
     Enable {
         /// The endpoint's name
@@ -82,6 +84,13 @@ struct DemoArgs {
     /// Start a throwaway cluster of its own even when DATABASE_URL or localhost:5432 answers
     #[arg(long)]
     throwaway: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SecretArgs {
+    /// Print a key for `[secrets] keys` (TAILHOOK_SECRETS__KEYS) instead: the base64 of 32 random bytes
+    #[arg(long)]
+    sealing_key: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -157,6 +166,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Needs no configuration: a fresh secret is all it prints.
+    if let Some(Command::Secret(args)) = &cli.command {
+        return match new_secret(args.sealing_key) {
+            Some(secret) => {
+                say_raw!("{secret}\n");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("tailhook: the system's random source failed");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (path, named) = config_path(cli.config.as_deref());
     // Only `run` (which upserts the file's endpoints) and `check-config`
     // need every endpoint's secret variables; the other commands act on the
@@ -188,6 +210,7 @@ pub fn main() -> ExitCode {
             Command::SendTest(args) => send_test(config, args).await,
             Command::Enable { endpoint } => enable(config, &endpoint).await,
             Command::Demo(args) => demo(args).await,
+            Command::Secret(_) => Ok(()), // handled before the configuration is read
             Command::CheckConfig => {
                 say_raw!("{}", config.redacted_toml());
                 Ok(())
@@ -205,6 +228,18 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// 32 bytes from the OS's random source, in base64: with the `whsec_` prefix
+/// an endpoint secret (Standard Webhooks), without it a sealing key (the
+/// form `sealed::Keys::parse` takes). `None` if the random source fails.
+fn new_secret(sealing_key: bool) -> Option<String> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; crate::config::sealed::KEY_BYTES];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    Some(if sealing_key { encoded } else { format!("whsec_{encoded}") })
 }
 
 /// clap's error on one line: its first line, plus the "did you mean"

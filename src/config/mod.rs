@@ -433,6 +433,16 @@ pub struct EndpointConfig {
     pub secrets: Vec<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_env: Option<String>,
+    /// One extra signature header beside the Standard Webhooks ones (a
+    /// table: header, algorithm, encoding, prefix, format), keyed by the
+    /// secret in `legacy_secret_env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_signature: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_secret_env: Option<String>,
+    /// Whether the Standard Webhooks headers are sent.
+    #[serde(default = "yes")]
+    pub standard_signature: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -733,6 +743,7 @@ pub struct ResolvedEndpoint {
     pub url: String,
     pub secrets: Vec<Secret>,
     pub headers: BTreeMap<String, Secret>,
+    pub legacy_secret: Option<Secret>,
 }
 
 impl EndpointConfig {
@@ -806,7 +817,20 @@ impl EndpointConfig {
         // Checked as stored: together, with the auth header included.
         rules::headers(headers.iter().map(|(n, v)| (n.as_str(), v.expose())))
             .map_err(|p| invalid(key(p.field), p.reason))?;
-        Ok(ResolvedEndpoint { config: self.clone(), url: url.into(), secrets, headers })
+        let legacy_secret = match &self.legacy_secret_env {
+            Some(var) => Some(Secret::new(read_env(var, &key("legacy_secret_env"))?)),
+            None => None,
+        };
+        let legacy = rules::legacy(self.legacy_signature.as_ref(), legacy_secret.as_ref().map(Secret::expose))
+            .map_err(|p| {
+                invalid(key(if p.field == "legacy_secret" { "legacy_secret_env" } else { p.field }), p.reason)
+            })?;
+        if let Some(signer) = &legacy {
+            if headers.contains_key(signer.header.as_str()) {
+                return Err(invalid(key("legacy_signature"), "names a header that `headers` sets too"));
+            }
+        }
+        Ok(ResolvedEndpoint { config: self.clone(), url: url.into(), secrets, headers, legacy_secret })
     }
 }
 
@@ -978,6 +1002,68 @@ headers = { authorization = "Bearer sk_live_abc", "x-api-key" = "key-123", "x-te
         .unwrap();
         let resolved = c.endpoints[0].resolve(0, false).unwrap();
         assert_eq!(resolved.headers["authorization"].expose(), "Bearer tok123");
+    }
+
+    #[test]
+    fn legacy_signatures_are_checked_by_the_rules_naming_the_key() {
+        std::env::set_var("CONFIG_TEST_LEGACY_SECRET", "your-secret-key-here");
+        std::env::set_var("CONFIG_TEST_SHORT_SECRET", "short-secret");
+        let endpoint = |extra: &str| format!("[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\n{extra}\n");
+        let env = "legacy_secret_env = \"CONFIG_TEST_LEGACY_SECRET\"";
+        let cases = [
+            (
+                "legacy_signature = { header = \"X-Hub-Signature-256\" }".to_owned(),
+                "config key `endpoints[0].legacy_secret_env`: is required with legacy_signature",
+            ),
+            (env.to_owned(), "config key `endpoints[0].legacy_signature`: is required with legacy_secret"),
+            (
+                format!("legacy_signature = {{ header = \"Webhook-Signature\" }}\n{env}"),
+                "config key `endpoints[0].legacy_signature`: header is set by tailhook and cannot be used",
+            ),
+            (
+                format!("legacy_signature = {{ header = \"X Sig\" }}\n{env}"),
+                "config key `endpoints[0].legacy_signature`: header is not an HTTP header name",
+            ),
+            (
+                format!("legacy_signature = {{ header = \"X-Sig\", algorithm = \"md5\" }}\n{env}"),
+                "config key `endpoints[0].legacy_signature`: algorithm must be \"sha256\" or \"sha512\"",
+            ),
+            (
+                format!("legacy_signature = {{ header = \"X-Sig\", encoding = \"base32\" }}\n{env}"),
+                "config key `endpoints[0].legacy_signature`: encoding must be",
+            ),
+            (
+                format!("legacy_signature = {{ header = \"X-Sig\", format = \"stripe\" }}\n{env}"),
+                "config key `endpoints[0].legacy_signature`: format must be",
+            ),
+            (
+                format!("legacy_signature = {{ header = \"X-Sig\", sign = \"body\" }}\n{env}"),
+                "config key `endpoints[0].legacy_signature`: has the key `sign`",
+            ),
+            (
+                format!("legacy_signature = {{ header = \"X-Sig\" }}\nheaders = {{ \"x-sig\" = \"v\" }}\n{env}"),
+                "config key `endpoints[0].legacy_signature`: names a header that `headers` sets too",
+            ),
+            (
+                "legacy_signature = { header = \"X-Sig\" }\nlegacy_secret_env = \"CONFIG_TEST_SHORT_SECRET\""
+                    .to_owned(),
+                "config key `endpoints[0].legacy_secret_env`: is 12 bytes; it must be 16 to 256 bytes",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let error = error_of(&endpoint(&extra));
+            assert!(error.starts_with(expected), "{extra}: {error}");
+            assert!(!error.contains("your-secret") && !error.contains("short-secret"), "{error}");
+        }
+        let ok = Config::from_toml(&endpoint(&format!(
+            "legacy_signature = {{ header = \"X-Hub-Signature-256\", prefix = \"sha256=\" }}\n{env}\nstandard_signature = false"
+        )))
+        .unwrap();
+        assert!(!ok.endpoints[0].standard_signature);
+        let resolved = ok.endpoints[0].resolve(0, false).unwrap();
+        assert_eq!(resolved.legacy_secret.as_ref().map(Secret::expose), Some("your-secret-key-here"));
+        assert!(!ok.redacted_toml().contains("your-secret"), "{}", ok.redacted_toml());
+        assert!(!format!("{resolved:?}").contains("your-secret"));
     }
 
     #[test]

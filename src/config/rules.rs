@@ -157,6 +157,89 @@ pub fn headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Res
     Ok(map)
 }
 
+/// Shortest and longest legacy secret, in bytes (any string: used as its bytes).
+pub const LEGACY_SECRET_BYTES: std::ops::RangeInclusive<usize> = 16..=256;
+/// Longest legacy signature header name, and prefix.
+pub const MAX_LEGACY_HEADER_BYTES: usize = 128;
+pub const MAX_LEGACY_PREFIX_BYTES: usize = 64;
+
+/// The legacy signature an endpoint adds (`legacy_signature` and
+/// `legacy_secret`, both or neither), checked as
+/// `tailhook.legacy_signature_problem` and `tailhook.legacy_secret_valid`
+/// check them (sql/0023_legacy_signatures.sql). Messages never hold the secret.
+pub fn legacy(
+    signature: Option<&serde_json::Value>,
+    secret: Option<&str>,
+) -> Result<Option<crate::pipeline::signing::LegacySigner>, Problem> {
+    use crate::pipeline::signing::{Encoding, Format, LegacySigner};
+    let problem = |reason: &str| Problem::new("legacy_signature", reason);
+    let (signature, secret) = match (signature, secret) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err(Problem::new("legacy_secret", "is required with legacy_signature")),
+        (None, Some(_)) => return Err(problem("is required with legacy_secret")),
+        (Some(signature), Some(secret)) => (signature, secret),
+    };
+    let serde_json::Value::Object(fields) = signature else {
+        return Err(problem("must be a JSON object (a table in the config file)"));
+    };
+    if let Some(other) =
+        fields.keys().find(|k| !["header", "algorithm", "encoding", "prefix", "format", "body"].contains(&k.as_str()))
+    {
+        return Err(problem(&format!(
+            "has the key `{}`; the keys are header, algorithm, encoding, prefix, format and body",
+            shown(other)
+        )));
+    }
+    let text = |key: &str, default: &'static str| match fields.get(key) {
+        None => Ok(default.to_owned()),
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(problem(&format!("{key} must be a string"))),
+    };
+    let header = text("header", "")?;
+    let name = HeaderName::from_bytes(header.as_bytes())
+        .ok()
+        .filter(|_| (1..=MAX_LEGACY_HEADER_BYTES).contains(&header.len()));
+    let Some(name) = name else {
+        return Err(problem(&format!(
+            "header is not an HTTP header name of 1 to {MAX_LEGACY_HEADER_BYTES} characters"
+        )));
+    };
+    let lower = name.as_str();
+    if RESERVED_HEADERS.contains(&lower) || lower.starts_with("webhook-") {
+        return Err(problem("header is set by tailhook and cannot be used"));
+    }
+    let sha512 = match text("algorithm", "sha256")?.as_str() {
+        "sha256" => false,
+        "sha512" => true,
+        _ => return Err(problem(r#"algorithm must be "sha256" or "sha512""#)),
+    };
+    let encoding = match text("encoding", "hex")?.as_str() {
+        "hex" => Encoding::Hex,
+        "base64" => Encoding::Base64,
+        _ => return Err(problem(r#"encoding must be "hex" or "base64""#)),
+    };
+    let format = match text("format", "body")?.as_str() {
+        "body" => Format::Body,
+        "timestamped" => Format::Timestamped,
+        _ => return Err(problem(r#"format must be "body" or "timestamped""#)),
+    };
+    let python_sorted_body = match text("body", "unchanged")?.as_str() {
+        "unchanged" => false,
+        "python_sorted" => true,
+        _ => return Err(problem(r#"body must be "unchanged" or "python_sorted""#)),
+    };
+    let prefix = text("prefix", "")?;
+    if prefix.len() > MAX_LEGACY_PREFIX_BYTES || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(problem(&format!("prefix must be at most {MAX_LEGACY_PREFIX_BYTES} visible ASCII characters")));
+    }
+    if !LEGACY_SECRET_BYTES.contains(&secret.len()) {
+        return Err(Problem::new("legacy_secret", format!("is {} bytes; it must be 16 to 256 bytes", secret.len())));
+    }
+    let mut signer = LegacySigner::new(name, sha512, encoding, prefix, format, secret.as_bytes());
+    signer.python_sorted_body = python_sorted_body;
+    Ok(Some(signer))
+}
+
 /// A header name as messages show it: at most 64 characters.
 pub fn shown(name: &str) -> String {
     truncate(name, 64)

@@ -226,6 +226,11 @@ pub struct EndpointFields {
     /// The jsonb containment filter and the jsonpath filter, as text.
     pub filter: Option<String>,
     pub filter_path: Option<String>,
+    /// The legacy signature's description (JSON text) and its secret, as stored.
+    pub legacy_signature: Option<String>,
+    pub legacy_secret: Option<String>,
+    /// Whether the Standard Webhooks headers are sent.
+    pub standard_signature: bool,
 }
 
 impl EndpointRow {
@@ -246,6 +251,9 @@ impl EndpointRow {
                 transform: get(row, "transform")?,
                 filter: get(row, "filter")?,
                 filter_path: get(row, "filter_path")?,
+                legacy_signature: get(row, "legacy_signature")?,
+                legacy_secret: get(row, "legacy_secret")?,
+                standard_signature: get(row, "standard_signature")?,
             })
         })()
         .map_err(|(column, e)| match e.source().map(ToString::to_string) {
@@ -545,16 +553,16 @@ impl Db {
     }
 
     /// Replaces an endpoint's stored secrets and header values (`after`:
-    /// secrets, headers as JSON text) if they are still `before`; whether
+    /// secrets, headers as JSON text, legacy secret) if they are still `before`; whether
     /// they were (see `endpoint_reseal.sql`).
     pub async fn reseal_endpoint(
         &self,
         id: i64,
-        before: (&[Option<String>], &str),
-        after: (&[String], &str),
+        before: (&[Option<String>], &str, Option<&str>),
+        after: (&[String], &str, Option<&str>),
     ) -> Result<bool, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 5] = [&id, &before.0, &before.1, &after.0, &after.1];
+            let params: [&dyn Param; 7] = [&id, &before.0, &before.1, &after.0, &after.1, &before.2, &after.2];
             Ok(!self.rows(&*client, ENDPOINT_RESEAL, &params).await?.is_empty())
         })
         .await
@@ -572,16 +580,20 @@ impl Db {
             for ep in endpoints {
                 let c = &ep.config;
                 let stored = self.rows(&tx, ENDPOINT_STORED_SECRETS, &[&c.name]).await?;
-                let (old_secrets, old_headers) = match stored.first() {
+                let (old_secrets, old_headers, old_legacy) = match stored.first() {
                     Some(row) => (
                         row.try_get::<_, Vec<Option<String>>>(0).unwrap_or_default(),
                         row.try_get::<_, String>(1)
                             .ok()
                             .and_then(|h| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&h).ok())
                             .unwrap_or_default(),
+                        row.try_get::<_, Option<String>>(2).ok().flatten(),
                     ),
                     None => Default::default(),
                 };
+                let legacy_secret =
+                    ep.legacy_secret.as_ref().map(|s| keys.unchanged_or_sealed(s.expose(), old_legacy.as_deref()));
+                let legacy_signature = c.legacy_signature.as_ref().map(|s| s.to_string());
                 let secrets: Vec<String> = ep
                     .secrets
                     .iter()
@@ -601,7 +613,7 @@ impl Db {
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
                 let transform = c.script();
-                let params: [&dyn Param; 15] = [
+                let params: [&dyn Param; 18] = [
                     &c.name,
                     &ep.url,
                     &c.tenant,
@@ -617,6 +629,9 @@ impl Db {
                     &c.max_in_flight,
                     &c.ordered,
                     &transform,
+                    &legacy_signature,
+                    &legacy_secret,
+                    &c.standard_signature,
                 ];
                 self.exec(&tx, ENDPOINT_UPSERT, &params).await?;
             }

@@ -4,7 +4,7 @@ use crate::config::rules::{self, Problem};
 use crate::config::sealed::{Keys, Standing};
 use crate::config::DeliveryConfig;
 use crate::db::{Db, DbError, EndpointFields, EndpointRow};
-use crate::pipeline::signing::SigningKey;
+use crate::pipeline::signing::{LegacySigner, SigningKey};
 use crate::pipeline::transform::{Script, Transforms};
 use reqwest::header::HeaderMap;
 use reqwest::Url;
@@ -41,14 +41,20 @@ pub struct Endpoint {
 pub struct Reseal {
     pub secrets_before: Vec<Option<String>>,
     pub headers_before: String,
+    pub legacy_before: Option<String>,
     pub secrets: Vec<String>,
     pub headers: String,
+    pub legacy: Option<String>,
 }
 
 pub struct Target {
     pub url: Url,
     pub keys: Vec<SigningKey>,
     pub headers: HeaderMap,
+    /// The compatibility signature header, if the endpoint adds one.
+    pub legacy: Option<LegacySigner>,
+    /// Whether the Standard Webhooks headers are sent.
+    pub standard: bool,
 }
 
 /// The URL as scheme, host and port, header names only: `Debug` output
@@ -59,6 +65,8 @@ impl std::fmt::Debug for Target {
             .field("url", &crate::config::secret::endpoint_origin(self.url.as_str()))
             .field("keys", &self.keys.len())
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("legacy", &self.legacy)
+            .field("standard", &self.standard)
             .finish()
     }
 }
@@ -122,7 +130,7 @@ impl Endpoint {
 
     /// Whether requests to it go out unsigned.
     fn unsigned(&self) -> bool {
-        self.target.as_ref().is_ok_and(|t| t.keys.is_empty())
+        self.target.as_ref().is_ok_and(|t| (t.keys.is_empty() || !t.standard) && t.legacy.is_none())
     }
 }
 
@@ -150,6 +158,14 @@ fn open(f: &mut EndpointFields, keys: &Keys) -> Result<Option<Reseal>, Problem> 
             }
         });
     }
+    let legacy = match &f.legacy_secret {
+        None => None,
+        Some(stored) => {
+            let (plain, standing) = keys.open(stored).map_err(|e| Problem::new("legacy_secret", e.to_string()))?;
+            stale |= standing != Standing::Current;
+            Some(plain)
+        }
+    };
     let mut headers = None;
     if f.headers.contains(crate::config::sealed::PREFIX) || !keys.is_empty() {
         if let Ok(stored) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&f.headers) {
@@ -182,13 +198,16 @@ fn open(f: &mut EndpointFields, keys: &Keys) -> Result<Option<Reseal>, Problem> 
             Some(Reseal {
                 secrets_before: f.secrets.clone(),
                 headers_before: f.headers.clone(),
+                legacy_before: f.legacy_secret.clone(),
                 secrets,
                 headers: serde_json::Value::Object(sealed).to_string(),
+                legacy: legacy.as_deref().map(|plain| keys.store(plain, f.legacy_secret.as_deref())),
             })
         }
         _ => None,
     };
     f.secrets = secrets;
+    f.legacy_secret = legacy;
     if let Some((_, plain)) = headers {
         f.headers = serde_json::Value::Object(plain).to_string();
     }
@@ -228,13 +247,24 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
         pairs.push((name.as_str(), value.as_str()));
     }
     let headers = rules::headers(pairs)?;
+    let signature = match &f.legacy_signature {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| Problem::new("legacy_signature", format!("cannot be read: {e}")))?,
+        ),
+    };
+    let legacy = rules::legacy(signature.as_ref(), f.legacy_secret.as_deref())?;
+    if legacy.as_ref().is_some_and(|l| headers.contains_key(&l.header)) {
+        return Err(Problem::new("legacy_signature", "names a header that `headers` sets too"));
+    }
     let limits = [
         rules::TIMEOUT_MS.check(f.timeout_ms.map(i64::from))?,
         rules::MAX_ATTEMPTS.check(f.max_attempts.map(i64::from))?,
         rules::MAX_IN_FLIGHT.check(f.max_in_flight.map(i64::from))?,
         rules::RATE_LIMIT_PER_SEC.check(f.rate_limit_per_sec.map(i64::from))?,
     ];
-    Ok((Target { url, keys, headers }, limits, f.ordered))
+    Ok((Target { url, keys, headers, legacy, standard: f.standard_signature }, limits, f.ordered))
 }
 
 /// Endpoints by id, swapped whole on change.
@@ -314,8 +344,8 @@ impl EndpointCache {
                 let old = before.get(&id);
                 let mut ep = Endpoint::from_row(row, &self.defaults, &self.transforms, &self.keys, old.map(|o| &**o));
                 if let Some(r) = ep.reseal.take() {
-                    let before = (r.secrets_before.as_slice(), r.headers_before.as_str());
-                    match db.reseal_endpoint(id, before, (&r.secrets, &r.headers)).await {
+                    let before = (r.secrets_before.as_slice(), r.headers_before.as_str(), r.legacy_before.as_deref());
+                    match db.reseal_endpoint(id, before, (&r.secrets, &r.headers, r.legacy.as_deref())).await {
                         Ok(true) => resealed += 1,
                         // Changed or locked meanwhile: the next refresh reloads and looks again.
                         Ok(false) => unsealed = true,
@@ -371,7 +401,7 @@ impl EndpointCache {
 fn holds_plaintext(row: &EndpointRow) -> bool {
     row.fields.as_ref().is_ok_and(|f| {
         let sealed = |v: &str| v.starts_with(crate::config::sealed::PREFIX);
-        f.secrets.iter().flatten().any(|s| !sealed(s))
+        f.secrets.iter().flatten().chain(&f.legacy_secret).any(|s| !sealed(s))
             || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&f.headers)
                 .is_ok_and(|h| h.values().any(|v| v.as_str().is_some_and(|v| !sealed(v))))
     })
@@ -387,10 +417,16 @@ mod tests {
             url: Url::parse("https://user@hooks.slack.com/services/T000/B000/path-token").unwrap(),
             keys: Vec::new(),
             headers: rules::headers([("x-webhook-hmac", "hmac-value")]).unwrap(),
+            legacy: rules::legacy(
+                Some(&serde_json::json!({"header": "X-Hub-Signature-256", "prefix": "sha256="})),
+                Some("legacy-secret-value"),
+            )
+            .unwrap(),
+            standard: true,
         };
         let shown = format!("{target:?}");
         assert!(shown.contains("https://hooks.slack.com") && shown.contains("x-webhook-hmac"), "{shown}");
-        for secret in ["user", "path-token", "/services", "hmac-value"] {
+        for secret in ["user", "path-token", "/services", "hmac-value", "legacy-secret"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }
@@ -414,6 +450,9 @@ mod tests {
                 transform: transform.map(str::to_owned),
                 filter: None,
                 filter_path: None,
+                legacy_signature: None,
+                legacy_secret: None,
+                standard_signature: true,
             }),
         }
     }
@@ -498,6 +537,46 @@ mod tests {
         let weak = load(sealed_row(vec![Some("whsec_YWJj".into())], serde_json::json!({})), &rotated);
         assert!(weak.problem().unwrap().starts_with("secrets: secrets[1]: secret decodes to 3 bytes"));
         assert!(weak.reseal.is_none());
+    }
+
+    #[test]
+    fn legacy_signatures_are_checked_when_loaded_and_their_secret_sealed() {
+        let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
+        let with = |signature: Option<&str>, secret: Option<&str>, headers: &str, keys: &Keys| {
+            let mut r = row(None);
+            if let Ok(f) = &mut r.fields {
+                f.legacy_signature = signature.map(str::to_owned);
+                f.legacy_secret = secret.map(str::to_owned);
+                f.headers = headers.into();
+                f.standard_signature = false;
+            }
+            Endpoint::from_row(r, &defaults, &transforms, keys, None)
+        };
+        let github = Some(r#"{"header": "X-Hub-Signature-256", "prefix": "sha256="}"#);
+        let ok = with(github, Some("your-secret-key-here"), "{}", &Keys::default());
+        let target = ok.target.as_ref().unwrap();
+        assert!(!target.standard && target.legacy.as_ref().unwrap().header == "x-hub-signature-256");
+        assert!(!ok.unsigned(), "the legacy header signs it");
+        let problem = |e: &Endpoint| e.problem().map(str::to_owned).unwrap_or_default();
+        let short = with(github, Some("short-secret"), "{}", &Keys::default());
+        assert_eq!(problem(&short), "legacy_secret: is 12 bytes; it must be 16 to 256 bytes");
+        let lone = with(github, None, "{}", &Keys::default());
+        assert_eq!(problem(&lone), "legacy_secret: is required with legacy_signature");
+        let clash = with(github, Some("your-secret-key-here"), r#"{"X-Hub-Signature-256": "x"}"#, &Keys::default());
+        assert_eq!(problem(&clash), "legacy_signature: names a header that `headers` sets too");
+        let unreadable = with(Some("{"), Some("your-secret-key-here"), "{}", &Keys::default());
+        assert!(problem(&unreadable).starts_with("legacy_signature: cannot be read"));
+        // With keys: a plaintext legacy secret is to be sealed; one sealed under an unknown key names the column.
+        let sealing = keys(&[NEW]);
+        let plain = with(github, Some("your-secret-key-here"), "{}", &sealing);
+        let reseal = plain.reseal.as_ref().expect("sealed in place");
+        let sealed = reseal.legacy.as_deref().unwrap();
+        assert_eq!(sealing.open(sealed), Ok(("your-secret-key-here".to_owned(), Standing::Current)));
+        let opened = with(github, Some(sealed), "{}", &sealing);
+        assert!(opened.reseal.is_none() && opened.problem().is_none());
+        let unknown = with(github, Some(sealed), "{}", &keys(&[OLD]));
+        assert!(problem(&unknown).starts_with("legacy_secret: is sealed under key "), "{}", problem(&unknown));
+        assert!(!format!("{plain:?}{opened:?}").contains("your-secret"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! The delivery pipeline: claims, workers, the HTTP sender and its destination guard, the recorder, and the pure rules they apply (outcome, schedule, signing, limits).
+//! The delivery pipeline: claims, workers, the HTTP sender and its destination guard, the recorder, and the pure rules they apply (outcome, schedule, signing, the Python body form, limits).
 
 pub(crate) mod claim;
 pub mod guard;
 pub(crate) mod limits;
 pub mod outcome;
+pub mod pybody;
 pub(crate) mod recorder;
 pub mod schedule;
 pub(crate) mod sender;

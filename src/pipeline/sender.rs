@@ -1,9 +1,10 @@
-//! One HTTP attempt: builds the Standard Webhooks request, sends it under one deadline, and classifies what happened.
+//! One HTTP attempt: builds the Standard Webhooks request (and its endpoint's legacy signature), sends it under one deadline, and classifies what happened.
 
 use crate::config::DeliveryConfig;
 use crate::endpoints::{Endpoint, Target};
 use crate::pipeline::guard::{refusal, AddressPolicy, BlockedAddress, DnsFailure, GuardedResolver};
 use crate::pipeline::outcome::{ErrorKind, Outcome};
+use crate::pipeline::pybody::python_sorted;
 use crate::pipeline::schedule::parse_retry_after;
 use crate::pipeline::signing::sign;
 use bytes::Bytes;
@@ -125,11 +126,20 @@ impl Sender {
                 format!("{what} is {bytes} bytes, over delivery.max_payload_bytes ({max})"),
             )
         };
-        let body = match &event.body {
-            Ok(body) if body.len() <= self.max_payload_bytes => body,
+        let mut body = match &event.body {
+            Ok(body) if body.len() <= self.max_payload_bytes => body.clone(),
             Ok(body) => return Err(too_large("body", body.len())),
             Err(payload_bytes) => return Err(too_large("payload", *payload_bytes)),
         };
+        // Rewritten before anything is signed: every signature covers the bytes sent.
+        if target.legacy.as_ref().is_some_and(|l| l.python_sorted_body) {
+            body = python_sorted(&body)
+                .map(Bytes::from)
+                .map_err(|e| Outcome::failed(ErrorKind::InvalidRequest, e.to_string()))?;
+            if body.len() > self.max_payload_bytes {
+                return Err(too_large("body as Python writes it", body.len()));
+            }
+        }
         // Literal addresses never reach the resolver: check them here.
         let literal = match target.url.host() {
             Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
@@ -147,15 +157,23 @@ impl Sender {
                 headers.insert(name, v);
             }
         };
-        set("webhook-id", &event.event_id);
-        set("webhook-timestamp", &timestamp.to_string());
-        if let Some(signature) = sign(&target.keys, &event.event_id, timestamp, body) {
-            set("webhook-signature", &signature);
+        if target.standard {
+            set("webhook-id", &event.event_id);
+            set("webhook-timestamp", &timestamp.to_string());
+            if let Some(signature) = sign(&target.keys, &event.event_id, timestamp, &body) {
+                set("webhook-signature", &signature);
+            }
+        }
+        // Over the same bytes as the body sent (after any transform).
+        if let Some(legacy) = &target.legacy {
+            if let Ok(value) = HeaderValue::from_str(&legacy.sign(timestamp, &body)) {
+                headers.insert(legacy.header.clone(), value);
+            }
         }
         self.client
             .post(target.url.clone())
             .headers(headers)
-            .body(body.clone())
+            .body(body)
             .build()
             .map_err(|e| Outcome::failed(ErrorKind::InvalidRequest, describe(e)))
     }

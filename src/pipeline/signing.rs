@@ -1,9 +1,10 @@
-//! Standard Webhooks signatures: a pure function of key, message id, timestamp and body bytes.
+//! Standard Webhooks signatures, and the one compatibility (legacy) signature an endpoint may add: pure functions of key, timestamp and body bytes.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use reqwest::header::HeaderName;
+use sha2::{Sha256, Sha512};
 use std::fmt;
 
 /// The decoded key of one `whsec_<base64>` secret, kept as the HMAC state
@@ -68,9 +69,172 @@ pub fn sign(keys: &[SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> O
     Some(header)
 }
 
+/// How a legacy signature encodes its HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Hex,
+    Base64,
+}
+
+/// What a legacy signature is an HMAC of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The exact body bytes: the value is `<prefix><HMAC>`.
+    Body,
+    /// `<unix seconds>.<body>`: the value is `t=<unix seconds>,v1=<prefix><HMAC>`.
+    Timestamped,
+}
+
+/// The HMAC state a legacy secret starts, per algorithm.
+#[derive(Clone)]
+enum LegacyMac {
+    Sha256(Hmac<Sha256>),
+    Sha512(Hmac<Sha512>),
+}
+
+/// One extra signature header (GitHub's `X-Hub-Signature-256`, Shopify's
+/// base64 `X-Shopify-Hmac-Sha256`, `t=…,v1=…`): its name and form, and the
+/// key kept as the HMAC state it starts (no key schedule per request).
+#[derive(Clone)]
+pub struct LegacySigner {
+    pub header: HeaderName,
+    mac: LegacyMac,
+    pub encoding: Encoding,
+    pub prefix: String,
+    pub format: Format,
+    /// Whether the body is sent (and signed) as Python's
+    /// `json.dumps(payload, sort_keys=True)` writes it (`pybody`).
+    pub python_sorted_body: bool,
+}
+
+impl fmt::Debug for LegacySigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let algorithm = match self.mac {
+            LegacyMac::Sha256(_) => "sha256",
+            LegacyMac::Sha512(_) => "sha512",
+        };
+        f.debug_struct("LegacySigner")
+            .field("header", &self.header)
+            .field("algorithm", &algorithm)
+            .field("encoding", &self.encoding)
+            .field("prefix", &self.prefix)
+            .field("format", &self.format)
+            .field("python_sorted_body", &self.python_sorted_body)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl LegacySigner {
+    /// `sha512` selects HMAC-SHA512, else HMAC-SHA256; the secret's bytes are the key.
+    pub fn new(
+        header: HeaderName,
+        sha512: bool,
+        encoding: Encoding,
+        prefix: String,
+        format: Format,
+        secret: &[u8],
+    ) -> Self {
+        // HMAC takes a key of any length: neither call fails.
+        let mac = if sha512 {
+            LegacyMac::Sha512(Hmac::<Sha512>::new_from_slice(secret).expect("HMAC takes any key length"))
+        } else {
+            LegacyMac::Sha256(Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"))
+        };
+        Self { header, mac, encoding, prefix, format, python_sorted_body: false }
+    }
+
+    /// The header's value for `body` sent at `timestamp`.
+    pub fn sign(&self, timestamp: i64, body: &[u8]) -> String {
+        let ts = timestamp.to_string();
+        let feed = |mac: &mut dyn FnMut(&[u8])| {
+            if self.format == Format::Timestamped {
+                mac(ts.as_bytes());
+                mac(b".");
+            }
+            mac(body);
+        };
+        let digest: Vec<u8> = match &self.mac {
+            LegacyMac::Sha256(key) => {
+                let mut mac = key.clone();
+                feed(&mut |b| mac.update(b));
+                mac.finalize().into_bytes().to_vec()
+            }
+            LegacyMac::Sha512(key) => {
+                let mut mac = key.clone();
+                feed(&mut |b| mac.update(b));
+                mac.finalize().into_bytes().to_vec()
+            }
+        };
+        let mut value = String::with_capacity(self.prefix.len() + 24 + digest.len() * 2);
+        if self.format == Format::Timestamped {
+            value.push_str("t=");
+            value.push_str(&ts);
+            value.push_str(",v1=");
+        }
+        value.push_str(&self.prefix);
+        match self.encoding {
+            Encoding::Hex => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                for b in digest {
+                    value.push(DIGITS[usize::from(b >> 4)] as char);
+                    value.push(DIGITS[usize::from(b & 15)] as char);
+                }
+            }
+            Encoding::Base64 => STANDARD.encode_string(digest, &mut value),
+        }
+        value
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// GitHub's documented example ("Validating webhook deliveries"):
+    /// secret "It's a Secret to Everybody", payload "Hello, World!".
+    #[test]
+    fn github_documented_vector() {
+        let signer = LegacySigner::new(
+            HeaderName::from_static("x-hub-signature-256"),
+            false,
+            Encoding::Hex,
+            "sha256=".into(),
+            Format::Body,
+            b"It's a Secret to Everybody",
+        );
+        assert_eq!(
+            signer.sign(0, b"Hello, World!"),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+        assert!(!format!("{signer:?}").contains("Secret to"));
+    }
+
+    #[test]
+    fn timestamped_and_sha512_forms() {
+        let key = b"0123456789abcdef";
+        let ts = LegacySigner::new(
+            HeaderName::from_static("x-sig"),
+            false,
+            Encoding::Hex,
+            String::new(),
+            Format::Timestamped,
+            key,
+        );
+        let plain =
+            LegacySigner::new(HeaderName::from_static("x-sig"), false, Encoding::Hex, String::new(), Format::Body, key);
+        assert_eq!(ts.sign(1700000000, b"{}"), format!("t=1700000000,v1={}", plain.sign(0, b"1700000000.{}")));
+        let long = LegacySigner::new(
+            HeaderName::from_static("x-sig"),
+            true,
+            Encoding::Base64,
+            "sha512=".into(),
+            Format::Body,
+            key,
+        );
+        let value = long.sign(0, b"{}");
+        assert_eq!(STANDARD.decode(value.strip_prefix("sha512=").unwrap()).unwrap().len(), 64);
+    }
 
     const KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";

@@ -260,7 +260,11 @@ async fn requests_that_can_never_succeed_fail_at_once() {
         let db = TestDb::new().await;
         if !constraint.is_empty() {
             let client = db.migrate().await;
-            let drop = format!("ALTER TABLE tailhook.endpoints DROP CONSTRAINT {constraint}");
+            // (and written before the trigger validating rows existed, version 23)
+            let drop = format!(
+                "ALTER TABLE tailhook.endpoints DROP CONSTRAINT {constraint};
+                 ALTER TABLE tailhook.endpoints DISABLE TRIGGER endpoints_validate"
+            );
             client.batch_execute(&drop).await.unwrap();
         }
         let mut config = db.config();

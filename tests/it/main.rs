@@ -32,6 +32,7 @@ mod routing;
 mod schema;
 mod schema_tools;
 mod sealing;
+mod signatures;
 mod sql_privileges;
 mod takeover;
 mod tls;

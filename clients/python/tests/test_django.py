@@ -124,7 +124,8 @@ def test_the_admin_refuses_an_invalid_endpoint_with_the_rule_and_never_echoes_th
     errors = response.context["adminform"].form.errors
     assert list(errors) == ["secrets"], errors
     (message,) = errors["secrets"]
-    assert "endpoints_secrets_valid" in message and "secrets" in message, message
+    # The rule in words, naming the column, and the CHECK it runs ahead of.
+    assert "secrets:" in message and "24 to 64 bytes" in message and "secrets_valid" in message, message
     assert bad_secret not in response.content.decode(), "the secret is neither in the error nor in the page"
     assert Endpoint.objects.count() == 0
 

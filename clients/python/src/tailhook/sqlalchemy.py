@@ -79,6 +79,9 @@ endpoints = Table(
     Column("invalid_reason", Text),
     Column("auto_disabled", Boolean, nullable=False, server_default=text("false")),
     Column("transform", Text),
+    Column("legacy_signature", JSONB),
+    Column("legacy_secret", Text),
+    Column("standard_signature", Boolean, nullable=False, server_default=text("true")),
 )
 
 deliveries = Table(
@@ -99,7 +102,7 @@ deliveries = Table(
     _ts("updated_at", nullable=False),
     _ts("completed_at"),
     Column("ordering_key", Text),
-    Column("transform_claims", SmallInteger, nullable=False, server_default="0"),
+    Column("transform_claims", SmallInteger, nullable=False, server_default=text("0")),
 )
 
 attempts = Table(

@@ -27,6 +27,12 @@ class EndpointForm(forms.ModelForm):
         help_text="One secret per line (whsec_…, e.g. from `tailhook secret`). Never shown; leave empty to keep the current ones.",
     )
 
+    legacy_secret = forms.CharField(
+        required=False,
+        widget=_NeverShown(attrs={"rows": 1, "autocomplete": "off"}),
+        help_text="The key of the legacy signature header (16 to 256 bytes). Never shown; leave empty to keep the current one.",
+    )
+
     class Meta:
         model = Endpoint
         fields = [
@@ -46,6 +52,9 @@ class EndpointForm(forms.ModelForm):
             "filter",
             "filter_path",
             "transform",
+            "standard_signature",
+            "legacy_signature",
+            "legacy_secret",
         ]
 
     def clean_secrets(self) -> list[str]:
@@ -53,6 +62,12 @@ class EndpointForm(forms.ModelForm):
         if not lines and self.instance.pk is not None:
             return list(self.instance.secrets or [])
         return lines
+
+    def clean_legacy_secret(self) -> Any:
+        value = self.cleaned_data.get("legacy_secret", "")
+        if not value and self.instance.pk is not None:
+            return self.instance.legacy_secret
+        return value or None
 
     def clean_headers(self) -> Any:
         headers = self.cleaned_data.get("headers")

@@ -35,6 +35,9 @@ class Endpoint(models.Model):
     invalid_reason = models.TextField(null=True, editable=False)
     auto_disabled = models.BooleanField(db_default=False, editable=False)
     transform = models.TextField(null=True, blank=True)
+    legacy_signature = models.JSONField(null=True, blank=True)
+    legacy_secret = models.TextField(null=True, blank=True)
+    standard_signature = models.BooleanField(db_default=True)
 
     class Meta:
         managed = False
@@ -83,7 +86,7 @@ class Delivery(models.Model):
     updated_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True)
     ordering_key = models.TextField(null=True)
-    transform_claims = models.SmallIntegerField(default=0)
+    transform_claims = models.SmallIntegerField(db_default=0, editable=False)
 
     class Meta:
         managed = False

@@ -96,6 +96,9 @@ def _redacted(message: str, instance: models.Model) -> str:
     values: List[str] = []
     for name in ("secrets",):
         values += [v for v in (getattr(instance, name, None) or []) if isinstance(v, str)]
+    legacy_secret = getattr(instance, "legacy_secret", None)
+    if isinstance(legacy_secret, str):
+        values.append(legacy_secret)
     headers = getattr(instance, "headers", None)
     if isinstance(headers, dict):
         values += [v for v in headers.values() if isinstance(v, str)]

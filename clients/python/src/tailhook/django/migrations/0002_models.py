@@ -47,7 +47,6 @@ class Migration(migrations.Migration):
                 ('updated_at', models.DateTimeField()),
                 ('completed_at', models.DateTimeField(null=True)),
                 ('ordering_key', models.TextField(null=True)),
-                ('transform_claims', models.SmallIntegerField(default=0)),
             ],
             options={
                 'verbose_name_plural': 'deliveries',
