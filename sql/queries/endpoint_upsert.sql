@@ -4,27 +4,32 @@
 -- must not send to a gone endpoint again. Any change to it re-enables it.
 -- $1 name, $2 url, $3 tenant, $4 event_types, $5 filter, $6 filter_path,
 -- $7 secrets, $8 headers, $9 enabled, $10 max_attempts, $11 timeout_ms,
--- $12 rate_limit_per_sec, $13 max_in_flight, $14 ordered, $15 transform
+-- $12 rate_limit_per_sec, $13 max_in_flight, $14 ordered, $15 transform,
+-- $16 backoff_initial_ms, $17 backoff_max_ms
 INSERT INTO tailhook.endpoints AS e
        (name, url, tenant, event_types, filter, filter_path, secrets, headers, enabled,
-        max_attempts, timeout_ms, rate_limit_per_sec, max_in_flight, ordered, transform, managed_by)
+        max_attempts, timeout_ms, rate_limit_per_sec, max_in_flight, ordered, transform,
+        backoff_initial_ms, backoff_max_ms, managed_by)
 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonpath, $7, $8::text::jsonb, $9,
-        $10, $11, $12, $13, $14, $15, 'config')
+        $10, $11, $12, $13, $14, $15, $16, $17, 'config')
 ON CONFLICT (name) DO UPDATE
    SET url = EXCLUDED.url, tenant = EXCLUDED.tenant, event_types = EXCLUDED.event_types,
        filter = EXCLUDED.filter, filter_path = EXCLUDED.filter_path, secrets = EXCLUDED.secrets,
        headers = EXCLUDED.headers,
        max_attempts = EXCLUDED.max_attempts, timeout_ms = EXCLUDED.timeout_ms,
        rate_limit_per_sec = EXCLUDED.rate_limit_per_sec, max_in_flight = EXCLUDED.max_in_flight,
-       ordered = EXCLUDED.ordered, transform = EXCLUDED.transform, managed_by = 'config',
+       ordered = EXCLUDED.ordered, transform = EXCLUDED.transform,
+       backoff_initial_ms = EXCLUDED.backoff_initial_ms, backoff_max_ms = EXCLUDED.backoff_max_ms, managed_by = 'config',
        (enabled, auto_disabled, disabled_reason) = (
            SELECT EXCLUDED.enabled AND NOT k.keep, k.keep,
                   CASE WHEN EXCLUDED.enabled AND NOT k.keep THEN NULL ELSE e.disabled_reason END
              FROM (SELECT e.auto_disabled AND NOT e.enabled AND EXCLUDED.enabled
                           AND (e.url, e.tenant, e.event_types, e.filter, e.filter_path::text, e.secrets, e.headers,
-                               e.max_attempts, e.timeout_ms, e.rate_limit_per_sec, e.max_in_flight, e.ordered, e.transform)
+                               e.max_attempts, e.timeout_ms, e.rate_limit_per_sec, e.max_in_flight, e.ordered, e.transform,
+                               e.backoff_initial_ms, e.backoff_max_ms)
                               IS NOT DISTINCT FROM
                               (EXCLUDED.url, EXCLUDED.tenant, EXCLUDED.event_types, EXCLUDED.filter,
                                EXCLUDED.filter_path::text, EXCLUDED.secrets, EXCLUDED.headers,
                                EXCLUDED.max_attempts, EXCLUDED.timeout_ms, EXCLUDED.rate_limit_per_sec,
-                               EXCLUDED.max_in_flight, EXCLUDED.ordered, EXCLUDED.transform) AS keep) k)
+                               EXCLUDED.max_in_flight, EXCLUDED.ordered, EXCLUDED.transform,
+                               EXCLUDED.backoff_initial_ms, EXCLUDED.backoff_max_ms) AS keep) k)

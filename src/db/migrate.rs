@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (20, "filter_bounds", include_str!("../../sql/0020_filter_bounds.sql")),
     (21, "privileges", include_str!("../../sql/0021_privileges.sql")),
     (22, "transform_claims", include_str!("../../sql/0022_transform_claims.sql")),
+    (24, "endpoint_backoff", include_str!("../../sql/0024_endpoint_backoff.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a
