@@ -877,6 +877,19 @@ mod tests {
             ("[[endpoints]]\nname = \"a\"\nurl = \"ftp://x\"", "config key `endpoints[0].url`"),
             ("[[endpoints]]\nname = \"a\"", "config key `endpoints[0].url`: is required"),
             (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nbackoff_initial_ms = 0",
+                "config key `endpoints[0].backoff_initial_ms`: must be greater than 0",
+            ),
+            (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nbackoff_max_ms = 604800001",
+                "config key `endpoints[0].backoff_max_ms`: 604800001 is over the maximum of 604800000",
+            ),
+            (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nbackoff_initial_ms = 2000\nbackoff_max_ms = 1000",
+                "config key `endpoints[0].backoff_max_ms`: 1000 is less than backoff_initial_ms (2000)",
+            ),
+            ("[delivery]\nbackoff_max_ms = 604800001", "config key `delivery.backoff_max_ms`: 604800001 is over"),
+            (
                 "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nsecret = \"whsec_!!\"",
                 "config key `endpoints[0].secrets`",
             ),
