@@ -79,6 +79,8 @@ endpoints = Table(
     Column("invalid_reason", Text),
     Column("auto_disabled", Boolean, nullable=False, server_default=text("false")),
     Column("transform", Text),
+    Column("backoff_initial_ms", Integer),
+    Column("backoff_max_ms", Integer),
 )
 
 deliveries = Table(
