@@ -44,6 +44,9 @@ async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<Stri
         .collect()
 }
 
+/// user_id, url, events, secret, is_active, max_retries, retry_delay, timeout, auth_type, auth_value.
+type Sample<'a> = (i64, String, &'a str, &'a str, bool, i32, i32, i32, &'a str, &'a str);
+
 /// The legacy table of the guide with sample rows: an empty events list and
 /// a bearer token, a kept whsec_ secret and basic auth, an inactive API-key
 /// endpoint, a URL tailhook refuses, and values beyond tailhook's bounds.
@@ -54,7 +57,7 @@ async fn legacy(
     text_array: bool,
 ) {
     client.batch_execute(&sql["legacy table"]).await.unwrap_or_else(|e| panic!("legacy table: {}", report(&e)));
-    let samples: [(i64, String, &str, &str, bool, i32, i32, i32, &str, &str); 5] = [
+    let samples: [Sample; 5] = [
         (7, receiver.url("/hook-a"), "[]", "your-secret-key-here", true, 3, 60, 30, "bearer", "tok-123"),
         (
             8,

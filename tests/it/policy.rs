@@ -367,11 +367,11 @@ async fn each_endpoint_retries_on_its_own_schedule() {
     // configured default of 5 s, which would make every gap 5 s or more.
     let quick = add_endpoint(&client, "quick", &receiver.url("/quick"), &[SECRET]).await;
     let steady = add_endpoint(&client, "steady", &receiver.url("/steady"), &[SECRET]).await;
-    for (id, initial, max, attempts) in [(quick, 200, 400, 4), (steady, 1_000, 1_000, 3)] {
+    for (id, initial, max, attempts) in [(quick, 200i32, 400i32, 4i32), (steady, 1_000, 1_000, 3)] {
         client
             .execute(
                 "UPDATE tailhook.endpoints SET backoff_initial_ms = $2, backoff_max_ms = $3, max_attempts = $4 WHERE id = $1",
-                &[&id, &(initial as i32), &(max as i32), &(attempts as i32)],
+                &[&id, &initial, &max, &attempts],
             )
             .await
             .unwrap();
