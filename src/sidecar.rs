@@ -7,7 +7,6 @@ use crate::endpoints::EndpointCache;
 use crate::pipeline::guard::AddressPolicy;
 use crate::pipeline::limits::Limits;
 use crate::pipeline::recorder::{self, DueTimer, Stall};
-use crate::pipeline::schedule::Backoff;
 use crate::pipeline::sender::Sender;
 use crate::pipeline::transform::Transforms;
 use crate::pipeline::{claim, worker, Ctx, LogLines};
@@ -130,7 +129,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         sender: Sender::new(&config.delivery, policy)?,
         transforms,
         capacity: Arc::new(Semaphore::new(config.delivery.concurrency)),
-        backoff: Backoff { initial_ms: config.delivery.backoff_initial_ms, max_ms: config.delivery.backoff_max_ms },
         wake: Arc::new(Wake::default()),
         due,
         stall: Arc::new(Stall::new(worker::record_reserve(config.delivery.lease_margin_ms))),

@@ -416,6 +416,11 @@ pub struct EndpointConfig {
     pub rate_limit_per_sec: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<i32>,
+    /// This endpoint's retry schedule; unset: `delivery.backoff_*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_initial_ms: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_max_ms: Option<i32>,
     #[serde(default)]
     pub ordered: bool,
     /// A script (Rhai) whose last expression is the body this endpoint receives.
@@ -578,6 +583,8 @@ impl Config {
             (rules::MAX_ATTEMPTS, u64::from(d.max_attempts)),
             (rules::TIMEOUT_MS, d.timeout_ms),
             (rules::MAX_IN_FLIGHT, u64::from(d.max_in_flight)),
+            (rules::BACKOFF_INITIAL_MS, d.backoff_initial_ms),
+            (rules::BACKOFF_MAX_MS, d.backoff_max_ms),
         ] {
             let key = format!("delivery.{}", limit.field);
             limit.check(Some(value.min(i64::MAX as u64) as i64)).map_err(|p| invalid(key, p.reason))?;
@@ -768,6 +775,8 @@ impl EndpointConfig {
         ] {
             limit.check(value.map(i64::from)).map_err(|p| invalid(key(p.field), p.reason))?;
         }
+        rules::backoff(self.backoff_initial_ms.map(i64::from), self.backoff_max_ms.map(i64::from))
+            .map_err(|p| invalid(key(p.field), p.reason))?;
         if let Some(filter) = &self.filter {
             if !filter.is_object() {
                 return Err(invalid(key("filter"), "must be a table (JSON object)"));
@@ -891,6 +900,19 @@ mod tests {
             ),
             ("[[endpoints]]\nname = \"a\"\nurl = \"ftp://x\"", "config key `endpoints[0].url`"),
             ("[[endpoints]]\nname = \"a\"", "config key `endpoints[0].url`: is required"),
+            (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nbackoff_initial_ms = 0",
+                "config key `endpoints[0].backoff_initial_ms`: must be greater than 0",
+            ),
+            (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nbackoff_max_ms = 604800001",
+                "config key `endpoints[0].backoff_max_ms`: 604800001 is over the maximum of 604800000",
+            ),
+            (
+                "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nbackoff_initial_ms = 2000\nbackoff_max_ms = 1000",
+                "config key `endpoints[0].backoff_max_ms`: 1000 is less than backoff_initial_ms (2000)",
+            ),
+            ("[delivery]\nbackoff_max_ms = 604800001", "config key `delivery.backoff_max_ms`: 604800001 is over"),
             (
                 "[[endpoints]]\nname = \"a\"\nurl = \"http://x\"\nsecret = \"whsec_!!\"",
                 "config key `endpoints[0].secrets`",

@@ -30,6 +30,25 @@ pub const MAX_ATTEMPTS: Limit = Limit { field: "max_attempts", max: 1_000 };
 pub const TIMEOUT_MS: Limit = Limit { field: "timeout_ms", max: 60_000 };
 pub const RATE_LIMIT_PER_SEC: Limit = Limit { field: "rate_limit_per_sec", max: 10_000 };
 pub const MAX_IN_FLIGHT: Limit = Limit { field: "max_in_flight", max: 1_000 };
+/// The first retry's delay: at most one day.
+pub const BACKOFF_INITIAL_MS: Limit = Limit { field: "backoff_initial_ms", max: 86_400_000 };
+/// The longest delay between two attempts: at most seven days.
+pub const BACKOFF_MAX_MS: Limit = Limit { field: "backoff_max_ms", max: 604_800_000 };
+
+/// An endpoint's own retry schedule: each value within its [`Limit`], and
+/// `backoff_max_ms` at least `backoff_initial_ms` when both are set (one
+/// left NULL takes the configured default, and the delay never passes the
+/// maximum either way).
+pub fn backoff(initial_ms: Option<i64>, max_ms: Option<i64>) -> Result<[Option<u32>; 2], Problem> {
+    let initial = BACKOFF_INITIAL_MS.check(initial_ms)?;
+    let max = BACKOFF_MAX_MS.check(max_ms)?;
+    if let (Some(i), Some(m)) = (initial, max) {
+        if m < i {
+            return Err(Problem::new(BACKOFF_MAX_MS.field, format!("{m} is less than backoff_initial_ms ({i})")));
+        }
+    }
+    Ok([initial, max])
+}
 
 impl Limit {
     /// `None` stays `None` (the configured default applies).
@@ -483,6 +502,26 @@ mod tests {
         for (value, expected) in cases {
             let got = TIMEOUT_MS.check(value).map_err(|p| p.to_string());
             assert_eq!(got, expected.map_err(str::to_owned), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn an_endpoint_backoff_is_bounded_and_its_maximum_is_at_least_its_initial_delay() {
+        let cases = [
+            ((None, None), Ok([None, None])),
+            ((Some(250), None), Ok([Some(250), None])),
+            ((None, Some(1)), Ok([None, Some(1)])),
+            ((Some(60_000), Some(60_000)), Ok([Some(60_000), Some(60_000)])),
+            ((Some(86_400_000), Some(604_800_000)), Ok([Some(86_400_000), Some(604_800_000)])),
+            ((Some(0), None), Err("backoff_initial_ms: must be greater than 0")),
+            ((Some(86_400_001), None), Err("backoff_initial_ms: 86400001 is over the maximum of 86400000")),
+            ((None, Some(-1)), Err("backoff_max_ms: must be greater than 0")),
+            ((None, Some(604_800_001)), Err("backoff_max_ms: 604800001 is over the maximum of 604800000")),
+            ((Some(2_000), Some(1_000)), Err("backoff_max_ms: 1000 is less than backoff_initial_ms (2000)")),
+        ];
+        for ((initial, max), expected) in cases {
+            let got = backoff(initial, max).map_err(|p| p.to_string());
+            assert_eq!(got, expected.map_err(str::to_owned), "{initial:?} {max:?}");
         }
     }
 

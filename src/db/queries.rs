@@ -219,6 +219,9 @@ pub struct EndpointFields {
     pub max_attempts: Option<i32>,
     pub max_in_flight: Option<i32>,
     pub rate_limit_per_sec: Option<i32>,
+    /// The endpoint's retry schedule; NULL: `[delivery]`'s.
+    pub backoff_initial_ms: Option<i32>,
+    pub backoff_max_ms: Option<i32>,
     pub ordered: bool,
     pub event_types: Vec<Option<String>>,
     /// The script turning the event into the body sent, if any.
@@ -246,6 +249,8 @@ impl EndpointRow {
                 max_attempts: get(row, "max_attempts")?,
                 max_in_flight: get(row, "max_in_flight")?,
                 rate_limit_per_sec: get(row, "rate_limit_per_sec")?,
+                backoff_initial_ms: get(row, "backoff_initial_ms")?,
+                backoff_max_ms: get(row, "backoff_max_ms")?,
                 ordered: get(row, "ordered")?,
                 event_types: get(row, "event_types")?,
                 transform: get(row, "transform")?,
@@ -613,7 +618,7 @@ impl Db {
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
                 let transform = c.script();
-                let params: [&dyn Param; 18] = [
+                let params: [&dyn Param; 20] = [
                     &c.name,
                     &ep.url,
                     &c.tenant,
@@ -632,6 +637,8 @@ impl Db {
                     &legacy_signature,
                     &legacy_secret,
                     &c.standard_signature,
+                    &c.backoff_initial_ms,
+                    &c.backoff_max_ms,
                 ];
                 self.exec(&tx, ENDPOINT_UPSERT, &params).await?;
             }

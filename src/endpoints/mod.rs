@@ -4,6 +4,7 @@ use crate::config::rules::{self, Problem};
 use crate::config::sealed::{Keys, Standing};
 use crate::config::DeliveryConfig;
 use crate::db::{Db, DbError, EndpointFields, EndpointRow};
+use crate::pipeline::schedule::Backoff;
 use crate::pipeline::signing::{LegacySigner, SigningKey};
 use crate::pipeline::transform::{Script, Transforms};
 use reqwest::header::HeaderMap;
@@ -20,6 +21,8 @@ pub struct Endpoint {
     pub enabled: bool,
     pub timeout: Duration,
     pub max_attempts: u32,
+    /// Its retry schedule: its own values, else `[delivery]`'s.
+    pub backoff: Backoff,
     pub max_in_flight: u32,
     pub rate_limit_per_sec: Option<u32>,
     pub ordered: bool,
@@ -104,15 +107,19 @@ impl Endpoint {
             Ok(((target, limits, ordered), transform)) => (Ok(target), limits, ordered, transform),
             Err(problem) => {
                 reseal = None;
-                (Err(problem), [None; 4], false, None)
+                (Err(problem), [None; 6], false, None)
             }
         };
-        let [timeout_ms, max_attempts, max_in_flight, rate_limit_per_sec] = limits;
+        let [timeout_ms, max_attempts, max_in_flight, rate_limit_per_sec, backoff_initial_ms, backoff_max_ms] = limits;
         Self {
             name: row.name,
             enabled: row.enabled,
             timeout: timeout_ms.map_or(defaults.timeout(), |ms| Duration::from_millis(ms.into())),
             max_attempts: max_attempts.unwrap_or(defaults.max_attempts),
+            backoff: Backoff {
+                initial_ms: backoff_initial_ms.map_or(defaults.backoff_initial_ms, u64::from),
+                max_ms: backoff_max_ms.map_or(defaults.backoff_max_ms, u64::from),
+            },
             max_in_flight: max_in_flight.unwrap_or(defaults.max_in_flight),
             rate_limit_per_sec: rate_limit_per_sec.or(Some(defaults.rate_limit_per_sec)).filter(|r| *r > 0),
             ordered,
@@ -229,8 +236,9 @@ fn check_filters(f: &EndpointFields) -> Result<(), Problem> {
 }
 
 /// The row's values, checked as the config file's are (`rules`); the limits
-/// are timeout_ms, max_attempts, max_in_flight and rate_limit_per_sec.
-fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Option<u32>; 4], bool), Problem> {
+/// are timeout_ms, max_attempts, max_in_flight, rate_limit_per_sec,
+/// backoff_initial_ms and backoff_max_ms.
+fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Option<u32>; 6], bool), Problem> {
     let url = rules::url(&f.url, defaults.https_only)?;
     if f.event_types.iter().any(Option::is_none) {
         return Err(Problem::new("event_types", "must not contain NULL"));
@@ -258,11 +266,15 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
     if legacy.as_ref().is_some_and(|l| headers.contains_key(&l.header)) {
         return Err(Problem::new("legacy_signature", "names a header that `headers` sets too"));
     }
+    let [backoff_initial_ms, backoff_max_ms] =
+        rules::backoff(f.backoff_initial_ms.map(i64::from), f.backoff_max_ms.map(i64::from))?;
     let limits = [
         rules::TIMEOUT_MS.check(f.timeout_ms.map(i64::from))?,
         rules::MAX_ATTEMPTS.check(f.max_attempts.map(i64::from))?,
         rules::MAX_IN_FLIGHT.check(f.max_in_flight.map(i64::from))?,
         rules::RATE_LIMIT_PER_SEC.check(f.rate_limit_per_sec.map(i64::from))?,
+        backoff_initial_ms,
+        backoff_max_ms,
     ];
     Ok((Target { url, keys, headers, legacy, standard: f.standard_signature }, limits, f.ordered))
 }
@@ -445,6 +457,8 @@ mod tests {
                 max_attempts: None,
                 max_in_flight: None,
                 rate_limit_per_sec: None,
+                backoff_initial_ms: None,
+                backoff_max_ms: None,
                 ordered: false,
                 event_types: vec![Some("*".into())],
                 transform: transform.map(str::to_owned),
@@ -577,6 +591,29 @@ mod tests {
         let unknown = with(github, Some(sealed), "{}", &keys(&[OLD]));
         assert!(problem(&unknown).starts_with("legacy_secret: is sealed under key "), "{}", problem(&unknown));
         assert!(!format!("{plain:?}{opened:?}").contains("your-secret"));
+    }
+
+    #[test]
+    fn an_endpoints_backoff_columns_make_its_schedule_and_null_takes_the_configured_one() {
+        let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
+        let with = |initial: Option<i32>, max: Option<i32>| {
+            let mut r = row(None);
+            if let Ok(f) = &mut r.fields {
+                f.backoff_initial_ms = initial;
+                f.backoff_max_ms = max;
+            }
+            Endpoint::from_row(r, &defaults, &transforms, &Keys::default(), None)
+        };
+        let configured = Backoff { initial_ms: defaults.backoff_initial_ms, max_ms: defaults.backoff_max_ms };
+        assert_eq!(with(None, None).backoff, configured);
+        assert_eq!(with(Some(250), Some(1_000)).backoff, Backoff { initial_ms: 250, max_ms: 1_000 });
+        assert_eq!(with(Some(60_000), None).backoff, Backoff { initial_ms: 60_000, max_ms: defaults.backoff_max_ms });
+        assert_eq!(with(None, Some(2_000)).backoff, Backoff { initial_ms: defaults.backoff_initial_ms, max_ms: 2_000 });
+        // Out of bounds (a row written before the constraints): invalid, naming the column; the schedule is the configured one.
+        let reversed = with(Some(2_000), Some(1_000));
+        assert_eq!(reversed.problem(), Some("backoff_max_ms: 1000 is less than backoff_initial_ms (2000)"));
+        assert_eq!(reversed.backoff, configured);
+        assert_eq!(with(Some(0), None).problem(), Some("backoff_initial_ms: must be greater than 0"));
     }
 
     #[test]

@@ -160,6 +160,7 @@ mod tests {
                 enabled,
                 timeout: Duration::from_secs(1),
                 max_attempts: 1,
+                backoff: crate::pipeline::schedule::Backoff { initial_ms: 1_000, max_ms: 1_000 },
                 max_in_flight: 10,
                 rate_limit_per_sec: None,
                 ordered: false,

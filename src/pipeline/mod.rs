@@ -19,7 +19,6 @@ use crate::endpoints::EndpointCache;
 use crate::throttle::KeyedThrottle;
 use limits::Limits;
 use recorder::{DueTimer, Record, Stall};
-use schedule::Backoff;
 use sender::Sender;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -51,7 +50,6 @@ pub(crate) struct Ctx {
     pub due: Arc<DueTimer>,
     /// Set while results wait to be written too long: claims wait.
     pub stall: Arc<Stall>,
-    pub backoff: Backoff,
     /// Stop claiming.
     pub shutdown: CancellationToken,
     /// Grace period over: drop requests still in flight.

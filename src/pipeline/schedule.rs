@@ -92,6 +92,32 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoints_own_values_make_its_schedule() {
+        // (initial_ms, max_ms) as an endpoint's columns give them, and the delays after 1..=5 attempts.
+        let cases = [
+            ((250, 1_000), [250, 500, 1_000, 1_000, 1_000]),
+            // A legacy module's fixed retry delay: initial = max.
+            ((60_000, 60_000), [60_000; 5]),
+            // Only backoff_max_ms set, below the default initial delay: every delay is the maximum.
+            ((5_000, 2_000), [2_000; 5]),
+            ((86_400_000, 604_800_000), [86_400_000, 172_800_000, 345_600_000, 604_800_000, 604_800_000]),
+        ];
+        for ((initial_ms, max_ms), delays) in cases {
+            let b = Backoff { initial_ms, max_ms };
+            for (n, expected) in (1..).zip(delays) {
+                assert_eq!(b.delay(n, 0.0), Duration::from_millis(expected), "{b:?} after {n}");
+                // Jitter stays within ±20% and under the maximum.
+                let (low, high) = (b.delay(n, -1.0), b.delay(n, 1.0));
+                assert_eq!(low, Duration::from_millis((expected as f64 * 0.8).round() as u64), "{b:?} after {n}");
+                assert_eq!(high, Duration::from_millis(((expected as f64 * 1.2).round() as u64).min(max_ms)));
+            }
+        }
+        // A receiver's Retry-After is capped at the endpoint's own maximum.
+        let short = Backoff { initial_ms: 250, max_ms: 1_000 };
+        assert_eq!(short.delay_with_retry_after(1, 0.0, Some(Duration::from_secs(30))), Duration::from_millis(1_000));
+    }
+
+    #[test]
     fn retry_after_is_a_floor_capped_at_max() {
         let b = Backoff { initial_ms: 1_000, max_ms: 60_000 };
         let cases = [(None, 1_000), (Some(30), 30_000), (Some(0), 1_000), (Some(3_600), 60_000)];

@@ -208,7 +208,7 @@ async fn attempt(ctx: &Ctx, job: Job) {
         }
     };
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
-    let next = next_state(&attempt_info.outcome, attempt, endpoint.max_attempts, &ctx.backoff, jitter);
+    let next = next_state(&attempt_info.outcome, attempt, endpoint.max_attempts, &endpoint.backoff, jitter);
     let kind = attempt_info.outcome.error_kind.map(|k| k.as_str());
     ctx.metrics.attempt(&endpoint.name, kind, next.status(), attempt_info.duration.as_secs_f64());
     let error = attempt_info.outcome.error.as_deref().unwrap_or("");

@@ -388,14 +388,15 @@ async fn rotated_secrets_each_verify_and_auth_settings_set_authorization() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_file_endpoints_override_timeout_and_max_attempts() {
+async fn config_file_endpoints_override_timeout_max_attempts_and_backoff() {
     let db = TestDb::new().await;
     let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(1))).await;
     db.migrate().await;
     let mut config = db.config();
     config.delivery.timeout_ms = 5_000;
     config.endpoints = tailhook::Config::from_toml(&format!(
-        "[[endpoints]]\nname = \"impatient\"\nurl = \"{}\"\ntimeout_ms = 300\nmax_attempts = 2\n",
+        "[[endpoints]]\nname = \"impatient\"\nurl = \"{}\"\ntimeout_ms = 300\nmax_attempts = 2\n\
+         backoff_initial_ms = 700\nbackoff_max_ms = 700\n",
         receiver.url("/slow")
     ))
     .unwrap()
@@ -413,6 +414,21 @@ async fn config_file_endpoints_override_timeout_and_max_attempts() {
         "no complete response within 300 ms (gave up after 2 attempts)",
         "the endpoint's timeout, not the default 5 s"
     );
+    let row = client
+        .query_one(
+            "SELECT e.backoff_initial_ms, e.backoff_max_ms,
+                    extract(epoch FROM max(a.started_at) - min(a.started_at))::float8 * 1000
+               FROM tailhook.endpoints e JOIN tailhook.deliveries d ON d.endpoint_id = e.id
+               JOIN tailhook.attempts a ON a.delivery_id = d.id
+              GROUP BY e.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, Option<i32>>(0), row.get::<_, Option<i32>>(1)), (Some(700), Some(700)));
+    // The first attempt's 300 ms, then at least 700 ms less 20% jitter (the default here is 100 ms).
+    let gap: f64 = row.get(2);
+    assert!(gap >= 300.0 + 560.0, "the second attempt came {gap} ms after the first");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,11 @@ async fn the_schema_refuses_malformed_and_unbounded_endpoint_rows() {
         (insert("max_in_flight", "100000"), "endpoints_max_in_flight_max"),
         (insert("rate_limit_per_sec", "1000000"), "endpoints_rate_limit_max"),
         (insert("max_attempts", "100000"), "endpoints_max_attempts_max"),
+        (insert("backoff_initial_ms", "0"), "endpoints_backoff_initial_ms_positive"),
+        (insert("backoff_initial_ms", "86400001"), "endpoints_backoff_initial_ms_max"),
+        (insert("backoff_max_ms", "-1"), "endpoints_backoff_max_ms_positive"),
+        (insert("backoff_max_ms", "604800001"), "endpoints_backoff_max_ms_max"),
+        (insert("backoff_initial_ms, backoff_max_ms", "2000, 1000"), "endpoints_backoff_max_ms_at_least_initial"),
         (
             "INSERT INTO tailhook.endpoints (name, url) VALUES ('x', 'http://x/' || repeat('a', 3000))".into(),
             "endpoints_url_length",
@@ -55,8 +60,8 @@ async fn the_schema_refuses_malformed_and_unbounded_endpoint_rows() {
     client
         .execute(
             &insert(
-                "secrets, timeout_ms, max_in_flight, rate_limit_per_sec, max_attempts",
-                &format!("ARRAY['{SECRET}'], 60000, 1000, 10000, 1000"),
+                "secrets, timeout_ms, max_in_flight, rate_limit_per_sec, max_attempts, backoff_initial_ms, backoff_max_ms",
+                &format!("ARRAY['{SECRET}'], 60000, 1000, 10000, 1000, 86400000, 604800000"),
             ),
             &[],
         )

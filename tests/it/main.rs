@@ -19,6 +19,7 @@ mod deploy;
 mod first_run;
 mod guarantees;
 mod hostile;
+mod migrating_guide;
 mod network;
 mod operate;
 mod operational;

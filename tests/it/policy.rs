@@ -339,3 +339,104 @@ async fn a_paused_endpoint_is_probed_once_then_resumes_at_full_speed() {
         client.query_one("SELECT paused_until FROM tailhook.endpoints WHERE id = $1", &[&id]).await.unwrap().get(0);
     assert_eq!(paused, None, "the probe's success resumed it");
 }
+
+/// The delay each retry of `endpoint`'s one delivery was given, in ms, by
+/// attempts made: read from the row while it waits (the result write sets
+/// `next_attempt_at = now() + delay` and `updated_at = now()` together;
+/// a claim sets `locked_by`, so only unclaimed rows are read).
+async fn retry_delays(client: &tokio_postgres::Client, endpoint: &str) -> Option<(i32, f64)> {
+    client
+        .query_opt(
+            "SELECT d.attempts, extract(epoch FROM d.next_attempt_at - d.updated_at)::float8 * 1000
+               FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+              WHERE e.name = $1 AND d.status = 'retrying' AND d.locked_by IS NULL",
+            &[&endpoint],
+        )
+        .await
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_endpoint_retries_on_its_own_schedule() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::start(|_, _| Reply::status(500)).await;
+    // quick: 200 ms doubling up to 400 ms, 4 attempts; steady: a fixed
+    // 1000 ms, 3 attempts (a legacy module's retry_delay); both beside the
+    // configured default of 5 s, which would make every gap 5 s or more.
+    let quick = add_endpoint(&client, "quick", &receiver.url("/quick"), &[SECRET]).await;
+    let steady = add_endpoint(&client, "steady", &receiver.url("/steady"), &[SECRET]).await;
+    for (id, initial, max, attempts) in [(quick, 200i32, 400i32, 4i32), (steady, 1_000, 1_000, 3)] {
+        client
+            .execute(
+                "UPDATE tailhook.endpoints SET backoff_initial_ms = $2, backoff_max_ms = $3, max_attempts = $4 WHERE id = $1",
+                &[&id, &initial, &max, &attempts],
+            )
+            .await
+            .unwrap();
+    }
+    let mut config = db.config();
+    config.delivery.backoff_initial_ms = 5_000;
+    config.delivery.backoff_max_ms = 60_000;
+    let sidecar = Sidecar::start(config);
+    client.execute("SELECT tailhook.publish('invoice.paid', '{}')", &[]).await.unwrap();
+
+    // Read each delay once, while the delivery waits for its next attempt.
+    let mut seen: std::collections::BTreeMap<(&str, i32), f64> = Default::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let settled = loop {
+        for name in ["quick", "steady"] {
+            if let Some((attempts, delay)) = retry_delays(&client, name).await {
+                seen.entry((name, attempts)).or_insert(delay);
+            }
+        }
+        if deliveries_of(&db, "quick", "failed").await + deliveries_of(&db, "steady", "failed").await == 2 {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    sidecar.stop().await;
+    assert!(settled, "both deliveries fail after their attempts; delays seen: {seen:?}");
+
+    // Base delay after n attempts: quick 200, 400, 400 (capped); steady 1000, 1000.
+    // Jitter is ±20%, and never passes the endpoint's maximum.
+    let expected: [(&str, i32, f64, f64); 5] = [
+        ("quick", 1, 160.0, 240.0),
+        ("quick", 2, 320.0, 400.0),
+        ("quick", 3, 320.0, 400.0),
+        ("steady", 1, 800.0, 1_000.0),
+        ("steady", 2, 800.0, 1_000.0),
+    ];
+    let keys: Vec<_> = seen.keys().copied().collect();
+    let wanted: Vec<_> = expected.iter().map(|(n, a, _, _)| (*n, *a)).collect();
+    assert_eq!(keys, wanted, "one delay read per retry: {seen:?}");
+    for (name, attempts, low, high) in expected {
+        let delay = seen[&(name, attempts)];
+        assert!((low..=high).contains(&delay), "{name} after {attempts} attempts: {delay} ms, not in {low}..={high}");
+    }
+    // The attempts themselves went no sooner than scheduled.
+    for (name, attempts) in [("quick", 4), ("steady", 3)] {
+        let gaps: Vec<f64> = client
+            .query(
+                "SELECT extract(epoch FROM a.started_at - lag(a.started_at) OVER (ORDER BY a.attempt))::float8 * 1000
+                   FROM tailhook.attempts a JOIN tailhook.deliveries d ON d.id = a.delivery_id
+                   JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+                  WHERE e.name = $1 ORDER BY a.attempt",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .skip(1)
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(gaps.len(), attempts - 1, "{name}: {gaps:?}");
+        for (n, gap) in (1..).zip(&gaps) {
+            assert!(*gap >= seen[&(name, n)] - 5.0, "{name}: attempt {} came {gap} ms after the one before", n + 1);
+        }
+    }
+}

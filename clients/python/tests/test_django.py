@@ -136,6 +136,20 @@ def test_the_admin_refuses_an_invalid_endpoint_with_the_rule_and_never_echoes_th
     assert Endpoint.objects.count() == 0
 
 
+def test_the_admin_refuses_a_retry_schedule_out_of_bounds_with_the_rule(admin_client: Client) -> None:
+    response = admin_client.post("/admin/tailhook/endpoint/add/", endpoint_form(backoff_max_ms="604800001"))
+    (message,) = response.context["adminform"].form.errors["backoff_max_ms"]
+    assert "backoff_max_ms must be at most 604800000" in message, message
+    # A rule on two columns is the form's error, naming both.
+    response = admin_client.post("/admin/tailhook/endpoint/add/", endpoint_form(backoff_initial_ms="2000", backoff_max_ms="1000"))
+    (message,) = response.context["adminform"].form.errors["__all__"]
+    assert "backoff_max_ms must be at least backoff_initial_ms" in message and "backoff_initial_ms, backoff_max_ms" in message, message
+    assert Endpoint.objects.count() == 0
+    response = admin_client.post("/admin/tailhook/endpoint/add/", endpoint_form(backoff_initial_ms="60000", backoff_max_ms="60000"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert (Endpoint.objects.get().backoff_initial_ms, Endpoint.objects.get().backoff_max_ms) == (60000, 60000)
+
+
 def test_the_admin_saves_a_valid_endpoint_and_keeps_its_secrets_when_left_empty(admin_client: Client) -> None:
     secret = new_secret()
     response = admin_client.post("/admin/tailhook/endpoint/add/", endpoint_form(secrets=secret))

@@ -1,4 +1,4 @@
--- tailhook 0.1.0 schema steps (23 pending; the latest version is 23).
+-- tailhook 0.1.0 schema steps (24 pending; the latest version is 24).
 -- Run them in order. A step marked `transactional` is one statement and
 -- may run inside your tool's transaction; each step marked `outside a
 -- transaction` must run on its own in autocommit. `psql -v ON_ERROR_STOP=1
@@ -4144,5 +4144,68 @@ BEGIN
 END
 $$;$tailhook_migration$;
     INSERT INTO tailhook.schema_migrations (version, name) VALUES (23, 'legacy_signatures');
+END
+$tailhook_step$;
+
+-- tailhook step 24 endpoint_backoff: transactional
+DO $tailhook_step$
+BEGIN
+    EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
+-- version table exists. 7_368_001 is tailhook's advisory lock key.
+SELECT pg_advisory_xact_lock(7368001::bigint);
+-- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
+SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
+CREATE SCHEMA IF NOT EXISTS tailhook;
+CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);$tailhook_prepare$;
+    IF EXISTS (SELECT FROM tailhook.schema_migrations WHERE version = 24) THEN
+        RETURN;
+    END IF;
+    EXECUTE $tailhook_migration$-- tailhook schema, version 24: a retry schedule per endpoint. Plain SQL,
+-- safe to re-run.
+--
+-- NULL: the configured default (`delivery.backoff_initial_ms`,
+-- `delivery.backoff_max_ms`). The first retry waits backoff_initial_ms, each
+-- further one twice as long, never more than backoff_max_ms (±20% jitter,
+-- src/pipeline/schedule.rs). Equal values give a fixed delay. The same bounds
+-- are checked by tailhook itself (src/config/rules.rs): keep them in step.
+ALTER TABLE tailhook.endpoints ADD COLUMN IF NOT EXISTS backoff_initial_ms int;
+ALTER TABLE tailhook.endpoints ADD COLUMN IF NOT EXISTS backoff_max_ms int;
+
+-- NOT VALID, as in version 4: they hold for every row written from now on.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT * FROM (VALUES
+        ('endpoints_backoff_initial_ms_positive', 'CHECK (backoff_initial_ms > 0)'),
+        ('endpoints_backoff_initial_ms_max', 'CHECK (backoff_initial_ms <= 86400000)'),
+        ('endpoints_backoff_max_ms_positive', 'CHECK (backoff_max_ms > 0)'),
+        ('endpoints_backoff_max_ms_max', 'CHECK (backoff_max_ms <= 604800000)'),
+        ('endpoints_backoff_max_ms_at_least_initial', 'CHECK (backoff_max_ms >= backoff_initial_ms)')
+    ) AS v(name, def)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                        WHERE conrelid = 'tailhook.endpoints'::regclass AND conname = c.name) THEN
+            EXECUTE pg_catalog.format('ALTER TABLE tailhook.endpoints ADD CONSTRAINT %I %s NOT VALID', c.name, c.def);
+        END IF;
+    END LOOP;
+END
+$$;
+
+COMMENT ON CONSTRAINT endpoints_backoff_initial_ms_positive ON tailhook.endpoints IS 'backoff_initial_ms must be greater than 0 (NULL: delivery.backoff_initial_ms)';
+COMMENT ON CONSTRAINT endpoints_backoff_initial_ms_max ON tailhook.endpoints IS 'backoff_initial_ms must be at most 86400000 (one day)';
+COMMENT ON CONSTRAINT endpoints_backoff_max_ms_positive ON tailhook.endpoints IS 'backoff_max_ms must be greater than 0 (NULL: delivery.backoff_max_ms)';
+COMMENT ON CONSTRAINT endpoints_backoff_max_ms_max ON tailhook.endpoints IS 'backoff_max_ms must be at most 604800000 (seven days)';
+COMMENT ON CONSTRAINT endpoints_backoff_max_ms_at_least_initial ON tailhook.endpoints IS 'backoff_max_ms must be at least backoff_initial_ms when both are set';$tailhook_migration$;
+    INSERT INTO tailhook.schema_migrations (version, name) VALUES (24, 'endpoint_backoff');
 END
 $tailhook_step$;

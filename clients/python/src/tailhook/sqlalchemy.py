@@ -82,6 +82,8 @@ endpoints = Table(
     Column("legacy_signature", JSONB),
     Column("legacy_secret", Text),
     Column("standard_signature", Boolean, nullable=False, server_default=text("true")),
+    Column("backoff_initial_ms", Integer),
+    Column("backoff_max_ms", Integer),
 )
 
 deliveries = Table(

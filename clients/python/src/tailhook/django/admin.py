@@ -49,6 +49,8 @@ class EndpointForm(forms.ModelForm):
             "timeout_ms",
             "rate_limit_per_sec",
             "max_in_flight",
+            "backoff_initial_ms",
+            "backoff_max_ms",
             "filter",
             "filter_path",
             "transform",

@@ -26,6 +26,8 @@ class Endpoint(models.Model):
     timeout_ms = models.IntegerField(null=True, blank=True)
     rate_limit_per_sec = models.IntegerField(null=True, blank=True)
     max_in_flight = models.IntegerField(null=True, blank=True)
+    backoff_initial_ms = models.IntegerField(null=True, blank=True)
+    backoff_max_ms = models.IntegerField(null=True, blank=True)
     ordered = models.BooleanField(db_default=False)
     managed_by = models.TextField(db_default="sql", editable=False)
     created_at = models.DateTimeField(db_default=Now(), editable=False)

@@ -111,6 +111,8 @@ class Migration(migrations.Migration):
                 ('invalid_reason', models.TextField(editable=False, null=True)),
                 ('auto_disabled', models.BooleanField(db_default=False, editable=False)),
                 ('transform', models.TextField(blank=True, null=True)),
+                ('backoff_initial_ms', models.IntegerField(blank=True, null=True)),
+                ('backoff_max_ms', models.IntegerField(blank=True, null=True)),
             ],
             options={
                 'db_table': '"tailhook"."endpoints"',
