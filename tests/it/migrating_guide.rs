@@ -17,6 +17,8 @@ const RUN_HERE: &[&str] = &[
     "cut over",
     "retire old",
     "legacy stats",
+    "drop legacy header",
+    "back to the old module",
 ];
 
 /// Every ```sql block of the guide, by label; a block without a label fails.
@@ -322,5 +324,33 @@ async fn the_migration_guide_imports_a_legacy_module_and_cuts_over_with_its_own_
         delivered,
         [(t("legacy-1"), t("1")), (t("legacy-2"), t("1")), (t("legacy-3"), t("0")), (t("legacy-5"), t("0"))]
     );
+
+    let dropped = client
+        .execute(&sql["drop legacy header"], &[])
+        .await
+        .unwrap_or_else(|e| panic!("drop legacy header: {}", report(&e)));
+    assert_eq!(dropped, 1);
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM tailhook.endpoints WHERE legacy_signature IS NOT NULL OR legacy_secret IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "no endpoint keeps a legacy header or secret");
+    client
+        .batch_execute(&sql["back to the old module"])
+        .await
+        .unwrap_or_else(|e| panic!("back to the old module: {}", report(&e)));
+    let state: (bool, bool) = client
+        .query_one(
+            "SELECT e.enabled, w.is_active FROM tailhook.endpoints e, webhooks_webhook w WHERE e.name = 'legacy-2' AND w.id = 2",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(state, (false, true), "legacy-2 is served by the old module again");
     sidecar.stop().await;
 }
