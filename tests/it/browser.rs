@@ -251,20 +251,7 @@ fetch("{target}", {{mode: "no-cors", credentials: "include"}})
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_on_another_site_cannot_make_the_console_run_a_transform() {
     let db = TestDb::new().await;
-    let client = db.migrate().await;
-    let receiver = Receiver::ok().await;
-    add_endpoint(&client, "shaped", &receiver.url("/shaped"), &[SECRET]).await;
-    client
-        .execute(
-            "UPDATE tailhook.endpoints SET transform = $1 WHERE name = 'shaped'",
-            &[&"#{ marker: \"ran-the-transform-\" + event.data.n }"],
-        )
-        .await
-        .unwrap();
-    client.execute("SELECT tailhook.publish('invoice.paid', '{\"n\": 7}')", &[]).await.unwrap();
-    let (sidecar, base) = console::start(db.config()).await;
-    wait_settled(&db, 1, Duration::from_secs(15)).await;
-    let delivery = db.count("SELECT id FROM tailhook.deliveries").await;
+    let (sidecar, base, delivery, _receiver) = console::transformed_delivery(&db).await;
     let (proxy, seen) = recording_proxy(base).await;
     let target = format!("{proxy}/deliveries/{delivery}");
     let page = other_site(target.clone()).await;

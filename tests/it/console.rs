@@ -534,20 +534,7 @@ async fn metrics_and_readyz_refuse_a_host_that_is_not_an_address_loopback_or_all
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_pages_refuse_cross_site_fetches_and_run_a_transform_only_for_the_console_itself() {
     let db = TestDb::new().await;
-    let client = db.migrate().await;
-    let receiver = Receiver::ok().await;
-    add_endpoint(&client, "shaped", &receiver.url("/shaped"), &[SECRET]).await;
-    client
-        .execute(
-            "UPDATE tailhook.endpoints SET transform = $1 WHERE name = 'shaped'",
-            &[&"#{ marker: \"ran-the-transform-\" + event.data.n }"],
-        )
-        .await
-        .unwrap();
-    client.execute("SELECT tailhook.publish('invoice.paid', '{\"n\": 7}')", &[]).await.unwrap();
-    let (sidecar, base) = console::start(db.config()).await;
-    wait_settled(&db, 1, Duration::from_secs(15)).await;
-    let delivery = db.count("SELECT id FROM tailhook.deliveries").await;
+    let (sidecar, base, delivery, _receiver) = console::transformed_delivery(&db).await;
     let page = format!("{base}/deliveries/{delivery}");
     let marker = "ran-the-transform-7";
 

@@ -1,6 +1,6 @@
 //! The console over HTTP: a sidecar with its listener on a free loopback port, and requests with the headers a browser (or an attacker's page) would send.
 
-use super::{free_port, wait_for, Sidecar};
+use super::{add_endpoint, free_port, wait_for, wait_settled, Receiver, Sidecar, TestDb, SECRET};
 use std::time::Duration;
 use tailhook::Config;
 
@@ -54,4 +54,26 @@ pub fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF field in {html}"));
     let rest = &html[at + "name=\"csrf\" value=\"".len()..];
     rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// A settled delivery of event `{"n": 7}` to endpoint `shaped`, whose
+/// transform makes the body `{"marker": "ran-the-transform-7"}`, and a console
+/// in front of it: (the sidecar, the console's base URL, the delivery's id,
+/// the receiver it went to).
+pub async fn transformed_delivery(db: &TestDb) -> (Sidecar, String, i64, Receiver) {
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    add_endpoint(&client, "shaped", &receiver.url("/shaped"), &[SECRET]).await;
+    client
+        .execute(
+            "UPDATE tailhook.endpoints SET transform = $1 WHERE name = 'shaped'",
+            &[&"#{ marker: \"ran-the-transform-\" + event.data.n }"],
+        )
+        .await
+        .unwrap();
+    client.execute("SELECT tailhook.publish('invoice.paid', '{\"n\": 7}')", &[]).await.unwrap();
+    let (sidecar, base) = start(db.config()).await;
+    wait_settled(db, 1, Duration::from_secs(15)).await;
+    let delivery = db.count("SELECT id FROM tailhook.deliveries").await;
+    (sidecar, base, delivery, receiver)
 }
