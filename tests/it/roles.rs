@@ -1,58 +1,7 @@
 //! The documented roles: each connects as itself and is checked for what it may do and what is refused (SQLSTATE 42501).
 
-use crate::support::{self, Receiver, TestDb, SECRET};
+use crate::support::{self, Receiver, Role, TestDb, SECRET};
 use std::time::Duration;
-
-/// A login role with a unique name, made for one test; its privileges in the
-/// test database are revoked and the role dropped when the test ends, even
-/// when it fails (roles are cluster-wide).
-struct Role {
-    name: String,
-    db_url: String,
-    admin_url: String,
-}
-
-impl Role {
-    async fn new(db: &TestDb, kind: &str) -> Self {
-        let name = format!("tailhook_test_{kind}_{:08x}", rand::random::<u32>());
-        let admin = db.client().await;
-        admin.batch_execute(&format!("CREATE ROLE {name} LOGIN")).await.expect("create role");
-        let admin_url = support::server().admin_url.clone();
-        Self { name, db_url: db.url.clone(), admin_url }
-    }
-
-    /// `db.url` with this role as the user.
-    fn url(&self) -> String {
-        let (scheme, rest) = self.db_url.split_once("://").expect("a URL");
-        let host = rest.split_once('@').map_or(rest, |(_, host)| host);
-        format!("{scheme}://{}@{host}", self.name)
-    }
-
-    async fn connect(&self) -> tokio_postgres::Client {
-        support::connect(&self.url()).await
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let (name, db_url, admin_url) = (self.name.clone(), self.db_url.clone(), self.admin_url.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            rt.block_on(async {
-                let db = support::connect(&db_url).await;
-                // Its sessions first (a sidecar's pool may still be closing).
-                let _ = db
-                    .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", &[&name])
-                    .await;
-                db.batch_execute(&format!("DROP OWNED BY {name}")).await.ok()?;
-                drop(db);
-                let admin = support::connect(&admin_url).await;
-                admin.batch_execute(&format!("DROP ROLE IF EXISTS {name}")).await.ok()
-            })
-        })
-        .join();
-    }
-}
 
 /// Runs `sql` and expects it refused for want of privilege (SQLSTATE 42501).
 async fn refused(client: &tokio_postgres::Client, sql: &str) {
@@ -91,7 +40,7 @@ async fn a_publisher_may_only_publish_and_never_tailhooks_own_event_types() {
     support::add_endpoint(&admin, "ops", "http://127.0.0.1:9/x", &[SECRET]).await;
     let role = Role::new(&db, "publisher").await;
     admin.execute("SELECT tailhook.grant_publisher($1::text::regrole)", &[&role.name]).await.expect("grant_publisher");
-    let me = role.connect().await;
+    let me = role.client().await;
 
     let id: String = me.query_one("SELECT tailhook.publish('order.paid', '{}')::text", &[]).await.unwrap().get(0);
     assert_eq!(id.len(), 36, "publish returns the event id");
@@ -147,7 +96,7 @@ async fn an_endpoint_manager_manages_endpoints_and_reads_no_history() {
         .execute("SELECT tailhook.grant_endpoint_manager($1::text::regrole)", &[&role.name])
         .await
         .expect("grant_endpoint_manager");
-    let me = role.connect().await;
+    let me = role.client().await;
 
     allowed(
         &me,
@@ -197,7 +146,7 @@ async fn a_history_reader_reads_history_and_endpoint_configuration_without_secre
         .execute("SELECT tailhook.grant_history_reader($1::text::regrole)", &[&role.name])
         .await
         .expect("grant_history_reader");
-    let me = role.connect().await;
+    let me = role.client().await;
 
     allowed(&me, READ_PAYLOADS).await;
     allowed(&me, READ_DELIVERIES).await;
@@ -241,7 +190,7 @@ async fn the_sidecar_runs_as_its_own_role_and_delivers_signed() {
     support::add_endpoint(&admin, "hook", &receiver.url("/hook"), &[SECRET]).await;
     let role = Role::new(&db, "sidecar").await;
     admin.execute("SELECT tailhook.grant_sidecar($1::text::regrole)", &[&role.name]).await.expect("grant_sidecar");
-    let me = role.connect().await;
+    let me = role.client().await;
     for sql in [
         PUBLISH,
         "CREATE TABLE tailhook.mine (x int)",
@@ -387,7 +336,7 @@ async fn a_publisher_shadowing_built_ins_on_its_search_path_runs_nothing_as_the_
     let role = Role::new(&db, "shadow").await;
     admin.execute("SELECT tailhook.grant_publisher($1::text::regrole)", &[&role.name]).await.unwrap();
     admin.batch_execute(&format!("CREATE SCHEMA evil AUTHORIZATION {}", role.name)).await.unwrap();
-    let me = role.connect().await;
+    let me = role.client().await;
     me.batch_execute(
         "CREATE TABLE evil.ran (who text, what text);
          GRANT INSERT ON evil.ran TO PUBLIC;
@@ -477,7 +426,7 @@ async fn publishers_of_before_version_21_keep_publishing_and_others_lose_it() {
         ))
         .await
         .unwrap();
-    let (old_app, old_stranger) = (app.connect().await, stranger.connect().await);
+    let (old_app, old_stranger) = (app.client().await, stranger.client().await);
     allowed(&old_app, PUBLISH).await;
     // Before: anyone with USAGE could run publish (it then failed on the table).
     let before = old_stranger.batch_execute(PUBLISH).await.unwrap_err().as_db_error().unwrap().message().to_owned();
@@ -486,8 +435,8 @@ async fn publishers_of_before_version_21_keep_publishing_and_others_lose_it() {
     let (_, _, v21) = tailhook::db::MIGRATIONS.iter().find(|m| m.0 == 21).unwrap();
     support::apply_migration_by_hand(&admin, 21, v21).await;
     support::apply_migration_by_hand(&admin, 21, v21).await;
-    allowed(&app.connect().await, PUBLISH).await;
-    let me = stranger.connect().await;
+    allowed(&app.client().await, PUBLISH).await;
+    let me = stranger.client().await;
     refused(&me, PUBLISH).await;
     let message = me.batch_execute(PUBLISH).await.unwrap_err().as_db_error().unwrap().message().to_owned();
     assert!(message.contains("permission denied for function publish"), "{message}");

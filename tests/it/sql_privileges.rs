@@ -3,69 +3,24 @@
 use crate::support::*;
 use std::time::Duration;
 
-/// A role of its own (cluster-wide, so a random name), dropped with what it
-/// owns in the test database when the test ends.
-pub struct Role {
-    pub name: String,
-    db_url: String,
-    admin_url: String,
-}
-
-impl Role {
-    /// `CREATE ROLE <prefix>_<random> LOGIN NOSUPERUSER`, with CREATE on
-    /// schema public of `db` and USAGE on schema tailhook if it exists.
-    pub async fn new(db: &TestDb, prefix: &str) -> Self {
-        let name = format!("{prefix}_{:08x}", rand::random::<u32>());
-        let admin = db.client().await;
-        admin
-            .batch_execute(&format!(
-                "CREATE ROLE {name} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB;
-                 GRANT CREATE ON SCHEMA public TO {name};
-                 DO $$ BEGIN
-                     IF to_regnamespace('tailhook') IS NOT NULL THEN
-                         GRANT USAGE ON SCHEMA tailhook TO {name};
-                     END IF;
-                 END $$;"
-            ))
-            .await
-            .unwrap();
-        Self { name, db_url: db.url.clone(), admin_url: server().admin_url.clone() }
-    }
-
-    /// A connection to the test database as this role.
-    pub async fn client(&self) -> tokio_postgres::Client {
-        let mut config: tokio_postgres::Config = self.db_url.parse().unwrap();
-        config.user(&self.name);
-        let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
-        client
-    }
-
-    pub async fn is_superuser(&self, db: &TestDb) -> bool {
-        db.client()
-            .await
-            .query_one("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = $1", &[&self.name])
-            .await
-            .unwrap()
-            .get(0)
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let (name, db_url, admin_url) = (self.name.clone(), self.db_url.clone(), self.admin_url.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            rt.block_on(async {
-                let db = connect(&db_url).await;
-                db.batch_execute(&format!("DROP OWNED BY {name} CASCADE")).await.ok();
-                drop(db);
-                let admin = connect(&admin_url).await;
-                admin.batch_execute(&format!("DROP ROLE IF EXISTS {name}")).await.ok()
-            })
-        })
-        .join();
-    }
+/// A role that may create objects in schema public (as an application's
+/// role often may) and use schema tailhook if it exists.
+async fn app_role(db: &TestDb, kind: &str) -> Role {
+    let role = Role::new(db, kind).await;
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "GRANT CREATE ON SCHEMA public TO {name};
+             DO $$ BEGIN
+                 IF to_regnamespace('tailhook') IS NOT NULL THEN
+                     GRANT USAGE ON SCHEMA tailhook TO {name};
+                 END IF;
+             END $$;",
+            name = role.name
+        ))
+        .await
+        .unwrap();
+    role
 }
 
 /// The role's `mood` enum, a table owning a column of it, and a cast to json
@@ -128,7 +83,7 @@ async fn cast_calls(db: &TestDb) -> Vec<(String, String, String)> {
 async fn a_cast_on_a_captured_column_never_runs_with_tailhooks_or_the_capturers_privileges() {
     let db = TestDb::new().await;
     let admin = db.migrate().await;
-    let app = Role::new(&db, "app").await;
+    let app = app_role(&db, "app").await;
     let c = app_with_a_hostile_cast(&app).await;
     admin.batch_execute("SELECT tailhook.capture('public.orders', 'order')").await.unwrap();
     let oid: u32 = admin.query_one("SELECT 'public.orders'::regclass::oid", &[]).await.unwrap().get(0);
@@ -628,7 +583,7 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
 async fn a_make_interval_look_alike_in_public_never_runs_in_the_fan_out() {
     let db = TestDb::new().await;
     let admin = db.migrate().await;
-    let hostile = Role::new(&db, "hostile").await;
+    let hostile = app_role(&db, "hostile").await;
     let receiver = Receiver::ok().await;
     add_endpoint(&admin, "victim", &receiver.url("/v"), &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]).await;
     hostile
@@ -659,7 +614,7 @@ async fn a_make_interval_look_alike_in_public_never_runs_in_the_fan_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_look_alike_of_a_built_in_runs_anywhere_in_the_pipeline() {
     let db = TestDb::new().await;
-    let hostile = Role::new(&db, "hostile").await;
+    let hostile = app_role(&db, "hostile").await;
     let made = create_shadows(&hostile, &pinned(&db).await).await;
     assert!(made > 1000, "look-alikes made: {made}");
     pinned(&db)
@@ -729,7 +684,7 @@ async fn no_closer_look_alike_runs_through_pgbouncer_in_transaction_mode() {
     use crate::support::pgbouncer::{PgBouncer, PoolMode};
     let bouncer = PgBouncer::start(PoolMode::Transaction, 4).await;
     let db = TestDb::new().await;
-    let hostile = Role::new(&db, "hostile").await;
+    let hostile = app_role(&db, "hostile").await;
     let made = create_shadows(&hostile, &pinned(&db).await).await;
     assert!(made > 1000, "look-alikes made: {made}");
     let mut config = db.config();
@@ -764,7 +719,7 @@ async fn a_table_captured_before_19_is_upgraded_without_running_its_owners_casts
             .await
             .unwrap();
     }
-    let app = Role::new(&db, "app").await;
+    let app = app_role(&db, "app").await;
     let c = app_with_a_hostile_cast(&app).await;
     admin.batch_execute("SELECT tailhook.capture('public.orders', 'order')").await.unwrap();
     c.batch_execute("INSERT INTO public.orders VALUES (1, 'new', 'happy', '{sad}')").await.unwrap();

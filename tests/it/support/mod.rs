@@ -6,6 +6,7 @@ pub mod pgbouncer;
 pub mod process;
 pub mod proxy;
 pub mod receiver;
+pub mod role;
 pub mod tls;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use process::Binary;
 pub use receiver::{Receiver, Reply};
+pub use role::Role;
 
 /// The server every test in this process uses (found or started once).
 pub fn server() -> &'static LocalPg {
