@@ -67,31 +67,30 @@ const BUILD_POLL: Duration = Duration::from_millis(200);
 /// (a migrator waiting on the lock would hold a snapshot that a concurrent
 /// index build waits for), so every statement in it is idempotent and safe
 /// beside another migrator running it; it is recorded, under the lock, once
-/// it ran to the end. Returns the versions applied by this call.
+/// it ran to the end. A migrator starts no transaction while another one's
+/// index build is under way, and runs its transaction again if it was still
+/// chosen as a deadlock's victim. Returns the versions applied by this call.
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
     let mut done = Vec::new();
+    let mut deadlocks = 0;
     loop {
-        let tx = client.transaction().await?;
-        tx.batch_execute(PREPARE).await?;
-        let done_before = applied(&tx).await?;
-        let mut outside = None;
-        for &(version, name, sql) in MIGRATIONS {
-            if done_before.contains(&version) {
+        // Another migrator may still be building an outside file's indexes:
+        // a transaction here that locks their table would deadlock with the
+        // build, which waits for this transaction's snapshot.
+        wait_for_index_builds(client).await?;
+        let outside = match apply_in_one_transaction(client).await {
+            Ok((applied, outside)) => {
+                done.extend(applied);
+                outside
+            }
+            // The deadlock's victim rolled back whole: nothing was applied.
+            Err(e) if e.code() == Some(DEADLOCK) && deadlocks < OUTSIDE_TRIES => {
+                deadlocks += 1;
+                tracing::debug!(error = %e, "migration deadlocked with another migrator's index build; running it again");
                 continue;
             }
-            if runs_outside_a_transaction(sql) {
-                outside = Some((version, name, sql));
-                break;
-            }
-            tx.batch_execute(sql).await.map_err(|source| DbError::Migration { version, name, source })?;
-            tx.execute_typed(RECORD, &typed(&[&version, &name])).await?;
-            done.push(version);
-        }
-        let applied_now = done.iter().any(|v| !done_before.contains(v));
-        if applied_now && (done_before.contains(&ROLE_GRANTS) || done.contains(&ROLE_GRANTS)) {
-            tx.query_typed(REGRANT, &[]).await?;
-        }
-        tx.commit().await?;
+            Err(e) => return Err(e),
+        };
         let Some((version, name, sql)) = outside else { return Ok(done) };
         run_outside_a_transaction(client, version, name, sql).await?;
         let tx = client.transaction().await?;
@@ -102,6 +101,47 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
         }
         tx.commit().await?;
     }
+}
+
+/// SQLSTATE deadlock_detected.
+const DEADLOCK: &str = "40P01";
+
+/// Applies the pending files up to the first one that runs outside a
+/// transaction, in one transaction under the migration lock; returns the
+/// versions it applied (once committed) and that outside file, if any.
+async fn apply_in_one_transaction(
+    client: &mut Client,
+) -> Result<(Vec<i32>, Option<(i32, &'static str, &'static str)>), DbError> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(PREPARE).await?;
+    let done_before = applied(&tx).await?;
+    let (mut done, mut outside) = (Vec::new(), None);
+    for &(version, name, sql) in MIGRATIONS {
+        if done_before.contains(&version) {
+            continue;
+        }
+        if runs_outside_a_transaction(sql) {
+            outside = Some((version, name, sql));
+            break;
+        }
+        tx.batch_execute(sql).await.map_err(|source| DbError::Migration { version, name, source })?;
+        tx.execute_typed(RECORD, &typed(&[&version, &name])).await?;
+        done.push(version);
+    }
+    if !done.is_empty() && (done_before.contains(&ROLE_GRANTS) || done.contains(&ROLE_GRANTS)) {
+        tx.query_typed(REGRANT, &[]).await?;
+    }
+    tx.commit().await?;
+    Ok((done, outside))
+}
+
+/// Waits while an index is being built on one of tailhook's tables (by
+/// another migrator running a file outside a transaction).
+async fn wait_for_index_builds(client: &Client) -> Result<(), DbError> {
+    while client.query_typed(BUILDING, &[]).await?.first().is_some_and(|r| r.get::<_, bool>(0)) {
+        tokio::time::sleep(BUILD_POLL).await;
+    }
+    Ok(())
 }
 
 /// The migrations this database has not recorded yet, in order, read
@@ -208,9 +248,7 @@ async fn run_outside_a_transaction(
 async fn run_statements_outside(client: &Client, version: i32, name: &'static str, sql: &str) -> Result<(), DbError> {
     let mut tries = 0;
     loop {
-        while client.query_typed(BUILDING, &[]).await?.first().is_some_and(|r| r.get::<_, bool>(0)) {
-            tokio::time::sleep(BUILD_POLL).await;
-        }
+        wait_for_index_builds(client).await?;
         tries += 1;
         let mut result = Ok(());
         for statement in statements(sql) {
