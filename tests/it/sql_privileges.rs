@@ -273,7 +273,7 @@ DO $gen$
 DECLARE
     names text[] := $1;
     ops text[] := $2;
-    common oid[] := ARRAY['int2', 'int4', 'int8', 'numeric', 'float8', 'text', 'varchar', 'name', 'oid', 'regclass',
+    common oid[] := ARRAY['int2', 'int4', 'int8', 'numeric', 'float8', 'text', 'varchar', 'name', 'oid', 'regclass', 'regnamespace',
                           'bool', 'timestamptz', 'timestamp', 'date', 'interval', 'json', 'jsonb', 'uuid', 'bytea',
                           'text[]', 'int8[]', 'jsonpath']::pg_catalog.regtype[]::oid[];
     f record;
@@ -694,6 +694,52 @@ async fn no_closer_look_alike_runs_through_pgbouncer_in_transaction_mode() {
     config.database.poll_interval_ms = 100;
     let ran = whole_pipeline_with_shadows(&db, config, &hostile).await;
     assert!(ran.is_empty(), "look-alikes ran: {ran:?}");
+}
+
+/// Migration 10 runs outside a transaction, so behind a transaction-mode
+/// pooler its statements run with the database's default search_path. Its
+/// first DO block compares `pg_stat_progress_create_index.relid` (an oid)
+/// with a regclass: a look-alike `public.=(oid, regclass)` is a closer match
+/// than the built-in, and runs whenever an index build is under way anywhere
+/// in the cluster (CI once ran it as tailhook's own role while another
+/// test's migration was building). Here a build on another table is held
+/// waiting for a writer while `migrate` runs through PgBouncer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_through_pgbouncer_beside_an_index_build_runs_no_look_alike() {
+    use crate::support::pgbouncer::{PgBouncer, PoolMode};
+    let bouncer = PgBouncer::start(PoolMode::Transaction, 4).await;
+    let db = TestDb::new().await;
+    let hostile = app_role(&db, "hostile").await;
+    let made = create_shadows(&hostile, &pinned(&db).await).await;
+    assert!(made > 1000, "look-alikes made: {made}");
+    let admin = pinned(&db).await;
+    admin.batch_execute("CREATE TABLE public.busy (id int)").await.unwrap();
+    // A writer holds the table, so a concurrent build on it waits (and shows
+    // in pg_stat_progress_create_index) until the writer ends.
+    let writer = pinned(&db).await;
+    writer.batch_execute("BEGIN; LOCK TABLE public.busy IN ROW EXCLUSIVE MODE").await.unwrap();
+    let builder = pinned(&db).await;
+    let build =
+        tokio::spawn(async move { builder.batch_execute("CREATE INDEX CONCURRENTLY ON public.busy (id)").await });
+    let building = || async {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_progress_create_index WHERE relid = 'public.busy'::pg_catalog.regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    };
+    assert!(poll_until(Duration::from_secs(10), building).await, "the build never started");
+    let url = bouncer.url_for(db.name());
+    let out = tailhook(&["migrate"], &[("DATABASE_URL", &url), ("TAILHOOK_DATABASE__PREPARED_STATEMENTS", "false")]);
+    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(building().await, "the build ended before migrate did: the test proved nothing");
+    writer.batch_execute("COMMIT").await.unwrap();
+    build.await.unwrap().unwrap();
+    assert_eq!(shadow_calls(&admin).await, [], "look-alikes ran");
 }
 
 /// A table captured before migration 19, with a column of its owner's enum

@@ -982,6 +982,9 @@ DO $$
 DECLARE
     i record;
 BEGIN
+    -- Outside a transaction, behind a transaction-mode pooler, no session
+    -- setting pins the search_path: this block pins its own.
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     FOR i IN SELECT c.relname
                FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
               WHERE c.relnamespace = 'tailhook'::regnamespace
@@ -1051,6 +1054,7 @@ DO $$
 DECLARE
     missing text;
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     SELECT string_agg(n, ', ') INTO missing
       FROM unnest(ARRAY['deliveries_ordered', 'deliveries_finished', 'deliveries_succeeded', 'deliveries_failed',
                          'deliveries_keyed_scheduled']) AS n
