@@ -87,7 +87,7 @@ pub async fn fan_out_loop(ctx: Arc<Ctx>) {
 
 /// Changed rows expanded per call: what one call takes stays well inside the
 /// statement deadline (about 1.5 s per 100,000 rows on a small machine, see
-/// the README), and a larger staged statement is taken in slices.
+/// bench/results/2026-11-25-032f23c.md), and a larger staged statement is taken in slices.
 const EXPAND_ROWS: i32 = 50_000;
 
 /// Turns what change capture staged into outbox rows before the fan-out

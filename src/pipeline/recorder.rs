@@ -23,7 +23,7 @@ const MAX_BATCH: usize = 1_000;
 /// and one WAL flush for several) instead of taking one each; nothing waits
 /// on the write but the delivery record, since the request is answered and
 /// its slot given back when the result is queued. At 1,000 events/s this
-/// took result writes from 0.43–0.51 to 0.13 per event (see bench/results/history.md).
+/// took result writes from 0.43–0.51 to 0.13 per event (see bench/results/2026-11-24-b21e114.md).
 const LINGER: Duration = Duration::from_millis(5);
 
 /// A batch this large is written at once: results are arriving faster than

@@ -1,0 +1,2070 @@
+-- The whole current schema of tailhook, as the migrations in sql/ leave a fresh
+-- database (pg_dump --schema-only --schema=tailhook --no-owner, normalised).
+-- Generated: do not edit. Regenerate after adding a migration with
+--   TAILHOOK_BLESS=1 cargo test --test it schema_file::
+
+-- Name: tailhook; Type: SCHEMA; Schema: -; Owner: -
+
+CREATE SCHEMA tailhook;
+
+-- Name: capture(regclass, text, text[], text[], text, text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture(tbl regclass, event_type text, operations text[] DEFAULT '{insert,update,delete}'::text[], columns text[] DEFAULT NULL::text[], tenant_column text DEFAULT NULL::text, key_column text DEFAULT NULL::text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    rel pg_catalog.pg_class%ROWTYPE;
+    nsp text;
+    pk text[];
+    ops text[];
+    col text;
+    key text := capture.key_column;
+    fname text := 'capture_' || tbl::oid;
+    staged text := format('tailhook.%I', 'capture_' || tbl::oid || '_staged');
+    row_type text := format('tailhook.%I', 'capture_' || tbl::oid || '_row');
+    pinned text[];
+    write_body text := '';
+    stuck boolean;
+    op text;
+BEGIN
+    SELECT * INTO rel FROM pg_catalog.pg_class WHERE oid = tbl;
+    SELECT nspname INTO nsp FROM pg_catalog.pg_namespace WHERE oid = rel.relnamespace;
+    IF nsp = 'tailhook' THEN
+        RAISE EXCEPTION 'tailhook.capture: % is one of tailhook''s own tables and cannot be captured', tbl
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'tailhook.capture: % is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    -- The expansion reads the table's rows (and locks it as a SELECT does)
+    -- with this role's privileges.
+    IF NOT has_table_privilege(tbl, 'SELECT') THEN
+        RAISE EXCEPTION 'tailhook.capture: the role calling capture needs SELECT on %', tbl
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF coalesce(capture.event_type, '') = '' THEN
+        RAISE EXCEPTION 'tailhook.capture: event_type must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT array_agg(DISTINCT lower(o)) INTO ops FROM unnest(capture.operations) AS o;
+    IF ops IS NULL OR NOT ops <@ ARRAY['insert', 'update', 'delete'] THEN
+        RAISE EXCEPTION 'tailhook.capture: operations must be a non-empty list of insert, update, delete (got %)',
+            capture.operations USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Every column named must exist.
+    FOREACH col IN ARRAY array_remove(ARRAY[capture.tenant_column, capture.key_column], NULL) || coalesce(capture.columns, '{}') LOOP
+        IF col IS NULL OR NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_attribute
+             WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'tailhook.capture: % has no column %', tbl, coalesce(quote_ident(col), 'NULL')
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+    IF capture.columns IS NOT NULL AND cardinality(capture.columns) = 0 THEN
+        RAISE EXCEPTION 'tailhook.capture: columns must list at least one column (NULL: every column)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The key: pairs an UPDATE's old and new rows, and is the ordering key.
+    IF key IS NULL THEN
+        SELECT array_agg(a.attname ORDER BY a.attnum) INTO pk
+          FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+         WHERE i.indrelid = tbl AND i.indisprimary;
+        IF pk IS NULL THEN
+            RAISE EXCEPTION 'tailhook.capture: % has no primary key; name a unique column with key_column', tbl
+                USING ERRCODE = 'invalid_parameter_value';
+        ELSIF cardinality(pk) > 1 THEN
+            RAISE EXCEPTION 'tailhook.capture: % has a composite primary key (%); name one unique column with key_column',
+                tbl, array_to_string(pk, ', ') USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        key := pk[1];
+    ELSIF 'update' = ANY (ops) AND NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = tbl AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
+           AND i.indexprs IS NULL AND a.attname = key) THEN
+        RAISE EXCEPTION 'tailhook.capture: key_column % of % is not unique (no single-column unique index): an UPDATE''s rows could not be paired',
+            quote_ident(key), tbl USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- No write in flight on the table from here on (released at commit);
+    -- what it staged under the previous options is expanded with them.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
+    IF to_regclass(staged) IS NOT NULL THEN
+        LOOP
+            EXIT WHEN tailhook.expand_captures(100000) = 0;
+        END LOOP;
+    END IF;
+
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'tailhook_capture_' || op, tbl);
+    END LOOP;
+    EXECUTE format('DROP FUNCTION IF EXISTS tailhook.%I()', fname);
+    EXECUTE format('DROP FUNCTION IF EXISTS tailhook.%I(bigint, int)', fname || '_expand');
+    EXECUTE format('DROP VIEW IF EXISTS tailhook.%I', fname || '_columns');
+    DELETE FROM tailhook.capture_config WHERE relid = tbl;
+    PERFORM tailhook.capture_forget_dropped();
+
+    -- The staging table is kept across re-captures (it may hold statements
+    -- that failed to expand under the previous options). Its arrays are of a
+    -- domain over the table's row type: generated code names the domain,
+    -- never the table, so renaming the table or its schema breaks nothing.
+    IF to_regtype(row_type) IS NULL THEN
+        EXECUTE format('CREATE DOMAIN %s AS %s', row_type, tbl);
+    END IF;
+    EXECUTE format($f$CREATE TABLE IF NOT EXISTS %s (
+        batch      bigint PRIMARY KEY,
+        op         "char" NOT NULL,
+        n          int NOT NULL,
+        done       int NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        old_rows   %s[],
+        new_rows   %s[])$f$, staged, row_type, row_type);
+    EXECUTE format('ALTER TABLE %s ALTER old_rows SET STORAGE EXTERNAL, ALTER new_rows SET STORAGE EXTERNAL', staged);
+
+    -- The columns the expansion names, pinned against DROP and ALTER TYPE.
+    SELECT array_agg(DISTINCT x) INTO pinned
+      FROM unnest(ARRAY[key, capture.tenant_column] || coalesce(capture.columns, '{}')) AS x WHERE x IS NOT NULL;
+    EXECUTE format('CREATE VIEW tailhook.%I AS SELECT %s FROM %s WHERE false', fname || '_columns',
+        (SELECT string_agg(quote_ident(x), ', ') FROM unnest(pinned) AS x), tbl);
+
+    -- The writer's side: one staged row per statement, no JSON, no per-row work
+    -- beyond copying the row into the array.
+    -- A statement of more than 100,000 rows is staged as several rows of at
+    -- most 100,000 (an array is limited to 1 GB, and an expansion slice
+    -- reads its staged row whole); numbering the rows costs a little, so
+    -- smaller statements are staged without it.
+    IF 'insert' = ANY (ops) THEN
+        write_body := write_body || format($f$
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM new_rows OFFSET 100000) THEN
+            INSERT INTO %1$s (batch, op, n, new_rows)
+            SELECT nextval('tailhook.capture_batch'), 'i', count(*), array_agg(n::%2$s) FROM new_rows n HAVING count(*) > 0;
+        ELSE
+            INSERT INTO %1$s (batch, op, n, new_rows)
+            SELECT nextval('tailhook.capture_batch'), 'i', count(*), array_agg(c.r)
+              FROM (SELECT n::%2$s AS r, (row_number() OVER () - 1) / 100000 AS g FROM new_rows n) c GROUP BY c.g;
+        END IF;
+    END IF;$f$, staged, row_type);
+    END IF;
+    IF 'update' = ANY (ops) THEN
+        -- Old and new images of a row sit at the same position of the two
+        -- transition tables; each staged row keeps them aligned: both sides
+        -- are sliced by position and aggregated in scan order (the function
+        -- runs with enable_sort off, so the grouping is hashed and keeps that
+        -- order), and slice g of the old rows meets slice g of the new.
+        write_body := write_body || format($f$
+    IF TG_OP = 'UPDATE' THEN
+        IF NOT EXISTS (SELECT 1 FROM new_rows OFFSET 100000) THEN
+            INSERT INTO %1$s (batch, op, n, old_rows, new_rows)
+            SELECT nextval('tailhook.capture_batch'), 'u', count(*), (SELECT array_agg(o::%2$s) FROM old_rows o), array_agg(n::%2$s)
+              FROM new_rows n HAVING count(*) > 0;
+        ELSE
+            INSERT INTO %1$s (batch, op, n, old_rows, new_rows)
+            SELECT nextval('tailhook.capture_batch'), 'u', a.n, a.r, b.r
+              FROM (SELECT c.g, count(*) AS n, array_agg(c.r) AS r
+                      FROM (SELECT o::%2$s AS r, (row_number() OVER () - 1) / 100000 AS g FROM old_rows o) c GROUP BY c.g) a
+              JOIN (SELECT c.g, array_agg(c.r) AS r
+                      FROM (SELECT n::%2$s AS r, (row_number() OVER () - 1) / 100000 AS g FROM new_rows n) c GROUP BY c.g) b
+                ON b.g = a.g;
+        END IF;
+    END IF;$f$, staged, row_type);
+    END IF;
+    IF 'delete' = ANY (ops) THEN
+        write_body := write_body || format($f$
+    IF TG_OP = 'DELETE' THEN
+        IF NOT EXISTS (SELECT 1 FROM old_rows OFFSET 100000) THEN
+            INSERT INTO %1$s (batch, op, n, old_rows)
+            SELECT nextval('tailhook.capture_batch'), 'd', count(*), array_agg(o::%2$s) FROM old_rows o HAVING count(*) > 0;
+        ELSE
+            INSERT INTO %1$s (batch, op, n, old_rows)
+            SELECT nextval('tailhook.capture_batch'), 'd', count(*), array_agg(c.r)
+              FROM (SELECT o::%2$s AS r, (row_number() OVER () - 1) / 100000 AS g FROM old_rows o) c GROUP BY c.g;
+        END IF;
+    END IF;$f$, staged, row_type);
+    END IF;
+    -- SECURITY DEFINER: the writing role needs no privilege on tailhook's
+    -- objects (a trigger function cannot be called any other way).
+    EXECUTE format($f$CREATE FUNCTION tailhook.%I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+        SET jit = off SET enable_sort = off SET search_path = pg_catalog, pg_temp AS %L$f$, fname,
+        format($b$
+-- tailhook capture v19: generated by tailhook.capture, replaced by capture, dropped by uncapture.
+BEGIN%s
+    IF FOUND THEN
+        -- The payload tells tailhook to expand before its fan-out (an
+        -- outbox insert's empty one does not).
+        PERFORM pg_notify('tailhook_outbox', 'capture');
+    END IF;
+    RETURN NULL;
+END
+$b$, write_body));
+
+    EXECUTE format('REVOKE ALL ON FUNCTION tailhook.%I() FROM PUBLIC', fname);
+
+    -- tailhook's side (see capture_make_expand).
+    PERFORM tailhook.capture_make_expand(tbl::oid, capture.event_type, capture.columns, capture.tenant_column, key);
+
+    FOREACH op IN ARRAY ops LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION tailhook.%I()',
+            'tailhook_capture_' || op, upper(op), tbl,
+            CASE op WHEN 'insert' THEN 'NEW TABLE AS new_rows'
+                    WHEN 'delete' THEN 'OLD TABLE AS old_rows'
+                    ELSE 'OLD TABLE AS old_rows NEW TABLE AS new_rows' END,
+            fname);
+    END LOOP;
+
+    INSERT INTO tailhook.capture_config (relid, event_type, operations, columns, tenant_column, key_column, function_name)
+    VALUES (tbl, capture.event_type, ops, capture.columns, capture.tenant_column, key, fname);
+
+    -- Statements the previous options could not expand (a captured column
+    -- renamed since) are expanded with the new ones.
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', staged) INTO stuck;
+    IF stuck THEN
+        LOOP
+            EXIT WHEN tailhook.expand_captures(100000) = 0;
+        END LOOP;
+    END IF;
+END
+$_$;
+
+-- Name: capture_base_type(oid); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_base_type(t oid) RETURNS oid
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH RECURSIVE d(oid, base, depth) AS (
+        SELECT y.oid, y.typbasetype, 0 FROM pg_catalog.pg_type y WHERE y.oid = t
+        UNION ALL
+        SELECT y.oid, y.typbasetype, d.depth + 1 FROM d JOIN pg_catalog.pg_type y ON y.oid = d.base
+         WHERE d.base <> 0 AND d.depth < 64)
+    SELECT d.oid FROM d ORDER BY d.depth DESC LIMIT 1
+$$;
+
+-- Name: capture_drop_objects(oid); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_drop_objects(r oid) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    EXECUTE format('DROP FUNCTION IF EXISTS tailhook.%I()', 'capture_' || r);
+    EXECUTE format('DROP FUNCTION IF EXISTS tailhook.%I(bigint, int)', 'capture_' || r || '_expand');
+    EXECUTE format('DROP VIEW IF EXISTS tailhook.%I', 'capture_' || r || '_columns');
+    EXECUTE format('DROP TABLE IF EXISTS tailhook.%I', 'capture_' || r || '_staged');
+    EXECUTE format('DROP DOMAIN IF EXISTS tailhook.%I', 'capture_' || r || '_row');
+END
+$$;
+
+-- Name: capture_element_type(oid); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_element_type(t oid) RETURNS oid
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE WHEN y.typelem <> 0 AND y.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+                THEN y.typelem ELSE 0 END
+      FROM pg_catalog.pg_type y WHERE y.oid = tailhook.capture_base_type(t)
+$$;
+
+-- Name: capture_forget_dropped(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_forget_dropped() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r oid;
+BEGIN
+    FOR r IN DELETE FROM tailhook.capture_config cc
+              WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cc.relid)
+          RETURNING relid
+    LOOP
+        PERFORM tailhook.capture_drop_objects(r);
+    END LOOP;
+END
+$$;
+
+-- Name: capture_json(text, text[]); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_json(expr text, cols text[]) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    parts text[] := '{}';
+    args text[] := '{}';
+    i int;
+BEGIN
+    IF cols IS NULL THEN
+        RETURN format('to_jsonb(%s)', expr);
+    END IF;
+    FOR i IN 1 .. cardinality(cols) LOOP
+        args := args || format('%L, (%s).%I', cols[i], expr, cols[i]);
+        IF cardinality(args) = 50 OR i = cardinality(cols) THEN
+            parts := parts || format('jsonb_build_object(%s)', array_to_string(args, ', '));
+            args := '{}';
+        END IF;
+    END LOOP;
+    RETURN array_to_string(parts, ' || ');
+END
+$$;
+
+-- Name: capture_make_expand(oid, text, text[], text, text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_make_expand(r oid, event_type text, columns text[], tenant_column text, key_column text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    fname text := 'capture_' || r || '_expand';
+    staged text := format('tailhook.%I', 'capture_' || r || '_staged');
+    pinned text[];
+    key_type oid;
+    tenant_type oid;
+    body text;
+    caller oid;
+BEGIN
+    SELECT array_agg(DISTINCT x) INTO pinned
+      FROM unnest(ARRAY[key_column, tenant_column] || coalesce(columns, '{}')) AS x WHERE x IS NOT NULL;
+    SELECT a.atttypid INTO key_type FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = r AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    SELECT a.atttypid INTO tenant_type FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = r AND a.attname = tenant_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF (SELECT count(*) FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = r AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY (pinned)) <> cardinality(pinned) THEN
+        RAISE EXCEPTION 'a column captured from % was renamed or dropped (captured: %); run tailhook.capture again',
+            r::regclass, pinned;
+    END IF;
+    body := format($f$
+-- tailhook capture v19: generated by tailhook.capture_make_expand, replaced by capture, dropped by uncapture.
+DECLARE
+    s record;
+    tbl text;
+    lo int;
+    hi int;
+    used int := 0;
+BEGIN
+    -- No column can be added or dropped while this runs; if the columns are
+    -- no longer those this function was generated for, it is generated
+    -- again (converting a new column as the old code would is not safe).
+    -- (expand_captures sets a short lock_timeout when it must not wait.)
+    EXECUTE pg_catalog.format('LOCK TABLE %%s IN ACCESS SHARE MODE', %1$s::pg_catalog.regclass);
+    IF tailhook.capture_signature(%1$s) IS DISTINCT FROM %13$L THEN
+        PERFORM tailhook.capture_make_expand(%1$s, %14$L, %15$L, %16$L, %11$L);
+        EXECUTE pg_catalog.format('SELECT tailhook.%%I($1, $2)', %17$L) INTO used USING upto, budget;
+        RETURN used;
+    END IF;
+    SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname) INTO tbl
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %1$s;
+    FOR s IN SELECT x.batch, x.op, x.n, x.done FROM %2$s x WHERE x.batch < upto ORDER BY x.batch LOOP
+        EXIT WHEN used >= budget;
+        lo := s.done + 1;
+        hi := least(s.n, s.done + (budget - used));
+        IF s.op = 'i' THEN
+            INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key, created_at)
+            SELECT %3$L, pg_catalog.jsonb_build_object('table', tbl, 'operation', 'insert', 'new', %6$s, 'old', NULL),
+                   %8$s, %12$s, u.created_at
+              FROM (SELECT pg_catalog.unnest(x.new_rows) AS n, pg_catalog.generate_series(1, x.n) AS i, x.created_at
+                      FROM %2$s x WHERE x.batch = s.batch) u
+             WHERE u.i BETWEEN lo AND hi;
+        ELSIF s.op = 'd' THEN
+            INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key, created_at)
+            SELECT %5$L, pg_catalog.jsonb_build_object('table', tbl, 'operation', 'delete', 'new', NULL, 'old', %7$s),
+                   %9$s, %18$s, u.created_at
+              FROM (SELECT pg_catalog.unnest(x.old_rows) AS o, pg_catalog.generate_series(1, x.n) AS i, x.created_at
+                      FROM %2$s x WHERE x.batch = s.batch) u
+             WHERE u.i BETWEEN lo AND hi;
+        ELSE
+            INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key, created_at)
+            SELECT %4$L, pg_catalog.jsonb_build_object('table', tbl, 'operation', 'update', 'new', e.nj, 'old', e.oj),
+                   e.tenant, e.k, p.created_at
+              FROM (SELECT u.created_at, %6$s AS nj, %7$s AS oj, (u.n).%11$I AS nk, (u.o).%11$I AS ok,
+                           %8$s AS nt, %9$s AS ot, %12$s AS nkt, %18$s AS okt
+                      FROM (SELECT pg_catalog.unnest(x.old_rows) AS o, pg_catalog.unnest(x.new_rows) AS n,
+                                   pg_catalog.generate_series(1, x.n) AS i, x.created_at
+                              FROM %2$s x WHERE x.batch = s.batch) u
+                     WHERE u.i BETWEEN lo AND hi) p
+             CROSS JOIN LATERAL (VALUES
+                   (p.ok = p.nk, p.nj, p.oj, coalesce(p.nt, p.ot), p.nkt),
+                   (p.ok = p.nk IS NOT TRUE, p.nj, NULL, p.nt, p.nkt),
+                   (p.ok = p.nk IS NOT TRUE, NULL, p.oj, p.ot, p.okt)) AS e(keep, nj, oj, tenant, k)
+             WHERE e.keep AND e.nj IS DISTINCT FROM e.oj;
+        END IF;
+        used := used + (hi - lo + 1);
+        IF hi >= s.n THEN
+            DELETE FROM %2$s x WHERE x.batch = s.batch;
+        ELSE
+            UPDATE %2$s x SET done = hi WHERE x.batch = s.batch;
+        END IF;
+    END LOOP;
+    RETURN used;
+END
+$f$, r, staged, event_type || '.inserted', event_type || '.updated', event_type || '.deleted',
+        tailhook.capture_row_projection('u.n', r, columns), tailhook.capture_row_projection('u.o', r, columns),
+        CASE WHEN tenant_column IS NULL THEN 'NULL::pg_catalog.text'
+             ELSE tailhook.capture_value_text(format('(u.n).%I', tenant_column), tenant_type) END,
+        CASE WHEN tenant_column IS NULL THEN 'NULL::pg_catalog.text'
+             ELSE tailhook.capture_value_text(format('(u.o).%I', tenant_column), tenant_type) END,
+        pinned, key_column,
+        tailhook.capture_value_text(format('(u.n).%I', key_column), key_type),
+        tailhook.capture_signature(r), event_type, columns, tenant_column, fname,
+        tailhook.capture_value_text(format('(u.o).%I', key_column), key_type));
+    EXECUTE format($f$CREATE OR REPLACE FUNCTION tailhook.%I(upto bigint, budget int) RETURNS int
+        LANGUAGE plpgsql SECURITY DEFINER SET jit = off SET search_path = pg_catalog, pg_temp AS %L$f$, fname, body);
+    EXECUTE format('REVOKE ALL ON FUNCTION tailhook.%I(bigint, int) FROM PUBLIC', fname);
+    SELECT p.proowner INTO caller FROM pg_catalog.pg_proc p
+     WHERE p.oid = 'tailhook.expand_captures(int, boolean)'::pg_catalog.regprocedure;
+    IF caller IS NOT NULL AND caller <> (SELECT p.proowner FROM pg_catalog.pg_proc p
+                                          WHERE p.oid = format('tailhook.%I(bigint, int)', fname)::pg_catalog.regprocedure) THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tailhook.%I(bigint, int) TO %s', fname, caller::pg_catalog.regrole);
+    END IF;
+END
+$_$;
+
+-- Name: capture_row_json(text, text[]); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_row_json(rel text, cols text[]) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    parts text[] := '{}';
+    args text[] := '{}';
+    i int;
+BEGIN
+    IF cols IS NULL THEN
+        RETURN format('to_jsonb(%I.*)', rel);
+    END IF;
+    FOR i IN 1 .. cardinality(cols) LOOP
+        args := args || format('%L, %I.%I', cols[i], rel, cols[i]);
+        IF cardinality(args) = 50 OR i = cardinality(cols) THEN
+            parts := parts || format('jsonb_build_object(%s)', array_to_string(args, ', '));
+            args := '{}';
+        END IF;
+    END LOOP;
+    RETURN array_to_string(parts, ' || ');
+END
+$$;
+
+-- Name: capture_row_projection(text, oid, text[]); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_row_projection(expr text, r oid, cols text[]) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    parts text[] := '{}';
+    args text[] := '{}';
+    a record;
+BEGIN
+    IF cols IS NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_attribute x
+         WHERE x.attrelid = r AND x.attnum > 0 AND NOT x.attisdropped AND NOT tailhook.capture_trusted(x.atttypid)) THEN
+        -- Every column trusted: the row whole (the expansion re-generates
+        -- itself, under a lock, before a column added since is converted).
+        RETURN format('pg_catalog.to_jsonb(%s)', expr);
+    END IF;
+    FOR a IN SELECT x.attname, x.atttypid FROM pg_catalog.pg_attribute x
+              WHERE x.attrelid = r AND x.attnum > 0 AND NOT x.attisdropped
+                AND (cols IS NULL OR x.attname = ANY (cols))
+              ORDER BY CASE WHEN cols IS NULL THEN x.attnum ELSE pg_catalog.array_position(cols, x.attname::text) END LOOP
+        args := args || format('%L, %s', a.attname,
+            tailhook.capture_value_json(format('(%s).%I', expr, a.attname), a.atttypid));
+        IF cardinality(args) = 50 THEN
+            parts := parts || format('pg_catalog.jsonb_build_object(%s)', array_to_string(args, ', '));
+            args := '{}';
+        END IF;
+    END LOOP;
+    IF cardinality(args) > 0 OR cardinality(parts) = 0 THEN
+        parts := parts || format('pg_catalog.jsonb_build_object(%s)', array_to_string(args, ', '));
+    END IF;
+    RETURN array_to_string(parts, ' OPERATOR(pg_catalog.||) ');
+END
+$$;
+
+-- Name: capture_signature(oid); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_signature(r oid) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    rels oid[] := ARRAY[r];
+    todo oid[];
+    y record;
+    steps int := 0;
+    sig text;
+    nested boolean;
+BEGIN
+    -- The common case in one query: no column of a domain, array or
+    -- composite type.
+    SELECT string_agg(format('%s.%s:%s:%s', a.attrelid, a.attnum, a.attname, a.atttypid), ',' ORDER BY a.attnum),
+           bool_or(t.typtype IN ('d', 'c') OR t.typelem <> 0)
+      INTO sig, nested
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = r AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT coalesce(nested, false) THEN
+        RETURN sig;
+    END IF;
+    todo := ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = r AND a.attnum > 0 AND NOT a.attisdropped);
+    WHILE cardinality(todo) > 0 AND steps < 10000 LOOP
+        steps := steps + 1;
+        SELECT t.typtype, t.typbasetype, t.typelem, t.typsubscript, t.typrelid INTO y
+          FROM pg_catalog.pg_type t WHERE t.oid = todo[1];
+        todo := todo[2:];
+        IF y.typtype = 'd' THEN
+            todo := todo || y.typbasetype;
+        ELSIF y.typelem <> 0 AND y.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc THEN
+            todo := todo || y.typelem;
+        ELSIF y.typtype = 'c' AND y.typrelid <> ALL (rels) THEN
+            rels := rels || y.typrelid;
+            todo := todo || ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped);
+        END IF;
+    END LOOP;
+    RETURN (SELECT string_agg(format('%s.%s:%s:%s', a.attrelid, a.attnum, a.attname, a.atttypid), ',' ORDER BY x.o, a.attnum)
+              FROM unnest(rels) WITH ORDINALITY AS x(relid, o)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = x.relid AND a.attnum > 0 AND NOT a.attisdropped);
+END
+$$;
+
+-- Name: capture_trusted(oid, integer); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_trusted(t oid, depth integer DEFAULT 0) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    b oid := tailhook.capture_base_type(t);
+    e oid := tailhook.capture_element_type(t);
+    y pg_catalog.pg_type%ROWTYPE;
+BEGIN
+    IF depth > 32 OR b IS NULL THEN
+        RETURN false;
+    END IF;
+    IF e <> 0 THEN
+        RETURN tailhook.capture_trusted(e, depth + 1);
+    END IF;
+    SELECT * INTO y FROM pg_catalog.pg_type WHERE oid = b;
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = y.typowner), false) THEN
+        RETURN false;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_cast c
+                 LEFT JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+                 LEFT JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+                WHERE c.castsource = b AND c.castfunc <> 0 AND NOT coalesce(r.rolsuper, false)) THEN
+        RETURN false;
+    END IF;
+    IF y.typrelid <> 0 THEN
+        RETURN NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+               AND NOT tailhook.capture_trusted(a.atttypid, depth + 1));
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- Name: capture_value_json(text, oid, integer); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_value_json(expr text, t oid, depth integer DEFAULT 0) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    b oid := tailhook.capture_base_type(t);
+    e oid := tailhook.capture_element_type(t);
+    rel oid;
+    parts text[] := '{}';
+    args text[] := '{}';
+    a record;
+BEGIN
+    IF depth > 32 THEN
+        RAISE EXCEPTION 'tailhook.capture: % nests types more than 32 levels deep', expr
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF tailhook.capture_trusted(t) THEN
+        RETURN format('pg_catalog.to_jsonb(%s)', expr);
+    END IF;
+    IF e <> 0 THEN
+        IF (SELECT y.typrelid FROM pg_catalog.pg_type y WHERE y.oid = tailhook.capture_base_type(e)) <> 0 THEN
+            -- An array of composites: one object per element (in storage order).
+            RETURN format('(SELECT pg_catalog.jsonb_agg(%s ORDER BY x.o) FROM pg_catalog.unnest(%s) WITH ORDINALITY AS x(v, o))',
+                tailhook.capture_value_json('x.v', e, depth + 1), expr);
+        END IF;
+        -- The array's text, read back as text[]: its elements' output texts.
+        RETURN format('CASE WHEN pg_catalog.num_nulls(%s) = 1 THEN NULL ELSE pg_catalog.to_jsonb(pg_catalog.format(''%%s'', %s)::pg_catalog.text[]) END', expr, expr);
+    END IF;
+    SELECT y.typrelid INTO rel FROM pg_catalog.pg_type y WHERE y.oid = b;
+    IF rel = 0 THEN
+        RETURN format('CASE WHEN pg_catalog.num_nulls(%s) = 1 THEN NULL ELSE pg_catalog.to_jsonb(pg_catalog.format(''%%s'', %s)) END', expr, expr);
+    END IF;
+    FOR a IN SELECT x.attname, x.atttypid FROM pg_catalog.pg_attribute x
+              WHERE x.attrelid = rel AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum LOOP
+        args := args || format('%L, %s', a.attname,
+            tailhook.capture_value_json(format('(%s).%I', expr, a.attname), a.atttypid, depth + 1));
+        IF cardinality(args) = 50 THEN
+            parts := parts || format('pg_catalog.jsonb_build_object(%s)', array_to_string(args, ', '));
+            args := '{}';
+        END IF;
+    END LOOP;
+    IF cardinality(args) > 0 OR cardinality(parts) = 0 THEN
+        parts := parts || format('pg_catalog.jsonb_build_object(%s)', array_to_string(args, ', '));
+    END IF;
+    RETURN format('CASE WHEN pg_catalog.num_nulls(%s) = 1 THEN NULL ELSE %s END', expr,
+        array_to_string(parts, ' OPERATOR(pg_catalog.||) '));
+END
+$$;
+
+-- Name: capture_value_text(text, oid); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.capture_value_text(expr text, t oid) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF tailhook.capture_trusted(t) THEN
+        RETURN format('(%s)::pg_catalog.text', expr);
+    END IF;
+    RETURN format('CASE WHEN pg_catalog.num_nulls(%s) = 1 THEN NULL ELSE pg_catalog.format(''%%s'', %s) END', expr, expr);
+END
+$$;
+
+-- Name: cascade_delete(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.cascade_delete() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+        BEGIN
+            CASE TG_TABLE_NAME
+            WHEN 'outbox' THEN
+                DELETE FROM tailhook.deliveries d USING old_rows o WHERE d.outbox_id = o.id;
+            WHEN 'endpoints' THEN
+                DELETE FROM tailhook.deliveries d USING old_rows e WHERE d.endpoint_id = e.id;
+            WHEN 'deliveries' THEN
+                DELETE FROM tailhook.attempts a USING old_rows d WHERE a.delivery_id = d.id;
+            END CASE;
+            RETURN NULL;
+        END
+        $$;
+
+-- Name: delivery_failed_event(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.delivery_failed_event() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    ev record;
+BEGIN
+    IF NOT tailhook.operational_wanted('tailhook.delivery.failed', NEW.endpoint_id) THEN
+        RETURN NULL;
+    END IF;
+    SELECT o.event_id, o.event_type INTO ev FROM tailhook.outbox o WHERE o.id = NEW.outbox_id;
+    IF starts_with(ev.event_type, 'tailhook.') AND ev.event_type <> 'tailhook.test' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM tailhook.emit_endpoint_event('tailhook.delivery.failed', NEW.endpoint_id, jsonb_build_object(
+        'delivery_id', NEW.id,
+        'event_id', ev.event_id,
+        'event_type', ev.event_type,
+        'attempts', NEW.attempts,
+        'last_status_code', NEW.last_status_code,
+        'last_error', NEW.last_error));
+    RETURN NULL;
+END
+$$;
+
+-- Name: emit_endpoint_event(text, bigint, jsonb); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.emit_endpoint_event(event_type text, subject bigint, details jsonb) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT tailhook.operational_wanted(emit_endpoint_event.event_type, subject) THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO tailhook.outbox (event_type, payload)
+    SELECT emit_endpoint_event.event_type,
+           jsonb_build_object('endpoint', jsonb_build_object(
+               'id', e.id, 'name', e.name, 'tenant', e.tenant,
+               -- host[:port] only: no credentials, path or query
+               'host', substring(e.url FROM '^[A-Za-z]+://(?:[^@/?#]*@)?([^/?#]*)'))) || details
+      FROM tailhook.endpoints e
+     WHERE e.id = subject;
+    RETURN 1;
+END
+$$;
+
+-- Name: enable_endpoint(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.enable_endpoint(endpoint_name text) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH e AS (
+        UPDATE tailhook.endpoints
+           SET enabled = true, disabled_reason = NULL, auto_disabled = false, paused_until = NULL,
+               consecutive_failures = 0, failing_since = NULL
+         WHERE name = enable_endpoint.endpoint_name
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM e)
+$$;
+
+-- Name: endpoints_check_filters(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.endpoints_check_filters() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    problem text;
+    col text;
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.filter_path::text IS DISTINCT FROM OLD.filter_path::text THEN
+        problem := tailhook.filter_path_problem(NEW.filter_path::text);
+        col := 'filter_path';
+    END IF;
+    IF problem IS NULL AND (TG_OP = 'INSERT' OR NEW.filter IS DISTINCT FROM OLD.filter) THEN
+        problem := tailhook.filter_problem(NEW.filter);
+        col := 'filter';
+    END IF;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = problem, COLUMN = col,
+            TABLE = 'endpoints', SCHEMA = 'tailhook', CONSTRAINT = 'endpoints_filters_bounded',
+            HINT = 'see "Filters" in docs/guide/security.md';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- Name: endpoints_validate(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.endpoints_validate() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    col text;
+    problem text;
+    rule text;
+BEGIN
+    -- A NOT NULL violation's DETAIL shows the row too.
+    SELECT k INTO col
+      FROM unnest(ARRAY['name', 'url', 'event_types', 'secrets', 'headers', 'enabled', 'ordered',
+                        'managed_by', 'standard_signature']) AS k
+     WHERE to_jsonb(NEW) -> k = 'null'::jsonb
+     LIMIT 1;
+    IF col IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'tailhook.endpoints ' || col || ': must not be NULL',
+            COLUMN = col, TABLE = 'endpoints', SCHEMA = 'tailhook';
+    END IF;
+    IF NEW.name = '' THEN
+        col := 'name'; rule := 'endpoints_name_not_empty'; problem := 'name: must not be empty';
+    ELSIF NEW.url !~* '^https?://[^/?#]+' THEN
+        col := 'url'; rule := 'endpoints_url_http'; problem := 'url: must be an http or https URL with a host';
+    ELSIF length(NEW.url) > 2048 THEN
+        col := 'url'; rule := 'endpoints_url_length'; problem := 'url: is longer than 2048 characters';
+    ELSIF NOT coalesce(tailhook.event_types_valid(NEW.event_types), false) THEN
+        col := 'event_types'; rule := 'endpoints_event_types_valid';
+        problem := 'event_types: must list 1 to 100 non-empty patterns, one-dimensional (`*` for all)';
+    ELSIF NOT coalesce(tailhook.secrets_valid(NEW.secrets), false) THEN
+        col := 'secrets'; rule := 'endpoints_secrets_valid';
+        problem := 'secrets: each must be `whsec_` followed by the padded base64 of 24 to 64 bytes '
+                   '(make one with `tailhook secret`), or such a value sealed; at most 10, no NULL';
+    ELSIF jsonb_typeof(NEW.headers) <> 'object' THEN
+        col := 'headers'; rule := 'endpoints_headers_object'; problem := 'headers: must be a JSON object';
+    ELSIF NOT tailhook.headers_valid(NEW.headers) THEN
+        col := 'headers'; rule := 'endpoints_headers_valid';
+        problem := 'headers: must be a JSON object of at most 32 string values, each name and value '
+                   'at most 4096 bytes, 16384 bytes together';
+    ELSIF NEW.max_attempts < 1 OR NEW.max_attempts > 1000 THEN
+        col := 'max_attempts'; problem := 'max_attempts: must be 1 to 1000';
+        rule := CASE WHEN NEW.max_attempts < 1 THEN 'endpoints_max_attempts_positive' ELSE 'endpoints_max_attempts_max' END;
+    ELSIF NEW.timeout_ms < 1 OR NEW.timeout_ms > 60000 THEN
+        col := 'timeout_ms'; problem := 'timeout_ms: must be 1 to 60000';
+        rule := CASE WHEN NEW.timeout_ms < 1 THEN 'endpoints_timeout_ms_positive' ELSE 'endpoints_timeout_ms_max' END;
+    ELSIF NEW.rate_limit_per_sec < 1 OR NEW.rate_limit_per_sec > 10000 THEN
+        col := 'rate_limit_per_sec'; problem := 'rate_limit_per_sec: must be 1 to 10000';
+        rule := CASE WHEN NEW.rate_limit_per_sec < 1 THEN 'endpoints_rate_limit_positive' ELSE 'endpoints_rate_limit_max' END;
+    ELSIF NEW.max_in_flight < 1 OR NEW.max_in_flight > 1000 THEN
+        col := 'max_in_flight'; problem := 'max_in_flight: must be 1 to 1000';
+        rule := CASE WHEN NEW.max_in_flight < 1 THEN 'endpoints_max_in_flight_positive' ELSE 'endpoints_max_in_flight_max' END;
+    ELSIF octet_length(NEW.transform) > 65536 THEN
+        col := 'transform'; rule := 'endpoints_transform_length'; problem := 'transform: is longer than 65536 bytes';
+    ELSIF tailhook.legacy_signature_problem(NEW.legacy_signature) IS NOT NULL THEN
+        col := 'legacy_signature'; rule := 'endpoints_legacy_signature_valid';
+        problem := tailhook.legacy_signature_problem(NEW.legacy_signature);
+    ELSIF NOT tailhook.legacy_secret_valid(NEW.legacy_secret) THEN
+        col := 'legacy_secret'; rule := 'endpoints_legacy_secret_valid';
+        problem := 'legacy_secret: must be 16 to 256 bytes, or such a value sealed';
+    ELSIF (NEW.legacy_signature IS NULL) <> (NEW.legacy_secret IS NULL) THEN
+        col := CASE WHEN NEW.legacy_secret IS NULL THEN 'legacy_secret' ELSE 'legacy_signature' END;
+        rule := 'endpoints_legacy_pair';
+        problem := col || ': legacy_signature and legacy_secret are set together or not at all';
+    ELSIF NEW.managed_by NOT IN ('sql', 'config') THEN
+        col := 'managed_by'; rule := 'endpoints_managed_by_known'; problem := 'managed_by: must be sql or config';
+    END IF;
+    -- CONSTRAINT names the CHECK this check runs ahead of.
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'tailhook.endpoints ' || problem,
+            COLUMN = col, TABLE = 'endpoints', SCHEMA = 'tailhook', CONSTRAINT = rule,
+            HINT = 'the rules are listed under "tailhook.endpoints" in docs/reference.md';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- Name: event_type_matches(text[], text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.event_type_matches(patterns text[], event_type text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    BEGIN ATOMIC
+ SELECT (EXISTS ( SELECT 1
+            FROM unnest(event_type_matches.patterns) p(p)
+           WHERE (((p.p = '*'::text) AND (NOT (starts_with(event_type_matches.event_type, 'tailhook.'::text) AND (event_type_matches.event_type <> 'tailhook.test'::text)))) OR (p.p = event_type_matches.event_type) OR (("right"(p.p, 2) = '.*'::text) AND starts_with(event_type_matches.event_type, "left"(p.p, '-1'::integer)))))) AS "exists";
+END;
+
+-- Name: event_types_valid(text[]); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.event_types_valid(patterns text[]) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT array_ndims(patterns) = 1
+       AND cardinality(patterns) BETWEEN 1 AND 100
+       AND NOT EXISTS (SELECT 1 FROM unnest(patterns) AS p WHERE p IS NULL OR p = '')
+$$;
+
+-- Name: expand_captures(integer, boolean); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.expand_captures(max_rows integer DEFAULT 100000, wait boolean DEFAULT true) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    budget bigint := greatest(max_rows, 1);
+    total bigint := 0;
+    skipped oid[] := '{}';
+    c record;
+    head bigint;
+    first_rel oid;
+    first_head bigint;
+    next_head bigint;
+    used int;
+    old_lock_timeout text := current_setting('lock_timeout');
+BEGIN
+    -- The cheap answer when nothing is captured.
+    IF NOT EXISTS (SELECT 1 FROM tailhook.capture_config) THEN
+        RETURN 0;
+    END IF;
+    IF wait THEN
+        PERFORM pg_advisory_xact_lock(7368003);
+    ELSIF NOT pg_try_advisory_xact_lock(7368003) THEN
+        RETURN 0;
+    ELSE
+        PERFORM set_config('lock_timeout', '100ms', true);
+    END IF;
+    LOOP
+        -- Each captured table's oldest staged batch (one index probe each):
+        -- the oldest of all is expanded up to the next table's oldest.
+        first_rel := NULL;
+        first_head := NULL;
+        next_head := NULL;
+        FOR c IN SELECT cc.relid FROM tailhook.capture_config cc
+                  WHERE to_regclass(format('tailhook.%I', 'capture_' || cc.relid || '_staged')) IS NOT NULL
+                    AND cc.relid <> ALL (skipped)
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_class k WHERE k.oid = cc.relid) LOOP
+            EXECUTE format('SELECT min(batch) FROM tailhook.%I', 'capture_' || c.relid || '_staged') INTO head;
+            CONTINUE WHEN head IS NULL;
+            IF first_head IS NULL OR head < first_head THEN
+                next_head := first_head;
+                first_head := head;
+                first_rel := c.relid;
+            ELSIF next_head IS NULL OR head < next_head THEN
+                next_head := head;
+            END IF;
+        END LOOP;
+        EXIT WHEN first_rel IS NULL;
+        BEGIN
+            EXECUTE format('SELECT tailhook.%I($1, $2)', 'capture_' || first_rel || '_expand')
+               INTO used USING coalesce(next_head, 9223372036854775807), least(budget, 2147483647)::int;
+        EXCEPTION
+            WHEN lock_not_available THEN
+                -- DDL holds the table: the rest waits for the next call, in order.
+                EXIT;
+            WHEN OTHERS THEN
+                RAISE WARNING 'tailhook.expand_captures: the changes of % cannot be expanded and stay staged: % (after renaming a captured column, run tailhook.capture again)',
+                    first_rel::regclass, SQLERRM;
+                skipped := skipped || first_rel;
+                CONTINUE;
+        END;
+        total := total + used;
+        budget := budget - used;
+        EXIT WHEN budget <= 0;
+    END LOOP;
+    PERFORM set_config('lock_timeout', old_lock_timeout, true);
+    RETURN total;
+END
+$_$;
+
+-- Name: filter_path_matches(jsonb, jsonpath, bigint, double precision, double precision); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.filter_path_matches(payload jsonb, path jsonpath, endpoint_id bigint, endpoint_budget_ms double precision, claim_budget_ms double precision) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
+    spent_key pg_catalog.text := 'tailhook.filter_ms_' OPERATOR(pg_catalog.||) endpoint_id;
+    spent pg_catalog.text := pg_catalog.current_setting(spent_key, true);
+    all_spent pg_catalog.text := pg_catalog.current_setting('tailhook.filter_ms', true);
+    took pg_catalog.float8;
+    result pg_catalog.text;
+BEGIN
+    IF spent OPERATOR(pg_catalog.>) '' AND spent::pg_catalog.float8 OPERATOR(pg_catalog.>) endpoint_budget_ms THEN
+        RETURN pg_catalog.format('filter_path not evaluated: this endpoint''s filter took over %s ms in one claim',
+                                 endpoint_budget_ms);
+    END IF;
+    IF all_spent OPERATOR(pg_catalog.>) '' AND all_spent::pg_catalog.float8 OPERATOR(pg_catalog.>) claim_budget_ms THEN
+        RETURN pg_catalog.format('filter_path not evaluated: filters took over %s ms in one claim', claim_budget_ms);
+    END IF;
+    BEGIN
+        result := CASE WHEN pg_catalog.jsonb_path_match(payload, path, '{}'::pg_catalog.jsonb, true)
+                       THEN 'match' ELSE 'no match' END;
+    EXCEPTION WHEN OTHERS THEN
+        result := pg_catalog.left('filter_path could not be evaluated: ' OPERATOR(pg_catalog.||) SQLERRM, 500);
+    END;
+    took := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) started)
+            OPERATOR(pg_catalog.*) 1000;
+    IF took OPERATOR(pg_catalog.>=) 0.2 THEN
+        PERFORM pg_catalog.set_config(spent_key,
+            (CASE WHEN spent OPERATOR(pg_catalog.>) '' THEN spent::pg_catalog.float8 ELSE 0 END
+             OPERATOR(pg_catalog.+) took)::pg_catalog.text, true);
+        PERFORM pg_catalog.set_config('tailhook.filter_ms',
+            (CASE WHEN all_spent OPERATOR(pg_catalog.>) '' THEN all_spent::pg_catalog.float8 ELSE 0 END
+             OPERATOR(pg_catalog.+) took)::pg_catalog.text, true);
+    END IF;
+    RETURN result;
+END
+$$;
+
+-- Name: filter_path_problem(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.filter_path_problem(path text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    max_bytes CONSTANT int := 1024;
+    max_steps CONSTANT int := 16;
+    max_nesting CONSTANT int := 3;
+    n int := length(path);
+    i int := 1;
+    j int;
+    ch text;
+    tok text[] := '{}';
+    t text;
+    stack text[] := '{}';
+    depth int;
+    nesting int;
+    steps int := 0;
+    descents int := 0;
+    k int;
+    side_refs int[];
+BEGIN
+    IF path IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF octet_length(path) > max_bytes THEN
+        RETURN format('filter_path: is longer than %s bytes', max_bytes);
+    END IF;
+    -- Tokens: S string, N number, W:<word>, V variable, or the punctuation itself.
+    WHILE i <= n LOOP
+        ch := substr(path, i, 1);
+        IF ch ~ '\s' THEN
+            i := i + 1;
+        ELSIF ch = '"' THEN
+            j := i + 1;
+            WHILE j <= n AND substr(path, j, 1) <> '"' LOOP
+                j := j + CASE WHEN substr(path, j, 1) = '\' THEN 2 ELSE 1 END;
+            END LOOP;
+            tok := tok || 'S'::text;
+            i := j + 1;
+        ELSIF ch = '$' AND i < n AND substr(path, i + 1, 1) ~ '["A-Za-z_0-9]' THEN
+            RETURN 'filter_path: uses a variable ($name); none are passed';
+        ELSIF ch ~ '[0-9]' THEN
+            tok := tok || 'N'::text;
+            i := i + length(substring(substr(path, i) FROM '^[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'));
+        ELSIF ch ~ '[A-Za-z_]' THEN
+            t := substring(substr(path, i) FROM '^[A-Za-z_][A-Za-z_0-9]*');
+            tok := tok || ('W:' || t);
+            i := i + length(t);
+        ELSE
+            t := substr(path, i, 2);
+            IF t IN ('**', '==', '!=', '<>', '<=', '>=', '&&', '||') THEN
+                tok := tok || t;
+                i := i + 2;
+            ELSE
+                tok := tok || ch;
+                i := i + 1;
+            END IF;
+        END IF;
+    END LOOP;
+
+    FOR k IN 1 .. coalesce(cardinality(tok), 0) LOOP
+        t := tok[k];
+        IF t = '(' THEN
+            stack := stack || CASE WHEN k > 1 AND tok[k - 1] = '?' THEN 'f'
+                                   WHEN k > 1 AND tok[k - 1] = 'W:exists' THEN 'e'
+                                   ELSE 'g' END;
+            nesting := (SELECT count(*) FROM unnest(stack) s WHERE s IN ('f', 'e'));
+            IF nesting > max_nesting THEN
+                RETURN format('filter_path: nests filters and exists() more than %s deep', max_nesting);
+            END IF;
+        ELSIF t = '[' THEN
+            stack := stack || 'b'::text;
+            steps := steps + 1;
+        ELSIF t IN (')', ']') THEN
+            stack := stack[1 : cardinality(stack) - 1];
+        ELSIF t = ',' THEN
+            RETURN 'filter_path: lists several subscripts in one [...]; write one condition each';
+        ELSIF t = '**' THEN
+            descents := descents + 1;
+            IF descents > 1 THEN
+                RETURN 'filter_path: uses `.**` more than once';
+            END IF;
+        ELSIF t = '.' THEN
+            steps := steps + 1;
+        ELSIF t = 'W:keyvalue' AND k > 1 AND tok[k - 1] = '.' THEN
+            RETURN 'filter_path: uses .keyvalue() (it builds an object for every member)';
+        ELSIF t = '$' AND ('f' = ANY (stack) OR 'b' = ANY (stack)) THEN
+            RETURN 'filter_path: uses `$` inside a filter or a subscript (it walks the payload again for every item)';
+        END IF;
+    END LOOP;
+    IF steps > max_steps THEN
+        RETURN format('filter_path: has more than %s steps (`.key`, `.*`, `.**`, `[...]`, methods)', max_steps);
+    END IF;
+    FOR k IN 1 .. coalesce(cardinality(tok), 0) LOOP
+        IF tok[k] IN ('==', '!=', '<>', '<', '<=', '>', '>=') THEN
+            -- How many `$` or `@` each side holds, within the same brackets:
+            -- one side must be a literal (no value from the payload).
+            side_refs := ARRAY[0, 0];
+            depth := 0;
+            j := k - 1;
+            WHILE j >= 1 LOOP
+                EXIT WHEN depth = 0 AND tok[j] IN ('(', '[', '&&', '||', '!');
+                depth := depth + CASE WHEN tok[j] IN (')', ']') THEN 1 WHEN tok[j] IN ('(', '[') THEN -1 ELSE 0 END;
+                side_refs[1] := side_refs[1] + CASE WHEN tok[j] IN ('$', '@') THEN 1 ELSE 0 END;
+                j := j - 1;
+            END LOOP;
+            depth := 0;
+            j := k + 1;
+            WHILE j <= cardinality(tok) LOOP
+                EXIT WHEN depth = 0 AND tok[j] IN (')', ']', '&&', '||');
+                depth := depth + CASE WHEN tok[j] IN ('(', '[') THEN 1 WHEN tok[j] IN (')', ']') THEN -1 ELSE 0 END;
+                side_refs[2] := side_refs[2] + CASE WHEN tok[j] IN ('$', '@') THEN 1 ELSE 0 END;
+                j := j + 1;
+            END LOOP;
+            IF side_refs[1] > 0 AND side_refs[2] > 0 THEN
+                RETURN 'filter_path: compares two values from the payload; one side of a comparison must be a literal';
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$_$;
+
+-- Name: filter_problem(jsonb); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.filter_problem(filter jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH RECURSIVE node(key, value, level) AS (
+        SELECT NULL::text, filter, 0
+        UNION ALL
+        SELECT c.key, c.value, n.level + 1
+          FROM node n
+         CROSS JOIN LATERAL (
+               SELECT e.key, e.value FROM jsonb_each(CASE WHEN jsonb_typeof(n.value) = 'object' THEN n.value END) e
+               UNION ALL
+               SELECT NULL, a.value FROM jsonb_array_elements(CASE WHEN jsonb_typeof(n.value) = 'array' THEN n.value END) a
+         ) c
+         -- one level past the limit is enough to refuse, and stops the walk
+         WHERE n.level <= 8
+    ), seen AS (
+        SELECT count(*) FILTER (WHERE level > 0) AS values, max(level) AS depth,
+               max(greatest(octet_length(key),
+                            CASE WHEN jsonb_typeof(value) = 'string' THEN octet_length(value #>> '{}') END)) AS longest
+          FROM node
+    )
+    SELECT CASE
+               WHEN filter IS NULL THEN NULL
+               WHEN depth > 8 THEN 'filter: is nested more than 8 deep'
+               WHEN values > 64 THEN 'filter: holds more than 64 values'
+               WHEN longest > 1024 THEN 'filter: holds a key or string longer than 1024 bytes'
+           END
+      FROM seen
+$$;
+
+-- Name: grant_endpoint_manager(regrole); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.grant_endpoint_manager(role regrole) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT tailhook.grant_kind('endpoint_manager', role) $$;
+
+-- Name: grant_history_reader(regrole); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.grant_history_reader(role regrole) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT tailhook.grant_kind('history_reader', role) $$;
+
+-- Name: grant_kind(text, regrole); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    statements text[];
+    s text;
+    t record;
+BEGIN
+    statements := ARRAY['GRANT USAGE ON SCHEMA tailhook TO %1$s'];
+    CASE kind
+    WHEN 'publisher' THEN
+        statements := statements || ARRAY[
+            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text) TO %1$s'];
+    WHEN 'endpoint_manager' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
+            'GRANT SELECT ON tailhook.endpoint_config TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.enable_endpoint(text) TO %1$s'];
+    WHEN 'history_reader' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT ON tailhook.outbox, tailhook.deliveries, tailhook.attempts, tailhook.endpoint_config, tailhook.endpoint_stats, tailhook.delivery_log TO %1$s'];
+    WHEN 'sidecar' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.outbox, tailhook.deliveries, tailhook.replicas TO %1$s',
+            'GRANT SELECT, INSERT, DELETE ON tailhook.attempts TO %1$s',
+            'GRANT SELECT, INSERT, UPDATE ON tailhook.endpoints TO %1$s',
+            'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text) TO %1$s'];
+        -- Change capture needs nothing more: expand_captures runs as its
+        -- owner (0019) and reads the staging tables and calls the generated
+        -- expanders itself.
+    ELSE
+        RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
+            USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+    FOREACH s IN ARRAY statements LOOP
+        EXECUTE pg_catalog.format(s, role);
+    END LOOP;
+    INSERT INTO tailhook.role_grants (role_oid, kind) VALUES (role, kind) ON CONFLICT DO NOTHING;
+END
+$_$;
+
+-- Name: grant_publisher(regrole); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.grant_publisher(role regrole) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT tailhook.grant_kind('publisher', role) $$;
+
+-- Name: grant_sidecar(regrole); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.grant_sidecar(role regrole) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT tailhook.grant_kind('sidecar', role) $$;
+
+-- Name: headers_valid(jsonb); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.headers_valid(headers jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT jsonb_typeof(headers) = 'object'
+       AND (SELECT count(*) <= 32
+                   AND coalesce(bool_and(jsonb_typeof(h.value) = 'string'
+                                         AND octet_length(h.key) <= 4096
+                                         AND h.size <= 4096), true)
+                   AND coalesce(sum(octet_length(h.key) + h.size), 0) <= 16384
+              FROM (SELECT e.key, e.value,
+                           coalesce(tailhook.sealed_length(e.value #>> '{}'), octet_length(e.value #>> '{}')) AS size
+                      FROM jsonb_each(CASE WHEN jsonb_typeof(headers) = 'object' THEN headers ELSE '{}' END) AS e) AS h)
+$$;
+
+-- Name: legacy_secret_valid(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.legacy_secret_valid(secret text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT secret IS NULL
+        OR coalesce(tailhook.sealed_length(secret) BETWEEN 16 AND 256, false)
+        OR (NOT starts_with(secret, 'enc:v1:') AND octet_length(secret) BETWEEN 16 AND 256)
+$$;
+
+-- Name: legacy_signature_problem(jsonb); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.legacy_signature_problem(sig jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT CASE
+        WHEN sig IS NULL THEN NULL
+        WHEN jsonb_typeof(sig) <> 'object' THEN 'legacy_signature: must be a JSON object'
+        WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(sig) AS k
+                      WHERE k NOT IN ('header', 'algorithm', 'encoding', 'prefix', 'format', 'body'))
+            THEN 'legacy_signature: has a key other than header, algorithm, encoding, prefix, format and body'
+        WHEN jsonb_typeof(sig -> 'header') IS DISTINCT FROM 'string'
+            THEN 'legacy_signature: header must be a string'
+        WHEN (sig ->> 'header') !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]{1,128}$'
+            THEN 'legacy_signature: header is not an HTTP header name of 1 to 128 characters'
+        WHEN lower(sig ->> 'header') IN ('content-type', 'content-length', 'host', 'user-agent',
+                                         'transfer-encoding', 'connection')
+             OR lower(sig ->> 'header') LIKE 'webhook-%'
+            THEN 'legacy_signature: header is set by tailhook and cannot be used'
+        WHEN sig ? 'algorithm' AND (sig -> 'algorithm') NOT IN ('"sha256"', '"sha512"')
+            THEN 'legacy_signature: algorithm must be "sha256" or "sha512"'
+        WHEN sig ? 'encoding' AND (sig -> 'encoding') NOT IN ('"hex"', '"base64"')
+            THEN 'legacy_signature: encoding must be "hex" or "base64"'
+        WHEN sig ? 'format' AND (sig -> 'format') NOT IN ('"body"', '"timestamped"')
+            THEN 'legacy_signature: format must be "body" or "timestamped"'
+        WHEN sig ? 'body' AND (sig -> 'body') NOT IN ('"unchanged"', '"python_sorted"')
+            THEN 'legacy_signature: body must be "unchanged" or "python_sorted"'
+        WHEN sig ? 'prefix' AND (jsonb_typeof(sig -> 'prefix') <> 'string'
+                                 OR (sig ->> 'prefix') !~ '^[\x21-\x7e]{0,64}$')
+            THEN 'legacy_signature: prefix must be at most 64 visible ASCII characters'
+    END
+$_$;
+
+-- Name: lock_undispatched(bigint); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.lock_undispatched(max_rows bigint) RETURNS TABLE(id bigint, event_id uuid, event_type text, payload jsonb, tenant text, ordering_key text, created_at timestamp with time zone, body text)
+    LANGUAGE plpgsql ROWS 100
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    -- `dispatched_at IS NULL` is the only claim criterion: identity values
+    -- commit out of order, so nothing reads by position. Each payload is
+    -- turned into JSON text once, here.
+    RETURN QUERY
+    SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.ordering_key, o.created_at, o.payload::text
+      FROM tailhook.outbox o
+     WHERE o.dispatched_at IS NULL
+     ORDER BY o.id
+     LIMIT max_rows
+       FOR NO KEY UPDATE SKIP LOCKED;
+END
+$$;
+
+-- Name: notify_outbox(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.notify_outbox() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+        BEGIN
+            PERFORM pg_notify('tailhook_outbox', '');
+            RETURN NULL;
+        END
+        $$;
+
+-- Name: operational_wanted(text, bigint); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.operational_wanted(event_type text, subject bigint) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM tailhook.endpoints e
+         WHERE e.enabled AND e.tenant IS NULL AND e.id IS DISTINCT FROM subject
+           AND tailhook.event_type_matches(e.event_types, operational_wanted.event_type))
+$$;
+
+-- Name: publish(text, jsonb, text, text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.publish(event_type text, payload jsonb, tenant text DEFAULT NULL::text, ordering_key text DEFAULT NULL::text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    published uuid;
+BEGIN
+    IF starts_with(publish.event_type, 'tailhook.') AND publish.event_type <> 'tailhook.test' THEN
+        RAISE EXCEPTION 'tailhook.publish: event type % is reserved for tailhook''s own events', quote_literal(publish.event_type)
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO tailhook.outbox (event_type, payload, tenant, ordering_key)
+    VALUES (publish.event_type, publish.payload, publish.tenant, publish.ordering_key)
+    RETURNING outbox.event_id INTO published;
+    RETURN published;
+END
+$$;
+
+-- Name: redeliver(bigint); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.redeliver(delivery_id bigint) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH r AS (
+        UPDATE tailhook.deliveries d
+           SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retrying' END,
+               next_attempt_at = now(), locked_until = NULL, locked_by = NULL, lease = NULL,
+               completed_at = NULL, updated_at = now()
+         WHERE d.id = redeliver.delivery_id
+           AND (d.locked_until IS NULL OR d.locked_until < now())
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM r)
+$$;
+
+-- Name: redeliver_failed(text, timestamp with time zone); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.redeliver_failed(endpoint_name text, since timestamp with time zone) RETURNS bigint
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH r AS (
+        UPDATE tailhook.deliveries d
+           SET status = 'retrying', next_attempt_at = now(), locked_until = NULL,
+               locked_by = NULL, lease = NULL, completed_at = NULL, updated_at = now()
+          FROM tailhook.endpoints e
+         WHERE e.name = redeliver_failed.endpoint_name
+           AND d.endpoint_id = e.id
+           AND d.status = 'failed'
+           AND d.completed_at >= redeliver_failed.since
+        RETURNING 1
+    )
+    SELECT count(*) FROM r
+$$;
+
+-- Name: regrant(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.regrant() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    g record;
+    n int := 0;
+BEGIN
+    FOR g IN SELECT r.role_oid, r.kind FROM tailhook.role_grants r
+              WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles a WHERE a.oid = r.role_oid)
+              ORDER BY r.role_oid, r.kind LOOP
+        PERFORM tailhook.grant_kind(g.kind, g.role_oid::regrole);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-- Name: schedule_key_head(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.schedule_key_head() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE tailhook.deliveries d
+       SET next_attempt_at = now()
+     WHERE d.id = (SELECT h.id FROM tailhook.deliveries h
+                    WHERE h.endpoint_id = OLD.endpoint_id AND h.ordering_key = OLD.ordering_key
+                      AND h.status IN ('pending', 'retrying')
+                    ORDER BY h.outbox_id
+                    LIMIT 1)
+       AND d.next_attempt_at IS NULL;
+    RETURN NULL;
+END
+$$;
+
+-- Name: sealed_length(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.sealed_length(value text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT CASE WHEN value ~ '^enc:v1:[0-9a-f]{8}:[A-Za-z0-9+/]+={0,2}$' AND (length(value) - 16) % 4 = 0
+                THEN (length(value) - 16) / 4 * 3 - (length(value) - length(rtrim(value, '='))) - 28 END
+$_$;
+
+-- Name: secrets_valid(text[]); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.secrets_valid(secrets text[]) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT coalesce(array_ndims(secrets), 1) = 1
+       AND coalesce(cardinality(secrets), 0) <= 10
+       AND NOT EXISTS (
+           SELECT 1 FROM unnest(secrets) AS s
+            WHERE s IS NULL
+               OR NOT (coalesce(tailhook.sealed_length(s) BETWEEN 38 AND 94, false)
+                       OR (s ~ '^whsec_[A-Za-z0-9+/]+={0,2}$'
+                           AND (length(s) - 6) % 4 = 0
+                           -- decoded length: 3 bytes per 4 characters, less the padding
+                           AND (length(s) - 6) / 4 * 3 - (length(s) - length(rtrim(s, '='))) BETWEEN 24 AND 64)))
+$_$;
+
+-- Name: touch_updated_at(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.touch_updated_at() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    health CONSTANT text[] := ARRAY['paused_until', 'consecutive_failures', 'failing_since', 'invalid_reason', 'updated_at'];
+BEGIN
+    IF to_jsonb(NEW) - health IS DISTINCT FROM to_jsonb(OLD) - health THEN
+        NEW.updated_at := clock_timestamp();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- Name: uncapture(regclass); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.uncapture(tbl regclass) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    op text;
+    captured boolean;
+    left_over bigint;
+    staged text := format('tailhook.%I', 'capture_' || tbl::oid || '_staged');
+BEGIN
+    captured := EXISTS (SELECT 1 FROM tailhook.capture_config WHERE relid = tbl);
+    IF captured THEN
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
+        IF to_regclass(staged) IS NOT NULL THEN
+            LOOP
+                EXIT WHEN tailhook.expand_captures(100000) = 0;
+            END LOOP;
+            EXECUTE format('SELECT count(*) FROM %s', staged) INTO left_over;
+            IF left_over > 0 THEN
+                RAISE EXCEPTION 'tailhook.uncapture: % statements of % are staged and cannot be expanded (see the warning above); run tailhook.capture again to fix the capture first',
+                    left_over, tbl USING ERRCODE = 'object_in_use';
+            END IF;
+        END IF;
+    END IF;
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'tailhook_capture_' || op, tbl);
+    END LOOP;
+    DELETE FROM tailhook.capture_config WHERE relid = tbl;
+    PERFORM tailhook.capture_drop_objects(tbl);
+    PERFORM tailhook.capture_forget_dropped();
+    RETURN captured;
+END
+$$;
+
+-- Name: uuid_v7(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.uuid_v7() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    BEGIN ATOMIC
+ SELECT (encode(set_bit(set_bit(OVERLAY(uuid_send(gen_random_uuid()) PLACING SUBSTRING(int8send(((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric))::bigint) FROM 3) FROM 1 FOR 6), (52)::bigint, 1), (53)::bigint, 1), 'hex'::text))::uuid AS encode;
+END;
+
+-- Name: attempts; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.attempts (
+    id bigint NOT NULL,
+    delivery_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    duration_ms integer NOT NULL,
+    status_code integer,
+    error_kind text,
+    error text,
+    response_body text
+);
+
+-- Name: attempts_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tailhook.attempts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- Name: capture_batch; Type: SEQUENCE; Schema: tailhook; Owner: -
+
+CREATE SEQUENCE tailhook.capture_batch
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+-- Name: capture_config; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.capture_config (
+    relid oid NOT NULL,
+    event_type text NOT NULL,
+    operations text[] NOT NULL,
+    columns text[],
+    tenant_column text,
+    key_column text NOT NULL,
+    function_name text NOT NULL,
+    captured_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- Name: captures; Type: VIEW; Schema: tailhook; Owner: -
+
+CREATE VIEW tailhook.captures AS
+ SELECT format('%I.%I'::text, n.nspname, c.relname) AS table_name,
+    cc.event_type,
+    cc.operations,
+    cc.columns,
+    cc.tenant_column,
+    cc.key_column,
+    cc.captured_at,
+    (cc.relid)::regclass AS relid
+   FROM ((tailhook.capture_config cc
+     JOIN pg_class c ON ((c.oid = cc.relid)))
+     JOIN pg_namespace n ON ((n.oid = c.relnamespace)));
+
+-- Name: deliveries; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.deliveries (
+    id bigint NOT NULL,
+    outbox_id bigint NOT NULL,
+    endpoint_id bigint NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now(),
+    locked_until timestamp with time zone,
+    locked_by text,
+    lease bigint,
+    last_status_code integer,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    ordering_key text,
+    transform_claims smallint DEFAULT 0 NOT NULL,
+    CONSTRAINT deliveries_status_known CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
+);
+
+-- Name: deliveries_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tailhook.deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- Name: endpoints; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.endpoints (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    tenant text,
+    url text NOT NULL,
+    event_types text[] DEFAULT '{*}'::text[] NOT NULL,
+    filter jsonb,
+    filter_path jsonpath,
+    secrets text[] DEFAULT '{}'::text[] NOT NULL,
+    headers jsonb DEFAULT '{}'::jsonb NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    disabled_reason text,
+    paused_until timestamp with time zone,
+    max_attempts integer,
+    timeout_ms integer,
+    rate_limit_per_sec integer,
+    max_in_flight integer,
+    ordered boolean DEFAULT false NOT NULL,
+    managed_by text DEFAULT 'sql'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    consecutive_failures integer DEFAULT 0 NOT NULL,
+    failing_since timestamp with time zone,
+    invalid_reason text,
+    auto_disabled boolean DEFAULT false NOT NULL,
+    transform text,
+    legacy_signature jsonb,
+    legacy_secret text,
+    standard_signature boolean DEFAULT true NOT NULL,
+    backoff_initial_ms integer,
+    backoff_max_ms integer,
+    CONSTRAINT endpoints_headers_object CHECK ((jsonb_typeof(headers) = 'object'::text)),
+    CONSTRAINT endpoints_managed_by_known CHECK ((managed_by = ANY (ARRAY['sql'::text, 'config'::text]))),
+    CONSTRAINT endpoints_max_attempts_positive CHECK ((max_attempts > 0)),
+    CONSTRAINT endpoints_max_in_flight_positive CHECK ((max_in_flight > 0)),
+    CONSTRAINT endpoints_name_not_empty CHECK ((name <> ''::text)),
+    CONSTRAINT endpoints_rate_limit_positive CHECK ((rate_limit_per_sec > 0)),
+    CONSTRAINT endpoints_timeout_ms_positive CHECK ((timeout_ms > 0)),
+    CONSTRAINT endpoints_url_http CHECK ((url ~* '^https?://[^/?#]+'::text))
+);
+
+-- Name: outbox; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.outbox (
+    id bigint NOT NULL,
+    event_id uuid DEFAULT tailhook.uuid_v7() NOT NULL,
+    event_type text NOT NULL,
+    payload jsonb NOT NULL,
+    tenant text,
+    ordering_key text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    dispatched_at timestamp with time zone,
+    CONSTRAINT outbox_event_type_not_empty CHECK ((event_type <> ''::text))
+);
+
+-- Name: delivery_log; Type: VIEW; Schema: tailhook; Owner: -
+
+CREATE VIEW tailhook.delivery_log AS
+ SELECT d.id AS delivery_id,
+    o.event_id,
+    o.event_type,
+    o.tenant,
+    e.name AS endpoint,
+    d.status,
+    d.attempts,
+    o.created_at AS published_at,
+    d.completed_at,
+        CASE
+            WHEN (d.status = ANY (ARRAY['pending'::text, 'retrying'::text])) THEN d.next_attempt_at
+            ELSE NULL::timestamp with time zone
+        END AS next_attempt_at,
+    COALESCE((d.locked_until > now()), false) AS in_flight,
+    a.started_at AS last_attempt_at,
+    a.status_code AS last_status_code,
+    a.error_kind AS last_error_kind,
+    a.error AS last_attempt_error,
+    d.last_error,
+    a.duration_ms AS last_duration_ms,
+    o.id AS outbox_id,
+    d.endpoint_id
+   FROM (((tailhook.deliveries d
+     JOIN tailhook.outbox o ON ((o.id = d.outbox_id)))
+     JOIN tailhook.endpoints e ON ((e.id = d.endpoint_id)))
+     LEFT JOIN LATERAL ( SELECT at.started_at,
+            at.status_code,
+            at.error_kind,
+            at.error,
+            at.duration_ms
+           FROM tailhook.attempts at
+          WHERE (at.delivery_id = d.id)
+          ORDER BY at.attempt DESC, at.id DESC
+         LIMIT 1) a ON (true));
+
+-- Name: endpoint_config; Type: VIEW; Schema: tailhook; Owner: -
+
+CREATE VIEW tailhook.endpoint_config AS
+ SELECT e.id,
+    e.name,
+    e.tenant,
+    regexp_replace(e.url, '^([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#]*@)?([^/?#]*).*$'::text, '\1\2'::text) AS url,
+    e.event_types,
+    e.filter,
+    e.filter_path,
+    ARRAY( SELECT k.k
+           FROM jsonb_object_keys(
+                CASE
+                    WHEN (jsonb_typeof(e.headers) = 'object'::text) THEN e.headers
+                    ELSE '{}'::jsonb
+                END) k(k)
+          ORDER BY k.k) AS header_names,
+    cardinality(e.secrets) AS secrets,
+    e.enabled,
+    e.disabled_reason,
+    e.invalid_reason,
+    e.paused_until,
+    e.max_attempts,
+    e.timeout_ms,
+    e.rate_limit_per_sec,
+    e.max_in_flight,
+    e.ordered,
+    e.transform,
+    e.managed_by,
+    e.created_at,
+    e.updated_at
+   FROM tailhook.endpoints e;
+
+-- Name: endpoint_stats; Type: VIEW; Schema: tailhook; Owner: -
+
+CREATE VIEW tailhook.endpoint_stats AS
+ SELECT e.id AS endpoint_id,
+    e.name,
+    e.enabled,
+    e.paused_until,
+    COALESCE(d.delivered, (0)::bigint) AS delivered,
+    COALESCE(d.failed, (0)::bigint) AS failed,
+    COALESCE(d.pending, (0)::bigint) AS pending,
+    COALESCE(d.retrying, (0)::bigint) AS retrying,
+        CASE
+            WHEN ((COALESCE(d.delivered, (0)::bigint) + COALESCE(d.failed, (0)::bigint)) = 0) THEN NULL::numeric
+            ELSE round(((d.delivered)::numeric / ((d.delivered + d.failed))::numeric), 4)
+        END AS delivery_success_rate,
+    COALESCE(a.attempts_1h, (0)::bigint) AS attempts_1h,
+    COALESCE(a.failed_attempts_1h, (0)::bigint) AS failed_attempts_1h,
+        CASE
+            WHEN (COALESCE(a.attempts_1h, (0)::bigint) = 0) THEN NULL::numeric
+            ELSE round((((a.attempts_1h - a.failed_attempts_1h))::numeric / (a.attempts_1h)::numeric), 4)
+        END AS attempt_success_rate_1h,
+    a.last_success_at,
+    a.last_failure_at,
+    a.latency_p50_ms,
+    a.latency_p99_ms,
+    d.oldest_undelivered_at
+   FROM ((tailhook.endpoints e
+     LEFT JOIN LATERAL ( SELECT count(*) FILTER (WHERE (dl.status = 'succeeded'::text)) AS delivered,
+            count(*) FILTER (WHERE (dl.status = 'failed'::text)) AS failed,
+            count(*) FILTER (WHERE (dl.status = 'pending'::text)) AS pending,
+            count(*) FILTER (WHERE (dl.status = 'retrying'::text)) AS retrying,
+            min(dl.created_at) FILTER (WHERE (dl.status = ANY (ARRAY['pending'::text, 'retrying'::text]))) AS oldest_undelivered_at
+           FROM tailhook.deliveries dl
+          WHERE (dl.endpoint_id = e.id)) d ON (true))
+     LEFT JOIN LATERAL ( SELECT count(*) FILTER (WHERE (at.started_at > (now() - '01:00:00'::interval))) AS attempts_1h,
+            count(*) FILTER (WHERE ((at.started_at > (now() - '01:00:00'::interval)) AND (at.error_kind IS NOT NULL))) AS failed_attempts_1h,
+            max(at.started_at) FILTER (WHERE (at.error_kind IS NULL)) AS last_success_at,
+            max(at.started_at) FILTER (WHERE (at.error_kind IS NOT NULL)) AS last_failure_at,
+            percentile_cont((0.5)::double precision) WITHIN GROUP (ORDER BY ((at.duration_ms)::double precision)) AS latency_p50_ms,
+            percentile_cont((0.99)::double precision) WITHIN GROUP (ORDER BY ((at.duration_ms)::double precision)) AS latency_p99_ms
+           FROM (tailhook.attempts at
+             JOIN tailhook.deliveries dl ON ((dl.id = at.delivery_id)))
+          WHERE (dl.endpoint_id = e.id)) a ON (true));
+
+-- Name: endpoints_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tailhook.endpoints_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- Name: outbox_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tailhook.outbox_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- Name: replicas; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.replicas (
+    name text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    heartbeat_at timestamp with time zone DEFAULT now() NOT NULL,
+    alive_since timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- Name: role_grants; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.role_grants (
+    role_oid oid NOT NULL,
+    kind text NOT NULL,
+    granted_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT role_grants_kind_known CHECK ((kind = ANY (ARRAY['publisher'::text, 'endpoint_manager'::text, 'history_reader'::text, 'sidecar'::text])))
+);
+
+-- Name: schema_migrations; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.schema_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+-- Name: attempts attempts_error_kind_known; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.attempts
+    ADD CONSTRAINT attempts_error_kind_known CHECK ((error_kind = ANY (ARRAY['timeout'::text, 'connect'::text, 'dns'::text, 'tls'::text, 'http_status'::text, 'redirect'::text, 'blocked_address'::text, 'invalid_request'::text, 'payload_too_large'::text, 'body_read'::text, 'transform'::text]))) NOT VALID;
+
+-- Name: attempts attempts_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.attempts
+    ADD CONSTRAINT attempts_pkey PRIMARY KEY (id);
+
+-- Name: capture_config capture_config_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.capture_config
+    ADD CONSTRAINT capture_config_pkey PRIMARY KEY (relid);
+
+-- Name: deliveries deliveries_outbox_endpoint_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries
+    ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id);
+
+-- Name: deliveries deliveries_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries
+    ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
+
+-- Name: endpoints endpoints_backoff_initial_ms_max; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_backoff_initial_ms_max CHECK ((backoff_initial_ms <= 86400000)) NOT VALID;
+
+-- Name: CONSTRAINT endpoints_backoff_initial_ms_max ON endpoints; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT endpoints_backoff_initial_ms_max ON tailhook.endpoints IS 'backoff_initial_ms must be at most 86400000 (one day)';
+
+-- Name: endpoints endpoints_backoff_initial_ms_positive; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_backoff_initial_ms_positive CHECK ((backoff_initial_ms > 0)) NOT VALID;
+
+-- Name: CONSTRAINT endpoints_backoff_initial_ms_positive ON endpoints; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT endpoints_backoff_initial_ms_positive ON tailhook.endpoints IS 'backoff_initial_ms must be greater than 0 (NULL: delivery.backoff_initial_ms)';
+
+-- Name: endpoints endpoints_backoff_max_ms_at_least_initial; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_backoff_max_ms_at_least_initial CHECK ((backoff_max_ms >= backoff_initial_ms)) NOT VALID;
+
+-- Name: CONSTRAINT endpoints_backoff_max_ms_at_least_initial ON endpoints; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT endpoints_backoff_max_ms_at_least_initial ON tailhook.endpoints IS 'backoff_max_ms must be at least backoff_initial_ms when both are set';
+
+-- Name: endpoints endpoints_backoff_max_ms_max; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_backoff_max_ms_max CHECK ((backoff_max_ms <= 604800000)) NOT VALID;
+
+-- Name: CONSTRAINT endpoints_backoff_max_ms_max ON endpoints; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT endpoints_backoff_max_ms_max ON tailhook.endpoints IS 'backoff_max_ms must be at most 604800000 (seven days)';
+
+-- Name: endpoints endpoints_backoff_max_ms_positive; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_backoff_max_ms_positive CHECK ((backoff_max_ms > 0)) NOT VALID;
+
+-- Name: CONSTRAINT endpoints_backoff_max_ms_positive ON endpoints; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT endpoints_backoff_max_ms_positive ON tailhook.endpoints IS 'backoff_max_ms must be greater than 0 (NULL: delivery.backoff_max_ms)';
+
+-- Name: endpoints endpoints_event_types_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_event_types_valid CHECK (tailhook.event_types_valid(event_types)) NOT VALID;
+
+-- Name: endpoints endpoints_headers_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_headers_valid CHECK (tailhook.headers_valid(headers)) NOT VALID;
+
+-- Name: endpoints endpoints_legacy_pair; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_legacy_pair CHECK (((legacy_signature IS NULL) = (legacy_secret IS NULL))) NOT VALID;
+
+-- Name: endpoints endpoints_legacy_secret_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_legacy_secret_valid CHECK (tailhook.legacy_secret_valid(legacy_secret)) NOT VALID;
+
+-- Name: endpoints endpoints_legacy_signature_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_legacy_signature_valid CHECK ((tailhook.legacy_signature_problem(legacy_signature) IS NULL)) NOT VALID;
+
+-- Name: endpoints endpoints_max_attempts_max; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_max_attempts_max CHECK ((max_attempts <= 1000)) NOT VALID;
+
+-- Name: endpoints endpoints_max_in_flight_max; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_max_in_flight_max CHECK ((max_in_flight <= 1000)) NOT VALID;
+
+-- Name: endpoints endpoints_name_key; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.endpoints
+    ADD CONSTRAINT endpoints_name_key UNIQUE (name);
+
+-- Name: endpoints endpoints_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.endpoints
+    ADD CONSTRAINT endpoints_pkey PRIMARY KEY (id);
+
+-- Name: endpoints endpoints_rate_limit_max; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_rate_limit_max CHECK ((rate_limit_per_sec <= 10000)) NOT VALID;
+
+-- Name: endpoints endpoints_secrets_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_secrets_valid CHECK (tailhook.secrets_valid(secrets)) NOT VALID;
+
+-- Name: endpoints endpoints_timeout_ms_max; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_timeout_ms_max CHECK ((timeout_ms <= 60000)) NOT VALID;
+
+-- Name: endpoints endpoints_transform_length; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_transform_length CHECK ((octet_length(transform) <= 65536)) NOT VALID;
+
+-- Name: endpoints endpoints_url_length; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_url_length CHECK ((length(url) <= 2048)) NOT VALID;
+
+-- Name: outbox outbox_event_id_key; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.outbox
+    ADD CONSTRAINT outbox_event_id_key UNIQUE (event_id);
+
+-- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.outbox
+    ADD CONSTRAINT outbox_pkey PRIMARY KEY (id);
+
+-- Name: replicas replicas_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.replicas
+    ADD CONSTRAINT replicas_pkey PRIMARY KEY (name);
+
+-- Name: role_grants role_grants_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.role_grants
+    ADD CONSTRAINT role_grants_pkey PRIMARY KEY (role_oid, kind);
+
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+-- Name: attempts_delivery; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX attempts_delivery ON tailhook.attempts USING btree (delivery_id);
+
+-- Name: deliveries_due; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_due ON tailhook.deliveries USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
+
+-- Name: deliveries_endpoint; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_endpoint ON tailhook.deliveries USING btree (endpoint_id);
+
+-- Name: deliveries_failed; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_failed ON tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
+
+-- Name: deliveries_finished; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_finished ON tailhook.deliveries USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
+
+-- Name: deliveries_keyed_scheduled; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_keyed_scheduled ON tailhook.deliveries USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+
+-- Name: deliveries_ordered; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_ordered ON tailhook.deliveries USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+
+-- Name: deliveries_succeeded; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_succeeded ON tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
+
+-- Name: outbox_undispatched; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX outbox_undispatched ON tailhook.outbox USING btree (id) WHERE (dispatched_at IS NULL);
+
+-- Name: deliveries deliveries_cascade; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER deliveries_cascade AFTER DELETE ON tailhook.deliveries REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
+
+-- Name: deliveries deliveries_failed_event; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER deliveries_failed_event AFTER UPDATE OF status ON tailhook.deliveries FOR EACH ROW WHEN (((new.status = 'failed'::text) AND (old.status <> 'failed'::text))) EXECUTE FUNCTION tailhook.delivery_failed_event();
+
+-- Name: deliveries deliveries_key_head_deleted; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER deliveries_key_head_deleted AFTER DELETE ON tailhook.deliveries FOR EACH ROW WHEN (((old.ordering_key IS NOT NULL) AND (old.next_attempt_at IS NOT NULL) AND (old.status = ANY (ARRAY['pending'::text, 'retrying'::text])))) EXECUTE FUNCTION tailhook.schedule_key_head();
+
+-- Name: deliveries deliveries_key_head_finished; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER deliveries_key_head_finished AFTER UPDATE OF status ON tailhook.deliveries FOR EACH ROW WHEN (((old.ordering_key IS NOT NULL) AND (old.next_attempt_at IS NOT NULL) AND (old.status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (new.status <> ALL (ARRAY['pending'::text, 'retrying'::text])))) EXECUTE FUNCTION tailhook.schedule_key_head();
+
+-- Name: endpoints endpoints_cascade; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER endpoints_cascade AFTER DELETE ON tailhook.endpoints REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
+
+-- Name: endpoints endpoints_filters_bounded; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER endpoints_filters_bounded BEFORE INSERT OR UPDATE OF filter, filter_path ON tailhook.endpoints FOR EACH ROW EXECUTE FUNCTION tailhook.endpoints_check_filters();
+
+-- Name: endpoints endpoints_touch; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER endpoints_touch BEFORE UPDATE ON tailhook.endpoints FOR EACH ROW EXECUTE FUNCTION tailhook.touch_updated_at();
+
+-- Name: endpoints endpoints_validate; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER endpoints_validate BEFORE INSERT OR UPDATE OF name, url, event_types, secrets, headers, enabled, ordered, managed_by, max_attempts, timeout_ms, rate_limit_per_sec, max_in_flight, transform, legacy_signature, legacy_secret, standard_signature ON tailhook.endpoints FOR EACH ROW EXECUTE FUNCTION tailhook.endpoints_validate();
+
+-- Name: outbox outbox_cascade; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER outbox_cascade AFTER DELETE ON tailhook.outbox REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
+
+-- Name: outbox outbox_notify; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER outbox_notify AFTER INSERT ON tailhook.outbox FOR EACH STATEMENT EXECUTE FUNCTION tailhook.notify_outbox();
+
+-- Name: FUNCTION cascade_delete(); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.cascade_delete() FROM PUBLIC;
+
+-- Name: FUNCTION expand_captures(max_rows integer, wait boolean); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.expand_captures(max_rows integer, wait boolean) FROM PUBLIC;
+
+-- Name: FUNCTION grant_endpoint_manager(role regrole); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.grant_endpoint_manager(role regrole) FROM PUBLIC;
+
+-- Name: FUNCTION grant_history_reader(role regrole); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.grant_history_reader(role regrole) FROM PUBLIC;
+
+-- Name: FUNCTION grant_kind(kind text, role regrole); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.grant_kind(kind text, role regrole) FROM PUBLIC;
+
+-- Name: FUNCTION grant_publisher(role regrole); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.grant_publisher(role regrole) FROM PUBLIC;
+
+-- Name: FUNCTION grant_sidecar(role regrole); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.grant_sidecar(role regrole) FROM PUBLIC;
+
+-- Name: FUNCTION publish(event_type text, payload jsonb, tenant text, ordering_key text); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.publish(event_type text, payload jsonb, tenant text, ordering_key text) FROM PUBLIC;
+
+-- Name: FUNCTION regrant(); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.regrant() FROM PUBLIC;
+
