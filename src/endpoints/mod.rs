@@ -469,6 +469,7 @@ mod tests {
             )
             .unwrap(),
             standard: true,
+            tls: None,
         };
         let shown = format!("{target:?}");
         assert!(shown.contains("https://hooks.slack.com") && shown.contains("x-webhook-hmac"), "{shown}");

@@ -20,6 +20,7 @@ mod first_run;
 mod guarantees;
 mod hostile;
 mod migrating_guide;
+mod mtls;
 mod network;
 mod operate;
 mod operational;

@@ -1,6 +1,7 @@
 //! Shared test fixtures: one fresh database per test, a receiver, a sidecar, and deadline waits.
 
 pub mod browser;
+pub mod https;
 pub mod console;
 pub mod pgbouncer;
 pub mod process;
