@@ -15,6 +15,7 @@ mod config_file;
 mod console;
 mod delivery;
 mod delivery_log;
+mod egress;
 mod deploy;
 mod first_run;
 mod guarantees;

@@ -8,6 +8,7 @@ pub mod process;
 pub mod proxy;
 pub mod receiver;
 pub mod role;
+pub mod tinyproxy;
 pub mod tls;
 
 use std::future::Future;
