@@ -1057,6 +1057,45 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_is_checked_naming_the_key_and_printed_without_its_credentials() {
+        let c = Config::from_toml(
+            "[delivery]\nproxy = \"http://egress:hunter2@proxy.internal:3128\"\nproxy_bypass = [\"*.internal\", \"10.0.0.0/8\"]",
+        )
+        .unwrap();
+        for printed in [c.redacted_toml(), format!("{c:?}")] {
+            assert!(!printed.contains("hunter2") && !printed.contains("egress:"), "{printed}");
+            assert!(printed.contains("http://[redacted]@proxy.internal:3128"), "{printed}");
+        }
+        assert_eq!(
+            error_of("[delivery]\nproxy = \"socks5://127.0.0.1:1080\""),
+            "config key `delivery.proxy`: socks5:// proxies are not supported: tailhook needs an HTTP proxy that \
+             accepts CONNECT (http://host:port), so that it can name the checked address itself"
+        );
+        assert!(error_of("[delivery]\nproxy_bypass = [\"ok.example\", \"not a host\"]")
+            .starts_with("config key `delivery.proxy_bypass[1]`: `not a host` is not"));
+    }
+
+    #[test]
+    fn an_endpoints_tls_keys_name_the_key_never_the_text() {
+        let base = "[[endpoints]]\nname = \"a\"\nurl = \"https://x\"\n";
+        std::env::set_var("CONFIG_TEST_TLS_KEY", "-----BEGIN PRIVATE KEY-----\nU0VDUkVUU0VDUkVU\n-----END PRIVATE KEY-----\n");
+        let e = error_of(&format!("{base}tls_client_key_env = \"CONFIG_TEST_TLS_KEY\""));
+        assert_eq!(e, "config key `endpoints[0].tls_client_cert_env`: is required with tls_client_key");
+        std::env::set_var("CONFIG_TEST_TLS_CERT", "not pem");
+        let e = error_of(&format!(
+            "{base}tls_client_key_env = \"CONFIG_TEST_TLS_KEY\"\ntls_client_cert_env = \"CONFIG_TEST_TLS_CERT\""
+        ));
+        assert!(e.starts_with("config key `endpoints[0].tls_client_cert_env`: holds no PEM"), "{e}");
+        let e = error_of(&format!("{base}tls_ca_bundle_file = \"/nonexistent/ca.crt\""));
+        assert!(e.starts_with("config key `endpoints[0].tls_ca_bundle_file`: cannot read /nonexistent/ca.crt"), "{e}");
+        let e = error_of(&format!(
+            "{base}tls_ca_bundle_file = \"/nonexistent/ca.crt\"\ntls_ca_bundle_env = \"CONFIG_TEST_TLS_CERT\""
+        ));
+        assert!(e.starts_with("config key `endpoints[0].tls_ca_bundle_file`"), "the file is read first: {e}");
+        assert!(!e.contains("U0VDUkVU"));
+    }
+
+    #[test]
     fn printed_endpoints_hide_credentials_in_urls_and_headers() {
         let c = Config::from_toml(
             r#"

@@ -190,10 +190,11 @@ pub enum Bypass {
 
 impl Bypass {
     pub fn parse(entry: &str) -> Result<Self, String> {
-        let entry = entry.trim().trim_end_matches('.').to_ascii_lowercase();
-        if entry == "*" {
+        let raw = entry.trim().to_ascii_lowercase();
+        if raw == "*" {
             return Ok(Self::Everything);
         }
+        let entry = raw.strip_suffix('.').unwrap_or(&raw).to_owned();
         if let Ok(cidr) = entry.parse::<Cidr>() {
             return Ok(Self::Network(cidr));
         }
