@@ -4245,7 +4245,7 @@ CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
 -- tls_client_key   its private key (one unencrypted PEM PRIVATE KEY, RSA
 --   PRIVATE KEY or EC PRIVATE KEY block), at most 16 KiB; a secret, sealed
 --   at rest like `secrets` when secrets.keys is set, and never shown
---   (tailhook.endpoint_config says only whether it is set).
+--   (tailhook.endpoint_config lists none of the TLS columns).
 -- tls_ca_bundle    CA certificates (PEM) trusted for the receiver's server
 --   certificate, beside the public roots, at most 512 KiB.
 -- The database checks the shape and size only; tailhook reads the
@@ -4381,36 +4381,27 @@ BEGIN
             EXECUTE pg_catalog.format('ALTER TABLE tailhook.endpoints ADD CONSTRAINT %I %s NOT VALID', c.name, c.def);
         END IF;
     END LOOP;
-    DROP TRIGGER IF EXISTS endpoints_validate ON tailhook.endpoints;
-    CREATE TRIGGER endpoints_validate
-        BEFORE INSERT OR UPDATE OF name, url, event_types, secrets, headers, enabled, ordered, managed_by,
-            max_attempts, timeout_ms, rate_limit_per_sec, max_in_flight, transform, legacy_signature,
-            legacy_secret, standard_signature, tls_client_cert, tls_client_key, tls_ca_bundle
-        ON tailhook.endpoints
-        FOR EACH ROW EXECUTE FUNCTION tailhook.endpoints_validate();
+    -- Made again only while it does not fire on the TLS columns yet.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                     JOIN pg_catalog.pg_attribute a
+                       ON a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr::pg_catalog.int2[])
+                    WHERE t.tgname = 'endpoints_validate' AND t.tgrelid = 'tailhook.endpoints'::regclass
+                      AND a.attname = 'tls_ca_bundle') THEN
+        DROP TRIGGER IF EXISTS endpoints_validate ON tailhook.endpoints;
+        CREATE TRIGGER endpoints_validate
+            BEFORE INSERT OR UPDATE OF name, url, event_types, secrets, headers, enabled, ordered, managed_by,
+                max_attempts, timeout_ms, rate_limit_per_sec, max_in_flight, transform, legacy_signature,
+                legacy_secret, standard_signature, tls_client_cert, tls_client_key, tls_ca_bundle
+            ON tailhook.endpoints
+            FOR EACH ROW EXECUTE FUNCTION tailhook.endpoints_validate();
+    END IF;
 END
 $$;
 
 COMMENT ON CONSTRAINT endpoints_tls_client_cert_valid ON tailhook.endpoints IS 'tls_client_cert must be PEM CERTIFICATE blocks, at most 65536 bytes';
 COMMENT ON CONSTRAINT endpoints_tls_client_key_valid ON tailhook.endpoints IS 'tls_client_key must be one unencrypted PEM private key of at most 16384 bytes, or such a key sealed';
 COMMENT ON CONSTRAINT endpoints_tls_client_pair ON tailhook.endpoints IS 'tls_client_cert and tls_client_key are set together or not at all';
-COMMENT ON CONSTRAINT endpoints_tls_ca_bundle_valid ON tailhook.endpoints IS 'tls_ca_bundle must be PEM CERTIFICATE blocks, at most 524288 bytes';
-
--- The view of 0021, with the TLS columns appended: the certificates (public)
--- and whether a key is set, never the key.
-CREATE OR REPLACE VIEW tailhook.endpoint_config AS
-SELECT e.id, e.name, e.tenant,
-       pg_catalog.regexp_replace(e.url, '^([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#]*@)?([^/?#]*).*$', '\1\2') AS url,
-       e.event_types, e.filter, e.filter_path,
-       ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(
-                 CASE WHEN pg_catalog.jsonb_typeof(e.headers) = 'object' THEN e.headers ELSE '{}' END) AS k
-             ORDER BY k) AS header_names,
-       pg_catalog.cardinality(e.secrets) AS secrets,
-       e.enabled, e.disabled_reason, e.invalid_reason, e.paused_until,
-       e.max_attempts, e.timeout_ms, e.rate_limit_per_sec, e.max_in_flight, e.ordered,
-       e.transform, e.managed_by, e.created_at, e.updated_at,
-       e.tls_client_cert, e.tls_ca_bundle, e.tls_client_key IS NOT NULL AS tls_client_key_set
-  FROM tailhook.endpoints e;$tailhook_migration$;
+COMMENT ON CONSTRAINT endpoints_tls_ca_bundle_valid ON tailhook.endpoints IS 'tls_ca_bundle must be PEM CERTIFICATE blocks, at most 524288 bytes';$tailhook_migration$;
     INSERT INTO tailhook.schema_migrations (version, name) VALUES (26, 'endpoint_tls');
 END
 $tailhook_step$;
