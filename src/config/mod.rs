@@ -572,7 +572,8 @@ impl Config {
                 let Some(file) = file else { return Ok(None) };
                 let path = folder.join(file);
                 let key = format!("endpoints[{i}].{field}");
-                let meta = std::fs::metadata(&path).map_err(|e| invalid(&key, format!("cannot read {}: {e}", path.display())))?;
+                let meta = std::fs::metadata(&path)
+                    .map_err(|e| invalid(&key, format!("cannot read {}: {e}", path.display())))?;
                 if meta.len() > crate::pipeline::egress::MAX_CA_BUNDLE_BYTES as u64 {
                     return Err(invalid(key, format!("{} is too large", path.display())));
                 }
@@ -910,20 +911,19 @@ impl EndpointConfig {
     #[allow(clippy::type_complexity)]
     fn tls(&self, index: usize) -> Result<(Option<String>, Option<Secret>, Option<String>), ConfigError> {
         let key = |field: &str| format!("endpoints[{index}].{field}");
-        let pick = |name: &str, file: &Option<PathBuf>, read: &Option<String>, env: &Option<String>| {
-            match (file, env) {
-                (Some(_), Some(_)) => {
-                    Err(invalid(key(&format!("{name}_env")), format!("cannot be combined with {name}_file")))
-                }
-                (Some(_), None) => Ok(read.clone()),
-                (None, Some(var)) => read_env(var, &key(&format!("{name}_env"))).map(Some),
-                (None, None) => Ok(None),
+        let pick = |name: &str, file: &Option<PathBuf>, read: &Option<String>, env: &Option<String>| match (file, env) {
+            (Some(_), Some(_)) => {
+                Err(invalid(key(&format!("{name}_env")), format!("cannot be combined with {name}_file")))
             }
+            (Some(_), None) => Ok(read.clone()),
+            (None, Some(var)) => read_env(var, &key(&format!("{name}_env"))).map(Some),
+            (None, None) => Ok(None),
         };
         let (cert_read, key_read, ca_read) = &self.tls_files_read;
         let cert = pick("tls_client_cert", &self.tls_client_cert_file, cert_read, &self.tls_client_cert_env)?;
         let key_text = key_read.as_ref().map(|k| k.expose().to_owned());
-        let private = pick("tls_client_key", &self.tls_client_key_file, &key_text, &self.tls_client_key_env)?.map(Secret::new);
+        let private =
+            pick("tls_client_key", &self.tls_client_key_file, &key_text, &self.tls_client_key_env)?.map(Secret::new);
         let ca = pick("tls_ca_bundle", &self.tls_ca_bundle_file, ca_read, &self.tls_ca_bundle_env)?;
         crate::pipeline::egress::endpoint_tls(cert.as_deref(), private.as_ref().map(Secret::expose), ca.as_deref())
             .map_err(|p| {
@@ -1078,7 +1078,10 @@ mod tests {
     #[test]
     fn an_endpoints_tls_keys_name_the_key_never_the_text() {
         let base = "[[endpoints]]\nname = \"a\"\nurl = \"https://x\"\n";
-        std::env::set_var("CONFIG_TEST_TLS_KEY", "-----BEGIN PRIVATE KEY-----\nU0VDUkVUU0VDUkVU\n-----END PRIVATE KEY-----\n");
+        std::env::set_var(
+            "CONFIG_TEST_TLS_KEY",
+            "-----BEGIN PRIVATE KEY-----\nU0VDUkVUU0VDUkVU\n-----END PRIVATE KEY-----\n",
+        );
         let e = error_of(&format!("{base}tls_client_key_env = \"CONFIG_TEST_TLS_KEY\""));
         assert_eq!(e, "config key `endpoints[0].tls_client_cert_env`: is required with tls_client_key");
         std::env::set_var("CONFIG_TEST_TLS_CERT", "not pem");

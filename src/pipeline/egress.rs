@@ -125,17 +125,15 @@ pub fn endpoint_tls(cert: Option<&str>, key: Option<&str>, ca: Option<&str>) -> 
                 )
             })?;
             builder.with_client_auth_cert(chain, key).map_err(|_| {
-                Problem::new("tls_client_key", "is not a key rustls can use with tls_client_cert (RSA, ECDSA or Ed25519)")
+                Problem::new(
+                    "tls_client_key",
+                    "is not a key rustls can use with tls_client_cert (RSA, ECDSA or Ed25519)",
+                )
             })?
         }
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(EndpointTls {
-        config: Arc::new(config),
-        fingerprint,
-        direct: OnceLock::new(),
-        tunnel: OnceLock::new(),
-    }))
+    Ok(Some(EndpointTls { config: Arc::new(config), fingerprint, direct: OnceLock::new(), tunnel: OnceLock::new() }))
 }
 
 /// The `CERTIFICATE` blocks of a PEM text: at least one, each well formed.
@@ -405,7 +403,9 @@ async fn through(proxy: &ProxyServer, addrs: &[SocketAddr]) -> Result<TcpStream,
         match status {
             Some(200..=299) => return Ok(tcp),
             Some(code) => {
-                last = Some(Box::new(ProxyFailure(format!("the proxy refused CONNECT to the checked address: HTTP {code}"))))
+                last = Some(Box::new(ProxyFailure(format!(
+                    "the proxy refused CONNECT to the checked address: HTTP {code}"
+                ))))
             }
             None => return Err(Box::new(ProxyFailure("the proxy's answer to CONNECT is not HTTP".into()))),
         }
@@ -486,8 +486,9 @@ mod tests {
 
     #[test]
     fn bypass_entries() {
-        let e = Egress::parse("http://127.0.0.1:3128", &["*.internal".into(), "example.com".into(), "10.0.0.0/8".into()])
-            .unwrap();
+        let e =
+            Egress::parse("http://127.0.0.1:3128", &["*.internal".into(), "example.com".into(), "10.0.0.0/8".into()])
+                .unwrap();
         let none: &[SocketAddr] = &[];
         assert!(e.bypasses("a.internal", none) && e.bypasses("x.y.internal", none));
         assert!(!e.bypasses("internal", none), "`*.internal` names the names under it only");

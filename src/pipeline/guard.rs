@@ -212,7 +212,8 @@ pub async fn resolve_checked(
     policy: &AddressPolicy,
     host: &str,
 ) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
-    let resolved = tokio::net::lookup_host((host, 0)).await.map_err(|e| DnsFailure(format!("cannot resolve {host}: {e}")))?;
+    let resolved =
+        tokio::net::lookup_host((host, 0)).await.map_err(|e| DnsFailure(format!("cannot resolve {host}: {e}")))?;
     let mut refused = Vec::new();
     let permitted: Vec<SocketAddr> = resolved
         .filter(|a| match policy.check(a.ip()) {

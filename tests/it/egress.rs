@@ -55,7 +55,10 @@ async fn requests_go_through_the_proxy_to_the_checked_address_keeping_the_host_n
     let connects = proxy.connects();
     assert!(connects.contains(&format!("127.0.0.1:{}", plain.addr.port())), "http tunnelled too: {connects:?}");
     assert!(connects.contains(&format!("127.0.0.1:{}", https.addr.port())), "{connects:?}");
-    assert!(connects.iter().all(|c| c.starts_with("127.0.0.1:")), "the proxy is given the checked address: {connects:?}");
+    assert!(
+        connects.iter().all(|c| c.starts_with("127.0.0.1:")),
+        "the proxy is given the checked address: {connects:?}"
+    );
     let host = plain.received()[0].headers.get("host").unwrap().to_str().unwrap().to_owned();
     assert_eq!(host, plain_url.trim_start_matches("http://").trim_end_matches("/hook"), "Host keeps the name");
     assert!(https.seen().iter().all(|s| s.host == format!("localhost:{}", https.addr.port())));

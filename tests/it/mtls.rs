@@ -135,12 +135,18 @@ async fn bad_pem_is_refused_naming_the_column_and_one_that_slips_past_makes_only
     assert!(db_error.message().starts_with("tailhook.endpoints tls_client_key: must be one unencrypted PEM"));
     assert!(!format!("{refused:?}").contains("TOPSECRET"), "the value is not echoed: {refused:?}");
     let unpaired = client
-        .execute("INSERT INTO tailhook.endpoints (name, url, tls_client_cert) VALUES ('half', 'https://localhost/x', $1)", &[&cert])
+        .execute(
+            "INSERT INTO tailhook.endpoints (name, url, tls_client_cert) VALUES ('half', 'https://localhost/x', $1)",
+            &[&cert],
+        )
         .await
         .unwrap_err();
     assert_eq!(unpaired.as_db_error().unwrap().column(), Some("tls_client_key"));
     let not_pem = client
-        .execute("INSERT INTO tailhook.endpoints (name, url, tls_ca_bundle) VALUES ('ca', 'https://localhost/x', 'hello')", &[])
+        .execute(
+            "INSERT INTO tailhook.endpoints (name, url, tls_ca_bundle) VALUES ('ca', 'https://localhost/x', 'hello')",
+            &[],
+        )
         .await
         .unwrap_err();
     assert_eq!(not_pem.as_db_error().unwrap().column(), Some("tls_ca_bundle"));
@@ -154,12 +160,21 @@ async fn bad_pem_is_refused_naming_the_column_and_one_that_slips_past_makes_only
     wait_for("the other endpoint delivered", Duration::from_secs(10), || async { succeeded(&db, "plain").await == 1 })
         .await;
     wait_for("the endpoint marked invalid", Duration::from_secs(10), || async {
-        db.count("SELECT count(*) FROM tailhook.endpoints WHERE name = 'shaped' AND invalid_reason LIKE 'tls_client_key: %'").await == 1
+        db.count(
+            "SELECT count(*) FROM tailhook.endpoints WHERE name = 'shaped' AND invalid_reason LIKE 'tls_client_key: %'",
+        )
+        .await
+            == 1
     })
     .await;
     sidecar.stop().await;
-    let reasons: Vec<String> =
-        client.query("SELECT coalesce(invalid_reason, '') FROM tailhook.endpoints", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let reasons: Vec<String> = client
+        .query("SELECT coalesce(invalid_reason, '') FROM tailhook.endpoints", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert!(!reasons.iter().any(|r| r.contains("TOPSECRET")), "{reasons:?}");
 }
 

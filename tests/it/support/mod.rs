@@ -1,8 +1,8 @@
 //! Shared test fixtures: one fresh database per test, a receiver, a sidecar, and deadline waits.
 
 pub mod browser;
-pub mod https;
 pub mod console;
+pub mod https;
 pub mod pgbouncer;
 pub mod process;
 pub mod proxy;

@@ -57,7 +57,9 @@ impl Tinyproxy {
     pub fn connects(&self) -> Vec<String> {
         self.log()
             .lines()
-            .filter_map(|l| l.split_once("): CONNECT ").map(|(_, rest)| rest.split(' ').next().unwrap_or("").to_owned()))
+            .filter_map(|l| {
+                l.split_once("): CONNECT ").map(|(_, rest)| rest.split(' ').next().unwrap_or("").to_owned())
+            })
             .collect()
     }
 }
