@@ -138,7 +138,7 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
         allowed: config.allowed_cidrs(),
     };
     let sender = Sender::new(&config.delivery, policy)
-        .map_err(|e| SendTestError::Failed(format!("cannot build the HTTP client: {e}")))?;
+        .map_err(|e| SendTestError::Failed(e.to_string()))?;
     let (outcome, duration) = match sent {
         Ok(sent) => {
             let attempt = sender.send(&endpoint, &sent, endpoint.timeout).await;

@@ -84,6 +84,17 @@ pub struct Sender {
     max_response_bytes: usize,
 }
 
+/// Why no sender could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// `delivery.proxy` or `delivery.proxy_bypass` (checked when a config is
+    /// loaded; a config built in code reaches this).
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
 /// The client one request goes out with.
 enum Via<'a> {
     Direct(&'a reqwest::Client),
@@ -91,10 +102,11 @@ enum Via<'a> {
 }
 
 impl Sender {
-    pub fn new(config: &DeliveryConfig, policy: AddressPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &DeliveryConfig, policy: AddressPolicy) -> Result<Self, SenderError> {
         let policy = Arc::new(policy);
-        // Checked when the configuration was loaded.
-        let egress = Arc::new(Egress::parse(config.proxy.expose(), &config.proxy_bypass).unwrap_or_default());
+        let egress = Egress::parse(config.proxy.expose(), &config.proxy_bypass)
+            .map_err(|(key, reason)| crate::config::ConfigError::Invalid { key, reason })?;
+        let egress = Arc::new(egress);
         let client = Self::direct_client(config.concurrency, &policy, None)?;
         let tunnel = egress
             .proxy
