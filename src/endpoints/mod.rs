@@ -509,6 +509,44 @@ mod tests {
         }
     }
 
+    fn tls_row(cert: &str, key: &str) -> EndpointRow {
+        let mut r = row(None);
+        if let Ok(f) = r.fields.as_mut() {
+            f.tls_client_cert = Some(cert.to_owned());
+            f.tls_client_key = Some(key.to_owned());
+        }
+        r
+    }
+
+    #[test]
+    fn an_endpoints_tls_clients_are_kept_while_its_pem_is_unchanged_and_a_bad_key_makes_only_it_invalid() {
+        let (defaults, transforms, keys) =
+            (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20), Keys::default());
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client".to_owned()]).unwrap().self_signed(&key).unwrap().pem();
+        let key = key.serialize_pem();
+        let first = Endpoint::from_row(tls_row(&cert, &key), &defaults, &transforms, &keys, None);
+        let same = Endpoint::from_row(tls_row(&cert, &key), &defaults, &transforms, &keys, Some(&first));
+        let tls = |e: &Endpoint| e.target.as_ref().unwrap().tls.clone().unwrap();
+        assert!(Arc::ptr_eq(&tls(&first), &tls(&same)), "the same PEM keeps the same clients");
+        let other_key = rcgen::KeyPair::generate().unwrap();
+        let other = rcgen::CertificateParams::new(vec!["client".to_owned()]).unwrap().self_signed(&other_key).unwrap();
+        let changed = Endpoint::from_row(
+            tls_row(&other.pem(), &other_key.serialize_pem()),
+            &defaults,
+            &transforms,
+            &keys,
+            Some(&same),
+        );
+        assert!(!Arc::ptr_eq(&tls(&same), &tls(&changed)), "a new certificate, new clients");
+        let mismatched =
+            Endpoint::from_row(tls_row(&cert, &other_key.serialize_pem()), &defaults, &transforms, &keys, None);
+        let problem = mismatched.problem().unwrap_or_default();
+        assert!(problem.starts_with("tls_client_key: "), "{problem}");
+        let body = key.lines().nth(1).unwrap();
+        assert!(!problem.contains(body) && !format!("{first:?}").contains(body), "the key is never shown");
+    }
+
     #[test]
     fn a_script_is_compiled_once_per_version_and_a_bad_one_makes_the_endpoint_invalid() {
         let (defaults, transforms) = (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20));
