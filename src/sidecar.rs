@@ -27,8 +27,8 @@ pub enum RunError {
     Unreachable { waited_ms: u64, source: DbError },
     #[error("{0}")]
     Database(#[from] DbError),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error("{0}")]
+    Sender(#[from] crate::pipeline::sender::SenderError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr} (config key `server.listen`; \"\" turns the listener off): {source}")]

@@ -807,6 +807,21 @@ BEGIN
         col := CASE WHEN NEW.legacy_secret IS NULL THEN 'legacy_secret' ELSE 'legacy_signature' END;
         rule := 'endpoints_legacy_pair';
         problem := col || ': legacy_signature and legacy_secret are set together or not at all';
+    ELSIF NOT coalesce(tailhook.pem_certificates_valid(NEW.tls_client_cert, 65536), true) THEN
+        col := 'tls_client_cert'; rule := 'endpoints_tls_client_cert_valid';
+        problem := 'tls_client_cert: must be PEM CERTIFICATE blocks (the certificate, then its chain), '
+                   'at most 65536 bytes';
+    ELSIF NOT coalesce(tailhook.pem_key_valid(NEW.tls_client_key), true) THEN
+        col := 'tls_client_key'; rule := 'endpoints_tls_client_key_valid';
+        problem := 'tls_client_key: must be one unencrypted PEM private key (PRIVATE KEY, RSA PRIVATE KEY '
+                   'or EC PRIVATE KEY) of at most 16384 bytes, or such a key sealed';
+    ELSIF (NEW.tls_client_cert IS NULL) <> (NEW.tls_client_key IS NULL) THEN
+        col := CASE WHEN NEW.tls_client_key IS NULL THEN 'tls_client_key' ELSE 'tls_client_cert' END;
+        rule := 'endpoints_tls_client_pair';
+        problem := col || ': tls_client_cert and tls_client_key are set together or not at all';
+    ELSIF NOT coalesce(tailhook.pem_certificates_valid(NEW.tls_ca_bundle, 524288), true) THEN
+        col := 'tls_ca_bundle'; rule := 'endpoints_tls_ca_bundle_valid';
+        problem := 'tls_ca_bundle: must be PEM CERTIFICATE blocks, at most 524288 bytes';
     ELSIF NEW.managed_by NOT IN ('sql', 'config') THEN
         col := 'managed_by'; rule := 'endpoints_managed_by_known'; problem := 'managed_by: must be sql or config';
     END IF;
@@ -1291,6 +1306,28 @@ CREATE FUNCTION tailhook.operational_wanted(event_type text, subject bigint) RET
            AND tailhook.event_type_matches(e.event_types, operational_wanted.event_type))
 $$;
 
+-- Name: pem_certificates_valid(text, integer); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.pem_certificates_valid(pem text, max_bytes integer) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT octet_length(pem) <= max_bytes
+       AND pem ~ '^\s*(-----BEGIN CERTIFICATE-----\s[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*)+$'
+$_$;
+
+-- Name: pem_key_valid(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.pem_key_valid(key text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    SELECT CASE WHEN starts_with(key, 'enc:v1:') THEN coalesce(tailhook.sealed_length(key) <= 16384, false)
+                ELSE octet_length(key) <= 16384
+                     AND key ~ '^\s*-----BEGIN ((RSA |EC )?PRIVATE KEY)-----\s[A-Za-z0-9+/=\s]+-----END \1-----\s*$'
+           END
+$_$;
+
 -- Name: publish(text, jsonb, text, text); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.publish(event_type text, payload jsonb, tenant text DEFAULT NULL::text, ordering_key text DEFAULT NULL::text) RETURNS uuid
@@ -1604,6 +1641,9 @@ CREATE TABLE tailhook.endpoints (
     standard_signature boolean DEFAULT true NOT NULL,
     backoff_initial_ms integer,
     backoff_max_ms integer,
+    tls_client_cert text,
+    tls_client_key text,
+    tls_ca_bundle text,
     CONSTRAINT endpoints_headers_object CHECK ((jsonb_typeof(headers) = 'object'::text)),
     CONSTRAINT endpoints_managed_by_known CHECK ((managed_by = ANY (ARRAY['sql'::text, 'config'::text]))),
     CONSTRAINT endpoints_max_attempts_positive CHECK ((max_attempts > 0)),
@@ -1921,6 +1961,42 @@ ALTER TABLE tailhook.endpoints
 ALTER TABLE tailhook.endpoints
     ADD CONSTRAINT endpoints_timeout_ms_max CHECK ((timeout_ms <= 60000)) NOT VALID;
 
+-- Name: endpoints endpoints_tls_ca_bundle_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_tls_ca_bundle_valid CHECK (tailhook.pem_certificates_valid(tls_ca_bundle, 524288)) NOT VALID;
+
+-- Name: CONSTRAINT endpoints_tls_ca_bundle_valid ON endpoints; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT endpoints_tls_ca_bundle_valid ON tailhook.endpoints IS 'tls_ca_bundle must be PEM CERTIFICATE blocks, at most 524288 bytes';
+
+-- Name: endpoints endpoints_tls_client_cert_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_tls_client_cert_valid CHECK (tailhook.pem_certificates_valid(tls_client_cert, 65536)) NOT VALID;
+
+-- Name: CONSTRAINT endpoints_tls_client_cert_valid ON endpoints; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT endpoints_tls_client_cert_valid ON tailhook.endpoints IS 'tls_client_cert must be PEM CERTIFICATE blocks, at most 65536 bytes';
+
+-- Name: endpoints endpoints_tls_client_key_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_tls_client_key_valid CHECK (tailhook.pem_key_valid(tls_client_key)) NOT VALID;
+
+-- Name: CONSTRAINT endpoints_tls_client_key_valid ON endpoints; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT endpoints_tls_client_key_valid ON tailhook.endpoints IS 'tls_client_key must be one unencrypted PEM private key of at most 16384 bytes, or such a key sealed';
+
+-- Name: endpoints endpoints_tls_client_pair; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.endpoints
+    ADD CONSTRAINT endpoints_tls_client_pair CHECK (((tls_client_cert IS NULL) = (tls_client_key IS NULL))) NOT VALID;
+
+-- Name: CONSTRAINT endpoints_tls_client_pair ON endpoints; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT endpoints_tls_client_pair ON tailhook.endpoints IS 'tls_client_cert and tls_client_key are set together or not at all';
+
 -- Name: endpoints endpoints_transform_length; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE tailhook.endpoints
@@ -2022,7 +2098,7 @@ CREATE TRIGGER endpoints_touch BEFORE UPDATE ON tailhook.endpoints FOR EACH ROW 
 
 -- Name: endpoints endpoints_validate; Type: TRIGGER; Schema: tailhook; Owner: -
 
-CREATE TRIGGER endpoints_validate BEFORE INSERT OR UPDATE OF name, url, event_types, secrets, headers, enabled, ordered, managed_by, max_attempts, timeout_ms, rate_limit_per_sec, max_in_flight, transform, legacy_signature, legacy_secret, standard_signature ON tailhook.endpoints FOR EACH ROW EXECUTE FUNCTION tailhook.endpoints_validate();
+CREATE TRIGGER endpoints_validate BEFORE INSERT OR UPDATE OF name, url, event_types, secrets, headers, enabled, ordered, managed_by, max_attempts, timeout_ms, rate_limit_per_sec, max_in_flight, transform, legacy_signature, legacy_secret, standard_signature, tls_client_cert, tls_client_key, tls_ca_bundle ON tailhook.endpoints FOR EACH ROW EXECUTE FUNCTION tailhook.endpoints_validate();
 
 -- Name: outbox outbox_cascade; Type: TRIGGER; Schema: tailhook; Owner: -
 

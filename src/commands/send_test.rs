@@ -137,8 +137,7 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
         allow_private_networks: config.delivery.allow_private_networks,
         allowed: config.allowed_cidrs(),
     };
-    let sender = Sender::new(&config.delivery, policy)
-        .map_err(|e| SendTestError::Failed(format!("cannot build the HTTP client: {e}")))?;
+    let sender = Sender::new(&config.delivery, policy).map_err(|e| SendTestError::Failed(e.to_string()))?;
     let (outcome, duration) = match sent {
         Ok(sent) => {
             let attempt = sender.send(&endpoint, &sent, endpoint.timeout).await;

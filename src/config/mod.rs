@@ -4,7 +4,7 @@ pub mod rules;
 pub mod sealed;
 pub mod secret;
 
-use crate::config::secret::{DatabaseUrl, Secret};
+use crate::config::secret::{DatabaseUrl, ProxyUrl, Secret};
 use crate::pipeline::guard::Cidr;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
@@ -221,6 +221,12 @@ pub struct DeliveryConfig {
     pub breaker_min_failures: u32,
     /// An endpoint failing this long without a success is disabled.
     pub disable_after_failing_ms: u64,
+    /// An HTTP proxy (`http://[user:password@]host:port`) every request goes
+    /// through, as a CONNECT tunnel to the address tailhook checked; "": none.
+    pub proxy: ProxyUrl,
+    /// Destinations reached without the proxy: `*`, `example.com` (and the
+    /// names under it), `*.example.com` (names under it only), or an IP network.
+    pub proxy_bypass: Vec<String>,
 }
 
 impl Default for DeliveryConfig {
@@ -244,6 +250,8 @@ impl Default for DeliveryConfig {
             breaker_after_ms: 60_000,
             breaker_min_failures: 10,
             disable_after_failing_ms: 5 * 24 * 3_600_000,
+            proxy: ProxyUrl::default(),
+            proxy_bypass: Vec::new(),
         }
     }
 }
@@ -454,6 +462,25 @@ pub struct EndpointConfig {
     pub basic_auth_user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth_password_env: Option<String>,
+    /// The client certificate (PEM, with its chain) this endpoint presents,
+    /// from a file (relative to the config file's folder) or a variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_cert_env: Option<String>,
+    /// Its private key (PEM): a secret, sealed at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_key_env: Option<String>,
+    /// CA certificates (PEM) trusted for this endpoint's server, beside the public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_bundle_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_bundle_env: Option<String>,
+    /// What the `tls_*_file` keys' files hold: certificate, key, CA bundle.
+    #[serde(skip)]
+    pub tls_files_read: (Option<String>, Option<Secret>, Option<String>),
 }
 
 impl std::fmt::Debug for EndpointConfig {
@@ -540,6 +567,27 @@ impl Config {
                 .map_err(|e| invalid(&key, format!("cannot read {}: {e}", path.display())))?;
             ep.transform_read = Some(text);
         }
+        for (i, ep) in config.endpoints.iter_mut().enumerate() {
+            let read = |file: &Option<PathBuf>, field: &str| -> Result<Option<String>, ConfigError> {
+                let Some(file) = file else { return Ok(None) };
+                let path = folder.join(file);
+                let key = format!("endpoints[{i}].{field}");
+                let meta = std::fs::metadata(&path)
+                    .map_err(|e| invalid(&key, format!("cannot read {}: {e}", path.display())))?;
+                if meta.len() > crate::pipeline::egress::MAX_CA_BUNDLE_BYTES as u64 {
+                    return Err(invalid(key, format!("{} is too large", path.display())));
+                }
+                // The error names the file only: never what it holds.
+                std::fs::read_to_string(&path)
+                    .map(Some)
+                    .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+            };
+            ep.tls_files_read = (
+                read(&ep.tls_client_cert_file, "tls_client_cert_file")?,
+                read(&ep.tls_client_key_file, "tls_client_key_file")?.map(Secret::new),
+                read(&ep.tls_ca_bundle_file, "tls_ca_bundle_file")?,
+            );
+        }
         config.validate(need)?;
         Ok(config)
     }
@@ -608,6 +656,8 @@ impl Config {
         for (i, cidr) in d.allowed_cidrs.iter().enumerate() {
             cidr.parse::<Cidr>().map_err(|e| invalid(format!("delivery.allowed_cidrs[{i}]"), e))?;
         }
+        crate::pipeline::egress::Egress::parse(d.proxy.expose(), &d.proxy_bypass)
+            .map_err(|(key, reason)| invalid(key, reason))?;
         check_log_filter(&self.log.level).map_err(|reason| invalid("log.level", reason))?;
         let listen = self.server.listen.trim();
         if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
@@ -751,6 +801,10 @@ pub struct ResolvedEndpoint {
     pub secrets: Vec<Secret>,
     pub headers: BTreeMap<String, Secret>,
     pub legacy_secret: Option<Secret>,
+    /// PEM text: the client certificate, its key, and the extra CAs.
+    pub tls_client_cert: Option<String>,
+    pub tls_client_key: Option<Secret>,
+    pub tls_ca_bundle: Option<String>,
 }
 
 impl EndpointConfig {
@@ -839,7 +893,49 @@ impl EndpointConfig {
                 return Err(invalid(key("legacy_signature"), "names a header that `headers` sets too"));
             }
         }
-        Ok(ResolvedEndpoint { config: self.clone(), url: url.into(), secrets, headers, legacy_secret })
+        let (tls_client_cert, tls_client_key, tls_ca_bundle) = self.tls(index)?;
+        Ok(ResolvedEndpoint {
+            config: self.clone(),
+            url: url.into(),
+            secrets,
+            headers,
+            legacy_secret,
+            tls_client_cert,
+            tls_client_key,
+            tls_ca_bundle,
+        })
+    }
+
+    /// The TLS settings' PEM text, from their files or variables, checked
+    /// as an endpoint row's are; errors name the key used, never the text.
+    #[allow(clippy::type_complexity)]
+    fn tls(&self, index: usize) -> Result<(Option<String>, Option<Secret>, Option<String>), ConfigError> {
+        let key = |field: &str| format!("endpoints[{index}].{field}");
+        let pick = |name: &str, file: &Option<PathBuf>, read: &Option<String>, env: &Option<String>| match (file, env) {
+            (Some(_), Some(_)) => {
+                Err(invalid(key(&format!("{name}_env")), format!("cannot be combined with {name}_file")))
+            }
+            (Some(_), None) => Ok(read.clone()),
+            (None, Some(var)) => read_env(var, &key(&format!("{name}_env"))).map(Some),
+            (None, None) => Ok(None),
+        };
+        let (cert_read, key_read, ca_read) = &self.tls_files_read;
+        let cert = pick("tls_client_cert", &self.tls_client_cert_file, cert_read, &self.tls_client_cert_env)?;
+        let key_text = key_read.as_ref().map(|k| k.expose().to_owned());
+        let private =
+            pick("tls_client_key", &self.tls_client_key_file, &key_text, &self.tls_client_key_env)?.map(Secret::new);
+        let ca = pick("tls_ca_bundle", &self.tls_ca_bundle_file, ca_read, &self.tls_ca_bundle_env)?;
+        crate::pipeline::egress::endpoint_tls(cert.as_deref(), private.as_ref().map(Secret::expose), ca.as_deref())
+            .map_err(|p| {
+                let file = match p.field {
+                    "tls_client_cert" => &self.tls_client_cert_file,
+                    "tls_client_key" => &self.tls_client_key_file,
+                    _ => &self.tls_ca_bundle_file,
+                };
+                let suffix = if file.is_some() { "_file" } else { "_env" };
+                invalid(key(&format!("{}{suffix}", p.field)), p.reason)
+            })?;
+        Ok((cert, private, ca))
     }
 }
 
@@ -958,6 +1054,48 @@ mod tests {
         assert!(!printed.contains("MfKQ9r8"), "{printed}");
         assert!(printed.contains("[redacted]"), "{printed}");
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_proxy_is_checked_naming_the_key_and_printed_without_its_credentials() {
+        let c = Config::from_toml(
+            "[delivery]\nproxy = \"http://egress:hunter2@proxy.internal:3128\"\nproxy_bypass = [\"*.internal\", \"10.0.0.0/8\"]",
+        )
+        .unwrap();
+        for printed in [c.redacted_toml(), format!("{c:?}")] {
+            assert!(!printed.contains("hunter2") && !printed.contains("egress:"), "{printed}");
+            assert!(printed.contains("http://[redacted]@proxy.internal:3128"), "{printed}");
+        }
+        assert_eq!(
+            error_of("[delivery]\nproxy = \"socks5://127.0.0.1:1080\""),
+            "config key `delivery.proxy`: socks5:// proxies are not supported: tailhook needs an HTTP proxy that \
+             accepts CONNECT (http://host:port), so that it can name the checked address itself"
+        );
+        assert!(error_of("[delivery]\nproxy_bypass = [\"ok.example\", \"not a host\"]")
+            .starts_with("config key `delivery.proxy_bypass[1]`: `not a host` is not"));
+    }
+
+    #[test]
+    fn an_endpoints_tls_keys_name_the_key_never_the_text() {
+        let base = "[[endpoints]]\nname = \"a\"\nurl = \"https://x\"\n";
+        std::env::set_var(
+            "CONFIG_TEST_TLS_KEY",
+            "-----BEGIN PRIVATE KEY-----\nU0VDUkVUU0VDUkVU\n-----END PRIVATE KEY-----\n",
+        );
+        let e = error_of(&format!("{base}tls_client_key_env = \"CONFIG_TEST_TLS_KEY\""));
+        assert_eq!(e, "config key `endpoints[0].tls_client_cert_env`: is required with tls_client_key");
+        std::env::set_var("CONFIG_TEST_TLS_CERT", "not pem");
+        let e = error_of(&format!(
+            "{base}tls_client_key_env = \"CONFIG_TEST_TLS_KEY\"\ntls_client_cert_env = \"CONFIG_TEST_TLS_CERT\""
+        ));
+        assert!(e.starts_with("config key `endpoints[0].tls_client_cert_env`: holds no PEM"), "{e}");
+        let e = error_of(&format!("{base}tls_ca_bundle_file = \"/nonexistent/ca.crt\""));
+        assert!(e.starts_with("config key `endpoints[0].tls_ca_bundle_file`: cannot read /nonexistent/ca.crt"), "{e}");
+        let e = error_of(&format!(
+            "{base}tls_ca_bundle_file = \"/nonexistent/ca.crt\"\ntls_ca_bundle_env = \"CONFIG_TEST_TLS_CERT\""
+        ));
+        assert!(e.starts_with("config key `endpoints[0].tls_ca_bundle_file`"), "the file is read first: {e}");
+        assert!(!e.contains("U0VDUkVU"));
     }
 
     #[test]

@@ -65,6 +65,45 @@ impl Serialize for DatabaseUrl {
     }
 }
 
+/// An egress proxy URL (`delivery.proxy`) whose user and password are
+/// hidden when printed: both are the proxy's credential.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ProxyUrl(String);
+
+impl ProxyUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any userinfo replaced by `[redacted]`.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some(start) = url.find("://").map(|i| i + 3) else { return url.clone() };
+        let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+        match url[start..end].rfind('@') {
+            Some(at) => format!("{}{REDACTED}{}", &url[..start], &url[start + at..]),
+            None => url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for ProxyUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
 /// Hides the passwords of a PostgreSQL connection string, URL or libpq
 /// `key=value` form.
 fn redact_password(conn: &str) -> String {

@@ -234,6 +234,11 @@ pub struct EndpointFields {
     pub legacy_secret: Option<String>,
     /// Whether the Standard Webhooks headers are sent.
     pub standard_signature: bool,
+    /// PEM text: the client certificate, its key (as stored: sealed, or
+    /// plaintext), and the extra CAs trusted for the server's certificate.
+    pub tls_client_cert: Option<String>,
+    pub tls_client_key: Option<String>,
+    pub tls_ca_bundle: Option<String>,
 }
 
 impl EndpointRow {
@@ -259,6 +264,9 @@ impl EndpointRow {
                 legacy_signature: get(row, "legacy_signature")?,
                 legacy_secret: get(row, "legacy_secret")?,
                 standard_signature: get(row, "standard_signature")?,
+                tls_client_cert: get(row, "tls_client_cert")?,
+                tls_client_key: get(row, "tls_client_key")?,
+                tls_ca_bundle: get(row, "tls_ca_bundle")?,
             })
         })()
         .map_err(|(column, e)| match e.source().map(ToString::to_string) {
@@ -558,16 +566,17 @@ impl Db {
     }
 
     /// Replaces an endpoint's stored secrets and header values (`after`:
-    /// secrets, headers as JSON text, legacy secret) if they are still `before`; whether
-    /// they were (see `endpoint_reseal.sql`).
+    /// secrets, headers as JSON text, legacy secret, TLS client key) if they
+    /// are still `before`; whether they were (see `endpoint_reseal.sql`).
     pub async fn reseal_endpoint(
         &self,
         id: i64,
-        before: (&[Option<String>], &str, Option<&str>),
-        after: (&[String], &str, Option<&str>),
+        before: (&[Option<String>], &str, Option<&str>, Option<&str>),
+        after: (&[String], &str, Option<&str>, Option<&str>),
     ) -> Result<bool, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 7] = [&id, &before.0, &before.1, &after.0, &after.1, &before.2, &after.2];
+            let params: [&dyn Param; 9] =
+                [&id, &before.0, &before.1, &after.0, &after.1, &before.2, &after.2, &before.3, &after.3];
             Ok(!self.rows(&*client, ENDPOINT_RESEAL, &params).await?.is_empty())
         })
         .await
@@ -585,7 +594,7 @@ impl Db {
             for ep in endpoints {
                 let c = &ep.config;
                 let stored = self.rows(&tx, ENDPOINT_STORED_SECRETS, &[&c.name]).await?;
-                let (old_secrets, old_headers, old_legacy) = match stored.first() {
+                let (old_secrets, old_headers, old_legacy, old_tls_key) = match stored.first() {
                     Some(row) => (
                         row.try_get::<_, Vec<Option<String>>>(0).unwrap_or_default(),
                         row.try_get::<_, String>(1)
@@ -593,11 +602,14 @@ impl Db {
                             .and_then(|h| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&h).ok())
                             .unwrap_or_default(),
                         row.try_get::<_, Option<String>>(2).ok().flatten(),
+                        row.try_get::<_, Option<String>>(3).ok().flatten(),
                     ),
                     None => Default::default(),
                 };
                 let legacy_secret =
                     ep.legacy_secret.as_ref().map(|s| keys.unchanged_or_sealed(s.expose(), old_legacy.as_deref()));
+                let tls_client_key =
+                    ep.tls_client_key.as_ref().map(|s| keys.unchanged_or_sealed(s.expose(), old_tls_key.as_deref()));
                 let legacy_signature = c.legacy_signature.as_ref().map(|s| s.to_string());
                 let secrets: Vec<String> = ep
                     .secrets
@@ -618,7 +630,7 @@ impl Db {
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
                 let transform = c.script();
-                let params: [&dyn Param; 20] = [
+                let params: [&dyn Param; 23] = [
                     &c.name,
                     &ep.url,
                     &c.tenant,
@@ -639,6 +651,9 @@ impl Db {
                     &c.standard_signature,
                     &c.backoff_initial_ms,
                     &c.backoff_max_ms,
+                    &ep.tls_client_cert,
+                    &tls_client_key,
+                    &ep.tls_ca_bundle,
                 ];
                 self.exec(&tx, ENDPOINT_UPSERT, &params).await?;
             }

@@ -4,6 +4,7 @@ use crate::config::rules::{self, Problem};
 use crate::config::sealed::{Keys, Standing};
 use crate::config::DeliveryConfig;
 use crate::db::{Db, DbError, EndpointFields, EndpointRow};
+use crate::pipeline::egress::{endpoint_tls, EndpointTls};
 use crate::pipeline::schedule::Backoff;
 use crate::pipeline::signing::{LegacySigner, SigningKey};
 use crate::pipeline::transform::{Script, Transforms};
@@ -45,9 +46,11 @@ pub struct Reseal {
     pub secrets_before: Vec<Option<String>>,
     pub headers_before: String,
     pub legacy_before: Option<String>,
+    pub tls_key_before: Option<String>,
     pub secrets: Vec<String>,
     pub headers: String,
     pub legacy: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 pub struct Target {
@@ -58,6 +61,8 @@ pub struct Target {
     pub legacy: Option<LegacySigner>,
     /// Whether the Standard Webhooks headers are sent.
     pub standard: bool,
+    /// Its own TLS (client certificate, extra CAs), if it has any.
+    pub tls: Option<Arc<EndpointTls>>,
 }
 
 /// The URL as scheme, host and port, header names only: `Debug` output
@@ -70,6 +75,7 @@ impl std::fmt::Debug for Target {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("legacy", &self.legacy)
             .field("standard", &self.standard)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -104,7 +110,16 @@ impl Endpoint {
             check(f, defaults).map(|c| (c, transform)).map_err(|p| p.to_string())
         });
         let (target, limits, ordered, transform) = match checked {
-            Ok(((target, limits, ordered), transform)) => (Ok(target), limits, ordered, transform),
+            Ok(((mut target, limits, ordered), transform)) => {
+                // The same settings as the last version: keep its clients (and their connections).
+                let before = previous.and_then(|p| p.target.as_ref().ok()).and_then(|t| t.tls.as_ref());
+                if let (Some(now), Some(before)) = (&target.tls, before) {
+                    if now.fingerprint == before.fingerprint {
+                        target.tls = Some(before.clone());
+                    }
+                }
+                (Ok(target), limits, ordered, transform)
+            }
             Err(problem) => {
                 reseal = None;
                 (Err(problem), [None; 6], false, None)
@@ -173,6 +188,14 @@ fn open(f: &mut EndpointFields, keys: &Keys) -> Result<Option<Reseal>, Problem> 
             Some(plain)
         }
     };
+    let tls_key = match &f.tls_client_key {
+        None => None,
+        Some(stored) => {
+            let (plain, standing) = keys.open(stored).map_err(|e| Problem::new("tls_client_key", e.to_string()))?;
+            stale |= standing != Standing::Current;
+            Some(plain)
+        }
+    };
     let mut headers = None;
     if f.headers.contains(crate::config::sealed::PREFIX) || !keys.is_empty() {
         if let Ok(stored) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&f.headers) {
@@ -206,15 +229,18 @@ fn open(f: &mut EndpointFields, keys: &Keys) -> Result<Option<Reseal>, Problem> 
                 secrets_before: f.secrets.clone(),
                 headers_before: f.headers.clone(),
                 legacy_before: f.legacy_secret.clone(),
+                tls_key_before: f.tls_client_key.clone(),
                 secrets,
                 headers: serde_json::Value::Object(sealed).to_string(),
                 legacy: legacy.as_deref().map(|plain| keys.store(plain, f.legacy_secret.as_deref())),
+                tls_key: tls_key.as_deref().map(|plain| keys.store(plain, f.tls_client_key.as_deref())),
             })
         }
         _ => None,
     };
     f.secrets = secrets;
     f.legacy_secret = legacy;
+    f.tls_client_key = tls_key;
     if let Some((_, plain)) = headers {
         f.headers = serde_json::Value::Object(plain).to_string();
     }
@@ -268,6 +294,7 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
     }
     let [backoff_initial_ms, backoff_max_ms] =
         rules::backoff(f.backoff_initial_ms.map(i64::from), f.backoff_max_ms.map(i64::from))?;
+    let tls = endpoint_tls(f.tls_client_cert.as_deref(), f.tls_client_key.as_deref(), f.tls_ca_bundle.as_deref())?;
     let limits = [
         rules::TIMEOUT_MS.check(f.timeout_ms.map(i64::from))?,
         rules::MAX_ATTEMPTS.check(f.max_attempts.map(i64::from))?,
@@ -276,7 +303,8 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
         backoff_initial_ms,
         backoff_max_ms,
     ];
-    Ok((Target { url, keys, headers, legacy, standard: f.standard_signature }, limits, f.ordered))
+    let tls = tls.map(Arc::new);
+    Ok((Target { url, keys, headers, legacy, standard: f.standard_signature, tls }, limits, f.ordered))
 }
 
 /// Endpoints by id, swapped whole on change.
@@ -356,8 +384,14 @@ impl EndpointCache {
                 let old = before.get(&id);
                 let mut ep = Endpoint::from_row(row, &self.defaults, &self.transforms, &self.keys, old.map(|o| &**o));
                 if let Some(r) = ep.reseal.take() {
-                    let before = (r.secrets_before.as_slice(), r.headers_before.as_str(), r.legacy_before.as_deref());
-                    match db.reseal_endpoint(id, before, (&r.secrets, &r.headers, r.legacy.as_deref())).await {
+                    let before = (
+                        r.secrets_before.as_slice(),
+                        r.headers_before.as_str(),
+                        r.legacy_before.as_deref(),
+                        r.tls_key_before.as_deref(),
+                    );
+                    let after = (r.secrets.as_slice(), r.headers.as_str(), r.legacy.as_deref(), r.tls_key.as_deref());
+                    match db.reseal_endpoint(id, before, after).await {
                         Ok(true) => resealed += 1,
                         // Changed or locked meanwhile: the next refresh reloads and looks again.
                         Ok(false) => unsealed = true,
@@ -413,7 +447,7 @@ impl EndpointCache {
 fn holds_plaintext(row: &EndpointRow) -> bool {
     row.fields.as_ref().is_ok_and(|f| {
         let sealed = |v: &str| v.starts_with(crate::config::sealed::PREFIX);
-        f.secrets.iter().flatten().chain(&f.legacy_secret).any(|s| !sealed(s))
+        f.secrets.iter().flatten().chain(&f.legacy_secret).chain(&f.tls_client_key).any(|s| !sealed(s))
             || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&f.headers)
                 .is_ok_and(|h| h.values().any(|v| v.as_str().is_some_and(|v| !sealed(v))))
     })
@@ -435,6 +469,7 @@ mod tests {
             )
             .unwrap(),
             standard: true,
+            tls: None,
         };
         let shown = format!("{target:?}");
         assert!(shown.contains("https://hooks.slack.com") && shown.contains("x-webhook-hmac"), "{shown}");
@@ -467,8 +502,49 @@ mod tests {
                 legacy_signature: None,
                 legacy_secret: None,
                 standard_signature: true,
+                tls_client_cert: None,
+                tls_client_key: None,
+                tls_ca_bundle: None,
             }),
         }
+    }
+
+    fn tls_row(cert: &str, key: &str) -> EndpointRow {
+        let mut r = row(None);
+        if let Ok(f) = r.fields.as_mut() {
+            f.tls_client_cert = Some(cert.to_owned());
+            f.tls_client_key = Some(key.to_owned());
+        }
+        r
+    }
+
+    #[test]
+    fn an_endpoints_tls_clients_are_kept_while_its_pem_is_unchanged_and_a_bad_key_makes_only_it_invalid() {
+        let (defaults, transforms, keys) =
+            (DeliveryConfig::default(), Transforms::new(&Default::default(), 1 << 20), Keys::default());
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client".to_owned()]).unwrap().self_signed(&key).unwrap().pem();
+        let key = key.serialize_pem();
+        let first = Endpoint::from_row(tls_row(&cert, &key), &defaults, &transforms, &keys, None);
+        let same = Endpoint::from_row(tls_row(&cert, &key), &defaults, &transforms, &keys, Some(&first));
+        let tls = |e: &Endpoint| e.target.as_ref().unwrap().tls.clone().unwrap();
+        assert!(Arc::ptr_eq(&tls(&first), &tls(&same)), "the same PEM keeps the same clients");
+        let other_key = rcgen::KeyPair::generate().unwrap();
+        let other = rcgen::CertificateParams::new(vec!["client".to_owned()]).unwrap().self_signed(&other_key).unwrap();
+        let changed = Endpoint::from_row(
+            tls_row(&other.pem(), &other_key.serialize_pem()),
+            &defaults,
+            &transforms,
+            &keys,
+            Some(&same),
+        );
+        assert!(!Arc::ptr_eq(&tls(&same), &tls(&changed)), "a new certificate, new clients");
+        let mismatched =
+            Endpoint::from_row(tls_row(&cert, &other_key.serialize_pem()), &defaults, &transforms, &keys, None);
+        let problem = mismatched.problem().unwrap_or_default();
+        assert!(problem.starts_with("tls_client_key: "), "{problem}");
+        let body = key.lines().nth(1).unwrap();
+        assert!(!problem.contains(body) && !format!("{first:?}").contains(body), "the key is never shown");
     }
 
     #[test]

@@ -199,36 +199,45 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy.clone();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let resolved = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|e| DnsFailure(format!("cannot resolve {host}: {e}")))?;
-            let mut refused = Vec::new();
-            let permitted: Vec<SocketAddr> = resolved
-                .filter(|a| match policy.check(a.ip()) {
-                    Ok(()) => true,
-                    Err(class) => {
-                        refused.push(class);
-                        false
-                    }
-                })
-                .collect();
-            if permitted.is_empty() {
-                // The class, not the address: a private IP a name resolves
-                // to is not the endpoint owner's to learn.
-                let reason = match refused.first() {
-                    Some(class) => refusal(&format!("{host} resolves to"), class),
-                    None => format!("{host} resolves to no address"),
-                };
-                return Err(if refused.is_empty() {
-                    Box::new(DnsFailure(reason)) as Box<dyn std::error::Error + Send + Sync>
-                } else {
-                    Box::new(BlockedAddress(reason))
-                });
-            }
+            let permitted = resolve_checked(&policy, name.as_str()).await?;
             Ok(Box::new(permitted.into_iter()) as Addrs)
         })
     }
+}
+
+/// The addresses `host` resolves to that `policy` permits (port 0), or why
+/// there are none: a [`BlockedAddress`] or a [`DnsFailure`]. The resolver of
+/// direct requests and the proxy tunnel both use it.
+pub async fn resolve_checked(
+    policy: &AddressPolicy,
+    host: &str,
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let resolved =
+        tokio::net::lookup_host((host, 0)).await.map_err(|e| DnsFailure(format!("cannot resolve {host}: {e}")))?;
+    let mut refused = Vec::new();
+    let permitted: Vec<SocketAddr> = resolved
+        .filter(|a| match policy.check(a.ip()) {
+            Ok(()) => true,
+            Err(class) => {
+                refused.push(class);
+                false
+            }
+        })
+        .collect();
+    if permitted.is_empty() {
+        // The class, not the address: a private IP a name resolves
+        // to is not the endpoint owner's to learn.
+        let reason = match refused.first() {
+            Some(class) => refusal(&format!("{host} resolves to"), class),
+            None => format!("{host} resolves to no address"),
+        };
+        return Err(if refused.is_empty() {
+            Box::new(DnsFailure(reason)) as Box<dyn std::error::Error + Send + Sync>
+        } else {
+            Box::new(BlockedAddress(reason))
+        });
+    }
+    Ok(permitted)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The delivery pipeline: claims, workers, the HTTP sender and its destination guard, the recorder, and the pure rules they apply (outcome, schedule, signing, the Python body form, limits).
 
 pub(crate) mod claim;
+pub mod egress;
 pub mod guard;
 pub(crate) mod limits;
 pub mod outcome;

@@ -2,6 +2,7 @@
 
 use crate::config::DeliveryConfig;
 use crate::endpoints::{Endpoint, Target};
+use crate::pipeline::egress::{default_tls, Egress, ProxyFailure, Tunnel, TunnelClient};
 use crate::pipeline::guard::{refusal, AddressPolicy, BlockedAddress, DnsFailure, GuardedResolver};
 use crate::pipeline::outcome::{ErrorKind, Outcome};
 use crate::pipeline::pybody::python_sorted;
@@ -68,32 +69,98 @@ pub struct Attempt {
     pub duration: Duration,
 }
 
-/// The shared HTTP client and the limits every request obeys.
+/// The shared HTTP clients and the limits every request obeys.
 pub struct Sender {
+    /// Direct requests of endpoints without TLS settings of their own.
     client: reqwest::Client,
+    /// With `delivery.proxy` set: every request of endpoints without TLS
+    /// settings of their own (it reaches bypassed destinations directly).
+    tunnel: Option<TunnelClient>,
+    egress: Arc<Egress>,
     policy: Arc<AddressPolicy>,
+    /// Connections kept per destination (`delivery.concurrency`).
+    idle_per_host: usize,
     max_payload_bytes: usize,
     max_response_bytes: usize,
 }
 
+/// Why no sender could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// `delivery.proxy` or `delivery.proxy_bypass` (checked when a config is
+    /// loaded; a config built in code reaches this).
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// The client one request goes out with.
+enum Via<'a> {
+    Direct(&'a reqwest::Client),
+    Tunnel(&'a TunnelClient),
+}
+
 impl Sender {
-    pub fn new(config: &DeliveryConfig, policy: AddressPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &DeliveryConfig, policy: AddressPolicy) -> Result<Self, SenderError> {
         let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
+        let egress = Egress::parse(config.proxy.expose(), &config.proxy_bypass)
+            .map_err(|(key, reason)| crate::config::ConfigError::Invalid { key, reason })?;
+        let egress = Arc::new(egress);
+        let client = Self::direct_client(config.concurrency, &policy, None)?;
+        let tunnel = egress
+            .proxy
+            .is_some()
+            .then(|| Tunnel::client(egress.clone(), policy.clone(), default_tls(), config.concurrency));
+        Ok(Self {
+            client,
+            tunnel,
+            egress,
+            policy,
+            idle_per_host: config.concurrency,
+            max_payload_bytes: config.max_payload_bytes,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    /// A reqwest client whose resolver applies the destination policy;
+    /// `tls`: an endpoint's own TLS configuration.
+    fn direct_client(
+        idle_per_host: usize,
+        policy: &Arc<AddressPolicy>,
+        tls: Option<&rustls::ClientConfig>,
+    ) -> Result<reqwest::Client, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // A proxy from the environment would be the address checked, not the destination.
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
             .user_agent(USER_AGENT)
             .tcp_nodelay(true)
-            .pool_max_idle_per_host(config.concurrency)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
-        Ok(Self {
-            client,
-            policy,
-            max_payload_bytes: config.max_payload_bytes,
-            max_response_bytes: config.max_response_bytes,
+            .pool_max_idle_per_host(idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(tls) = tls {
+            builder = builder.use_preconfigured_tls(tls.clone());
+        }
+        builder.build()
+    }
+
+    /// The client for `target`: its own (made on its first request, kept
+    /// with the endpoint's version) when it has TLS settings, else a shared one.
+    fn via<'a>(&'a self, target: &'a Target) -> Result<Via<'a>, Outcome> {
+        let proxied = self.egress.proxy.is_some();
+        Ok(match (&target.tls, &self.tunnel) {
+            (None, Some(tunnel)) => Via::Tunnel(tunnel),
+            (None, None) => Via::Direct(&self.client),
+            (Some(tls), _) if proxied => Via::Tunnel(tls.tunnel.get_or_init(|| {
+                Tunnel::client(self.egress.clone(), self.policy.clone(), tls.config.clone(), self.idle_per_host)
+            })),
+            (Some(tls), _) => {
+                let client = tls.direct.get_or_init(|| {
+                    Self::direct_client(self.idle_per_host, &self.policy, Some(&tls.config)).map_err(describe)
+                });
+                Via::Direct(client.as_ref().map_err(|e| Outcome::failed(ErrorKind::Tls, e.clone()))?)
+            }
         })
     }
 
@@ -104,7 +171,7 @@ impl Sender {
         let clock = tokio::time::Instant::now();
         let outcome = match self.build(endpoint, event, started_at) {
             Err(refused) => refused,
-            Ok(request) => match tokio::time::timeout(timeout, self.execute(request)).await {
+            Ok((request, via)) => match tokio::time::timeout(timeout, self.execute(request, via)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Outcome::failed(
                     ErrorKind::Timeout,
@@ -116,7 +183,12 @@ impl Sender {
     }
 
     /// The request, or the outcome of refusing to send it.
-    fn build(&self, endpoint: &Endpoint, event: &Event, now: SystemTime) -> Result<reqwest::Request, Outcome> {
+    fn build<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        event: &Event,
+        now: SystemTime,
+    ) -> Result<(reqwest::Request, Via<'a>), Outcome> {
         let target: &Target =
             endpoint.target.as_ref().map_err(|problem| Outcome::failed(ErrorKind::InvalidRequest, problem.clone()))?;
         let too_large = |what: &str, bytes: usize| {
@@ -170,18 +242,32 @@ impl Sender {
                 headers.insert(legacy.header.clone(), value);
             }
         }
-        self.client
+        let request = self
+            .client
             .post(target.url.clone())
             .headers(headers)
             .body(body)
             .build()
-            .map_err(|e| Outcome::failed(ErrorKind::InvalidRequest, describe(e)))
+            .map_err(|e| Outcome::failed(ErrorKind::InvalidRequest, describe(e)))?;
+        Ok((request, self.via(target)?))
     }
 
-    async fn execute(&self, request: reqwest::Request) -> Outcome {
-        let mut response = match self.client.execute(request).await {
-            Ok(r) => r,
-            Err(e) => return classify(e),
+    async fn execute(&self, request: reqwest::Request, via: Via<'_>) -> Outcome {
+        let mut response = match via {
+            Via::Direct(client) => match client.execute(request).await {
+                Ok(r) => r,
+                Err(e) => return classify(e),
+            },
+            Via::Tunnel(client) => {
+                let request = match hyper::Request::<reqwest::Body>::try_from(request) {
+                    Ok(r) => r,
+                    Err(e) => return Outcome::failed(ErrorKind::InvalidRequest, describe(e)),
+                };
+                match client.request(request).await {
+                    Ok(r) => reqwest::Response::from(r.map(reqwest::Body::wrap)),
+                    Err(e) => return classify_tunnel(&e),
+                }
+            }
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -210,25 +296,59 @@ impl Sender {
     }
 }
 
-/// Names the kind of a transport error from its source chain.
-fn classify(err: reqwest::Error) -> Outcome {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
+/// The kind a transport error's source chain names, if it names one:
+/// refused or unresolvable destinations, proxy failures, and TLS (a bad or
+/// untrusted certificate on either side, a handshake the server refused).
+fn kind_in_chain(mut source: Option<&(dyn std::error::Error + 'static)>) -> Result<Option<ErrorKind>, Outcome> {
     let mut chain = String::new();
     while let Some(e) = source {
         if let Some(b) = e.downcast_ref::<BlockedAddress>() {
-            return Outcome::failed(ErrorKind::BlockedAddress, b.to_string());
+            return Err(Outcome::failed(ErrorKind::BlockedAddress, b.to_string()));
         }
         if let Some(d) = e.downcast_ref::<DnsFailure>() {
-            return Outcome::failed(ErrorKind::Dns, d.to_string());
+            return Err(Outcome::failed(ErrorKind::Dns, d.to_string()));
+        }
+        if let Some(p) = e.downcast_ref::<ProxyFailure>() {
+            return Err(Outcome::failed(ErrorKind::Connect, p.to_string()));
+        }
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return Ok(Some(ErrorKind::Tls));
         }
         chain.push_str(&e.to_string().to_ascii_lowercase());
         chain.push(' ');
         source = e.source();
     }
+    let tls = ["certificate", "tls", "handshake", "alert"].iter().any(|w| chain.contains(w));
+    Ok(tls.then_some(ErrorKind::Tls))
+}
+
+/// Names the kind of a proxied request's transport error.
+fn classify_tunnel(err: &hyper_util::client::legacy::Error) -> Outcome {
+    let kind = match kind_in_chain(Some(err)) {
+        Err(outcome) => return outcome,
+        Ok(Some(kind)) => kind,
+        Ok(None) => ErrorKind::Connect,
+    };
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    Outcome::failed(kind, text)
+}
+
+/// Names the kind of a transport error from its source chain.
+fn classify(err: reqwest::Error) -> Outcome {
+    let named = match kind_in_chain(err.source()) {
+        Err(outcome) => return outcome,
+        Ok(named) => named,
+    };
     let kind = if err.is_timeout() {
         ErrorKind::Timeout
-    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
-        ErrorKind::Tls
+    } else if let Some(kind) = named {
+        kind
     } else if err.is_redirect() {
         ErrorKind::Redirect
     } else if err.is_body() || err.is_decode() {

@@ -2,11 +2,13 @@
 
 pub mod browser;
 pub mod console;
+pub mod https;
 pub mod pgbouncer;
 pub mod process;
 pub mod proxy;
 pub mod receiver;
 pub mod role;
+pub mod tinyproxy;
 pub mod tls;
 
 use std::future::Future;

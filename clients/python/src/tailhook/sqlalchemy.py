@@ -84,6 +84,9 @@ endpoints = Table(
     Column("standard_signature", Boolean, nullable=False, server_default=text("true")),
     Column("backoff_initial_ms", Integer),
     Column("backoff_max_ms", Integer),
+    Column("tls_client_cert", Text),
+    Column("tls_client_key", Text),
+    Column("tls_ca_bundle", Text),
 )
 
 deliveries = Table(

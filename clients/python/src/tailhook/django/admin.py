@@ -33,6 +33,12 @@ class EndpointForm(forms.ModelForm):
         help_text="The key of the legacy signature header (16 to 256 bytes). Never shown; leave empty to keep the current one.",
     )
 
+    tls_client_key = forms.CharField(
+        required=False,
+        widget=_NeverShown(attrs={"rows": 2, "autocomplete": "off"}),
+        help_text="The private key (PEM) of the client certificate. Never shown; leave empty to keep the current one.",
+    )
+
     class Meta:
         model = Endpoint
         fields = [
@@ -57,6 +63,9 @@ class EndpointForm(forms.ModelForm):
             "standard_signature",
             "legacy_signature",
             "legacy_secret",
+            "tls_client_cert",
+            "tls_client_key",
+            "tls_ca_bundle",
         ]
 
     def clean_secrets(self) -> list[str]:
@@ -69,6 +78,12 @@ class EndpointForm(forms.ModelForm):
         value = self.cleaned_data.get("legacy_secret", "")
         if not value and self.instance.pk is not None:
             return self.instance.legacy_secret
+        return value or None
+
+    def clean_tls_client_key(self) -> Any:
+        value = self.cleaned_data.get("tls_client_key", "")
+        if not value and self.instance.pk is not None:
+            return self.instance.tls_client_key
         return value or None
 
     def clean_headers(self) -> Any:

@@ -40,6 +40,9 @@ class Endpoint(models.Model):
     legacy_signature = models.JSONField(null=True, blank=True)
     legacy_secret = models.TextField(null=True, blank=True)
     standard_signature = models.BooleanField(db_default=True)
+    tls_client_cert = models.TextField(null=True, blank=True)
+    tls_client_key = models.TextField(null=True, blank=True)
+    tls_ca_bundle = models.TextField(null=True, blank=True)
 
     class Meta:
         managed = False
