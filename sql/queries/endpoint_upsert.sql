@@ -6,13 +6,13 @@
 -- $7 secrets, $8 headers, $9 enabled, $10 max_attempts, $11 timeout_ms,
 -- $12 rate_limit_per_sec, $13 max_in_flight, $14 ordered, $15 transform,
 -- $16 legacy_signature (JSON text), $17 legacy_secret, $18 standard_signature,
--- $19 backoff_initial_ms, $20 backoff_max_ms
+-- $19 backoff_initial_ms, $20 backoff_max_ms, $21 propagate_trace
 INSERT INTO tailhook.endpoints AS e
        (name, url, tenant, event_types, filter, filter_path, secrets, headers, enabled,
         max_attempts, timeout_ms, rate_limit_per_sec, max_in_flight, ordered, transform,
-        legacy_signature, legacy_secret, standard_signature, backoff_initial_ms, backoff_max_ms, managed_by)
+        legacy_signature, legacy_secret, standard_signature, backoff_initial_ms, backoff_max_ms, propagate_trace, managed_by)
 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonpath, $7, $8::text::jsonb, $9,
-        $10, $11, $12, $13, $14, $15, $16::text::jsonb, $17::text, $18::boolean, $19, $20, 'config')
+        $10, $11, $12, $13, $14, $15, $16::text::jsonb, $17::text, $18::boolean, $19, $20, $21::boolean, 'config')
 ON CONFLICT (name) DO UPDATE
    SET url = EXCLUDED.url, tenant = EXCLUDED.tenant, event_types = EXCLUDED.event_types,
        filter = EXCLUDED.filter, filter_path = EXCLUDED.filter_path, secrets = EXCLUDED.secrets,
@@ -23,6 +23,7 @@ ON CONFLICT (name) DO UPDATE
        legacy_signature = EXCLUDED.legacy_signature, legacy_secret = EXCLUDED.legacy_secret,
        standard_signature = EXCLUDED.standard_signature,
        backoff_initial_ms = EXCLUDED.backoff_initial_ms, backoff_max_ms = EXCLUDED.backoff_max_ms,
+       propagate_trace = EXCLUDED.propagate_trace,
        (enabled, auto_disabled, disabled_reason) = (
            SELECT EXCLUDED.enabled AND NOT k.keep, k.keep,
                   CASE WHEN EXCLUDED.enabled AND NOT k.keep THEN NULL ELSE e.disabled_reason END
@@ -30,12 +31,12 @@ ON CONFLICT (name) DO UPDATE
                           AND (e.url, e.tenant, e.event_types, e.filter, e.filter_path::text, e.secrets, e.headers,
                                e.max_attempts, e.timeout_ms, e.rate_limit_per_sec, e.max_in_flight, e.ordered, e.transform,
                                e.legacy_signature, e.legacy_secret, e.standard_signature,
-                               e.backoff_initial_ms, e.backoff_max_ms)
+                               e.backoff_initial_ms, e.backoff_max_ms, e.propagate_trace)
                               IS NOT DISTINCT FROM
                               (EXCLUDED.url, EXCLUDED.tenant, EXCLUDED.event_types, EXCLUDED.filter,
                                EXCLUDED.filter_path::text, EXCLUDED.secrets, EXCLUDED.headers,
                                EXCLUDED.max_attempts, EXCLUDED.timeout_ms, EXCLUDED.rate_limit_per_sec,
                                EXCLUDED.max_in_flight, EXCLUDED.ordered, EXCLUDED.transform,
                                EXCLUDED.legacy_signature, EXCLUDED.legacy_secret, EXCLUDED.standard_signature,
-                               EXCLUDED.backoff_initial_ms, EXCLUDED.backoff_max_ms)
+                               EXCLUDED.backoff_initial_ms, EXCLUDED.backoff_max_ms, EXCLUDED.propagate_trace)
                               AS keep) k)

@@ -4,5 +4,5 @@
 SELECT id, name, enabled, invalid_reason, url, secrets, headers::text AS headers, timeout_ms,
        max_attempts, max_in_flight, rate_limit_per_sec, backoff_initial_ms, backoff_max_ms, ordered, event_types, transform,
        filter::text AS filter, filter_path::text AS filter_path,
-       legacy_signature::text AS legacy_signature, legacy_secret, standard_signature
+       legacy_signature::text AS legacy_signature, legacy_secret, standard_signature, propagate_trace
   FROM tailhook.endpoints

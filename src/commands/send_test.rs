@@ -141,7 +141,7 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
         .map_err(|e| SendTestError::Failed(format!("cannot build the HTTP client: {e}")))?;
     let (outcome, duration) = match sent {
         Ok(sent) => {
-            let attempt = sender.send(&endpoint, &sent, endpoint.timeout).await;
+            let attempt = sender.send(&endpoint, &sent, endpoint.timeout, None).await;
             (attempt.outcome, attempt.duration)
         }
         Err(e) => (crate::pipeline::outcome::Outcome::failed(ErrorKind::Transform, e), std::time::Duration::ZERO),

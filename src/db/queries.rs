@@ -77,6 +77,9 @@ pub struct ClaimedRow {
     pub lease_ms: Option<i64>,
     /// The event's tenant (transforms see it).
     pub tenant: Option<String>,
+    /// The event's W3C trace context, as stored.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
     /// Due claims since the delivery's last result, for an endpoint with a
     /// transform (sql/0022_transform_claims.sql); 0 at fan-out.
     pub transform_claims: i16,
@@ -96,6 +99,8 @@ impl ClaimedRow {
             payload_bytes: row.try_get(8)?,
             lease_ms: row.try_get(9)?,
             tenant: row.try_get(10)?,
+            traceparent: row.try_get("traceparent")?,
+            tracestate: row.try_get("tracestate")?,
             // Only the due claim returns it.
             transform_claims: row.try_get("transform_claims").unwrap_or(0),
         })
@@ -234,6 +239,8 @@ pub struct EndpointFields {
     pub legacy_secret: Option<String>,
     /// Whether the Standard Webhooks headers are sent.
     pub standard_signature: bool,
+    /// Whether attempts carry the event's trace context.
+    pub propagate_trace: bool,
 }
 
 impl EndpointRow {
@@ -259,6 +266,7 @@ impl EndpointRow {
                 legacy_signature: get(row, "legacy_signature")?,
                 legacy_secret: get(row, "legacy_secret")?,
                 standard_signature: get(row, "standard_signature")?,
+                propagate_trace: get(row, "propagate_trace")?,
             })
         })()
         .map_err(|(column, e)| match e.source().map(ToString::to_string) {
@@ -618,7 +626,7 @@ impl Db {
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
                 let transform = c.script();
-                let params: [&dyn Param; 20] = [
+                let params: [&dyn Param; 21] = [
                     &c.name,
                     &ep.url,
                     &c.tenant,
@@ -639,6 +647,7 @@ impl Db {
                     &c.standard_signature,
                     &c.backoff_initial_ms,
                     &c.backoff_max_ms,
+                    &c.propagate_trace,
                 ];
                 self.exec(&tx, ENDPOINT_UPSERT, &params).await?;
             }

@@ -58,6 +58,8 @@ pub struct Target {
     pub legacy: Option<LegacySigner>,
     /// Whether the Standard Webhooks headers are sent.
     pub standard: bool,
+    /// Whether requests carry the event's trace context.
+    pub propagate_trace: bool,
 }
 
 /// The URL as scheme, host and port, header names only: `Debug` output
@@ -70,6 +72,7 @@ impl std::fmt::Debug for Target {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("legacy", &self.legacy)
             .field("standard", &self.standard)
+            .field("propagate_trace", &self.propagate_trace)
             .finish()
     }
 }
@@ -276,7 +279,8 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
         backoff_initial_ms,
         backoff_max_ms,
     ];
-    Ok((Target { url, keys, headers, legacy, standard: f.standard_signature }, limits, f.ordered))
+    let target = Target { url, keys, headers, legacy, standard: f.standard_signature, propagate_trace: f.propagate_trace };
+    Ok((target, limits, f.ordered))
 }
 
 /// Endpoints by id, swapped whole on change.
@@ -435,6 +439,7 @@ mod tests {
             )
             .unwrap(),
             standard: true,
+            propagate_trace: true,
         };
         let shown = format!("{target:?}");
         assert!(shown.contains("https://hooks.slack.com") && shown.contains("x-webhook-hmac"), "{shown}");
@@ -467,6 +472,7 @@ mod tests {
                 legacy_signature: None,
                 legacy_secret: None,
                 standard_signature: true,
+                propagate_trace: true,
             }),
         }
     }
