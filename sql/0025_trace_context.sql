@@ -191,20 +191,6 @@ END
 $$;
 
 
-CREATE OR REPLACE VIEW tailhook.endpoint_config AS
-SELECT e.id, e.name, e.tenant,
-       pg_catalog.regexp_replace(e.url, '^([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#]*@)?([^/?#]*).*$', '\1\2') AS url,
-       e.event_types, e.filter, e.filter_path,
-       ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(
-                 CASE WHEN pg_catalog.jsonb_typeof(e.headers) = 'object' THEN e.headers ELSE '{}' END) AS k
-             ORDER BY k) AS header_names,
-       pg_catalog.cardinality(e.secrets) AS secrets,
-       e.enabled, e.disabled_reason, e.invalid_reason, e.paused_until,
-       e.max_attempts, e.timeout_ms, e.rate_limit_per_sec, e.max_in_flight, e.ordered,
-       e.transform, e.managed_by, e.created_at, e.updated_at, e.propagate_trace
-  FROM tailhook.endpoints e;
-
-
 -- Captured tables: each staged statement keeps the writer's trace context
 -- settings (column defaults of the staging table, so the writer's triggers
 -- are unchanged), and the expansion copies them to every event of the

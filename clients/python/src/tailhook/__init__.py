@@ -37,6 +37,8 @@ def publish(
     tenant: Optional[str] = None,
     ordering_key: Optional[str] = None,
     event_id: Optional[uuid.UUID] = None,
+    traceparent: Optional[str] = None,
+    tracestate: Optional[str] = None,
 ) -> uuid.UUID:
     """Writes one event to `tailhook.outbox` on `conn` and returns its event id.
 
@@ -48,8 +50,11 @@ def publish(
     raised as the driver's exception.
     """
     event_id = _core.event_id_of(event_id)
-    sql = _core.statement({name: "%s" for name in _core.NAMES}, event_id)
+    trace = _core.traced(traceparent, tracestate)
+    sql = _core.statement({name: "%s" for name in _core.NAMES}, event_id, trace)
     params: list[Any] = [_core.check_type(type), _core.encode(data), tenant, ordering_key]
+    if trace:
+        params += [traceparent, tracestate]
     if event_id is not None:
         params = [str(event_id), *params]
     cur = conn.cursor()

@@ -55,6 +55,7 @@ class EndpointForm(forms.ModelForm):
             "filter_path",
             "transform",
             "standard_signature",
+            "propagate_trace",
             "legacy_signature",
             "legacy_secret",
         ]
