@@ -204,6 +204,11 @@ impl Tracer {
     /// Queues a sampled attempt's span; never waits.
     pub fn end_attempt(&self, span: AttemptSpan, event: &EventTrace, fields: &AttemptFields<'_>, attempt: &Attempt) {
         let Some(export) = self.export.as_ref().filter(|_| span.sampled) else { return };
+        // A full queue (the collector slow or gone): nothing to build.
+        if export.queue.capacity() == 0 {
+            export.metrics.trace_spans_dropped("queue_full", 1);
+            return;
+        }
         let outcome = &attempt.outcome;
         let mut attributes = Vec::with_capacity(10);
         attributes.push(KeyValue::new("http.request.method", "POST"));
