@@ -431,7 +431,15 @@ struct Shape {
 
 impl Shape {
     fn single(events: u64) -> Self {
-        Self { label: "tailhook 1 endpoint".into(), events, endpoints: 1, by_tenant: false, b: false, transform: false, otlp: None }
+        Self {
+            label: "tailhook 1 endpoint".into(),
+            events,
+            endpoints: 1,
+            by_tenant: false,
+            b: false,
+            transform: false,
+            otlp: None,
+        }
     }
     fn fanout(deliveries: u64) -> Self {
         Self {
@@ -807,7 +815,10 @@ async fn transform(env: &Env, args: &Args) -> Result<(), Error> {
 /// ratios against off, the sidecar's added CPU per delivery (runs apart),
 /// then off and sink side by side for the added CPU over one window.
 async fn tracing(env: &Env, args: &Args) -> Result<(), Error> {
-    println!("\n## tracing: {} events, one endpoint; every attempt's span exported (OTLP/HTTP) vs tracing off", args.events);
+    println!(
+        "\n## tracing: {} events, one endpoint; every attempt's span exported (OTLP/HTTP) vs tracing off",
+        args.events
+    );
     let receiver = Receiver::start(env, false).await?;
     let sink = otlp_sink().await?;
     let hole = black_hole().await?;
@@ -1111,7 +1122,15 @@ async fn memory(env: &Env, args: &Args) -> Result<(), Error> {
     setup_tailhook(
         env,
         &db,
-        &Shape { label: String::new(), events: 0, endpoints: 2, by_tenant: false, b: false, transform: false, otlp: None },
+        &Shape {
+            label: String::new(),
+            events: 0,
+            endpoints: 2,
+            by_tenant: false,
+            b: false,
+            transform: false,
+            otlp: None,
+        },
         &receiver,
     )
     .await?;

@@ -314,7 +314,10 @@ impl TracingConfig {
     }
 
     fn resolve_with(&self, env: impl Fn(&str) -> Option<String>) -> Result<Option<Tracing>, ConfigError> {
-        for (key, ratio) in [("tracing.sample_ratio", self.sample_ratio), ("tracing.internal_sample_ratio", Some(self.internal_sample_ratio))] {
+        for (key, ratio) in [
+            ("tracing.sample_ratio", self.sample_ratio),
+            ("tracing.internal_sample_ratio", Some(self.internal_sample_ratio)),
+        ] {
             if ratio.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
                 return Err(invalid(key, "must be between 0 and 1"));
             }
@@ -334,7 +337,11 @@ impl TracingConfig {
                 .ok_or_else(|| invalid(key, "must be an http:// or https:// URL such as http://127.0.0.1:4318"))?;
             Ok::<_, ConfigError>(format!("{}/v1/traces", parsed.as_str().trim_end_matches('/')))
         };
-        let traces_url = match (&self.otlp_endpoint, env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), env("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+        let traces_url = match (
+            &self.otlp_endpoint,
+            env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            env("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ) {
             (Some(url), _, _) if !url.trim().is_empty() => base("tracing.otlp_endpoint", url)?,
             (_, Some(full), _) => {
                 let key = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";

@@ -279,7 +279,8 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
         backoff_initial_ms,
         backoff_max_ms,
     ];
-    let target = Target { url, keys, headers, legacy, standard: f.standard_signature, propagate_trace: f.propagate_trace };
+    let target =
+        Target { url, keys, headers, legacy, standard: f.standard_signature, propagate_trace: f.propagate_trace };
     Ok((target, limits, f.ordered))
 }
 

@@ -281,7 +281,12 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
                 metrics.record_duration.observe(took.as_secs_f64());
                 if tracer.sample_internal() {
                     let results = opentelemetry::KeyValue::new("tailhook.results", batch.len() as i64);
-                    tracer.internal("tailhook.record_results", std::time::SystemTime::now() - took, took, vec![results]);
+                    tracer.internal(
+                        "tailhook.record_results",
+                        std::time::SystemTime::now() - took,
+                        took,
+                        vec![results],
+                    );
                 }
                 // Written: the retries are due from now on the database's clock.
                 retries.drain(..).for_each(|delay| due.schedule(delay));

@@ -387,7 +387,8 @@ mod tests {
         assert!(t.parent.is_none() && t.state.is_none() && !t.sampled);
         let bad = EventTrace::of_event(id, Some("00-zz"), Some("k=v"));
         assert_eq!(bad.trace_id, t.trace_id, "a malformed traceparent is ignored");
-        let with = EventTrace::of_event(id, Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), Some("k=v"));
+        let with =
+            EventTrace::of_event(id, Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), Some("k=v"));
         assert_eq!(with.parent.unwrap().to_string(), "b7ad6b7169203331");
         assert_eq!(with.state.as_deref(), Some("k=v"));
     }

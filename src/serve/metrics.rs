@@ -126,7 +126,11 @@ impl Metrics {
             "Spans not exported (queue_full, export_failed, export_timeout)",
             self.trace_spans_dropped.clone(),
         );
-        r.register("tailhook_trace_spans_exported", "Spans the OTLP collector accepted", self.trace_spans_exported.clone());
+        r.register(
+            "tailhook_trace_spans_exported",
+            "Spans the OTLP collector accepted",
+            self.trace_spans_exported.clone(),
+        );
         self
     }
 

@@ -118,10 +118,7 @@ fn traceparent(r: &crate::support::receiver::Received) -> Option<(String, String
 
 async fn metric(port: u16, name: &str) -> f64 {
     let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,9 +294,13 @@ async fn a_collector_black_holed_or_down_never_stops_deliveries_and_dropped_span
     proxy.blackhole();
     let down = free_port();
     let mut sent = 0;
-    for (name, url) in [("black-holed", format!("http://{}", proxy.addr)), ("down", format!("http://127.0.0.1:{down}"))] {
+    for (name, url) in [("black-holed", format!("http://{}", proxy.addr)), ("down", format!("http://127.0.0.1:{down}"))]
+    {
         client
-            .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 't', '{}' FROM generate_series(1, 300)", &[])
+            .execute(
+                "INSERT INTO tailhook.outbox (event_type, payload) SELECT 't', '{}' FROM generate_series(1, 300)",
+                &[],
+            )
             .await
             .unwrap();
         sent += 300;
