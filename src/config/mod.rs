@@ -1014,6 +1014,40 @@ mod tests {
     }
 
     #[test]
+    fn tracing_is_off_without_a_collector_and_bad_settings_name_their_key_or_variable() {
+        let none = |_: &str| None;
+        assert_eq!(TracingConfig::default().resolve_with(none).unwrap(), None);
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let on = TracingConfig::default()
+            .resolve_with(env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(on.traces_url, "http://collector:4318/v1/traces");
+        assert_eq!(on.sampler, Sampler { parent_based: true, ratio: 0.25 });
+        let key = TracingConfig { otlp_endpoint: Some("http://a:1".into()), ..TracingConfig::default() };
+        let full = key.resolve_with(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:2/x")])).unwrap().unwrap();
+        assert_eq!(full.traces_url, "http://a:1/v1/traces", "the key wins over the variable");
+        assert_eq!(key.resolve_with(env(&[("OTEL_SDK_DISABLED", "true")])).unwrap(), None);
+        for (config, vars, says) in [
+            (TracingConfig { sample_ratio: Some(1.5), ..key.clone() }, &[][..], "`tracing.sample_ratio`: must be between 0 and 1"),
+            (TracingConfig { otlp_endpoint: Some("collector:4318".into()), ..key.clone() }, &[][..], "`tracing.otlp_endpoint`"),
+            (TracingConfig { queue_size: 0, ..key.clone() }, &[][..], "`tracing.queue_size`: must be greater than 0"),
+            (key.clone(), &[("OTEL_TRACES_SAMPLER", "sometimes")][..], "`OTEL_TRACES_SAMPLER`: `sometimes` is not one of"),
+            (key.clone(), &[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "x")][..], "`OTEL_TRACES_SAMPLER_ARG`"),
+        ] {
+            let vars: &'static [(&'static str, &'static str)] = vars;
+            let shown = config.resolve_with(env(vars)).unwrap_err().to_string();
+            assert!(shown.contains(says), "{shown}");
+        }
+    }
+
+    #[test]
     fn defaults_without_a_file() {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.delivery.max_attempts, 18);

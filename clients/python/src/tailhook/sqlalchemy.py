@@ -84,9 +84,9 @@ endpoints = Table(
     Column("legacy_signature", JSONB),
     Column("legacy_secret", Text),
     Column("standard_signature", Boolean, nullable=False, server_default=text("true")),
-    Column("propagate_trace", Boolean, nullable=False, server_default=text("true")),
     Column("backoff_initial_ms", Integer),
     Column("backoff_max_ms", Integer),
+    Column("propagate_trace", Boolean, nullable=False, server_default=text("true")),
 )
 
 deliveries = Table(
