@@ -1035,11 +1035,27 @@ mod tests {
         assert_eq!(full.traces_url, "http://a:1/v1/traces", "the key wins over the variable");
         assert_eq!(key.resolve_with(env(&[("OTEL_SDK_DISABLED", "true")])).unwrap(), None);
         for (config, vars, says) in [
-            (TracingConfig { sample_ratio: Some(1.5), ..key.clone() }, &[][..], "`tracing.sample_ratio`: must be between 0 and 1"),
-            (TracingConfig { otlp_endpoint: Some("collector:4318".into()), ..key.clone() }, &[][..], "`tracing.otlp_endpoint`"),
+            (
+                TracingConfig { sample_ratio: Some(1.5), ..key.clone() },
+                &[][..],
+                "`tracing.sample_ratio`: must be between 0 and 1",
+            ),
+            (
+                TracingConfig { otlp_endpoint: Some("collector:4318".into()), ..key.clone() },
+                &[][..],
+                "`tracing.otlp_endpoint`",
+            ),
             (TracingConfig { queue_size: 0, ..key.clone() }, &[][..], "`tracing.queue_size`: must be greater than 0"),
-            (key.clone(), &[("OTEL_TRACES_SAMPLER", "sometimes")][..], "`OTEL_TRACES_SAMPLER`: `sometimes` is not one of"),
-            (key.clone(), &[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "x")][..], "`OTEL_TRACES_SAMPLER_ARG`"),
+            (
+                key.clone(),
+                &[("OTEL_TRACES_SAMPLER", "sometimes")][..],
+                "`OTEL_TRACES_SAMPLER`: `sometimes` is not one of",
+            ),
+            (
+                key.clone(),
+                &[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "x")][..],
+                "`OTEL_TRACES_SAMPLER_ARG`",
+            ),
         ] {
             let vars: &'static [(&'static str, &'static str)] = vars;
             let shown = config.resolve_with(env(vars)).unwrap_err().to_string();
