@@ -198,7 +198,7 @@ impl Sender {
                 set("webhook-signature", &signature);
             }
         }
-        // Set last: an endpoint's own `traceparent` header is replaced.
+        // After the endpoint's own headers: a `traceparent` among them is replaced.
         if let Some(trace) = trace.filter(|_| target.propagate_trace) {
             headers.insert("traceparent", trace.traceparent.clone());
             if let Some(state) = &trace.tracestate {

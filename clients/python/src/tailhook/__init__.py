@@ -47,7 +47,9 @@ def publish(
     `event_id`, that id is used (a second event with the same id fails with
     the database's unique violation); without, the database makes one.
     Whatever the database refuses (its rules on event types, privileges) is
-    raised as the driver's exception.
+    raised as the driver's exception. `traceparent` and `tracestate` (W3C
+    trace context, e.g. from `opentelemetry.propagate.inject`) make each
+    delivery attempt continue that trace; a malformed one is refused.
     """
     event_id = _core.event_id_of(event_id)
     trace = _core.traced(traceparent, tracestate)
