@@ -11,6 +11,10 @@
 //!   transform    N events, one endpoint with a Slack-shaped transform
 //!                (examples/transforms/slack.rhai) vs without: alternating,
 //!                then side by side for the sidecar CPU the transform adds
+//!   tracing      N events, one endpoint, every attempt's span exported over
+//!                OTLP/HTTP to a local sink, and to a black-holed collector,
+//!                vs tracing off: alternating, then side by side (sink vs off)
+//!                for the sidecar CPU tracing adds
 //!   all          every row above, in that order
 //! ```
 //! Each run gets a fresh database (dropped afterwards) on the server of
@@ -92,6 +96,7 @@ enum Row {
     Latency,
     Memory,
     Transform,
+    Tracing,
     All,
 }
 
@@ -154,7 +159,16 @@ async fn bench(args: Args) -> Result<(), Error> {
     let env = Env::prepare(&args).await?;
     let rows = match args.row {
         Row::All => {
-            vec![Row::Throughput, Row::Fanout, Row::Latency, Row::Retained, Row::Tenants, Row::Memory, Row::Transform]
+            vec![
+                Row::Throughput,
+                Row::Fanout,
+                Row::Latency,
+                Row::Retained,
+                Row::Tenants,
+                Row::Memory,
+                Row::Transform,
+                Row::Tracing,
+            ]
         }
         row => vec![row],
     };
@@ -184,6 +198,7 @@ async fn bench(args: Args) -> Result<(), Error> {
             Row::Latency => latency(&env, &args).await?,
             Row::Memory => memory(&env, &args).await?,
             Row::Transform => transform(&env, &args).await?,
+            Row::Tracing => tracing(&env, &args).await?,
             Row::All => unreachable!(),
         }
     }
@@ -410,11 +425,21 @@ struct Shape {
     b: bool,
     /// Every endpoint has the Slack example as its transform.
     transform: bool,
+    /// The OTLP collector's base URL: every attempt's span exported there.
+    otlp: Option<String>,
 }
 
 impl Shape {
     fn single(events: u64) -> Self {
-        Self { label: "tailhook 1 endpoint".into(), events, endpoints: 1, by_tenant: false, b: false, transform: false }
+        Self {
+            label: "tailhook 1 endpoint".into(),
+            events,
+            endpoints: 1,
+            by_tenant: false,
+            b: false,
+            transform: false,
+            otlp: None,
+        }
     }
     fn fanout(deliveries: u64) -> Self {
         Self {
@@ -424,6 +449,7 @@ impl Shape {
             by_tenant: false,
             b: false,
             transform: false,
+            otlp: None,
         }
     }
     fn tenants(events: u64) -> Self {
@@ -434,6 +460,7 @@ impl Shape {
             by_tenant: true,
             b: false,
             transform: false,
+            otlp: None,
         }
     }
     /// Deliveries it makes: each event goes to every endpoint, or to its tenant's one.
@@ -585,15 +612,26 @@ async fn sample_backends(db: &Db, seen: &mut HashMap<i32, u64>) -> Result<(), Er
 }
 
 /// The sidecar, `tailhook run`, as a child process with its log in the cache.
-fn spawn_sidecar(env: &Env, url: &str, b: bool) -> Result<(Child, PathBuf), Error> {
-    spawn_sidecar_logging(env, url, b, "sidecar.log")
+fn spawn_sidecar(env: &Env, url: &str, b: bool, otlp: Option<&str>) -> Result<(Child, PathBuf), Error> {
+    spawn_sidecar_logging(env, url, b, otlp, "sidecar.log")
 }
 
 /// [`spawn_sidecar`] with its log in the cache under `log`.
-fn spawn_sidecar_logging(env: &Env, url: &str, b: bool, log: &str) -> Result<(Child, PathBuf), Error> {
+fn spawn_sidecar_logging(
+    env: &Env,
+    url: &str,
+    b: bool,
+    otlp: Option<&str>,
+    log: &str,
+) -> Result<(Child, PathBuf), Error> {
     let log = env.cache.join(log);
     let binary = env.binary(b)?;
-    let child = Command::new(binary)
+    let mut command = Command::new(binary);
+    if let Some(collector) = otlp {
+        // Every attempt sampled; claims and result writes at their default share.
+        command.env("TAILHOOK_TRACING__OTLP_ENDPOINT", collector).env("TAILHOOK_TRACING__SAMPLE_RATIO", "1");
+    }
+    let child = command
         .arg("--config")
         .arg(&env.config)
         .arg("run")
@@ -616,7 +654,7 @@ async fn run_tailhook(env: &Env, db: &Db, shape: &Shape, receiver: &Receiver) ->
     let before: i64 = db.client.query_one("SELECT coalesce(max(id), 0) FROM tailhook.outbox", &[]).await?.get(0);
     publish(db, shape).await?;
     let meter = Meter::start(env, db, receiver).await?;
-    let (mut sidecar, log) = spawn_sidecar(env, &db.url, shape.b)?;
+    let (mut sidecar, log) = spawn_sidecar(env, &db.url, shape.b, shape.otlp.as_deref())?;
     let expected = shape.deliveries();
     let run = meter.finish(&mut sidecar, expected, TAILHOOK_DONE, &shape.label).await?;
     let succeeded: i64 = db
@@ -771,6 +809,87 @@ async fn transform(env: &Env, args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
+/// One endpoint with tracing off, with every attempt's span exported to a
+/// local OTLP sink, and exported to a collector that accepts connections and
+/// never answers (black-holed), in a rotating order each round: throughput
+/// ratios against off, the sidecar's added CPU per delivery (runs apart),
+/// then off and sink side by side for the added CPU over one window.
+async fn tracing(env: &Env, args: &Args) -> Result<(), Error> {
+    println!(
+        "\n## tracing: {} events, one endpoint; every attempt's span exported (OTLP/HTTP) vs tracing off",
+        args.events
+    );
+    let receiver = Receiver::start(env, false).await?;
+    let sink = otlp_sink().await?;
+    let hole = black_hole().await?;
+    let off = Shape::single(args.events);
+    let on = Shape { label: "tailhook + spans to sink".into(), otlp: Some(sink), ..Shape::single(args.events) };
+    let holed = Shape { label: "tailhook + spans, black hole".into(), otlp: Some(hole), ..Shape::single(args.events) };
+    let (mut on_pairs, mut holed_pairs, mut apart, mut together) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        // Which goes first rotates, so a drift of the machine's speed within
+        // a round favours no side.
+        let mut runs: Vec<(usize, Run)> = Vec::new();
+        for k in 0..3 {
+            let which = (k + round - 1) % 3;
+            let shape = [&off, &on, &holed][which];
+            let run = fresh_tailhook(env, shape, &receiver).await?;
+            run.print(round);
+            runs.push((which, run));
+        }
+        runs.sort_by_key(|(which, _)| *which);
+        let (a, b, c) = (runs[0].1.clone(), runs[1].1.clone(), runs[2].1.clone());
+        apart.push(b.us(b.worker_cpu) - a.us(a.worker_cpu));
+        on_pairs.push((b, a.clone()));
+        holed_pairs.push((c, a));
+        let both = side_by_side(env, &receiver, &off, &on).await?;
+        println!(
+            "  round {round} side by side over {:>5.2} s: off {:>6} deliveries, {:>5.1} µs each; spans {:>6}, {:>5.1} µs each: added {:>5.1} µs",
+            both.secs,
+            both.deliveries.0,
+            both.us.0,
+            both.deliveries.1,
+            both.us.1,
+            both.us.1 - both.us.0
+        );
+        together.push(both.us.1 - both.us.0);
+    }
+    summarize("tracing spans to sink / off", &on_pairs);
+    summarize("tracing spans to black hole / off", &holed_pairs);
+    let describe = |added: &mut Vec<f64>| {
+        let list: Vec<String> = added.iter().map(|us| format!("{us:.1}")).collect();
+        let (lo, hi) = (added.iter().copied().fold(f64::MAX, f64::min), added.iter().copied().fold(f64::MIN, f64::max));
+        let median = pct(added, 0.5);
+        format!("{} per round; median {median:.1} (spread {lo:.1} to {hi:.1})", list.join(", "))
+    };
+    println!("  => sidecar CPU added by tracing, µs/delivery, runs apart: {}", describe(&mut apart));
+    println!("  => sidecar CPU added by tracing, µs/delivery, side by side: {}", describe(&mut together));
+    Ok(())
+}
+
+/// An OTLP/HTTP sink in this process: takes every export and answers 200
+/// (an empty response), reading the whole body. Its base URL.
+async fn otlp_sink() -> Result<String, Error> {
+    let app = axum::Router::new().route("/v1/traces", axum::routing::post(|_body: axum::body::Bytes| async { "" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// A collector that accepts connections and never reads or answers. Its base URL.
+async fn black_hole() -> Result<String, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    Ok(url)
+}
+
 /// What [`side_by_side`] measured over its window: (without, with).
 struct Together {
     secs: f64,
@@ -802,8 +921,8 @@ async fn measure_side_by_side(
     publish(db_a, a).await?;
     publish(db_b, b).await?;
     db_a.client.batch_execute("CHECKPOINT").await?;
-    let (mut side_a, _) = spawn_sidecar_logging(env, &db_a.url, false, "sidecar-a.log")?;
-    let (mut side_b, _) = spawn_sidecar_logging(env, &db_b.url, false, "sidecar-b.log")?;
+    let (mut side_a, _) = spawn_sidecar_logging(env, &db_a.url, false, a.otlp.as_deref(), "sidecar-a.log")?;
+    let (mut side_b, _) = spawn_sidecar_logging(env, &db_b.url, false, b.otlp.as_deref(), "sidecar-b.log")?;
     let delivered = "SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded'";
     let (events_a, events_b) = (a.deliveries(), b.deliveries());
     let deadline = Instant::now() + Duration::from_secs(1_800);
@@ -921,7 +1040,7 @@ async fn latency(env: &Env, args: &Args) -> Result<(), Error> {
         let receiver = Receiver::start(env, true).await?;
         let mut db = fresh_db(env).await?;
         setup_tailhook(env, &db, &Shape { b, ..Shape::single(0) }, &receiver).await?;
-        let (mut sidecar, _log) = spawn_sidecar(env, &db.url, b)?;
+        let (mut sidecar, _log) = spawn_sidecar(env, &db.url, b, None)?;
         // Started and listening: one event goes through first.
         db.client.query_one("SELECT tailhook.publish('warm', '{}')", &[]).await?;
         while receiver.received().await? < 1 {
@@ -1003,7 +1122,15 @@ async fn memory(env: &Env, args: &Args) -> Result<(), Error> {
     setup_tailhook(
         env,
         &db,
-        &Shape { label: String::new(), events: 0, endpoints: 2, by_tenant: false, b: false, transform: false },
+        &Shape {
+            label: String::new(),
+            events: 0,
+            endpoints: 2,
+            by_tenant: false,
+            b: false,
+            transform: false,
+            otlp: None,
+        },
         &receiver,
     )
     .await?;
@@ -1018,7 +1145,7 @@ async fn memory(env: &Env, args: &Args) -> Result<(), Error> {
     db.client.execute(insert, &[&"held", &(args.pending as i64)]).await?;
     db.client.execute(insert, &[&"sent", &100_000i64]).await?;
     let meter = Meter::start(env, &db, &receiver).await?;
-    let (mut sidecar, _log) = spawn_sidecar(env, &db.url, false)?;
+    let (mut sidecar, _log) = spawn_sidecar(env, &db.url, false, None)?;
     let done = "SELECT NOT EXISTS (SELECT 1 FROM tailhook.outbox WHERE dispatched_at IS NULL)
                   AND (SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded') = 100000";
     let run = meter.finish(&mut sidecar, 100_000, done, "tailhook memory").await?;

@@ -52,7 +52,9 @@ $do$;
 
 DO $do$
 BEGIN
-    IF to_regprocedure('tailhook.publish(text, jsonb, text, text)') IS NULL THEN
+    -- (version 25 replaced it with a six-argument form: not made again)
+    IF to_regprocedure('tailhook.publish(text, jsonb, text, text)') IS NULL
+       AND to_regprocedure('tailhook.publish(text, jsonb, text, text, text, text)') IS NULL THEN
         CREATE FUNCTION tailhook.publish(
             event_type   text,
             payload      jsonb,

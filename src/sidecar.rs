@@ -8,6 +8,7 @@ use crate::pipeline::guard::AddressPolicy;
 use crate::pipeline::limits::Limits;
 use crate::pipeline::recorder::{self, DueTimer, Stall};
 use crate::pipeline::sender::Sender;
+use crate::pipeline::trace::Tracer;
 use crate::pipeline::transform::Transforms;
 use crate::pipeline::{claim, worker, Ctx, LogLines};
 use crate::retention;
@@ -31,6 +32,8 @@ pub enum RunError {
     Sender(#[from] crate::pipeline::sender::SenderError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Tracing(#[from] crate::pipeline::trace::TracerError),
     #[error("cannot listen on {addr} (config key `server.listen`; \"\" turns the listener off): {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     /// A task that runs for the process's whole life ended (it panicked, or
@@ -123,6 +126,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     db.heartbeat(&replica).await?;
     let (records, records_rx) = mpsc::channel(config.delivery.concurrency.max(64));
     let due = Arc::new(DueTimer::default());
+    let metrics = Arc::new(Metrics::new());
+    let tracer = Arc::new(Tracer::start(config.tracing.resolve()?, &config.tracing, metrics.clone())?);
     let ctx = Arc::new(Ctx {
         limits: Arc::new(Limits::new(config.delivery.max_in_flight, config.delivery.concurrency as u32, due.clone())),
         claim_lock: tokio::sync::Mutex::new(()),
@@ -135,8 +140,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         shutdown: stop.clone(),
         abandon: CancellationToken::new(),
         tracker: TaskTracker::new(),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         log_lines: LogLines::default(),
+        tracer,
         records,
         endpoints,
         replica: replica.clone(),
@@ -163,6 +169,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             due: ctx.due.clone(),
             stall: ctx.stall.clone(),
             metrics: ctx.metrics.clone(),
+            tracer: ctx.tracer.clone(),
         },
         records_rx,
         give_up_recording.clone(),

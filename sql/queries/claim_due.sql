@@ -76,7 +76,7 @@ WITH dead AS (
            ) d
      LIMIT $1
 ), events AS MATERIALIZED (
-    SELECT o.id, o.event_id, o.event_type, o.created_at, o.tenant, o.payload::text AS body
+    SELECT o.id, o.event_id, o.event_type, o.created_at, o.tenant, o.payload::text AS body, o.traceparent, o.tracestate
       FROM tailhook.outbox o
      WHERE o.id IN (SELECT outbox_id FROM due)
 ), orphaned AS (
@@ -126,6 +126,8 @@ SELECT l.id AS delivery_id,
        octet_length(ev.body)::bigint AS payload_bytes,
        (extract(epoch FROM l.locked_until - now()) * 1000::numeric)::bigint AS lease_ms,
        ev.tenant,
+       ev.traceparent,
+       ev.tracestate,
        l.transform_claims
   FROM leased l
   JOIN events ev ON ev.id = l.outbox_id

@@ -88,6 +88,9 @@ WITH locked AS MATERIALIZED (
        SET dispatched_at = now()
       FROM claimed c
      WHERE o.id = c.id
+    -- The event's trace context (sql/0025_trace_context.sql), read here
+    -- rather than by lock_undispatched, whose row type stays as it is.
+    RETURNING o.id, o.traceparent, o.tracestate
 ), matched AS (
     -- Each endpoint leases at most its room ($6/$7, else $8) of this batch,
     -- oldest first; the rest wait unleased for the due claim.
@@ -162,7 +165,10 @@ SELECT i.id AS delivery_id,
             THEN c.body END AS payload,
        c.bytes::bigint AS payload_bytes,
        (extract(epoch FROM i.locked_until - now()) * 1000::numeric)::bigint AS lease_ms,
-       c.tenant
+       c.tenant,
+       mk.traceparent,
+       mk.tracestate
   FROM claimed c
+  JOIN marked mk ON mk.id = c.id
   LEFT JOIN inserted i ON i.outbox_id = c.id AND i.status = 'pending'
  ORDER BY c.id, i.locked_until IS NULL, i.endpoint_id

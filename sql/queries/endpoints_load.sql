@@ -5,5 +5,5 @@ SELECT id, name, enabled, invalid_reason, url, secrets, headers::text AS headers
        max_attempts, max_in_flight, rate_limit_per_sec, backoff_initial_ms, backoff_max_ms, ordered, event_types, transform,
        filter::text AS filter, filter_path::text AS filter_path,
        legacy_signature::text AS legacy_signature, legacy_secret, standard_signature,
-       tls_client_cert, tls_client_key, tls_ca_bundle
+       tls_client_cert, tls_client_key, tls_ca_bundle, propagate_trace
   FROM tailhook.endpoints

@@ -140,7 +140,7 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
     let sender = Sender::new(&config.delivery, policy).map_err(|e| SendTestError::Failed(e.to_string()))?;
     let (outcome, duration) = match sent {
         Ok(sent) => {
-            let attempt = sender.send(&endpoint, &sent, endpoint.timeout).await;
+            let attempt = sender.send(&endpoint, &sent, endpoint.timeout, None).await;
             (attempt.outcome, attempt.duration)
         }
         Err(e) => (crate::pipeline::outcome::Outcome::failed(ErrorKind::Transform, e), std::time::Duration::ZERO),

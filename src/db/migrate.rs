@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (22, "transform_claims", include_str!("../../sql/0022_transform_claims.sql")),
     (23, "legacy_signatures", include_str!("../../sql/0023_legacy_signatures.sql")),
     (24, "endpoint_backoff", include_str!("../../sql/0024_endpoint_backoff.sql")),
+    (25, "trace_context", include_str!("../../sql/0025_trace_context.sql")),
     (26, "endpoint_tls", include_str!("../../sql/0026_endpoint_tls.sql")),
 ];
 

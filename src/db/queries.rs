@@ -77,6 +77,9 @@ pub struct ClaimedRow {
     pub lease_ms: Option<i64>,
     /// The event's tenant (transforms see it).
     pub tenant: Option<String>,
+    /// The event's W3C trace context, as stored.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
     /// Due claims since the delivery's last result, for an endpoint with a
     /// transform (sql/0022_transform_claims.sql); 0 at fan-out.
     pub transform_claims: i16,
@@ -96,6 +99,8 @@ impl ClaimedRow {
             payload_bytes: row.try_get(8)?,
             lease_ms: row.try_get(9)?,
             tenant: row.try_get(10)?,
+            traceparent: row.try_get("traceparent")?,
+            tracestate: row.try_get("tracestate")?,
             // Only the due claim returns it.
             transform_claims: row.try_get("transform_claims").unwrap_or(0),
         })
@@ -239,6 +244,8 @@ pub struct EndpointFields {
     pub tls_client_cert: Option<String>,
     pub tls_client_key: Option<String>,
     pub tls_ca_bundle: Option<String>,
+    /// Whether attempts carry the event's trace context.
+    pub propagate_trace: bool,
 }
 
 impl EndpointRow {
@@ -267,6 +274,7 @@ impl EndpointRow {
                 tls_client_cert: get(row, "tls_client_cert")?,
                 tls_client_key: get(row, "tls_client_key")?,
                 tls_ca_bundle: get(row, "tls_ca_bundle")?,
+                propagate_trace: get(row, "propagate_trace")?,
             })
         })()
         .map_err(|(column, e)| match e.source().map(ToString::to_string) {
@@ -630,7 +638,7 @@ impl Db {
                 let headers = serde_json::Value::Object(headers).to_string();
                 let filter = c.filter.as_ref().map(|f| f.to_string());
                 let transform = c.script();
-                let params: [&dyn Param; 23] = [
+                let params: [&dyn Param; 24] = [
                     &c.name,
                     &ep.url,
                     &c.tenant,
@@ -654,6 +662,7 @@ impl Db {
                     &ep.tls_client_cert,
                     &tls_client_key,
                     &ep.tls_ca_bundle,
+                    &c.propagate_trace,
                 ];
                 self.exec(&tx, ENDPOINT_UPSERT, &params).await?;
             }

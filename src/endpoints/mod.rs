@@ -63,6 +63,8 @@ pub struct Target {
     pub standard: bool,
     /// Its own TLS (client certificate, extra CAs), if it has any.
     pub tls: Option<Arc<EndpointTls>>,
+    /// Whether requests carry the event's trace context.
+    pub propagate_trace: bool,
 }
 
 /// The URL as scheme, host and port, header names only: `Debug` output
@@ -76,6 +78,7 @@ impl std::fmt::Debug for Target {
             .field("legacy", &self.legacy)
             .field("standard", &self.standard)
             .field("tls", &self.tls.is_some())
+            .field("propagate_trace", &self.propagate_trace)
             .finish()
     }
 }
@@ -304,7 +307,16 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
         backoff_max_ms,
     ];
     let tls = tls.map(Arc::new);
-    Ok((Target { url, keys, headers, legacy, standard: f.standard_signature, tls }, limits, f.ordered))
+    let target = Target {
+        url,
+        keys,
+        headers,
+        legacy,
+        standard: f.standard_signature,
+        tls,
+        propagate_trace: f.propagate_trace,
+    };
+    Ok((target, limits, f.ordered))
 }
 
 /// Endpoints by id, swapped whole on change.
@@ -470,6 +482,7 @@ mod tests {
             .unwrap(),
             standard: true,
             tls: None,
+            propagate_trace: true,
         };
         let shown = format!("{target:?}");
         assert!(shown.contains("https://hooks.slack.com") && shown.contains("x-webhook-hmac"), "{shown}");
@@ -505,6 +518,7 @@ mod tests {
                 tls_client_cert: None,
                 tls_client_key: None,
                 tls_ca_bundle: None,
+                propagate_trace: true,
             }),
         }
     }

@@ -217,6 +217,15 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor) {
         tracing::debug!(claim = ?kind, reserved, limit, taken, deliveries, took_us = took.as_micros() as u64, "claimed");
         let name = if kind == Kind::FanOut { "fan_out" } else { "due" };
         ctx.metrics.claim_duration.get_or_create(&vec![("claim", name.to_owned())]).observe(took.as_secs_f64());
+        if ctx.tracer.sample_internal() {
+            use opentelemetry::KeyValue;
+            let attributes = vec![
+                KeyValue::new("tailhook.claim", name),
+                KeyValue::new("tailhook.rows", taken as i64),
+                KeyValue::new("tailhook.deliveries", deliveries as i64),
+            ];
+            ctx.tracer.internal("tailhook.claim", std::time::SystemTime::now() - took, took, attributes);
+        }
         if kind == Kind::FanOut {
             ctx.metrics.events_dispatched.inc_by(taken as u64);
         }
@@ -333,11 +342,14 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
         let shared = match (&event, row.payload) {
             (Some((id, e)), _) if *id == row.outbox_id => Some(e.clone()),
             (_, Some(payload)) => Some(Arc::new(
-                Event::new(row.event_id, &row.event_type, &row.created_at, &payload).with_tenant(row.tenant),
+                Event::new(row.event_id, &row.event_type, &row.created_at, &payload)
+                    .with_tenant(row.tenant)
+                    .with_trace(row.traceparent.as_deref(), row.tracestate.as_deref()),
             )),
-            (_, None) if row.payload_bytes > max_payload_bytes => {
-                Some(Arc::new(Event::too_large(row.event_id, row.payload_bytes as usize)))
-            }
+            (_, None) if row.payload_bytes > max_payload_bytes => Some(Arc::new(
+                Event::too_large(row.event_id, &row.event_type, row.payload_bytes as usize)
+                    .with_trace(row.traceparent.as_deref(), row.tracestate.as_deref()),
+            )),
             (_, None) => None,
         };
         let Some(shared) = shared else {

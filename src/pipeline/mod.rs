@@ -10,6 +10,7 @@ pub(crate) mod recorder;
 pub mod schedule;
 pub(crate) mod sender;
 pub mod signing;
+pub mod trace;
 pub mod transform;
 pub(crate) mod worker;
 
@@ -58,6 +59,8 @@ pub(crate) struct Ctx {
     pub tracker: TaskTracker,
     pub metrics: Arc<crate::serve::metrics::Metrics>,
     pub log_lines: LogLines,
+    /// Attempt spans and their export.
+    pub tracer: Arc<trace::Tracer>,
 }
 
 /// Per-endpoint WARN lines about failures: at most one per endpoint every

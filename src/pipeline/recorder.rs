@@ -152,13 +152,15 @@ pub struct Recorder {
     pub due: Arc<DueTimer>,
     pub stall: Arc<Stall>,
     pub metrics: Arc<Metrics>,
+    /// Result writes' spans (at `tracing.internal_sample_ratio`).
+    pub tracer: Arc<crate::pipeline::trace::Tracer>,
 }
 
 /// Runs until every sender of `rx` is gone, writing what arrives in batches.
 /// Database errors are retried until `give_up` fires (unrecorded results are
 /// then redelivered after their leases expire: at-least-once).
 pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: CancellationToken) {
-    let Recorder { db, replica, delivery, due, stall, metrics } = recorder;
+    let Recorder { db, replica, delivery, due, stall, metrics, tracer } = recorder;
     let breaker = &delivery;
     let throttle = Throttle::new(Duration::from_secs(1));
     let mut records = Vec::with_capacity(MAX_BATCH);
@@ -275,7 +277,17 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
                 if rx.is_empty() {
                     stall.set(false);
                 }
-                metrics.record_duration.observe(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                metrics.record_duration.observe(took.as_secs_f64());
+                if tracer.sample_internal() {
+                    let results = opentelemetry::KeyValue::new("tailhook.results", batch.len() as i64);
+                    tracer.internal(
+                        "tailhook.record_results",
+                        std::time::SystemTime::now() - took,
+                        took,
+                        vec![results],
+                    );
+                }
                 // Written: the retries are due from now on the database's clock.
                 retries.drain(..).for_each(|delay| due.schedule(delay));
                 tracing::debug!(

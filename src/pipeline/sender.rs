@@ -8,6 +8,7 @@ use crate::pipeline::outcome::{ErrorKind, Outcome};
 use crate::pipeline::pybody::python_sorted;
 use crate::pipeline::schedule::parse_retry_after;
 use crate::pipeline::signing::sign;
+use crate::pipeline::trace::{EventTrace, Propagation};
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use std::error::Error as _;
@@ -25,6 +26,9 @@ pub struct Event {
     pub body: Result<Bytes, usize>,
     /// The event's tenant: not in the body, but seen by transforms.
     pub tenant: Option<Arc<str>>,
+    pub event_type: Arc<str>,
+    /// The event's trace context (its own trace when it came with none).
+    pub trace: Arc<EventTrace>,
 }
 
 impl Event {
@@ -41,12 +45,22 @@ impl Event {
         body.push_str("\",\"data\":");
         body.push_str(payload);
         body.push('}');
-        Self { event_id, body: Ok(Bytes::from(body)), tenant: None }
+        let trace = Arc::new(EventTrace::of_event(&event_id, None, None));
+        Self { event_id, body: Ok(Bytes::from(body)), tenant: None, event_type: Arc::from(event_type), trace }
     }
 
     /// An event whose payload of `payload_bytes` is too large to send.
-    pub fn too_large(event_id: String, payload_bytes: usize) -> Self {
-        Self { event_id, body: Err(payload_bytes), tenant: None }
+    pub fn too_large(event_id: String, event_type: &str, payload_bytes: usize) -> Self {
+        let trace = Arc::new(EventTrace::of_event(&event_id, None, None));
+        Self { event_id, body: Err(payload_bytes), tenant: None, event_type: Arc::from(event_type), trace }
+    }
+
+    /// The same event with its stored trace context (`traceparent`, `tracestate`).
+    pub fn with_trace(mut self, traceparent: Option<&str>, tracestate: Option<&str>) -> Self {
+        if traceparent.is_some() {
+            self.trace = Arc::new(EventTrace::of_event(&self.event_id, traceparent, tracestate));
+        }
+        self
     }
 
     /// The same event with its tenant.
@@ -57,7 +71,13 @@ impl Event {
 
     /// The same event with another body (what a transform made of it).
     pub fn with_body(&self, body: Bytes) -> Self {
-        Self { event_id: self.event_id.clone(), body: Ok(body), tenant: self.tenant.clone() }
+        Self {
+            event_id: self.event_id.clone(),
+            body: Ok(body),
+            tenant: self.tenant.clone(),
+            event_type: self.event_type.clone(),
+            trace: self.trace.clone(),
+        }
     }
 }
 
@@ -166,10 +186,18 @@ impl Sender {
 
     /// Makes one attempt within `timeout` (connect, headers and body). Never
     /// fails: every problem is an [`Outcome`].
-    pub async fn send(&self, endpoint: &Endpoint, event: &Event, timeout: Duration) -> Attempt {
+    /// `trace`: the attempt's `traceparent`/`tracestate`, sent unless the
+    /// endpoint turned propagation off.
+    pub async fn send(
+        &self,
+        endpoint: &Endpoint,
+        event: &Event,
+        timeout: Duration,
+        trace: Option<&Propagation>,
+    ) -> Attempt {
         let started_at = SystemTime::now();
         let clock = tokio::time::Instant::now();
-        let outcome = match self.build(endpoint, event, started_at) {
+        let outcome = match self.build(endpoint, event, started_at, trace) {
             Err(refused) => refused,
             Ok((request, via)) => match tokio::time::timeout(timeout, self.execute(request, via)).await {
                 Ok(outcome) => outcome,
@@ -188,6 +216,7 @@ impl Sender {
         endpoint: &'a Endpoint,
         event: &Event,
         now: SystemTime,
+        trace: Option<&Propagation>,
     ) -> Result<(reqwest::Request, Via<'a>), Outcome> {
         let target: &Target =
             endpoint.target.as_ref().map_err(|problem| Outcome::failed(ErrorKind::InvalidRequest, problem.clone()))?;
@@ -234,6 +263,13 @@ impl Sender {
             set("webhook-timestamp", &timestamp.to_string());
             if let Some(signature) = sign(&target.keys, &event.event_id, timestamp, &body) {
                 set("webhook-signature", &signature);
+            }
+        }
+        // After the endpoint's own headers: a `traceparent` among them is replaced.
+        if let Some(trace) = trace.filter(|_| target.propagate_trace) {
+            headers.insert("traceparent", trace.traceparent.clone());
+            if let Some(state) = &trace.tracestate {
+                headers.insert("tracestate", state.clone());
             }
         }
         // Over the same bytes as the body sent (after any transform).

@@ -5,6 +5,7 @@ use crate::pipeline::limits::Limits;
 use crate::pipeline::outcome::{next_state, ErrorKind, Next, Outcome};
 use crate::pipeline::recorder::Record;
 use crate::pipeline::sender::{Attempt, Event};
+use crate::pipeline::trace::AttemptFields;
 use crate::pipeline::transform::{Ran, Script};
 use crate::pipeline::Ctx;
 use bytes::Bytes;
@@ -188,6 +189,8 @@ async fn attempt(ctx: &Ctx, job: Job) {
         (Some(script), Ok(body)) => Some(transform(ctx, &endpoint, script, &event, body, transformed).await),
         _ => None,
     };
+    // The attempt's span: the parent named in its `traceparent`.
+    let span = ctx.tracer.attempt(&event.trace);
     let attempt_info = match transformed {
         Some(Err(failed)) => failed,
         transformed => {
@@ -204,9 +207,19 @@ async fn attempt(ctx: &Ctx, job: Job) {
                 return;
             }
             let _in_flight = ctx.metrics.in_flight(&endpoint.name);
-            ctx.sender.send(&endpoint, sent, timeout).await
+            let propagation = span.propagation(&event.trace);
+            ctx.sender.send(&endpoint, sent, timeout, Some(&propagation)).await
         }
     };
+    let fields = AttemptFields {
+        endpoint: &endpoint.name,
+        host: endpoint.target.as_ref().ok().and_then(|t| t.url.host_str()),
+        event_type: &event.event_type,
+        event_id: &event.event_id,
+        delivery_id,
+        attempt,
+    };
+    ctx.tracer.end_attempt(span, &event.trace, &fields, &attempt_info);
     let jitter = rand::random::<f64>() * 2.0 - 1.0;
     let next = next_state(&attempt_info.outcome, attempt, endpoint.max_attempts, &endpoint.backoff, jitter);
     let kind = attempt_info.outcome.error_kind.map(|k| k.as_str());

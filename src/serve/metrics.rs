@@ -43,6 +43,9 @@ pub struct Metrics {
     pub pending: Family<Labels, Gauge>,
     /// `state`: active, paused, disabled, invalid.
     pub endpoints: Family<Labels, Gauge>,
+    /// Spans not exported, by `reason`: queue_full, export_failed, export_timeout.
+    pub trace_spans_dropped: Family<Labels, Counter>,
+    pub trace_spans_exported: Counter,
     /// Totals for the periodic log summary.
     pub delivered_total: AtomicU64,
     pub failed_total: AtomicU64,
@@ -74,6 +77,8 @@ impl Metrics {
             oldest_pending: Gauge::default(),
             pending: Family::default(),
             endpoints: Family::default(),
+            trace_spans_dropped: Family::default(),
+            trace_spans_exported: Counter::default(),
             delivered_total: AtomicU64::new(0),
             failed_total: AtomicU64::new(0),
             registry,
@@ -116,6 +121,16 @@ impl Metrics {
         );
         r.register("tailhook_deliveries_pending", "Pending and retrying deliveries by endpoint", self.pending.clone());
         r.register("tailhook_endpoints", "Endpoints by state", self.endpoints.clone());
+        r.register(
+            "tailhook_trace_spans_dropped",
+            "Spans not exported (queue_full, export_failed, export_timeout)",
+            self.trace_spans_dropped.clone(),
+        );
+        r.register(
+            "tailhook_trace_spans_exported",
+            "Spans the OTLP collector accepted",
+            self.trace_spans_exported.clone(),
+        );
         self
     }
 
@@ -132,6 +147,14 @@ impl Metrics {
             "failed" => self.failed_total.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
+    }
+
+    pub fn trace_spans_dropped(&self, reason: &'static str, n: u64) {
+        self.trace_spans_dropped.get_or_create(&vec![("reason", reason.into())]).inc_by(n);
+    }
+
+    pub fn trace_spans_exported(&self, n: u64) {
+        self.trace_spans_exported.inc_by(n);
     }
 
     pub fn database_error(&self, operation: &'static str) {

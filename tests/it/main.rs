@@ -41,4 +41,5 @@ mod signatures;
 mod sql_privileges;
 mod takeover;
 mod tls;
+mod tracing;
 mod transforms;

@@ -33,6 +33,21 @@ def test_a_committed_publish_writes_one_row_with_every_argument(db: Database) ->
     assert rows == [(first, "invoice.paid", {"n": 1, "name": "Zoë"}, "acme", "inv-1"), (mine, "invoice.voided", [1, 2], None, None)]
 
 
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_trace_context_is_stored_and_a_malformed_one_is_refused_naming_it(db: Database) -> None:
+    mine = uuid.uuid4()
+    with db.connect() as conn:
+        with conn.transaction():
+            tailhook.publish(conn, "a.b", {}, traceparent=TRACEPARENT, tracestate="congo=t61rcWkgMzE")
+            tailhook.publish(conn, "a.c", {}, event_id=mine, traceparent=TRACEPARENT)
+        rows = conn.execute("SELECT traceparent, tracestate FROM tailhook.outbox ORDER BY id").fetchall()
+        assert rows == [(TRACEPARENT, "congo=t61rcWkgMzE"), (TRACEPARENT, None)]
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="traceparent must be W3C trace context"):
+            tailhook.publish(conn, "a.b", {}, traceparent="00-nope")
+
+
 def test_the_same_event_id_twice_is_the_databases_unique_violation(db: Database) -> None:
     mine = uuid.uuid4()
     with db.connect(autocommit=True) as conn:

@@ -37,6 +37,8 @@ def publish(
     tenant: Optional[str] = None,
     ordering_key: Optional[str] = None,
     event_id: Optional[uuid.UUID] = None,
+    traceparent: Optional[str] = None,
+    tracestate: Optional[str] = None,
 ) -> uuid.UUID:
     """Writes one event to `tailhook.outbox` on `conn` and returns its event id.
 
@@ -45,11 +47,16 @@ def publish(
     `event_id`, that id is used (a second event with the same id fails with
     the database's unique violation); without, the database makes one.
     Whatever the database refuses (its rules on event types, privileges) is
-    raised as the driver's exception.
+    raised as the driver's exception. `traceparent` and `tracestate` (W3C
+    trace context, e.g. from `opentelemetry.propagate.inject`) make each
+    delivery attempt continue that trace; a malformed one is refused.
     """
     event_id = _core.event_id_of(event_id)
-    sql = _core.statement({name: "%s" for name in _core.NAMES}, event_id)
+    trace = _core.traced(traceparent, tracestate)
+    sql = _core.statement({name: "%s" for name in _core.NAMES}, event_id, trace)
     params: list[Any] = [_core.check_type(type), _core.encode(data), tenant, ordering_key]
+    if trace:
+        params += [traceparent, tracestate]
     if event_id is not None:
         params = [str(event_id), *params]
     cur = conn.cursor()

@@ -19,12 +19,30 @@ PUBLISH_WITH_ID = (
     "VALUES (CAST({event_id} AS uuid), {type}, CAST({data} AS jsonb), {tenant}, {ordering_key}) "
     "RETURNING event_id"
 )
-NAMES = ("type", "data", "tenant", "ordering_key", "event_id")
+# With W3C trace context (schema version 25): only when the caller gives
+# one, so publishing without it works against older schemas too.
+PUBLISH_TRACED = PUBLISH[:-1] + ", traceparent => {traceparent}, tracestate => {tracestate})"
+PUBLISH_WITH_ID_TRACED = (
+    "INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key, traceparent, tracestate) "
+    "VALUES (CAST({event_id} AS uuid), {type}, CAST({data} AS jsonb), {tenant}, {ordering_key}, {traceparent}, {tracestate}) "
+    "RETURNING event_id"
+)
+NAMES = ("type", "data", "tenant", "ordering_key", "event_id", "traceparent", "tracestate")
 
 
-def statement(placeholders: dict[str, str], event_id: Optional[uuid.UUID]) -> str:
+def statement(placeholders: dict[str, str], event_id: Optional[uuid.UUID], traced: bool = False) -> str:
     """The publishing statement with each parameter written as `placeholders` says."""
+    if traced:
+        return (PUBLISH_TRACED if event_id is None else PUBLISH_WITH_ID_TRACED).format(**placeholders)
     return (PUBLISH if event_id is None else PUBLISH_WITH_ID).format(**placeholders)
+
+
+def traced(traceparent: Optional[str], tracestate: Optional[str]) -> bool:
+    """Whether the caller gave trace context (checked by the database: a malformed one is refused, naming it)."""
+    for name, value in (("traceparent", traceparent), ("tracestate", tracestate)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, not {value.__class__.__name__}")
+    return traceparent is not None or tracestate is not None
 
 
 def encode(data: Any, encoder: Optional[Type[json.JSONEncoder]] = None) -> str:

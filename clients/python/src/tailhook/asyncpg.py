@@ -22,6 +22,8 @@ async def publish(
     tenant: Optional[str] = None,
     ordering_key: Optional[str] = None,
     event_id: Optional[uuid.UUID] = None,
+    traceparent: Optional[str] = None,
+    tracestate: Optional[str] = None,
 ) -> uuid.UUID:
     """Writes one event to `tailhook.outbox` on `conn` and returns its event id.
 
@@ -32,7 +34,10 @@ async def publish(
     event_id = _core.event_id_of(event_id)
     params: list[Any] = [_core.check_type(type), _core.encode(data), tenant, ordering_key]
     names = ["type", "data", "tenant", "ordering_key"]
+    trace = _core.traced(traceparent, tracestate)
+    if trace:
+        params, names = [*params, traceparent, tracestate], [*names, "traceparent", "tracestate"]
     if event_id is not None:
         params, names = [str(event_id), *params], ["event_id", *names]
-    sql = _core.statement({name: f"${i}" for i, name in enumerate(names, 1)}, event_id)
+    sql = _core.statement({name: f"${i}" for i, name in enumerate(names, 1)}, event_id, trace)
     return _core.returned(await conn.fetchval(sql, *params))

@@ -49,6 +49,8 @@ outbox = Table(
     Column("ordering_key", Text),
     _ts("created_at", nullable=False),
     _ts("dispatched_at"),
+    Column("traceparent", Text),
+    Column("tracestate", Text),
 )
 
 endpoints = Table(
@@ -84,6 +86,7 @@ endpoints = Table(
     Column("standard_signature", Boolean, nullable=False, server_default=text("true")),
     Column("backoff_initial_ms", Integer),
     Column("backoff_max_ms", Integer),
+    Column("propagate_trace", Boolean, nullable=False, server_default=text("true")),
     Column("tls_client_cert", Text),
     Column("tls_client_key", Text),
     Column("tls_ca_bundle", Text),
@@ -159,6 +162,8 @@ def publish(
     tenant: Optional[str] = None,
     ordering_key: Optional[str] = None,
     event_id: Optional[uuid.UUID] = None,
+    traceparent: Optional[str] = None,
+    tracestate: Optional[str] = None,
 ) -> uuid.UUID:
     """Writes one event to `tailhook.outbox` in the session's (or connection's) transaction; returns its event id.
 
@@ -167,7 +172,8 @@ def publish(
     event is delivered only if that transaction commits.
     """
     event_id = _core.event_id_of(event_id)
-    sql = text(_core.statement({name: f":{name}" for name in _core.NAMES}, event_id))
+    trace = _core.traced(traceparent, tracestate)
+    sql = text(_core.statement({name: f":{name}" for name in _core.NAMES}, event_id, trace))
     params: dict[str, Any] = {
         "type": _core.check_type(type),
         "data": _core.encode(data),
@@ -176,4 +182,6 @@ def publish(
     }
     if event_id is not None:
         params["event_id"] = str(event_id)
+    if trace:
+        params.update(traceparent=traceparent, tracestate=tracestate)
     return _core.returned(session_or_connection.execute(sql, params).scalar_one())

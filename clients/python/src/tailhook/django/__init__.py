@@ -22,6 +22,8 @@ def publish(
     tenant: Optional[str] = None,
     ordering_key: Optional[str] = None,
     event_id: Optional[uuid.UUID] = None,
+    traceparent: Optional[str] = None,
+    tracestate: Optional[str] = None,
     using: Optional[str] = None,
 ) -> uuid.UUID:
     """Writes one event to `tailhook.outbox` on Django's connection (`using`, default "default"); returns its event id.
@@ -34,8 +36,11 @@ def publish(
     from django.db import DEFAULT_DB_ALIAS, connections
 
     event_id = _core.event_id_of(event_id)
-    sql = _core.statement({name: "%s" for name in _core.NAMES}, event_id)
+    trace = _core.traced(traceparent, tracestate)
+    sql = _core.statement({name: "%s" for name in _core.NAMES}, event_id, trace)
     params: list[Any] = [_core.check_type(type), _core.encode(data, DjangoJSONEncoder), tenant, ordering_key]
+    if trace:
+        params += [traceparent, tracestate]
     if event_id is not None:
         params = [str(event_id), *params]
     with connections[using or DEFAULT_DB_ALIAS].cursor() as cursor:

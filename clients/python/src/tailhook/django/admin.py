@@ -61,6 +61,7 @@ class EndpointForm(forms.ModelForm):
             "filter_path",
             "transform",
             "standard_signature",
+            "propagate_trace",
             "legacy_signature",
             "legacy_secret",
             "tls_client_cert",

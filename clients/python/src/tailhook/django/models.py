@@ -40,6 +40,7 @@ class Endpoint(models.Model):
     legacy_signature = models.JSONField(null=True, blank=True)
     legacy_secret = models.TextField(null=True, blank=True)
     standard_signature = models.BooleanField(db_default=True)
+    propagate_trace = models.BooleanField(db_default=True)
     tls_client_cert = models.TextField(null=True, blank=True)
     tls_client_key = models.TextField(null=True, blank=True)
     tls_ca_bundle = models.TextField(null=True, blank=True)
@@ -64,6 +65,8 @@ class Event(models.Model):
     ordering_key = models.TextField(null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now())
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    traceparent = models.TextField(null=True, blank=True)
+    tracestate = models.TextField(null=True, blank=True)
 
     class Meta:
         managed = False

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tailhook', '0003_legacy_signatures'),
+        ('tailhook', '0004_trace_context'),
     ]
 
     operations = [
