@@ -19,6 +19,7 @@ static ALLOCATOR: alloc_meter::Meter = alloc_meter::Meter;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod manage;
 mod endpoints;
 pub mod pipeline;
 mod retention;

@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (22, "transform_claims", include_str!("../../sql/0022_transform_claims.sql")),
     (23, "legacy_signatures", include_str!("../../sql/0023_legacy_signatures.sql")),
     (24, "endpoint_backoff", include_str!("../../sql/0024_endpoint_backoff.sql")),
+    (27, "api_tokens", include_str!("../../sql/0027_api_tokens.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a

@@ -12,6 +12,7 @@
 
 pub mod conninfo;
 mod console;
+mod manage;
 pub(crate) mod listener;
 pub mod local_pg;
 mod migrate;
@@ -22,6 +23,7 @@ pub mod tls;
 mod typed;
 
 pub use crate::pipeline::limits::Rooms;
+pub use manage::{EndpointFilter, TokenInfo};
 pub use console::{AttemptView, DeliveryView, Found, Latency, Minute, Page, Search};
 pub use migrate::{migrate, pending, print_sql, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION, STEP_MARKER};
 pub use operate::{Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
