@@ -235,3 +235,27 @@ fn found(yes: bool) -> Result<(), ManageError> {
         Err(ManageError::NotFound)
     }
 }
+
+/// How often the secrets whose rotation overlap ended are dropped.
+pub const RETIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Drops rotated-out secrets when their overlap ends, until `stop` (the
+/// endpoint refresher then reloads the endpoint and the signer stops using them).
+pub async fn retire_secrets(db: Db, stop: tokio_util::sync::CancellationToken) {
+    let throttle = crate::throttle::Throttle::new(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RETIRE_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+        match db.api_retire_secrets().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(endpoints = n, "rotated-out secrets retired: their overlap ended"),
+            Err(error) => {
+                if let Some(skipped) = throttle.allow() {
+                    tracing::warn!(%error, skipped, "cannot retire rotated-out secrets");
+                }
+            }
+        }
+    }
+}
