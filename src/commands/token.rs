@@ -46,7 +46,9 @@ pub async fn run(db: &Db, command: TokenCommand) -> Result<String, TokenError> {
             .await
             .map_err(|e| match (e.code(), &e) {
                 // invalid_parameter_value, invalid_datetime_format, interval_field_overflow
-                (Some("22023" | "22007" | "22015"), DbError::Query(pg)) => TokenError::BadInput(crate::db::describe(pg)),
+                (Some("22023" | "22007" | "22015"), DbError::Query(pg)) => {
+                    TokenError::BadInput(crate::db::describe(pg))
+                }
                 _ => TokenError::Database(e),
             }),
         TokenCommand::List => {

@@ -152,7 +152,12 @@ impl Db {
     }
 
     /// Pauses for `secs`, or resumes (`None`); whether the endpoint was there.
-    pub async fn api_endpoint_pause(&self, name: &str, tenant: Option<&str>, secs: Option<i32>) -> Result<bool, DbError> {
+    pub async fn api_endpoint_pause(
+        &self,
+        name: &str,
+        tenant: Option<&str>,
+        secs: Option<i32>,
+    ) -> Result<bool, DbError> {
         self.with_client(async |client| {
             let params: [&dyn Param; 3] = [&name, &tenant, &secs];
             Ok(!self.rows(&*client, ENDPOINT_PAUSE, &params).await?.is_empty())

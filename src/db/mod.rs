@@ -12,9 +12,9 @@
 
 pub mod conninfo;
 mod console;
-mod manage;
 pub(crate) mod listener;
 pub mod local_pg;
+mod manage;
 mod migrate;
 mod operate;
 mod queries;
@@ -23,8 +23,8 @@ pub mod tls;
 mod typed;
 
 pub use crate::pipeline::limits::Rooms;
-pub use manage::{EndpointFilter, TokenInfo};
 pub use console::{AttemptView, DeliveryView, Found, Latency, Minute, Page, Search};
+pub use manage::{EndpointFilter, TokenInfo};
 pub use migrate::{migrate, pending, print_sql, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION, STEP_MARKER};
 pub use operate::{Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
 pub use queries::{ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Selection};

@@ -32,7 +32,12 @@ async fn own_endpoints(db: &Db, scope: &Scope) -> Result<Option<HashSet<String>>
 
 /// One page of the console's search (newest first); the next page's `below`.
 /// A tenant-bound scope sees deliveries to its own endpoints only.
-pub async fn search(db: &Db, scope: &Scope, mut s: Search, limit: i64) -> Result<(Vec<Value>, Option<i64>), ManageError> {
+pub async fn search(
+    db: &Db,
+    scope: &Scope,
+    mut s: Search,
+    limit: i64,
+) -> Result<(Vec<Value>, Option<i64>), ManageError> {
     if let Some(t) = scope.tenant() {
         s.tenant = Some(t.to_owned());
     }
@@ -75,7 +80,11 @@ pub async fn redeliver(db: &Db, scope: &Scope, selection: Selection) -> Result<u
         }
     } else if scope.tenant().is_some() {
         let Some(endpoint) = &selection.endpoint else {
-            return Err(ManageError::invalid("endpoint", "token_tenant", "a tenant's token must name one of its endpoints"));
+            return Err(ManageError::invalid(
+                "endpoint",
+                "token_tenant",
+                "a tenant's token must name one of its endpoints",
+            ));
         };
         db.api_endpoint_state(endpoint, scope.tenant()).await?.ok_or(ManageError::NotFound)?;
     }
@@ -89,7 +98,9 @@ pub async fn redeliver(db: &Db, scope: &Scope, selection: Selection) -> Result<u
 /// `tailhook status --json`'s rows, for the scope's endpoints; `window` a PostgreSQL interval.
 pub async fn status(db: &Db, scope: &Scope, window: &str) -> Result<Vec<Row>, ManageError> {
     let rows = db.endpoint_status(window, "", None).await.map_err(|e| match e.code() {
-        Some("22007" | "22015" | "22P02" | "22008") => ManageError::invalid("window", "interval", "must be a PostgreSQL interval, e.g. 24h"),
+        Some("22007" | "22015" | "22P02" | "22008") => {
+            ManageError::invalid("window", "interval", "must be a PostgreSQL interval, e.g. 24h")
+        }
         _ => ManageError::from(e),
     })?;
     let own: Option<HashSet<i64>> = match scope.tenant() {

@@ -76,10 +76,19 @@ fn expected(kind: Kind) -> &'static str {
 /// Checks the fields' names and JSON types, the scope's tenant, and the
 /// rules the database does not hold (filter, filter_path, the retry
 /// schedule, the URL's form); the row's own rules are the trigger's.
-fn checked(config: &Config, scope: &Scope, mut fields: Map<String, Value>, creating: bool) -> Result<Map<String, Value>, ManageError> {
+fn checked(
+    config: &Config,
+    scope: &Scope,
+    mut fields: Map<String, Value>,
+    creating: bool,
+) -> Result<Map<String, Value>, ManageError> {
     for (field, value) in &fields {
         let Some(kind) = kind_of(field).filter(|_| creating || field != "name") else {
-            let why = if field == "name" { "cannot be changed" } else { "is not a field of an endpoint (or cannot be written)" };
+            let why = if field == "name" {
+                "cannot be changed"
+            } else {
+                "is not a field of an endpoint (or cannot be written)"
+            };
             return Err(ManageError::invalid(field.clone(), "unknown_field", why));
         };
         if !fits(kind, value) {
@@ -104,7 +113,8 @@ fn checked(config: &Config, scope: &Scope, mut fields: Map<String, Value>, creat
         }
     }
     if let Some(Value::String(url)) = fields.get("url") {
-        let url = rules::url(url, config.delivery.https_only).map_err(|p| ManageError::problem(p, "endpoints_url_http"))?;
+        let url =
+            rules::url(url, config.delivery.https_only).map_err(|p| ManageError::problem(p, "endpoints_url_http"))?;
         fields.insert("url".into(), Value::String(url.into()));
     }
     if let Some(filter @ Value::Object(_)) = fields.get("filter") {
@@ -141,7 +151,12 @@ pub async fn get(db: &Db, scope: &Scope, name: &str) -> Result<Value, ManageErro
 }
 
 /// Creates an endpoint with a new secret; the endpoint and the secret (shown once).
-pub async fn create(db: &Db, config: &Config, scope: &Scope, fields: Map<String, Value>) -> Result<(Value, String), ManageError> {
+pub async fn create(
+    db: &Db,
+    config: &Config,
+    scope: &Scope,
+    fields: Map<String, Value>,
+) -> Result<(Value, String), ManageError> {
     let fields = checked(config, scope, fields, true)?;
     let name = fields.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let secret = new_secret()?;
@@ -162,7 +177,13 @@ async fn writable(db: &Db, scope: &Scope, name: &str) -> Result<(), ManageError>
 }
 
 /// Replaces the fields given; the endpoint as it is now.
-pub async fn update(db: &Db, config: &Config, scope: &Scope, name: &str, fields: Map<String, Value>) -> Result<Value, ManageError> {
+pub async fn update(
+    db: &Db,
+    config: &Config,
+    scope: &Scope,
+    name: &str,
+    fields: Map<String, Value>,
+) -> Result<Value, ManageError> {
     writable(db, scope, name).await?;
     let fields = checked(config, scope, fields, false)?;
     if !db.api_endpoint_update(name, scope.tenant(), &Value::Object(fields).to_string()).await? {
@@ -211,7 +232,8 @@ pub async fn rotate(db: &Db, scope: &Scope, name: &str, overlap_seconds: i64) ->
 /// One signed test request now (as `tailhook send-test`); nothing recorded.
 pub async fn send_test(db: &Db, config: &Config, scope: &Scope, name: &str) -> Result<Probe, ManageError> {
     db.api_endpoint_state(name, scope.tenant()).await?.ok_or(ManageError::NotFound)?;
-    let request = TestRequest { endpoint: name.to_owned(), event_type: "tailhook.test".into(), data: r#"{"test":true}"#.into() };
+    let request =
+        TestRequest { endpoint: name.to_owned(), event_type: "tailhook.test".into(), data: r#"{"test":true}"#.into() };
     probe(config, db, &request).await.map_err(|e| match e {
         SendTestError::Database(e) => ManageError::from(e),
         SendTestError::BadInput(why) | SendTestError::Failed(why) => {

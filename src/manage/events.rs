@@ -19,7 +19,8 @@ pub struct Publish {
 /// A new UUID v7 (time-ordered, like the outbox's default).
 fn uuid_v7() -> String {
     use rand::RngCore;
-    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let millis =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     let mut b = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut b);
     b[..6].copy_from_slice(&millis.to_be_bytes()[2..]);

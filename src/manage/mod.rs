@@ -103,10 +103,10 @@ impl From<DbError> for ManageError {
             }
             // unique_violation
             "23505" => Self::Conflict { code: "name_taken", message: "an endpoint with this name exists".into() },
-            // invalid_text_representation, invalid_parameter_value, datetime and JSON path syntax errors
-            "22P02" | "22023" | "22007" | "22008" | "42601" | "2203A" | "22032" => {
-                Self::invalid("body", "value_type", crate::db::describe(pg))
-            }
+            // syntax_error: a filter_path PostgreSQL cannot parse
+            "42601" if message.contains("jsonpath") => Self::invalid("filter_path", "jsonpath_syntax", message),
+            // data exceptions (a NUL character, a bad number, time or JSON), program_limit_exceeded (a value too large to index)
+            code if code.starts_with("22") || code == "54000" => Self::invalid("body", "value", message),
             // insufficient_privilege: tailhook.publish's reserved types
             "42501" if message.contains("reserved") => Self::invalid("event_type", "event_type_reserved", message),
             _ => Self::Database(e),

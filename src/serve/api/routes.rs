@@ -95,51 +95,64 @@ fn answer(r: Answer) -> Response {
 }
 
 async fn status(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Query(q): Params) -> Response {
-    answer(async {
-        c.needs(Level::Read)?;
-        let window = text(&q, "window").unwrap_or_else(|| "24h".into());
-        let rows = deliveries::status(&api.db, &c.grant.scope, &window).await.map_err(failure)?;
-        ok(json!({ "window": window, "endpoints": rows }))
-    }
-    .await)
+    answer(
+        async {
+            c.needs(Level::Read)?;
+            let window = text(&q, "window").unwrap_or_else(|| "24h".into());
+            let rows = deliveries::status(&api.db, &c.grant.scope, &window).await.map_err(failure)?;
+            ok(json!({ "window": window, "endpoints": rows }))
+        }
+        .await,
+    )
 }
 
 async fn list_endpoints(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Query(q): Params) -> Response {
-    answer(async {
-        c.needs(Level::Read)?;
-        let filter = EndpointFilter {
-            tenant: text(&q, "tenant"),
-            enabled: param(&q, "enabled", "true or false")?,
-            event_type: text(&q, "event_type"),
-            name: None,
-        };
-        let limit = param(&q, "limit", "an integer")?.unwrap_or(50);
-        let after = text(&q, "after").unwrap_or_default();
-        let (rows, next) = endpoints::list(&api.db, &c.grant.scope, &filter, &after, limit).await.map_err(failure)?;
-        ok(json!({ "endpoints": rows, "next_after": next }))
-    }
-    .await)
+    answer(
+        async {
+            c.needs(Level::Read)?;
+            let filter = EndpointFilter {
+                tenant: text(&q, "tenant"),
+                enabled: param(&q, "enabled", "true or false")?,
+                event_type: text(&q, "event_type"),
+                name: None,
+            };
+            let limit = param(&q, "limit", "an integer")?.unwrap_or(50);
+            let after = text(&q, "after").unwrap_or_default();
+            let (rows, next) =
+                endpoints::list(&api.db, &c.grant.scope, &filter, &after, limit).await.map_err(failure)?;
+            ok(json!({ "endpoints": rows, "next_after": next }))
+        }
+        .await,
+    )
 }
 
 async fn create_endpoint(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, body: Body) -> Response {
-    answer(async {
-        c.needs(Level::Write)?;
-        let fields = object(body).await?;
-        let (endpoint, secret) =
-            endpoints::create(&api.db, &api.config, &c.grant.scope, fields).await.map_err(failure)?;
-        logged(&c, "create endpoint", endpoint["name"].as_str().unwrap_or_default());
-        (api.kick)();
-        Ok((StatusCode::CREATED, Json(json!({ "endpoint": endpoint, "secret": secret }))).into_response())
-    }
-    .await)
+    answer(
+        async {
+            c.needs(Level::Write)?;
+            let fields = object(body).await?;
+            let (endpoint, secret) =
+                endpoints::create(&api.db, &api.config, &c.grant.scope, fields).await.map_err(failure)?;
+            logged(&c, "create endpoint", endpoint["name"].as_str().unwrap_or_default());
+            (api.kick)();
+            Ok((StatusCode::CREATED, Json(json!({ "endpoint": endpoint, "secret": secret }))).into_response())
+        }
+        .await,
+    )
 }
 
-async fn get_endpoint(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Path(name): Path<String>) -> Response {
-    answer(async {
-        c.needs(Level::Read)?;
-        done(endpoints::get(&api.db, &c.grant.scope, &name).await)
-    }
-    .await)
+async fn get_endpoint(
+    State(api): State<Arc<Api>>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    answer(
+        async {
+            c.needs(Level::Read)?;
+            done(endpoints::get(&api.db, &c.grant.scope, &name).await)
+        }
+        .await,
+    )
 }
 
 async fn update_endpoint(
@@ -148,39 +161,53 @@ async fn update_endpoint(
     Path(name): Path<String>,
     body: Body,
 ) -> Response {
-    answer(async {
-        c.needs(Level::Write)?;
-        let fields = object(body).await?;
-        let r = endpoints::update(&api.db, &api.config, &c.grant.scope, &name, fields).await;
-        if r.is_ok() {
-            logged(&c, "update endpoint", &name);
+    answer(
+        async {
+            c.needs(Level::Write)?;
+            let fields = object(body).await?;
+            let r = endpoints::update(&api.db, &api.config, &c.grant.scope, &name, fields).await;
+            if r.is_ok() {
+                logged(&c, "update endpoint", &name);
+            }
+            done(r)
         }
-        done(r)
-    }
-    .await)
+        .await,
+    )
 }
 
-async fn delete_endpoint(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Path(name): Path<String>) -> Response {
-    answer(async {
-        c.needs(Level::Admin)?;
-        endpoints::delete(&api.db, &c.grant.scope, &name).await.map_err(failure)?;
-        logged(&c, "delete endpoint", &name);
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await)
+async fn delete_endpoint(
+    State(api): State<Arc<Api>>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    answer(
+        async {
+            c.needs(Level::Admin)?;
+            endpoints::delete(&api.db, &c.grant.scope, &name).await.map_err(failure)?;
+            logged(&c, "delete endpoint", &name);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
 }
 
-async fn enable_endpoint(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Path(name): Path<String>) -> Response {
-    answer(async {
-        c.needs(Level::Write)?;
-        let r = endpoints::enable(&api.db, &c.grant.scope, &name).await;
-        if r.is_ok() {
-            logged(&c, "enable endpoint", &name);
-            (api.kick)();
+async fn enable_endpoint(
+    State(api): State<Arc<Api>>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    answer(
+        async {
+            c.needs(Level::Write)?;
+            let r = endpoints::enable(&api.db, &c.grant.scope, &name).await;
+            if r.is_ok() {
+                logged(&c, "enable endpoint", &name);
+                (api.kick)();
+            }
+            done(r)
         }
-        done(r)
-    }
-    .await)
+        .await,
+    )
 }
 
 async fn pause_endpoint(
@@ -189,29 +216,37 @@ async fn pause_endpoint(
     Path(name): Path<String>,
     body: Body,
 ) -> Response {
-    answer(async {
-        c.needs(Level::Write)?;
-        let seconds = number(&object(body).await?, "seconds", None)?;
-        let r = endpoints::pause(&api.db, &c.grant.scope, &name, seconds).await;
-        if r.is_ok() {
-            logged(&c, "pause endpoint", &name);
+    answer(
+        async {
+            c.needs(Level::Write)?;
+            let seconds = number(&object(body).await?, "seconds", None)?;
+            let r = endpoints::pause(&api.db, &c.grant.scope, &name, seconds).await;
+            if r.is_ok() {
+                logged(&c, "pause endpoint", &name);
+            }
+            done(r)
         }
-        done(r)
-    }
-    .await)
+        .await,
+    )
 }
 
-async fn resume_endpoint(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Path(name): Path<String>) -> Response {
-    answer(async {
-        c.needs(Level::Write)?;
-        let r = endpoints::resume(&api.db, &c.grant.scope, &name).await;
-        if r.is_ok() {
-            logged(&c, "resume endpoint", &name);
-            (api.kick)();
+async fn resume_endpoint(
+    State(api): State<Arc<Api>>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    answer(
+        async {
+            c.needs(Level::Write)?;
+            let r = endpoints::resume(&api.db, &c.grant.scope, &name).await;
+            if r.is_ok() {
+                logged(&c, "resume endpoint", &name);
+                (api.kick)();
+            }
+            done(r)
         }
-        done(r)
-    }
-    .await)
+        .await,
+    )
 }
 
 async fn rotate_secret(
@@ -220,50 +255,63 @@ async fn rotate_secret(
     Path(name): Path<String>,
     body: Body,
 ) -> Response {
-    answer(async {
-        c.needs(Level::Write)?;
-        let overlap = number(&object(body).await?, "overlap_seconds", Some(86_400))?;
-        let (secret, until) = endpoints::rotate(&api.db, &c.grant.scope, &name, overlap).await.map_err(failure)?;
-        logged(&c, "rotate secret", &name);
-        ok(json!({ "secret": secret, "previous_secrets_retire_at": until }))
-    }
-    .await)
+    answer(
+        async {
+            c.needs(Level::Write)?;
+            let overlap = number(&object(body).await?, "overlap_seconds", Some(86_400))?;
+            let (secret, until) = endpoints::rotate(&api.db, &c.grant.scope, &name, overlap).await.map_err(failure)?;
+            logged(&c, "rotate secret", &name);
+            ok(json!({ "secret": secret, "previous_secrets_retire_at": until }))
+        }
+        .await,
+    )
 }
 
-async fn test_endpoint(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Path(name): Path<String>) -> Response {
-    answer(async {
-        c.needs(Level::Write)?;
-        let p = endpoints::send_test(&api.db, &api.config, &c.grant.scope, &name).await.map_err(failure)?;
-        logged(&c, "send test", &name);
-        ok(json!({
-            "endpoint": p.endpoint, "origin": p.origin, "event_id": p.event_id, "event_type": p.event_type,
-            "status_code": p.status_code, "duration_ms": p.duration_ms as u64, "response": p.response,
-            "error_kind": p.failure.as_ref().map(|f| f.0), "error": p.failure.as_ref().map(|f| f.1.clone()),
-            "refused_before_sending": p.refused, "succeeded": p.failure.is_none(),
-        }))
-    }
-    .await)
+async fn test_endpoint(
+    State(api): State<Arc<Api>>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    answer(
+        async {
+            c.needs(Level::Write)?;
+            let p = endpoints::send_test(&api.db, &api.config, &c.grant.scope, &name).await.map_err(failure)?;
+            logged(&c, "send test", &name);
+            ok(json!({
+                "endpoint": p.endpoint, "origin": p.origin, "event_id": p.event_id, "event_type": p.event_type,
+                "status_code": p.status_code, "duration_ms": p.duration_ms as u64, "response": p.response,
+                "error_kind": p.failure.as_ref().map(|f| f.0), "error": p.failure.as_ref().map(|f| f.1.clone()),
+                "refused_before_sending": p.refused, "succeeded": p.failure.is_none(),
+            }))
+        }
+        .await,
+    )
 }
 
 async fn publish(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, body: Body) -> Response {
-    answer(async {
-        c.needs(Level::Write)?;
-        let body = object(body).await?;
-        let request: events::Publish = serde_json::from_value(Value::Object(body))
-            .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &e.to_string(), Some(("body", "type"))))?;
-        let (event, created) = events::publish(&api.db, &c.grant.scope, request).await.map_err(failure)?;
-        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-        Ok((status, Json(event)).into_response())
-    }
-    .await)
+    answer(
+        async {
+            c.needs(Level::Write)?;
+            let body = object(body).await?;
+            let request: events::Publish = serde_json::from_value(Value::Object(body)).map_err(|e| {
+                error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &e.to_string(), Some(("body", "type")))
+            })?;
+            let (event, created) = events::publish(&api.db, &c.grant.scope, request).await.map_err(failure)?;
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(event)).into_response())
+        }
+        .await,
+    )
 }
 
 async fn get_event(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Path(id): Path<String>) -> Response {
-    answer(async {
-        c.needs(Level::Read)?;
-        done(events::get(&api.db, &c.grant.scope, &id).await)
-    }
-    .await)
+    answer(
+        async {
+            c.needs(Level::Read)?;
+            done(events::get(&api.db, &c.grant.scope, &id).await)
+        }
+        .await,
+    )
 }
 
 const STATUSES: [&str; 5] = ["pending", "retrying", "succeeded", "failed", "cancelled"];
@@ -278,81 +326,99 @@ fn delivery_status(value: Option<String>) -> Result<Option<String>, Response> {
 }
 
 async fn search(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Query(q): Params) -> Response {
-    answer(async {
-        c.needs(Level::Read)?;
-        let s = Search {
-            event_id: text(&q, "event_id"),
-            endpoint: text(&q, "endpoint"),
-            event_type: text(&q, "event_type"),
-            tenant: text(&q, "tenant"),
-            status: delivery_status(text(&q, "status"))?,
-            since: text(&q, "since"),
-            until: text(&q, "until"),
-            below: param(&q, "below", "an integer")?,
-        };
-        let limit = param(&q, "limit", "an integer")?.unwrap_or(50);
-        let (rows, next) = deliveries::search(&api.db, &c.grant.scope, s, limit).await.map_err(|e| match e {
-            ManageError::Database(ref d) if matches!(d.code(), Some("22007" | "22008")) => {
-                invalid("since", "timestamp", "since and until must be timestamps")
-            }
-            e => failure(e),
-        })?;
-        ok(json!({ "deliveries": rows, "next_below": next }))
-    }
-    .await)
+    answer(
+        async {
+            c.needs(Level::Read)?;
+            let s = Search {
+                event_id: text(&q, "event_id"),
+                endpoint: text(&q, "endpoint"),
+                event_type: text(&q, "event_type"),
+                tenant: text(&q, "tenant"),
+                status: delivery_status(text(&q, "status"))?,
+                since: text(&q, "since"),
+                until: text(&q, "until"),
+                below: param(&q, "below", "an integer")?,
+            };
+            let limit = param(&q, "limit", "an integer")?.unwrap_or(50);
+            let (rows, next) = deliveries::search(&api.db, &c.grant.scope, s, limit).await.map_err(|e| match e {
+                ManageError::Database(ref d) if matches!(d.code(), Some("22007" | "22008")) => {
+                    invalid("since", "timestamp", "since and until must be timestamps")
+                }
+                e => failure(e),
+            })?;
+            ok(json!({ "deliveries": rows, "next_below": next }))
+        }
+        .await,
+    )
 }
 
 fn delivery_id(id: &str) -> Result<i64, Response> {
     id.parse().map_err(|_| failure(ManageError::NotFound))
 }
 
-async fn get_delivery(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Path(id): Path<String>) -> Response {
-    answer(async {
-        c.needs(Level::Read)?;
-        done(deliveries::get(&api.db, &c.grant.scope, delivery_id(&id)?).await)
-    }
-    .await)
+async fn get_delivery(
+    State(api): State<Arc<Api>>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    answer(
+        async {
+            c.needs(Level::Read)?;
+            done(deliveries::get(&api.db, &c.grant.scope, delivery_id(&id)?).await)
+        }
+        .await,
+    )
 }
 
-async fn redeliver_one(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Path(id): Path<String>) -> Response {
-    answer(async {
-        c.needs(Level::Write)?;
-        let id = delivery_id(&id)?;
-        let selection = Selection { ids: Some(vec![id]), ..Selection::default() };
-        let n = deliveries::redeliver(&api.db, &c.grant.scope, selection).await.map_err(failure)?;
-        logged(&c, "redeliver", &id.to_string());
-        (api.kick)();
-        ok(json!({ "redelivered": n }))
-    }
-    .await)
+async fn redeliver_one(
+    State(api): State<Arc<Api>>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    answer(
+        async {
+            c.needs(Level::Write)?;
+            let id = delivery_id(&id)?;
+            let selection = Selection { ids: Some(vec![id]), ..Selection::default() };
+            let n = deliveries::redeliver(&api.db, &c.grant.scope, selection).await.map_err(failure)?;
+            logged(&c, "redeliver", &id.to_string());
+            (api.kick)();
+            ok(json!({ "redelivered": n }))
+        }
+        .await,
+    )
 }
 
 async fn redeliver_query(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, body: Body) -> Response {
-    answer(async {
-        c.needs(Level::Admin)?;
-        let body = object(body).await?;
-        let field = |name: &str| -> Result<Option<String>, Response> {
-            match body.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(invalid(name, "type", "must be a string")),
+    answer(
+        async {
+            c.needs(Level::Admin)?;
+            let body = object(body).await?;
+            let field = |name: &str| -> Result<Option<String>, Response> {
+                match body.get(name) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(_) => Err(invalid(name, "type", "must be a string")),
+                }
+            };
+            if let Some(unknown) =
+                body.keys().find(|k| !["endpoint", "event_type", "status", "since", "until"].contains(&k.as_str()))
+            {
+                return Err(invalid(unknown, "unknown_field", "is not a field of a redelivery"));
             }
-        };
-        if let Some(unknown) = body.keys().find(|k| !["endpoint", "event_type", "status", "since", "until"].contains(&k.as_str())) {
-            return Err(invalid(unknown, "unknown_field", "is not a field of a redelivery"));
+            let selection = Selection {
+                ids: None,
+                endpoint: field("endpoint")?,
+                event_type: field("event_type")?,
+                status: Some(delivery_status(field("status")?)?.unwrap_or_else(|| "failed".into())),
+                since: field("since")?,
+                until: field("until")?,
+            };
+            let n = deliveries::redeliver(&api.db, &c.grant.scope, selection).await.map_err(failure)?;
+            logged(&c, "redeliver by query", &n.to_string());
+            (api.kick)();
+            ok(json!({ "redelivered": n }))
         }
-        let selection = Selection {
-            ids: None,
-            endpoint: field("endpoint")?,
-            event_type: field("event_type")?,
-            status: Some(delivery_status(field("status")?)?.unwrap_or_else(|| "failed".into())),
-            since: field("since")?,
-            until: field("until")?,
-        };
-        let n = deliveries::redeliver(&api.db, &c.grant.scope, selection).await.map_err(failure)?;
-        logged(&c, "redeliver by query", &n.to_string());
-        (api.kick)();
-        ok(json!({ "redelivered": n }))
-    }
-    .await)
+        .await,
+    )
 }
