@@ -273,8 +273,29 @@ fn merge(all: &mut Value, part: Value) {
     }
 }
 
-/// The whole document.
+/// The whole document, with links from a created endpoint to the routes that take its name.
 pub fn document() -> Value {
+    let mut doc = paths();
+    let mut links = serde_json::Map::new();
+    for id in [
+        "getEndpoint",
+        "updateEndpoint",
+        "deleteEndpoint",
+        "enableEndpoint",
+        "pauseEndpoint",
+        "resumeEndpoint",
+        "rotateSecret",
+    ] {
+        links.insert(
+            id.to_owned(),
+            json!({ "operationId": id, "parameters": { "name": "$response.body#/endpoint/name" } }),
+        );
+    }
+    doc["paths"]["/endpoints"]["post"]["responses"]["201"]["links"] = Value::Object(links);
+    doc
+}
+
+fn paths() -> Value {
     let name = || path_param("name", "The endpoint's name");
     let named = |id: &str, summary: &str, scope: &str, request: Option<Value>, ok: (&str, Value), extra: &[&str]| {
         operation(id, summary, scope, vec![name()], request, responses(ok, extra))
