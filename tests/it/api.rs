@@ -487,3 +487,52 @@ async fn the_served_openapi_document_is_the_committed_one() {
     assert_eq!(served["openapi"], "3.1.0");
     sidecar.stop().await;
 }
+
+/// The ```sh blocks of docs/guide/api.md not marked `# not run:`, in order.
+fn guide_curl_blocks() -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/guide/api.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```sh") => current = Some(Vec::new()),
+            (Some(block), "```") => {
+                let body = block.join("\n");
+                if !body.trim_start().starts_with("# not run:") {
+                    blocks.push(body);
+                }
+                current = None;
+            }
+            (Some(block), _) => block.push(line),
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[tokio::test]
+async fn the_api_guides_curl_examples_run() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    let admin = token(&client, "admin", None).await;
+    let (sidecar, base) = sidecar(&db).await;
+    let blocks = guide_curl_blocks();
+    assert!(blocks.len() >= 6, "the guide's curl examples: {}", blocks.len());
+    for block in blocks {
+        let out = tokio::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &block])
+            .env("TAILHOOK_URL", &base)
+            .env("TOKEN", &admin)
+            .env("RECEIVER_URL", receiver.url("/orders"))
+            .output()
+            .await
+            .expect("bash");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{block}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let types: Vec<Value> = receiver.received().iter().map(|r| r.json()["type"].clone()).collect();
+    assert!(types.contains(&json!("tailhook.test")), "the test request reached the receiver: {types:?}");
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox WHERE event_type = 'order.paid'").await, 1);
+    sidecar.stop().await;
+}
