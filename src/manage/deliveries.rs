@@ -47,7 +47,11 @@ pub async fn search(
         }
     }
     let own = own_endpoints(db, scope).await?;
-    let page = db.console_search(&s, WINDOW, limit.clamp(1, MAX_PAGE)).await?;
+    let page = db.console_search(&s, WINDOW, limit.clamp(1, MAX_PAGE)).await.map_err(|e| match e.code() {
+        // invalid_datetime_format, datetime_field_overflow
+        Some("22007" | "22008") => ManageError::invalid("since", "timestamp", "since and until must be timestamps"),
+        _ => ManageError::from(e),
+    })?;
     let rows = page.rows.into_iter().filter(|f| own.as_ref().is_none_or(|own| own.contains(&f.endpoint)));
     Ok((rows.map(found).collect(), page.next_below))
 }

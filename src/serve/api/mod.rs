@@ -55,16 +55,16 @@ pub struct Caller {
 
 impl Caller {
     /// 403 unless the token's level reaches `level`.
-    fn needs(&self, level: Level) -> Result<(), Response> {
+    fn needs(&self, level: Level) -> Result<(), Box<Response>> {
         if self.grant.level >= level {
             return Ok(());
         }
-        Err(error(
+        Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "forbidden",
             &format!("this needs a token of scope {} (this one is {})", level.as_str(), self.grant.level.as_str()),
             None,
-        ))
+        )))
     }
 }
 

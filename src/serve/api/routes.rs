@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 type Params = Query<HashMap<String, String>>;
-type Answer = Result<Response, Response>;
+/// An answer, or a refusal (boxed: a `Response` is large).
+type Answer = Result<Response, Box<Response>>;
+type Refused = Box<Response>;
 
 pub fn routes() -> Router<Arc<Api>> {
     Router::new()
@@ -36,22 +38,29 @@ pub fn routes() -> Router<Arc<Api>> {
 }
 
 /// The body as a JSON object (an empty body is `{}`), at most [`MAX_BODY_BYTES`].
-async fn object(body: Body) -> Result<Map<String, Value>, Response> {
+async fn object(body: Body) -> Result<Map<String, Value>, Refused> {
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &format!("the body is over {MAX_BODY_BYTES} bytes"), None)
+        Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the body is over {MAX_BODY_BYTES} bytes"),
+            None,
+        ))
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(error(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object", None)),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, "invalid_json", &format!("the body is not JSON: {e}"), None)),
+        Ok(_) => Err(Box::new(error(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object", None))),
+        Err(e) => {
+            Err(Box::new(error(StatusCode::BAD_REQUEST, "invalid_json", &format!("the body is not JSON: {e}"), None)))
+        }
     }
 }
 
 /// A query parameter, or a 422 naming it.
-fn param<T: std::str::FromStr>(q: &HashMap<String, String>, name: &str, what: &str) -> Result<Option<T>, Response> {
+fn param<T: std::str::FromStr>(q: &HashMap<String, String>, name: &str, what: &str) -> Result<Option<T>, Refused> {
     match q.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v.parse().map(Some).map_err(|_| invalid(name, "type", &format!("must be {what}"))),
@@ -62,12 +71,12 @@ fn text(q: &HashMap<String, String>, name: &str) -> Option<String> {
     q.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-fn invalid(field: &str, rule: &str, message: &str) -> Response {
-    failure(ManageError::invalid(field, rule, message))
+fn invalid(field: &str, rule: &str, message: &str) -> Refused {
+    Box::new(failure(ManageError::invalid(field, rule, message)))
 }
 
 /// A number in the body, or a 422 naming it.
-fn number(body: &Map<String, Value>, field: &str, default: Option<i64>) -> Result<i64, Response> {
+fn number(body: &Map<String, Value>, field: &str, default: Option<i64>) -> Result<i64, Refused> {
     match body.get(field) {
         None => default.ok_or_else(|| invalid(field, "required", "is required")),
         Some(v) => v.as_i64().ok_or_else(|| invalid(field, "type", "must be an integer")),
@@ -79,7 +88,7 @@ fn ok(value: Value) -> Answer {
 }
 
 fn done(result: Result<Value, ManageError>) -> Answer {
-    result.map(|v| Json(v).into_response()).map_err(failure)
+    result.map(|v| Json(v).into_response()).map_err(|e| Box::new(failure(e)))
 }
 
 /// Logs a change with who asked (the token's id, never the token).
@@ -91,7 +100,7 @@ fn logged(caller: &Caller, action: &str, what: &str) {
 }
 
 fn answer(r: Answer) -> Response {
-    r.unwrap_or_else(|e| e)
+    r.unwrap_or_else(|e| *e)
 }
 
 async fn status(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Query(q): Params) -> Response {
@@ -316,7 +325,7 @@ async fn get_event(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>,
 
 const STATUSES: [&str; 5] = ["pending", "retrying", "succeeded", "failed", "cancelled"];
 
-fn delivery_status(value: Option<String>) -> Result<Option<String>, Response> {
+fn delivery_status(value: Option<String>) -> Result<Option<String>, Refused> {
     match value {
         Some(s) if !STATUSES.contains(&s.as_str()) => {
             Err(invalid("status", "delivery_status", "must be pending, retrying, succeeded, failed or cancelled"))
@@ -340,20 +349,15 @@ async fn search(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Qu
                 below: param(&q, "below", "an integer")?,
             };
             let limit = param(&q, "limit", "an integer")?.unwrap_or(50);
-            let (rows, next) = deliveries::search(&api.db, &c.grant.scope, s, limit).await.map_err(|e| match e {
-                ManageError::Database(ref d) if matches!(d.code(), Some("22007" | "22008")) => {
-                    invalid("since", "timestamp", "since and until must be timestamps")
-                }
-                e => failure(e),
-            })?;
+            let (rows, next) = deliveries::search(&api.db, &c.grant.scope, s, limit).await.map_err(failure)?;
             ok(json!({ "deliveries": rows, "next_below": next }))
         }
         .await,
     )
 }
 
-fn delivery_id(id: &str) -> Result<i64, Response> {
-    id.parse().map_err(|_| failure(ManageError::NotFound))
+fn delivery_id(id: &str) -> Result<i64, Refused> {
+    id.parse().map_err(|_| Box::new(failure(ManageError::NotFound)))
 }
 
 async fn get_delivery(
@@ -394,7 +398,7 @@ async fn redeliver_query(State(api): State<Arc<Api>>, Extension(c): Extension<Ca
         async {
             c.needs(Level::Admin)?;
             let body = object(body).await?;
-            let field = |name: &str| -> Result<Option<String>, Response> {
+            let field = |name: &str| -> Result<Option<String>, Refused> {
                 match body.get(name) {
                     None | Some(Value::Null) => Ok(None),
                     Some(Value::String(s)) => Ok(Some(s.clone())),
