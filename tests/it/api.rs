@@ -536,3 +536,38 @@ async fn the_api_guides_curl_examples_run() {
     assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox WHERE event_type = 'order.paid'").await, 1);
     sidecar.stop().await;
 }
+
+#[tokio::test]
+async fn with_sealing_keys_api_secrets_are_sealed_at_rest_and_still_sign() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    let admin = token(&client, "admin", None).await;
+    let mut config = db.config();
+    config.secrets.keys = vec![tailhook::secret::Secret::new("/WOQKFKFX/00vYLi5/B1QeyXGmXYsflU8qvAPElmv78=")];
+    let (sidecar, base) = start(config).await;
+    let t = Some(admin.as_str());
+    let (status, created) = call(
+        &base,
+        "POST",
+        "/endpoints",
+        t,
+        Some(json!({"name": "s", "url": receiver.url("/"), "headers": {"X-K": "header-secret"}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, rotated) =
+        call(&base, "POST", "/endpoints/s/rotate-secret", t, Some(json!({"overlap_seconds": 600}))).await;
+    let (first, second) =
+        (created["secret"].as_str().unwrap().to_owned(), rotated["secret"].as_str().unwrap().to_owned());
+    wait_for("both secrets and the header value sealed in place", Duration::from_secs(10), || async {
+        db.count("SELECT count(*) FROM tailhook.endpoints, unnest(secrets) s WHERE s LIKE 'enc:v1:%' AND headers->>'X-K' LIKE 'enc:v1:%'").await == 2
+    })
+    .await;
+    call(&base, "POST", "/events", t, Some(json!({"event_type": "e", "payload": {}}))).await;
+    wait_for("the delivery", Duration::from_secs(10), || async { receiver.count() == 1 }).await;
+    let got = receiver.received().pop().unwrap();
+    verify(&first, &got.headers, &got.body).expect("the first secret, sealed, still signs");
+    verify(&second, &got.headers, &got.body).expect("the rotated one too");
+    sidecar.stop().await;
+}
