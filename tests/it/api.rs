@@ -369,30 +369,38 @@ async fn a_rotated_secret_keeps_the_old_one_signing_for_the_overlap_only() {
     assert_eq!(status, 200, "{rotated}");
     let new = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(old, new);
-    // The refresher reloads endpoints every second: wait for two secrets to be in use.
-    let publish = |n: i32| {
-        let base = base.clone();
-        let admin = admin.clone();
+    // Publishes one event and waits for its request; whether `secret` signed it.
+    let signed_by = |secret: String| {
+        let (base, admin, receiver) = (base.clone(), admin.clone(), &receiver);
         async move {
-            call(&base, "POST", "/events", Some(&admin), Some(json!({"event_type": "e", "payload": {"n": n}}))).await
+            let before = receiver.count();
+            call(&base, "POST", "/events", Some(&admin), Some(json!({"event_type": "e", "payload": {}}))).await;
+            wait_for("the delivery", Duration::from_secs(10), || async { receiver.count() > before }).await;
+            let got = receiver.received().pop().unwrap();
+            (verify(&secret, &got.headers, &got.body).is_ok(), got)
         }
     };
-    tokio::time::sleep(Duration::from_millis(1_500)).await; // the refresher's period (1 s), not a condition
-    publish(1).await;
-    wait_for("the first delivery", Duration::from_secs(10), || async { receiver.count() == 1 }).await;
-    let during = receiver.received().pop().unwrap();
-    verify(&new, &during.headers, &during.body).expect("the new secret signs during the overlap");
+    // The endpoint refresher reloads within a second: the new secret signs soon, beside the old.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let during = loop {
+        let (yes, got) = signed_by(new.clone()).await;
+        if yes {
+            break got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the new secret signs within 10 s of the rotation");
+    };
     verify(&old, &during.headers, &during.body).expect("the old secret signs during the overlap");
-    wait_for("the old secret retired", Duration::from_secs(15), || async {
-        db.count("SELECT cardinality(secrets)::bigint FROM tailhook.endpoints").await == 1
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await; // the refresher's period again
-    publish(2).await;
-    wait_for("the second delivery", Duration::from_secs(10), || async { receiver.count() == 2 }).await;
-    let after = receiver.received().pop().unwrap();
-    verify(&new, &after.headers, &after.body).expect("the new secret signs after the overlap");
-    assert!(verify(&old, &after.headers, &after.body).is_err(), "the old secret no longer signs");
+    // After the overlap (4 s) the old secret is dropped, and stops signing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let last = loop {
+        let (yes, got) = signed_by(old.clone()).await;
+        if !yes {
+            break got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the old secret stops signing within 15 s");
+    };
+    verify(&new, &last.headers, &last.body).expect("the new secret signs after the overlap");
+    assert_eq!(db.count("SELECT cardinality(secrets)::bigint FROM tailhook.endpoints").await, 1);
     sidecar.stop().await;
 }
 
