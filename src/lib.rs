@@ -20,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 mod endpoints;
+pub mod manage;
 pub mod pipeline;
 mod retention;
 pub mod serve;

@@ -193,9 +193,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             let kick = Arc::new(move || due.schedule(Duration::ZERO));
             Arc::new(Console::new(db.clone(), Arc::new(ctx.config.clone()), admin_token, kick, ctx.transforms.clone()))
         });
-        tasks.spawn("http listener", serve::serve(http, Arc::new(probes), console, stop.clone()));
+        let due = ctx.due.clone();
+        let kick = Arc::new(move || due.schedule(Duration::ZERO));
+        let api = Arc::new(serve::api::Api::new(db.clone(), Arc::new(ctx.config.clone()), kick));
+        tasks.spawn("http listener", serve::serve(http, Arc::new(probes), console, Some(api), stop.clone()));
     }
     tasks.spawn("heartbeat", heartbeat(ctx.clone()));
+    tasks.spawn("secret retirement", crate::manage::endpoints::retire_secrets(db.clone(), stop.clone()));
     tasks.spawn("log summary", summarize(ctx.clone()));
     tasks.spawn("endpoint refresher", refresh_endpoints(ctx.clone()));
     tasks.spawn("fan-out claims", claim::fan_out_loop(ctx.clone()));

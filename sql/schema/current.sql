@@ -660,6 +660,35 @@ CREATE FUNCTION tailhook.cascade_delete() RETURNS trigger
         END
         $$;
 
+-- Name: create_api_token(text, text, text, interval); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.create_api_token(scope text, tenant text DEFAULT NULL::text, name text DEFAULT NULL::text, expires_in interval DEFAULT NULL::interval) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    token text;
+BEGIN
+    IF create_api_token.scope IS NULL OR create_api_token.scope NOT IN ('read', 'write', 'admin') THEN
+        RAISE EXCEPTION 'tailhook.create_api_token: scope must be read, write or admin'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF create_api_token.tenant = '' THEN
+        RAISE EXCEPTION 'tailhook.create_api_token: tenant must not be empty (NULL: every tenant)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF create_api_token.expires_in <= interval '0' THEN
+        RAISE EXCEPTION 'tailhook.create_api_token: expires_in must be positive'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    token := 'thk_' || encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'hex');
+    INSERT INTO tailhook.api_tokens (name, prefix, hash, scope, tenant, expires_at)
+    VALUES (create_api_token.name, substr(token, 1, 12), sha256(convert_to(token, 'UTF8')),
+            create_api_token.scope, create_api_token.tenant, now() + create_api_token.expires_in);
+    RETURN token;
+END
+$$;
+
 -- Name: delivery_failed_event(); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.delivery_failed_event() RETURNS trigger
@@ -1159,7 +1188,6 @@ CREATE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
 DECLARE
     statements text[];
     s text;
-    t record;
 BEGIN
     statements := ARRAY['GRANT USAGE ON SCHEMA tailhook TO %1$s'];
     CASE kind
@@ -1178,12 +1206,10 @@ BEGIN
         statements := statements || ARRAY[
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.outbox, tailhook.deliveries, tailhook.replicas TO %1$s',
             'GRANT SELECT, INSERT, DELETE ON tailhook.attempts TO %1$s',
-            'GRANT SELECT, INSERT, UPDATE ON tailhook.endpoints TO %1$s',
-            'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text) TO %1$s'];
-        -- Change capture needs nothing more: expand_captures runs as its
-        -- owner (0019) and reads the staging tables and calls the generated
-        -- expanders itself.
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
+            'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text) TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';
@@ -1370,6 +1396,28 @@ BEGIN
 END
 $$;
 
+-- Name: publish_with_id(uuid, text, jsonb, text, text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.publish_with_id(event_id uuid, event_type text, payload jsonb, tenant text DEFAULT NULL::text, ordering_key text DEFAULT NULL::text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    inserted int;
+BEGIN
+    IF starts_with(publish_with_id.event_type, 'tailhook.') AND publish_with_id.event_type <> 'tailhook.test' THEN
+        RAISE EXCEPTION 'tailhook.publish: event type % is reserved for tailhook''s own events',
+            quote_literal(publish_with_id.event_type) USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
+    VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
+            publish_with_id.tenant, publish_with_id.ordering_key)
+    ON CONFLICT ON CONSTRAINT outbox_event_id_key DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    RETURN inserted = 1;
+END
+$$;
+
 -- Name: redeliver(bigint); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.redeliver(delivery_id bigint) RETURNS boolean
@@ -1426,6 +1474,38 @@ BEGIN
     END LOOP;
     RETURN n;
 END
+$$;
+
+-- Name: retire_secrets(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.retire_secrets() RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH due AS (
+        DELETE FROM tailhook.secret_retirements r WHERE r.retire_at <= now()
+        RETURNING r.endpoint_id, r.keep
+    ), trimmed AS (
+        UPDATE tailhook.endpoints e SET secrets = e.secrets[1:due.keep], updated_at = now()
+          FROM due
+         WHERE e.id = due.endpoint_id AND pg_catalog.cardinality(e.secrets) > due.keep
+        RETURNING 1)
+    SELECT count(*)::int FROM trimmed
+$$;
+
+-- Name: revoke_api_token(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.revoke_api_token(token text) RETURNS integer
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH revoked AS (
+        UPDATE tailhook.api_tokens t SET revoked_at = now()
+         WHERE t.revoked_at IS NULL
+           AND (t.id::text = revoke_api_token.token OR t.name = revoke_api_token.token
+                OR t.prefix = revoke_api_token.token)
+        RETURNING 1)
+    SELECT count(*)::int FROM revoked
 $$;
 
 -- Name: schedule_key_head(); Type: FUNCTION; Schema: tailhook; Owner: -
@@ -1569,6 +1649,32 @@ CREATE FUNCTION tailhook.uuid_v7() RETURNS uuid
     BEGIN ATOMIC
  SELECT (encode(set_bit(set_bit(OVERLAY(uuid_send(gen_random_uuid()) PLACING SUBSTRING(int8send(((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric))::bigint) FROM 3) FROM 1 FOR 6), (52)::bigint, 1), (53)::bigint, 1), 'hex'::text))::uuid AS encode;
 END;
+
+-- Name: api_tokens; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.api_tokens (
+    id bigint NOT NULL,
+    name text,
+    prefix text NOT NULL,
+    hash bytea NOT NULL,
+    scope text NOT NULL,
+    tenant text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    CONSTRAINT api_tokens_scope_known CHECK ((scope = ANY (ARRAY['read'::text, 'write'::text, 'admin'::text])))
+);
+
+-- Name: api_tokens_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.api_tokens ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tailhook.api_tokens_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 -- Name: attempts; Type: TABLE; Schema: tailhook; Owner: -
 
@@ -1891,6 +1997,25 @@ CREATE TABLE tailhook.schema_migrations (
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+-- Name: secret_retirements; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.secret_retirements (
+    endpoint_id bigint NOT NULL,
+    keep integer NOT NULL,
+    retire_at timestamp with time zone NOT NULL,
+    CONSTRAINT secret_retirements_keep_positive CHECK ((keep > 0))
+);
+
+-- Name: api_tokens api_tokens_hash_key; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.api_tokens
+    ADD CONSTRAINT api_tokens_hash_key UNIQUE (hash);
+
+-- Name: api_tokens api_tokens_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.api_tokens
+    ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
+
 -- Name: attempts attempts_error_kind_known; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE tailhook.attempts
@@ -2101,6 +2226,11 @@ ALTER TABLE ONLY tailhook.role_grants
 ALTER TABLE ONLY tailhook.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+-- Name: secret_retirements secret_retirements_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.secret_retirements
+    ADD CONSTRAINT secret_retirements_pkey PRIMARY KEY (endpoint_id);
+
 -- Name: attempts_delivery; Type: INDEX; Schema: tailhook; Owner: -
 
 CREATE INDEX attempts_delivery ON tailhook.attempts USING btree (delivery_id);
@@ -2177,9 +2307,18 @@ CREATE TRIGGER outbox_cascade AFTER DELETE ON tailhook.outbox REFERENCING OLD TA
 
 CREATE TRIGGER outbox_notify AFTER INSERT ON tailhook.outbox FOR EACH STATEMENT EXECUTE FUNCTION tailhook.notify_outbox();
 
+-- Name: secret_retirements secret_retirements_endpoint_id_fkey; Type: FK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.secret_retirements
+    ADD CONSTRAINT secret_retirements_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES tailhook.endpoints(id) ON DELETE CASCADE;
+
 -- Name: FUNCTION cascade_delete(); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.cascade_delete() FROM PUBLIC;
+
+-- Name: FUNCTION create_api_token(scope text, tenant text, name text, expires_in interval); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.create_api_token(scope text, tenant text, name text, expires_in interval) FROM PUBLIC;
 
 -- Name: FUNCTION expand_captures(max_rows integer, wait boolean); Type: ACL; Schema: tailhook; Owner: -
 
@@ -2209,7 +2348,19 @@ REVOKE ALL ON FUNCTION tailhook.grant_sidecar(role regrole) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION tailhook.publish(event_type text, payload jsonb, tenant text, ordering_key text, traceparent text, tracestate text) FROM PUBLIC;
 
+-- Name: FUNCTION publish_with_id(event_id uuid, event_type text, payload jsonb, tenant text, ordering_key text); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.publish_with_id(event_id uuid, event_type text, payload jsonb, tenant text, ordering_key text) FROM PUBLIC;
+
 -- Name: FUNCTION regrant(); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.regrant() FROM PUBLIC;
+
+-- Name: FUNCTION retire_secrets(); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.retire_secrets() FROM PUBLIC;
+
+-- Name: FUNCTION revoke_api_token(token text); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.revoke_api_token(token text) FROM PUBLIC;
 

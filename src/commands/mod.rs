@@ -23,6 +23,7 @@ mod demo;
 pub(crate) mod redeliver;
 pub(crate) mod send_test;
 pub(crate) mod status;
+mod token;
 
 use crate::config::{config_path, Config, LogFormat, Need};
 use crate::db::{self, Db};
@@ -59,6 +60,9 @@ enum Command {
     Demo(DemoArgs),
     /// Print a new endpoint secret (`whsec_` and 32 random bytes in base64), or with --sealing-key a new key for `[secrets] keys`
     Secret(SecretArgs),
+    /// Tokens for the JSON API (`/api/v1`): create (printed once), list, revoke
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Re-enable an endpoint tailhook (or anyone) disabled, forgetting its failures
     Enable {
         /// The endpoint's name
@@ -209,6 +213,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status(config, args).await,
             Command::SendTest(args) => send_test(config, args).await,
             Command::Enable { endpoint } => enable(config, &endpoint).await,
+            Command::Token(command) => tokens(config, command).await,
             Command::Demo(args) => demo(args).await,
             Command::Secret(_) => Ok(()), // handled before the configuration is read
             Command::CheckConfig => {
@@ -415,6 +420,18 @@ async fn status(config: Config, args: StatusArgs) -> Result<(), Failure> {
         say_raw!("{}", status::table(&report));
     }
     Ok(())
+}
+
+async fn tokens(config: Config, command: token::TokenCommand) -> Result<(), Failure> {
+    let db = Db::new(&config.database).map_err(|e| e.to_string())?;
+    match token::run(&db, command).await {
+        Ok(out) => {
+            say!("{out}");
+            Ok(())
+        }
+        Err(token::TokenError::BadInput(e)) => Err(Failure::BadInput(e)),
+        Err(token::TokenError::Database(e)) => Err(database_failure(&e)),
+    }
 }
 
 async fn enable(config: Config, endpoint: &str) -> Result<(), Failure> {

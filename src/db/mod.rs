@@ -14,6 +14,7 @@ pub mod conninfo;
 mod console;
 pub(crate) mod listener;
 pub mod local_pg;
+mod manage;
 mod migrate;
 mod operate;
 mod queries;
@@ -23,6 +24,7 @@ mod typed;
 
 pub use crate::pipeline::limits::Rooms;
 pub use console::{AttemptView, DeliveryView, Found, Latency, Minute, Page, Search};
+pub use manage::{EndpointFilter, TokenInfo};
 pub use migrate::{migrate, pending, print_sql, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION, STEP_MARKER};
 pub use operate::{Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
 pub use queries::{ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Selection};

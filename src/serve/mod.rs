@@ -1,10 +1,11 @@
-//! The HTTP listener (`[server] listen`): `/healthz` (the process answers), `/readyz` (the database answers and LISTEN is up), `/metrics` (Prometheus text) and the delivery console at `/`.
+//! The HTTP listener (`[server] listen`): `/healthz` (the process answers), `/readyz` (the database answers and LISTEN is up), `/metrics` (Prometheus text), the delivery console at `/` and the JSON API at `/api/v1`.
 //!
 //! `/readyz` and `/metrics` answer only a `Host` that is an IP address,
 //! `localhost` or a name in `server.allowed_hosts` (see `host.rs`): endpoint
 //! names and database errors are not for a page that rebound its DNS name to
 //! this machine. `/healthz` says `ok` to anyone.
 
+pub mod api;
 pub mod console;
 pub mod host;
 pub mod metrics;
@@ -55,6 +56,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     probes: Arc<Probes>,
     console: Option<Arc<console::Console>>,
+    api: Option<Arc<api::Api>>,
     stop: CancellationToken,
 ) {
     let guarded = axum::Router::new()
@@ -64,6 +66,9 @@ pub async fn serve(
     let mut app = axum::Router::new().route("/healthz", get(healthz)).merge(guarded).with_state(probes);
     if let Some(console) = console {
         app = app.merge(console::router(console));
+    }
+    if let Some(api) = api {
+        app = app.merge(api::router(api));
     }
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {

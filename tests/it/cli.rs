@@ -230,6 +230,7 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
     assert_eq!(
         tables,
         [
+            "api_tokens",
             "attempts",
             "capture_config",
             "captures",
@@ -241,7 +242,8 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
             "outbox",
             "replicas",
             "role_grants",
-            "schema_migrations"
+            "schema_migrations",
+            "secret_retirements"
         ]
     );
 }

@@ -6,6 +6,7 @@ static ALLOCATOR: alloc_meter::Meter = alloc_meter::Meter;
 
 mod support;
 
+mod api;
 mod browser;
 mod capture;
 mod claims;

@@ -15,7 +15,7 @@ mod delivery;
 mod layout;
 mod overview;
 mod search;
-mod signin;
+pub(crate) mod signin;
 
 use crate::config::secret::Secret;
 use crate::config::Config;

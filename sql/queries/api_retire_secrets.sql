@@ -1,0 +1,2 @@
+-- Drops the secrets whose rotation overlap has ended (see 0027).
+SELECT tailhook.retire_secrets()
