@@ -212,8 +212,8 @@ async fn tour(pg: &LocalPg, database: &str) -> Result<(), DemoError> {
     );
 
     say!("\nthe record, as `tailhook status` shows it:");
-    let report = super::status::report(&db, "24h").await.map_err(|e| DemoError::Tour(e.to_string()))?;
-    say_raw!("{}", super::status::table(&report));
+    let report = crate::operator::status::report(&db, "24h").await.map_err(|e| DemoError::Tour(e.to_string()))?;
+    say_raw!("{}", crate::operator::status::table(&report));
     say!("\nevery attempt is a row you can query; this SQL reads them:\n");
     say!("{}", crate::db::DEMO_RECORD.trim_end());
     let (header, rows) = db.demo_record().await?;

@@ -1,31 +1,10 @@
 //! The command line: parses arguments, loads the config, sets up logging and signals, runs one command.
 
-/// `println!` for command output that never panics: when stdout is a pipe
-/// nobody reads any more (`tailhook status | head -1`), the rest of the
-/// output is dropped and the command still finishes its work (the demo
-/// still drops its database).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-/// `print!` with [`say!`]'s rule.
-macro_rules! say_raw {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 mod demo;
-pub(crate) mod redeliver;
-pub(crate) mod send_test;
-pub(crate) mod status;
 
 use crate::config::{config_path, Config, LogFormat, Need};
 use crate::db::{self, Db};
+use crate::operator::{probe as send_test, status};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -384,9 +363,9 @@ async fn redeliver(config: Config, args: RedeliverArgs) -> Result<(), Failure> {
         since: args.since,
         until: args.until,
     };
-    let n = crate::commands::redeliver::redeliver(&db, &selection, args.dry_run).await.map_err(|e| match e {
-        crate::commands::redeliver::RedeliverError::BadInput(e) => Failure::BadInput(e),
-        crate::commands::redeliver::RedeliverError::Database(e) => database_failure(&e),
+    let n = crate::operator::redeliver::redeliver(&db, &selection, args.dry_run).await.map_err(|e| match e {
+        crate::operator::redeliver::RedeliverError::BadInput(e) => Failure::BadInput(e),
+        crate::operator::redeliver::RedeliverError::Database(e) => database_failure(&e),
     })?;
     let what = match (status, n) {
         (Some(status), 1) => format!("1 {status} delivery"),

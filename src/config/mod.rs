@@ -1,11 +1,12 @@
 //! Configuration: built-in defaults, `config.toml`, `DATABASE_URL` and `TAILHOOK_<SECTION>__<KEY>`, validated with the key named.
 
+pub mod conninfo;
 pub mod rules;
 pub mod sealed;
 pub mod secret;
 
 use crate::config::secret::{DatabaseUrl, Secret};
-use crate::pipeline::guard::Cidr;
+use crate::guard::Cidr;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -566,7 +567,7 @@ impl Config {
         if db.tcp_user_timeout_ms > u64::from(u32::MAX) {
             return Err(invalid("database.tcp_user_timeout_ms", "is too large"));
         }
-        let (rest, _) = crate::db::conninfo::split(db.url.expose())
+        let (rest, _) = crate::config::conninfo::split(db.url.expose())
             .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
         rest.parse::<tokio_postgres::Config>()
             .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
@@ -656,7 +657,7 @@ impl Config {
         self.transform.validate()?;
         self.secrets.keys()?;
         if self.endpoints.iter().any(|ep| ep.script().is_some()) {
-            let transforms = crate::pipeline::transform::Transforms::new(&self.transform, d.max_payload_bytes);
+            let transforms = crate::transform::Transforms::new(&self.transform, d.max_payload_bytes);
             for (i, ep) in self.endpoints.iter().enumerate() {
                 if let Some(script) = ep.script() {
                     let field = if ep.transform_file.is_some() { "transform_file" } else { "transform" };

@@ -499,9 +499,9 @@ impl Db {
     }
 
     /// The SQL-backed gauges of `/metrics` (see `metrics_gauges.sql`).
-    pub async fn metrics_gauges(&self) -> Result<crate::serve::metrics::Gauges, DbError> {
+    pub async fn metrics_gauges(&self) -> Result<crate::metrics::Gauges, DbError> {
         self.with_client(async |client| {
-            let mut g = crate::serve::metrics::Gauges::default();
+            let mut g = crate::metrics::Gauges::default();
             for row in self.rows(&*client, METRICS_GAUGES, &[]).await? {
                 g.outbox_lag_seconds = row.try_get("outbox_lag")?;
                 g.oldest_pending_seconds = row.try_get("oldest_pending")?;

@@ -1,12 +1,12 @@
 //! The two claim loops: fan-out of new outbox rows, and leasing of due deliveries; both start workers.
 
 use crate::db::{ClaimedRow, Lease};
+use crate::log_throttle::Throttle;
 use crate::pipeline::limits::Rooms;
 use crate::pipeline::recorder::Record;
 use crate::pipeline::sender::Event;
 use crate::pipeline::worker::{self, Job, Slot};
 use crate::pipeline::Ctx;
-use crate::throttle::Throttle;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -1,6 +1,6 @@
 //! Per-endpoint load of this replica (requests in flight, rate-limit tokens), used to size claims.
 
-use crate::endpoints::Endpoint;
+use crate::pipeline::endpoints::Endpoint;
 use crate::pipeline::recorder::DueTimer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

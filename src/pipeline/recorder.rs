@@ -2,10 +2,10 @@
 
 use crate::config::DeliveryConfig;
 use crate::db::{Db, HealthBatch, ResultBatch};
+use crate::log_throttle::Throttle;
+use crate::metrics::Metrics;
 use crate::pipeline::outcome::Next;
 use crate::pipeline::sender::Attempt;
-use crate::serve::metrics::Metrics;
-use crate::throttle::Throttle;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};

@@ -21,11 +21,11 @@
 
 use crate::config::Config;
 use crate::db::{Db, DbError};
-use crate::endpoints::Endpoint;
-use crate::pipeline::guard::AddressPolicy;
+use crate::guard::AddressPolicy;
+use crate::pipeline::endpoints::Endpoint;
 use crate::pipeline::outcome::ErrorKind;
 use crate::pipeline::sender::{Event, Sender};
-use crate::pipeline::transform::Transforms;
+use crate::transform::Transforms;
 use std::sync::Arc;
 
 /// What to send.
