@@ -5,6 +5,8 @@ pub mod rules;
 pub mod sealed;
 pub mod secret;
 
+pub use crate::transform::{TransformConfig, MAX_TRANSFORM_CALL_DEPTH};
+
 use crate::config::secret::{DatabaseUrl, Secret};
 use crate::guard::Cidr;
 use figment::providers::{Env, Format, Toml};
@@ -282,85 +284,30 @@ impl Default for RetentionConfig {
     }
 }
 
-/// `[transform]`: the bounds every endpoint transform runs within.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TransformConfig {
-    /// Script operations per run (each expression, call or loop turn counts).
-    pub max_operations: u64,
-    /// Nested function calls.
-    pub max_call_depth: usize,
-    /// Nesting of expressions and statements (also the deepest event accepted).
-    pub max_expr_depth: usize,
-    /// Longest string, in bytes.
-    pub max_string_bytes: usize,
-    /// Most elements in one array.
-    pub max_array_len: usize,
-    /// Most keys in one object map.
-    pub max_map_len: usize,
-    /// Most variables in scope at once (`event` counts).
-    pub max_variables: usize,
-    /// Wall-clock deadline of one run.
-    pub timeout_ms: u64,
-    /// Memory one run may hold beyond its event (counted by the allocator).
-    pub max_memory_bytes: usize,
-    /// Scripts running at once; 0: one per CPU.
-    pub concurrency: usize,
-}
-
-impl Default for TransformConfig {
-    fn default() -> Self {
-        Self {
-            max_operations: 1_000_000,
-            max_call_depth: 32,
-            max_expr_depth: 64,
-            max_string_bytes: 1 << 20,
-            max_array_len: 10_000,
-            max_map_len: 10_000,
-            max_variables: 256,
-            timeout_ms: 50,
-            max_memory_bytes: 64 << 20,
-            concurrency: 0,
+/// `[transform]`'s keys within their bounds.
+fn validate_transform(t: &TransformConfig) -> Result<(), ConfigError> {
+    for (key, value, max) in [
+        ("transform.max_operations", t.max_operations, 1_000_000_000),
+        ("transform.max_call_depth", t.max_call_depth as u64, MAX_TRANSFORM_CALL_DEPTH as u64),
+        ("transform.max_expr_depth", t.max_expr_depth as u64, 1_000),
+        ("transform.max_string_bytes", t.max_string_bytes as u64, MAX_PAYLOAD_BYTES as u64),
+        // Each level a value can nest takes runner stack (see transform/mod.rs).
+        ("transform.max_array_len", t.max_array_len as u64, 100_000),
+        ("transform.max_map_len", t.max_map_len as u64, 100_000),
+        ("transform.max_variables", t.max_variables as u64, 100_000),
+        ("transform.timeout_ms", t.timeout_ms, 60_000),
+        ("transform.max_memory_bytes", t.max_memory_bytes as u64, 4 << 30),
+    ] {
+        positive(key, value)?;
+        if value > max {
+            return Err(invalid(key, format!("{value} is over the maximum of {max}")));
         }
     }
-}
-
-impl TransformConfig {
-    /// Scripts run at once: `concurrency`, or one per CPU.
-    pub fn permits(&self) -> usize {
-        match self.concurrency {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
+    if t.concurrency > 1_024 {
+        return Err(invalid("transform.concurrency", format!("{} is over the maximum of 1024", t.concurrency)));
     }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        for (key, value, max) in [
-            ("transform.max_operations", self.max_operations, 1_000_000_000),
-            ("transform.max_call_depth", self.max_call_depth as u64, MAX_TRANSFORM_CALL_DEPTH as u64),
-            ("transform.max_expr_depth", self.max_expr_depth as u64, 1_000),
-            ("transform.max_string_bytes", self.max_string_bytes as u64, MAX_PAYLOAD_BYTES as u64),
-            // Each level a value can nest takes runner stack (see transform/mod.rs).
-            ("transform.max_array_len", self.max_array_len as u64, 100_000),
-            ("transform.max_map_len", self.max_map_len as u64, 100_000),
-            ("transform.max_variables", self.max_variables as u64, 100_000),
-            ("transform.timeout_ms", self.timeout_ms, 60_000),
-            ("transform.max_memory_bytes", self.max_memory_bytes as u64, 4 << 30),
-        ] {
-            positive(key, value)?;
-            if value > max {
-                return Err(invalid(key, format!("{value} is over the maximum of {max}")));
-            }
-        }
-        if self.concurrency > 1_024 {
-            return Err(invalid("transform.concurrency", format!("{} is over the maximum of 1024", self.concurrency)));
-        }
-        Ok(())
-    }
+    Ok(())
 }
-
-/// Deepest `transform.max_call_depth`: each call takes thread stack.
-pub const MAX_TRANSFORM_CALL_DEPTH: usize = 64;
 
 /// Largest `retention.batch_size`: a batch is one short transaction.
 pub const MAX_RETENTION_BATCH: u32 = 5_000;
@@ -654,7 +601,7 @@ impl Config {
                 Err(e) => return Err(e),
             }
         }
-        self.transform.validate()?;
+        validate_transform(&self.transform)?;
         self.secrets.keys()?;
         if self.endpoints.iter().any(|ep| ep.script().is_some()) {
             let transforms = crate::transform::Transforms::new(&self.transform, d.max_payload_bytes);

@@ -20,11 +20,12 @@ mod retention;
 pub mod tls;
 mod typed;
 
-pub use crate::pipeline::limits::Rooms;
 pub use console::{AttemptView, DeliveryView, Found, Latency, Minute, Page, Search};
 pub use migrate::{migrate, pending, print_sql, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION, STEP_MARKER};
-pub use operator::{Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
-pub use queries::{ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Selection};
+pub use operator::{demo_create_database, demo_drop_database, Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
+pub use queries::{
+    ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Rooms, Selection,
+};
 pub use retention::{Ages, OutboxStep, Removed};
 
 use crate::config::DatabaseConfig;

@@ -4,7 +4,6 @@ use super::typed::Param;
 use super::{Db, DbError};
 use crate::config::sealed::Keys;
 use crate::config::{DeliveryConfig, ResolvedEndpoint};
-use crate::pipeline::limits::Rooms;
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::time::SystemTime;
@@ -295,6 +294,22 @@ pub struct Selection {
     pub since: Option<String>,
     /// Deliveries created before.
     pub until: Option<String>,
+}
+
+/// How many more deliveries each endpoint may start now, for one claim.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    pub endpoint_ids: Vec<i64>,
+    pub room: Vec<i32>,
+    /// For endpoints this replica does not know yet.
+    pub default_room: i32,
+}
+
+impl Rooms {
+    /// Deliveries all known endpoints together may start now.
+    pub fn total(&self) -> usize {
+        self.room.iter().map(|&r| r.max(0) as usize).sum()
+    }
 }
 
 /// Milliseconds of filter_path evaluation a fan-out gives each endpoint, and

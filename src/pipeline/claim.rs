@@ -1,8 +1,7 @@
 //! The two claim loops: fan-out of new outbox rows, and leasing of due deliveries; both start workers.
 
-use crate::db::{ClaimedRow, Lease};
+use crate::db::{ClaimedRow, Lease, Rooms};
 use crate::log_throttle::Throttle;
-use crate::pipeline::limits::Rooms;
 use crate::pipeline::recorder::Record;
 use crate::pipeline::sender::Event;
 use crate::pipeline::worker::{self, Job, Slot};

@@ -1,4 +1,4 @@
-//! The delivery pipeline: claims, workers, the HTTP sender and its destination guard, the recorder, and the pure rules they apply (outcome, schedule, signing, the Python body form, limits).
+//! The delivery pipeline: the endpoints it delivers to, claims, workers, the HTTP sender, the recorder, and the pure rules they apply (outcome, schedule, the Python body form, limits).
 
 pub(crate) mod claim;
 pub(crate) mod endpoints;

@@ -15,10 +15,11 @@
 
 mod budget;
 mod engine;
+mod limits;
 mod runners;
 
-use crate::config::TransformConfig;
 use bytes::Bytes;
+pub use limits::{TransformConfig, MAX_TRANSFORM_CALL_DEPTH};
 use rhai::{Dynamic, EvalAltResult, Scope, AST};
 use runners::{Batch, Pool};
 use std::cell::RefCell;
