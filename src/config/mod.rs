@@ -147,6 +147,28 @@ impl ServerConfig {
         }
         Ok(Some(Secret::new(token)))
     }
+
+    /// `listen` an address or empty, `allowed_hosts` plain host names.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let listen = self.listen.trim();
+        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "server.listen",
+                format!("`{listen}` is not an address such as 127.0.0.1:10025 (\"\" turns the listener off)"),
+            ));
+        }
+        for (i, name) in self.allowed_hosts.iter().enumerate() {
+            let plain = name == "*"
+                || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+            if !plain {
+                return Err(invalid(
+                    format!("server.allowed_hosts[{i}]"),
+                    "must be a host name such as metrics.example (no scheme, port or path), or `*`",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,6 +194,32 @@ pub struct DatabaseConfig {
     pub keepalive_retries: u32,
     /// TCP_USER_TIMEOUT: how long sent data may stay unacknowledged; 0: the OS default.
     pub tcp_user_timeout_ms: u64,
+}
+
+impl DatabaseConfig {
+    /// `[database]`'s keys, and `url` as a PostgreSQL connection string.
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("database.pool_size", self.pool_size as u64)?;
+        positive("database.poll_interval_ms", self.poll_interval_ms)?;
+        positive("database.statement_timeout_ms", self.statement_timeout_ms)?;
+        for (key, ms) in [
+            ("database.keepalive_idle_ms", self.keepalive_idle_ms),
+            ("database.keepalive_interval_ms", self.keepalive_interval_ms),
+        ] {
+            if ms < 1_000 {
+                return Err(invalid(key, "must be at least 1000 (the OS counts whole seconds)"));
+            }
+        }
+        positive("database.keepalive_retries", u64::from(self.keepalive_retries))?;
+        if self.tcp_user_timeout_ms > u64::from(u32::MAX) {
+            return Err(invalid("database.tcp_user_timeout_ms", "is too large"));
+        }
+        let (rest, _) = crate::config::conninfo::split(self.url.expose())
+            .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
+        rest.parse::<tokio_postgres::Config>()
+            .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
+        Ok(())
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -226,6 +274,49 @@ pub struct DeliveryConfig {
     pub disable_after_failing_ms: u64,
 }
 
+impl DeliveryConfig {
+    /// `[delivery]`'s keys within their bounds (the endpoint rules' for the defaults they give).
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("delivery.backoff_initial_ms", self.backoff_initial_ms)?;
+        positive("delivery.concurrency", self.concurrency as u64)?;
+        positive("delivery.batch_size", self.batch_size as u64)?;
+        positive("delivery.max_payload_bytes", self.max_payload_bytes as u64)?;
+        if self.max_payload_bytes > MAX_PAYLOAD_BYTES {
+            return Err(invalid("delivery.max_payload_bytes", format!("must be at most {MAX_PAYLOAD_BYTES}")));
+        }
+        for (limit, value) in [
+            (rules::MAX_ATTEMPTS, u64::from(self.max_attempts)),
+            (rules::TIMEOUT_MS, self.timeout_ms),
+            (rules::MAX_IN_FLIGHT, u64::from(self.max_in_flight)),
+            (rules::BACKOFF_INITIAL_MS, self.backoff_initial_ms),
+            (rules::BACKOFF_MAX_MS, self.backoff_max_ms),
+        ] {
+            let key = format!("delivery.{}", limit.field);
+            limit.check(Some(value.min(i64::MAX as u64) as i64)).map_err(|p| invalid(key, p.reason))?;
+        }
+        if self.rate_limit_per_sec > 0 {
+            rules::RATE_LIMIT_PER_SEC
+                .check(Some(i64::from(self.rate_limit_per_sec)))
+                .map_err(|p| invalid("delivery.rate_limit_per_sec", p.reason))?;
+        }
+        if self.concurrency > MAX_CONCURRENCY {
+            return Err(invalid("delivery.concurrency", format!("must be at most {MAX_CONCURRENCY}")));
+        }
+        positive("delivery.breaker_min_failures", u64::from(self.breaker_min_failures))?;
+        positive("delivery.disable_after_failing_ms", self.disable_after_failing_ms)?;
+        if self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(invalid("delivery.backoff_max_ms", "must be at least delivery.backoff_initial_ms"));
+        }
+        if self.lease_margin_ms > 30_000 {
+            return Err(invalid("delivery.lease_margin_ms", "must be at most 30000"));
+        }
+        for (i, cidr) in self.allowed_cidrs.iter().enumerate() {
+            cidr.parse::<Cidr>().map_err(|e| invalid(format!("delivery.allowed_cidrs[{i}]"), e))?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
@@ -270,6 +361,27 @@ pub struct RetentionConfig {
     pub interval_ms: u64,
     /// Deliveries deleted per transaction.
     pub batch_size: u32,
+}
+
+impl RetentionConfig {
+    /// `[retention]`'s keys within their bounds.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, ms) in [
+            ("retention.succeeded_after_ms", self.succeeded_after_ms),
+            ("retention.failed_after_ms", self.failed_after_ms),
+            ("retention.interval_ms", self.interval_ms),
+        ] {
+            positive(key, ms)?;
+            if ms > i64::MAX as u64 {
+                return Err(invalid(key, "is too large"));
+            }
+        }
+        positive("retention.batch_size", u64::from(self.batch_size))?;
+        if self.batch_size > MAX_RETENTION_BATCH {
+            return Err(invalid("retention.batch_size", format!("must be at most {MAX_RETENTION_BATCH}")));
+        }
+        Ok(())
+    }
 }
 
 impl Default for RetentionConfig {
@@ -498,121 +610,15 @@ impl Config {
     }
 
     fn validate(&self, need: Need) -> Result<(), ConfigError> {
-        let db = &self.database;
-        positive("database.pool_size", db.pool_size as u64)?;
-        positive("database.poll_interval_ms", db.poll_interval_ms)?;
-        positive("database.statement_timeout_ms", db.statement_timeout_ms)?;
-        for (key, ms) in [
-            ("database.keepalive_idle_ms", db.keepalive_idle_ms),
-            ("database.keepalive_interval_ms", db.keepalive_interval_ms),
-        ] {
-            if ms < 1_000 {
-                return Err(invalid(key, "must be at least 1000 (the OS counts whole seconds)"));
-            }
-        }
-        positive("database.keepalive_retries", u64::from(db.keepalive_retries))?;
-        if db.tcp_user_timeout_ms > u64::from(u32::MAX) {
-            return Err(invalid("database.tcp_user_timeout_ms", "is too large"));
-        }
-        let (rest, _) = crate::config::conninfo::split(db.url.expose())
-            .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
-        rest.parse::<tokio_postgres::Config>()
-            .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
-
-        let d = &self.delivery;
-        positive("delivery.backoff_initial_ms", d.backoff_initial_ms)?;
-        positive("delivery.concurrency", d.concurrency as u64)?;
-        positive("delivery.batch_size", d.batch_size as u64)?;
-        positive("delivery.max_payload_bytes", d.max_payload_bytes as u64)?;
-        if d.max_payload_bytes > MAX_PAYLOAD_BYTES {
-            return Err(invalid("delivery.max_payload_bytes", format!("must be at most {MAX_PAYLOAD_BYTES}")));
-        }
-        for (limit, value) in [
-            (rules::MAX_ATTEMPTS, u64::from(d.max_attempts)),
-            (rules::TIMEOUT_MS, d.timeout_ms),
-            (rules::MAX_IN_FLIGHT, u64::from(d.max_in_flight)),
-            (rules::BACKOFF_INITIAL_MS, d.backoff_initial_ms),
-            (rules::BACKOFF_MAX_MS, d.backoff_max_ms),
-        ] {
-            let key = format!("delivery.{}", limit.field);
-            limit.check(Some(value.min(i64::MAX as u64) as i64)).map_err(|p| invalid(key, p.reason))?;
-        }
-        if d.rate_limit_per_sec > 0 {
-            rules::RATE_LIMIT_PER_SEC
-                .check(Some(i64::from(d.rate_limit_per_sec)))
-                .map_err(|p| invalid("delivery.rate_limit_per_sec", p.reason))?;
-        }
-        if d.concurrency > MAX_CONCURRENCY {
-            return Err(invalid("delivery.concurrency", format!("must be at most {MAX_CONCURRENCY}")));
-        }
-        positive("delivery.breaker_min_failures", u64::from(d.breaker_min_failures))?;
-        positive("delivery.disable_after_failing_ms", d.disable_after_failing_ms)?;
-        if d.backoff_max_ms < d.backoff_initial_ms {
-            return Err(invalid("delivery.backoff_max_ms", "must be at least delivery.backoff_initial_ms"));
-        }
-        if d.lease_margin_ms > 30_000 {
-            return Err(invalid("delivery.lease_margin_ms", "must be at most 30000"));
-        }
-        for (i, cidr) in d.allowed_cidrs.iter().enumerate() {
-            cidr.parse::<Cidr>().map_err(|e| invalid(format!("delivery.allowed_cidrs[{i}]"), e))?;
-        }
+        self.database.validate()?;
+        self.delivery.validate()?;
         check_log_filter(&self.log.level).map_err(|reason| invalid("log.level", reason))?;
-        let listen = self.server.listen.trim();
-        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid(
-                "server.listen",
-                format!("`{listen}` is not an address such as 127.0.0.1:10025 (\"\" turns the listener off)"),
-            ));
-        }
-        for (i, name) in self.server.allowed_hosts.iter().enumerate() {
-            let plain = name == "*"
-                || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
-            if !plain {
-                return Err(invalid(
-                    format!("server.allowed_hosts[{i}]"),
-                    "must be a host name such as metrics.example (no scheme, port or path), or `*`",
-                ));
-            }
-        }
-        let r = &self.retention;
-        for (key, ms) in [
-            ("retention.succeeded_after_ms", r.succeeded_after_ms),
-            ("retention.failed_after_ms", r.failed_after_ms),
-            ("retention.interval_ms", r.interval_ms),
-        ] {
-            positive(key, ms)?;
-            if ms > i64::MAX as u64 {
-                return Err(invalid(key, "is too large"));
-            }
-        }
-        positive("retention.batch_size", u64::from(r.batch_size))?;
-        if r.batch_size > MAX_RETENTION_BATCH {
-            return Err(invalid("retention.batch_size", format!("must be at most {MAX_RETENTION_BATCH}")));
-        }
-
-        let mut names = std::collections::HashSet::new();
-        for (i, ep) in self.endpoints.iter().enumerate() {
-            if !names.insert(ep.name.as_str()) {
-                return Err(invalid(format!("endpoints[{i}].name"), format!("`{}` is declared twice", ep.name)));
-            }
-            match ep.resolve(i, d.https_only) {
-                Ok(_) => {}
-                Err(ConfigError::Unset { .. }) if need == Need::DatabaseOnly => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.server.validate()?;
+        self.retention.validate()?;
+        validate_endpoints(&self.endpoints, self.delivery.https_only, need)?;
         validate_transform(&self.transform)?;
         self.secrets.keys()?;
-        if self.endpoints.iter().any(|ep| ep.script().is_some()) {
-            let transforms = crate::transform::Transforms::new(&self.transform, d.max_payload_bytes);
-            for (i, ep) in self.endpoints.iter().enumerate() {
-                if let Some(script) = ep.script() {
-                    let field = if ep.transform_file.is_some() { "transform_file" } else { "transform" };
-                    transforms.compile(script).map_err(|reason| invalid(format!("endpoints[{i}].{field}"), reason))?;
-                }
-            }
-        }
-        Ok(())
+        compile_scripts(&self.endpoints, &self.transform, self.delivery.max_payload_bytes)
     }
 
     pub fn allowed_cidrs(&self) -> Vec<Cidr> {
@@ -789,6 +795,41 @@ impl EndpointConfig {
         }
         Ok(ResolvedEndpoint { config: self.clone(), url: url.into(), secrets, headers, legacy_secret })
     }
+}
+
+/// Names unique, and each endpoint resolved (with `Need::DatabaseOnly`, an
+/// unset `*_env` variable is no error).
+fn validate_endpoints(endpoints: &[EndpointConfig], https_only: bool, need: Need) -> Result<(), ConfigError> {
+    let mut names = std::collections::HashSet::new();
+    for (i, ep) in endpoints.iter().enumerate() {
+        if !names.insert(ep.name.as_str()) {
+            return Err(invalid(format!("endpoints[{i}].name"), format!("`{}` is declared twice", ep.name)));
+        }
+        match ep.resolve(i, https_only) {
+            Ok(_) => {}
+            Err(ConfigError::Unset { .. }) if need == Need::DatabaseOnly => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Every endpoint's transform compiles, under `[transform]`'s bounds.
+fn compile_scripts(
+    endpoints: &[EndpointConfig],
+    limits: &TransformConfig,
+    max_payload_bytes: usize,
+) -> Result<(), ConfigError> {
+    if endpoints.iter().any(|ep| ep.script().is_some()) {
+        let transforms = crate::transform::Transforms::new(limits, max_payload_bytes);
+        for (i, ep) in endpoints.iter().enumerate() {
+            if let Some(script) = ep.script() {
+                let field = if ep.transform_file.is_some() { "transform_file" } else { "transform" };
+                transforms.compile(script).map_err(|reason| invalid(format!("endpoints[{i}].{field}"), reason))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_env(var: &str, key: &str) -> Result<String, ConfigError> {
