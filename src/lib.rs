@@ -16,25 +16,6 @@
 #[global_allocator]
 static ALLOCATOR: alloc_meter::Meter = alloc_meter::Meter;
 
-/// `println!` for command output that never panics: when stdout is a pipe
-/// nobody reads any more (`tailhook status | head -1`), the rest of the
-/// output is dropped and the command still finishes its work (the demo
-/// still drops its database).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-/// `print!` with [`say!`]'s rule.
-macro_rules! say_raw {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 pub mod commands;
 pub mod config;
 pub mod db;
