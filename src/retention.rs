@@ -10,8 +10,8 @@
 
 use crate::config::RetentionConfig;
 use crate::db::{Ages, Db, DbError};
-use crate::serve::metrics::Metrics;
-use crate::throttle::Throttle;
+use crate::log_throttle::Throttle;
+use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -1,19 +1,21 @@
 //! `run`: starts the sidecar's tasks against one database and stops them gracefully.
 
+use crate::config::secret::Secret;
 use crate::config::Config;
 use crate::db::listener::{self, Wake};
 use crate::db::{self, Db, DbError};
-use crate::endpoints::EndpointCache;
-use crate::pipeline::guard::AddressPolicy;
+use crate::guard::AddressPolicy;
+use crate::log_throttle::Throttle;
+use crate::metrics::Metrics;
+use crate::pipeline::endpoints::EndpointCache;
 use crate::pipeline::limits::Limits;
-use crate::pipeline::recorder::{self, DueTimer, Stall};
+use crate::pipeline::recorder::{self, DueTimer, Record, Stall};
 use crate::pipeline::sender::Sender;
 use crate::pipeline::trace::Tracer;
-use crate::pipeline::transform::Transforms;
 use crate::pipeline::{claim, worker, Ctx, LogLines};
 use crate::retention;
-use crate::serve::{self, console::Console, metrics::Metrics, Probes};
-use crate::throttle::Throttle;
+use crate::serve::{self, console::Console, Probes};
+use crate::transform::Transforms;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +98,39 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         tracing::info!("stopped before the database answered");
         return Ok(());
     };
+    let (ctx, records_rx) = start(config, db, stop.clone()).await?;
+    let mut running = spawn(&ctx, records_rx, http, admin_token)?;
+
+    // Every task runs until `stop`; one that ends sooner stops the sidecar.
+    // Biased: tasks end because `stop` was cancelled, and that comes first.
+    let ended = tokio::select! {
+        biased;
+        _ = stop.cancelled() => None,
+        ended = running.tasks.next_end() => Some(ended),
+        result = &mut running.recorder => {
+            running.recorder_done = true;
+            Some(describe_end("recorder", result))
+        }
+    };
+    if let Some(why) = &ended {
+        tracing::error!(task = %why, "a task of the sidecar ended unexpectedly; stopping so the process can be restarted");
+        stop.cancel();
+    }
+    shut_down(ctx, running).await;
+    match ended {
+        Some(why) => Err(RunError::TaskEnded(why)),
+        None => Ok(()),
+    }
+}
+
+/// Migrates when asked to, upserts the config file's endpoints, loads them
+/// all, writes the first heartbeat and builds the pipeline's context; also
+/// returns the receiving end of the workers' results, for the recorder.
+async fn start(
+    config: Config,
+    db: Db,
+    stop: CancellationToken,
+) -> Result<(Arc<Ctx>, mpsc::Receiver<Record>), RunError> {
     if config.database.auto_migrate {
         let mut client = db.client().await?;
         let applied = db::migrate(&mut client).await?;
@@ -137,7 +172,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         wake: Arc::new(Wake::default()),
         due,
         stall: Arc::new(Stall::new(worker::record_reserve(config.delivery.lease_margin_ms))),
-        shutdown: stop.clone(),
+        shutdown: stop,
         abandon: CancellationToken::new(),
         tracker: TaskTracker::new(),
         metrics,
@@ -145,9 +180,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         tracer,
         records,
         endpoints,
-        replica: replica.clone(),
+        replica,
         next_lease: AtomicI64::new(1),
-        db: db.clone(),
+        db,
         config,
     });
     tracing::info!(replica = %ctx.replica, endpoints = ctx.endpoints.enabled_count(), "tailhook running");
@@ -157,14 +192,37 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
              or an [[endpoints]] entry in config.toml; events published meanwhile are dispatched to no one"
         );
     }
+    Ok((ctx, records_rx))
+}
 
-    // Not the workers' `abandon`: results already known are written even when
-    // a request outlives the grace period (see the shutdown below).
+/// What runs: the recorder on its own (it outlives the other tasks at
+/// shutdown), and every other long-running task by name.
+struct Running {
+    recorder: tokio::task::JoinHandle<()>,
+    /// The recorder's handle was awaited already (it ended unexpectedly).
+    recorder_done: bool,
+    /// Not the workers' `abandon`: results already known are written even
+    /// when a request outlives the grace period (see [`shut_down`]).
+    give_up_recording: CancellationToken,
+    tasks: Tasks,
+}
+
+/// Spawns the recorder, the LISTEN connection, the HTTP listener (with the
+/// console when it is on), the heartbeat, the log summary, the endpoint
+/// refresher, both claim loops and retention; then wakes the claims.
+fn spawn(
+    ctx: &Arc<Ctx>,
+    records_rx: mpsc::Receiver<Record>,
+    http: Option<tokio::net::TcpListener>,
+    admin_token: Option<Secret>,
+) -> Result<Running, RunError> {
+    let stop = &ctx.shutdown;
+    let db = &ctx.db;
     let give_up_recording = CancellationToken::new();
-    let mut recorder = tokio::spawn(recorder::run(
+    let recorder = tokio::spawn(recorder::run(
         recorder::Recorder {
             db: db.clone(),
-            replica: replica.clone(),
+            replica: ctx.replica.clone(),
             delivery: ctx.config.delivery.clone(),
             due: ctx.due.clone(),
             stall: ctx.stall.clone(),
@@ -209,25 +267,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         tasks.spawn("retention", retention::run(db.clone(), config, metrics, stop.clone()));
     }
     ctx.wake.staged();
+    Ok(Running { recorder, recorder_done: false, give_up_recording, tasks })
+}
 
-    // Every task runs until `stop`; one that ends sooner stops the sidecar.
-    // Biased: tasks end because `stop` was cancelled, and that comes first.
-    let mut recorder_done = false;
-    let ended = tokio::select! {
-        biased;
-        _ = stop.cancelled() => None,
-        ended = tasks.next_end() => Some(ended),
-        result = &mut recorder => {
-            recorder_done = true;
-            Some(describe_end("recorder", result))
-        }
-    };
-    if let Some(why) = &ended {
-        tracing::error!(task = %why, "a task of the sidecar ended unexpectedly; stopping so the process can be restarted");
-        stop.cancel();
-    }
+/// After `stop`: waits for the tasks (no new claims), gives requests in
+/// flight `delivery.shutdown_grace_ms` and then abandons them, lets the
+/// recorder write what it holds, releases unused leases and removes this
+/// replica's heartbeat.
+async fn shut_down(ctx: Arc<Ctx>, mut running: Running) {
     tracing::info!("shutting down: no new claims");
-    tasks.wait_all().await;
+    running.tasks.wait_all().await;
     ctx.tracker.close();
     let grace = Duration::from_millis(ctx.config.delivery.shutdown_grace_ms);
     if tokio::time::timeout(grace, ctx.tracker.wait()).await.is_err() {
@@ -239,13 +288,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     // and the recorder exits after writing what it holds, retrying database
     // errors for one grace period and one statement deadline at most.
     let recording = grace + Duration::from_millis(ctx.config.database.statement_timeout_ms);
+    let (db, replica) = (ctx.db.clone(), ctx.replica.clone());
     drop(ctx);
+    let give_up_recording = running.give_up_recording;
     let give_up_later = tokio::spawn(async move {
         tokio::time::sleep(recording).await;
         give_up_recording.cancel();
     });
-    if !recorder_done {
-        let _ = recorder.await;
+    if !running.recorder_done {
+        let _ = running.recorder.await;
     }
     give_up_later.abort();
     let release = tokio::time::timeout(Duration::from_secs(5), db.release_all(&replica)).await;
@@ -258,10 +309,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         tracing::debug!(%error, "cannot remove this replica's heartbeat row; it is pruned later");
     }
     tracing::info!("stopped");
-    match ended {
-        Some(why) => Err(RunError::TaskEnded(why)),
-        None => Ok(()),
-    }
 }
 
 /// The sidecar's long-running tasks, by name.

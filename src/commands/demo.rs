@@ -9,7 +9,7 @@
 //! the whole tour takes a few seconds.
 
 use crate::config::Config;
-use crate::db::{self, Connector, Db, DbError, DemoDelivery};
+use crate::db::{self, Db, DbError, DemoDelivery};
 use crate::local_pg::LocalPg;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,9 +21,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
-
-const CREATE_DATABASE: &str = include_str!("../../sql/queries/demo_create_database.sql");
-const DROP_DATABASE: &str = include_str!("../../sql/queries/demo_drop_database.sql");
 
 /// Failures before the flaky endpoint accepts an event.
 const FLAKY_FAILURES: usize = 2;
@@ -76,7 +73,7 @@ pub async fn demo(options: Options) -> Result<(), DemoError> {
     .map_err(DemoError::Postgres)?;
     let name = format!("tailhook_demo_{}_{:08x}", std::process::id(), rand::random::<u32>());
     say!("PostgreSQL: {} — creating database {name}", describe(&pg));
-    admin(&pg, &CREATE_DATABASE.replace("{database}", &name)).await?;
+    db::demo_create_database(&pg.admin_url, &name).await?;
     // Ctrl-C ends the tour early but still drops the database.
     let result = tokio::select! {
         result = tour(&pg, &name) => result,
@@ -88,7 +85,7 @@ pub async fn demo(options: Options) -> Result<(), DemoError> {
         say!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
         return Ok(());
     }
-    let dropped = admin(&pg, &DROP_DATABASE.replace("{database}", &name)).await;
+    let dropped = db::demo_drop_database(&pg.admin_url, &name).await;
     match (&result, &dropped) {
         (_, Ok(())) => say!("\ndropped database {name}"),
         (_, Err(e)) => eprintln!("tailhook: could not drop database {name}: {e}"),
@@ -135,16 +132,6 @@ fn describe(pg: &LocalPg) -> String {
         Some(dir) => format!("started a throwaway cluster in {}", dir.display()),
         None => format!("using the server found via {}", pg.origin),
     }
-}
-
-/// Runs one statement as the server's superuser, on the database it came with.
-async fn admin(pg: &LocalPg, sql: &str) -> Result<(), DemoError> {
-    let (client, connection) = Connector::from_url(&pg.admin_url)?.connect().await?;
-    let task = tokio::spawn(connection);
-    let result = client.batch_execute(sql).await.map_err(DbError::from);
-    drop(client);
-    let _ = task.await;
-    Ok(result?)
 }
 
 /// Everything between creating the database and dropping it.
@@ -212,8 +199,8 @@ async fn tour(pg: &LocalPg, database: &str) -> Result<(), DemoError> {
     );
 
     say!("\nthe record, as `tailhook status` shows it:");
-    let report = super::status::report(&db, "24h").await.map_err(|e| DemoError::Tour(e.to_string()))?;
-    say_raw!("{}", super::status::table(&report));
+    let report = crate::operator::status::report(&db, "24h").await.map_err(|e| DemoError::Tour(e.to_string()))?;
+    say_raw!("{}", crate::operator::status::table(&report));
     say!("\nevery attempt is a row you can query; this SQL reads them:\n");
     say!("{}", crate::db::DEMO_RECORD.trim_end());
     let (header, rows) = db.demo_record().await?;

@@ -20,13 +20,13 @@ macro_rules! say_raw {
 }
 
 mod demo;
-pub(crate) mod redeliver;
-pub(crate) mod send_test;
-pub(crate) mod status;
 mod token;
 
 use crate::config::{config_path, Config, LogFormat, Need};
 use crate::db::{self, Db};
+use crate::operator::probe::{SendTestError, TestRequest};
+use crate::operator::{probe as send_test, status};
+use crate::pipeline::outcome::ErrorKind;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -389,9 +389,9 @@ async fn redeliver(config: Config, args: RedeliverArgs) -> Result<(), Failure> {
         since: args.since,
         until: args.until,
     };
-    let n = crate::commands::redeliver::redeliver(&db, &selection, args.dry_run).await.map_err(|e| match e {
-        crate::commands::redeliver::RedeliverError::BadInput(e) => Failure::BadInput(e),
-        crate::commands::redeliver::RedeliverError::Database(e) => database_failure(&e),
+    let n = crate::operator::redeliver::redeliver(&db, &selection, args.dry_run).await.map_err(|e| match e {
+        crate::operator::redeliver::RedeliverError::BadInput(e) => Failure::BadInput(e),
+        crate::operator::redeliver::RedeliverError::Database(e) => database_failure(&e),
     })?;
     let what = match (status, n) {
         (Some(status), 1) => format!("1 {status} delivery"),
@@ -447,19 +447,64 @@ async fn enable(config: Config, endpoint: &str) -> Result<(), Failure> {
 }
 
 async fn send_test(config: Config, args: SendTestArgs) -> Result<(), Failure> {
-    use send_test::SendTestError;
     let db = Db::new(&config.database).map_err(|e| e.to_string())?;
-    let request = send_test::TestRequest { endpoint: args.endpoint, event_type: args.event_type, data: args.data };
+    let request = TestRequest { endpoint: args.endpoint, event_type: args.event_type, data: args.data };
     let result = if args.dry_run {
         send_test::dry_run(&config, &db, &request).await.map(|body| say!("{body}"))
     } else {
-        send_test::send_test(&config, &db, &request).await
+        send_and_report(&config, &db, &request).await
     };
     result.map_err(|e| match e {
         SendTestError::BadInput(e) => Failure::BadInput(e),
         SendTestError::Database(e) => database_failure(&e),
         other => Failure::Other(other.to_string()),
     })
+}
+
+/// What a refusal by this command's destination policy adds: the policy is
+/// this process's, not the sidecar's.
+const OWN_POLICY: &str = "send-test applies its own configuration's destination policy (its config file and \
+     TAILHOOK_* environment), not the running sidecar's: give it the sidecar's delivery.allow_private_networks and \
+     delivery.allowed_cidrs, e.g. TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS=true tailhook send-test ENDPOINT";
+
+/// Sends the request and prints what happened; `Ok` only on a 2xx.
+async fn send_and_report(config: &Config, db: &Db, request: &TestRequest) -> Result<(), SendTestError> {
+    let p = send_test::probe(config, db, request).await?;
+    let at = p.origin.as_ref().map(|o| format!(" at {o}")).unwrap_or_default();
+    if let (true, Some((kind, error))) = (p.refused, &p.failure) {
+        say!("not sent: {} to endpoint `{}`{at} (webhook-id {})", p.event_type, p.endpoint, p.event_id);
+        say!("refused before sending: {kind} ({error})");
+        if *kind == ErrorKind::BlockedAddress.as_str() {
+            say!("note: {OWN_POLICY}");
+        }
+        return Err(SendTestError::Failed(format!(
+            "test request to `{}` refused before sending ({kind}): {error}",
+            p.endpoint
+        )));
+    }
+    say!(
+        "sent {} to endpoint `{}`{at} (webhook-id {}, timeout {} ms)",
+        p.event_type,
+        p.endpoint,
+        p.event_id,
+        p.timeout_ms
+    );
+    if p.disabled {
+        say!("note: the endpoint is disabled; sent anyway, as a test");
+    }
+    match p.status_code {
+        Some(code) => say!("HTTP {code} in {} ms", p.duration_ms),
+        None => say!("no response after {} ms", p.duration_ms),
+    }
+    if let Some(response) = &p.response {
+        say!("response: {response}");
+    }
+    match p.failure {
+        None => Ok(()),
+        Some((kind, error)) => {
+            Err(SendTestError::Failed(format!("test request to `{}` failed ({kind}): {error}", p.endpoint)))
+        }
+    }
 }
 
 async fn demo(args: DemoArgs) -> Result<(), Failure> {

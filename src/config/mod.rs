@@ -1,17 +1,36 @@
 //! Configuration: built-in defaults, `config.toml`, `DATABASE_URL` and `TAILHOOK_<SECTION>__<KEY>`, validated with the key named.
 
+pub mod conninfo;
+mod database;
+mod delivery;
+mod endpoints;
+mod log;
+mod otel;
+mod retention;
 pub mod rules;
 pub mod sealed;
 pub mod secret;
+mod server;
+mod transform;
 
-use crate::config::secret::{DatabaseUrl, ProxyUrl, Secret};
-use crate::pipeline::guard::Cidr;
+pub use crate::transform::{TransformConfig, MAX_TRANSFORM_CALL_DEPTH};
+pub use database::DatabaseConfig;
+pub use delivery::{DeliveryConfig, MAX_CONCURRENCY, MAX_PAYLOAD_BYTES};
+use endpoints::{compile_scripts, validate_endpoints};
+pub use endpoints::{EndpointConfig, ResolvedEndpoint};
+use log::check_log_filter;
+pub use log::{LogConfig, LogFormat};
+pub use otel::{Sampler, Tracing, TracingConfig};
+pub use retention::{RetentionConfig, MAX_RETENTION_BATCH};
+pub use server::ServerConfig;
+use transform::validate_transform;
+
+use crate::config::secret::Secret;
+use crate::guard::Cidr;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A configuration problem, always naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -93,566 +112,6 @@ fn one_or_many_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret
             .collect(),
         OneOrMany::Many(keys) => keys,
     })
-}
-
-/// The HTTP listener: `/healthz`, `/readyz`, `/metrics` and the console at `/`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address to listen on; empty turns the listener off.
-    pub listen: String,
-    /// Serve the delivery console at `/`.
-    pub console: bool,
-    /// The environment variable holding the console's admin token; empty:
-    /// no token, so the console answers loopback requests only.
-    pub admin_token_env: String,
-    /// Host names `/metrics` and `/readyz` answer besides IP addresses and
-    /// `localhost` (`*`: any); other names are refused (DNS rebinding).
-    pub allowed_hosts: Vec<String>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:10025".into(),
-            console: true,
-            admin_token_env: String::new(),
-            allowed_hosts: Vec::new(),
-        }
-    }
-}
-
-impl ServerConfig {
-    /// The address, or `None` when the listener is off.
-    pub fn address(&self) -> Option<std::net::SocketAddr> {
-        self.listen.parse().ok()
-    }
-
-    /// The console's admin token, read from `admin_token_env`; `None` when
-    /// no variable is configured. A variable named but unset or empty is an
-    /// error naming the key.
-    pub fn admin_token(&self) -> Result<Option<Secret>, ConfigError> {
-        let var = self.admin_token_env.trim();
-        if var.is_empty() {
-            return Ok(None);
-        }
-        let token = read_env(var, "server.admin_token_env")?;
-        if token.len() < 16 {
-            return Err(invalid(
-                "server.admin_token_env",
-                format!("the token in {var} must be at least 16 characters"),
-            ));
-        }
-        Ok(Some(Secret::new(token)))
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DatabaseConfig {
-    pub url: DatabaseUrl,
-    /// LISTEN for outbox inserts; `false` polls only (transaction-mode poolers).
-    pub listen: bool,
-    pub auto_migrate: bool,
-    pub pool_size: usize,
-    pub poll_interval_ms: u64,
-    pub statement_timeout_ms: u64,
-    /// How long `run` keeps retrying an unreachable database at start-up.
-    pub startup_timeout_ms: u64,
-    /// Cache named prepared statements per connection; `false` sends every
-    /// statement unnamed (PgBouncer in transaction mode).
-    pub prepared_statements: bool,
-    /// TCP keepalive: idle time before the first probe (whole seconds).
-    pub keepalive_idle_ms: u64,
-    /// TCP keepalive: time between probes (whole seconds).
-    pub keepalive_interval_ms: u64,
-    /// TCP keepalive: unanswered probes before the connection is dropped.
-    pub keepalive_retries: u32,
-    /// TCP_USER_TIMEOUT: how long sent data may stay unacknowledged; 0: the OS default.
-    pub tcp_user_timeout_ms: u64,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self {
-            url: DatabaseUrl::new("postgres://postgres@localhost:5432/postgres"),
-            listen: true,
-            auto_migrate: true,
-            pool_size: 8,
-            poll_interval_ms: 1_000,
-            statement_timeout_ms: 30_000,
-            startup_timeout_ms: 30_000,
-            prepared_statements: true,
-            keepalive_idle_ms: 30_000,
-            keepalive_interval_ms: 10_000,
-            keepalive_retries: 3,
-            tcp_user_timeout_ms: 30_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeliveryConfig {
-    pub max_attempts: u32,
-    pub timeout_ms: u64,
-    pub backoff_initial_ms: u64,
-    pub backoff_max_ms: u64,
-    pub allow_private_networks: bool,
-    pub allowed_cidrs: Vec<String>,
-    pub https_only: bool,
-    pub max_payload_bytes: usize,
-    pub max_response_bytes: usize,
-    pub shutdown_grace_ms: u64,
-    /// Requests in flight at once, over all endpoints.
-    pub concurrency: usize,
-    /// Most outbox rows or due deliveries taken by one claim.
-    pub batch_size: usize,
-    /// Added to an endpoint's timeout to make its lease (at most 30 000).
-    pub lease_margin_ms: u64,
-    /// Requests in flight to one endpoint, for endpoints without their own.
-    pub max_in_flight: u32,
-    /// Requests started per second to one endpoint, for endpoints without
-    /// their own; 0 means no limit.
-    pub rate_limit_per_sec: u32,
-    /// The circuit breaker opens when an endpoint has failed for at least this
-    /// long without a success...
-    pub breaker_after_ms: u64,
-    /// ...and at least this many times.
-    pub breaker_min_failures: u32,
-    /// An endpoint failing this long without a success is disabled.
-    pub disable_after_failing_ms: u64,
-    /// An HTTP proxy (`http://[user:password@]host:port`) every request goes
-    /// through, as a CONNECT tunnel to the address tailhook checked; "": none.
-    pub proxy: ProxyUrl,
-    /// Destinations reached without the proxy: `*`, `example.com` (and the
-    /// names under it), `*.example.com` (names under it only), or an IP network.
-    pub proxy_bypass: Vec<String>,
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        Self {
-            max_attempts: 18,
-            timeout_ms: 10_000,
-            backoff_initial_ms: 5_000,
-            backoff_max_ms: 21_600_000,
-            allow_private_networks: false,
-            allowed_cidrs: Vec::new(),
-            https_only: false,
-            max_payload_bytes: 1_048_576,
-            max_response_bytes: 4_096,
-            shutdown_grace_ms: 15_000,
-            concurrency: 512,
-            batch_size: 1_000,
-            lease_margin_ms: 30_000,
-            max_in_flight: 256,
-            rate_limit_per_sec: 0,
-            breaker_after_ms: 60_000,
-            breaker_min_failures: 10,
-            disable_after_failing_ms: 5 * 24 * 3_600_000,
-            proxy: ProxyUrl::default(),
-            proxy_bypass: Vec::new(),
-        }
-    }
-}
-
-/// `[tracing]`: OpenTelemetry spans of attempts, claims and result writes,
-/// exported over OTLP/HTTP. Off unless a collector is named here or in
-/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`.
-/// Attempts carry `traceparent` either way (see `src/pipeline/trace.rs`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TracingConfig {
-    /// The collector's base URL (spans go to `<otlp_endpoint>/v1/traces`),
-    /// as `OTEL_EXPORTER_OTLP_ENDPOINT`, which it overrides.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub otlp_endpoint: Option<String>,
-    /// `service.name`; unset: `OTEL_SERVICE_NAME`, else `tailhook`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_name: Option<String>,
-    /// Share of new traces whose attempts are recorded (an event with a
-    /// trace context follows its sampled flag); unset: `OTEL_TRACES_SAMPLER`
-    /// and `OTEL_TRACES_SAMPLER_ARG`, else every attempt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sample_ratio: Option<f64>,
-    /// Share of claims and result writes recorded (each a trace of its own).
-    pub internal_sample_ratio: f64,
-    /// Spans waiting to be exported at most; more are dropped and counted.
-    pub queue_size: usize,
-    /// How long one export may take before its spans are dropped.
-    pub export_timeout_ms: u64,
-}
-
-impl Default for TracingConfig {
-    fn default() -> Self {
-        Self {
-            otlp_endpoint: None,
-            service_name: None,
-            sample_ratio: None,
-            internal_sample_ratio: 0.01,
-            queue_size: 4_096,
-            export_timeout_ms: 10_000,
-        }
-    }
-}
-
-/// Whether a new trace is recorded: its parent's sampled flag (when
-/// `parent_based` and the event has one), else `ratio` of trace ids.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sampler {
-    pub parent_based: bool,
-    pub ratio: f64,
-}
-
-/// `[tracing]` with the OpenTelemetry environment variables applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tracing {
-    /// Where spans are sent (`.../v1/traces`).
-    pub traces_url: String,
-    pub service_name: Option<String>,
-    pub sampler: Sampler,
-}
-
-impl TracingConfig {
-    /// The export settings, `None` when no collector is named (or
-    /// `OTEL_SDK_DISABLED=true`); the error names the key or variable.
-    pub fn resolve(&self) -> Result<Option<Tracing>, ConfigError> {
-        self.resolve_with(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-    }
-
-    fn resolve_with(&self, env: impl Fn(&str) -> Option<String>) -> Result<Option<Tracing>, ConfigError> {
-        for (key, ratio) in [
-            ("tracing.sample_ratio", self.sample_ratio),
-            ("tracing.internal_sample_ratio", Some(self.internal_sample_ratio)),
-        ] {
-            if ratio.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
-                return Err(invalid(key, "must be between 0 and 1"));
-            }
-        }
-        positive("tracing.queue_size", self.queue_size as u64)?;
-        if self.queue_size > 1_000_000 {
-            return Err(invalid("tracing.queue_size", "must be at most 1000000"));
-        }
-        positive("tracing.export_timeout_ms", self.export_timeout_ms)?;
-        if self.export_timeout_ms > 60_000 {
-            return Err(invalid("tracing.export_timeout_ms", "must be at most 60000"));
-        }
-        let base = |key: &str, url: &str| {
-            let parsed = url::Url::parse(url.trim())
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .ok_or_else(|| invalid(key, "must be an http:// or https:// URL such as http://127.0.0.1:4318"))?;
-            Ok::<_, ConfigError>(format!("{}/v1/traces", parsed.as_str().trim_end_matches('/')))
-        };
-        let traces_url = match (
-            &self.otlp_endpoint,
-            env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-            env("OTEL_EXPORTER_OTLP_ENDPOINT"),
-        ) {
-            (Some(url), _, _) if !url.trim().is_empty() => base("tracing.otlp_endpoint", url)?,
-            (_, Some(full), _) => {
-                let key = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
-                base(key, &full)?;
-                full.trim().to_owned()
-            }
-            (_, None, Some(url)) => base("OTEL_EXPORTER_OTLP_ENDPOINT", &url)?,
-            _ => return Ok(None),
-        };
-        if env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
-            return Ok(None);
-        }
-        let sampler = match self.sample_ratio {
-            Some(ratio) => Sampler { parent_based: true, ratio },
-            None => {
-                let arg = || -> Result<f64, ConfigError> {
-                    match env("OTEL_TRACES_SAMPLER_ARG") {
-                        None => Ok(1.0),
-                        Some(a) => a
-                            .trim()
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|r| (0.0..=1.0).contains(r))
-                            .ok_or_else(|| invalid("OTEL_TRACES_SAMPLER_ARG", "must be a ratio between 0 and 1")),
-                    }
-                };
-                match env("OTEL_TRACES_SAMPLER").as_deref().map(str::trim) {
-                    None | Some("parentbased_always_on") => Sampler { parent_based: true, ratio: 1.0 },
-                    Some("always_on") => Sampler { parent_based: false, ratio: 1.0 },
-                    Some("always_off") => Sampler { parent_based: false, ratio: 0.0 },
-                    Some("parentbased_always_off") => Sampler { parent_based: true, ratio: 0.0 },
-                    Some("traceidratio") => Sampler { parent_based: false, ratio: arg()? },
-                    Some("parentbased_traceidratio") => Sampler { parent_based: true, ratio: arg()? },
-                    Some(other) => {
-                        return Err(invalid(
-                            "OTEL_TRACES_SAMPLER",
-                            format!(
-                                "`{other}` is not one of always_on, always_off, traceidratio, parentbased_always_on, \
-                                 parentbased_always_off, parentbased_traceidratio"
-                            ),
-                        ))
-                    }
-                }
-            }
-        };
-        let service_name = self.service_name.clone().filter(|s| !s.trim().is_empty());
-        Ok(Some(Tracing { traces_url, service_name, sampler }))
-    }
-}
-
-/// `[retention]`: how long finished work is kept, and how it is deleted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetentionConfig {
-    /// `false`: this replica never deletes anything (another replica, or
-    /// your own job, may).
-    pub enabled: bool,
-    /// Succeeded deliveries (and their attempts) are deleted this long after
-    /// they completed; so are outbox rows that never had a delivery, this
-    /// long after they were dispatched.
-    pub succeeded_after_ms: u64,
-    /// Failed and cancelled deliveries are deleted this long after they
-    /// completed (cancelled: after retention first saw them cancelled).
-    pub failed_after_ms: u64,
-    /// How often retention runs; each run deletes batch by batch until
-    /// nothing old enough is left.
-    pub interval_ms: u64,
-    /// Deliveries deleted per transaction.
-    pub batch_size: u32,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            succeeded_after_ms: 7 * 24 * 3_600_000,
-            failed_after_ms: 30 * 24 * 3_600_000,
-            interval_ms: 10_000,
-            batch_size: 1_000,
-        }
-    }
-}
-
-/// `[transform]`: the bounds every endpoint transform runs within.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TransformConfig {
-    /// Script operations per run (each expression, call or loop turn counts).
-    pub max_operations: u64,
-    /// Nested function calls.
-    pub max_call_depth: usize,
-    /// Nesting of expressions and statements (also the deepest event accepted).
-    pub max_expr_depth: usize,
-    /// Longest string, in bytes.
-    pub max_string_bytes: usize,
-    /// Most elements in one array.
-    pub max_array_len: usize,
-    /// Most keys in one object map.
-    pub max_map_len: usize,
-    /// Most variables in scope at once (`event` counts).
-    pub max_variables: usize,
-    /// Wall-clock deadline of one run.
-    pub timeout_ms: u64,
-    /// Memory one run may hold beyond its event (counted by the allocator).
-    pub max_memory_bytes: usize,
-    /// Scripts running at once; 0: one per CPU.
-    pub concurrency: usize,
-}
-
-impl Default for TransformConfig {
-    fn default() -> Self {
-        Self {
-            max_operations: 1_000_000,
-            max_call_depth: 32,
-            max_expr_depth: 64,
-            max_string_bytes: 1 << 20,
-            max_array_len: 10_000,
-            max_map_len: 10_000,
-            max_variables: 256,
-            timeout_ms: 50,
-            max_memory_bytes: 64 << 20,
-            concurrency: 0,
-        }
-    }
-}
-
-impl TransformConfig {
-    /// Scripts run at once: `concurrency`, or one per CPU.
-    pub fn permits(&self) -> usize {
-        match self.concurrency {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        for (key, value, max) in [
-            ("transform.max_operations", self.max_operations, 1_000_000_000),
-            ("transform.max_call_depth", self.max_call_depth as u64, MAX_TRANSFORM_CALL_DEPTH as u64),
-            ("transform.max_expr_depth", self.max_expr_depth as u64, 1_000),
-            ("transform.max_string_bytes", self.max_string_bytes as u64, MAX_PAYLOAD_BYTES as u64),
-            // Each level a value can nest takes runner stack (see transform/mod.rs).
-            ("transform.max_array_len", self.max_array_len as u64, 100_000),
-            ("transform.max_map_len", self.max_map_len as u64, 100_000),
-            ("transform.max_variables", self.max_variables as u64, 100_000),
-            ("transform.timeout_ms", self.timeout_ms, 60_000),
-            ("transform.max_memory_bytes", self.max_memory_bytes as u64, 4 << 30),
-        ] {
-            positive(key, value)?;
-            if value > max {
-                return Err(invalid(key, format!("{value} is over the maximum of {max}")));
-            }
-        }
-        if self.concurrency > 1_024 {
-            return Err(invalid("transform.concurrency", format!("{} is over the maximum of 1024", self.concurrency)));
-        }
-        Ok(())
-    }
-}
-
-/// Deepest `transform.max_call_depth`: each call takes thread stack.
-pub const MAX_TRANSFORM_CALL_DEPTH: usize = 64;
-
-/// Largest `retention.batch_size`: a batch is one short transaction.
-pub const MAX_RETENTION_BATCH: u32 = 5_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// A `tracing` filter such as `info` or `tailhook=debug`; `RUST_LOG` wins when set.
-    pub level: String,
-    pub format: LogFormat,
-    /// How often an INFO line sums up deliveries; 0 turns it off.
-    pub summary_interval_ms: u64,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Text, summary_interval_ms: 60_000 }
-    }
-}
-
-/// An `[[endpoints]]` entry: the columns of `tailhook.endpoints` plus secret
-/// sources. Printed (`Serialize`, `Debug`) without credentials: the URL as
-/// scheme, host and port only, and header names without their values.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointConfig {
-    pub name: String,
-    #[serde(serialize_with = "redacted_url")]
-    pub url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
-    #[serde(default = "all_event_types")]
-    pub event_types: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter_path: Option<String>,
-    #[serde(default, serialize_with = "redacted_headers")]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_attempts: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit_per_sec: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_in_flight: Option<i32>,
-    /// This endpoint's retry schedule; unset: `delivery.backoff_*`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff_initial_ms: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff_max_ms: Option<i32>,
-    #[serde(default)]
-    pub ordered: bool,
-    /// A script (Rhai) whose last expression is the body this endpoint receives.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transform: Option<String>,
-    /// A file holding the script, relative to the config file's folder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transform_file: Option<PathBuf>,
-    /// The text read from `transform_file`.
-    #[serde(skip)]
-    pub transform_read: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_env: Option<String>,
-    /// One extra signature header beside the Standard Webhooks ones (a
-    /// table: header, algorithm, encoding, prefix, format), keyed by the
-    /// secret in `legacy_secret_env`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub legacy_signature: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub legacy_secret_env: Option<String>,
-    /// Whether the Standard Webhooks headers are sent.
-    #[serde(default = "yes")]
-    pub standard_signature: bool,
-    /// Whether attempts carry the event's trace context (`traceparent`,
-    /// `tracestate`).
-    #[serde(default = "yes")]
-    pub propagate_trace: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bearer_token_env: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub basic_auth_user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub basic_auth_password_env: Option<String>,
-    /// The client certificate (PEM, with its chain) this endpoint presents,
-    /// from a file (relative to the config file's folder) or a variable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_client_cert_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_client_cert_env: Option<String>,
-    /// Its private key (PEM): a secret, sealed at rest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_client_key_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_client_key_env: Option<String>,
-    /// CA certificates (PEM) trusted for this endpoint's server, beside the public roots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_ca_bundle_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_ca_bundle_env: Option<String>,
-    /// What the `tls_*_file` keys' files hold: certificate, key, CA bundle.
-    #[serde(skip)]
-    pub tls_files_read: (Option<String>, Option<Secret>, Option<String>),
-}
-
-impl std::fmt::Debug for EndpointConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
-    }
-}
-
-fn redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::config::secret::endpoint_origin(url))
-}
-
-/// Header names only: any header may carry a credential, whatever its name
-/// (`X-Webhook-Hmac`, `X-Api-Sig`), so no value is printed.
-fn redacted_headers<S: serde::Serializer>(headers: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(headers.keys().map(|name| (name, "[redacted]")))
-}
-
-fn all_event_types() -> Vec<String> {
-    vec!["*".into()]
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Where the config file is: `--config`, else `TAILHOOK_CONFIG` (both
@@ -746,150 +205,22 @@ impl Config {
     }
 
     fn validate(&self, need: Need) -> Result<(), ConfigError> {
-        let db = &self.database;
-        positive("database.pool_size", db.pool_size as u64)?;
-        positive("database.poll_interval_ms", db.poll_interval_ms)?;
-        positive("database.statement_timeout_ms", db.statement_timeout_ms)?;
-        for (key, ms) in [
-            ("database.keepalive_idle_ms", db.keepalive_idle_ms),
-            ("database.keepalive_interval_ms", db.keepalive_interval_ms),
-        ] {
-            if ms < 1_000 {
-                return Err(invalid(key, "must be at least 1000 (the OS counts whole seconds)"));
-            }
-        }
-        positive("database.keepalive_retries", u64::from(db.keepalive_retries))?;
-        if db.tcp_user_timeout_ms > u64::from(u32::MAX) {
-            return Err(invalid("database.tcp_user_timeout_ms", "is too large"));
-        }
-        let (rest, _) = crate::db::conninfo::split(db.url.expose())
-            .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
-        rest.parse::<tokio_postgres::Config>()
-            .map_err(|e| invalid("database.url", format!("not a PostgreSQL connection string: {e}")))?;
-
-        let d = &self.delivery;
-        positive("delivery.backoff_initial_ms", d.backoff_initial_ms)?;
-        positive("delivery.concurrency", d.concurrency as u64)?;
-        positive("delivery.batch_size", d.batch_size as u64)?;
-        positive("delivery.max_payload_bytes", d.max_payload_bytes as u64)?;
-        if d.max_payload_bytes > MAX_PAYLOAD_BYTES {
-            return Err(invalid("delivery.max_payload_bytes", format!("must be at most {MAX_PAYLOAD_BYTES}")));
-        }
-        for (limit, value) in [
-            (rules::MAX_ATTEMPTS, u64::from(d.max_attempts)),
-            (rules::TIMEOUT_MS, d.timeout_ms),
-            (rules::MAX_IN_FLIGHT, u64::from(d.max_in_flight)),
-            (rules::BACKOFF_INITIAL_MS, d.backoff_initial_ms),
-            (rules::BACKOFF_MAX_MS, d.backoff_max_ms),
-        ] {
-            let key = format!("delivery.{}", limit.field);
-            limit.check(Some(value.min(i64::MAX as u64) as i64)).map_err(|p| invalid(key, p.reason))?;
-        }
-        if d.rate_limit_per_sec > 0 {
-            rules::RATE_LIMIT_PER_SEC
-                .check(Some(i64::from(d.rate_limit_per_sec)))
-                .map_err(|p| invalid("delivery.rate_limit_per_sec", p.reason))?;
-        }
-        if d.concurrency > MAX_CONCURRENCY {
-            return Err(invalid("delivery.concurrency", format!("must be at most {MAX_CONCURRENCY}")));
-        }
-        positive("delivery.breaker_min_failures", u64::from(d.breaker_min_failures))?;
-        positive("delivery.disable_after_failing_ms", d.disable_after_failing_ms)?;
-        if d.backoff_max_ms < d.backoff_initial_ms {
-            return Err(invalid("delivery.backoff_max_ms", "must be at least delivery.backoff_initial_ms"));
-        }
-        if d.lease_margin_ms > 30_000 {
-            return Err(invalid("delivery.lease_margin_ms", "must be at most 30000"));
-        }
-        for (i, cidr) in d.allowed_cidrs.iter().enumerate() {
-            cidr.parse::<Cidr>().map_err(|e| invalid(format!("delivery.allowed_cidrs[{i}]"), e))?;
-        }
-        crate::pipeline::egress::Egress::parse(d.proxy.expose(), &d.proxy_bypass)
-            .map_err(|(key, reason)| invalid(key, reason))?;
+        self.database.validate()?;
+        self.delivery.validate()?;
         check_log_filter(&self.log.level).map_err(|reason| invalid("log.level", reason))?;
-        let listen = self.server.listen.trim();
-        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid(
-                "server.listen",
-                format!("`{listen}` is not an address such as 127.0.0.1:10025 (\"\" turns the listener off)"),
-            ));
-        }
-        for (i, name) in self.server.allowed_hosts.iter().enumerate() {
-            let plain = name == "*"
-                || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
-            if !plain {
-                return Err(invalid(
-                    format!("server.allowed_hosts[{i}]"),
-                    "must be a host name such as metrics.example (no scheme, port or path), or `*`",
-                ));
-            }
-        }
-        let r = &self.retention;
-        for (key, ms) in [
-            ("retention.succeeded_after_ms", r.succeeded_after_ms),
-            ("retention.failed_after_ms", r.failed_after_ms),
-            ("retention.interval_ms", r.interval_ms),
-        ] {
-            positive(key, ms)?;
-            if ms > i64::MAX as u64 {
-                return Err(invalid(key, "is too large"));
-            }
-        }
-        positive("retention.batch_size", u64::from(r.batch_size))?;
-        if r.batch_size > MAX_RETENTION_BATCH {
-            return Err(invalid("retention.batch_size", format!("must be at most {MAX_RETENTION_BATCH}")));
-        }
-
-        let mut names = std::collections::HashSet::new();
-        for (i, ep) in self.endpoints.iter().enumerate() {
-            if !names.insert(ep.name.as_str()) {
-                return Err(invalid(format!("endpoints[{i}].name"), format!("`{}` is declared twice", ep.name)));
-            }
-            match ep.resolve(i, d.https_only) {
-                Ok(_) => {}
-                Err(ConfigError::Unset { .. }) if need == Need::DatabaseOnly => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.transform.validate()?;
+        self.server.validate()?;
+        self.retention.validate()?;
+        validate_endpoints(&self.endpoints, self.delivery.https_only, need)?;
+        validate_transform(&self.transform)?;
         self.secrets.keys()?;
         self.tracing.resolve()?;
-        if self.endpoints.iter().any(|ep| ep.script().is_some()) {
-            let transforms = crate::pipeline::transform::Transforms::new(&self.transform, d.max_payload_bytes);
-            for (i, ep) in self.endpoints.iter().enumerate() {
-                if let Some(script) = ep.script() {
-                    let field = if ep.transform_file.is_some() { "transform_file" } else { "transform" };
-                    transforms.compile(script).map_err(|reason| invalid(format!("endpoints[{i}].{field}"), reason))?;
-                }
-            }
-        }
-        Ok(())
+        compile_scripts(&self.endpoints, &self.transform, self.delivery.max_payload_bytes)
     }
 
     pub fn allowed_cidrs(&self) -> Vec<Cidr> {
         self.delivery.allowed_cidrs.iter().filter_map(|c| c.parse().ok()).collect()
     }
 }
-
-/// A `tracing` filter whose every directive is a level or `target=level`.
-/// (A bare word is a valid filter meaning "everything of target `word`", so
-/// a typo such as `infoo` would silently turn every log line off.)
-fn check_log_filter(filter: &str) -> Result<(), String> {
-    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-    tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("not a log filter: {e}"))?;
-    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        if !directive.contains(['=', '[']) && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
-            return Err(format!("`{directive}` is not a level ({}) nor `target=level`", LEVELS.join(", ")));
-        }
-    }
-    Ok(())
-}
-
-/// Largest `delivery.max_payload_bytes` (64 MiB).
-pub const MAX_PAYLOAD_BYTES: usize = 64 << 20;
-
-/// Most requests in flight at once over all endpoints.
-pub const MAX_CONCURRENCY: usize = 10_000;
 
 fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
     if value == 0 {
@@ -941,163 +272,10 @@ fn join_key(path: &str, field: &str) -> String {
     }
 }
 
-/// An endpoint from the file, with its secrets read and checked, ready to upsert.
-#[derive(Debug, Clone)]
-pub struct ResolvedEndpoint {
-    pub config: EndpointConfig,
-    /// The URL in its normalised form, as stored.
-    pub url: String,
-    pub secrets: Vec<Secret>,
-    pub headers: BTreeMap<String, Secret>,
-    pub legacy_secret: Option<Secret>,
-    /// PEM text: the client certificate, its key, and the extra CAs.
-    pub tls_client_cert: Option<String>,
-    pub tls_client_key: Option<Secret>,
-    pub tls_ca_bundle: Option<String>,
-}
-
-impl EndpointConfig {
-    /// The transform's text: `transform`, or what `transform_file` holds.
-    pub fn script(&self) -> Option<&str> {
-        self.transform.as_deref().or(self.transform_read.as_deref())
-    }
-
-    /// Reads the secrets it names from the environment and checks every field.
-    pub fn resolve(&self, index: usize, https_only: bool) -> Result<ResolvedEndpoint, ConfigError> {
-        let key = |field: &str| format!("endpoints[{index}].{field}");
-        if self.name.is_empty() {
-            return Err(invalid(key("name"), "must not be empty"));
-        }
-        let url = rules::url(&self.url, https_only).map_err(|p| invalid(key(p.field), p.reason))?;
-        rules::event_types(&self.event_types).map_err(|p| invalid(key(p.field), p.reason))?;
-        for (limit, value) in [
-            (rules::MAX_ATTEMPTS, self.max_attempts),
-            (rules::TIMEOUT_MS, self.timeout_ms),
-            (rules::RATE_LIMIT_PER_SEC, self.rate_limit_per_sec),
-            (rules::MAX_IN_FLIGHT, self.max_in_flight),
-        ] {
-            limit.check(value.map(i64::from)).map_err(|p| invalid(key(p.field), p.reason))?;
-        }
-        rules::backoff(self.backoff_initial_ms.map(i64::from), self.backoff_max_ms.map(i64::from))
-            .map_err(|p| invalid(key(p.field), p.reason))?;
-        if let Some(filter) = &self.filter {
-            if !filter.is_object() {
-                return Err(invalid(key("filter"), "must be a table (JSON object)"));
-            }
-            rules::filter(filter).map_err(|p| invalid(key(p.field), p.reason))?;
-        }
-        if let Some(path) = &self.filter_path {
-            rules::filter_path(path).map_err(|p| invalid(key(p.field), p.reason))?;
-        }
-
-        let mut secrets: Vec<Secret> = self.secret.iter().chain(&self.secrets).cloned().collect();
-        if let Some(var) = &self.secret_env {
-            secrets.push(Secret::new(read_env(var, &key("secret_env"))?));
-        }
-        rules::secrets(secrets.iter().map(|s| Some(s.expose()))).map_err(|p| invalid(key(p.field), p.reason))?;
-
-        let mut headers = BTreeMap::new();
-        for (name, value) in &self.headers {
-            headers.insert(name.to_ascii_lowercase(), Secret::new(value.clone()));
-        }
-        let authorization = match (&self.bearer_token_env, &self.basic_auth_user, &self.basic_auth_password_env) {
-            (Some(_), Some(_), _) => {
-                return Err(invalid(key("bearer_token_env"), "cannot be combined with basic_auth_user"))
-            }
-            (Some(var), None, _) => Some(format!("Bearer {}", read_env(var, &key("bearer_token_env"))?)),
-            (None, Some(user), password_var) => {
-                use base64::Engine;
-                let password = match password_var {
-                    Some(var) => read_env(var, &key("basic_auth_password_env"))?,
-                    None => String::new(),
-                };
-                let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-                Some(format!("Basic {token}"))
-            }
-            (None, None, Some(_)) => return Err(invalid(key("basic_auth_password_env"), "needs basic_auth_user")),
-            (None, None, None) => None,
-        };
-        if let Some(value) = authorization {
-            if headers.contains_key("authorization") {
-                return Err(invalid(key("headers"), "sets `authorization` and an auth option at once"));
-            }
-            if let Some(problem) = rules::header_problem("authorization", &value) {
-                return Err(invalid(key("bearer_token_env"), problem));
-            }
-            headers.insert("authorization".into(), Secret::new(value));
-        }
-        // Checked as stored: together, with the auth header included.
-        rules::headers(headers.iter().map(|(n, v)| (n.as_str(), v.expose())))
-            .map_err(|p| invalid(key(p.field), p.reason))?;
-        let legacy_secret = match &self.legacy_secret_env {
-            Some(var) => Some(Secret::new(read_env(var, &key("legacy_secret_env"))?)),
-            None => None,
-        };
-        let legacy = rules::legacy(self.legacy_signature.as_ref(), legacy_secret.as_ref().map(Secret::expose))
-            .map_err(|p| {
-                invalid(key(if p.field == "legacy_secret" { "legacy_secret_env" } else { p.field }), p.reason)
-            })?;
-        if let Some(signer) = &legacy {
-            if headers.contains_key(signer.header.as_str()) {
-                return Err(invalid(key("legacy_signature"), "names a header that `headers` sets too"));
-            }
-        }
-        let (tls_client_cert, tls_client_key, tls_ca_bundle) = self.tls(index)?;
-        Ok(ResolvedEndpoint {
-            config: self.clone(),
-            url: url.into(),
-            secrets,
-            headers,
-            legacy_secret,
-            tls_client_cert,
-            tls_client_key,
-            tls_ca_bundle,
-        })
-    }
-
-    /// The TLS settings' PEM text, from their files or variables, checked
-    /// as an endpoint row's are; errors name the key used, never the text.
-    #[allow(clippy::type_complexity)]
-    fn tls(&self, index: usize) -> Result<(Option<String>, Option<Secret>, Option<String>), ConfigError> {
-        let key = |field: &str| format!("endpoints[{index}].{field}");
-        let pick = |name: &str, file: &Option<PathBuf>, read: &Option<String>, env: &Option<String>| match (file, env) {
-            (Some(_), Some(_)) => {
-                Err(invalid(key(&format!("{name}_env")), format!("cannot be combined with {name}_file")))
-            }
-            (Some(_), None) => Ok(read.clone()),
-            (None, Some(var)) => read_env(var, &key(&format!("{name}_env"))).map(Some),
-            (None, None) => Ok(None),
-        };
-        let (cert_read, key_read, ca_read) = &self.tls_files_read;
-        let cert = pick("tls_client_cert", &self.tls_client_cert_file, cert_read, &self.tls_client_cert_env)?;
-        let key_text = key_read.as_ref().map(|k| k.expose().to_owned());
-        let private =
-            pick("tls_client_key", &self.tls_client_key_file, &key_text, &self.tls_client_key_env)?.map(Secret::new);
-        let ca = pick("tls_ca_bundle", &self.tls_ca_bundle_file, ca_read, &self.tls_ca_bundle_env)?;
-        crate::pipeline::egress::endpoint_tls(cert.as_deref(), private.as_ref().map(Secret::expose), ca.as_deref())
-            .map_err(|p| {
-                let file = match p.field {
-                    "tls_client_cert" => &self.tls_client_cert_file,
-                    "tls_client_key" => &self.tls_client_key_file,
-                    _ => &self.tls_ca_bundle_file,
-                };
-                let suffix = if file.is_some() { "_file" } else { "_env" };
-                invalid(key(&format!("{}{suffix}", p.field)), p.reason)
-            })?;
-        Ok((cert, private, ca))
-    }
-}
-
 fn read_env(var: &str, key: &str) -> Result<String, ConfigError> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(v),
         _ => Err(ConfigError::Unset { key: key.to_owned(), var: var.to_owned() }),
-    }
-}
-
-impl DeliveryConfig {
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
     }
 }
 
@@ -1157,6 +335,48 @@ mod tests {
             let shown = config.resolve_with(env(vars)).unwrap_err().to_string();
             assert!(shown.contains(says), "{shown}");
         }
+    }
+
+    #[test]
+    fn the_proxy_is_checked_naming_the_key_and_printed_without_its_credentials() {
+        let c = Config::from_toml(
+            "[delivery]\nproxy = \"http://egress:hunter2@proxy.internal:3128\"\nproxy_bypass = [\"*.internal\", \"10.0.0.0/8\"]",
+        )
+        .unwrap();
+        for printed in [c.redacted_toml(), format!("{c:?}")] {
+            assert!(!printed.contains("hunter2") && !printed.contains("egress:"), "{printed}");
+            assert!(printed.contains("http://[redacted]@proxy.internal:3128"), "{printed}");
+        }
+        assert_eq!(
+            error_of("[delivery]\nproxy = \"socks5://127.0.0.1:1080\""),
+            "config key `delivery.proxy`: socks5:// proxies are not supported: tailhook needs an HTTP proxy that \
+             accepts CONNECT (http://host:port), so that it can name the checked address itself"
+        );
+        assert!(error_of("[delivery]\nproxy_bypass = [\"ok.example\", \"not a host\"]")
+            .starts_with("config key `delivery.proxy_bypass[1]`: `not a host` is not"));
+    }
+
+    #[test]
+    fn an_endpoints_tls_keys_name_the_key_never_the_text() {
+        let base = "[[endpoints]]\nname = \"a\"\nurl = \"https://x\"\n";
+        std::env::set_var(
+            "CONFIG_TEST_TLS_KEY",
+            "-----BEGIN PRIVATE KEY-----\nU0VDUkVUU0VDUkVU\n-----END PRIVATE KEY-----\n",
+        );
+        let e = error_of(&format!("{base}tls_client_key_env = \"CONFIG_TEST_TLS_KEY\""));
+        assert_eq!(e, "config key `endpoints[0].tls_client_cert_env`: is required with tls_client_key");
+        std::env::set_var("CONFIG_TEST_TLS_CERT", "not pem");
+        let e = error_of(&format!(
+            "{base}tls_client_key_env = \"CONFIG_TEST_TLS_KEY\"\ntls_client_cert_env = \"CONFIG_TEST_TLS_CERT\""
+        ));
+        assert!(e.starts_with("config key `endpoints[0].tls_client_cert_env`: holds no PEM"), "{e}");
+        let e = error_of(&format!("{base}tls_ca_bundle_file = \"/nonexistent/ca.crt\""));
+        assert!(e.starts_with("config key `endpoints[0].tls_ca_bundle_file`: cannot read /nonexistent/ca.crt"), "{e}");
+        let e = error_of(&format!(
+            "{base}tls_ca_bundle_file = \"/nonexistent/ca.crt\"\ntls_ca_bundle_env = \"CONFIG_TEST_TLS_CERT\""
+        ));
+        assert!(e.starts_with("config key `endpoints[0].tls_ca_bundle_file`"), "the file is read first: {e}");
+        assert!(!e.contains("U0VDUkVU"));
     }
 
     #[test]
@@ -1253,48 +473,6 @@ mod tests {
         assert!(!printed.contains("MfKQ9r8"), "{printed}");
         assert!(printed.contains("[redacted]"), "{printed}");
         assert!(!format!("{c:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn the_proxy_is_checked_naming_the_key_and_printed_without_its_credentials() {
-        let c = Config::from_toml(
-            "[delivery]\nproxy = \"http://egress:hunter2@proxy.internal:3128\"\nproxy_bypass = [\"*.internal\", \"10.0.0.0/8\"]",
-        )
-        .unwrap();
-        for printed in [c.redacted_toml(), format!("{c:?}")] {
-            assert!(!printed.contains("hunter2") && !printed.contains("egress:"), "{printed}");
-            assert!(printed.contains("http://[redacted]@proxy.internal:3128"), "{printed}");
-        }
-        assert_eq!(
-            error_of("[delivery]\nproxy = \"socks5://127.0.0.1:1080\""),
-            "config key `delivery.proxy`: socks5:// proxies are not supported: tailhook needs an HTTP proxy that \
-             accepts CONNECT (http://host:port), so that it can name the checked address itself"
-        );
-        assert!(error_of("[delivery]\nproxy_bypass = [\"ok.example\", \"not a host\"]")
-            .starts_with("config key `delivery.proxy_bypass[1]`: `not a host` is not"));
-    }
-
-    #[test]
-    fn an_endpoints_tls_keys_name_the_key_never_the_text() {
-        let base = "[[endpoints]]\nname = \"a\"\nurl = \"https://x\"\n";
-        std::env::set_var(
-            "CONFIG_TEST_TLS_KEY",
-            "-----BEGIN PRIVATE KEY-----\nU0VDUkVUU0VDUkVU\n-----END PRIVATE KEY-----\n",
-        );
-        let e = error_of(&format!("{base}tls_client_key_env = \"CONFIG_TEST_TLS_KEY\""));
-        assert_eq!(e, "config key `endpoints[0].tls_client_cert_env`: is required with tls_client_key");
-        std::env::set_var("CONFIG_TEST_TLS_CERT", "not pem");
-        let e = error_of(&format!(
-            "{base}tls_client_key_env = \"CONFIG_TEST_TLS_KEY\"\ntls_client_cert_env = \"CONFIG_TEST_TLS_CERT\""
-        ));
-        assert!(e.starts_with("config key `endpoints[0].tls_client_cert_env`: holds no PEM"), "{e}");
-        let e = error_of(&format!("{base}tls_ca_bundle_file = \"/nonexistent/ca.crt\""));
-        assert!(e.starts_with("config key `endpoints[0].tls_ca_bundle_file`: cannot read /nonexistent/ca.crt"), "{e}");
-        let e = error_of(&format!(
-            "{base}tls_ca_bundle_file = \"/nonexistent/ca.crt\"\ntls_ca_bundle_env = \"CONFIG_TEST_TLS_CERT\""
-        ));
-        assert!(e.starts_with("config key `endpoints[0].tls_ca_bundle_file`"), "the file is read first: {e}");
-        assert!(!e.contains("U0VDUkVU"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! bounds a sealed value by what it holds); these checks run on the opened
 //! values, and also cover rows written before those constraints existed.
 
-use crate::pipeline::signing::SigningKey;
+use crate::signing::SigningKey;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 use std::fmt;
@@ -189,8 +189,8 @@ pub const MAX_LEGACY_PREFIX_BYTES: usize = 64;
 pub fn legacy(
     signature: Option<&serde_json::Value>,
     secret: Option<&str>,
-) -> Result<Option<crate::pipeline::signing::LegacySigner>, Problem> {
-    use crate::pipeline::signing::{Encoding, Format, LegacySigner};
+) -> Result<Option<crate::signing::LegacySigner>, Problem> {
+    use crate::signing::{Encoding, Format, LegacySigner};
     let problem = |reason: &str| Problem::new("legacy_signature", reason);
     let (signature, secret) = match (signature, secret) {
         (None, None) => return Ok(None),

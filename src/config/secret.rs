@@ -196,7 +196,7 @@ fn redact_key_values(conn: &str, hide: impl Fn(&str) -> bool) -> String {
         }
         let key = &conn[key_start..i];
         i = skip_spaces(i);
-        if i >= bytes.len() || bytes[i] != b'=' || !crate::db::conninfo::KEYS.contains(&key) {
+        if i >= bytes.len() || bytes[i] != b'=' || !crate::config::conninfo::KEYS.contains(&key) {
             // Not a known key=value: most likely the rest of a value holding
             // an unquoted space (`password=a b`); hide it and all after it.
             out.push_str(&conn[copied..key_start]);

@@ -1,7 +1,7 @@
 //! The dedicated LISTEN connection: wakes the fan-out loop on outbox inserts, reconnects with capped backoff.
 
 use crate::db::Connector;
-use crate::throttle::Throttle;
+use crate::log_throttle::Throttle;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

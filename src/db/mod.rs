@@ -10,24 +10,24 @@
 //! (`database.statement_timeout_ms`); when it passes, the server is asked to
 //! cancel the statement and the connection is dropped, never pooled again.
 
-pub mod conninfo;
 mod console;
 pub(crate) mod listener;
 pub mod local_pg;
 mod manage;
 mod migrate;
-mod operate;
+mod operator;
 mod queries;
 mod retention;
 pub mod tls;
 mod typed;
 
-pub use crate::pipeline::limits::Rooms;
 pub use console::{AttemptView, DeliveryView, Found, Latency, Minute, Page, Search};
 pub use manage::{EndpointFilter, TokenInfo};
 pub use migrate::{migrate, pending, print_sql, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION, STEP_MARKER};
-pub use operate::{Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
-pub use queries::{ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Selection};
+pub use operator::{demo_create_database, demo_drop_database, Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
+pub use queries::{
+    ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Rooms, Selection,
+};
 pub use retention::{Ages, OutboxStep, Removed};
 
 use crate::config::DatabaseConfig;
@@ -116,12 +116,12 @@ pub type PgConnection = Connection<Socket, RustlsStream<Socket>>;
 impl Connector {
     /// A connection string (URL or key=value) with libpq's TLS keys.
     pub fn from_url(url: &str) -> Result<Self, DbError> {
-        let (rest, params) = conninfo::split(url).map_err(DbError::Url)?;
+        let (rest, params) = crate::config::conninfo::split(url).map_err(DbError::Url)?;
         let mut pg: tokio_postgres::Config =
             rest.parse().map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
         pg.ssl_mode(match params.mode {
-            conninfo::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            conninfo::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            crate::config::conninfo::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            crate::config::conninfo::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             _ => tokio_postgres::config::SslMode::Require,
         });
         if pg.get_application_name().is_none() {

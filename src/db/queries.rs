@@ -4,7 +4,6 @@ use super::typed::Param;
 use super::{Db, DbError};
 use crate::config::sealed::Keys;
 use crate::config::{DeliveryConfig, ResolvedEndpoint};
-use crate::pipeline::limits::Rooms;
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::time::SystemTime;
@@ -313,6 +312,22 @@ pub struct Selection {
     pub until: Option<String>,
 }
 
+/// How many more deliveries each endpoint may start now, for one claim.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    pub endpoint_ids: Vec<i64>,
+    pub room: Vec<i32>,
+    /// For endpoints this replica does not know yet.
+    pub default_room: i32,
+}
+
+impl Rooms {
+    /// Deliveries all known endpoints together may start now.
+    pub fn total(&self) -> usize {
+        self.room.iter().map(|&r| r.max(0) as usize).sum()
+    }
+}
+
 /// Milliseconds of filter_path evaluation a fan-out gives each endpoint, and
 /// all of them together (see `tailhook.filter_path_matches`): a quarter of
 /// the statement deadline together, so filters alone never reach it, and a
@@ -515,9 +530,9 @@ impl Db {
     }
 
     /// The SQL-backed gauges of `/metrics` (see `metrics_gauges.sql`).
-    pub async fn metrics_gauges(&self) -> Result<crate::serve::metrics::Gauges, DbError> {
+    pub async fn metrics_gauges(&self) -> Result<crate::metrics::Gauges, DbError> {
         self.with_client(async |client| {
-            let mut g = crate::serve::metrics::Gauges::default();
+            let mut g = crate::metrics::Gauges::default();
             for row in self.rows(&*client, METRICS_GAUGES, &[]).await? {
                 g.outbox_lag_seconds = row.try_get("outbox_lag")?;
                 g.oldest_pending_seconds = row.try_get("oldest_pending")?;

@@ -12,7 +12,7 @@
 //! `~/.postgresql/root.crt` when it exists; `sslrootcert=system` means the
 //! built-in Mozilla roots and needs `verify-full`.
 
-use super::conninfo::{SslMode, TlsParams};
+use crate::config::conninfo::{SslMode, TlsParams};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};

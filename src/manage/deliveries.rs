@@ -1,9 +1,9 @@
 //! Deliveries: search (the console's search), get one with its attempts, redeliver one or a selection, and the per-endpoint status.
 
 use super::{ManageError, Scope};
-use crate::commands::redeliver::{redeliver as redeliver_selection, RedeliverError};
-use crate::commands::status::Row;
 use crate::db::{Db, Found, Search, Selection};
+use crate::operator::redeliver::{redeliver as redeliver_selection, RedeliverError};
+use crate::operator::status::Row;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 

@@ -1,9 +1,9 @@
 //! Endpoints: list, get, create (with a generated secret), update, delete, enable, pause, resume, rotate the secret, send a test.
 
 use super::{new_secret, ManageError, Scope};
-use crate::commands::send_test::{probe, Probe, SendTestError, TestRequest};
 use crate::config::{rules, Config};
 use crate::db::{Db, EndpointFilter};
+use crate::operator::probe::{probe, Probe, SendTestError, TestRequest};
 use serde_json::{Map, Value};
 
 /// Endpoints one list page holds at most.
@@ -264,7 +264,7 @@ pub const RETIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Drops rotated-out secrets when their overlap ends, until `stop` (the
 /// endpoint refresher then reloads the endpoint and the signer stops using them).
 pub async fn retire_secrets(db: Db, stop: tokio_util::sync::CancellationToken) {
-    let throttle = crate::throttle::Throttle::new(std::time::Duration::from_secs(60));
+    let throttle = crate::log_throttle::Throttle::new(std::time::Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(RETIRE_EVERY) => {}

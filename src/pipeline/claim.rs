@@ -1,12 +1,11 @@
 //! The two claim loops: fan-out of new outbox rows, and leasing of due deliveries; both start workers.
 
-use crate::db::{ClaimedRow, Lease};
-use crate::pipeline::limits::Rooms;
+use crate::db::{ClaimedRow, DbError, Lease, Rooms};
+use crate::log_throttle::Throttle;
 use crate::pipeline::recorder::Record;
 use crate::pipeline::sender::Event;
 use crate::pipeline::worker::{self, Job, Slot};
 use crate::pipeline::Ctx;
-use crate::throttle::Throttle;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -142,15 +141,9 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor) {
         .with_max_delay(Duration::from_secs(5))
         .without_max_times()
         .build();
-    let batch = ctx.config.delivery.batch_size;
     loop {
-        if ctx.stall.is_stalled() {
-            // Results wait to be written: claim nothing until they are (see `recorder::Stall`).
-            tracing::debug!(claim = ?kind, "results wait to be written; claims wait for them");
-            tokio::select! {
-                _ = ctx.stall.cleared() => {}
-                _ = ctx.shutdown.cancelled() => return,
-            }
+        if !recorder_keeps_up(ctx, kind).await {
+            return;
         }
         let Some(reserved) = reserve(ctx).await else { return };
         if ctx.shutdown.is_cancelled() {
@@ -161,32 +154,10 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor) {
         // deliveries are counted as started.
         let one_claim = ctx.claim_lock.lock().await;
         let rooms = ctx.limits.rooms(&ctx.endpoints.all());
-        // Fan-out: no more deliveries than the free slots, and than all
-        // endpoints together can start (deliveries beyond an endpoint's room
-        // wait unleased for the due claim), as rows by the observed fan-out.
-        // Due: every free slot, each endpoint capped by its own room in SQL.
-        let max_deliveries = reserved.min(rooms.total()).max(1);
-        let limit = match kind {
-            Kind::FanOut => factor.rows_for(max_deliveries, batch),
-            Kind::Due => reserved,
-        };
-        let lease = Lease {
-            replica: &ctx.replica,
-            token: ctx.next_lease.fetch_add(1, Ordering::Relaxed),
-            default_timeout_ms: ctx.config.delivery.timeout_ms as i32,
-            margin_ms: ctx.config.delivery.lease_margin_ms as i32,
-            max_payload_bytes: ctx.config.delivery.max_payload_bytes as i32,
-            claim_bytes: CLAIM_BYTES.max(ctx.config.delivery.max_payload_bytes as i64),
-        };
+        let ask = Ask::new(ctx, kind, factor, reserved, &rooms);
+        let lease = lease(ctx);
         let started = Instant::now();
-        let claimed = match kind {
-            Kind::FanOut => {
-                let (ordered, skip_filters) = (ctx.endpoints.any_ordered(), ctx.endpoints.skip_filters());
-                ctx.db.dispatch(limit as i64, max_deliveries as i64, lease, &rooms, ordered, &skip_filters).await
-            }
-            Kind::Due => ctx.db.claim_due(limit as i64, limit as i64, lease, &rooms).await,
-        };
-        let rows = match claimed {
+        let rows = match claim(ctx, &ask, lease, &rooms).await {
             Ok(rows) => rows,
             Err(error) => {
                 drop(one_claim);
@@ -202,33 +173,7 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor) {
                 }
             }
         };
-        let taken = match kind {
-            Kind::FanOut => count_outbox_rows(&rows),
-            Kind::Due => rows.len(),
-        };
-        let deliveries = rows.iter().filter(|r| r.delivery_id.is_some()).count();
-        // More may be waiting when the claim took all the rows it asked for,
-        // or stopped because its deliveries filled the slots.
-        let full = taken >= limit || (kind == Kind::FanOut && deliveries >= max_deliveries);
-        if kind == Kind::FanOut {
-            factor.observe(taken, deliveries, batch);
-        }
-        let took = started.elapsed();
-        tracing::debug!(claim = ?kind, reserved, limit, taken, deliveries, took_us = took.as_micros() as u64, "claimed");
-        let name = if kind == Kind::FanOut { "fan_out" } else { "due" };
-        ctx.metrics.claim_duration.get_or_create(&vec![("claim", name.to_owned())]).observe(took.as_secs_f64());
-        if ctx.tracer.sample_internal() {
-            use opentelemetry::KeyValue;
-            let attributes = vec![
-                KeyValue::new("tailhook.claim", name),
-                KeyValue::new("tailhook.rows", taken as i64),
-                KeyValue::new("tailhook.deliveries", deliveries as i64),
-            ];
-            ctx.tracer.internal("tailhook.claim", std::time::SystemTime::now() - took, took, attributes);
-        }
-        if kind == Kind::FanOut {
-            ctx.metrics.events_dispatched.inc_by(taken as u64);
-        }
+        let full = claimed(ctx, &ask, factor, &rows, started);
         note_backlogs(ctx, kind, &rows, &rooms);
         start_workers(ctx, rows, reserved, lease.token, started).await;
         drop(one_claim);
@@ -236,6 +181,103 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor) {
             return;
         }
     }
+}
+
+/// Waits while results wait to be written: claims nothing until they are
+/// (see `recorder::Stall`). `false` on shutdown.
+async fn recorder_keeps_up(ctx: &Ctx, kind: Kind) -> bool {
+    if ctx.stall.is_stalled() {
+        tracing::debug!(claim = ?kind, "results wait to be written; claims wait for them");
+        tokio::select! {
+            _ = ctx.stall.cleared() => {}
+            _ = ctx.shutdown.cancelled() => return false,
+        }
+    }
+    true
+}
+
+/// What one claim asks for.
+struct Ask {
+    kind: Kind,
+    /// Request slots reserved for it.
+    reserved: usize,
+    /// Most deliveries it may lease.
+    max_deliveries: usize,
+    /// Most rows it takes (outbox rows for a fan-out, deliveries when due).
+    limit: usize,
+}
+
+impl Ask {
+    fn new(ctx: &Ctx, kind: Kind, factor: &FanOutFactor, reserved: usize, rooms: &Rooms) -> Self {
+        // Fan-out: no more deliveries than the free slots, and than all
+        // endpoints together can start (deliveries beyond an endpoint's room
+        // wait unleased for the due claim), as rows by the observed fan-out.
+        // Due: every free slot, each endpoint capped by its own room in SQL.
+        let max_deliveries = reserved.min(rooms.total()).max(1);
+        let limit = match kind {
+            Kind::FanOut => factor.rows_for(max_deliveries, ctx.config.delivery.batch_size),
+            Kind::Due => reserved,
+        };
+        Ask { kind, reserved, max_deliveries, limit }
+    }
+}
+
+/// A new lease for this replica's next claim.
+fn lease(ctx: &Ctx) -> Lease<'_> {
+    Lease {
+        replica: &ctx.replica,
+        token: ctx.next_lease.fetch_add(1, Ordering::Relaxed),
+        default_timeout_ms: ctx.config.delivery.timeout_ms as i32,
+        margin_ms: ctx.config.delivery.lease_margin_ms as i32,
+        max_payload_bytes: ctx.config.delivery.max_payload_bytes as i32,
+        claim_bytes: CLAIM_BYTES.max(ctx.config.delivery.max_payload_bytes as i64),
+    }
+}
+
+/// One claim statement: `dispatch.sql` for a fan-out, `claim_due.sql` when due.
+async fn claim(ctx: &Ctx, ask: &Ask, lease: Lease<'_>, rooms: &Rooms) -> Result<Vec<ClaimedRow>, DbError> {
+    let (limit, max_deliveries) = (ask.limit as i64, ask.max_deliveries as i64);
+    match ask.kind {
+        Kind::FanOut => {
+            let (ordered, skip_filters) = (ctx.endpoints.any_ordered(), ctx.endpoints.skip_filters());
+            ctx.db.dispatch(limit, max_deliveries, lease, rooms, ordered, &skip_filters).await
+        }
+        Kind::Due => ctx.db.claim_due(limit, limit, lease, rooms).await,
+    }
+}
+
+/// Counts what a claim took (the fan-out factor learns from it, the log and
+/// metrics say it); `true` when more may be waiting: it took all the rows
+/// it asked for, or stopped because its deliveries filled the slots.
+fn claimed(ctx: &Ctx, ask: &Ask, factor: &mut FanOutFactor, rows: &[ClaimedRow], started: Instant) -> bool {
+    let kind = ask.kind;
+    let taken = match kind {
+        Kind::FanOut => count_outbox_rows(rows),
+        Kind::Due => rows.len(),
+    };
+    let deliveries = rows.iter().filter(|r| r.delivery_id.is_some()).count();
+    let full = taken >= ask.limit || (kind == Kind::FanOut && deliveries >= ask.max_deliveries);
+    if kind == Kind::FanOut {
+        factor.observe(taken, deliveries, ctx.config.delivery.batch_size);
+    }
+    let took = started.elapsed();
+    let (reserved, limit) = (ask.reserved, ask.limit);
+    tracing::debug!(claim = ?kind, reserved, limit, taken, deliveries, took_us = took.as_micros() as u64, "claimed");
+    let name = if kind == Kind::FanOut { "fan_out" } else { "due" };
+    ctx.metrics.claim_duration.get_or_create(&vec![("claim", name.to_owned())]).observe(took.as_secs_f64());
+    if ctx.tracer.sample_internal() {
+        use opentelemetry::KeyValue;
+        let attributes = vec![
+            KeyValue::new("tailhook.claim", name),
+            KeyValue::new("tailhook.rows", taken as i64),
+            KeyValue::new("tailhook.deliveries", deliveries as i64),
+        ];
+        ctx.tracer.internal("tailhook.claim", std::time::SystemTime::now() - took, took, attributes);
+    }
+    if kind == Kind::FanOut {
+        ctx.metrics.events_dispatched.inc_by(taken as u64);
+    }
+    full
 }
 
 /// A claim takes rows until their payloads add up to this many bytes (and at

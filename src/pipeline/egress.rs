@@ -11,7 +11,7 @@
 
 use crate::config::rules::Problem;
 use crate::config::secret::Secret;
-use crate::pipeline::guard::{resolve_checked, AddressPolicy, Cidr};
+use crate::guard::{resolve_checked, AddressPolicy, Cidr};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};

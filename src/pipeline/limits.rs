@@ -1,6 +1,7 @@
 //! Per-endpoint load of this replica (requests in flight, rate-limit tokens), used to size claims.
 
-use crate::endpoints::Endpoint;
+use crate::db::Rooms;
+use crate::pipeline::endpoints::Endpoint;
 use crate::pipeline::recorder::DueTimer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,22 +16,6 @@ struct Load {
     refilled: Instant,
     /// Deliveries may be waiting for room: a finishing request wakes the due claim.
     backlog: bool,
-}
-
-/// How many more deliveries each endpoint may start now, for one claim.
-#[derive(Debug, Default)]
-pub struct Rooms {
-    pub endpoint_ids: Vec<i64>,
-    pub room: Vec<i32>,
-    /// For endpoints this replica does not know yet.
-    pub default_room: i32,
-}
-
-impl Rooms {
-    /// Deliveries all known endpoints together may start now.
-    pub fn total(&self) -> usize {
-        self.room.iter().map(|&r| r.max(0) as usize).sum()
-    }
 }
 
 /// Enforces `max_in_flight` and `rate_limit_per_sec` per endpoint, per

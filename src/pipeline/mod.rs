@@ -1,24 +1,22 @@
-//! The delivery pipeline: claims, workers, the HTTP sender and its destination guard, the recorder, and the pure rules they apply (outcome, schedule, signing, the Python body form, limits).
+//! The delivery pipeline: the endpoints it delivers to, claims, workers, the HTTP sender, the recorder, and the pure rules they apply (outcome, schedule, the Python body form, limits).
 
 pub(crate) mod claim;
 pub mod egress;
-pub mod guard;
+pub(crate) mod endpoints;
 pub(crate) mod limits;
 pub mod outcome;
 pub mod pybody;
 pub(crate) mod recorder;
 pub mod schedule;
 pub(crate) mod sender;
-pub mod signing;
 pub mod trace;
-pub mod transform;
 pub(crate) mod worker;
 
 use crate::config::Config;
 use crate::db::listener::Wake;
 use crate::db::Db;
-use crate::endpoints::EndpointCache;
-use crate::throttle::KeyedThrottle;
+use crate::log_throttle::KeyedThrottle;
+use crate::pipeline::endpoints::EndpointCache;
 use limits::Limits;
 use recorder::{DueTimer, Record, Stall};
 use sender::Sender;
@@ -39,7 +37,7 @@ pub(crate) struct Ctx {
     pub endpoints: EndpointCache,
     pub sender: Sender,
     /// The transform engine and the permits of scripts running at once.
-    pub transforms: Arc<transform::Transforms>,
+    pub transforms: Arc<crate::transform::Transforms>,
     pub records: mpsc::Sender<Record>,
     /// Free request slots, over all endpoints.
     pub capacity: Arc<Semaphore>,
@@ -57,7 +55,7 @@ pub(crate) struct Ctx {
     /// Grace period over: drop requests still in flight.
     pub abandon: CancellationToken,
     pub tracker: TaskTracker,
-    pub metrics: Arc<crate::serve::metrics::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub log_lines: LogLines,
     /// Attempt spans and their export.
     pub tracer: Arc<trace::Tracer>,

@@ -1,11 +1,11 @@
 //! Writes attempt results back in batches (one statement per batch) and gives back leases that will not be used.
 
 use crate::config::DeliveryConfig;
-use crate::db::{Db, HealthBatch, ResultBatch};
+use crate::db::{Db, DbError, HealthBatch, ResultBatch};
+use crate::log_throttle::Throttle;
+use crate::metrics::Metrics;
 use crate::pipeline::outcome::Next;
 use crate::pipeline::sender::Attempt;
-use crate::serve::metrics::Metrics;
-use crate::throttle::Throttle;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -160,99 +160,23 @@ pub struct Recorder {
 /// Database errors are retried until `give_up` fires (unrecorded results are
 /// then redelivered after their leases expire: at-least-once).
 pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: CancellationToken) {
-    let Recorder { db, replica, delivery, due, stall, metrics, tracer } = recorder;
-    let breaker = &delivery;
     let throttle = Throttle::new(Duration::from_secs(1));
     let mut records = Vec::with_capacity(MAX_BATCH);
-    // Bookkeeping skipped because someone else held an endpoint's row (see
-    // `endpoints_health.sql`): carried into the next batch, never waited for.
-    let (mut health, mut gone) = (HealthBatch::default(), Vec::new());
+    let mut pending = Pending::default();
     while gather(&mut rx, &mut records).await > 0 {
-        let mut batch = ResultBatch::default();
-        let (mut release_ids, mut release_leases) = (Vec::new(), Vec::new());
-        let mut retries = Vec::new();
-        let mut said = Vec::new();
-        for record in records.drain(..) {
-            match record {
-                Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info } => {
-                    let outcome = &attempt_info.outcome;
-                    let ok = match outcome.error_kind {
-                        None => Some(true),
-                        Some(kind) if !kind.is_permanent() => Some(false),
-                        Some(_) => None,
-                    };
-                    said.push(Health { delivery_id, lease, endpoint_id, ok, gone: outcome.endpoint_gone() });
-                    if let Next::Retry { delay } = next {
-                        retries.push(delay);
-                    }
-                    batch.lease.push(lease);
-                    push_result(&mut batch, delivery_id, attempt, &next, attempt_info)
-                }
-                Record::Release { delivery_id, lease } => {
-                    release_ids.push(delivery_id);
-                    release_leases.push(lease);
-                }
-            }
-        }
+        pending.take(&mut records);
+        let results = pending.batch.len();
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(50))
             .with_max_delay(Duration::from_secs(5))
             .without_max_times()
             .build();
         let started = Instant::now();
-        // Stages already written, so a retry after a later stage failed
-        // never counts a result's health twice.
-        let mut written = 0;
         loop {
-            let write = async {
-                if written < 1 && !batch.is_empty() {
-                    let late: HashSet<(i64, i64)> = db.record_results(&replica, &batch).await?.into_iter().collect();
-                    if !late.is_empty() {
-                        tracing::info!(
-                            results = late.len(),
-                            "results written after their lease was lost: attempt rows kept, not counted for health"
-                        );
-                    }
-                    for h in said.iter().filter(|h| !late.contains(&(h.delivery_id, h.lease))) {
-                        if let Some(ok) = h.ok {
-                            health.add(h.endpoint_id, ok);
-                        }
-                        if h.gone && !gone.contains(&h.endpoint_id) {
-                            gone.push(h.endpoint_id);
-                        }
-                    }
-                }
-                written = written.max(1);
-                if written < 2 && !health.endpoint_id.is_empty() {
-                    let changes = db.endpoint_health(&health, breaker).await?;
-                    health = health.only(&changes.skipped);
-                    for endpoint in &changes.paused {
-                        tracing::info!(%endpoint, "endpoint paused: failing too long (circuit breaker); one probe goes when the pause ends");
-                    }
-                    for endpoint in &changes.resumed {
-                        tracing::info!(%endpoint, "endpoint resumed: a delivery succeeded after its pause");
-                    }
-                    for endpoint in &changes.disabled {
-                        tracing::error!(%endpoint, "endpoint disabled: failing too long without a success; re-enable it to resume");
-                    }
-                }
-                written = written.max(2);
-                if written < 3 && !gone.is_empty() {
-                    let skipped = db.disable_gone(&gone).await?;
-                    gone.retain(|id| !skipped.contains(id));
-                    if !gone.is_empty() {
-                        tracing::warn!(endpoints = ?gone, "endpoint answered 410 Gone; disabled");
-                    }
-                    gone = skipped;
-                }
-                written = written.max(3);
-                if !release_ids.is_empty() {
-                    db.release(&replica, &release_ids, &release_leases).await?;
-                }
-                Ok::<_, crate::db::DbError>(())
-            };
+            let write = pending.write(&recorder);
             // A write that takes longer than the lease time workers keep for
             // it stalls the claims until it is done.
+            let stall = &recorder.stall;
             let stalled_at = started + stall.after;
             let write = async {
                 tokio::pin!(write);
@@ -266,7 +190,7 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
             let result = tokio::select! {
                 biased;
                 _ = give_up.cancelled() => {
-                    tracing::warn!(results = batch.len(), "shutting down with unrecorded results; they will be redelivered");
+                    tracing::warn!(results, "shutting down with unrecorded results; they will be redelivered");
                     break;
                 }
                 result = write => result,
@@ -278,10 +202,10 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
                     stall.set(false);
                 }
                 let took = started.elapsed();
-                metrics.record_duration.observe(took.as_secs_f64());
-                if tracer.sample_internal() {
-                    let results = opentelemetry::KeyValue::new("tailhook.results", batch.len() as i64);
-                    tracer.internal(
+                recorder.metrics.record_duration.observe(took.as_secs_f64());
+                if recorder.tracer.sample_internal() {
+                    let results = opentelemetry::KeyValue::new("tailhook.results", results as i64);
+                    recorder.tracer.internal(
                         "tailhook.record_results",
                         std::time::SystemTime::now() - took,
                         took,
@@ -289,29 +213,155 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
                     );
                 }
                 // Written: the retries are due from now on the database's clock.
-                retries.drain(..).for_each(|delay| due.schedule(delay));
+                pending.retries.drain(..).for_each(|delay| recorder.due.schedule(delay));
                 tracing::debug!(
-                    results = batch.len(),
-                    released = release_ids.len(),
+                    results,
+                    released = pending.release_ids.len(),
                     took_us = started.elapsed().as_micros() as u64,
                     "recorded"
                 );
                 break;
             };
             stall.set(true);
-            metrics.database_error("record");
+            recorder.metrics.database_error("record");
             if let Some(skipped) = throttle.allow() {
-                tracing::warn!(%error, results = batch.len(), skipped, "cannot record results; retrying");
+                tracing::warn!(%error, results, skipped, "cannot record results; retrying");
             }
             let delay = backoff.next().unwrap_or(Duration::from_secs(5));
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = give_up.cancelled() => {
-                    tracing::warn!(results = batch.len(), "shutting down with unrecorded results; they will be redelivered");
+                    tracing::warn!(results, "shutting down with unrecorded results; they will be redelivered");
                     break;
                 }
             }
         }
+    }
+}
+
+/// What the recorder has to write for one batch, in four writes: the
+/// results, the endpoints' health, the endpoints that answered 410, the
+/// leases given back. A write done is not redone when a later one fails and
+/// the batch is tried again, so no result's health counts twice.
+#[derive(Default)]
+struct Pending {
+    batch: ResultBatch,
+    /// What each result says about its endpoint, counted once it is written.
+    said: Vec<Health>,
+    /// Delays of the retries in `batch`, scheduled once it is written.
+    retries: Vec<Duration>,
+    release_ids: Vec<i64>,
+    release_leases: Vec<i64>,
+    /// Bookkeeping skipped because someone else held an endpoint's row (see
+    /// `endpoints_health.sql`): carried into the next batch, never waited for.
+    health: HealthBatch,
+    gone: Vec<i64>,
+    results_written: bool,
+    health_written: bool,
+    gone_written: bool,
+}
+
+impl Pending {
+    /// Starts the next batch with `records` (drained); keeps what was carried.
+    fn take(&mut self, records: &mut Vec<Record>) {
+        let (health, gone) = (std::mem::take(&mut self.health), std::mem::take(&mut self.gone));
+        *self = Pending { health, gone, ..Pending::default() };
+        for record in records.drain(..) {
+            match record {
+                Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info } => {
+                    let outcome = &attempt_info.outcome;
+                    let ok = match outcome.error_kind {
+                        None => Some(true),
+                        Some(kind) if !kind.is_permanent() => Some(false),
+                        Some(_) => None,
+                    };
+                    self.said.push(Health { delivery_id, lease, endpoint_id, ok, gone: outcome.endpoint_gone() });
+                    if let Next::Retry { delay } = next {
+                        self.retries.push(delay);
+                    }
+                    self.batch.lease.push(lease);
+                    push_result(&mut self.batch, delivery_id, attempt, &next, attempt_info)
+                }
+                Record::Release { delivery_id, lease } => {
+                    self.release_ids.push(delivery_id);
+                    self.release_leases.push(lease);
+                }
+            }
+        }
+    }
+
+    /// The writes not done yet, in order.
+    async fn write(&mut self, r: &Recorder) -> Result<(), DbError> {
+        self.write_results(r).await?;
+        self.write_health(r).await?;
+        self.disable_gone(r).await?;
+        self.release(r).await
+    }
+
+    /// The results, and what the ones whose lease was still held say about
+    /// their endpoints (late results keep their attempt rows, not counted).
+    async fn write_results(&mut self, r: &Recorder) -> Result<(), DbError> {
+        if !self.results_written && !self.batch.is_empty() {
+            let late: HashSet<(i64, i64)> = r.db.record_results(&r.replica, &self.batch).await?.into_iter().collect();
+            if !late.is_empty() {
+                tracing::info!(
+                    results = late.len(),
+                    "results written after their lease was lost: attempt rows kept, not counted for health"
+                );
+            }
+            for h in self.said.iter().filter(|h| !late.contains(&(h.delivery_id, h.lease))) {
+                if let Some(ok) = h.ok {
+                    self.health.add(h.endpoint_id, ok);
+                }
+                if h.gone && !self.gone.contains(&h.endpoint_id) {
+                    self.gone.push(h.endpoint_id);
+                }
+            }
+        }
+        self.results_written = true;
+        Ok(())
+    }
+
+    /// The endpoints' success and failure counts, pausing, resuming or
+    /// disabling them (the circuit breaker).
+    async fn write_health(&mut self, r: &Recorder) -> Result<(), DbError> {
+        if !self.health_written && !self.health.endpoint_id.is_empty() {
+            let changes = r.db.endpoint_health(&self.health, &r.delivery).await?;
+            self.health = self.health.only(&changes.skipped);
+            for endpoint in &changes.paused {
+                tracing::info!(%endpoint, "endpoint paused: failing too long (circuit breaker); one probe goes when the pause ends");
+            }
+            for endpoint in &changes.resumed {
+                tracing::info!(%endpoint, "endpoint resumed: a delivery succeeded after its pause");
+            }
+            for endpoint in &changes.disabled {
+                tracing::error!(%endpoint, "endpoint disabled: failing too long without a success; re-enable it to resume");
+            }
+        }
+        self.health_written = true;
+        Ok(())
+    }
+
+    /// Disables the endpoints that answered 410 Gone.
+    async fn disable_gone(&mut self, r: &Recorder) -> Result<(), DbError> {
+        if !self.gone_written && !self.gone.is_empty() {
+            let skipped = r.db.disable_gone(&self.gone).await?;
+            self.gone.retain(|id| !skipped.contains(id));
+            if !self.gone.is_empty() {
+                tracing::warn!(endpoints = ?self.gone, "endpoint answered 410 Gone; disabled");
+            }
+            self.gone = skipped;
+        }
+        self.gone_written = true;
+        Ok(())
+    }
+
+    /// Gives back the leases of deliveries not attempted.
+    async fn release(&self, r: &Recorder) -> Result<(), DbError> {
+        if !self.release_ids.is_empty() {
+            r.db.release(&r.replica, &self.release_ids, &self.release_leases).await?;
+        }
+        Ok(())
     }
 }
 

@@ -1,14 +1,14 @@
 //! One HTTP attempt: builds the Standard Webhooks request (and its endpoint's legacy signature), sends it under one deadline, and classifies what happened.
 
 use crate::config::DeliveryConfig;
-use crate::endpoints::{Endpoint, Target};
+use crate::guard::{refusal, AddressPolicy, BlockedAddress, DnsFailure, GuardedResolver};
 use crate::pipeline::egress::{default_tls, Egress, ProxyFailure, Tunnel, TunnelClient};
-use crate::pipeline::guard::{refusal, AddressPolicy, BlockedAddress, DnsFailure, GuardedResolver};
+use crate::pipeline::endpoints::{Endpoint, Target};
 use crate::pipeline::outcome::{ErrorKind, Outcome};
 use crate::pipeline::pybody::python_sorted;
 use crate::pipeline::schedule::parse_retry_after;
-use crate::pipeline::signing::sign;
 use crate::pipeline::trace::{EventTrace, Propagation};
+use crate::signing::sign;
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use std::error::Error as _;

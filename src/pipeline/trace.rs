@@ -1,8 +1,8 @@
 //! W3C trace context: the event's (parsed, or a trace of the event's own), the `traceparent` each attempt sends, and the OTLP export of attempt, claim and result-write spans on a bounded queue that never blocks delivery.
 
 use crate::config::{Sampler, Tracing};
+use crate::metrics::Metrics;
 use crate::pipeline::sender::Attempt;
-use crate::serve::metrics::Metrics;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
@@ -316,7 +316,7 @@ async fn export_loop(
     timeout: Duration,
     metrics: Arc<Metrics>,
 ) {
-    let failing = crate::throttle::KeyedThrottle::new(Duration::from_secs(60));
+    let failing = crate::log_throttle::KeyedThrottle::new(Duration::from_secs(60));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         if spans.recv_many(&mut batch, MAX_BATCH).await == 0 {

@@ -1,13 +1,13 @@
 //! One delivery attempt, from lease to queued result; a slot of the global concurrency budget while it runs.
 
-use crate::endpoints::Endpoint;
+use crate::pipeline::endpoints::Endpoint;
 use crate::pipeline::limits::Limits;
 use crate::pipeline::outcome::{next_state, ErrorKind, Next, Outcome};
 use crate::pipeline::recorder::Record;
 use crate::pipeline::sender::{Attempt, Event};
 use crate::pipeline::trace::AttemptFields;
-use crate::pipeline::transform::{Ran, Script};
 use crate::pipeline::Ctx;
+use crate::transform::{Ran, Script};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -8,14 +8,13 @@
 pub mod api;
 pub mod console;
 pub mod host;
-pub mod metrics;
 
 use crate::db::Db;
+use crate::metrics::{Metrics, GAUGE_REFRESH};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use metrics::{Metrics, GAUGE_REFRESH};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -31,13 +31,13 @@ fn the_reference_names_every_config_key_and_metric() {
         }
     }
     // Families with no series are not listed: give each one a series.
-    let m = tailhook::serve::metrics::Metrics::new();
+    let m = tailhook::metrics::Metrics::new();
     m.attempt("e", Some("timeout"), "retrying", 0.1);
     m.database_error("claim");
     let _in_flight = m.in_flight("e");
     m.claim_duration.get_or_create(&vec![("claim", "due".into())]).observe(0.1);
     m.retention_deleted.get_or_create(&vec![("table", "deliveries".into())]).inc();
-    let gauges = tailhook::serve::metrics::Gauges {
+    let gauges = tailhook::metrics::Gauges {
         pending: vec![("e".into(), 1)],
         states: vec!["active".into()],
         ..Default::default()

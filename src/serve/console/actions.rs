@@ -3,9 +3,9 @@
 use super::access::{self, tokens_equal};
 use super::layout::page as layout_page;
 use super::{database_failure, failure, Console, Who};
-use crate::commands::redeliver::{redeliver as redeliver_selection, RedeliverError};
-use crate::commands::send_test::{probe, SendTestError, TestRequest};
 use crate::db::Selection;
+use crate::operator::probe::{probe, SendTestError, TestRequest};
+use crate::operator::redeliver::{redeliver as redeliver_selection, RedeliverError};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -44,11 +44,11 @@ pub struct Console {
     /// than at the next poll.
     pub kick: Arc<dyn Fn() + Send + Sync>,
     /// Runs endpoints' transforms for the delivery page (the sidecar's engine).
-    pub transforms: Arc<crate::pipeline::transform::Transforms>,
+    pub transforms: Arc<crate::transform::Transforms>,
     /// Wrong tokens per peer (see `signin.rs`).
     signin: signin::SignInThrottle,
     /// One log line a minute about GETs another site started.
-    refused_gets: crate::throttle::Throttle,
+    refused_gets: crate::log_throttle::Throttle,
 }
 
 impl Console {
@@ -58,7 +58,7 @@ impl Console {
         config: Arc<Config>,
         admin_token: Option<Secret>,
         kick: Arc<dyn Fn() + Send + Sync>,
-        transforms: Arc<crate::pipeline::transform::Transforms>,
+        transforms: Arc<crate::transform::Transforms>,
     ) -> Self {
         Self {
             db,
@@ -68,7 +68,7 @@ impl Console {
             kick,
             transforms,
             signin: signin::SignInThrottle::default(),
-            refused_gets: crate::throttle::Throttle::new(std::time::Duration::from_secs(60)),
+            refused_gets: crate::log_throttle::Throttle::new(std::time::Duration::from_secs(60)),
         }
     }
 }

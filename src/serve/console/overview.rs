@@ -11,8 +11,8 @@
 use super::chart::{self, Buckets};
 use super::layout::{csrf_field, label, link, page as layout_page};
 use super::{database_failure, Console};
-use crate::commands::status::{age, Row};
 use crate::db::{Latency, Minute};
+use crate::operator::status::{age, Row};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};

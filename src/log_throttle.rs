@@ -1,4 +1,4 @@
-//! Rate-limits log lines about a repeating failure (a database outage must not flood the log).
+//! Log lines about a repeating failure, at most one per interval (a database outage must not flood the log); rate limits on deliveries are `pipeline::limits`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -15,10 +15,11 @@
 
 mod budget;
 mod engine;
+mod limits;
 mod runners;
 
-use crate::config::TransformConfig;
 use bytes::Bytes;
+pub use limits::{TransformConfig, MAX_TRANSFORM_CALL_DEPTH};
 use rhai::{Dynamic, EvalAltResult, Scope, AST};
 use runners::{Batch, Pool};
 use std::cell::RefCell;
@@ -682,7 +683,7 @@ mod tests {
             ("0b8f0f5e-6a43-4a8e-9d4e-0c7e2a1f1a11", "2026-11-22T10:00:00.123456Z", "Invoice 42 paid: 99.00 EUR");
         let cases = [
             (
-                include_str!("../../../examples/transforms/slack.rhai"),
+                include_str!("../../examples/transforms/slack.rhai"),
                 serde_json::json!({
                     "text": format!("[invoice.paid] {line}"),
                     "blocks": [
@@ -692,14 +693,14 @@ mod tests {
                 }),
             ),
             (
-                include_str!("../../../examples/transforms/discord.rhai"),
+                include_str!("../../examples/transforms/discord.rhai"),
                 serde_json::json!({
                     "content": format!("[invoice.paid] {line}"),
                     "embeds": [{"title": "invoice.paid", "description": line, "timestamp": ts, "footer": {"text": id}}]
                 }),
             ),
             (
-                include_str!("../../../examples/transforms/teams.rhai"),
+                include_str!("../../examples/transforms/teams.rhai"),
                 serde_json::json!({
                     "type": "message",
                     "attachments": [{
@@ -726,7 +727,7 @@ mod tests {
             assert_eq!(got, expected, "{source}");
         }
         // Without `message`, the payload as JSON.
-        let script = t.compile(include_str!("../../../examples/transforms/slack.rhai")).unwrap();
+        let script = t.compile(include_str!("../../examples/transforms/slack.rhai")).unwrap();
         let body = t.run_blocking(&script, "chat", ENVELOPE.as_bytes(), None).unwrap();
         let got: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(got["text"], r#"[order.paid] {"msg":"hi","n":3}"#);

@@ -1,10 +1,12 @@
 //! Typed wrappers around the statements of the operator commands (`redeliver --id`, `status`, `send-test`, `demo`), one function per SQL file.
 
 use super::typed::Param;
-use super::{Db, DbError};
+use super::{Connector, Db, DbError};
 
 const DELIVERIES_MISSING: &str = include_str!("../../sql/queries/deliveries_missing.sql");
 const TEST_EVENT: &str = include_str!("../../sql/queries/test_event.sql");
+const DEMO_CREATE_DATABASE: &str = include_str!("../../sql/queries/demo_create_database.sql");
+const DEMO_DROP_DATABASE: &str = include_str!("../../sql/queries/demo_drop_database.sql");
 const DEMO_ADD_ENDPOINT: &str = include_str!("../../sql/queries/demo_add_endpoint.sql");
 const DEMO_PUBLISH: &str = include_str!("../../sql/queries/demo_publish.sql");
 const DEMO_PROGRESS: &str = include_str!("../../sql/queries/demo_progress.sql");
@@ -193,4 +195,26 @@ impl Db {
         })
         .await
     }
+}
+
+/// Creates the demo's database `name` (made by the demo itself, never user
+/// input: CREATE DATABASE takes no parameters), as the server's superuser on
+/// the database `admin_url` names.
+pub async fn demo_create_database(admin_url: &str, name: &str) -> Result<(), DbError> {
+    admin(admin_url, &DEMO_CREATE_DATABASE.replace("{database}", name)).await
+}
+
+/// Drops the demo's database `name`, and any connection still open to it.
+pub async fn demo_drop_database(admin_url: &str, name: &str) -> Result<(), DbError> {
+    admin(admin_url, &DEMO_DROP_DATABASE.replace("{database}", name)).await
+}
+
+/// Runs one statement as the server's superuser, on the database it came with.
+async fn admin(admin_url: &str, sql: &str) -> Result<(), DbError> {
+    let (client, connection) = Connector::from_url(admin_url)?.connect().await?;
+    let task = tokio::spawn(connection);
+    let result = client.batch_execute(sql).await.map_err(DbError::from);
+    drop(client);
+    let _ = task.await;
+    result
 }

@@ -6,8 +6,8 @@ use crate::config::DeliveryConfig;
 use crate::db::{Db, DbError, EndpointFields, EndpointRow};
 use crate::pipeline::egress::{endpoint_tls, EndpointTls};
 use crate::pipeline::schedule::Backoff;
-use crate::pipeline::signing::{LegacySigner, SigningKey};
-use crate::pipeline::transform::{Script, Transforms};
+use crate::signing::{LegacySigner, SigningKey};
+use crate::transform::{Script, Transforms};
 use reqwest::header::HeaderMap;
 use reqwest::Url;
 use std::collections::HashMap;
@@ -307,15 +307,8 @@ fn check(f: EndpointFields, defaults: &DeliveryConfig) -> Result<(Target, [Optio
         backoff_max_ms,
     ];
     let tls = tls.map(Arc::new);
-    let target = Target {
-        url,
-        keys,
-        headers,
-        legacy,
-        standard: f.standard_signature,
-        tls,
-        propagate_trace: f.propagate_trace,
-    };
+    let target =
+        Target { url, keys, headers, legacy, standard: f.standard_signature, tls, propagate_trace: f.propagate_trace };
     Ok((target, limits, f.ordered))
 }
 

@@ -21,11 +21,11 @@
 
 use crate::config::Config;
 use crate::db::{Db, DbError};
-use crate::endpoints::Endpoint;
-use crate::pipeline::guard::AddressPolicy;
+use crate::guard::AddressPolicy;
+use crate::pipeline::endpoints::Endpoint;
 use crate::pipeline::outcome::ErrorKind;
 use crate::pipeline::sender::{Event, Sender};
-use crate::pipeline::transform::Transforms;
+use crate::transform::Transforms;
 use std::sync::Arc;
 
 /// What to send.
@@ -76,12 +76,6 @@ pub struct Probe {
     /// [`ErrorKind::is_refused_before_sending`]).
     pub refused: bool,
 }
-
-/// What a refusal by this command's destination policy adds: the policy is
-/// this process's, not the sidecar's.
-const OWN_POLICY: &str = "send-test applies its own configuration's destination policy (its config file and \
-     TAILHOOK_* environment), not the running sidecar's: give it the sidecar's delivery.allow_private_networks and \
-     delivery.allowed_cidrs, e.g. TAILHOOK_DELIVERY__ALLOW_PRIVATE_NETWORKS=true tailhook send-test ENDPOINT";
 
 /// The endpoint named in `request` and the test event, with the body the
 /// endpoint would receive (its transform applied), or why there is none.
@@ -163,44 +157,4 @@ pub async fn probe(config: &Config, db: &Db, request: &TestRequest) -> Result<Pr
         refused: outcome.error_kind.is_some_and(ErrorKind::is_refused_before_sending),
         failure: outcome.error_kind.map(|kind| (kind.as_str(), outcome.error.unwrap_or_else(|| "no detail".into()))),
     })
-}
-
-/// Sends the request and prints what happened; `Ok` only on a 2xx.
-pub async fn send_test(config: &Config, db: &Db, request: &TestRequest) -> Result<(), SendTestError> {
-    let p = probe(config, db, request).await?;
-    let at = p.origin.as_ref().map(|o| format!(" at {o}")).unwrap_or_default();
-    if let (true, Some((kind, error))) = (p.refused, &p.failure) {
-        say!("not sent: {} to endpoint `{}`{at} (webhook-id {})", p.event_type, p.endpoint, p.event_id);
-        say!("refused before sending: {kind} ({error})");
-        if *kind == ErrorKind::BlockedAddress.as_str() {
-            say!("note: {OWN_POLICY}");
-        }
-        return Err(SendTestError::Failed(format!(
-            "test request to `{}` refused before sending ({kind}): {error}",
-            p.endpoint
-        )));
-    }
-    say!(
-        "sent {} to endpoint `{}`{at} (webhook-id {}, timeout {} ms)",
-        p.event_type,
-        p.endpoint,
-        p.event_id,
-        p.timeout_ms
-    );
-    if p.disabled {
-        say!("note: the endpoint is disabled; sent anyway, as a test");
-    }
-    match p.status_code {
-        Some(code) => say!("HTTP {code} in {} ms", p.duration_ms),
-        None => say!("no response after {} ms", p.duration_ms),
-    }
-    if let Some(response) = &p.response {
-        say!("response: {response}");
-    }
-    match p.failure {
-        None => Ok(()),
-        Some((kind, error)) => {
-            Err(SendTestError::Failed(format!("test request to `{}` failed ({kind}): {error}", p.endpoint)))
-        }
-    }
 }
