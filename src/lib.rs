@@ -19,6 +19,7 @@ static ALLOCATOR: alloc_meter::Meter = alloc_meter::Meter;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod egress;
 pub mod guard;
 mod log_throttle;
 pub mod manage;

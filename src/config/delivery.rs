@@ -85,7 +85,7 @@ impl DeliveryConfig {
         for (i, cidr) in self.allowed_cidrs.iter().enumerate() {
             cidr.parse::<Cidr>().map_err(|e| invalid(format!("delivery.allowed_cidrs[{i}]"), e))?;
         }
-        crate::pipeline::egress::Egress::parse(self.proxy.expose(), &self.proxy_bypass)
+        crate::egress::Egress::parse(self.proxy.expose(), &self.proxy_bypass)
             .map_err(|(key, reason)| invalid(key, reason))?;
         Ok(())
     }

@@ -255,7 +255,7 @@ impl EndpointConfig {
         let private =
             pick("tls_client_key", &self.tls_client_key_file, &key_text, &self.tls_client_key_env)?.map(Secret::new);
         let ca = pick("tls_ca_bundle", &self.tls_ca_bundle_file, ca_read, &self.tls_ca_bundle_env)?;
-        crate::pipeline::egress::endpoint_tls(cert.as_deref(), private.as_ref().map(Secret::expose), ca.as_deref())
+        crate::egress::endpoint_tls(cert.as_deref(), private.as_ref().map(Secret::expose), ca.as_deref())
             .map_err(|p| {
                 let file = match p.field {
                     "tls_client_cert" => &self.tls_client_cert_file,

@@ -181,7 +181,7 @@ impl Config {
                 let key = format!("endpoints[{i}].{field}");
                 let meta = std::fs::metadata(&path)
                     .map_err(|e| invalid(&key, format!("cannot read {}: {e}", path.display())))?;
-                if meta.len() > crate::pipeline::egress::MAX_CA_BUNDLE_BYTES as u64 {
+                if meta.len() > crate::egress::MAX_CA_BUNDLE_BYTES as u64 {
                     return Err(invalid(key, format!("{} is too large", path.display())));
                 }
                 // The error names the file only: never what it holds.

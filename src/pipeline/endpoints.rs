@@ -4,7 +4,7 @@ use crate::config::rules::{self, Problem};
 use crate::config::sealed::{Keys, Standing};
 use crate::config::DeliveryConfig;
 use crate::db::{Db, DbError, EndpointFields, EndpointRow};
-use crate::pipeline::egress::{endpoint_tls, EndpointTls};
+use crate::egress::{endpoint_tls, EndpointTls};
 use crate::pipeline::schedule::Backoff;
 use crate::signing::{LegacySigner, SigningKey};
 use crate::transform::{Script, Transforms};

@@ -1,7 +1,6 @@
 //! The delivery pipeline: the endpoints it delivers to, claims, workers, the HTTP sender, the recorder, and the pure rules they apply (outcome, schedule, the Python body form, limits).
 
 pub(crate) mod claim;
-pub mod egress;
 pub(crate) mod endpoints;
 pub(crate) mod limits;
 pub mod outcome;

@@ -2,7 +2,7 @@
 
 use crate::config::DeliveryConfig;
 use crate::guard::{refusal, AddressPolicy, BlockedAddress, DnsFailure, GuardedResolver};
-use crate::pipeline::egress::{default_tls, Egress, ProxyFailure, Tunnel, TunnelClient};
+use crate::egress::{default_tls, Egress, ProxyFailure, Tunnel, TunnelClient};
 use crate::pipeline::endpoints::{Endpoint, Target};
 use crate::pipeline::outcome::{ErrorKind, Outcome};
 use crate::pipeline::pybody::python_sorted;
