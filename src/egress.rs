@@ -9,8 +9,6 @@
 //! certificate check) and sends the host name in `Host`, for http and https
 //! targets alike.
 
-use crate::config::rules::Problem;
-use crate::config::secret::Secret;
 use crate::guard::{resolve_checked, AddressPolicy, Cidr};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::Uri;
@@ -80,10 +78,30 @@ pub fn default_tls() -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
+/// A TLS setting that cannot be used: the column it is in (the config
+/// names its key after it) and the rule, never the content.
+#[derive(Debug)]
+pub struct Refused {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl Refused {
+    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self { field, reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
 /// Checks an endpoint's TLS columns (PEM text) and builds their TLS
 /// configuration; `None` when none is set. Problems name the column and
 /// the rule, never the content.
-pub fn endpoint_tls(cert: Option<&str>, key: Option<&str>, ca: Option<&str>) -> Result<Option<EndpointTls>, Problem> {
+pub fn endpoint_tls(cert: Option<&str>, key: Option<&str>, ca: Option<&str>) -> Result<Option<EndpointTls>, Refused> {
     if cert.is_none() && key.is_none() && ca.is_none() {
         return Ok(None);
     }
@@ -96,36 +114,36 @@ pub fn endpoint_tls(cert: Option<&str>, key: Option<&str>, ca: Option<&str>) -> 
     let mut roots = public_roots();
     if let Some(ca) = ca {
         if ca.len() > MAX_CA_BUNDLE_BYTES {
-            return Err(Problem::new("tls_ca_bundle", format!("is over {MAX_CA_BUNDLE_BYTES} bytes")));
+            return Err(Refused::new("tls_ca_bundle", format!("is over {MAX_CA_BUNDLE_BYTES} bytes")));
         }
         let certs = certificates(ca, "tls_ca_bundle")?;
         let (added, _) = roots.add_parsable_certificates(certs);
         if added == 0 {
-            return Err(Problem::new("tls_ca_bundle", "holds no usable CA certificate"));
+            return Err(Refused::new("tls_ca_bundle", "holds no usable CA certificate"));
         }
     }
     let builder = builder().with_root_certificates(roots);
     let mut config = match (cert, key) {
         (None, None) => builder.with_no_client_auth(),
-        (Some(_), None) => return Err(Problem::new("tls_client_key", "is required with tls_client_cert")),
-        (None, Some(_)) => return Err(Problem::new("tls_client_cert", "is required with tls_client_key")),
+        (Some(_), None) => return Err(Refused::new("tls_client_key", "is required with tls_client_cert")),
+        (None, Some(_)) => return Err(Refused::new("tls_client_cert", "is required with tls_client_key")),
         (Some(cert), Some(key)) => {
             if cert.len() > MAX_CLIENT_CERT_BYTES {
-                return Err(Problem::new("tls_client_cert", format!("is over {MAX_CLIENT_CERT_BYTES} bytes")));
+                return Err(Refused::new("tls_client_cert", format!("is over {MAX_CLIENT_CERT_BYTES} bytes")));
             }
             if key.len() > MAX_CLIENT_KEY_BYTES {
-                return Err(Problem::new("tls_client_key", format!("is over {MAX_CLIENT_KEY_BYTES} bytes")));
+                return Err(Refused::new("tls_client_key", format!("is over {MAX_CLIENT_KEY_BYTES} bytes")));
             }
             let chain = certificates(cert, "tls_client_cert")?;
             // The parser's error is not shown: it could quote the key.
             let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| {
-                Problem::new(
+                Refused::new(
                     "tls_client_key",
                     "holds no PEM private key (unencrypted PKCS#8 `PRIVATE KEY`, PKCS#1 `RSA PRIVATE KEY` or SEC1 `EC PRIVATE KEY`)",
                 )
             })?;
             builder.with_client_auth_cert(chain, key).map_err(|_| {
-                Problem::new(
+                Refused::new(
                     "tls_client_key",
                     "is not a key rustls can use with tls_client_cert (RSA, ECDSA or Ed25519)",
                 )
@@ -137,12 +155,12 @@ pub fn endpoint_tls(cert: Option<&str>, key: Option<&str>, ca: Option<&str>) -> 
 }
 
 /// The `CERTIFICATE` blocks of a PEM text: at least one, each well formed.
-fn certificates(pem: &str, field: &'static str) -> Result<Vec<CertificateDer<'static>>, Problem> {
+fn certificates(pem: &str, field: &'static str) -> Result<Vec<CertificateDer<'static>>, Refused> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Problem::new(field, format!("is not PEM text: {e}")))?;
+        .map_err(|e| Refused::new(field, format!("is not PEM text: {e}")))?;
     if certs.is_empty() {
-        return Err(Problem::new(field, "holds no PEM `CERTIFICATE` block"));
+        return Err(Refused::new(field, "holds no PEM `CERTIFICATE` block"));
     }
     Ok(certs)
 }
@@ -159,7 +177,8 @@ pub struct ProxyServer {
     pub host: String,
     pub port: u16,
     /// `Proxy-Authorization` from the URL's user and password.
-    pub authorization: Option<Secret>,
+    /// Never printed (see `Debug`).
+    pub authorization: Option<String>,
 }
 
 impl std::fmt::Debug for ProxyServer {
@@ -274,7 +293,7 @@ impl ProxyServer {
             use base64::Engine;
             let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
             let pair = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or_default()));
-            Some(Secret::new(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))))
+            Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
         };
         Ok(Self { host, port: url.port().unwrap_or(80), authorization })
     }
@@ -378,7 +397,7 @@ async fn through(proxy: &ProxyServer, addrs: &[SocketAddr]) -> Result<TcpStream,
         let mut request = format!("CONNECT {addr} HTTP/1.1\r\nHost: {addr}\r\n");
         if let Some(auth) = &proxy.authorization {
             request.push_str("Proxy-Authorization: ");
-            request.push_str(auth.expose());
+            request.push_str(auth);
             request.push_str("\r\n");
         }
         request.push_str("\r\n");
@@ -509,7 +528,7 @@ mod tests {
         let e = Egress::parse("http://user:p%40ss@proxy.example:3128", &[]).unwrap();
         let p = e.proxy.unwrap();
         assert_eq!((p.host.as_str(), p.port), ("proxy.example", 3128));
-        assert_eq!(p.authorization.as_ref().unwrap().expose(), "Basic dXNlcjpwQHNz");
+        assert_eq!(p.authorization.as_deref(), Some("Basic dXNlcjpwQHNz"));
         assert!(!format!("{p:?}").contains("dXNlcjpwQHNz"), "credentials are never printed");
         for bad in ["socks5://127.0.0.1:1080", "https://p:3128", "http://p:3128/path", "nope"] {
             let (key, reason) = Egress::parse(bad, &[]).unwrap_err();

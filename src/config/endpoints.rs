@@ -255,8 +255,8 @@ impl EndpointConfig {
         let private =
             pick("tls_client_key", &self.tls_client_key_file, &key_text, &self.tls_client_key_env)?.map(Secret::new);
         let ca = pick("tls_ca_bundle", &self.tls_ca_bundle_file, ca_read, &self.tls_ca_bundle_env)?;
-        crate::egress::endpoint_tls(cert.as_deref(), private.as_ref().map(Secret::expose), ca.as_deref())
-            .map_err(|p| {
+        crate::egress::endpoint_tls(cert.as_deref(), private.as_ref().map(Secret::expose), ca.as_deref()).map_err(
+            |p| {
                 let file = match p.field {
                     "tls_client_cert" => &self.tls_client_cert_file,
                     "tls_client_key" => &self.tls_client_key_file,
@@ -264,7 +264,8 @@ impl EndpointConfig {
                 };
                 let suffix = if file.is_some() { "_file" } else { "_env" };
                 invalid(key(&format!("{}{suffix}", p.field)), p.reason)
-            })?;
+            },
+        )?;
         Ok((cert, private, ca))
     }
 }

@@ -77,6 +77,13 @@ impl Problem {
     }
 }
 
+/// An endpoint's TLS columns that cannot be used.
+impl From<crate::egress::Refused> for Problem {
+    fn from(r: crate::egress::Refused) -> Self {
+        Self { field: r.field, reason: r.reason }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.field, self.reason)

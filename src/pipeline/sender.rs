@@ -1,8 +1,8 @@
 //! One HTTP attempt: builds the Standard Webhooks request (and its endpoint's legacy signature), sends it under one deadline, and classifies what happened.
 
 use crate::config::DeliveryConfig;
-use crate::guard::{refusal, AddressPolicy, BlockedAddress, DnsFailure, GuardedResolver};
 use crate::egress::{default_tls, Egress, ProxyFailure, Tunnel, TunnelClient};
+use crate::guard::{refusal, AddressPolicy, BlockedAddress, DnsFailure, GuardedResolver};
 use crate::pipeline::endpoints::{Endpoint, Target};
 use crate::pipeline::outcome::{ErrorKind, Outcome};
 use crate::pipeline::pybody::python_sorted;
