@@ -1380,9 +1380,12 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF tp IS NULL AND ts IS NULL THEN
-        -- The transaction's settings, when set and well formed.
-        tp := tailhook.trace_setting('traceparent');
-        ts := tailhook.trace_setting('tracestate');
+        -- The transaction's settings, when set and well formed (a
+        -- tracestate without a traceparent is never used: skip both calls).
+        IF nullif(current_setting('tailhook.traceparent', true), '') IS NOT NULL THEN
+            tp := tailhook.trace_setting('traceparent');
+            ts := tailhook.trace_setting('tracestate');
+        END IF;
     ELSE
         problem := tailhook.trace_context_problem(tp, ts);
         IF problem IS NOT NULL THEN
@@ -2205,7 +2208,7 @@ ALTER TABLE ONLY tailhook.outbox
 -- Name: outbox outbox_trace_context_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE tailhook.outbox
-    ADD CONSTRAINT outbox_trace_context_valid CHECK ((tailhook.trace_context_problem(traceparent, tracestate) IS NULL)) NOT VALID;
+    ADD CONSTRAINT outbox_trace_context_valid CHECK ((((traceparent IS NULL) AND (tracestate IS NULL)) OR (tailhook.trace_context_problem(traceparent, tracestate) IS NULL))) NOT VALID;
 
 -- Name: CONSTRAINT outbox_trace_context_valid ON outbox; Type: COMMENT; Schema: tailhook; Owner: -
 

@@ -452,7 +452,7 @@ async fn sql_examples_run_against_a_fresh_migrated_database() {
 
 #[test]
 fn toml_examples_pass_check_config() {
-    let dir = std::env::temp_dir().join(format!("tailhook-docs-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("docs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut failures = Vec::new();
     for (n, example) in examples_to_run("toml").into_iter().enumerate() {
@@ -466,6 +466,7 @@ fn toml_examples_pass_check_config() {
             failures.push(format!("{}: {}", example.place, String::from_utf8_lossy(&out.stderr).trim()));
         }
     }
+    std::fs::remove_dir_all(&dir).unwrap();
     assert!(failures.is_empty(), "examples check-config refuses:\n{}", failures.join("\n"));
 }
 

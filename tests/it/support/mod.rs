@@ -154,7 +154,9 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
 pub fn tailhook_command() -> std::process::Command {
     static EMPTY: OnceLock<std::path::PathBuf> = OnceLock::new();
     let empty = EMPTY.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("tailhook-empty-{}", std::process::id()));
+        // Under target/ (Cargo's scratch folder for integration tests), so
+        // nothing is left in the system's temporary directory.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty");
         std::fs::create_dir_all(&dir).expect("an empty directory");
         dir
     });
