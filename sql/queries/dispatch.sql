@@ -169,6 +169,9 @@ SELECT i.id AS delivery_id,
        mk.traceparent,
        mk.tracestate
   FROM claimed c
-  JOIN marked mk ON mk.id = c.id
+  -- LEFT: a claimed row must come back even when the UPDATE returned none
+  -- for it (seen under back-to-back fan-out claims; an inner join left its
+  -- delivery leased and never started).
+  LEFT JOIN marked mk ON mk.id = c.id
   LEFT JOIN inserted i ON i.outbox_id = c.id AND i.status = 'pending'
  ORDER BY c.id, i.locked_until IS NULL, i.endpoint_id
