@@ -798,15 +798,17 @@ async fn transform(env: &Env, args: &Args) -> Result<(), Error> {
         together.push(both.us.1 - both.us.0);
     }
     summarize("transform with / without", &pairs);
-    let describe = |added: &mut Vec<f64>| {
-        let list: Vec<String> = added.iter().map(|us| format!("{us:.1}")).collect();
-        let (lo, hi) = (added.iter().copied().fold(f64::MAX, f64::min), added.iter().copied().fold(f64::MIN, f64::max));
-        let median = pct(added, 0.5);
-        format!("{} per round; median {median:.1} (spread {lo:.1} to {hi:.1})", list.join(", "))
-    };
-    println!("  => sidecar CPU added by the transform, µs/delivery, runs apart: {}", describe(&mut apart));
-    println!("  => sidecar CPU added by the transform, µs/delivery, side by side: {}", describe(&mut together));
+    println!("  => sidecar CPU added by the transform, µs/delivery, runs apart: {}", describe_added(&mut apart));
+    println!("  => sidecar CPU added by the transform, µs/delivery, side by side: {}", describe_added(&mut together));
     Ok(())
+}
+
+/// Per-round added CPU (µs per delivery), their median and spread.
+fn describe_added(added: &mut [f64]) -> String {
+    let list: Vec<String> = added.iter().map(|us| format!("{us:.1}")).collect();
+    let (lo, hi) = (added.iter().copied().fold(f64::MAX, f64::min), added.iter().copied().fold(f64::MIN, f64::max));
+    let median = pct(added, 0.5);
+    format!("{} per round; median {median:.1} (spread {lo:.1} to {hi:.1})", list.join(", "))
 }
 
 /// One endpoint with tracing off, with every attempt's span exported to a
@@ -856,14 +858,8 @@ async fn tracing(env: &Env, args: &Args) -> Result<(), Error> {
     }
     summarize("tracing spans to sink / off", &on_pairs);
     summarize("tracing spans to black hole / off", &holed_pairs);
-    let describe = |added: &mut Vec<f64>| {
-        let list: Vec<String> = added.iter().map(|us| format!("{us:.1}")).collect();
-        let (lo, hi) = (added.iter().copied().fold(f64::MAX, f64::min), added.iter().copied().fold(f64::MIN, f64::max));
-        let median = pct(added, 0.5);
-        format!("{} per round; median {median:.1} (spread {lo:.1} to {hi:.1})", list.join(", "))
-    };
-    println!("  => sidecar CPU added by tracing, µs/delivery, runs apart: {}", describe(&mut apart));
-    println!("  => sidecar CPU added by tracing, µs/delivery, side by side: {}", describe(&mut together));
+    println!("  => sidecar CPU added by tracing, µs/delivery, runs apart: {}", describe_added(&mut apart));
+    println!("  => sidecar CPU added by tracing, µs/delivery, side by side: {}", describe_added(&mut together));
     Ok(())
 }
 

@@ -5,23 +5,6 @@ use crate::support::tinyproxy::Tinyproxy;
 use crate::support::*;
 use std::time::Duration;
 
-/// Each failed attempt's endpoint, error_kind and error.
-async fn failures(db: &TestDb) -> Vec<(String, String, String)> {
-    db.client()
-        .await
-        .query(
-            "SELECT e.name, a.error_kind, a.error FROM tailhook.attempts a
-               JOIN tailhook.deliveries d ON d.id = a.delivery_id JOIN tailhook.endpoints e ON e.id = d.endpoint_id
-              WHERE a.error_kind IS NOT NULL ORDER BY a.id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_go_through_the_proxy_to_the_checked_address_keeping_the_host_name_for_tls_and_host() {
     let db = TestDb::new().await;

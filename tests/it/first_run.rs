@@ -240,12 +240,18 @@ async fn demo_keep_throwaway_keeps_its_own_cluster_running_and_says_how_to_stop_
     let remove = line("remove it:");
     assert!(std::process::Command::new("sh").args(["-c", &stop]).status().unwrap().success(), "{stop}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while tokio_postgres::connect(&url, tokio_postgres::NoTls).await.is_ok() {
-        assert!(std::time::Instant::now() < deadline, "the cluster still answers 30 s after `{stop}`");
+    // Stopped means the postmaster is gone (it removes its pid file last,
+    // after the shutdown checkpoint), not only that it refuses connections:
+    // removing the folder before then races with its last writes.
+    let dir = remove.trim_start_matches("rm -rf ").trim_matches('\'');
+    let pid_file = stop.split("head -1 ").nth(1).unwrap_or_default().trim_end_matches(')').trim_matches('\'');
+    assert!(pid_file.ends_with("postmaster.pid"), "{stop}");
+    let pid_file = std::path::Path::new(pid_file);
+    while tokio_postgres::connect(&url, tokio_postgres::NoTls).await.is_ok() || pid_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "the cluster still runs 30 s after `{stop}`");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(std::process::Command::new("sh").args(["-c", &remove]).status().unwrap().success(), "{remove}");
-    let dir = remove.trim_start_matches("rm -rf ").trim_matches('\'');
     assert!(dir.contains("tailhook-pg-") && !std::path::Path::new(dir).exists(), "{dir} removed");
 }
 

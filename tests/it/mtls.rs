@@ -31,23 +31,6 @@ async fn add_tls_endpoint(
         .expect("insert endpoint");
 }
 
-/// Each failed attempt's endpoint, error_kind and error.
-async fn failures(db: &TestDb) -> Vec<(String, String, String)> {
-    db.client()
-        .await
-        .query(
-            "SELECT e.name, a.error_kind, a.error FROM tailhook.attempts a
-               JOIN tailhook.deliveries d ON d.id = a.delivery_id JOIN tailhook.endpoints e ON e.id = d.endpoint_id
-              WHERE a.error_kind IS NOT NULL ORDER BY a.id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_right_client_certificate_delivers_and_a_missing_wrong_or_untrusted_one_fails_as_tls() {
     let db = TestDb::new().await;

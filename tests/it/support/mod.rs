@@ -313,6 +313,23 @@ pub async fn deliveries_of(db: &TestDb, endpoint: &str, status: &str) -> i64 {
         .get(0)
 }
 
+/// Each failed attempt's endpoint, error_kind and error.
+pub async fn failures(db: &TestDb) -> Vec<(String, String, String)> {
+    db.client()
+        .await
+        .query(
+            "SELECT e.name, a.error_kind, a.error FROM tailhook.attempts a
+               JOIN tailhook.deliveries d ON d.id = a.delivery_id JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+              WHERE a.error_kind IS NOT NULL ORDER BY a.id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
 /// Succeeded deliveries of one endpoint.
 pub async fn succeeded(db: &TestDb, endpoint: &str) -> i64 {
     deliveries_of(db, endpoint, "succeeded").await
