@@ -73,11 +73,17 @@ impl Console {
     }
 }
 
-/// Who asked, for the log of actions.
-#[derive(Debug, Clone, Copy)]
+/// Who asked, for the log of actions, and what they may see and do.
+#[derive(Debug, Clone)]
 pub struct Who {
     pub peer: SocketAddr,
     pub access: Access,
+    /// Whose endpoints, events and deliveries the request may reach: every
+    /// tenant's for the operator; one tenant's for a tenant portal link.
+    /// Every page and action reads and writes through it.
+    pub scope: crate::manage::Scope,
+    /// Pages only, no action (a read-only portal link).
+    pub read_only: bool,
     /// The request came from the console's own pages, an address typed or
     /// bookmarked, or a client that is not a browser; `false` for a link
     /// followed from another site (such a page runs no transform).
@@ -134,7 +140,13 @@ async fn guard(State(console): State<Arc<Console>>, mut request: Request, next: 
     }
     match access::decide(peer.ip(), host, token_ok, console.admin_token.is_some()) {
         Ok(access) => {
-            request.extensions_mut().insert(Who { peer, access, from_console: fetch == Fetch::Console });
+            request.extensions_mut().insert(Who {
+                peer,
+                access,
+                scope: crate::manage::Scope::default(),
+                read_only: false,
+                from_console: fetch == Fetch::Console,
+            });
             next.run(request).await
         }
         Err(Denied::NeedToken) => {
