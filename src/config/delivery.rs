@@ -1,7 +1,7 @@
 //! `[delivery]`: the defaults every endpoint delivers with, the destination policy and the pipeline's sizes.
 
 use super::rules;
-use super::secret::ProxyUrl;
+use super::secret::CredentialUrl;
 use super::{invalid, positive, ConfigError};
 use crate::guard::Cidr;
 use serde::{Deserialize, Serialize};
@@ -40,7 +40,7 @@ pub struct DeliveryConfig {
     pub disable_after_failing_ms: u64,
     /// An HTTP proxy (`http://[user:password@]host:port`) every request goes
     /// through, as a CONNECT tunnel to the address tailhook checked; "": none.
-    pub proxy: ProxyUrl,
+    pub proxy: CredentialUrl,
     /// Destinations reached without the proxy: `*`, `example.com` (and the
     /// names under it), `*.example.com` (names under it only), or an IP network.
     pub proxy_bypass: Vec<String>,
@@ -112,7 +112,7 @@ impl Default for DeliveryConfig {
             breaker_after_ms: 60_000,
             breaker_min_failures: 10,
             disable_after_failing_ms: 5 * 24 * 3_600_000,
-            proxy: ProxyUrl::default(),
+            proxy: CredentialUrl::default(),
             proxy_bypass: Vec::new(),
         }
     }

@@ -281,6 +281,7 @@ fn read_env(var: &str, key: &str) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use super::secret::CredentialUrl;
     use super::*;
 
     fn error_of(toml: &str) -> String {
@@ -304,7 +305,7 @@ mod tests {
             .unwrap();
         assert_eq!(on.traces_url, "http://collector:4318/v1/traces");
         assert_eq!(on.sampler, Sampler { parent_based: true, ratio: 0.25 });
-        let key = TracingConfig { otlp_endpoint: Some("http://a:1".into()), ..TracingConfig::default() };
+        let key = TracingConfig { otlp_endpoint: Some(CredentialUrl::new("http://a:1")), ..TracingConfig::default() };
         let full = key.resolve_with(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:2/x")])).unwrap().unwrap();
         assert_eq!(full.traces_url, "http://a:1/v1/traces", "the key wins over the variable");
         assert_eq!(key.resolve_with(env(&[("OTEL_SDK_DISABLED", "true")])).unwrap(), None);
@@ -315,7 +316,7 @@ mod tests {
                 "`tracing.sample_ratio`: must be between 0 and 1",
             ),
             (
-                TracingConfig { otlp_endpoint: Some("collector:4318".into()), ..key.clone() },
+                TracingConfig { otlp_endpoint: Some(CredentialUrl::new("collector:4318")), ..key.clone() },
                 &[][..],
                 "`tracing.otlp_endpoint`",
             ),
@@ -354,6 +355,16 @@ mod tests {
         );
         assert!(error_of("[delivery]\nproxy_bypass = [\"ok.example\", \"not a host\"]")
             .starts_with("config key `delivery.proxy_bypass[1]`: `not a host` is not"));
+    }
+
+    #[test]
+    fn the_collector_url_is_printed_without_its_credentials() {
+        let c =
+            Config::from_toml("[tracing]\notlp_endpoint = \"https://spans:hunter2@collector.internal:4318\"").unwrap();
+        for printed in [c.redacted_toml(), format!("{c:?}")] {
+            assert!(!printed.contains("hunter2") && !printed.contains("spans:"), "{printed}");
+            assert!(printed.contains("https://[redacted]@collector.internal:4318"), "{printed}");
+        }
     }
 
     #[test]

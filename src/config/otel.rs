@@ -13,7 +13,7 @@ pub struct TracingConfig {
     /// The collector's base URL (spans go to `<otlp_endpoint>/v1/traces`),
     /// as `OTEL_EXPORTER_OTLP_ENDPOINT`, which it overrides.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub otlp_endpoint: Option<String>,
+    pub otlp_endpoint: Option<super::secret::CredentialUrl>,
     /// `service.name`; unset: `OTEL_SERVICE_NAME`, else `tailhook`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
@@ -96,7 +96,7 @@ impl TracingConfig {
             env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
             env("OTEL_EXPORTER_OTLP_ENDPOINT"),
         ) {
-            (Some(url), _, _) if !url.trim().is_empty() => base("tracing.otlp_endpoint", url)?,
+            (Some(url), _, _) if !url.expose().trim().is_empty() => base("tracing.otlp_endpoint", url.expose())?,
             (_, Some(full), _) => {
                 let key = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
                 base(key, &full)?;

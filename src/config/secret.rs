@@ -65,13 +65,13 @@ impl Serialize for DatabaseUrl {
     }
 }
 
-/// An egress proxy URL (`delivery.proxy`) whose user and password are
-/// hidden when printed: both are the proxy's credential.
+/// A URL that may carry a credential in its userinfo (`delivery.proxy`,
+/// `tracing.otlp_endpoint`): user and password are hidden when printed.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
-pub struct ProxyUrl(String);
+pub struct CredentialUrl(String);
 
-impl ProxyUrl {
+impl CredentialUrl {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -92,13 +92,13 @@ impl ProxyUrl {
     }
 }
 
-impl fmt::Debug for ProxyUrl {
+impl fmt::Debug for CredentialUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
     }
 }
 
-impl Serialize for ProxyUrl {
+impl Serialize for CredentialUrl {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.redacted())
     }

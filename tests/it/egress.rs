@@ -26,7 +26,7 @@ async fn requests_go_through_the_proxy_to_the_checked_address_keeping_the_host_n
         .unwrap();
 
     let mut config = db.config();
-    config.delivery.proxy = tailhook::secret::ProxyUrl::new(proxy.url());
+    config.delivery.proxy = tailhook::secret::CredentialUrl::new(proxy.url());
     let sidecar = Sidecar::start(config);
     client.batch_execute("SELECT tailhook.publish('egress.test', '{}') FROM generate_series(1, 3)").await.unwrap();
     wait_for("3 events delivered to each through the proxy", Duration::from_secs(15), || async {
@@ -59,7 +59,7 @@ async fn a_name_resolving_to_a_blocked_address_is_refused_through_the_proxy_too(
 
     let mut config = db.config();
     config.delivery.allow_private_networks = false;
-    config.delivery.proxy = tailhook::secret::ProxyUrl::new(proxy.url());
+    config.delivery.proxy = tailhook::secret::CredentialUrl::new(proxy.url());
     let sidecar = Sidecar::start(config);
     client.batch_execute("SELECT tailhook.publish('egress.test', '{}')").await.unwrap();
     wait_for("both deliveries failed", Duration::from_secs(10), || async {
@@ -89,7 +89,7 @@ async fn a_proxy_that_is_down_fails_attempts_as_connect_which_are_retried_while_
 
     let port = free_port();
     let mut config = db.config();
-    config.delivery.proxy = tailhook::secret::ProxyUrl::new(format!("http://127.0.0.1:{port}"));
+    config.delivery.proxy = tailhook::secret::CredentialUrl::new(format!("http://127.0.0.1:{port}"));
     config.delivery.proxy_bypass = vec!["*.internal".into(), "localhost".into()];
     config.delivery.max_attempts = 50;
     config.delivery.backoff_initial_ms = 100;

@@ -9,6 +9,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tailhook::config::secret::CredentialUrl;
 
 const PUBLISHER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PUBLISHER_SPAN: &str = "00f067aa0ba902b7";
@@ -138,7 +139,7 @@ async fn a_published_traceparent_reaches_the_receiver_through_the_exported_attem
         .unwrap()
         .get(0);
     let mut config = db.config();
-    config.tracing.otlp_endpoint = Some(collector.url());
+    config.tracing.otlp_endpoint = Some(CredentialUrl::new(collector.url()));
     config.tracing.service_name = Some("hooks-test".into());
     config.tracing.internal_sample_ratio = 1.0;
     let sidecar = Sidecar::start(config);
@@ -189,7 +190,7 @@ async fn an_event_without_context_is_a_trace_of_its_own_and_an_endpoint_can_turn
     let event_id: String =
         client.query_one("SELECT tailhook.publish('order.paid', '{}')::text", &[]).await.unwrap().get(0);
     let mut config = db.config();
-    config.tracing.otlp_endpoint = Some(collector.url());
+    config.tracing.otlp_endpoint = Some(CredentialUrl::new(collector.url()));
     let sidecar = Sidecar::start(config);
     wait_for("both deliveries and both attempt spans", Duration::from_secs(20), || async {
         receiver.count() == 2 && collector.attempts().len() == 2
@@ -307,7 +308,7 @@ async fn a_collector_black_holed_or_down_never_stops_deliveries_and_dropped_span
         let port = free_port();
         let mut config = db.config();
         config.server.listen = format!("127.0.0.1:{port}");
-        config.tracing.otlp_endpoint = Some(url);
+        config.tracing.otlp_endpoint = Some(CredentialUrl::new(url));
         config.tracing.queue_size = 16;
         config.tracing.export_timeout_ms = 3_000;
         let sidecar = Sidecar::start(config);
