@@ -12,6 +12,7 @@ mod access;
 mod actions;
 mod chart;
 mod delivery;
+mod endpoint;
 mod layout;
 mod overview;
 mod search;
@@ -73,6 +74,16 @@ impl Console {
     }
 }
 
+/// Put on a request by a layer outside the console's router (never read from
+/// the request itself): the scope and read-only flag its [`Who`] gets. The
+/// tenant portal's entry point sets it, and tests do; without it a request
+/// has the operator's scope (every tenant's).
+#[derive(Debug, Clone, Default)]
+pub struct Scoped {
+    pub scope: crate::manage::Scope,
+    pub read_only: bool,
+}
+
 /// Who asked, for the log of actions, and what they may see and do.
 #[derive(Debug, Clone)]
 pub struct Who {
@@ -100,6 +111,15 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/actions/enable", post(actions::enable))
         .route("/actions/pause", post(actions::pause))
         .route("/actions/test", post(actions::test))
+        .route("/endpoints/new", get(endpoint::new_form).post(endpoint::create))
+        .route("/endpoints/{name}", get(endpoint::page))
+        .route("/endpoints/{name}/edit", get(endpoint::edit_form).post(endpoint::update))
+        .route("/endpoints/{name}/delete", get(endpoint::delete_form).post(endpoint::delete))
+        .route("/endpoints/{name}/pause", post(endpoint::pause))
+        .route("/endpoints/{name}/resume", post(endpoint::resume))
+        .route("/endpoints/{name}/enable", post(endpoint::enable))
+        .route("/endpoints/{name}/rotate", post(endpoint::rotate))
+        .route("/endpoints/{name}/test", post(endpoint::test))
         .route_layer(axum::middleware::from_fn_with_state(console.clone(), guard));
     Router::new()
         .route("/login", get(actions::login_form).post(actions::login))
@@ -138,13 +158,14 @@ async fn guard(State(console): State<Arc<Console>>, mut request: Request, next: 
             Some(false) | None => {}
         }
     }
+    let scoped = request.extensions().get::<Scoped>().cloned().unwrap_or_default();
     match access::decide(peer.ip(), host, token_ok, console.admin_token.is_some()) {
         Ok(access) => {
             request.extensions_mut().insert(Who {
                 peer,
                 access,
-                scope: crate::manage::Scope::default(),
-                read_only: false,
+                scope: scoped.scope,
+                read_only: scoped.read_only,
                 from_console: fetch == Fetch::Console,
             });
             next.run(request).await
