@@ -1690,7 +1690,8 @@ CREATE TABLE tailhook.attempts (
     status_code integer,
     error_kind text,
     error text,
-    response_body text
+    response_body text,
+    requested_by text
 );
 
 -- Name: attempts_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
@@ -1760,6 +1761,8 @@ CREATE TABLE tailhook.deliveries (
     completed_at timestamp with time zone,
     ordering_key text,
     transform_claims smallint DEFAULT 0 NOT NULL,
+    redelivered_by text,
+    redelivered_at timestamp with time zone,
     CONSTRAINT deliveries_status_known CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
 );
 

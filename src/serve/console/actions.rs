@@ -52,6 +52,14 @@ pub(super) fn checked(console: &Console, who: &Who, headers: &HeaderMap, body: &
     }
 }
 
+/// Who asks, as a redelivery records it: how the request got in and from where.
+pub(super) fn requester(who: &Who) -> String {
+    match who.scope.tenant() {
+        Some(tenant) => format!("console, tenant {tenant} ({}) from {}", who.access.as_str(), who.peer.ip()),
+        None => format!("console ({}) from {}", who.access.as_str(), who.peer.ip()),
+    }
+}
+
 /// Where to go back to after an action: a path on this console only.
 pub(super) fn back(form: &Form, default: &str, notice: &str) -> String {
     let to = form.get("back").and_then(same_origin_path);
@@ -98,7 +106,7 @@ pub async fn redeliver(
     if ids.len() > MAX_SELECTED {
         return failure(StatusCode::BAD_REQUEST, &format!("at most {MAX_SELECTED} deliveries at once"));
     }
-    let selection = Selection { ids: Some(ids.clone()), ..Selection::default() };
+    let selection = Selection { ids: Some(ids.clone()), requested_by: Some(requester(&who)), ..Selection::default() };
     match crate::manage::deliveries::redeliver(&console.db, &who.scope, selection).await {
         Ok(n) => {
             (console.kick)();

@@ -121,7 +121,7 @@ fn endpoint_row(
                 _ => "-",
             } }
             td.n { (r.oldest_undelivered_age_secs.map_or("-".to_owned(), age)) }
-            td { (chart::per_minute(&buckets)) }
+            td.chart { (chart::per_minute(&buckets)) }
             td.actions {
                 @if r.state == "paused" {
                     (action(&format!("{}/resume", path_of(&r.name)), &console.csrf, &r.name, Some(("back", "/")), "Resume"))

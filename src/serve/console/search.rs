@@ -2,9 +2,9 @@
 
 use super::layout::{csrf_field, label, link, page as layout_page};
 use super::overview::notice_text;
-use super::{database_failure, failure, Console};
+use super::{database_failure, failure, Console, Who};
 use crate::db::{Page, Search};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
@@ -96,7 +96,11 @@ fn is_uuid(s: &str) -> bool {
         && s.char_indices().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
-pub async fn page(State(console): State<Arc<Console>>, Query(params): Query<Params>) -> Response {
+pub async fn page(
+    State(console): State<Arc<Console>>,
+    Extension(who): Extension<Who>,
+    Query(params): Query<Params>,
+) -> Response {
     let search = match params.search() {
         Ok(search) => search,
         Err(why) => return failure(StatusCode::BAD_REQUEST, &why),
@@ -109,11 +113,40 @@ pub async fn page(State(console): State<Arc<Console>>, Query(params): Query<Para
         }
         Err(e) => return database_failure(&e),
     };
+    // An event id that found nothing: was the event published at all, and routed?
+    let event = match (&search.event_id, found.rows.is_empty()) {
+        (Some(id), true) => match crate::manage::events::get(&console.db, &who.scope, id).await {
+            Ok(event) => Some(event),
+            Err(crate::manage::ManageError::NotFound) => None,
+            Err(e) => return super::actions::refused_by_manage(e),
+        },
+        _ => None,
+    };
     let notice = notice_text(&params.notice, params.n, params.of).map(|text| html! { p.notice { (text) } });
-    layout_page("Deliveries", notice, results(&console, &params, &found)).into_response()
+    layout_page("Deliveries", notice, results(&console, &params, &found, event.as_ref())).into_response()
 }
 
-fn results(console: &Console, params: &Params, found: &Page) -> maud::Markup {
+/// Why a search by event id found no delivery, when the event exists.
+fn event_without_deliveries(event: &serde_json::Value) -> maud::Markup {
+    let text = |k: &str| event.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+    let routed = event.get("dispatched_at").is_some_and(|v| !v.is_null());
+    let delivered = event.get("deliveries").and_then(serde_json::Value::as_array).is_some_and(|d| !d.is_empty());
+    html! {
+        p.empty.event {
+            @if delivered {
+                "No delivery of event " code { (text("event_id")) } " matches the other filters."
+            } @else if routed {
+                "Event " code { (text("event_id")) } " (" (text("event_type")) ") was published, routed to no endpoint: "
+                "no endpoint's event types and filter matched it when it was routed."
+            } @else {
+                "Event " code { (text("event_id")) } " (" (text("event_type")) ") was published and is not routed yet: "
+                "the sidecar routes it to the endpoints within moments (is it running?)."
+            }
+        }
+    }
+}
+
+fn results(console: &Console, params: &Params, found: &Page, event: Option<&serde_json::Value>) -> maud::Markup {
     let filters = params.filters();
     let here = link("/deliveries", &[filters.as_slice(), &[("below", params.below.as_str())]].concat());
     let next = found
@@ -133,7 +166,9 @@ fn results(console: &Console, params: &Params, found: &Page) -> maud::Markup {
             label { "created before" input name="until" value=(params.until) placeholder="2026-01-31 10:00 UTC"; }
             button type="submit" { "Search" }
         }
-        @if found.rows.is_empty() {
+        @if let Some(event) = event {
+            (event_without_deliveries(event))
+        } @else if found.rows.is_empty() {
             p.empty { "No delivery matches" @if found.scanned_to.is_some() { " on this page" } "." }
         } @else {
             form method="post" action="/actions/redeliver" {
