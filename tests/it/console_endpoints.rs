@@ -101,7 +101,7 @@ async fn endpoint_pages_create_edit_pause_resume_enable_rotate_test_and_delete()
         )
         .await
         .unwrap();
-    assert_eq!(row.get::<_, Vec<String>>(0), [secret.clone()]);
+    assert_eq!(row.get::<_, Vec<String>>(0), std::slice::from_ref(&secret));
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("acme"));
     assert_eq!(row.get::<_, Vec<String>>(2), ["invoice.*", "order.created"]);
     assert_eq!(row.get::<_, Option<String>>(3).as_deref(), Some("header-value-secret-51d0"));
@@ -117,7 +117,7 @@ async fn endpoint_pages_create_edit_pause_resume_enable_rotate_test_and_delete()
     for shown in ["X-Api-Key", "invoice.*, order.created", "acme", "up to 4 attempts", "Recent deliveries", "enabled"] {
         assert!(page.contains(shown), "{shown}: {page}");
     }
-    assert!(page.contains(&format!("href=\"/deliveries?endpoint=orders\"")), "{page}");
+    assert!(page.contains("href=\"/deliveries?endpoint=orders\""), "{page}");
     for secret in ["path-token-8c1f", "query-token-77aa", "header-value-secret-51d0", &secret, "whsec_"] {
         assert!(!page.contains(secret), "{secret} shown: {page}");
     }
