@@ -366,7 +366,7 @@ async fn an_endpoint_created_through_the_form_is_listed_with_its_secret_shown_on
     };
     let stored: Vec<String> =
         client.query_one("SELECT secrets FROM tailhook.endpoints WHERE name = 'billing'", &[]).await.unwrap().get(0);
-    assert_eq!(stored, [secret.clone()]);
+    assert_eq!(stored, std::slice::from_ref(&secret));
     let got = receiver.received();
     assert_eq!(got.len(), 1, "the test request");
     verify(&secret, &got[0].headers, &got[0].body).unwrap();
