@@ -423,6 +423,10 @@ async fn a_redelivery_waiting_for_its_attempt_is_not_retrying_and_its_attempts_s
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let by: String = client.query_one("SELECT redelivered_by FROM tailhook.deliveries", &[]).await.unwrap().get(0);
     assert_eq!(by, "cli (user alice)");
+    // And SQL's tailhook.redeliver: the role.
+    client.execute("SELECT tailhook.redeliver($1)", &[&id]).await.unwrap();
+    let by: String = client.query_one("SELECT redelivered_by FROM tailhook.deliveries", &[]).await.unwrap().get(0);
+    assert_eq!(by, "sql (role postgres)");
     sidecar.stop().await;
 }
 
@@ -445,7 +449,7 @@ async fn a_paused_endpoint_offers_resume_with_a_readable_time() {
     assert!(label.contains(" UTC (2h 9m left)") || label.contains(" UTC (2h 10m left)"), "{label}");
     let iso = label.as_bytes().windows(3).any(|w| w[0].is_ascii_digit() && w[1] == b'T' && w[2].is_ascii_digit());
     assert!(!iso && !label.ends_with('Z'), "no RFC 3339 stamp: {label}");
-    assert!(page.contains(".st{") && page.contains("white-space:nowrap}"), "labels do not wrap");
+    assert!(page.contains(".st.paused{white-space:nowrap}"), "a pause's label does not wrap");
     let csrf = csrf_of(&page);
     let r = post(&format!("{base}/endpoints/resting/resume"), &[("csrf", &csrf), ("back", "/")], &[]).await;
     assert_eq!(location(&r), "/?notice=resumed");
