@@ -417,12 +417,25 @@ async fn a_redelivery_waiting_for_its_attempt_is_not_retrying_and_its_attempts_s
     assert_eq!(by[2].as_deref(), Some("console (loopback) from 127.0.0.1"));
     let (_, page) = get(&page_url, &[]).await;
     assert!(page.contains("redelivery by console (loopback) from 127.0.0.1") && page.contains(">schedule<"), "{page}");
-    // The CLI records itself too.
+    // The CLI records itself too (paused again, so no attempt takes the row meanwhile).
+    client.execute("UPDATE tailhook.endpoints SET paused_until = now() + interval '1 hour'", &[]).await.unwrap();
     let out =
         tailhook(&["redeliver", "--id", &id.to_string()], &[("TAILHOOK_DATABASE__URL", &db.url), ("USER", "alice")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let by: String = client.query_one("SELECT redelivered_by FROM tailhook.deliveries", &[]).await.unwrap().get(0);
     assert_eq!(by, "cli (user alice)");
+    // The API: the token's id, never the token.
+    let token: String = client.query_one("SELECT tailhook.create_api_token('write', NULL)", &[]).await.unwrap().get(0);
+    let token_id = db.count("SELECT max(id) FROM tailhook.api_tokens").await;
+    let r = console::client()
+        .post(format!("{base}/api/v1/deliveries/{id}/redeliver"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let by: String = client.query_one("SELECT redelivered_by FROM tailhook.deliveries", &[]).await.unwrap().get(0);
+    assert_eq!(by, format!("api token #{token_id}"));
     // And SQL's tailhook.redeliver: the role.
     client.execute("SELECT tailhook.redeliver($1)", &[&id]).await.unwrap();
     let by: String = client.query_one("SELECT redelivered_by FROM tailhook.deliveries", &[]).await.unwrap().get(0);
