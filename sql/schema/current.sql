@@ -1431,7 +1431,8 @@ CREATE FUNCTION tailhook.redeliver(delivery_id bigint) RETURNS boolean
         UPDATE tailhook.deliveries d
            SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retrying' END,
                next_attempt_at = now(), locked_until = NULL, locked_by = NULL, lease = NULL,
-               completed_at = NULL, updated_at = now()
+               completed_at = NULL, updated_at = now(),
+               redelivered_by = left('sql (role ' || session_user || ')', 200), redelivered_at = now()
          WHERE d.id = redeliver.delivery_id
            AND (d.locked_until IS NULL OR d.locked_until < now())
         RETURNING 1
@@ -1448,7 +1449,8 @@ CREATE FUNCTION tailhook.redeliver_failed(endpoint_name text, since timestamp wi
     WITH r AS (
         UPDATE tailhook.deliveries d
            SET status = 'retrying', next_attempt_at = now(), locked_until = NULL,
-               locked_by = NULL, lease = NULL, completed_at = NULL, updated_at = now()
+               locked_by = NULL, lease = NULL, completed_at = NULL, updated_at = now(),
+               redelivered_by = left('sql (role ' || session_user || ')', 200), redelivered_at = now()
           FROM tailhook.endpoints e
          WHERE e.name = redeliver_failed.endpoint_name
            AND d.endpoint_id = e.id

@@ -173,9 +173,10 @@ pub async fn pause(
         _ => return failure(StatusCode::BAD_REQUEST, "minutes must be a number from 1 to 1440"),
     };
     match crate::manage::endpoints::pause(&console.db, &who.scope, endpoint, i64::from(minutes) * 60).await {
-        Ok(_) => {
+        Ok(e) => {
+            let until = e.get("paused_until").and_then(serde_json::Value::as_str).unwrap_or_default();
             tracing::info!(
-                peer = %who.peer, via = who.access.as_str(), action = "pause", endpoint, minutes,
+                peer = %who.peer, via = who.access.as_str(), action = "pause", endpoint, minutes, until,
                 "console: endpoint paused"
             );
             Redirect::to(&back(&form, "/", &format!("notice=paused&n={minutes}"))).into_response()

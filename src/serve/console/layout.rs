@@ -14,7 +14,7 @@ th{background:#eef0f4;font-weight:600}td.n{text-align:right;font-variant-numeric
 pre{background:#fff;border:1px solid #e3e6eb;padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap;word-break:break-all;margin:4px 0}
 .notice{background:#e7f6ea;border:1px solid #9fd3a9;padding:6px 10px;margin:8px 0}
 .error{background:#fdecec;border:1px solid #e6a3a3;padding:6px 10px;margin:8px 0}
-.st{padding:1px 6px;border-radius:3px;font-size:12px;background:#e3e6eb;white-space:nowrap}
+.st{padding:1px 6px;border-radius:3px;font-size:12px;background:#e3e6eb}.st.paused{white-space:nowrap}
 .st.succeeded,.st.enabled{background:#d6f0dc}.st.failed,.st.disabled,.st.invalid{background:#f7d4d4}
 .st.retrying,.st.paused{background:#fbeccb}.st.pending{background:#dde8fb}
 form.inline{display:inline}button{font:inherit;padding:2px 8px;cursor:pointer}

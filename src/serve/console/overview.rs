@@ -109,7 +109,7 @@ fn endpoint_row(
     };
     html! {
         tr {
-            td { a.endpoint href=(path_of(&r.name)) { (r.name) } " " a.muted href=(link("/deliveries", &[("endpoint", &r.name)])) { "deliveries" } }
+            td { a.endpoint href=(path_of(&r.name)) { (r.name) } }
             td { (label(r.state, &state)) }
             td.n { (r.pending) }
             td.n { (r.retrying) }
@@ -132,6 +132,8 @@ fn endpoint_row(
                 }
                 " "
                 (action("/actions/test", &console.csrf, &r.name, None, "Send test"))
+                " "
+                a href=(link("/deliveries", &[("endpoint", &r.name)])) { "Deliveries" }
             }
         }
     }
