@@ -194,7 +194,7 @@ impl Writes {
             per(self.fpi_bytes),
         ));
         let mut top = self.records.clone();
-        top.sort_by(|a, b| b.1.cmp(&a.1));
+        top.sort_by_key(|r| std::cmp::Reverse(r.1));
         let top: Vec<String> = top.iter().take(8).map(|(k, c)| format!("{k} {:.2}", per(*c))).collect();
         line.push_str(&format!("\n        records/delivery: {}", top.join(", ")));
         line
@@ -1373,19 +1373,21 @@ async fn steady_in(
     db: &mut Db,
 ) -> Result<SteadyRun, Error> {
     let b = side == Side::TailhookB;
-    let (mut worker, warm, publish, done) = if side == Side::Peer {
+    let (mut worker, log, warm, publish, done) = if side == Side::Peer {
         let node = spawn_peer(env, db, receiver)?;
         (
             node,
+            None,
             "SELECT graphile_worker.add_job('deliver', '{}'::json)",
             "SELECT 'msg_' || (graphile_worker.add_job('deliver', '{\"n\": 1}'::json)).id",
             "SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs)",
         )
     } else {
         setup_tailhook(env, db, &Shape { b, ..Shape::single(0) }, receiver).await?;
-        let (sidecar, _log) = spawn_sidecar(env, &db.url, b, None)?;
+        let (sidecar, log) = spawn_sidecar(env, &db.url, b, None)?;
         (
             sidecar,
+            Some(log),
             "SELECT tailhook.publish('warm', '{}')",
             "SELECT tailhook.publish('tick', '{\"n\": 1}')::text",
             TAILHOOK_DONE,
@@ -1481,6 +1483,9 @@ async fn steady_in(
     println!("        {}", writes.describe(total));
     if env.statements {
         print_statements(db, total).await?;
+    }
+    if let (true, Some(log)) = (env.claims, log) {
+        print_claims(&log)?;
     }
     Ok(run)
 }

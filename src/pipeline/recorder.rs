@@ -19,12 +19,23 @@ use tokio_util::sync::CancellationToken;
 const MAX_BATCH: usize = 1_000;
 
 /// Longest the first result of a short batch waits for more before the
-/// batch is written. At low rates results then share writes (one statement
-/// and one WAL flush for several) instead of taking one each; nothing waits
-/// on the write but the delivery record, since the request is answered and
-/// its slot given back when the result is queued. At 1,000 events/s this
-/// took result writes from 0.43–0.51 to 0.13 per event (see bench/results/2026-11-24-b21e114.md).
+/// batch is written, when something waits on one of its writes: the next
+/// delivery of an ordered endpoint's key is scheduled only once the one
+/// ahead is written (`sql/0009_key_heads.sql`), and a released lease only
+/// once it is given back. At 1,000 events/s this took result writes from
+/// 0.43–0.51 to 0.13 per event (see bench/results/2026-11-24-b21e114.md).
 const LINGER: Duration = Duration::from_millis(5);
+
+/// The same when nothing waits on the write but the delivery's own record:
+/// the request is answered and its slot given back when the result is
+/// queued, a retry's wait starts from the write (a few ms on a backoff of
+/// seconds), and a crash before the write only re-sends what a crash during
+/// the request would. At low rates results then share writes (one
+/// statement, one commit and one WAL flush for several, at 200 events/s
+/// about four instead of one); the cost is that long more before `status`
+/// and the console show the result. At most a quarter of the lease time kept
+/// for writing a result (`worker::record_reserve`).
+const LINGER_QUIET: Duration = Duration::from_millis(20);
 
 /// A batch this large is written at once: results are arriving faster than
 /// single writes would take them, and a wait would only idle the recorder
@@ -35,9 +46,35 @@ const LINGER_FILL: usize = 32;
 #[derive(Debug)]
 pub enum Record {
     /// An attempt was made: store it and the delivery's next state.
-    Done { delivery_id: i64, endpoint_id: i64, lease: i64, attempt: u32, next: Next, attempt_info: Attempt },
+    /// `ordered`: its endpoint is ordered (a key's next delivery may wait on this write).
+    Done {
+        delivery_id: i64,
+        endpoint_id: i64,
+        lease: i64,
+        attempt: u32,
+        next: Next,
+        attempt_info: Attempt,
+        ordered: bool,
+    },
     /// The delivery was not attempted: give its lease back now.
     Release { delivery_id: i64, lease: i64 },
+}
+
+impl Record {
+    /// Whether more than its own record waits on this write (see [`LINGER`]).
+    fn awaited(&self) -> bool {
+        match self {
+            Record::Done { ordered, .. } => *ordered,
+            Record::Release { .. } => true,
+        }
+    }
+}
+
+/// How long a short batch lingers when nothing waits on it: [`LINGER_QUIET`],
+/// at most a quarter of `reserve` (the lease time workers keep for the
+/// write, `worker::record_reserve`), and never less than [`LINGER`].
+fn quiet_linger(reserve: Duration) -> Duration {
+    LINGER_QUIET.min(reserve / 4).max(LINGER)
 }
 
 /// Moments at which retries this replica scheduled become due, so the
@@ -163,7 +200,9 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
     let throttle = Throttle::new(Duration::from_secs(1));
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut pending = Pending::default();
-    while gather(&mut rx, &mut records).await > 0 {
+    // The stall's threshold is the lease time workers keep for the write.
+    let quiet = quiet_linger(recorder.stall.after);
+    while gather(&mut rx, &mut records, quiet).await > 0 {
         pending.take(&mut records);
         let results = pending.batch.len();
         let mut backoff = ExponentialBuilder::default()
@@ -268,7 +307,7 @@ impl Pending {
         *self = Pending { health, gone, ..Pending::default() };
         for record in records.drain(..) {
             match record {
-                Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info } => {
+                Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info, ordered: _ } => {
                     let outcome = &attempt_info.outcome;
                     let ok = match outcome.error_kind {
                         None => Some(true),
@@ -367,14 +406,18 @@ impl Pending {
 
 /// Fills `records` from `rx`: waits for a first record, takes what is
 /// queued (up to [`MAX_BATCH`]), then, while the batch is short of
-/// [`LINGER_FILL`], waits up to [`LINGER`] for more. Returns how many it
-/// holds, 0 once every sender is gone and nothing is left.
-async fn gather(rx: &mut mpsc::Receiver<Record>, records: &mut Vec<Record>) -> usize {
+/// [`LINGER_FILL`], waits for more: up to `quiet` from the first record
+/// while nothing in the batch is awaited by more than its own record, up to
+/// [`LINGER`] from the first once something is. Returns how many it holds,
+/// 0 once every sender is gone and nothing is left.
+async fn gather(rx: &mut mpsc::Receiver<Record>, records: &mut Vec<Record>, quiet: Duration) -> usize {
     if rx.recv_many(records, MAX_BATCH).await == 0 {
         return 0;
     }
-    let deadline = Instant::now() + LINGER;
+    let first = Instant::now();
     while records.len() < LINGER_FILL {
+        let awaited = records.iter().any(Record::awaited);
+        let deadline = first + if awaited { LINGER } else { quiet };
         match tokio::time::timeout_at(deadline, rx.recv_many(records, MAX_BATCH - records.len())).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
@@ -411,6 +454,64 @@ mod tests {
         Record::Release { delivery_id, lease: 1 }
     }
 
+    /// A result; `ordered`: its endpoint is ordered.
+    fn done(delivery_id: i64, ordered: bool) -> Record {
+        let outcome = crate::pipeline::outcome::Outcome::failed(crate::pipeline::outcome::ErrorKind::Timeout, "t");
+        let attempt_info = Attempt { outcome, started_at: std::time::SystemTime::now(), duration: Duration::ZERO };
+        let next = Next::Retry { delay: Duration::from_secs(1) };
+        Record::Done { delivery_id, endpoint_id: 1, lease: 1, attempt: 1, next, attempt_info, ordered }
+    }
+
+    const QUIET: Duration = LINGER_QUIET;
+
+    #[tokio::test(start_paused = true)]
+    async fn results_nobody_waits_for_linger_longer_and_an_awaited_one_cuts_the_wait_short() {
+        let (tx, mut rx) = mpsc::channel(2 * MAX_BATCH);
+        let mut records = Vec::new();
+        // Results of unordered endpoints 0, 12 and 30 ms apart: the first
+        // two share a batch written once the first waited the quiet linger.
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            sender.send(done(1, false)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(12)).await;
+            sender.send(done(2, false)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(18)).await;
+            sender.send(done(3, false)).await.unwrap();
+        });
+        let started = Instant::now();
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, 2);
+        assert_eq!(started.elapsed(), QUIET, "written when the first had waited the quiet linger");
+        records.clear();
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, 1);
+        records.clear();
+
+        // An ordered endpoint's result arriving 3 ms after an unordered one:
+        // the batch goes LINGER after its first record, not QUIET.
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            sender.send(done(4, false)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            sender.send(done(5, true)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            sender.send(done(6, false)).await.unwrap();
+        });
+        let started = Instant::now();
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, 2);
+        assert_eq!(started.elapsed(), LINGER);
+        records.clear();
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, 1);
+    }
+
+    #[test]
+    fn the_quiet_linger_stays_within_a_quarter_of_the_write_reserve() {
+        use crate::pipeline::worker::record_reserve;
+        assert_eq!(quiet_linger(record_reserve(30_000)), LINGER_QUIET);
+        // A 60 ms margin keeps 30 ms for the write: 7.5 ms of linger.
+        assert_eq!(quiet_linger(record_reserve(60)), Duration::from_micros(7_500));
+        // Never below the short linger.
+        assert_eq!(quiet_linger(record_reserve(0)), LINGER);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn results_arriving_within_the_linger_share_a_batch_and_a_large_batch_goes_at_once() {
         let (tx, mut rx) = mpsc::channel(2 * MAX_BATCH);
@@ -425,10 +526,10 @@ mod tests {
             sender.send(release(3)).await.unwrap();
         });
         let started = Instant::now();
-        assert_eq!(gather(&mut rx, &mut records).await, 2);
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, 2);
         assert_eq!(started.elapsed(), LINGER, "written when the first had waited the linger");
         records.clear();
-        assert_eq!(gather(&mut rx, &mut records).await, 1);
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, 1);
         records.clear();
 
         // A batch of at least LINGER_FILL is written without waiting, with
@@ -437,21 +538,21 @@ mod tests {
             tx.send(release(id)).await.unwrap();
         }
         let started = Instant::now();
-        assert_eq!(gather(&mut rx, &mut records).await, LINGER_FILL);
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, LINGER_FILL);
         assert_eq!(started.elapsed(), Duration::ZERO);
         records.clear();
         for id in 0..MAX_BATCH as i64 + 1 {
             tx.send(release(id)).await.unwrap();
         }
-        assert_eq!(gather(&mut rx, &mut records).await, MAX_BATCH);
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, MAX_BATCH);
         assert_eq!(started.elapsed(), Duration::ZERO);
         records.clear();
 
         // Senders gone: what is left, then nothing.
         drop(tx);
-        assert_eq!(gather(&mut rx, &mut records).await, 1);
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, 1);
         records.clear();
-        assert_eq!(gather(&mut rx, &mut records).await, 0);
+        assert_eq!(gather(&mut rx, &mut records, QUIET).await, 0);
     }
 
     #[test]

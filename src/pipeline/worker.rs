@@ -244,6 +244,8 @@ async fn attempt(ctx: &Ctx, job: Job) {
     }
     // The slot is held until the result is queued, so results never pile up
     // faster than the recorder can take them.
-    let _ = ctx.records.send(Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info }).await;
+    let ordered = endpoint.ordered;
+    let record = Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info, ordered };
+    let _ = ctx.records.send(record).await;
     drop(slot);
 }
