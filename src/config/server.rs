@@ -1,4 +1,4 @@
-//! `[server]`: the HTTP listener's address, the console and its admin token, the host names `/metrics` answers.
+//! `[server]`: the HTTP listener's address, the console and its admin token, the host names `/metrics` answers, the tenant portal's key and who may frame it.
 
 use super::secret::Secret;
 use super::{invalid, read_env, ConfigError};
@@ -18,6 +18,12 @@ pub struct ServerConfig {
     /// Host names `/metrics` and `/readyz` answer besides IP addresses and
     /// `localhost` (`*`: any); other names are refused (DNS rebinding).
     pub allowed_hosts: Vec<String>,
+    /// The environment variable holding the key tenant portal links are
+    /// signed with (see `manage/portal.rs`); empty: no portal.
+    pub portal_key_env: String,
+    /// Who may frame the tenant portal: CSP `frame-ancestors` sources such
+    /// as `https://app.example`; `'none'` (the default): nobody.
+    pub portal_frame_ancestors: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -27,6 +33,8 @@ impl Default for ServerConfig {
             console: true,
             admin_token_env: String::new(),
             allowed_hosts: Vec::new(),
+            portal_key_env: String::new(),
+            portal_frame_ancestors: vec!["'none'".into()],
         }
     }
 }
@@ -55,6 +63,29 @@ impl ServerConfig {
         Ok(Some(Secret::new(token)))
     }
 
+    /// The key portal links are signed with, read from `portal_key_env`;
+    /// `None` when no variable is configured. A variable named but unset,
+    /// empty or shorter than 32 characters is an error naming the key.
+    pub fn portal_key(&self) -> Result<Option<Secret>, ConfigError> {
+        let var = self.portal_key_env.trim();
+        if var.is_empty() {
+            return Ok(None);
+        }
+        let key = read_env(var, "server.portal_key_env")?;
+        if key.len() < 32 {
+            return Err(invalid("server.portal_key_env", format!("the key in {var} must be at least 32 characters")));
+        }
+        Ok(Some(Secret::new(key)))
+    }
+
+    /// `portal_frame_ancestors` as the CSP directive's value.
+    pub fn frame_ancestors(&self) -> String {
+        if self.portal_frame_ancestors.is_empty() {
+            return "'none'".into();
+        }
+        self.portal_frame_ancestors.join(" ")
+    }
+
     /// `listen` an address or empty, `allowed_hosts` plain host names.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let listen = self.listen.trim();
@@ -74,6 +105,32 @@ impl ServerConfig {
                 ));
             }
         }
+        for (i, source) in self.portal_frame_ancestors.iter().enumerate() {
+            if !frame_source(source) {
+                return Err(invalid(
+                    format!("server.portal_frame_ancestors[{i}]"),
+                    "must be 'none', 'self' or an origin such as https://app.example (scheme, host, optional \
+                     port; `*.` allowed at the start of the host)",
+                ));
+            }
+        }
+        if self.portal_frame_ancestors.len() > 1 && self.portal_frame_ancestors.iter().any(|s| s == "'none'") {
+            return Err(invalid("server.portal_frame_ancestors", "'none' cannot be listed with other sources"));
+        }
         Ok(())
     }
+}
+
+/// A CSP source a `frame-ancestors` may hold: `'none'`, `'self'`, or
+/// `scheme://host[:port]` with nothing that could end the directive or the header.
+fn frame_source(source: &str) -> bool {
+    if source == "'none'" || source == "'self'" {
+        return true;
+    }
+    let Some((scheme, rest)) = source.split_once("://") else { return false };
+    let host = rest.strip_prefix("*.").unwrap_or(rest);
+    matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':')
+        && !host.starts_with(['.', ':'])
 }

@@ -34,18 +34,33 @@ impl Form {
     }
 }
 
-/// An action must come from the console's own page: same origin, this
-/// process's CSRF token. Refusals are logged with the peer.
-fn checked(console: &Console, who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
+/// An action must come from the console's own page: same origin, the
+/// request's CSRF token (the process's, or a portal link's); a read-only
+/// portal link acts on nothing. Refusals are logged with the peer.
+fn checked(who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
     let form = Form::parse(body);
     let refused = |why: String| {
         tracing::warn!(peer = %who.peer, via = who.access.as_str(), %why, "console action refused");
         Box::new(failure(StatusCode::FORBIDDEN, &format!("refused: {why}")))
     };
+    if who.read_only {
+        return Err(refused("this link is read-only: it shows pages and changes nothing".into()));
+    }
     access::same_origin(headers).map_err(refused)?;
     match form.get("csrf") {
-        Some(token) if tokens_equal(token, &console.csrf) => Ok(form),
+        Some(token) if tokens_equal(token, &who.csrf) => Ok(form),
         _ => Err(refused("the form's CSRF token is missing or stale (reload the page and try again)".into())),
+    }
+}
+
+/// An endpoint the request may act on: any for the operator, its tenant's
+/// for a portal link (another's is 404, as if it did not exist).
+async fn in_scope(console: &Console, who: &Who, endpoint: &str) -> Result<(), Box<Response>> {
+    let Some(tenant) = who.scope.tenant() else { return Ok(()) };
+    match console.db.api_endpoint_state(endpoint, Some(tenant)).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(Box::new(failure(StatusCode::NOT_FOUND, &format!("no endpoint named `{endpoint}`")))),
+        Err(e) => Err(Box::new(database_failure(&e))),
     }
 }
 
@@ -83,7 +98,7 @@ pub async fn redeliver(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -94,6 +109,15 @@ pub async fn redeliver(
     }
     if ids.len() > MAX_SELECTED {
         return failure(StatusCode::BAD_REQUEST, &format!("at most {MAX_SELECTED} deliveries at once"));
+    }
+    if let Some(tenant) = who.scope.tenant() {
+        for id in &ids {
+            match console.db.api_delivery_get(*id, Some(tenant)).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return failure(StatusCode::NOT_FOUND, &format!("no delivery {id}")),
+                Err(e) => return database_failure(&e),
+            }
+        }
     }
     let selection = Selection { ids: Some(ids.clone()), ..Selection::default() };
     match redeliver_selection(&console.db, &selection, false).await {
@@ -117,11 +141,14 @@ pub async fn enable(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
     let Some(endpoint) = form.get("endpoint") else { return failure(StatusCode::BAD_REQUEST, "no endpoint named") };
+    if let Err(response) = in_scope(&console, &who, endpoint).await {
+        return *response;
+    }
     match console.db.enable_endpoint(endpoint).await {
         Ok(true) => {
             (console.kick)();
@@ -142,7 +169,7 @@ pub async fn pause(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -151,6 +178,9 @@ pub async fn pause(
         Some(Ok(m)) if (1..=1440).contains(&m) => m,
         _ => return failure(StatusCode::BAD_REQUEST, "minutes must be a number from 1 to 1440"),
     };
+    if let Err(response) = in_scope(&console, &who, endpoint).await {
+        return *response;
+    }
     match console.db.console_pause(endpoint, minutes * 60).await {
         Ok(Some(until)) => {
             tracing::info!(
@@ -171,11 +201,14 @@ pub async fn test(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
     let Some(endpoint) = form.get("endpoint") else { return failure(StatusCode::BAD_REQUEST, "no endpoint named") };
+    if let Err(response) = in_scope(&console, &who, endpoint).await {
+        return *response;
+    }
     let request = TestRequest {
         endpoint: endpoint.to_owned(),
         event_type: "tailhook.test".into(),

@@ -37,6 +37,15 @@ pub async fn page(
         return failure(StatusCode::NOT_FOUND, "not a delivery id");
     };
     let db = &console.db;
+    if let Some(tenant) = who.scope.tenant() {
+        match db.api_delivery_get(id, Some(tenant)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return failure(StatusCode::NOT_FOUND, &format!("no delivery {id} (retention may have removed it)"))
+            }
+            Err(e) => return database_failure(&e),
+        }
+    }
     let max_payload = console.config.delivery.max_payload_bytes as i32;
     let (delivery, attempts) = match tokio::try_join!(
         db.console_delivery(id, PAYLOAD_SHOWN, max_payload),
@@ -68,12 +77,12 @@ pub async fn page(
             dt { "signing" } dd { (match d.secrets { 0 => "unsigned (no secret)".to_owned(), 1 => "1 secret".to_owned(), n => format!("{n} secrets") }) }
             dt { "custom headers" } dd { @if d.header_names.is_empty() { "none" } @else { (d.header_names.join(", ")) " (values not shown)" } }
         }
-        form method="post" action="/actions/redeliver" {
-            (csrf_field(&console.csrf))
+        @if !who.read_only { form method="post" action="/actions/redeliver" {
+            (csrf_field(&who.csrf))
             input type="hidden" name="id" value=(d.id);
             input type="hidden" name="back" value=(format!("/deliveries/{}", d.id));
             button id="redeliver" type="submit" { "Redeliver" }
-        }
+        } }
         h2 { "Attempts" }
         @if attempts.is_empty() {
             p { "None yet." }

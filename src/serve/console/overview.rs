@@ -10,10 +10,10 @@
 
 use super::chart::{self, Buckets};
 use super::layout::{csrf_field, label, link, page as layout_page};
-use super::{database_failure, Console};
+use super::{database_failure, Console, Who};
 use crate::db::{Latency, Minute};
 use crate::operator::status::{age, Row};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -36,9 +36,14 @@ pub struct Params {
     of: i64,
 }
 
-pub async fn page(State(console): State<Arc<Console>>, Query(params): Query<Params>) -> Response {
+pub async fn page(
+    State(console): State<Arc<Console>>,
+    Extension(who): Extension<Who>,
+    Query(params): Query<Params>,
+) -> Response {
     let db = &console.db;
-    let mut rows = match db.endpoint_status("1 hour", &params.after, Some(PAGE + 1)).await {
+    // A portal link's tenant sees its own endpoints, so its chart counts only its deliveries.
+    let mut rows = match db.endpoint_status_of("1 hour", &params.after, Some(PAGE + 1), who.scope.tenant()).await {
         Ok(rows) => rows,
         Err(e) => return database_failure(&e),
     };
@@ -61,7 +66,9 @@ pub async fn page(State(console): State<Arc<Console>>, Query(params): Query<Para
     let next = more.then(|| rows.last().map(|r| link("/", &[("after", &r.name)]))).flatten();
     let rows: Vec<(i64, Row)> = rows.into_iter().map(|s| (s.id, Row::from(s))).collect();
     let content = html! {
-        @if rows.is_empty() && params.after.is_empty() {
+        @if rows.is_empty() && params.after.is_empty() && who.scope.tenant().is_some() {
+            p { "No endpoints yet." }
+        } @else if rows.is_empty() && params.after.is_empty() {
             p { "No endpoints yet: add one with " code { "INSERT INTO tailhook.endpoints (name, url, secrets) …" }
                 " or an " code { "[[endpoints]]" } " entry in config.toml." }
         } @else {
@@ -73,7 +80,7 @@ pub async fn page(State(console): State<Arc<Console>>, Query(params): Query<Para
                 } }
                 tbody {
                     @for (id, row) in &rows {
-                        (endpoint_row(&console, row, charts.get(id), latency.get(id), failed_day.get(id).copied().unwrap_or(0)))
+                        (endpoint_row(&who, row, charts.get(id), latency.get(id), failed_day.get(id).copied().unwrap_or(0)))
                     }
                 }
             }
@@ -87,13 +94,7 @@ pub async fn page(State(console): State<Arc<Console>>, Query(params): Query<Para
     layout_page("Endpoints", notice(&params), content).into_response()
 }
 
-fn endpoint_row(
-    console: &Console,
-    r: &Row,
-    chart: Option<&Buckets>,
-    latency: Option<&Latency>,
-    failed_day: i64,
-) -> Markup {
+fn endpoint_row(who: &Who, r: &Row, chart: Option<&Buckets>, latency: Option<&Latency>, failed_day: i64) -> Markup {
     let buckets = chart.copied().unwrap_or([(0, 0); chart::MINUTES]);
     let state = match r.state {
         "disabled" => format!("disabled: {}", r.disabled_reason.as_deref().unwrap_or("by a user")),
@@ -117,13 +118,17 @@ fn endpoint_row(
             td.n { (r.oldest_undelivered_age_secs.map_or("-".to_owned(), age)) }
             td { (chart::per_minute(&buckets)) }
             td.actions {
-                @if r.state == "disabled" || r.state == "paused" {
-                    (action("/actions/enable", &console.csrf, &r.name, None, "Re-enable"))
+                @if who.read_only {
+                    span.muted { "read-only" }
                 } @else {
-                    (action("/actions/pause", &console.csrf, &r.name, Some(("minutes", "15")), "Pause 15 min"))
+                    @if r.state == "disabled" || r.state == "paused" {
+                        (action("/actions/enable", &who.csrf, &r.name, None, "Re-enable"))
+                    } @else {
+                        (action("/actions/pause", &who.csrf, &r.name, Some(("minutes", "15")), "Pause 15 min"))
+                    }
+                    " "
+                    (action("/actions/test", &who.csrf, &r.name, None, "Send test"))
                 }
-                " "
-                (action("/actions/test", &console.csrf, &r.name, None, "Send test"))
             }
         }
     }

@@ -2,9 +2,9 @@
 
 use super::layout::{csrf_field, label, link, page as layout_page};
 use super::overview::notice_text;
-use super::{database_failure, failure, Console};
+use super::{database_failure, failure, Console, Who};
 use crate::db::{Page, Search};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
@@ -96,10 +96,26 @@ fn is_uuid(s: &str) -> bool {
         && s.char_indices().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
-pub async fn page(State(console): State<Arc<Console>>, Query(params): Query<Params>) -> Response {
-    let search = match params.search() {
+pub async fn page(
+    State(console): State<Arc<Console>>,
+    Extension(who): Extension<Who>,
+    Query(params): Query<Params>,
+) -> Response {
+    let mut search = match params.search() {
         Ok(search) => search,
         Err(why) => return failure(StatusCode::BAD_REQUEST, &why),
+    };
+    // A portal link's tenant: events published for it, delivered to its own
+    // endpoints (its events also reach endpoints without a tenant: not its).
+    let own = match who.scope.tenant() {
+        Some(tenant) => {
+            search.tenant = Some(tenant.to_owned());
+            match console.db.api_tenant_endpoints(tenant).await {
+                Ok(own) => Some(own.into_iter().map(|(_, name)| name).collect::<std::collections::HashSet<_>>()),
+                Err(e) => return database_failure(&e),
+            }
+        }
+        None => None,
     };
     let found = match console.db.console_search(&search, WINDOW, ROWS).await {
         Ok(found) => found,
@@ -109,11 +125,15 @@ pub async fn page(State(console): State<Arc<Console>>, Query(params): Query<Para
         }
         Err(e) => return database_failure(&e),
     };
+    let mut found = found;
+    if let Some(own) = &own {
+        found.rows.retain(|r| own.contains(&r.endpoint));
+    }
     let notice = notice_text(&params.notice, params.n, params.of).map(|text| html! { p.notice { (text) } });
-    layout_page("Deliveries", notice, results(&console, &params, &found)).into_response()
+    layout_page("Deliveries", notice, results(&who, &params, &found)).into_response()
 }
 
-fn results(console: &Console, params: &Params, found: &Page) -> maud::Markup {
+fn results(who: &Who, params: &Params, found: &Page) -> maud::Markup {
     let filters = params.filters();
     let here = link("/deliveries", &[filters.as_slice(), &[("below", params.below.as_str())]].concat());
     let next = found
@@ -124,7 +144,9 @@ fn results(console: &Console, params: &Params, found: &Page) -> maud::Markup {
             label { "event id" input name="event_id" value=(params.event_id) size="38"; }
             label { "endpoint" input name="endpoint" value=(params.endpoint); }
             label { "event type" input name="event_type" value=(params.event_type); }
-            label { "tenant" input name="tenant" value=(params.tenant); }
+            @if who.scope.tenant().is_none() {
+                label { "tenant" input name="tenant" value=(params.tenant); }
+            }
             label { "status" select name="status" {
                 option value="" { "any" }
                 @for s in STATUSES { option value=(s) selected[params.status == s] { (s) } }
@@ -137,7 +159,7 @@ fn results(console: &Console, params: &Params, found: &Page) -> maud::Markup {
             p.empty { "No delivery matches" @if found.scanned_to.is_some() { " on this page" } "." }
         } @else {
             form method="post" action="/actions/redeliver" {
-                (csrf_field(&console.csrf))
+                (csrf_field(&who.csrf))
                 input type="hidden" name="back" value=(here);
                 table.deliveries {
                     thead { tr {
@@ -162,7 +184,7 @@ fn results(console: &Console, params: &Params, found: &Page) -> maud::Markup {
                         }
                     }
                 }
-                button type="submit" { "Redeliver selected" }
+                @if !who.read_only { button type="submit" { "Redeliver selected" } }
             }
         }
         @if let Some(next) = next {
