@@ -110,7 +110,7 @@ impl ServerConfig {
                 return Err(invalid(
                     format!("server.portal_frame_ancestors[{i}]"),
                     "must be 'none', 'self' or an origin such as https://app.example (scheme, host, optional \
-                     port; `*.` allowed at the start of the host)",
+                     port; `*.` allowed at the start of the host, `:*` for any port)",
                 ));
             }
         }
@@ -128,6 +128,7 @@ fn frame_source(source: &str) -> bool {
         return true;
     }
     let Some((scheme, rest)) = source.split_once("://") else { return false };
+    let rest = rest.strip_suffix(":*").unwrap_or(rest);
     let host = rest.strip_prefix("*.").unwrap_or(rest);
     matches!(scheme, "http" | "https")
         && !host.is_empty()

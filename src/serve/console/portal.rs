@@ -41,7 +41,7 @@ pub struct Pages {
 /// The largest page the portal rewrites (a delivery page is capped well below).
 const MAX_PAGE_BYTES: usize = 16 << 20;
 
-pub async fn serve(State(pages): State<Pages>, mut request: Request) -> Response {
+pub async fn serve(State(pages): State<Pages>, request: Request) -> Response {
     let console = &pages.console;
     let Some(key) = &console.portal else {
         return failure(StatusCode::NOT_FOUND, "there is no tenant portal here (server.portal_key_env is not set)");
@@ -82,7 +82,14 @@ pub async fn serve(State(pages): State<Pages>, mut request: Request) -> Response
         None => inner.to_owned(),
     };
     let Ok(uri) = inner.parse::<Uri>() else { return failure(StatusCode::BAD_REQUEST, "not a valid address") };
+    // A request of its own for the pages: the method, headers and body, and
+    // only who asks (this route's own path parameters are not the page's).
+    let (parts, body) = request.into_parts();
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
     *request.uri_mut() = uri;
+    *request.headers_mut() = parts.headers;
+    request.extensions_mut().insert(ConnectInfo(peer));
     request.extensions_mut().insert(who);
     let response = match pages.router.clone().call(request).await {
         Ok(response) => response,
