@@ -13,6 +13,7 @@ const SEARCH_EVENT: &str = include_str!("../../sql/queries/console_search_event.
 const DELIVERY: &str = include_str!("../../sql/queries/console_delivery.sql");
 const ATTEMPTS: &str = include_str!("../../sql/queries/console_attempts.sql");
 const PAUSE: &str = include_str!("../../sql/queries/console_pause.sql");
+const ENDPOINT: &str = include_str!("../../sql/queries/console_endpoint.sql");
 
 /// Deliveries finished in one minute of the last hour (minute 0 the oldest, 59 now).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +288,25 @@ impl Db {
             let params: [&dyn Param; 2] = [&endpoint, &secs];
             let rows = self.rows(&*client, PAUSE, &params).await?;
             rows.first().map(|r| r.try_get(0)).transpose().map_err(DbError::from)
+        })
+        .await
+    }
+
+    /// The endpoint page's extra facts (`console_endpoint.sql`) as JSON, when
+    /// the endpoint is within `tenant` (`None`: any).
+    pub async fn console_endpoint(
+        &self,
+        name: &str,
+        tenant: Option<&str>,
+    ) -> Result<Option<serde_json::Value>, DbError> {
+        self.with_client(async |client| {
+            let params: [&dyn Param; 2] = [&name, &tenant];
+            let rows = self.rows(&*client, ENDPOINT, &params).await?;
+            let Some(row) = rows.first() else { return Ok(None) };
+            let text: String = row.try_get(0)?;
+            serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| DbError::Url(format!("the database returned invalid JSON: {e}")))
         })
         .await
     }

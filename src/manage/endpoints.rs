@@ -150,6 +150,13 @@ pub async fn get(db: &Db, scope: &Scope, name: &str) -> Result<Value, ManageErro
     rows.into_iter().next().map(|(v, _)| v).ok_or(ManageError::NotFound)
 }
 
+/// What the console's endpoint page shows beside [`get`]: times in UTC, a
+/// pause in force, how long it has been failing, and which TLS columns,
+/// legacy signature and transform are set (presence and kind only).
+pub async fn facts(db: &Db, scope: &Scope, name: &str) -> Result<Value, ManageError> {
+    db.console_endpoint(name, scope.tenant()).await?.ok_or(ManageError::NotFound)
+}
+
 /// Creates an endpoint with a new secret; the endpoint and the secret (shown once).
 pub async fn create(
     db: &Db,

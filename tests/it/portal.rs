@@ -219,6 +219,36 @@ async fn a_portal_link_reaches_only_its_tenants_endpoints_events_and_deliveries(
         let response = post(&format!("{acme}/actions/{action}"), &form, &headers).await;
         assert_eq!(response.status(), 404, "{action} {fields:?}");
     }
+    // The endpoint pages: another tenant's endpoint, or one without a tenant, does not exist.
+    for name in ["globex-orders", "everyone"] {
+        for page in ["", "/edit", "/delete"] {
+            let (status, shown) = get(&format!("{acme}/endpoints/{name}{page}"), &[]).await;
+            assert_eq!(status, 404, "{name}{page}: {shown}");
+        }
+        for (action, extra) in [
+            ("pause", ("minutes", "15")),
+            ("resume", ("", "")),
+            ("enable", ("", "")),
+            ("rotate", ("overlap_hours", "1")),
+            ("test", ("", "")),
+            ("delete", ("confirm", name)),
+            ("edit", ("url", "http://127.0.0.1:9/stolen")),
+        ] {
+            let form = [("csrf", csrf.as_str()), extra];
+            let response = post(&format!("{acme}/endpoints/{name}/{action}"), &form, &headers).await;
+            assert_eq!(response.status(), 404, "{name} {action}");
+        }
+    }
+    // Creating one with another tenant's name in the form makes it this tenant's.
+    let create =
+        [("csrf", csrf.as_str()), ("name", "acme-made"), ("url", "http://127.0.0.1:9/made"), ("tenant", "globex")];
+    let response = post(&format!("{acme}/endpoints/new"), &create, &headers).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    assert_eq!(
+        w.db.count("SELECT count(*) FROM tailhook.endpoints WHERE name = 'acme-made' AND tenant = 'acme'").await,
+        1
+    );
+    w.db.client().await.execute("DELETE FROM tailhook.endpoints WHERE name = 'acme-made'", &[]).await.unwrap();
     assert_eq!((w.snapshot().await, w.receiver.count()), before, "a refused action changed something");
 
     // The operator's CSRF token is not the portal's, and the other way round.
@@ -332,6 +362,18 @@ async fn expired_altered_and_read_only_links_are_refused() {
         }
     }
     let csrf = csrf.unwrap_or_default();
+    let (status, page) = get(&format!("{ro}/endpoints/acme-orders"), &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.contains("Send test") && !page.contains("Edit") && !page.contains("Delete"), "{page}");
+    let (status, _) = get(&format!("{ro}/endpoints/new"), &[]).await;
+    assert_eq!(status, 403, "no new endpoint form for a read-only link");
+    for action in ["pause", "resume", "enable", "rotate", "test", "delete", "edit"] {
+        let form = [("csrf", csrf.as_str()), ("minutes", "15"), ("overlap_hours", "1"), ("confirm", "acme-orders")];
+        let response = post(&format!("{ro}/endpoints/acme-orders/{action}"), &form, &same_origin(base)).await;
+        assert_eq!(response.status(), 403, "{action}");
+    }
+    let create = [("csrf", csrf.as_str()), ("name", "acme-ro"), ("url", "http://127.0.0.1:9/ro")];
+    assert_eq!(post(&format!("{ro}/endpoints/new"), &create, &same_origin(base)).await.status(), 403);
     let id = acme_down.to_string();
     for (action, fields) in [
         ("redeliver", vec![("id", id.as_str())]),
@@ -585,13 +627,26 @@ async fn a_tenant_in_a_browser_inside_the_host_apps_frame_sends_a_test_and_redel
     let text = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
     assert!(!text.contains("globex") && !text.contains("everyone"), "{text}");
 
-    // Send a test to its endpoint.
-    c.find(Locator::XPath("//tr[td[1][normalize-space()='acme-orders']]//button[normalize-space()='Send test']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // Add an endpoint: it is the tenant's, whatever the form could say.
+    c.find(Locator::LinkText("New endpoint")).await.unwrap().click().await.unwrap();
+    wait_for("the new endpoint form", patience, || async { c.find(Locator::Css("form.endpoint")).await.is_ok() }).await;
+    assert!(c.find(Locator::Css("input[name=tenant]")).await.is_err(), "no tenant field in the portal");
+    c.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("acme-new").await.unwrap();
+    c.find(Locator::Css("input[name=url]")).await.unwrap().send_keys(&w.receiver.url("/new")).await.unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Create endpoint']")).await.unwrap().click().await.unwrap();
+    wait_for("the secret, shown once", patience, || async { c.find(Locator::Css("pre#secret")).await.is_ok() }).await;
+    assert_eq!(
+        w.db.count("SELECT count(*) FROM tailhook.endpoints WHERE name = 'acme-new' AND tenant = 'acme'").await,
+        1
+    );
+
+    // Send a test to it from its page.
+    c.find(Locator::LinkText("Go to the endpoint")).await.unwrap().click().await.unwrap();
+    wait_for("the endpoint's page", patience, || async {
+        c.find(Locator::XPath("//button[normalize-space()='Send test']")).await.is_ok()
+    })
+    .await;
+    c.find(Locator::XPath("//button[normalize-space()='Send test']")).await.unwrap().click().await.unwrap();
     wait_for("the test's result", patience, || async {
         match c.find(Locator::Css("dd.result")).await {
             Ok(e) => e.text().await.is_ok_and(|t| t.contains("HTTP 200")),
@@ -599,7 +654,7 @@ async fn a_tenant_in_a_browser_inside_the_host_apps_frame_sends_a_test_and_redel
         }
     })
     .await;
-    assert!(w.receiver.received().iter().any(|r| r.path == "/acme" && r.json()["type"] == "tailhook.test"));
+    assert!(w.receiver.received().iter().any(|r| r.path == "/new" && r.json()["type"] == "tailhook.test"));
 
     // Find the failure, open it, redeliver it.
     c.find(Locator::LinkText("Deliveries")).await.unwrap().click().await.unwrap();

@@ -4,8 +4,7 @@ use super::access::{self, tokens_equal};
 use super::layout::page as layout_page;
 use super::{database_failure, failure, Console, Who};
 use crate::db::Selection;
-use crate::operator::probe::{probe, SendTestError, TestRequest};
-use crate::operator::redeliver::{redeliver as redeliver_selection, RedeliverError};
+use crate::manage::ManageError;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -18,14 +17,14 @@ use std::sync::Arc;
 const MAX_SELECTED: usize = 1_000;
 
 /// A url-encoded form body.
-struct Form(Vec<(String, String)>);
+pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
-    fn parse(body: &[u8]) -> Self {
+    pub(super) fn parse(body: &[u8]) -> Self {
         Self(url::form_urlencoded::parse(body).into_owned().collect())
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
     }
 
@@ -35,37 +34,27 @@ impl Form {
 }
 
 /// An action must come from the console's own page: same origin, the
-/// request's CSRF token (the process's, or a portal link's); a read-only
-/// portal link acts on nothing. Refusals are logged with the peer.
-fn checked(who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
+/// request's CSRF token (the process's, or one derived from a portal link),
+/// and a `Who` that may act (not a read-only link). Refusals are logged with
+/// the peer.
+pub(super) fn checked(who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
     let form = Form::parse(body);
     let refused = |why: String| {
         tracing::warn!(peer = %who.peer, via = who.access.as_str(), %why, "console action refused");
         Box::new(failure(StatusCode::FORBIDDEN, &format!("refused: {why}")))
     };
-    if who.read_only {
-        return Err(refused("this link is read-only: it shows pages and changes nothing".into()));
-    }
     access::same_origin(headers).map_err(refused)?;
+    if who.read_only {
+        return Err(refused("this console is read-only (a read-only link): it shows, it does not act".into()));
+    }
     match form.get("csrf") {
         Some(token) if tokens_equal(token, &who.csrf) => Ok(form),
         _ => Err(refused("the form's CSRF token is missing or stale (reload the page and try again)".into())),
     }
 }
 
-/// An endpoint the request may act on: any for the operator, its tenant's
-/// for a portal link (another's is 404, as if it did not exist).
-async fn in_scope(console: &Console, who: &Who, endpoint: &str) -> Result<(), Box<Response>> {
-    let Some(tenant) = who.scope.tenant() else { return Ok(()) };
-    match console.db.api_endpoint_state(endpoint, Some(tenant)).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(Box::new(failure(StatusCode::NOT_FOUND, &format!("no endpoint named `{endpoint}`")))),
-        Err(e) => Err(Box::new(database_failure(&e))),
-    }
-}
-
 /// Where to go back to after an action: a path on this console only.
-fn back(form: &Form, default: &str, notice: &str) -> String {
+pub(super) fn back(form: &Form, default: &str, notice: &str) -> String {
     let to = form.get("back").and_then(same_origin_path);
     let to = to.as_deref().unwrap_or(default);
     let joiner = if to.contains('?') { '&' } else { '?' };
@@ -110,17 +99,8 @@ pub async fn redeliver(
     if ids.len() > MAX_SELECTED {
         return failure(StatusCode::BAD_REQUEST, &format!("at most {MAX_SELECTED} deliveries at once"));
     }
-    if let Some(tenant) = who.scope.tenant() {
-        for id in &ids {
-            match console.db.api_delivery_get(*id, Some(tenant)).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return failure(StatusCode::NOT_FOUND, &format!("no delivery {id}")),
-                Err(e) => return database_failure(&e),
-            }
-        }
-    }
     let selection = Selection { ids: Some(ids.clone()), ..Selection::default() };
-    match redeliver_selection(&console.db, &selection, false).await {
+    match crate::manage::deliveries::redeliver(&console.db, &who.scope, selection).await {
         Ok(n) => {
             (console.kick)();
             tracing::info!(
@@ -130,8 +110,8 @@ pub async fn redeliver(
             let notice = format!("notice=redelivered&n={n}&of={}", ids.len());
             Redirect::to(&back(&form, "/deliveries", &notice)).into_response()
         }
-        Err(RedeliverError::BadInput(why)) => failure(StatusCode::NOT_FOUND, &why),
-        Err(RedeliverError::Database(e)) => database_failure(&e),
+        Err(ManageError::NotFound) => failure(StatusCode::NOT_FOUND, "no such delivery; nothing was redelivered"),
+        Err(e) => refused_by_manage(e),
     }
 }
 
@@ -146,11 +126,8 @@ pub async fn enable(
         Err(refused) => return *refused,
     };
     let Some(endpoint) = form.get("endpoint") else { return failure(StatusCode::BAD_REQUEST, "no endpoint named") };
-    if let Err(response) = in_scope(&console, &who, endpoint).await {
-        return *response;
-    }
-    match console.db.enable_endpoint(endpoint).await {
-        Ok(true) => {
+    match crate::manage::endpoints::enable(&console.db, &who.scope, endpoint).await {
+        Ok(_) => {
             (console.kick)();
             tracing::info!(
                 peer = %who.peer, via = who.access.as_str(), action = "enable", endpoint,
@@ -158,8 +135,18 @@ pub async fn enable(
             );
             Redirect::to(&back(&form, "/", "notice=enabled")).into_response()
         }
-        Ok(false) => failure(StatusCode::NOT_FOUND, &format!("no endpoint named `{endpoint}`")),
-        Err(e) => database_failure(&e),
+        Err(e) => refused_by_manage(e),
+    }
+}
+
+/// A refusal from `manage` as a page: anything out of scope reads as
+/// missing (404); the message for the rest (never a secret: see [`ManageError`]).
+pub(super) fn refused_by_manage(e: ManageError) -> Response {
+    match e {
+        ManageError::NotFound => failure(StatusCode::NOT_FOUND, "no such endpoint"),
+        ManageError::Invalid { field, message, .. } => failure(StatusCode::BAD_REQUEST, &format!("{field}: {message}")),
+        ManageError::Conflict { message, .. } => failure(StatusCode::CONFLICT, &message),
+        ManageError::Database(e) => database_failure(&e),
     }
 }
 
@@ -178,19 +165,15 @@ pub async fn pause(
         Some(Ok(m)) if (1..=1440).contains(&m) => m,
         _ => return failure(StatusCode::BAD_REQUEST, "minutes must be a number from 1 to 1440"),
     };
-    if let Err(response) = in_scope(&console, &who, endpoint).await {
-        return *response;
-    }
-    match console.db.console_pause(endpoint, minutes * 60).await {
-        Ok(Some(until)) => {
+    match crate::manage::endpoints::pause(&console.db, &who.scope, endpoint, i64::from(minutes) * 60).await {
+        Ok(_) => {
             tracing::info!(
-                peer = %who.peer, via = who.access.as_str(), action = "pause", endpoint, %until,
+                peer = %who.peer, via = who.access.as_str(), action = "pause", endpoint, minutes,
                 "console: endpoint paused"
             );
             Redirect::to(&back(&form, "/", &format!("notice=paused&n={minutes}"))).into_response()
         }
-        Ok(None) => failure(StatusCode::NOT_FOUND, &format!("no endpoint named `{endpoint}`")),
-        Err(e) => database_failure(&e),
+        Err(e) => refused_by_manage(e),
     }
 }
 
@@ -206,25 +189,22 @@ pub async fn test(
         Err(refused) => return *refused,
     };
     let Some(endpoint) = form.get("endpoint") else { return failure(StatusCode::BAD_REQUEST, "no endpoint named") };
-    if let Err(response) = in_scope(&console, &who, endpoint).await {
-        return *response;
-    }
-    let request = TestRequest {
-        endpoint: endpoint.to_owned(),
-        event_type: "tailhook.test".into(),
-        data: r#"{"test":true}"#.into(),
-    };
-    let p = match probe(&console.config, &console.db, &request).await {
+    let p = match crate::manage::endpoints::send_test(&console.db, &console.config, &who.scope, endpoint).await {
         Ok(p) => p,
-        Err(SendTestError::BadInput(why) | SendTestError::Failed(why)) => return failure(StatusCode::NOT_FOUND, &why),
-        Err(SendTestError::Database(e)) => return database_failure(&e),
+        Err(ManageError::Conflict { message, .. }) => return failure(StatusCode::NOT_FOUND, &message),
+        Err(e) => return refused_by_manage(e),
     };
     tracing::info!(
         peer = %who.peer, via = who.access.as_str(), action = "send-test", endpoint, event_id = %p.event_id,
         status_code = p.status_code, error_kind = p.failure.as_ref().map(|f| f.0), refused_before_sending = p.refused,
         "console: test request (not recorded)"
     );
-    let content = html! {
+    layout_page("Test request", None, test_result(&p, "/", "Back to the endpoints")).into_response()
+}
+
+/// What a test request did, for its result page; then a link back.
+pub(super) fn test_result(p: &crate::operator::probe::Probe, back: &str, back_text: &str) -> maud::Markup {
+    html! {
         dl.test {
             dt { "endpoint" } dd { (p.endpoint) @if let Some(origin) = &p.origin { " at " (origin) } }
             dt { "event" } dd { (p.event_type) ", webhook-id " code { (p.event_id) } }
@@ -243,9 +223,8 @@ pub async fn test(
         }
         @if p.disabled { p { "The endpoint is disabled; the test was sent anyway." } }
         p.muted { "A test request is signed and sent like a delivery but recorded nowhere: it never counts in the endpoint's history, success rate or circuit breaker." }
-        p { a href="/" { "Back to the endpoints" } }
-    };
-    layout_page("Test request", None, content).into_response()
+        p { a href=(back) { (back_text) } }
+    }
 }
 
 pub async fn login_form(State(console): State<Arc<Console>>) -> Response {

@@ -14,7 +14,7 @@ th{background:#eef0f4;font-weight:600}td.n{text-align:right;font-variant-numeric
 pre{background:#fff;border:1px solid #e3e6eb;padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap;word-break:break-all;margin:4px 0}
 .notice{background:#e7f6ea;border:1px solid #9fd3a9;padding:6px 10px;margin:8px 0}
 .error{background:#fdecec;border:1px solid #e6a3a3;padding:6px 10px;margin:8px 0}
-.st{padding:1px 6px;border-radius:3px;font-size:12px;background:#e3e6eb}
+.st{padding:1px 6px;border-radius:3px;font-size:12px;background:#e3e6eb;white-space:nowrap}
 .st.succeeded,.st.enabled{background:#d6f0dc}.st.failed,.st.disabled,.st.invalid{background:#f7d4d4}
 .st.retrying,.st.paused{background:#fbeccb}.st.pending{background:#dde8fb}
 form.inline{display:inline}button{font:inherit;padding:2px 8px;cursor:pointer}
@@ -24,6 +24,11 @@ svg.chart rect.ok{fill:#3c9a5f}svg.chart rect.bad{fill:#d04848}svg.chart rect.ax
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;background:#fff;padding:8px;border:1px solid #e3e6eb}
 dt{color:#5a6270}dd{margin:0}
 .muted{color:#6b7280}
+form.endpoint{display:flex;flex-direction:column;gap:8px;background:#fff;padding:8px;border:1px solid #e3e6eb;max-width:760px}
+form.endpoint label{display:flex;flex-direction:column;gap:2px}form.endpoint label.check{flex-direction:row;align-items:center}
+form.endpoint label>span:first-child{font-size:12px;color:#5a6270}
+.field-error{color:#a12b2b;font-size:12px}.danger{color:#a12b2b}
+div.actions{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0}
 "#;
 
 /// A whole page. `notice` is shown above the content.

@@ -12,6 +12,7 @@ mod access;
 mod actions;
 mod chart;
 mod delivery;
+mod endpoint;
 mod layout;
 mod overview;
 mod portal;
@@ -83,6 +84,17 @@ impl Console {
     }
 }
 
+/// Put on a request by a layer outside the console's router (never read from
+/// the request itself): the scope and read-only flag `guard` gives its
+/// [`Who`]; without it a request has the operator's scope (every tenant's).
+/// The tenant portal (`portal.rs`) does not pass through `guard`: it makes
+/// its `Who` from the link itself.
+#[derive(Debug, Clone, Default)]
+pub struct Scoped {
+    pub scope: crate::manage::Scope,
+    pub read_only: bool,
+}
+
 /// Who asked, for the log of actions, and what they may see and do.
 #[derive(Debug, Clone)]
 pub struct Who {
@@ -129,6 +141,15 @@ fn pages() -> Router<Arc<Console>> {
         .route("/actions/enable", post(actions::enable))
         .route("/actions/pause", post(actions::pause))
         .route("/actions/test", post(actions::test))
+        .route("/endpoints/new", get(endpoint::new_form).post(endpoint::create))
+        .route("/endpoints/{name}", get(endpoint::page))
+        .route("/endpoints/{name}/edit", get(endpoint::edit_form).post(endpoint::update))
+        .route("/endpoints/{name}/delete", get(endpoint::delete_form).post(endpoint::delete))
+        .route("/endpoints/{name}/pause", post(endpoint::pause))
+        .route("/endpoints/{name}/resume", post(endpoint::resume))
+        .route("/endpoints/{name}/enable", post(endpoint::enable))
+        .route("/endpoints/{name}/rotate", post(endpoint::rotate))
+        .route("/endpoints/{name}/test", post(endpoint::test))
 }
 
 /// Refuses GETs another site started, lets in loopback and admin-token
@@ -161,13 +182,14 @@ async fn guard(State(console): State<Arc<Console>>, mut request: Request, next: 
             Some(false) | None => {}
         }
     }
+    let scoped = request.extensions().get::<Scoped>().cloned().unwrap_or_default();
     match access::decide(peer.ip(), host, token_ok, console.admin_token.is_some()) {
         Ok(access) => {
             request.extensions_mut().insert(Who {
                 peer,
                 access,
-                scope: crate::manage::Scope::default(),
-                read_only: false,
+                scope: scoped.scope,
+                read_only: scoped.read_only,
                 csrf: console.csrf.clone(),
                 from_console: fetch == Fetch::Console,
             });

@@ -9,6 +9,7 @@
 //! costs what the chart already reads.
 
 use super::chart::{self, Buckets};
+use super::endpoint::{now_epoch, path_of, until_text};
 use super::layout::{csrf_field, label, link, page as layout_page};
 use super::{database_failure, Console, Who};
 use crate::db::{Latency, Minute};
@@ -66,10 +67,11 @@ pub async fn page(
     let next = more.then(|| rows.last().map(|r| link("/", &[("after", &r.name)]))).flatten();
     let rows: Vec<(i64, Row)> = rows.into_iter().map(|s| (s.id, Row::from(s))).collect();
     let content = html! {
+        @if !who.read_only { p { a.new href="/endpoints/new" { "New endpoint" } } }
         @if rows.is_empty() && params.after.is_empty() && who.scope.tenant().is_some() {
             p { "No endpoints yet." }
         } @else if rows.is_empty() && params.after.is_empty() {
-            p { "No endpoints yet: add one with " code { "INSERT INTO tailhook.endpoints (name, url, secrets) …" }
+            p { "No endpoints yet: add one with " a href="/endpoints/new" { "New endpoint" } ", " code { "INSERT INTO tailhook.endpoints (name, url, secrets) …" }
                 " or an " code { "[[endpoints]]" } " entry in config.toml." }
         } @else {
             table.endpoints {
@@ -99,12 +101,12 @@ fn endpoint_row(who: &Who, r: &Row, chart: Option<&Buckets>, latency: Option<&La
     let state = match r.state {
         "disabled" => format!("disabled: {}", r.disabled_reason.as_deref().unwrap_or("by a user")),
         "invalid" => format!("invalid: {}", r.invalid_reason.as_deref().unwrap_or_default()),
-        "paused" => format!("paused until {}", r.paused_until.as_deref().unwrap_or_default()),
+        "paused" => format!("paused until {}", until_text(r.paused_until.as_deref().unwrap_or_default(), now_epoch())),
         other => other.to_owned(),
     };
     html! {
         tr {
-            td { a href=(link("/deliveries", &[("endpoint", &r.name)])) { (r.name) } }
+            td { a.endpoint href=(path_of(&r.name)) { (r.name) } " " a.muted href=(link("/deliveries", &[("endpoint", &r.name)])) { "deliveries" } }
             td { (label(r.state, &state)) }
             td.n { (r.pending) }
             td.n { (r.retrying) }
@@ -121,7 +123,9 @@ fn endpoint_row(who: &Who, r: &Row, chart: Option<&Buckets>, latency: Option<&La
                 @if who.read_only {
                     span.muted { "read-only" }
                 } @else {
-                    @if r.state == "disabled" || r.state == "paused" {
+                    @if r.state == "paused" {
+                        (action(&format!("{}/resume", path_of(&r.name)), &who.csrf, &r.name, Some(("back", "/")), "Resume"))
+                    } @else if r.state == "disabled" {
                         (action("/actions/enable", &who.csrf, &r.name, None, "Re-enable"))
                     } @else {
                         (action("/actions/pause", &who.csrf, &r.name, Some(("minutes", "15")), "Pause 15 min"))
@@ -153,7 +157,10 @@ pub fn notice_text(code: &str, n: i64, of: i64) -> Option<String> {
         "redelivered" if n == of => format!("Redelivered {n} {}.", if n == 1 { "delivery" } else { "deliveries" }),
         "redelivered" => format!("Redelivered {n} of {of}; the others are being sent right now and were left alone."),
         "enabled" => "Endpoint re-enabled: its deliveries go now.".to_owned(),
-        "paused" => format!("Endpoint paused for {n} minutes; Re-enable resumes it at once."),
+        "paused" => format!("Endpoint paused for {n} minutes; Resume ends the pause at once."),
+        "resumed" => "Pause ended: the endpoint's deliveries go now.".to_owned(),
+        "saved" => "Endpoint saved.".to_owned(),
+        "deleted" => "Endpoint deleted with its deliveries.".to_owned(),
         _ => return None,
     })
 }
