@@ -135,3 +135,54 @@ fn frame_source(source: &str) -> bool {
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':')
         && !host.starts_with(['.', ':'])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_ancestors(sources: &[&str]) -> Result<(), ConfigError> {
+        let config = ServerConfig {
+            portal_frame_ancestors: sources.iter().map(|s| (*s).to_owned()).collect(),
+            ..ServerConfig::default()
+        };
+        config.validate()
+    }
+
+    #[test]
+    fn frame_ancestors_are_sources_that_cannot_end_the_header() {
+        for good in [
+            &["'none'"][..],
+            &["'self'"],
+            &["https://app.example", "https://*.app.example:8443"],
+            &["http://localhost:*"],
+        ] {
+            assert!(with_ancestors(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            &["*"][..],
+            &["https://app.example; script-src *"],
+            &["https://app.example/path"],
+            &["javascript://x"],
+            &["'none'", "https://app.example"],
+            &["https://app.example\r\nSet-Cookie: x=1"],
+            &["https://"],
+        ] {
+            let error = with_ancestors(bad).unwrap_err().to_string();
+            assert!(error.contains("server.portal_frame_ancestors"), "{bad:?}: {error}");
+        }
+        assert_eq!(ServerConfig::default().frame_ancestors(), "'none'");
+    }
+
+    #[test]
+    fn a_portal_key_named_but_unset_or_short_names_the_key() {
+        let config =
+            ServerConfig { portal_key_env: "TAILHOOK_UNIT_PORTAL_KEY_UNSET".into(), ..ServerConfig::default() };
+        assert!(config.portal_key().unwrap_err().to_string().contains("server.portal_key_env"));
+        std::env::set_var("TAILHOOK_UNIT_PORTAL_KEY_SHORT", "too short");
+        let config =
+            ServerConfig { portal_key_env: "TAILHOOK_UNIT_PORTAL_KEY_SHORT".into(), ..ServerConfig::default() };
+        let error = config.portal_key().unwrap_err().to_string();
+        assert!(error.contains("server.portal_key_env") && !error.contains("too short"), "{error}");
+        assert!(ServerConfig::default().portal_key().unwrap().is_none());
+    }
+}

@@ -333,6 +333,7 @@ async fn expired_altered_and_read_only_links_are_refused() {
             let (status, page) = get(&format!("{base}/portal/{token}{path}"), &[]).await;
             assert_eq!(status, 403, "{why} {path}: {page}");
             assert!(!page.contains("acme-orders") && !page.contains("globex-orders"), "{why}: {page}");
+            assert!(!page.contains("href="), "a refused link leads nowhere (not to the operator's pages): {page}");
             if why == "expired" {
                 assert!(page.contains("expired"), "{page}");
             }

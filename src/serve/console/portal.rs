@@ -18,7 +18,7 @@
 //! Forms carry a CSRF token derived from the link's, never the operator's.
 
 use super::access::{Access, Fetch};
-use super::{failure, Console, Who};
+use super::{Console, Who};
 use crate::manage::portal::{check, Refused};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -44,10 +44,10 @@ const MAX_PAGE_BYTES: usize = 16 << 20;
 pub async fn serve(State(pages): State<Pages>, request: Request) -> Response {
     let console = &pages.console;
     let Some(key) = &console.portal else {
-        return failure(StatusCode::NOT_FOUND, "there is no tenant portal here (server.portal_key_env is not set)");
+        return bare(StatusCode::NOT_FOUND, "There is no tenant portal here.");
     };
     let Some(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0) else {
-        return failure(StatusCode::INTERNAL_SERVER_ERROR, "the listener does not say who is asking");
+        return bare(StatusCode::INTERNAL_SERVER_ERROR, "the listener does not say who is asking");
     };
     let path = request.uri().path().to_owned();
     let rest = path.strip_prefix("/portal/").unwrap_or_default();
@@ -65,7 +65,7 @@ pub async fn serve(State(pages): State<Pages>, request: Request) -> Response {
         // The host application's frame is what a portal is for; images, scripts and fetches are not.
         let dest = request.headers().get("sec-fetch-dest").and_then(|v| v.to_str().ok());
         if !matches!(dest, Some("iframe" | "frame")) {
-            return failure(StatusCode::FORBIDDEN, &format!("refused: {why}"));
+            return bare(StatusCode::FORBIDDEN, &format!("refused: {why}"));
         }
     }
     let prefix = format!("/portal/{token}");
@@ -81,7 +81,7 @@ pub async fn serve(State(pages): State<Pages>, request: Request) -> Response {
         Some(query) => format!("{inner}?{query}"),
         None => inner.to_owned(),
     };
-    let Ok(uri) = inner.parse::<Uri>() else { return failure(StatusCode::BAD_REQUEST, "not a valid address") };
+    let Ok(uri) = inner.parse::<Uri>() else { return bare(StatusCode::BAD_REQUEST, "not a valid address") };
     // A request of its own for the pages: the method, headers and body, and
     // only who asks (this route's own path parameters are not the page's).
     let (parts, body) = request.into_parts();
@@ -103,7 +103,19 @@ fn refused(console: &Console, peer: SocketAddr, why: Refused) -> Response {
     if let Some(suppressed) = console.refused_gets.allow() {
         tracing::warn!(%peer, %why, suppressed, "tenant portal link refused");
     }
-    failure(StatusCode::FORBIDDEN, &format!("{why}: ask the application that sent you here for a new link"))
+    bare(StatusCode::FORBIDDEN, &format!("{why}: ask the application that sent you here for a new link."))
+}
+
+/// A page saying only why: no navigation (the console's would lead to the operator's pages).
+fn bare(status: StatusCode, why: &str) -> Response {
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { "Webhooks" } }
+            body { p.error { (why) } }
+        }
+    };
+    (status, page).into_response()
 }
 
 /// The CSRF token of a portal link's forms: HMAC-SHA256 of the link keyed by this process's.
@@ -133,7 +145,7 @@ async fn under(prefix: &str, response: Response) -> Response {
         return Response::from_parts(parts, body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_PAGE_BYTES).await else {
-        return failure(StatusCode::INTERNAL_SERVER_ERROR, "the page is too large to serve in the portal");
+        return bare(StatusCode::INTERNAL_SERVER_ERROR, "the page is too large to serve in the portal");
     };
     let page = rewrite_links(&String::from_utf8_lossy(&bytes), prefix);
     parts.headers.remove(header::CONTENT_LENGTH);
