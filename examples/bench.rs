@@ -6,7 +6,9 @@
 //!   fanout       N/4 events x 4 endpoints vs N events x 1 endpoint, alternating
 //!   tenants      N events routed by tenant to 1,000 endpoints vs one endpoint, alternating
 //!   retained     N events with --retained finished deliveries in the tables vs none, alternating
-//!   latency      --rate events/s, one transaction each: commit -> receiver p50/p99
+//!   latency      --rate events/s, one transaction each: commit -> receiver p50/p99,
+//!                tailhook vs graphile-worker (same publisher), alternating
+//!   steady       latency at each of --rates (default 1,000 and 200 events/s)
 //!   memory       peak RSS of the sidecar with --pending deliveries pending
 //!   transform    N events, one endpoint with a Slack-shaped transform
 //!                (examples/transforms/slack.rhai) vs without: alternating,
@@ -21,8 +23,13 @@
 //! `--database-url` (default: the local one on 5432, `sslmode=disable`);
 //! PostgreSQL's CPU is read from /proc for the postmaster of `--pg-data` and
 //! all its children (exited ones through the postmaster's cutime/cstime),
-//! and separately for the run's own backends. The sidecar is `tailhook run`
-//! (release build) as a child process, the receiver is `examples/receiver.rs`,
+//! and separately for the run's own backends; WAL bytes from
+//! `pg_current_wal_lsn()` around each run, and its WAL records (index
+//! insertions among them) from `pg_waldump --stats=record` over the same
+//! range (`--pg-bin`; it reads `--pg-data`/pg_wal, so run as root or the
+//! server's user). The sidecar is `tailhook run`
+//! (release build) as a child process, the receiver is `examples/receiver.rs`
+//! (or `bench/receiver.js`, single-threaded node, with `--receiver node`),
 //! the peer is `bench/graphile-worker/run.js` with graphile-worker installed
 //! from the npm registry into `~/.cache/tailhook-bench`. Every child process
 //! is killed when the bench exits, on error and on Ctrl-C too.
@@ -54,6 +61,16 @@ struct Args {
     /// Events per second for `latency`.
     #[arg(long, default_value_t = 1_000)]
     rate: u64,
+    /// Events per second for `steady`, each rate run in turn.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 200])]
+    rates: Vec<u64>,
+    /// The receiver: `rust` (examples/receiver.rs, axum on 2 threads) or
+    /// `node` (bench/receiver.js, node's http module, single-threaded).
+    #[arg(long, value_enum, default_value_t = ReceiverKind::Rust)]
+    receiver: ReceiverKind,
+    /// The folder holding `pg_waldump` (of the server's major version).
+    #[arg(long, env = "BENCH_PG_BIN", default_value = "/usr/lib/postgresql/15/bin")]
+    pg_bin: PathBuf,
     /// Seconds of publishing per `latency` run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -88,12 +105,19 @@ struct Args {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReceiverKind {
+    Rust,
+    Node,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Row {
     Throughput,
     Fanout,
     Tenants,
     Retained,
     Latency,
+    Steady,
     Memory,
     Transform,
     Tracing,
@@ -113,6 +137,68 @@ struct Run {
     backends_cpu: f64,
     receiver_cpu: f64,
     peak_rss_mib: u64,
+    /// What the database wrote and spent from before the enqueue (the
+    /// publish or add_jobs statement) to the end of the run.
+    writes: Writes,
+}
+
+/// The write path of a run, read from before its enqueue to its end: WAL
+/// bytes, whole-server PostgreSQL CPU, and (from pg_waldump) WAL records
+/// by type, so that index insertions are counted, not estimated.
+#[derive(Debug, Clone, Default)]
+struct Writes {
+    /// WAL bytes from the worker's start (the run alone) and from before the enqueue.
+    wal_run: u64,
+    wal_all: u64,
+    /// PostgreSQL's whole tree, CPU seconds, from before the enqueue.
+    pg_cpu_all: f64,
+    /// Records by type (`Btree/INSERT_LEAF`, `Heap/HOT_UPDATE`, ...; `+INIT`
+    /// folded in) from before the enqueue; empty when pg_waldump could not run.
+    records: Vec<(String, u64)>,
+    /// Bytes of full-page images, attached to any record type.
+    fpi_bytes: u64,
+    waldump_error: Option<String>,
+}
+
+impl Writes {
+    fn count(&self, kind: &str) -> u64 {
+        self.records.iter().filter(|(k, _)| k == kind).map(|(_, n)| n).sum()
+    }
+    /// Index entries written: B-tree leaf inserts, posting-list inserts and
+    /// splits (each split record carries the new entry).
+    fn index_inserts(&self) -> u64 {
+        ["Btree/INSERT_LEAF", "Btree/INSERT_POST", "Btree/SPLIT_L", "Btree/SPLIT_R"].iter().map(|k| self.count(k)).sum()
+    }
+    /// One line: WAL and index insertions per delivery, the heap's records, the top record types.
+    fn describe(&self, deliveries: u64) -> String {
+        let n = deliveries.max(1) as f64;
+        let per = |x: u64| x as f64 / n;
+        let mut line = format!(
+            "WAL B/delivery {:.0} (enqueue included {:.0}); PostgreSQL whole server, enqueue included, {:.0} µs/delivery",
+            per(self.wal_run),
+            per(self.wal_all),
+            self.pg_cpu_all * 1e6 / n
+        );
+        if let Some(e) = &self.waldump_error {
+            line.push_str(&format!("; no WAL records ({e})"));
+            return line;
+        }
+        line.push_str(&format!(
+            "; per delivery, enqueue included: index inserts {:.2}, heap insert {:.2}, update {:.2}, HOT update {:.2}, delete {:.2}, lock {:.2}, full-page image bytes {:.0}",
+            per(self.index_inserts()),
+            per(self.count("Heap/INSERT") + self.count("Heap2/MULTI_INSERT")),
+            per(self.count("Heap/UPDATE")),
+            per(self.count("Heap/HOT_UPDATE")),
+            per(self.count("Heap/DELETE")),
+            per(self.count("Heap/LOCK")),
+            per(self.fpi_bytes),
+        ));
+        let mut top = self.records.clone();
+        top.sort_by(|a, b| b.1.cmp(&a.1));
+        let top: Vec<String> = top.iter().take(8).map(|(k, c)| format!("{k} {:.2}", per(*c))).collect();
+        line.push_str(&format!("\n        records/delivery: {}", top.join(", ")));
+        line
+    }
 }
 
 impl Run {
@@ -135,6 +221,7 @@ impl Run {
             self.us(self.receiver_cpu),
             self.peak_rss_mib
         );
+        println!("        {}", self.writes.describe(self.deliveries));
     }
 }
 
@@ -163,6 +250,7 @@ async fn bench(args: Args) -> Result<(), Error> {
                 Row::Throughput,
                 Row::Fanout,
                 Row::Latency,
+                Row::Steady,
                 Row::Retained,
                 Row::Tenants,
                 Row::Memory,
@@ -196,6 +284,7 @@ async fn bench(args: Args) -> Result<(), Error> {
             }
             Row::Retained => retained(&env, &args).await?,
             Row::Latency => latency(&env, &args).await?,
+            Row::Steady => steady(&env, &args, &args.rates).await?,
             Row::Memory => memory(&env, &args).await?,
             Row::Transform => transform(&env, &args).await?,
             Row::Tracing => tracing(&env, &args).await?,
@@ -218,6 +307,10 @@ struct Env {
     tick: f64,
     claims: bool,
     statements: bool,
+    node_receiver: bool,
+    /// pg_waldump, and the server's pg_wal folder it reads.
+    waldump: PathBuf,
+    pg_wal: PathBuf,
 }
 
 impl Env {
@@ -264,6 +357,9 @@ impl Env {
             tick,
             claims: args.claims,
             statements: args.statements,
+            node_receiver: args.receiver == ReceiverKind::Node,
+            waldump: args.pg_bin.join("pg_waldump"),
+            pg_wal: args.pg_data.join("pg_wal"),
         })
     }
 
@@ -391,7 +487,13 @@ struct Receiver {
 
 impl Receiver {
     async fn start(env: &Env, record_times: bool) -> Result<Self, Error> {
-        let mut cmd = Command::new(&env.receiver);
+        let mut cmd = if env.node_receiver {
+            let mut node = Command::new("node");
+            node.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/receiver.js"));
+            node
+        } else {
+            Command::new(&env.receiver)
+        };
         if record_times {
             cmd.arg("--record-times");
         }
@@ -521,6 +623,109 @@ async fn publish(db: &Db, shape: &Shape) -> Result<(), Error> {
     Ok(())
 }
 
+/// The server's WAL position and PostgreSQL's CPU at one moment (before an
+/// enqueue, or at a worker's start).
+#[derive(Debug, Clone)]
+struct Mark {
+    lsn: String,
+    pg_cpu: f64,
+}
+
+impl Mark {
+    async fn now(env: &Env, db: &Db) -> Result<Self, Error> {
+        let lsn: String = db.client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
+        Ok(Self { lsn, pg_cpu: env.pg_cpu() })
+    }
+
+    /// WAL bytes written since this mark, and the position now.
+    async fn wal_since(&self, db: &Db) -> Result<(u64, String), Error> {
+        let row = db
+            .client
+            .query_one(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::bigint, pg_current_wal_lsn()::text",
+                &[&self.lsn],
+            )
+            .await?;
+        Ok((row.get::<_, i64>(0) as u64, row.get(1)))
+    }
+}
+
+/// What the server wrote since `from`: bytes, whole-server CPU, and the WAL's
+/// records by type (pg_waldump between the two positions).
+async fn writes_since(env: &Env, db: &Db, from: &Mark, run_start: &Mark) -> Result<Writes, Error> {
+    let (wal_all, end) = from.wal_since(db).await?;
+    let (wal_run, _) = run_start.wal_since(db).await?;
+    let mut writes = Writes { wal_run, wal_all, pg_cpu_all: env.pg_cpu() - from.pg_cpu, ..Writes::default() };
+    // pg_waldump reads the segment size from the file it starts in (named
+    // here, with the last: left to find one, it may open a recycled file of
+    // zeroes).
+    let files = db
+        .client
+        .query_one("SELECT pg_walfile_name($1::text::pg_lsn), pg_walfile_name($2::text::pg_lsn)", &[&from.lsn, &end])
+        .await?;
+    match waldump_stats(env, (&files.get::<_, String>(0), &files.get::<_, String>(1)), &from.lsn, &end) {
+        Ok((records, fpi_bytes)) => {
+            writes.records = records;
+            writes.fpi_bytes = fpi_bytes;
+        }
+        Err(e) => writes.waldump_error = Some(e.to_string()),
+    }
+    Ok(writes)
+}
+
+/// `pg_waldump --stats=record` between two positions: count per record type,
+/// and the bytes of full-page images.
+fn waldump_stats(
+    env: &Env,
+    (first, last): (&str, &str),
+    start: &str,
+    end: &str,
+) -> Result<(Vec<(String, u64)>, u64), Error> {
+    let out = std::process::Command::new(&env.waldump)
+        .arg("--stats=record")
+        .arg("-p")
+        .arg(&env.pg_wal)
+        .args(["-s", start, "-e", end, first, last])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", env.waldump.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    let mut fpi_bytes = 0;
+    for line in text.lines() {
+        // `Heap/INSERT   10 ( 1.00)   590 ( 2.00)   0 ( 0.00)   590 ( 2.00)`:
+        // type, count, record bytes, full-page image bytes, both (each with its share).
+        let mut plain = String::with_capacity(line.len());
+        let mut depth = 0;
+        for c in line.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ if depth == 0 => plain.push(c),
+                _ => {}
+            }
+        }
+        let words: Vec<&str> = plain.split_whitespace().collect();
+        let (Some(kind), Some(n)) = (words.first(), words.get(1).and_then(|n| n.parse::<u64>().ok())) else {
+            continue;
+        };
+        if !kind.contains('/') {
+            continue;
+        }
+        fpi_bytes += words.get(3).and_then(|b| b.parse::<u64>().ok()).unwrap_or(0);
+        let kind = kind.trim_end_matches("+INIT").to_owned();
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, c)) => *c += n,
+            None => counts.push((kind, n)),
+        }
+    }
+    if counts.is_empty() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("pg_waldump: {}", err.lines().next().unwrap_or("no records")).into());
+    }
+    Ok((counts, fpi_bytes))
+}
+
 /// Whatever is measured from the moment the worker process starts.
 struct Meter<'a> {
     env: &'a Env,
@@ -530,23 +735,29 @@ struct Meter<'a> {
     pg: f64,
     receiver_cpu: f64,
     received: u64,
+    enqueue: Mark,
+    run_start: Mark,
 }
 
 impl<'a> Meter<'a> {
-    async fn start(env: &'a Env, db: &'a Db, receiver: &'a Receiver) -> Result<Self, Error> {
+    /// `enqueue` was read before the run's events were enqueued.
+    async fn start(env: &'a Env, db: &'a Db, receiver: &'a Receiver, enqueue: Mark) -> Result<Self, Error> {
         // The publish's dirty pages are written now, not during the run.
         db.client.batch_execute("CHECKPOINT").await?;
         if env.statements {
             db.client.batch_execute("SELECT pg_stat_statements_reset()").await?;
         }
+        let run_start = Mark::now(env, db).await?;
         Ok(Self {
             env,
             db,
             receiver,
             start: Instant::now(),
-            pg: env.pg_cpu(),
+            pg: run_start.pg_cpu,
             receiver_cpu: receiver.cpu(env),
             received: receiver.received().await?,
+            enqueue,
+            run_start,
         })
     }
 
@@ -580,6 +791,7 @@ impl<'a> Meter<'a> {
         let pg_cpu = env.pg_cpu() - self.pg;
         sample_backends(db, &mut backends).await?;
         let backends_cpu = backends.values().sum::<u64>() as f64 / env.tick;
+        let writes = writes_since(env, db, &self.enqueue, &self.run_start).await?;
         let run = Run {
             label: label.to_owned(),
             deliveries: expected,
@@ -589,6 +801,7 @@ impl<'a> Meter<'a> {
             backends_cpu,
             receiver_cpu: receiver.cpu(env) - self.receiver_cpu,
             peak_rss_mib: peak_rss_mib(worker.id()),
+            writes,
         };
         worker.kill().await?;
         Ok(run)
@@ -652,8 +865,9 @@ const TAILHOOK_DONE: &str = "SELECT NOT EXISTS (SELECT 1 FROM tailhook.outbox WH
 /// sidecar to the last 2xx recorded.
 async fn run_tailhook(env: &Env, db: &Db, shape: &Shape, receiver: &Receiver) -> Result<Run, Error> {
     let before: i64 = db.client.query_one("SELECT coalesce(max(id), 0) FROM tailhook.outbox", &[]).await?.get(0);
+    let enqueue = Mark::now(env, db).await?;
     publish(db, shape).await?;
-    let meter = Meter::start(env, db, receiver).await?;
+    let meter = Meter::start(env, db, receiver, enqueue).await?;
     let (mut sidecar, log) = spawn_sidecar(env, &db.url, shape.b, shape.otlp.as_deref())?;
     let expected = shape.deliveries();
     let run = meter.finish(&mut sidecar, expected, TAILHOOK_DONE, &shape.label).await?;
@@ -677,6 +891,30 @@ async fn run_tailhook(env: &Env, db: &Db, shape: &Shape, receiver: &Receiver) ->
 /// One peer run: graphile-worker's schema, N jobs added in one statement,
 /// then its worker from start to an empty job table.
 async fn run_peer(env: &Env, receiver: &Receiver, jobs: u64) -> Result<Run, Error> {
+    let db = peer_db(env).await?;
+    let enqueue = Mark::now(env, &db).await?;
+    db.client
+        .execute(
+            "SELECT graphile_worker.add_jobs(ARRAY(
+               SELECT ROW('deliver', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR')::json,
+                          NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec
+                 FROM generate_series(1, $1::int) g))",
+            &[&(jobs as i32)],
+        )
+        .await?;
+    let meter = Meter::start(env, &db, receiver, enqueue).await?;
+    let mut node = spawn_peer(env, &db, receiver)?;
+    let done = "SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs)";
+    let run = meter.finish(&mut node, jobs, done, "graphile-worker 0.17.3").await?;
+    if env.statements {
+        print_statements(&db, jobs).await?;
+    }
+    db.drop_now(env).await?;
+    Ok(run)
+}
+
+/// A fresh database with graphile-worker's schema.
+async fn peer_db(env: &Env) -> Result<Db, Error> {
     let dir = env.peer()?;
     let db = fresh_db(env).await?;
     let ok = Command::new(dir.join("node_modules/.bin/graphile-worker"))
@@ -689,18 +927,14 @@ async fn run_peer(env: &Env, receiver: &Receiver, jobs: u64) -> Result<Run, Erro
     if !ok {
         return Err("graphile-worker --schema-only failed".into());
     }
-    db.client
-        .execute(
-            "SELECT graphile_worker.add_jobs(ARRAY(
-               SELECT ROW('deliver', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR')::json,
-                          NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec
-                 FROM generate_series(1, $1::int) g))",
-            &[&(jobs as i32)],
-        )
-        .await?;
-    let meter = Meter::start(env, &db, receiver).await?;
+    Ok(db)
+}
+
+/// The peer's worker process, `bench/graphile-worker/run.js`, on `db`.
+fn spawn_peer(env: &Env, db: &Db, receiver: &Receiver) -> Result<Child, Error> {
+    let dir = env.peer()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/graphile-worker/run.js");
-    let mut node = Command::new("node")
+    Ok(Command::new("node")
         .arg(script)
         .env("NODE_PATH", dir.join("node_modules"))
         .env("DATABASE_URL", &db.url)
@@ -709,14 +943,7 @@ async fn run_peer(env: &Env, receiver: &Receiver, jobs: u64) -> Result<Run, Erro
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .kill_on_drop(true)
-        .spawn()?;
-    let done = "SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs)";
-    let run = meter.finish(&mut node, jobs, done, "graphile-worker 0.17.3").await?;
-    if env.statements {
-        print_statements(&db, jobs).await?;
-    }
-    db.drop_now(env).await?;
-    Ok(run)
+        .spawn()?)
 }
 
 /// One tailhook run in a fresh database.
@@ -1029,74 +1256,233 @@ async fn retained(env: &Env, args: &Args) -> Result<(), Error> {
 }
 
 async fn latency(env: &Env, args: &Args) -> Result<(), Error> {
-    println!("\n## latency: {} events/s for {} s, one transaction each, commit -> receiver", args.rate, args.seconds);
-    // With --sidecar-b, each round runs this build and then that one.
-    let sides: &[bool] = if env.tailhook_b.is_some() { &[false, true] } else { &[false] };
-    for (round, b) in (1..=args.rounds).flat_map(|round| sides.iter().map(move |&b| (round, b))) {
-        let receiver = Receiver::start(env, true).await?;
-        let mut db = fresh_db(env).await?;
-        setup_tailhook(env, &db, &Shape { b, ..Shape::single(0) }, &receiver).await?;
-        let (mut sidecar, _log) = spawn_sidecar(env, &db.url, b, None)?;
-        // Started and listening: one event goes through first.
-        db.client.query_one("SELECT tailhook.publish('warm', '{}')", &[]).await?;
-        while receiver.received().await? < 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    steady(env, args, &[args.rate]).await
+}
+
+/// Which worker a steady-rate run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Tailhook,
+    TailhookB,
+    Peer,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Tailhook => "tailhook",
+            Side::TailhookB => "tailhook B",
+            Side::Peer => "graphile-worker 0.17.3",
         }
-        let (pg0, side0, recv0) = (env.pg_cpu(), env.cpu(sidecar.id()), receiver.cpu(env));
-        let total = args.rate * args.seconds;
-        let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
-        let mut sent: HashMap<String, (u128, u128)> = HashMap::with_capacity(total as usize);
-        // Prepared once, as an application's driver does.
-        let publish = db.client.prepare("SELECT tailhook.publish('tick', '{\"n\": 1}')::text").await?;
-        let start = tokio::time::Instant::now();
-        for i in 0..total {
-            tokio::time::sleep_until(start + interval * i as u32).await;
-            let tx = db.client.transaction().await?;
-            let id: String = tx.query_one(&publish, &[]).await?.get(0);
-            let before_commit = unix_nanos();
-            tx.commit().await?;
-            sent.insert(id, (before_commit, unix_nanos()));
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while receiver.received().await? < total + 1 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let cpu = |x: f64| x * 1e6 / total as f64;
-        let (pg, side, recv) = (env.pg_cpu() - pg0, env.cpu(sidecar.id()) - side0, receiver.cpu(env) - recv0);
-        sidecar.kill().await?;
-        let times = receiver.http.get(format!("http://{}/times", receiver.addr)).send().await?.text().await?;
-        let (mut from_ack, mut from_commit) = (Vec::new(), Vec::new());
-        let mut series = Vec::new();
-        for line in times.lines() {
-            let Some((id, ns)) = line.split_once(' ') else { continue };
-            let (Some(&(c, a)), Ok(ns)) = (sent.get(id), ns.parse::<u128>()) else { continue };
-            from_commit.push(ns.saturating_sub(c) as f64 / 1e6);
-            from_ack.push(ns as f64 / 1e6 - a as f64 / 1e6);
-            series.push((a / 1000, (ns as i128 - a as i128) / 1000));
-        }
-        if let Some(dir) = &args.series {
-            series.sort_unstable();
-            let text: String = series.iter().map(|(a, us)| format!("{a}\t{us}\n")).collect();
-            std::fs::create_dir_all(dir)?;
-            std::fs::write(dir.join(format!("latency-{round}{}.tsv", if b { "-b" } else { "" })), text)?;
-        }
-        let (p50, p99, pc50, pc99) = (
-            pct(&mut from_ack, 0.5),
-            pct(&mut from_ack, 0.99),
-            pct(&mut from_commit, 0.5),
-            pct(&mut from_commit, 0.99),
-        );
+    }
+}
+
+/// What one steady-rate run measured, per event.
+struct SteadyRun {
+    side: Side,
+    p50: f64,
+    p99: f64,
+    worker_us: f64,
+    pg_us: f64,
+    backends_us: f64,
+}
+
+/// For each rate: `--rounds` rounds, each running tailhook, graphile-worker
+/// (and `--sidecar-b`) in a rotating order, every event published in its own
+/// transaction by the same publisher: latency from COMMIT to the receiver,
+/// and CPU, WAL and WAL records per event.
+async fn steady(env: &Env, args: &Args, rates: &[u64]) -> Result<(), Error> {
+    let mut sides = vec![Side::Tailhook, Side::Peer];
+    if env.tailhook_b.is_some() {
+        sides.push(Side::TailhookB);
+    }
+    for &rate in rates {
         println!(
-            "  round {round}{} {} of {total} received: from COMMIT acknowledged p50 {p50:.2} ms, p99 {p99:.2} ms; from COMMIT sent p50 {pc50:.2} ms, p99 {pc99:.2} ms | CPU µs/event: sidecar {:.0}, PostgreSQL {:.0}, receiver {:.0}",
-            if b { " tailhook B" } else { "" },
-            from_ack.len(),
-            cpu(side),
-            cpu(pg),
-            cpu(recv)
+            "\n## latency: {rate} events/s for {} s, one transaction each, commit -> receiver; {} in a rotating order",
+            args.seconds,
+            sides.iter().map(|s| s.label()).collect::<Vec<_>>().join(", ")
         );
-        db.drop_now(env).await?;
+        let mut runs: Vec<(usize, SteadyRun)> = Vec::new();
+        for round in 1..=args.rounds {
+            for k in 0..sides.len() {
+                let side = sides[(k + round - 1) % sides.len()];
+                runs.push((round, steady_run(env, args, rate, side, round).await?));
+            }
+        }
+        for &side in &sides {
+            let of: Vec<&SteadyRun> = runs.iter().filter(|(_, r)| r.side == side).map(|(_, r)| r).collect();
+            let m = |f: &dyn Fn(&SteadyRun) -> f64| pct(&mut of.iter().map(|r| f(r)).collect::<Vec<_>>(), 0.5);
+            println!(
+                "     {:<24} median p50 {:.2} ms, p99 {:.2} ms; CPU µs/event: worker {:.0}, PostgreSQL {:.0} (its backends {:.0})",
+                side.label(),
+                m(&|r| r.p50),
+                m(&|r| r.p99),
+                m(&|r| r.worker_us),
+                m(&|r| r.pg_us),
+                m(&|r| r.backends_us)
+            );
+        }
+        for other in sides.iter().copied().filter(|&s| s != Side::Tailhook) {
+            let mut ratios: [Vec<f64>; 4] = Default::default();
+            for round in 1..=args.rounds {
+                let pick = |side| runs.iter().find(|(r, s)| *r == round && s.side == side).map(|(_, s)| s);
+                let (Some(a), Some(b)) = (pick(Side::Tailhook), pick(other)) else { continue };
+                for (i, (x, y)) in [(a.pg_us, b.pg_us), (a.worker_us, b.worker_us), (a.p50, b.p50), (a.p99, b.p99)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    ratios[i].push(x / y);
+                }
+            }
+            let show = |v: &mut Vec<f64>| {
+                let list: Vec<String> = v.iter().map(|r| format!("{r:.2}")).collect();
+                format!("{} (median {:.2})", list.join(", "), pct(v, 0.5))
+            };
+            println!(
+                "  => {rate}/s tailhook / {} per round: PostgreSQL CPU {}; worker CPU {}; p50 {}; p99 {}",
+                other.label(),
+                show(&mut ratios[0]),
+                show(&mut ratios[1]),
+                show(&mut ratios[2]),
+                show(&mut ratios[3])
+            );
+        }
     }
     Ok(())
+}
+
+/// One steady-rate run of `side` in a fresh database, with its own receiver.
+async fn steady_run(env: &Env, args: &Args, rate: u64, side: Side, round: usize) -> Result<SteadyRun, Error> {
+    let receiver = Receiver::start(env, true).await?;
+    let mut db = match side {
+        Side::Peer => peer_db(env).await?,
+        _ => fresh_db(env).await?,
+    };
+    let result = steady_in(env, args, rate, side, round, &receiver, &mut db).await;
+    db.drop_now(env).await?;
+    result
+}
+
+async fn steady_in(
+    env: &Env,
+    args: &Args,
+    rate: u64,
+    side: Side,
+    round: usize,
+    receiver: &Receiver,
+    db: &mut Db,
+) -> Result<SteadyRun, Error> {
+    let b = side == Side::TailhookB;
+    let (mut worker, warm, publish, done) = if side == Side::Peer {
+        let node = spawn_peer(env, db, receiver)?;
+        (
+            node,
+            "SELECT graphile_worker.add_job('deliver', '{}'::json)",
+            "SELECT 'msg_' || (graphile_worker.add_job('deliver', '{\"n\": 1}'::json)).id",
+            "SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs)",
+        )
+    } else {
+        setup_tailhook(env, db, &Shape { b, ..Shape::single(0) }, receiver).await?;
+        let (sidecar, _log) = spawn_sidecar(env, &db.url, b, None)?;
+        (
+            sidecar,
+            "SELECT tailhook.publish('warm', '{}')",
+            "SELECT tailhook.publish('tick', '{\"n\": 1}')::text",
+            TAILHOOK_DONE,
+        )
+    };
+    // Started and listening: one event goes through first.
+    db.client.query_one(warm, &[]).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while receiver.received().await? < 1 {
+        if Instant::now() > deadline {
+            return Err(format!("{}: the first event never arrived", side.label()).into());
+        }
+        if let Some(status) = worker.try_wait()? {
+            return Err(format!("{} exited early: {status}", side.label()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if env.statements {
+        db.client.batch_execute("SELECT pg_stat_statements_reset()").await?;
+    }
+    let mut backends0 = HashMap::new();
+    sample_backends(db, &mut backends0).await?;
+    let mark = Mark::now(env, db).await?;
+    let (side0, recv0) = (env.cpu(worker.id()), receiver.cpu(env));
+    let total = rate * args.seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let mut sent: HashMap<String, (u128, u128)> = HashMap::with_capacity(total as usize);
+    // Prepared once, as an application's driver does.
+    let publish = db.client.prepare(publish).await?;
+    let start = tokio::time::Instant::now();
+    for i in 0..total {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let tx = db.client.transaction().await?;
+        let id: String = tx.query_one(&publish, &[]).await?.get(0);
+        let before_commit = unix_nanos();
+        tx.commit().await?;
+        sent.insert(id, (before_commit, unix_nanos()));
+    }
+    // Every request received and every result recorded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (receiver.received().await? < total + 1 || !db.client.query_one(done, &[]).await?.get::<_, bool>(0))
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cpu = |x: f64| x * 1e6 / total as f64;
+    let (side_cpu, recv) = (env.cpu(worker.id()) - side0, receiver.cpu(env) - recv0);
+    let mut backends1 = HashMap::new();
+    sample_backends(db, &mut backends1).await?;
+    let backends: u64 = backends1.iter().map(|(pid, t)| t - backends0.get(pid).copied().unwrap_or(0).min(*t)).sum();
+    let writes = writes_since(env, db, &mark, &mark).await?;
+    worker.kill().await?;
+    let times = receiver.http.get(format!("http://{}/times", receiver.addr)).send().await?.text().await?;
+    let (mut from_ack, mut from_commit) = (Vec::new(), Vec::new());
+    let mut series = Vec::new();
+    for line in times.lines() {
+        let Some((id, ns)) = line.split_once(' ') else { continue };
+        let (Some(&(c, a)), Ok(ns)) = (sent.get(id), ns.parse::<u128>()) else { continue };
+        from_commit.push(ns.saturating_sub(c) as f64 / 1e6);
+        from_ack.push(ns as f64 / 1e6 - a as f64 / 1e6);
+        series.push((a / 1000, (ns as i128 - a as i128) / 1000));
+    }
+    if let Some(dir) = &args.series {
+        series.sort_unstable();
+        let text: String = series.iter().map(|(a, us)| format!("{a}\t{us}\n")).collect();
+        std::fs::create_dir_all(dir)?;
+        let name = match side {
+            Side::Tailhook => "",
+            Side::TailhookB => "-b",
+            Side::Peer => "-peer",
+        };
+        std::fs::write(dir.join(format!("latency-{rate}-{round}{name}.tsv")), text)?;
+    }
+    let (p50, p99, pc50, pc99) =
+        (pct(&mut from_ack, 0.5), pct(&mut from_ack, 0.99), pct(&mut from_commit, 0.5), pct(&mut from_commit, 0.99));
+    let run = SteadyRun {
+        side,
+        p50,
+        p99,
+        worker_us: cpu(side_cpu),
+        pg_us: cpu(writes.pg_cpu_all),
+        backends_us: cpu(backends as f64 / env.tick),
+    };
+    println!(
+        "  round {round} {:<24} {} of {total} received: from COMMIT acknowledged p50 {p50:.2} ms, p99 {p99:.2} ms; from COMMIT sent p50 {pc50:.2} ms, p99 {pc99:.2} ms | CPU µs/event: worker {:.0}, PostgreSQL {:.0} (its backends {:.0}), receiver {:.0}",
+        side.label(),
+        from_ack.len(),
+        run.worker_us,
+        run.pg_us,
+        run.backends_us,
+        cpu(recv)
+    );
+    println!("        {}", writes.describe(total));
+    if env.statements {
+        print_statements(db, total).await?;
+    }
+    Ok(run)
 }
 
 fn unix_nanos() -> u128 {
@@ -1138,9 +1524,10 @@ async fn memory(env: &Env, args: &Args) -> Result<(), Error> {
         .await?;
     let insert = "INSERT INTO tailhook.outbox (event_type, payload)
                   SELECT $1, jsonb_build_object('n', g, 'text', repeat('x', 200)) FROM generate_series(1, $2::bigint) g";
+    let enqueue = Mark::now(env, &db).await?;
     db.client.execute(insert, &[&"held", &(args.pending as i64)]).await?;
     db.client.execute(insert, &[&"sent", &100_000i64]).await?;
-    let meter = Meter::start(env, &db, &receiver).await?;
+    let meter = Meter::start(env, &db, &receiver, enqueue).await?;
     let (mut sidecar, _log) = spawn_sidecar(env, &db.url, false, None)?;
     let done = "SELECT NOT EXISTS (SELECT 1 FROM tailhook.outbox WHERE dispatched_at IS NULL)
                   AND (SELECT count(*) FROM tailhook.deliveries WHERE status = 'succeeded') = 100000";

@@ -8,6 +8,9 @@
 -- timestamp come too (the text only when it is at most $3 bytes, the
 -- largest payload ever sent), so the page can show the body the transform
 -- makes of it.
+-- Who redelivered it last and when, and whether that redelivery has made no
+-- attempt yet (the page then says it is about to be sent, not `retrying`
+-- beside the error it gave up with).
 -- $1 delivery id, $2 payload bytes shown at most (characters when cut),
 -- $3 max payload bytes
 SELECT d.id, o.event_id::text, o.event_type, o.tenant, o.ordering_key,
@@ -26,7 +29,12 @@ SELECT d.id, o.event_id::text, o.event_type, o.tenant, o.ordering_key,
        ARRAY(SELECT jsonb_object_keys(e.headers) ORDER BY 1) AS header_names,
        e.transform,
        CASE WHEN e.transform IS NOT NULL AND p.bytes <= $3::int THEN o.payload::text END AS payload_text,
-       to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS timestamp
+       to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS timestamp,
+       d.redelivered_by,
+       to_char(d.redelivered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS redelivered_at,
+       d.redelivered_at IS NOT NULL AND d.status IN ('pending', 'retrying')
+           AND NOT EXISTS (SELECT 1 FROM tailhook.attempts a
+                            WHERE a.delivery_id = d.id AND a.started_at >= d.redelivered_at) AS redelivery_waiting
   FROM tailhook.deliveries d
   JOIN tailhook.outbox o ON o.id = d.outbox_id
   JOIN tailhook.endpoints e ON e.id = d.endpoint_id

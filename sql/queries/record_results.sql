@@ -9,7 +9,8 @@
 -- delivery that is still pending or retrying (the receiver has the event),
 -- and a result the new holder writes afterwards then finds it finished.
 -- Returns the late results, which count neither toward the circuit breaker
--- nor toward 410 Gone disabling.
+-- nor toward 410 Gone disabling. An attempt of a delivery redelivered by
+-- hand carries who asked (the delivery's redelivered_by).
 -- $1 replica id, then one array per column.
 WITH r AS (
     SELECT *
@@ -43,7 +44,7 @@ WITH r AS (
        AND d.locked_by = $1::text
        AND d.lease = r.lease
        AND d.attempts = r.attempt - 1
-    RETURNING d.id, r.lease
+    RETURNING d.id, r.lease, d.redelivered_by
 ), unapplied AS MATERIALIZED (
     -- Not applied above. Usually empty, and materialized so that the lookups
     -- below run only for these rows, never once per result.
@@ -76,11 +77,14 @@ WITH r AS (
        AND d.status NOT IN ('succeeded', 'failed', 'cancelled') -- see above
        AND NOT EXISTS (SELECT 1 FROM updated u WHERE u.id = d.id) -- one update per row and statement
 ), inserted AS (
-    INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body)
-    SELECT r.delivery_id, r.attempt, r.started_at, r.duration_ms, r.status_code, r.error_kind, r.error, r.response_body
+    INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error,
+                                   response_body, requested_by)
+    SELECT r.delivery_id, r.attempt, r.started_at, r.duration_ms, r.status_code, r.error_kind, r.error, r.response_body,
+           u.redelivered_by
       FROM r JOIN updated u ON u.id = r.delivery_id AND u.lease = r.lease
     UNION ALL
-    SELECT l.delivery_id, l.attempt, l.started_at, l.duration_ms, l.status_code, l.error_kind, l.error, l.response_body
+    SELECT l.delivery_id, l.attempt, l.started_at, l.duration_ms, l.status_code, l.error_kind, l.error, l.response_body,
+           NULL
       FROM late l
 )
 SELECT l.delivery_id, l.lease FROM late l

@@ -3,7 +3,8 @@
 -- Attempt history and counts are kept. Deliveries leased right now (being
 -- sent) are left alone, so nothing is sent twice at once.
 -- $1 delivery ids (NULL: any), $2 endpoint name, $3 event type, $4 status (NULL: any),
--- $5 created since, $6 created before, $7 after this id, $8 batch size, $9 dry run
+-- $5 created since, $6 created before, $7 after this id, $8 batch size, $9 dry run,
+-- $10 who asked (recorded on the delivery, then on the attempts it makes)
 WITH picked AS (
     SELECT d.id
       FROM tailhook.deliveries d
@@ -24,7 +25,8 @@ WITH picked AS (
     UPDATE tailhook.deliveries d
        SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retrying' END,
            next_attempt_at = now(), locked_until = NULL, locked_by = NULL, lease = NULL,
-           completed_at = NULL, updated_at = now()
+           completed_at = NULL, updated_at = now(),
+           redelivered_by = left($10::text, 200), redelivered_at = now()
       FROM picked
      WHERE d.id = picked.id AND NOT $9::boolean
 )

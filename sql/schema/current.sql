@@ -1488,7 +1488,8 @@ CREATE FUNCTION tailhook.redeliver(delivery_id bigint) RETURNS boolean
         UPDATE tailhook.deliveries d
            SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retrying' END,
                next_attempt_at = now(), locked_until = NULL, locked_by = NULL, lease = NULL,
-               completed_at = NULL, updated_at = now()
+               completed_at = NULL, updated_at = now(),
+               redelivered_by = left('sql (role ' || session_user || ')', 200), redelivered_at = now()
          WHERE d.id = redeliver.delivery_id
            AND (d.locked_until IS NULL OR d.locked_until < now())
         RETURNING 1
@@ -1505,7 +1506,8 @@ CREATE FUNCTION tailhook.redeliver_failed(endpoint_name text, since timestamp wi
     WITH r AS (
         UPDATE tailhook.deliveries d
            SET status = 'retrying', next_attempt_at = now(), locked_until = NULL,
-               locked_by = NULL, lease = NULL, completed_at = NULL, updated_at = now()
+               locked_by = NULL, lease = NULL, completed_at = NULL, updated_at = now(),
+               redelivered_by = left('sql (role ' || session_user || ')', 200), redelivered_at = now()
           FROM tailhook.endpoints e
          WHERE e.name = redeliver_failed.endpoint_name
            AND d.endpoint_id = e.id
@@ -1763,7 +1765,8 @@ CREATE TABLE tailhook.attempts (
     status_code integer,
     error_kind text,
     error text,
-    response_body text
+    response_body text,
+    requested_by text
 );
 
 -- Name: attempts_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
@@ -1833,6 +1836,8 @@ CREATE TABLE tailhook.deliveries (
     completed_at timestamp with time zone,
     ordering_key text,
     transform_claims smallint DEFAULT 0 NOT NULL,
+    redelivered_by text,
+    redelivered_at timestamp with time zone,
     CONSTRAINT deliveries_status_known CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
 );
 

@@ -389,6 +389,17 @@ async fn watch_signals(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
+/// How `tailhook redeliver` names who asked: the command and the OS user.
+fn cli_requester() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+    let user: String = user.chars().filter(|c| !c.is_control()).take(64).collect();
+    if user.is_empty() {
+        "cli".to_owned()
+    } else {
+        format!("cli (user {user})")
+    }
+}
+
 async fn redeliver(config: Config, args: RedeliverArgs) -> Result<(), Failure> {
     let db = Db::new(&config.database).map_err(|e| e.to_string())?;
     // Deliveries named by id are meant whatever their state; otherwise the
@@ -408,6 +419,7 @@ async fn redeliver(config: Config, args: RedeliverArgs) -> Result<(), Failure> {
         status: status.map(str::to_owned),
         since: args.since,
         until: args.until,
+        requested_by: Some(cli_requester()),
     };
     let n = crate::operator::redeliver::redeliver(&db, &selection, args.dry_run).await.map_err(|e| match e {
         crate::operator::redeliver::RedeliverError::BadInput(e) => Failure::BadInput(e),

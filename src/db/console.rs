@@ -105,6 +105,11 @@ pub struct DeliveryView {
     pub payload_text: Option<String>,
     /// The envelope's `timestamp`.
     pub timestamp: String,
+    /// Who redelivered it last, and when (UTC); `None`: never by hand.
+    pub redelivered_by: Option<String>,
+    pub redelivered_at: Option<String>,
+    /// Redelivered and no attempt made since: about to be sent.
+    pub redelivery_waiting: bool,
 }
 
 /// One attempt on the delivery page.
@@ -117,6 +122,8 @@ pub struct AttemptView {
     pub error_kind: Option<String>,
     pub error: Option<String>,
     pub response_body: Option<String>,
+    /// Who redelivered the delivery by hand before this attempt (`None`: a scheduled attempt).
+    pub requested_by: Option<String>,
 }
 
 impl Found {
@@ -255,6 +262,9 @@ impl Db {
                 transform: r.try_get(20)?,
                 payload_text: r.try_get(21)?,
                 timestamp: r.try_get(22)?,
+                redelivered_by: r.try_get(23)?,
+                redelivered_at: r.try_get(24)?,
+                redelivery_waiting: r.try_get(25)?,
             }))
         })
         .await
@@ -275,6 +285,7 @@ impl Db {
                         error_kind: r.try_get(4)?,
                         error: r.try_get(5)?,
                         response_body: r.try_get(6)?,
+                        requested_by: r.try_get(7)?,
                     })
                 })
                 .collect()

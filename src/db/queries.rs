@@ -310,6 +310,9 @@ pub struct Selection {
     pub since: Option<String>,
     /// Deliveries created before.
     pub until: Option<String>,
+    /// Who asks (`cli (user alice)`, `console (admin token) from …`, `api token #7`):
+    /// recorded on each delivery redelivered and on the attempts it then makes.
+    pub requested_by: Option<String>,
 }
 
 /// How many more deliveries each endpoint may start now, for one claim.
@@ -463,8 +466,18 @@ impl Db {
         dry_run: bool,
     ) -> Result<(i64, i64), DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 9] =
-                [&s.ids, &s.endpoint, &s.event_type, &s.status, &s.since, &s.until, &after, &batch, &dry_run];
+            let params: [&dyn Param; 10] = [
+                &s.ids,
+                &s.endpoint,
+                &s.event_type,
+                &s.status,
+                &s.since,
+                &s.until,
+                &after,
+                &batch,
+                &dry_run,
+                &s.requested_by,
+            ];
             let row = self.one(&*client, REDELIVER_BATCH, &params).await?;
             Ok((row.try_get(0)?, row.try_get(1)?))
         })

@@ -67,7 +67,7 @@ pub async fn get(db: &Db, scope: &Scope, id: i64) -> Result<Value, ManageError> 
             json!({
                 "attempt": a.attempt, "started_at": a.started_at, "duration_ms": a.duration_ms,
                 "status_code": a.status_code, "error_kind": a.error_kind, "error": a.error,
-                "response_body": a.response_body,
+                "response_body": a.response_body, "requested_by": a.requested_by,
             })
         })
         .collect();

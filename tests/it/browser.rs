@@ -146,7 +146,8 @@ async fn scenario(c: Client, base: String, event: String) {
     let attempts = c.find_all(Locator::Css("table.attempts tbody tr")).await.unwrap();
     assert_eq!(attempts.len(), 2);
     let last = row(&c, "attempts", 1, "2").await;
-    assert_eq!((last[3].as_str(), last[4].as_str(), last[6].as_str()), ("500", "http_status", "upstream exploded"));
+    assert_eq!((last[3].as_str(), last[4].as_str(), last[6].as_str()), ("500", "http_status", "schedule"));
+    assert_eq!(last[7], "upstream exploded");
     let payload = c.find(Locator::Css("pre.payload")).await.unwrap().text().await.unwrap();
     assert!(payload.contains("\"amount\": 1999"), "pretty-printed: {payload}");
 
@@ -170,7 +171,8 @@ async fn scenario(c: Client, base: String, event: String) {
         c.refresh().await.unwrap();
     }
     let third = row(&c, "attempts", 1, "3").await;
-    assert_eq!((third[3].as_str(), third[4].as_str(), third[6].as_str()), ("200", "", "back up"), "{third:?}");
+    assert_eq!((third[3].as_str(), third[4].as_str(), third[7].as_str()), ("200", "", "back up"), "{third:?}");
+    assert!(third[6].starts_with("redelivery by console (loopback) from 127.0.0.1"), "{third:?}");
     save_screenshot("console-delivery.png", &c.screenshot().await.unwrap());
 }
 
@@ -300,5 +302,74 @@ async fn a_page_on_another_site_cannot_make_the_console_run_a_transform() {
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+    sidecar.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_created_through_the_form_is_listed_with_its_secret_shown_once() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    let (sidecar, base) = console::start(db.config()).await;
+    let url = receiver.url("/billing");
+    let driver = Driver::start().await;
+    let browser = driver.session().await;
+    let scenario = tokio::spawn({
+        let c = browser.clone();
+        async move {
+            c.goto(&format!("{base}/")).await.unwrap();
+            c.find(Locator::LinkText("New endpoint")).await.unwrap().click().await.unwrap();
+            let form = element(&c, "form.endpoint").await;
+            for (field, value) in [("name", "billing"), ("url", url.as_str()), ("tenant", "acme")] {
+                form.find(Locator::Css(&format!("input[name={field}]"))).await.unwrap().send_keys(value).await.unwrap();
+            }
+            let types = form.find(Locator::Css("input[name=event_types]")).await.unwrap();
+            types.clear().await.unwrap();
+            types.send_keys("invoice.*").await.unwrap();
+            form.find(Locator::Css("textarea[name=headers]"))
+                .await
+                .unwrap()
+                .send_keys("X-Team: payments")
+                .await
+                .unwrap();
+            form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+            let secret = element(&c, "pre#secret").await.text().await.unwrap();
+            assert!(secret.starts_with("whsec_"), "{secret}");
+            save_screenshot("console-endpoint-created.png", &c.screenshot().await.unwrap());
+            // Listed on the overview, and its page shows it without the secret.
+            c.find(Locator::LinkText("Back to the endpoints")).await.unwrap().click().await.unwrap();
+            element(&c, "table.endpoints").await;
+            let billing = row(&c, "endpoints", 1, "billing").await;
+            assert_eq!(billing[1], "enabled", "{billing:?}");
+            c.find(Locator::LinkText("billing")).await.unwrap().click().await.unwrap();
+            let settings = element(&c, "dl.settings").await.text().await.unwrap();
+            assert!(
+                settings.contains("invoice.*") && settings.contains("X-Team") && settings.contains("acme"),
+                "{settings}"
+            );
+            let source = c.source().await.unwrap();
+            assert!(!source.contains(&secret) && !source.contains("payments"), "secret or header value shown");
+            save_screenshot("console-endpoint.png", &c.screenshot().await.unwrap());
+            // Send test from its page: the receiver gets it.
+            c.find(Locator::XPath("//button[normalize-space()='Send test']")).await.unwrap().click().await.unwrap();
+            let result = element(&c, "dd.result").await.text().await.unwrap();
+            assert!(result.starts_with("HTTP 200"), "{result}");
+            secret
+        }
+    });
+    let outcome = scenario.await;
+    let _ = browser.close().await;
+    drop(driver);
+    let secret = match outcome {
+        Ok(secret) => secret,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    let stored: Vec<String> =
+        client.query_one("SELECT secrets FROM tailhook.endpoints WHERE name = 'billing'", &[]).await.unwrap().get(0);
+    assert_eq!(stored, std::slice::from_ref(&secret));
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "the test request");
+    verify(&secret, &got[0].headers, &got[0].body).unwrap();
+    assert_eq!(got[0].headers["x-team"], "payments");
     sidecar.stop().await;
 }

@@ -14,6 +14,7 @@ mod cli;
 mod commands;
 mod config_file;
 mod console;
+mod console_endpoints;
 mod delivery;
 mod delivery_log;
 mod deploy;

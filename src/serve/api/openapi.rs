@@ -227,7 +227,7 @@ fn schemas() -> Value {
                         "properties": {
                             "attempt": { "type": "integer" }, "started_at": { "type": "string" }, "duration_ms": { "type": "integer" },
                             "status_code": nullable("integer"), "error_kind": nullable("string"), "error": nullable("string"),
-                            "response_body": nullable("string"),
+                            "response_body": nullable("string"), "requested_by": nullable("string"),
                         },
                     })),
                 },

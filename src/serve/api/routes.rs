@@ -374,6 +374,14 @@ async fn get_delivery(
     )
 }
 
+/// Who asks for a redelivery, as recorded on it: the token's id (never the token).
+fn requester(c: &Caller) -> String {
+    match c.grant.scope.tenant() {
+        Some(tenant) => format!("api token #{} (tenant {tenant})", c.grant.token_id),
+        None => format!("api token #{}", c.grant.token_id),
+    }
+}
+
 async fn redeliver_one(
     State(api): State<Arc<Api>>,
     Extension(c): Extension<Caller>,
@@ -383,7 +391,8 @@ async fn redeliver_one(
         async {
             c.needs(Level::Write)?;
             let id = delivery_id(&id)?;
-            let selection = Selection { ids: Some(vec![id]), ..Selection::default() };
+            let selection =
+                Selection { ids: Some(vec![id]), requested_by: Some(requester(&c)), ..Selection::default() };
             let n = deliveries::redeliver(&api.db, &c.grant.scope, selection).await.map_err(failure)?;
             logged(&c, "redeliver", &id.to_string());
             (api.kick)();
@@ -417,6 +426,7 @@ async fn redeliver_query(State(api): State<Arc<Api>>, Extension(c): Extension<Ca
                 status: Some(delivery_status(field("status")?)?.unwrap_or_else(|| "failed".into())),
                 since: field("since")?,
                 until: field("until")?,
+                requested_by: Some(requester(&c)),
             };
             let n = deliveries::redeliver(&api.db, &c.grant.scope, selection).await.map_err(failure)?;
             logged(&c, "redeliver by query", &n.to_string());

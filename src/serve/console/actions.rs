@@ -53,6 +53,14 @@ pub(super) fn checked(who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<For
     }
 }
 
+/// Who asks, as a redelivery records it: how the request got in and from where.
+pub(super) fn requester(who: &Who) -> String {
+    match who.scope.tenant() {
+        Some(tenant) => format!("console, tenant {tenant} ({}) from {}", who.access.as_str(), who.peer.ip()),
+        None => format!("console ({}) from {}", who.access.as_str(), who.peer.ip()),
+    }
+}
+
 /// Where to go back to after an action: a path on this console only.
 pub(super) fn back(form: &Form, default: &str, notice: &str) -> String {
     let to = form.get("back").and_then(same_origin_path);
@@ -99,7 +107,7 @@ pub async fn redeliver(
     if ids.len() > MAX_SELECTED {
         return failure(StatusCode::BAD_REQUEST, &format!("at most {MAX_SELECTED} deliveries at once"));
     }
-    let selection = Selection { ids: Some(ids.clone()), ..Selection::default() };
+    let selection = Selection { ids: Some(ids.clone()), requested_by: Some(requester(&who)), ..Selection::default() };
     match crate::manage::deliveries::redeliver(&console.db, &who.scope, selection).await {
         Ok(n) => {
             (console.kick)();
@@ -166,9 +174,10 @@ pub async fn pause(
         _ => return failure(StatusCode::BAD_REQUEST, "minutes must be a number from 1 to 1440"),
     };
     match crate::manage::endpoints::pause(&console.db, &who.scope, endpoint, i64::from(minutes) * 60).await {
-        Ok(_) => {
+        Ok(e) => {
+            let until = e.get("paused_until").and_then(serde_json::Value::as_str).unwrap_or_default();
             tracing::info!(
-                peer = %who.peer, via = who.access.as_str(), action = "pause", endpoint, minutes,
+                peer = %who.peer, via = who.access.as_str(), action = "pause", endpoint, minutes, until,
                 "console: endpoint paused"
             );
             Redirect::to(&back(&form, "/", &format!("notice=paused&n={minutes}"))).into_response()

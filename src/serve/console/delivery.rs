@@ -67,10 +67,24 @@ pub async fn page(
     let notice = notice_text(&params.notice, params.n, params.of).map(|text| html! { p.notice { (text) } });
     let content = html! {
         dl.delivery {
-            dt { "status" } dd { (label(&d.status, &d.status)) @if d.in_flight { " (being sent now)" } }
+            dt { "status" } dd.status {
+                @if d.redelivery_waiting {
+                    (label("pending", "redelivered")) " "
+                    @if d.in_flight { "(being sent now)" } @else { "(to be sent now)" }
+                } @else {
+                    (label(&d.status, &d.status)) @if d.in_flight { " (being sent now)" }
+                }
+            }
             dt { "attempts" } dd { (d.attempts) }
             dt { "next attempt (UTC)" } dd.next { (d.next_attempt_at.as_deref().unwrap_or("-")) }
-            dt { "last error" } dd { (d.last_error.as_deref().unwrap_or("-")) }
+            @if let (Some(by), Some(at)) = (&d.redelivered_by, &d.redelivered_at) {
+                dt { "redelivered" } dd.redelivered { "by " (by) " at " (at) " UTC" }
+            }
+            @if d.redelivery_waiting {
+                dt { "error before the redelivery" } dd.last-error { (d.last_error.as_deref().unwrap_or("-")) }
+            } @else {
+                dt { "last error" } dd.last-error { (d.last_error.as_deref().unwrap_or("-")) }
+            }
             dt { "created / completed" } dd { (d.created_at) " / " (d.completed_at.as_deref().unwrap_or("-")) }
             dt { "endpoint" } dd { a href=(super::layout::link("/deliveries", &[("endpoint", &d.endpoint)])) { (d.endpoint) } }
             dt { "url" } dd { code { (url) } span.muted { " (scheme, host and port; the rest is not shown)" } }
@@ -89,7 +103,7 @@ pub async fn page(
         } @else {
             table.attempts {
                 thead { tr {
-                    th { "#" } th { "started (UTC)" } th { "duration" } th { "status" } th { "error kind" } th { "error" } th { "response body (as stored)" }
+                    th { "#" } th { "started (UTC)" } th { "duration" } th { "status" } th { "error kind" } th { "error" } th { "made by" } th { "response body (as stored)" }
                 } }
                 tbody {
                     @for a in &attempts {
@@ -100,6 +114,7 @@ pub async fn page(
                             td.n { (a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into())) }
                             td { (a.error_kind.as_deref().unwrap_or("")) }
                             td { (a.error.as_deref().unwrap_or("")) }
+                            td.by { @match &a.requested_by { Some(by) => { "redelivery by " (by) }, None => "schedule" } }
                             td { @if let Some(body) = &a.response_body { pre.response { (body) } } }
                         }
                     }

@@ -540,11 +540,11 @@ const FORM_FIELDS: [&str; 16] = [
 ];
 
 /// A `manage` refusal of a form: a field to show it beside, or a page.
-fn form_problem(e: ManageError) -> Result<Problem, Response> {
+fn form_problem(e: ManageError) -> Result<Problem, Box<Response>> {
     match e {
         ManageError::Invalid { field, message, .. } => Ok(Problem { field, message }),
         ManageError::Conflict { code: "name_taken", message } => Ok(Problem::new("name", message)),
-        other => Err(refusal(other)),
+        other => Err(Box::new(refusal(other))),
     }
 }
 
@@ -581,7 +581,7 @@ pub async fn create(
         Ok(created) => created,
         Err(e) => match form_problem(e) {
             Ok(problem) => return again(problem),
-            Err(page) => return page,
+            Err(page) => return *page,
         },
     };
     let name = text(&e, "name").unwrap_or("").to_owned();
@@ -661,7 +661,7 @@ pub async fn update(
         }
         Err(e) => match form_problem(e) {
             Ok(problem) => again(problem),
-            Err(page) => page,
+            Err(page) => *page,
         },
     }
 }
@@ -715,9 +715,9 @@ pub async fn delete(
     }
 }
 
-/// An action's form, checked; then the endpoint's name for the log.
-async fn act(who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Response> {
-    checked(who, headers, body).map_err(|r| *r)
+/// An action's form, checked (see `actions::checked`).
+async fn act(who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
+    checked(who, headers, body)
 }
 
 /// Logged, then back to the page the form was on (the endpoint's by default).
@@ -738,7 +738,7 @@ pub async fn pause(
 ) -> Response {
     let form = match act(&who, &headers, &body).await {
         Ok(form) => form,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let minutes = match form.get("minutes").map(str::parse::<i64>) {
         Some(Ok(m)) if (1..=1440).contains(&m) => m,
@@ -759,7 +759,7 @@ pub async fn resume(
 ) -> Response {
     let form = match act(&who, &headers, &body).await {
         Ok(form) => form,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match manage::endpoints::resume(&console.db, &who.scope, &name).await {
         Ok(_) => {
@@ -779,7 +779,7 @@ pub async fn enable(
 ) -> Response {
     let form = match act(&who, &headers, &body).await {
         Ok(form) => form,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match manage::endpoints::enable(&console.db, &who.scope, &name).await {
         Ok(_) => {
@@ -799,7 +799,7 @@ pub async fn rotate(
 ) -> Response {
     let form = match act(&who, &headers, &body).await {
         Ok(form) => form,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let hours = match form.get("overlap_hours").map(str::parse::<i64>) {
         Some(Ok(h)) if (0..=manage::endpoints::MAX_SECONDS / 3600).contains(&h) => h,
@@ -831,7 +831,7 @@ pub async fn test(
     body: Bytes,
 ) -> Response {
     if let Err(refused) = act(&who, &headers, &body).await {
-        return refused;
+        return *refused;
     }
     let p = match manage::endpoints::send_test(&console.db, &console.config, &who.scope, &name).await {
         Ok(p) => p,

@@ -14,12 +14,16 @@ th{background:#eef0f4;font-weight:600}td.n{text-align:right;font-variant-numeric
 pre{background:#fff;border:1px solid #e3e6eb;padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap;word-break:break-all;margin:4px 0}
 .notice{background:#e7f6ea;border:1px solid #9fd3a9;padding:6px 10px;margin:8px 0}
 .error{background:#fdecec;border:1px solid #e6a3a3;padding:6px 10px;margin:8px 0}
-.st{padding:1px 6px;border-radius:3px;font-size:12px;background:#e3e6eb;white-space:nowrap}
+.st{padding:1px 6px;border-radius:3px;font-size:12px;background:#e3e6eb}.st.paused{white-space:nowrap}
 .st.succeeded,.st.enabled{background:#d6f0dc}.st.failed,.st.disabled,.st.invalid{background:#f7d4d4}
 .st.retrying,.st.paused{background:#fbeccb}.st.pending{background:#dde8fb}
 form.inline{display:inline}button{font:inherit;padding:2px 8px;cursor:pointer}
 form.search{display:flex;flex-wrap:wrap;gap:8px;align-items:end;background:#fff;padding:8px;border:1px solid #e3e6eb}
 form.search label{display:flex;flex-direction:column;font-size:12px}
+div.chart{display:flex;gap:4px;min-width:240px}div.chart div.plot{flex:1;min-width:0}
+div.chart div.y{display:flex;flex-direction:column;justify-content:space-between;font-size:10px;color:#6b7280;text-align:right;height:32px;white-space:nowrap}
+div.chart div.x{display:flex;justify-content:space-between;font-size:10px;color:#6b7280}
+td.chart{width:30%}svg.chart{display:block}
 svg.chart rect.ok{fill:#3c9a5f}svg.chart rect.bad{fill:#d04848}svg.chart rect.axis{fill:#c4c9d2}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;background:#fff;padding:8px;border:1px solid #e3e6eb}
 dt{color:#5a6270}dd{margin:0}

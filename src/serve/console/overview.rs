@@ -106,7 +106,7 @@ fn endpoint_row(who: &Who, r: &Row, chart: Option<&Buckets>, latency: Option<&La
     };
     html! {
         tr {
-            td { a.endpoint href=(path_of(&r.name)) { (r.name) } " " a.muted href=(link("/deliveries", &[("endpoint", &r.name)])) { "deliveries" } }
+            td { a.endpoint href=(path_of(&r.name)) { (r.name) } }
             td { (label(r.state, &state)) }
             td.n { (r.pending) }
             td.n { (r.retrying) }
@@ -118,7 +118,7 @@ fn endpoint_row(who: &Who, r: &Row, chart: Option<&Buckets>, latency: Option<&La
                 _ => "-",
             } }
             td.n { (r.oldest_undelivered_age_secs.map_or("-".to_owned(), age)) }
-            td { (chart::per_minute(&buckets)) }
+            td.chart { (chart::per_minute(&buckets)) }
             td.actions {
                 @if who.read_only {
                     span.muted { "read-only" }
@@ -133,6 +133,8 @@ fn endpoint_row(who: &Who, r: &Row, chart: Option<&Buckets>, latency: Option<&La
                     " "
                     (action("/actions/test", &who.csrf, &r.name, None, "Send test"))
                 }
+                " "
+                a href=(link("/deliveries", &[("endpoint", &r.name)])) { "Deliveries" }
             }
         }
     }

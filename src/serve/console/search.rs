@@ -117,7 +117,7 @@ pub async fn page(
         }
         None => None,
     };
-    let found = match console.db.console_search(&search, WINDOW, ROWS).await {
+    let mut found = match console.db.console_search(&search, WINDOW, ROWS).await {
         Ok(found) => found,
         // invalid_datetime_format, datetime_field_overflow
         Err(e) if matches!(e.code(), Some("22007" | "22008")) => {
@@ -125,15 +125,43 @@ pub async fn page(
         }
         Err(e) => return database_failure(&e),
     };
-    let mut found = found;
     if let Some(own) = &own {
         found.rows.retain(|r| own.contains(&r.endpoint));
     }
+    // An event id that found nothing: was the event published at all, and routed?
+    let event = match (&search.event_id, found.rows.is_empty()) {
+        (Some(id), true) => match crate::manage::events::get(&console.db, &who.scope, id).await {
+            Ok(event) => Some(event),
+            Err(crate::manage::ManageError::NotFound) => None,
+            Err(e) => return super::actions::refused_by_manage(e),
+        },
+        _ => None,
+    };
     let notice = notice_text(&params.notice, params.n, params.of).map(|text| html! { p.notice { (text) } });
-    layout_page("Deliveries", notice, results(&who, &params, &found)).into_response()
+    layout_page("Deliveries", notice, results(&who, &params, &found, event.as_ref())).into_response()
 }
 
-fn results(who: &Who, params: &Params, found: &Page) -> maud::Markup {
+/// Why a search by event id found no delivery, when the event exists.
+fn event_without_deliveries(event: &serde_json::Value) -> maud::Markup {
+    let text = |k: &str| event.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+    let routed = event.get("dispatched_at").is_some_and(|v| !v.is_null());
+    let delivered = event.get("deliveries").and_then(serde_json::Value::as_array).is_some_and(|d| !d.is_empty());
+    html! {
+        p.empty.event {
+            @if delivered {
+                "No delivery of event " code { (text("event_id")) } " matches the other filters."
+            } @else if routed {
+                "Event " code { (text("event_id")) } " (" (text("event_type")) ") was published, routed to no endpoint: "
+                "no endpoint's event types and filter matched it when it was routed."
+            } @else {
+                "Event " code { (text("event_id")) } " (" (text("event_type")) ") was published and is not routed yet: "
+                "the sidecar routes it to the endpoints within moments (is it running?)."
+            }
+        }
+    }
+}
+
+fn results(who: &Who, params: &Params, found: &Page, event: Option<&serde_json::Value>) -> maud::Markup {
     let filters = params.filters();
     let here = link("/deliveries", &[filters.as_slice(), &[("below", params.below.as_str())]].concat());
     let next = found
@@ -155,7 +183,9 @@ fn results(who: &Who, params: &Params, found: &Page) -> maud::Markup {
             label { "created before" input name="until" value=(params.until) placeholder="2026-01-31 10:00 UTC"; }
             button type="submit" { "Search" }
         }
-        @if found.rows.is_empty() {
+        @if let Some(event) = event {
+            (event_without_deliveries(event))
+        } @else if found.rows.is_empty() {
             p.empty { "No delivery matches" @if found.scanned_to.is_some() { " on this page" } "." }
         } @else {
             form method="post" action="/actions/redeliver" {

@@ -1,4 +1,4 @@
--- tailhook 0.1.0 schema steps (28 pending; the latest version is 30).
+-- tailhook 0.1.0 schema steps (29 pending; the latest version is 30).
 -- Run them in order. A step marked `transactional` is one statement and
 -- may run inside your tool's transaction; each step marked `outside a
 -- transaction` must run on its own in autocommit. `psql -v ON_ERROR_STOP=1
@@ -4967,6 +4967,80 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;$tailhook_migration$;
     INSERT INTO tailhook.schema_migrations (version, name) VALUES (27, 'api_tokens');
+END
+$tailhook_step$;
+
+-- tailhook step 29 redelivered_by: transactional
+DO $tailhook_step$
+BEGIN
+    EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
+-- version table exists. 7_368_001 is tailhook's advisory lock key.
+SELECT pg_advisory_xact_lock(7368001::bigint);
+-- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
+SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
+CREATE SCHEMA IF NOT EXISTS tailhook;
+CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);$tailhook_prepare$;
+    IF EXISTS (SELECT FROM tailhook.schema_migrations WHERE version = 29) THEN
+        RETURN;
+    END IF;
+    EXECUTE $tailhook_migration$-- tailhook schema, version 29: who asked for a delivery to be sent again
+-- (issue 25). Plain SQL, safe to re-run and to run while replicas work.
+--
+-- deliveries.redelivered_by, redelivered_at: the latest manual redelivery
+-- (`tailhook redeliver`, the console's Redeliver, the API's redeliver,
+-- tailhook.redeliver and tailhook.redeliver_failed) and who asked, as the
+-- requester describes itself: `cli (user alice)`, `console (admin token)
+-- from 10.0.0.5`, `api token #7`, `sql (role app)`; NULL: never
+-- redelivered. At most 200 characters, never a secret.
+-- attempts.requested_by: the delivery's redelivered_by when the attempt was
+-- made, so the attempts a redelivery brings are marked with who asked; NULL
+-- for attempts of a delivery never redelivered.
+ALTER TABLE tailhook.deliveries ADD COLUMN IF NOT EXISTS redelivered_by text;
+ALTER TABLE tailhook.deliveries ADD COLUMN IF NOT EXISTS redelivered_at timestamptz;
+ALTER TABLE tailhook.attempts ADD COLUMN IF NOT EXISTS requested_by text;
+
+-- The SQL functions record who asked too: the database role.
+CREATE OR REPLACE FUNCTION tailhook.redeliver(delivery_id bigint) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    WITH r AS (
+        UPDATE tailhook.deliveries d
+           SET status = CASE WHEN d.attempts = 0 THEN 'pending' ELSE 'retrying' END,
+               next_attempt_at = now(), locked_until = NULL, locked_by = NULL, lease = NULL,
+               completed_at = NULL, updated_at = now(),
+               redelivered_by = left('sql (role ' || session_user || ')', 200), redelivered_at = now()
+         WHERE d.id = redeliver.delivery_id
+           AND (d.locked_until IS NULL OR d.locked_until < now())
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM r)
+$$;
+
+CREATE OR REPLACE FUNCTION tailhook.redeliver_failed(endpoint_name text, since timestamptz) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    WITH r AS (
+        UPDATE tailhook.deliveries d
+           SET status = 'retrying', next_attempt_at = now(), locked_until = NULL,
+               locked_by = NULL, lease = NULL, completed_at = NULL, updated_at = now(),
+               redelivered_by = left('sql (role ' || session_user || ')', 200), redelivered_at = now()
+          FROM tailhook.endpoints e
+         WHERE e.name = redeliver_failed.endpoint_name
+           AND d.endpoint_id = e.id
+           AND d.status = 'failed'
+           AND d.completed_at >= redeliver_failed.since
+        RETURNING 1
+    )
+    SELECT count(*) FROM r
+$$;$tailhook_migration$;
+    INSERT INTO tailhook.schema_migrations (version, name) VALUES (29, 'redelivered_by');
 END
 $tailhook_step$;
 
