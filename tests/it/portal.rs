@@ -611,7 +611,7 @@ async fn a_tenant_in_a_browser_inside_the_host_apps_frame_sends_a_test_and_redel
     let w = World::new(&["http://localhost:*"]).await;
     let acme_down = w.delivery("acme-down", "acme").await;
     let portal = format!("{}{}/", w.base, link("acme", Duration::from_secs(600), false));
-    let host_page = format!("<!doctype html><title>Host app</title><h1>Your webhooks</h1><iframe id=portal src=\"{portal}\" width=1200 height=700></iframe>");
+    let host_page = format!("<!doctype html><title>Host app</title><h1>Your webhooks</h1><iframe id=portal src=\"{portal}\" width=1330 height=640></iframe>");
     let host =
         Receiver::start(move |_, _| Reply::ok().header("content-type", "text/html").body(host_page.clone())).await;
     let host_url = format!("http://localhost:{}/settings/webhooks", host.addr.port());
@@ -627,6 +627,9 @@ async fn a_tenant_in_a_browser_inside_the_host_apps_frame_sends_a_test_and_redel
     .await;
     let text = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
     assert!(!text.contains("globex") && !text.contains("everyone"), "{text}");
+    c.enter_parent_frame().await.unwrap();
+    save_screenshot("portal-overview-in-frame.png", &c.screenshot().await.unwrap());
+    c.find(Locator::Css("iframe#portal")).await.unwrap().enter_frame().await.unwrap();
 
     // Add an endpoint: it is the tenant's, whatever the form could say.
     c.find(Locator::LinkText("New endpoint")).await.unwrap().click().await.unwrap();
