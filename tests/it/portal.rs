@@ -295,6 +295,22 @@ async fn a_portal_link_reaches_only_its_tenants_endpoints_events_and_deliveries(
             == 1
     })
     .await;
+    let (_, shown) = get(&format!("{acme}/deliveries/{acme_down}"), &[]).await;
+    assert!(shown.contains("redelivery by console, tenant acme (portal link)"), "its own request as recorded: {shown}");
+
+    // The operator's redelivery: the tenant sees that the operator asked, not from where.
+    let operator_form = [("id", acme_ok.to_string()), ("csrf", operator_csrf.clone())];
+    let form: Vec<(&str, &str)> = operator_form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(post(&format!("{base}/actions/redeliver"), &form, &headers).await.status(), 303);
+    // (acme-orders is paused: the redelivery waits; the delivery records who asked.)
+    let by = format!(
+        "SELECT count(*) FROM tailhook.deliveries WHERE id = {acme_ok} AND redelivered_by LIKE 'console (loopback)%'"
+    );
+    assert_eq!(w.db.count(&by).await, 1);
+    let (_, shown) = get(&format!("{acme}/deliveries/{acme_ok}"), &[]).await;
+    assert!(shown.contains("by the operator") && !shown.contains("console (loopback)"), "{shown}");
+    let (_, operator_view) = get(&format!("{base}/deliveries/{acme_ok}"), &[]).await;
+    assert!(operator_view.contains("console (loopback)"), "the operator sees who: {operator_view}");
     w.sidecar.stop().await;
 }
 
