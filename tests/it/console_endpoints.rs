@@ -471,3 +471,51 @@ async fn a_paused_endpoint_offers_resume_with_a_readable_time() {
     assert!(page.contains("Pause ended"), "{page}");
     sidecar.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_endpoint_row_is_shown_as_text_without_its_secrets() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let name = "<script>alert(1)</script>/../x?y#z";
+    add_endpoint(
+        &client,
+        name,
+        "https://user:pass-4f1e@receiver.example/path-token-93c2?q=query-token-0b7d",
+        &[SECRET],
+    )
+    .await;
+    client
+        .execute(
+            "UPDATE tailhook.endpoints SET headers = '{\"X-<b>Sig\": \"header-value-7d21\"}',
+                    transform = '#{ token: \"transform-literal-5e3a\" }', tenant = '<i>acme</i>',
+                    legacy_signature = '{\"header\": \"X-Legacy-Sig\", \"algorithm\": \"sha256\", \"encoding\": \"hex\"}',
+                    legacy_secret = 'legacy-secret-value-61aa'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (sidecar, base) = console::start(db.config()).await;
+    let (_, home) = get(&format!("{base}/"), &[]).await;
+    let href = "/endpoints/%3Cscript%3Ealert%281%29%3C%2Fscript%3E%2F%2E%2E%2Fx%3Fy%23z";
+    assert!(home.contains(&format!("href=\"{href}\"")), "{home}");
+    for path in [href.to_owned(), format!("{href}/edit"), format!("{href}/delete")] {
+        let (status, page) = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        assert!(!page.contains("<script>alert") && !page.contains("<b>Sig") && !page.contains("<i>acme"), "{page}");
+        for secret in [
+            SECRET,
+            "pass-4f1e",
+            "path-token-93c2",
+            "query-token-0b7d",
+            "header-value-7d21",
+            "transform-literal-5e3a",
+            "legacy-secret-value-61aa",
+        ] {
+            assert!(!page.contains(secret), "{path} shows {secret}: {page}");
+        }
+    }
+    let (_, page) = get(&format!("{base}{href}"), &[]).await;
+    assert!(page.contains("https://receiver.example") && page.contains("X-Legacy-Sig"), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;/../x?y#z"), "{page}");
+    sidecar.stop().await;
+}

@@ -70,7 +70,7 @@ pub async fn page(
             dt { "status" } dd.status {
                 @if d.redelivery_waiting {
                     (label("pending", "redelivered")) " "
-                    @if d.in_flight { "(being sent now)" } @else { "(to be sent now)" }
+                    @if d.in_flight { "(being sent now)" } @else { "(its attempt is due; a paused endpoint waits for the pause to end)" }
                 } @else {
                     (label(&d.status, &d.status)) @if d.in_flight { " (being sent now)" }
                 }

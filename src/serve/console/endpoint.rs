@@ -715,11 +715,6 @@ pub async fn delete(
     }
 }
 
-/// An action's form, checked (see `actions::checked`).
-async fn act(who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
-    checked(who, headers, body)
-}
-
 /// Logged, then back to the page the form was on (the endpoint's by default).
 fn done(who: &Who, form: &Form, action: &str, name: &str, notice: &str) -> Response {
     tracing::info!(
@@ -736,7 +731,7 @@ pub async fn pause(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match act(&who, &headers, &body).await {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -757,7 +752,7 @@ pub async fn resume(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match act(&who, &headers, &body).await {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -777,7 +772,7 @@ pub async fn enable(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match act(&who, &headers, &body).await {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -797,7 +792,7 @@ pub async fn rotate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match act(&who, &headers, &body).await {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -830,7 +825,7 @@ pub async fn test(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = act(&who, &headers, &body).await {
+    if let Err(refused) = checked(&who, &headers, &body) {
         return *refused;
     }
     let p = match manage::endpoints::send_test(&console.db, &console.config, &who.scope, &name).await {
