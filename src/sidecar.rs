@@ -87,6 +87,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     // Cancelled by the caller's `shutdown`, or when a task ends unexpectedly.
     let stop = shutdown.child_token();
     let admin_token = if config.server.console { config.server.admin_token()? } else { None };
+    let portal_key = if config.server.console { config.server.portal_key()? } else { None };
+    let portal_key = portal_key.as_ref().map(crate::manage::portal::LinkKey::derive);
     // Bound first: a busy port is a start-up error naming the key.
     let http = match config.server.address() {
         Some(addr) => {
@@ -99,7 +101,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         return Ok(());
     };
     let (ctx, records_rx) = start(config, db, stop.clone()).await?;
-    let mut running = spawn(&ctx, records_rx, http, admin_token)?;
+    // The key `tailhook.portal_link` signs with; removed when no portal is configured.
+    if let Err(error) = ctx.db.portal_set_key(portal_key.as_ref().map(|k| k.bytes())).await {
+        tracing::warn!(%error, "cannot store the portal link key: tailhook.portal_link will not sign with this key");
+    }
+    let mut running = spawn(&ctx, records_rx, http, admin_token, portal_key)?;
 
     // Every task runs until `stop`; one that ends sooner stops the sidecar.
     // Biased: tasks end because `stop` was cancelled, and that comes first.
@@ -215,6 +221,7 @@ fn spawn(
     records_rx: mpsc::Receiver<Record>,
     http: Option<tokio::net::TcpListener>,
     admin_token: Option<Secret>,
+    portal_key: Option<crate::manage::portal::LinkKey>,
 ) -> Result<Running, RunError> {
     let stop = &ctx.shutdown;
     let db = &ctx.db;
@@ -249,7 +256,9 @@ fn spawn(
         let console = ctx.config.server.console.then(|| {
             let due = ctx.due.clone();
             let kick = Arc::new(move || due.schedule(Duration::ZERO));
-            Arc::new(Console::new(db.clone(), Arc::new(ctx.config.clone()), admin_token, kick, ctx.transforms.clone()))
+            let console =
+                Console::new(db.clone(), Arc::new(ctx.config.clone()), admin_token, kick, ctx.transforms.clone());
+            Arc::new(console.with_portal(portal_key))
         });
         let due = ctx.due.clone();
         let kick = Arc::new(move || due.schedule(Duration::ZERO));

@@ -9,7 +9,8 @@
 -- Also one page of the console's overview: endpoints by name after $2, at
 -- most $3 of them (the unique index on name; NULL: every endpoint).
 -- $1 the window (a PostgreSQL interval, e.g. '24h'), $2 names after this one ('' from the start),
--- $3 at most this many endpoints (NULL: all)
+-- $3 at most this many endpoints (NULL: all), $4 only this tenant's endpoints
+-- (NULL: every endpoint; a tenant portal's overview)
 SELECT e.name,
        e.enabled,
        e.disabled_reason,
@@ -37,6 +38,6 @@ SELECT e.name,
        WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'retrying')
   ) u
   LEFT JOIN tailhook.outbox o ON o.id = u.oldest
- WHERE e.name > $2::text
+ WHERE e.name > $2::text AND ($4::text IS NULL OR e.tenant = $4::text)
  ORDER BY e.name
  LIMIT $3::bigint

@@ -1193,7 +1193,8 @@ BEGIN
     CASE kind
     WHEN 'publisher' THEN
         statements := statements || ARRAY[
-            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text, text, text) TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text, text, text) TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.portal_link(text, interval, boolean) TO %1$s'];
     WHEN 'endpoint_manager' THEN
         statements := statements || ARRAY[
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
@@ -1209,7 +1210,7 @@ BEGIN
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text) TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text), tailhook.set_portal_key(bytea) TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';
@@ -1250,6 +1251,28 @@ CREATE FUNCTION tailhook.headers_valid(headers jsonb) RETURNS boolean
               FROM (SELECT e.key, e.value,
                            coalesce(tailhook.sealed_length(e.value #>> '{}'), octet_length(e.value #>> '{}')) AS size
                       FROM jsonb_each(CASE WHEN jsonb_typeof(headers) = 'object' THEN headers ELSE '{}' END) AS e) AS h)
+$$;
+
+-- Name: hmac_sha256(bytea, bytea); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.hmac_sha256(key bytea, message bytea) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    k bytea := CASE WHEN octet_length(hmac_sha256.key) > 64 THEN sha256(hmac_sha256.key) ELSE hmac_sha256.key END;
+    inner_pad bytea;
+    outer_pad bytea;
+BEGIN
+    k := k || decode(repeat('00', 64 - octet_length(k)), 'hex');
+    inner_pad := k;
+    outer_pad := k;
+    FOR i IN 0..63 LOOP
+        inner_pad := set_byte(inner_pad, i, get_byte(k, i) # 54);
+        outer_pad := set_byte(outer_pad, i, get_byte(k, i) # 92);
+    END LOOP;
+    RETURN sha256(outer_pad || sha256(inner_pad || hmac_sha256.message));
+END
 $$;
 
 -- Name: legacy_secret_valid(text); Type: FUNCTION; Schema: tailhook; Owner: -
@@ -1362,6 +1385,40 @@ CREATE FUNCTION tailhook.pem_key_valid(key text) RETURNS boolean
                      AND key ~ '^\s*-----BEGIN ((RSA |EC )?PRIVATE KEY)-----\s[A-Za-z0-9+/=\s]+-----END \1-----\s*$'
            END
 $_$;
+
+-- Name: portal_link(text, interval, boolean); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.portal_link(tenant text, ttl interval DEFAULT '00:15:00'::interval, read_only boolean DEFAULT false) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    k bytea;
+    body text;
+BEGIN
+    IF portal_link.tenant IS NULL OR portal_link.tenant = '' OR octet_length(portal_link.tenant) > 200 THEN
+        RAISE EXCEPTION 'tailhook.portal_link: tenant must be given and at most 200 bytes'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF portal_link.ttl IS NULL OR portal_link.ttl <= interval '0' OR portal_link.ttl > interval '24 hours' THEN
+        RAISE EXCEPTION 'tailhook.portal_link: ttl must be more than 0 and at most 24 hours'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF portal_link.read_only IS NULL THEN
+        RAISE EXCEPTION 'tailhook.portal_link: read_only must be true or false'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT p.key INTO k FROM tailhook.portal_key p;
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'tailhook.portal_link: no portal key: set server.portal_key_env and start tailhook run, which stores the key links are signed with'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    body := 'v1.' || encode(convert_to(portal_link.tenant, 'UTF8'), 'hex') || '.'
+        || ceil(extract(epoch FROM clock_timestamp() + portal_link.ttl))::bigint || '.'
+        || CASE WHEN portal_link.read_only THEN 'r' ELSE 'w' END;
+    RETURN '/portal/' || body || '.' || encode(tailhook.hmac_sha256(k, convert_to(body, 'UTF8')), 'hex') || '/';
+END
+$$;
 
 -- Name: publish(text, jsonb, text, text, text, text); Type: FUNCTION; Schema: tailhook; Owner: -
 
@@ -1559,6 +1616,22 @@ CREATE FUNCTION tailhook.secrets_valid(secrets text[]) RETURNS boolean
                            -- decoded length: 3 bytes per 4 characters, less the padding
                            AND (length(s) - 6) / 4 * 3 - (length(s) - length(rtrim(s, '='))) BETWEEN 24 AND 64)))
 $_$;
+
+-- Name: set_portal_key(bytea); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.set_portal_key(key bytea) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF set_portal_key.key IS NULL THEN
+        DELETE FROM tailhook.portal_key;
+        RETURN;
+    END IF;
+    INSERT INTO tailhook.portal_key AS p (only_row, key) VALUES (true, set_portal_key.key)
+    ON CONFLICT (only_row) DO UPDATE SET key = EXCLUDED.key, set_at = now() WHERE p.key <> EXCLUDED.key;
+END
+$$;
 
 -- Name: touch_updated_at(); Type: FUNCTION; Schema: tailhook; Owner: -
 
@@ -1979,6 +2052,16 @@ ALTER TABLE tailhook.outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+-- Name: portal_key; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.portal_key (
+    only_row boolean DEFAULT true NOT NULL,
+    key bytea NOT NULL,
+    set_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT portal_key_length CHECK ((octet_length(key) = 32)),
+    CONSTRAINT portal_key_one_row CHECK (only_row)
+);
+
 -- Name: replicas; Type: TABLE; Schema: tailhook; Owner: -
 
 CREATE TABLE tailhook.replicas (
@@ -2219,6 +2302,11 @@ ALTER TABLE tailhook.outbox
 
 COMMENT ON CONSTRAINT outbox_trace_context_valid ON tailhook.outbox IS 'traceparent and tracestate must be W3C trace context (see tailhook.trace_context_problem)';
 
+-- Name: portal_key portal_key_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.portal_key
+    ADD CONSTRAINT portal_key_pkey PRIMARY KEY (only_row);
+
 -- Name: replicas replicas_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE ONLY tailhook.replicas
@@ -2352,6 +2440,14 @@ REVOKE ALL ON FUNCTION tailhook.grant_publisher(role regrole) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION tailhook.grant_sidecar(role regrole) FROM PUBLIC;
 
+-- Name: FUNCTION hmac_sha256(key bytea, message bytea); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.hmac_sha256(key bytea, message bytea) FROM PUBLIC;
+
+-- Name: FUNCTION portal_link(tenant text, ttl interval, read_only boolean); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.portal_link(tenant text, ttl interval, read_only boolean) FROM PUBLIC;
+
 -- Name: FUNCTION publish(event_type text, payload jsonb, tenant text, ordering_key text, traceparent text, tracestate text); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.publish(event_type text, payload jsonb, tenant text, ordering_key text, traceparent text, tracestate text) FROM PUBLIC;
@@ -2371,4 +2467,8 @@ REVOKE ALL ON FUNCTION tailhook.retire_secrets() FROM PUBLIC;
 -- Name: FUNCTION revoke_api_token(token text); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.revoke_api_token(token text) FROM PUBLIC;
+
+-- Name: FUNCTION set_portal_key(key bytea); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.set_portal_key(key bytea) FROM PUBLIC;
 

@@ -63,6 +63,8 @@ enum Command {
     /// Tokens for the JSON API (`/api/v1`): create (printed once), list, revoke
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Print a short-lived link opening the console for one tenant only (signed with server.portal_key_env)
+    PortalLink(PortalLinkArgs),
     /// Re-enable an endpoint tailhook (or anyone) disabled, forgetting its failures
     Enable {
         /// The endpoint's name
@@ -88,6 +90,22 @@ struct DemoArgs {
     /// Start a throwaway cluster of its own even when DATABASE_URL or localhost:5432 answers
     #[arg(long)]
     throwaway: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct PortalLinkArgs {
+    /// The tenant whose endpoints, events and deliveries the link shows
+    #[arg(long)]
+    tenant: String,
+    /// How long the link works: e.g. 15m, 2h, 900 (seconds); at most 24h
+    #[arg(long, default_value = "15m")]
+    ttl: String,
+    /// Pages only: the link changes nothing (no pause, test, redeliver)
+    #[arg(long)]
+    read_only: bool,
+    /// tailhook's address as the tenant's browser reaches it (default: http:// and server.listen)
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,6 +232,7 @@ pub fn main() -> ExitCode {
             Command::SendTest(args) => send_test(config, args).await,
             Command::Enable { endpoint } => enable(config, &endpoint).await,
             Command::Token(command) => tokens(config, command).await,
+            Command::PortalLink(args) => portal_link(&config, &args),
             Command::Demo(args) => demo(args).await,
             Command::Secret(_) => Ok(()), // handled before the configuration is read
             Command::CheckConfig => {
@@ -347,6 +366,7 @@ async fn run(config: Config) -> Result<(), Failure> {
     // A token variable named but not set is bad configuration (exit 2), found before anything starts.
     if config.server.console {
         config.server.admin_token().map_err(|e| Failure::BadInput(e.to_string()))?;
+        config.server.portal_key().map_err(|e| Failure::BadInput(e.to_string()))?;
     }
     init_logging(&config);
     let shutdown = CancellationToken::new();
@@ -444,6 +464,25 @@ async fn tokens(config: Config, command: token::TokenCommand) -> Result<(), Fail
         Err(token::TokenError::BadInput(e)) => Err(Failure::BadInput(e)),
         Err(token::TokenError::Database(e)) => Err(database_failure(&e)),
     }
+}
+
+/// Prints a portal link signed with the configured key (no database needed).
+fn portal_link(config: &Config, args: &PortalLinkArgs) -> Result<(), Failure> {
+    use crate::manage::portal::{mint, parse_ttl, LinkKey};
+    let secret = config.server.portal_key().map_err(|e| Failure::BadInput(e.to_string()))?;
+    let Some(secret) = secret else {
+        return Err(Failure::BadInput(
+            "server.portal_key_env is not set: name an environment variable holding the portal key (32 characters or more)"
+                .into(),
+        ));
+    };
+    let ttl = parse_ttl(&args.ttl)
+        .ok_or_else(|| Failure::BadInput(format!("--ttl `{}` is not a lifetime such as 15m, 2h or 900", args.ttl)))?;
+    let token = mint(&LinkKey::derive(&secret), &args.tenant, ttl, args.read_only, std::time::SystemTime::now())
+        .map_err(|e| Failure::BadInput(format!("cannot make the link: {e}")))?;
+    let base = args.base_url.clone().unwrap_or_else(|| format!("http://{}", config.server.listen.trim()));
+    say_raw!("{}/portal/{token}/\n", base.trim_end_matches('/'));
+    Ok(())
 }
 
 async fn enable(config: Config, endpoint: &str) -> Result<(), Failure> {

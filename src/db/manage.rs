@@ -20,6 +20,7 @@ const EVENT_PUBLISH: &str = include_str!("../../sql/queries/api_event_publish.sq
 const EVENT_GET: &str = include_str!("../../sql/queries/api_event_get.sql");
 const DELIVERY_GET: &str = include_str!("../../sql/queries/api_delivery_get.sql");
 const TENANT_ENDPOINTS: &str = include_str!("../../sql/queries/api_tenant_endpoints.sql");
+const PORTAL_SET_KEY: &str = include_str!("../../sql/queries/portal_set_key.sql");
 
 /// A token as `tailhook token list` shows it (no hash, no secret).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -232,6 +233,17 @@ impl Db {
             let params: [&dyn Param; 2] = [&id, &tenant];
             let rows = self.rows(&*client, DELIVERY_GET, &params).await?;
             rows.into_iter().next().map(|r| json(r.try_get(0)?)).transpose()
+        })
+        .await
+    }
+
+    /// Stores the key `tailhook.portal_link` signs with (`None`: removes it).
+    pub async fn portal_set_key(&self, key: Option<&[u8]>) -> Result<(), DbError> {
+        let key: Option<String> = key.map(|k| k.iter().map(|b| format!("{b:02x}")).collect());
+        self.with_client(async |client| {
+            let params: [&dyn Param; 1] = [&key];
+            self.rows(&*client, PORTAL_SET_KEY, &params).await?;
+            Ok(())
         })
         .await
     }

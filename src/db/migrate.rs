@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (26, "endpoint_tls", include_str!("../../sql/0026_endpoint_tls.sql")),
     (27, "api_tokens", include_str!("../../sql/0027_api_tokens.sql")),
     (29, "redelivered_by", include_str!("../../sql/0029_redelivered_by.sql")),
+    (30, "portal", include_str!("../../sql/0030_portal.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a

@@ -81,8 +81,19 @@ impl Db {
         after: &str,
         limit: Option<i64>,
     ) -> Result<Vec<EndpointStatus>, DbError> {
+        self.endpoint_status_of(window, after, limit, None).await
+    }
+
+    /// [`Db::endpoint_status`] for one tenant's endpoints only (`None`: every endpoint).
+    pub async fn endpoint_status_of(
+        &self,
+        window: &str,
+        after: &str,
+        limit: Option<i64>,
+        tenant: Option<&str>,
+    ) -> Result<Vec<EndpointStatus>, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 3] = [&window, &after, &limit];
+            let params: [&dyn Param; 4] = [&window, &after, &limit, &tenant];
             let rows = self.rows(&*client, ENDPOINT_STATUS, &params).await?;
             rows.iter()
                 .map(|r| {

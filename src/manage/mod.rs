@@ -12,6 +12,7 @@
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
+pub mod portal;
 pub mod tokens;
 
 use crate::config::rules::Problem;

@@ -240,6 +240,7 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
             "endpoint_stats",
             "endpoints",
             "outbox",
+            "portal_key",
             "replicas",
             "role_grants",
             "schema_migrations",

@@ -238,11 +238,11 @@ async fn status_query_is_answered_from_partial_indexes() {
         .unwrap();
     client.batch_execute("VACUUM ANALYZE tailhook.deliveries").await.unwrap();
     client
-        .batch_execute(&format!("SET enable_seqscan = off; PREPARE status(text, text, bigint) AS {sql};"))
+        .batch_execute(&format!("SET enable_seqscan = off; PREPARE status(text, text, bigint, text) AS {sql};"))
         .await
         .unwrap();
     let plan: String = client
-        .query("EXPLAIN (COSTS OFF) EXECUTE status('24h', '', NULL)", &[])
+        .query("EXPLAIN (COSTS OFF) EXECUTE status('24h', '', NULL, NULL)", &[])
         .await
         .unwrap()
         .iter()

@@ -414,7 +414,7 @@ async fn console_search_pages_by_keyset_reads_bounded_ranges_and_uses_indexes() 
         ("latency", include_str!("../../sql/queries/console_latency.sql"), format!("(ARRAY[{a}, {b}, {bulk}])")),
         ("delivery", include_str!("../../sql/queries/console_delivery.sql"), format!("({}, 65536, 1048576)", t1[0])),
         ("attempts", include_str!("../../sql/queries/console_attempts.sql"), format!("({}, 200)", t1[0])),
-        ("status", include_str!("../../sql/queries/endpoint_status.sql"), "('1 hour', '', 51)".to_owned()),
+        ("status", include_str!("../../sql/queries/endpoint_status.sql"), "('1 hour', '', 51, NULL)".to_owned()),
     ];
     client.batch_execute("SET plan_cache_mode = force_generic_plan").await.unwrap();
     for (name, sql, args) in queries {

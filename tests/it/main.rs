@@ -32,6 +32,7 @@ mod ordered_backlog;
 mod pipeline;
 mod policy;
 mod pooler;
+mod portal;
 mod retention;
 mod roles;
 mod routing;

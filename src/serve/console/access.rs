@@ -40,6 +40,8 @@ pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 pub enum Access {
     Loopback,
     Token,
+    /// A tenant portal link (`/portal/<token>/`).
+    Portal,
 }
 
 impl Access {
@@ -47,6 +49,7 @@ impl Access {
         match self {
             Self::Loopback => "loopback",
             Self::Token => "admin token",
+            Self::Portal => "portal link",
         }
     }
 }

@@ -33,10 +33,11 @@ impl Form {
     }
 }
 
-/// An action must come from the console's own page: same origin, this
-/// process's CSRF token, and a `Who` that may act (not a read-only link).
-/// Refusals are logged with the peer.
-pub(super) fn checked(console: &Console, who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
+/// An action must come from the console's own page: same origin, the
+/// request's CSRF token (the process's, or one derived from a portal link),
+/// and a `Who` that may act (not a read-only link). Refusals are logged with
+/// the peer.
+pub(super) fn checked(who: &Who, headers: &HeaderMap, body: &[u8]) -> Result<Form, Box<Response>> {
     let form = Form::parse(body);
     let refused = |why: String| {
         tracing::warn!(peer = %who.peer, via = who.access.as_str(), %why, "console action refused");
@@ -47,7 +48,7 @@ pub(super) fn checked(console: &Console, who: &Who, headers: &HeaderMap, body: &
         return Err(refused("this console is read-only (a read-only link): it shows, it does not act".into()));
     }
     match form.get("csrf") {
-        Some(token) if tokens_equal(token, &console.csrf) => Ok(form),
+        Some(token) if tokens_equal(token, &who.csrf) => Ok(form),
         _ => Err(refused("the form's CSRF token is missing or stale (reload the page and try again)".into())),
     }
 }
@@ -94,7 +95,7 @@ pub async fn redeliver(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -128,7 +129,7 @@ pub async fn enable(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -163,7 +164,7 @@ pub async fn pause(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -192,7 +193,7 @@ pub async fn test(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };

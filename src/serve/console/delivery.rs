@@ -37,6 +37,15 @@ pub async fn page(
         return failure(StatusCode::NOT_FOUND, "not a delivery id");
     };
     let db = &console.db;
+    if let Some(tenant) = who.scope.tenant() {
+        match db.api_delivery_get(id, Some(tenant)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return failure(StatusCode::NOT_FOUND, &format!("no delivery {id} (retention may have removed it)"))
+            }
+            Err(e) => return database_failure(&e),
+        }
+    }
     let max_payload = console.config.delivery.max_payload_bytes as i32;
     let (delivery, attempts) = match tokio::try_join!(
         db.console_delivery(id, PAYLOAD_SHOWN, max_payload),
@@ -69,7 +78,7 @@ pub async fn page(
             dt { "attempts" } dd { (d.attempts) }
             dt { "next attempt (UTC)" } dd.next { (d.next_attempt_at.as_deref().unwrap_or("-")) }
             @if let (Some(by), Some(at)) = (&d.redelivered_by, &d.redelivered_at) {
-                dt { "redelivered" } dd.redelivered { "by " (by) " at " (at) " UTC" }
+                dt { "redelivered" } dd.redelivered { "by " (shown_requester(&who, by)) " at " (at) " UTC" }
             }
             @if d.redelivery_waiting {
                 dt { "error before the redelivery" } dd.last-error { (d.last_error.as_deref().unwrap_or("-")) }
@@ -82,12 +91,12 @@ pub async fn page(
             dt { "signing" } dd { (match d.secrets { 0 => "unsigned (no secret)".to_owned(), 1 => "1 secret".to_owned(), n => format!("{n} secrets") }) }
             dt { "custom headers" } dd { @if d.header_names.is_empty() { "none" } @else { (d.header_names.join(", ")) " (values not shown)" } }
         }
-        form method="post" action="/actions/redeliver" {
-            (csrf_field(&console.csrf))
+        @if !who.read_only { form method="post" action="/actions/redeliver" {
+            (csrf_field(&who.csrf))
             input type="hidden" name="id" value=(d.id);
             input type="hidden" name="back" value=(format!("/deliveries/{}", d.id));
             button id="redeliver" type="submit" { "Redeliver" }
-        }
+        } }
         h2 { "Attempts" }
         @if attempts.is_empty() {
             p { "None yet." }
@@ -105,7 +114,7 @@ pub async fn page(
                             td.n { (a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into())) }
                             td { (a.error_kind.as_deref().unwrap_or("")) }
                             td { (a.error.as_deref().unwrap_or("")) }
-                            td.by { @match &a.requested_by { Some(by) => { "redelivery by " (by) }, None => "schedule" } }
+                            td.by { @match &a.requested_by { Some(by) => { "redelivery by " (shown_requester(&who, by)) }, None => "schedule" } }
                             td { @if let Some(body) = &a.response_body { pre.response { (body) } } }
                         }
                     }
@@ -158,4 +167,15 @@ async fn transformed(console: &Console, d: &crate::db::DeliveryView) -> Option<S
         },
         Err(e) => format!("({e})"),
     })
+}
+
+/// Who asked for a redelivery, as this request may see it: a tenant's portal
+/// sees its own requests as recorded, and anyone else's (the operator's
+/// console, an API token, SQL) only as "the operator", never their address
+/// or token id.
+fn shown_requester<'a>(who: &Who, by: &'a str) -> &'a str {
+    match who.scope.tenant() {
+        Some(tenant) if !by.starts_with(&format!("console, tenant {tenant} (")) => "the operator",
+        _ => by,
+    }
 }

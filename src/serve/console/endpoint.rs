@@ -189,10 +189,10 @@ fn endpoint_page(console: &Console, who: &Who, name: &str, e: &Value, f: &Value,
             div.actions {
                 @if !by_config { a href=(format!("{here}/edit")) { "Edit" } " " }
                 @if paused {
-                    (button(&console.csrf, &format!("{here}/resume"), &[], "Resume"))
+                    (button(&who.csrf, &format!("{here}/resume"), &[], "Resume"))
                 } @else {
                     form.inline method="post" action=(format!("{here}/pause")) {
-                        (csrf_field(&console.csrf))
+                        (csrf_field(&who.csrf))
                         select name="minutes" aria-label="pause for" {
                             @for (minutes, text) in PAUSES { option value=(minutes) { (text) } }
                         }
@@ -201,13 +201,13 @@ fn endpoint_page(console: &Console, who: &Who, name: &str, e: &Value, f: &Value,
                 }
                 " "
                 @if !yes(e, "enabled") || text(e, "invalid_reason").is_some() || int(e, "consecutive_failures").unwrap_or(0) > 0 {
-                    (button(&console.csrf, &format!("{here}/enable"), &[], "Enable")) " "
+                    (button(&who.csrf, &format!("{here}/enable"), &[], "Enable")) " "
                 }
-                (button(&console.csrf, &format!("{here}/test"), &[], "Send test"))
+                (button(&who.csrf, &format!("{here}/test"), &[], "Send test"))
                 " "
                 @if !by_config {
                     form.inline method="post" action=(format!("{here}/rotate")) {
-                        (csrf_field(&console.csrf))
+                        (csrf_field(&who.csrf))
                         label { "old secret valid for " select name="overlap_hours" {
                             @for (hours, text) in OVERLAPS { option value=(hours) { (text) } }
                         } }
@@ -450,7 +450,7 @@ fn fields_of(form: &Form, creating: bool, scoped: bool) -> Result<Map<String, Va
 }
 
 /// The create or edit form; `problem` shown above it and beside its field.
-fn form_page(console: &Console, who: &Who, editing: Option<&Value>, v: &Values, problem: Option<&Problem>) -> Markup {
+fn form_page(who: &Who, editing: Option<&Value>, v: &Values, problem: Option<&Problem>) -> Markup {
     let action = match editing {
         Some(e) => format!("{}/edit", path_of(text(e, "name").unwrap_or(""))),
         None => "/endpoints/new".to_owned(),
@@ -469,7 +469,7 @@ fn form_page(console: &Console, who: &Who, editing: Option<&Value>, v: &Values, 
             p.error { "Not saved: " (p.field) ": " (p.message) }
         }
         form.endpoint method="post" action=(action) {
-            (csrf_field(&console.csrf))
+            (csrf_field(&who.csrf))
             @if editing.is_none() {
                 label { span { "name" } input name="name" value=(v.name) required; (error("name")) }
             }
@@ -552,11 +552,11 @@ fn refused_read_only() -> Response {
     failure(StatusCode::FORBIDDEN, "this console is read-only: it shows, it does not act")
 }
 
-pub async fn new_form(State(console): State<Arc<Console>>, Extension(who): Extension<Who>) -> Response {
+pub async fn new_form(Extension(who): Extension<Who>) -> Response {
     if who.read_only {
         return refused_read_only();
     }
-    layout_page("New endpoint", None, form_page(&console, &who, None, &Values::new_endpoint(), None)).into_response()
+    layout_page("New endpoint", None, form_page(&who, None, &Values::new_endpoint(), None)).into_response()
 }
 
 pub async fn create(
@@ -565,12 +565,12 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
     let again = |problem: Problem| {
-        let content = form_page(&console, &who, None, &Values::of_form(&form), Some(&problem));
+        let content = form_page(&who, None, &Values::of_form(&form), Some(&problem));
         (StatusCode::UNPROCESSABLE_ENTITY, layout_page("New endpoint", None, content)).into_response()
     };
     let fields = match fields_of(&form, true, who.scope.tenant().is_some()) {
@@ -622,7 +622,7 @@ pub async fn edit_form(
     if text(&e, "managed_by") == Some("config") {
         return failure(StatusCode::CONFLICT, "this endpoint is declared in the config file; change it there");
     }
-    let content = form_page(&console, &who, Some(&e), &Values::of_endpoint(&e), None);
+    let content = form_page(&who, Some(&e), &Values::of_endpoint(&e), None);
     layout_page(&format!("Edit {name}"), None, content).into_response()
 }
 
@@ -633,7 +633,7 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -642,7 +642,7 @@ pub async fn update(
         Err(e) => return refusal(e),
     };
     let again = |problem: Problem| {
-        let content = form_page(&console, &who, Some(&current), &Values::of_form(&form), Some(&problem));
+        let content = form_page(&who, Some(&current), &Values::of_form(&form), Some(&problem));
         (StatusCode::UNPROCESSABLE_ENTITY, layout_page(&format!("Edit {name}"), None, content)).into_response()
     };
     let fields = match fields_of(&form, false, who.scope.tenant().is_some()) {
@@ -680,7 +680,7 @@ pub async fn delete_form(
     let content = html! {
         p { "Deleting " b { (name) } " removes it with all its deliveries and their attempts. Its events stay in the outbox. This cannot be undone." }
         form method="post" action=(format!("{}/delete", path_of(&name))) {
-            (csrf_field(&console.csrf))
+            (csrf_field(&who.csrf))
             label { "Type the endpoint's name to confirm: " input name="confirm" autocomplete="off" required; }
             " " button.danger type="submit" { "Delete the endpoint" }
         }
@@ -696,7 +696,7 @@ pub async fn delete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -731,7 +731,7 @@ pub async fn pause(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -752,7 +752,7 @@ pub async fn resume(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -772,7 +772,7 @@ pub async fn enable(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -792,7 +792,7 @@ pub async fn rotate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked(&console, &who, &headers, &body) {
+    let form = match checked(&who, &headers, &body) {
         Ok(form) => form,
         Err(refused) => return *refused,
     };
@@ -825,7 +825,7 @@ pub async fn test(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = checked(&console, &who, &headers, &body) {
+    if let Err(refused) = checked(&who, &headers, &body) {
         return *refused;
     }
     let p = match manage::endpoints::send_test(&console.db, &console.config, &who.scope, &name).await {

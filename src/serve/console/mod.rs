@@ -15,6 +15,7 @@ mod delivery;
 mod endpoint;
 mod layout;
 mod overview;
+mod portal;
 mod search;
 pub(crate) mod signin;
 
@@ -46,6 +47,8 @@ pub struct Console {
     pub kick: Arc<dyn Fn() + Send + Sync>,
     /// Runs endpoints' transforms for the delivery page (the sidecar's engine).
     pub transforms: Arc<crate::transform::Transforms>,
+    /// The tenant portal's link key (`server.portal_key_env`); `None`: no portal.
+    portal: Option<crate::manage::portal::LinkKey>,
     /// Wrong tokens per peer (see `signin.rs`).
     signin: signin::SignInThrottle,
     /// One log line a minute about GETs another site started.
@@ -68,16 +71,24 @@ impl Console {
             csrf: access::new_csrf_token(),
             kick,
             transforms,
+            portal: None,
             signin: signin::SignInThrottle::default(),
             refused_gets: crate::log_throttle::Throttle::new(std::time::Duration::from_secs(60)),
         }
     }
+
+    /// Serves the tenant portal at `/portal/<token>/` for links signed with `key`.
+    pub fn with_portal(mut self, key: Option<crate::manage::portal::LinkKey>) -> Self {
+        self.portal = key;
+        self
+    }
 }
 
 /// Put on a request by a layer outside the console's router (never read from
-/// the request itself): the scope and read-only flag its [`Who`] gets. The
-/// tenant portal's entry point sets it, and tests do; without it a request
-/// has the operator's scope (every tenant's).
+/// the request itself): the scope and read-only flag `guard` gives its
+/// [`Who`]; without it a request has the operator's scope (every tenant's).
+/// The tenant portal (`portal.rs`) does not pass through `guard`: it makes
+/// its `Who` from the link itself.
 #[derive(Debug, Clone, Default)]
 pub struct Scoped {
     pub scope: crate::manage::Scope,
@@ -95,6 +106,10 @@ pub struct Who {
     pub scope: crate::manage::Scope,
     /// Pages only, no action (a read-only portal link).
     pub read_only: bool,
+    /// The CSRF token this request's forms carry and its actions must
+    /// return: the process's for the operator, one derived from the link for
+    /// a portal (a tenant never sees the operator's).
+    pub csrf: String,
     /// The request came from the console's own pages, an address typed or
     /// bookmarked, or a client that is not a browser; `false` for a link
     /// followed from another site (such a page runs no transform).
@@ -103,7 +118,22 @@ pub struct Who {
 
 /// The console's routes; the listener must be served with `ConnectInfo<SocketAddr>`.
 pub fn router(console: Arc<Console>) -> Router {
-    let guarded = Router::new()
+    let guarded = pages().route_layer(axum::middleware::from_fn_with_state(console.clone(), guard));
+    let portal = Router::new()
+        .route("/portal/{*rest}", get(portal::serve).post(portal::serve))
+        .with_state(portal::Pages { console: console.clone(), router: pages().with_state(console.clone()) });
+    Router::new()
+        .route("/login", get(actions::login_form).post(actions::login))
+        .merge(guarded)
+        .with_state(console.clone())
+        .merge(portal)
+        .layer(axum::middleware::from_fn_with_state(console, headers))
+}
+
+/// The pages and actions, for the operator (behind `guard`) and for a
+/// tenant portal (behind `portal::serve`); each handler reads [`Who`].
+fn pages() -> Router<Arc<Console>> {
+    Router::new()
         .route("/", get(overview::page))
         .route("/deliveries", get(search::page))
         .route("/deliveries/{id}", get(delivery::page))
@@ -120,12 +150,6 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/endpoints/{name}/enable", post(endpoint::enable))
         .route("/endpoints/{name}/rotate", post(endpoint::rotate))
         .route("/endpoints/{name}/test", post(endpoint::test))
-        .route_layer(axum::middleware::from_fn_with_state(console.clone(), guard));
-    Router::new()
-        .route("/login", get(actions::login_form).post(actions::login))
-        .merge(guarded)
-        .layer(axum::middleware::from_fn(headers))
-        .with_state(console)
 }
 
 /// Refuses GETs another site started, lets in loopback and admin-token
@@ -166,6 +190,7 @@ async fn guard(State(console): State<Arc<Console>>, mut request: Request, next: 
                 access,
                 scope: scoped.scope,
                 read_only: scoped.read_only,
+                csrf: console.csrf.clone(),
                 from_console: fetch == Fetch::Console,
             });
             next.run(request).await
@@ -207,22 +232,29 @@ fn log_throttled(peer: SocketAddr) {
 }
 
 /// Headers on every console response: no script, no framing, no caching,
-/// no referrer to other sites (URLs carry search terms; `no-referrer` would make
-/// browsers send `Origin: null` with the console's own forms).
-async fn headers(request: Request, next: Next) -> Response {
+/// no referrer to other sites (URLs carry search terms, and a portal's path
+/// its link; `no-referrer` would make browsers send `Origin: null` with the
+/// console's own forms). The portal may be framed by the origins in
+/// `server.portal_frame_ancestors` (default `'none'`, as the console).
+async fn headers(State(console): State<Arc<Console>>, request: Request, next: Next) -> Response {
+    let in_portal = request.uri().path().starts_with("/portal/");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    for (name, value) in [
-        (
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
-        ("x-frame-options", "DENY"),
-        ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "same-origin"),
-        ("cache-control", "no-store"),
-    ] {
+    let ancestors = if in_portal { console.config.server.frame_ancestors() } else { "'none'".to_owned() };
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; \
+         frame-ancestors {ancestors}; base-uri 'none'"
+    );
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        h.insert("content-security-policy", csp);
+    }
+    // X-Frame-Options cannot name origins: sent only when nobody may frame.
+    if ancestors == "'none'" {
+        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    }
+    for (name, value) in
+        [("x-content-type-options", "nosniff"), ("referrer-policy", "same-origin"), ("cache-control", "no-store")]
+    {
         h.insert(name, HeaderValue::from_static(value));
     }
     response

@@ -43,7 +43,8 @@ pub async fn page(
     Query(params): Query<Params>,
 ) -> Response {
     let db = &console.db;
-    let mut rows = match db.endpoint_status("1 hour", &params.after, Some(PAGE + 1)).await {
+    // A portal link's tenant sees its own endpoints, so its chart counts only its deliveries.
+    let mut rows = match db.endpoint_status_of("1 hour", &params.after, Some(PAGE + 1), who.scope.tenant()).await {
         Ok(rows) => rows,
         Err(e) => return database_failure(&e),
     };
@@ -67,7 +68,9 @@ pub async fn page(
     let rows: Vec<(i64, Row)> = rows.into_iter().map(|s| (s.id, Row::from(s))).collect();
     let content = html! {
         @if !who.read_only { p { a.new href="/endpoints/new" { "New endpoint" } } }
-        @if rows.is_empty() && params.after.is_empty() {
+        @if rows.is_empty() && params.after.is_empty() && who.scope.tenant().is_some() {
+            p { "No endpoints yet." }
+        } @else if rows.is_empty() && params.after.is_empty() {
             p { "No endpoints yet: add one with " a href="/endpoints/new" { "New endpoint" } ", " code { "INSERT INTO tailhook.endpoints (name, url, secrets) …" }
                 " or an " code { "[[endpoints]]" } " entry in config.toml." }
         } @else {
@@ -79,7 +82,7 @@ pub async fn page(
                 } }
                 tbody {
                     @for (id, row) in &rows {
-                        (endpoint_row(&console, row, charts.get(id), latency.get(id), failed_day.get(id).copied().unwrap_or(0)))
+                        (endpoint_row(&who, row, charts.get(id), latency.get(id), failed_day.get(id).copied().unwrap_or(0)))
                     }
                 }
             }
@@ -93,13 +96,7 @@ pub async fn page(
     layout_page("Endpoints", notice(&params), content).into_response()
 }
 
-fn endpoint_row(
-    console: &Console,
-    r: &Row,
-    chart: Option<&Buckets>,
-    latency: Option<&Latency>,
-    failed_day: i64,
-) -> Markup {
+fn endpoint_row(who: &Who, r: &Row, chart: Option<&Buckets>, latency: Option<&Latency>, failed_day: i64) -> Markup {
     let buckets = chart.copied().unwrap_or([(0, 0); chart::MINUTES]);
     let state = match r.state {
         "disabled" => format!("disabled: {}", r.disabled_reason.as_deref().unwrap_or("by a user")),
@@ -123,15 +120,19 @@ fn endpoint_row(
             td.n { (r.oldest_undelivered_age_secs.map_or("-".to_owned(), age)) }
             td.chart { (chart::per_minute(&buckets)) }
             td.actions {
-                @if r.state == "paused" {
-                    (action(&format!("{}/resume", path_of(&r.name)), &console.csrf, &r.name, Some(("back", "/")), "Resume"))
-                } @else if r.state == "disabled" {
-                    (action("/actions/enable", &console.csrf, &r.name, None, "Re-enable"))
+                @if who.read_only {
+                    span.muted { "read-only" }
                 } @else {
-                    (action("/actions/pause", &console.csrf, &r.name, Some(("minutes", "15")), "Pause 15 min"))
+                    @if r.state == "paused" {
+                        (action(&format!("{}/resume", path_of(&r.name)), &who.csrf, &r.name, Some(("back", "/")), "Resume"))
+                    } @else if r.state == "disabled" {
+                        (action("/actions/enable", &who.csrf, &r.name, None, "Re-enable"))
+                    } @else {
+                        (action("/actions/pause", &who.csrf, &r.name, Some(("minutes", "15")), "Pause 15 min"))
+                    }
+                    " "
+                    (action("/actions/test", &who.csrf, &r.name, None, "Send test"))
                 }
-                " "
-                (action("/actions/test", &console.csrf, &r.name, None, "Send test"))
                 " "
                 a href=(link("/deliveries", &[("endpoint", &r.name)])) { "Deliveries" }
             }

@@ -101,11 +101,23 @@ pub async fn page(
     Extension(who): Extension<Who>,
     Query(params): Query<Params>,
 ) -> Response {
-    let search = match params.search() {
+    let mut search = match params.search() {
         Ok(search) => search,
         Err(why) => return failure(StatusCode::BAD_REQUEST, &why),
     };
-    let found = match console.db.console_search(&search, WINDOW, ROWS).await {
+    // A portal link's tenant: events published for it, delivered to its own
+    // endpoints (its events also reach endpoints without a tenant: not its).
+    let own = match who.scope.tenant() {
+        Some(tenant) => {
+            search.tenant = Some(tenant.to_owned());
+            match console.db.api_tenant_endpoints(tenant).await {
+                Ok(own) => Some(own.into_iter().map(|(_, name)| name).collect::<std::collections::HashSet<_>>()),
+                Err(e) => return database_failure(&e),
+            }
+        }
+        None => None,
+    };
+    let mut found = match console.db.console_search(&search, WINDOW, ROWS).await {
         Ok(found) => found,
         // invalid_datetime_format, datetime_field_overflow
         Err(e) if matches!(e.code(), Some("22007" | "22008")) => {
@@ -113,6 +125,9 @@ pub async fn page(
         }
         Err(e) => return database_failure(&e),
     };
+    if let Some(own) = &own {
+        found.rows.retain(|r| own.contains(&r.endpoint));
+    }
     // An event id that found nothing: was the event published at all, and routed?
     let event = match (&search.event_id, found.rows.is_empty()) {
         (Some(id), true) => match crate::manage::events::get(&console.db, &who.scope, id).await {
@@ -123,7 +138,7 @@ pub async fn page(
         _ => None,
     };
     let notice = notice_text(&params.notice, params.n, params.of).map(|text| html! { p.notice { (text) } });
-    layout_page("Deliveries", notice, results(&console, &params, &found, event.as_ref())).into_response()
+    layout_page("Deliveries", notice, results(&who, &params, &found, event.as_ref())).into_response()
 }
 
 /// Why a search by event id found no delivery, when the event exists.
@@ -146,7 +161,7 @@ fn event_without_deliveries(event: &serde_json::Value) -> maud::Markup {
     }
 }
 
-fn results(console: &Console, params: &Params, found: &Page, event: Option<&serde_json::Value>) -> maud::Markup {
+fn results(who: &Who, params: &Params, found: &Page, event: Option<&serde_json::Value>) -> maud::Markup {
     let filters = params.filters();
     let here = link("/deliveries", &[filters.as_slice(), &[("below", params.below.as_str())]].concat());
     let next = found
@@ -157,7 +172,9 @@ fn results(console: &Console, params: &Params, found: &Page, event: Option<&serd
             label { "event id" input name="event_id" value=(params.event_id) size="38"; }
             label { "endpoint" input name="endpoint" value=(params.endpoint); }
             label { "event type" input name="event_type" value=(params.event_type); }
-            label { "tenant" input name="tenant" value=(params.tenant); }
+            @if who.scope.tenant().is_none() {
+                label { "tenant" input name="tenant" value=(params.tenant); }
+            }
             label { "status" select name="status" {
                 option value="" { "any" }
                 @for s in STATUSES { option value=(s) selected[params.status == s] { (s) } }
@@ -172,7 +189,7 @@ fn results(console: &Console, params: &Params, found: &Page, event: Option<&serd
             p.empty { "No delivery matches" @if found.scanned_to.is_some() { " on this page" } "." }
         } @else {
             form method="post" action="/actions/redeliver" {
-                (csrf_field(&console.csrf))
+                (csrf_field(&who.csrf))
                 input type="hidden" name="back" value=(here);
                 table.deliveries {
                     thead { tr {
@@ -197,7 +214,7 @@ fn results(console: &Console, params: &Params, found: &Page, event: Option<&serd
                         }
                     }
                 }
-                button type="submit" { "Redeliver selected" }
+                @if !who.read_only { button type="submit" { "Redeliver selected" } }
             }
         }
         @if let Some(next) = next {
