@@ -8,7 +8,7 @@ SELECT (pg_catalog.to_jsonb(c) - 'id' - 'filter_path'
         || pg_catalog.jsonb_build_object(
                'filter_path', c.filter_path::text,
                'standard_signature', e.standard_signature,
-               'legacy_signature', e.legacy_signature IS NOT NULL,
+               'legacy_signature', e.legacy_signature,
                'backoff_initial_ms', e.backoff_initial_ms,
                'backoff_max_ms', e.backoff_max_ms,
                'auto_disabled', e.auto_disabled,

@@ -24,8 +24,10 @@ enum Kind {
 }
 
 /// The fields a create or update may give (name on create only). Secrets are
-/// generated and rotated, never written; `managed_by` is always `sql`.
-const FIELDS: [(&str, Kind); 17] = [
+/// generated and rotated, never written, except `legacy_secret`: the key a
+/// team's receivers already check (docs/guide/migrating.md), written, never
+/// read back; `managed_by` is always `sql`.
+const FIELDS: [(&str, Kind); 19] = [
     ("name", Kind::Text),
     ("url", Kind::Text),
     ("tenant", Kind::OptionalText),
@@ -43,6 +45,8 @@ const FIELDS: [(&str, Kind); 17] = [
     ("standard_signature", Kind::Bool),
     ("backoff_initial_ms", Kind::OptionalInt),
     ("backoff_max_ms", Kind::OptionalInt),
+    ("legacy_signature", Kind::OptionalObject),
+    ("legacy_secret", Kind::OptionalText),
 ];
 
 fn kind_of(field: &str) -> Option<Kind> {

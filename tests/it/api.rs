@@ -579,3 +579,71 @@ async fn with_sealing_keys_api_secrets_are_sealed_at_rest_and_still_sign() {
     verify(&second, &got.headers, &got.body).expect("the rotated one too");
     sidecar.stop().await;
 }
+
+/// A team moving its webhook module onto tailhook creates its customers'
+/// endpoints through the API with the signature their receivers already
+/// check: the legacy secret is written, never read back nor echoed in an
+/// error, and the request carries the header the receiver's own code checks.
+#[tokio::test]
+async fn the_api_writes_a_compatibility_signature_and_never_shows_its_secret() {
+    use hmac::{Hmac, Mac};
+    const LEGACY: &str = "timetracker-legacy-key-0123456789";
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::ok().await;
+    let admin = token(&client, "admin", None).await;
+    let (sidecar, base) = sidecar(&db).await;
+    let t = Some(admin.as_str());
+    let signature = json!({"header": "X-TimeTracker-Signature", "prefix": "sha256="});
+
+    for (body, field) in [
+        (json!({"name": "b", "url": "http://x", "legacy_signature": signature}), "legacy_secret"),
+        (json!({"name": "b", "url": "http://x", "legacy_secret": LEGACY}), "legacy_signature"),
+        (
+            json!({"name": "b", "url": "http://x", "legacy_signature": {"header": "webhook-signature"}, "legacy_secret": LEGACY}),
+            "legacy_signature",
+        ),
+        (
+            json!({"name": "b", "url": "http://x", "legacy_signature": signature, "legacy_secret": "short"}),
+            "legacy_secret",
+        ),
+    ] {
+        let (status, error) = call(&base, "POST", "/endpoints", t, Some(body.clone())).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (422, Some("invalid"), Some(field)),
+            "{body} → {error}"
+        );
+        assert!(!error.to_string().contains(LEGACY), "the secret is not echoed: {error}");
+    }
+
+    let (status, created) = call(
+        &base,
+        "POST",
+        "/endpoints",
+        t,
+        Some(json!({"name": "tt", "url": receiver.url("/tt"), "legacy_signature": signature, "legacy_secret": LEGACY})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (_, got) = call(&base, "GET", "/endpoints/tt", t, None).await;
+    assert_eq!(got["legacy_signature"]["header"], "X-TimeTracker-Signature", "{got}");
+    assert!(!got.to_string().contains(LEGACY) && got.get("legacy_secret").is_none(), "never read back: {got}");
+
+    let (status, _) =
+        call(&base, "POST", "/events", t, Some(json!({"event_type": "timer.stopped", "payload": {"id": 7}}))).await;
+    assert_eq!(status, 201);
+    wait_for("the delivery", Duration::from_secs(10), || async { receiver.count() >= 1 }).await;
+    let request = receiver.received().remove(0);
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(LEGACY.as_bytes()).unwrap();
+    mac.update(&request.body);
+    let expected =
+        format!("sha256={}", mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>());
+    assert_eq!(request.headers.get("x-timetracker-signature").and_then(|v| v.to_str().ok()), Some(expected.as_str()));
+
+    // Turned off again through the API: both columns cleared together.
+    let (status, updated) =
+        call(&base, "PATCH", "/endpoints/tt", t, Some(json!({"legacy_signature": null, "legacy_secret": null}))).await;
+    assert_eq!((status, &updated["legacy_signature"]), (200, &Value::Null), "{updated}");
+    sidecar.stop().await;
+}

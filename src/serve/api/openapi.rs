@@ -90,6 +90,30 @@ fn endpoint_fields() -> Value {
         "standard_signature": { "type": "boolean" },
         "backoff_initial_ms": { "type": ["integer", "null"], "format": "int32" },
         "backoff_max_ms": { "type": ["integer", "null"], "format": "int32" },
+        "legacy_signature": legacy_signature(),
+        "legacy_secret": {
+            "type": ["string", "null"], "writeOnly": true,
+            "description": "The key of legacy_signature (16 to 256 bytes), given with it; never returned",
+        },
+    })
+}
+
+/// The one compatibility signature header an endpoint may add (docs/guide/migrating.md).
+fn legacy_signature() -> Value {
+    let text = |values: &[&str]| json!({ "type": "string", "enum": values });
+    json!({
+        "type": ["object", "null"],
+        "description": "One extra signature header in a format the receivers already check; null: none",
+        "additionalProperties": false,
+        "required": ["header"],
+        "properties": {
+            "header": { "type": "string" },
+            "algorithm": text(&["sha256", "sha512"]),
+            "encoding": text(&["hex", "base64"]),
+            "prefix": { "type": "string" },
+            "format": text(&["body", "timestamped"]),
+            "body": text(&["unchanged", "python_sorted"]),
+        },
     })
 }
 
@@ -132,7 +156,7 @@ fn schemas() -> Value {
                     "rate_limit_per_sec": nullable("integer"), "max_in_flight": nullable("integer"),
                     "backoff_initial_ms": nullable("integer"), "backoff_max_ms": nullable("integer"),
                     "ordered": { "type": "boolean" }, "transform": nullable("string"),
-                    "standard_signature": { "type": "boolean" }, "legacy_signature": { "type": "boolean" },
+                    "standard_signature": { "type": "boolean" }, "legacy_signature": legacy_signature(),
                     "managed_by": { "type": "string", "enum": ["sql", "config"] },
                     "created_at": { "type": "string" }, "updated_at": { "type": "string" },
                 },
