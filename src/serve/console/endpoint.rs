@@ -66,34 +66,17 @@ fn yes(v: &Value, key: &str) -> bool {
 /// `2026-12-07T14:31:00Z` as `14:31 UTC` when within a day from `now`
 /// (seconds since the epoch), else `2026-12-07 14:31 UTC`; with what is left.
 pub fn until_text(rfc3339: &str, now: i64) -> String {
-    let Some(at) = epoch_of(rfc3339) else { return rfc3339.to_owned() };
-    let left = at - now;
-    let clock = &rfc3339[11..16];
-    let when =
-        if (0..86_400).contains(&left) { format!("{clock} UTC") } else { format!("{} {clock} UTC", &rfc3339[..10]) };
+    use time::format_description::well_known::Rfc3339;
+    let Ok(at) = time::OffsetDateTime::parse(rfc3339, &Rfc3339) else { return rfc3339.to_owned() };
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let left = at.unix_timestamp() - now;
+    let clock = format!("{:02}:{:02} UTC", at.hour(), at.minute());
+    let when = if (0..86_400).contains(&left) { clock } else { format!("{} {clock}", at.date()) };
     if left > 0 {
         format!("{when} ({} left)", crate::operator::status::age(left))
     } else {
         when
     }
-}
-
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`.
-fn epoch_of(t: &str) -> Option<i64> {
-    let b = t.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, m, d, hh, mm, ss) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
 }
 
 pub fn now_epoch() -> i64 {
@@ -852,10 +835,10 @@ mod tests {
 
     #[test]
     fn pause_ends_read_as_a_clock_and_what_is_left() {
-        let at = epoch_of("2026-12-07T14:31:00Z").unwrap();
-        assert_eq!(at, 1_796_653_860);
+        let at = 1_796_653_860; // 2026-12-07T14:31:00Z
         assert_eq!(until_text("2026-12-07T14:31:00Z", at - 900), "14:31 UTC (15m 0s left)");
         assert_eq!(until_text("2026-12-07T14:31:00Z", at - 3 * 86_400), "2026-12-07 14:31 UTC (3d 0h left)");
+        assert_eq!(until_text("2026-12-07T15:31:00+01:00", at - 60), "14:31 UTC (1m 0s left)");
         assert_eq!(until_text("whenever", at), "whenever");
     }
 
