@@ -34,7 +34,8 @@ const LINGER: Duration = Duration::from_millis(5);
 /// statement, one commit and one WAL flush for several, at 200 events/s
 /// about four instead of one); the cost is that long more before `status`
 /// and the console show the result. At most a quarter of the lease time kept
-/// for writing a result (`worker::record_reserve`).
+/// for writing a result (`worker::record_reserve`), and only after a short
+/// batch: after a full one (a burst) the next waits [`LINGER`] at most.
 const LINGER_QUIET: Duration = Duration::from_millis(20);
 
 /// A batch this large is written at once: results are arriving faster than
@@ -75,6 +76,17 @@ impl Record {
 /// write, `worker::record_reserve`), and never less than [`LINGER`].
 fn quiet_linger(reserve: Duration) -> Duration {
     LINGER_QUIET.min(reserve / 4).max(LINGER)
+}
+
+/// The linger of the batch after one of `previous` results: `quiet` at a low
+/// rate (the last batch was short, or there was none), [`LINGER`] after a
+/// full batch, so that a burst's stray short batch goes as soon as before.
+fn linger_after(previous: usize, quiet: Duration) -> Duration {
+    if previous < LINGER_FILL {
+        quiet
+    } else {
+        LINGER
+    }
 }
 
 /// Moments at which retries this replica scheduled become due, so the
@@ -202,7 +214,12 @@ pub async fn run(recorder: Recorder, mut rx: mpsc::Receiver<Record>, give_up: Ca
     let mut pending = Pending::default();
     // The stall's threshold is the lease time workers keep for the write.
     let quiet = quiet_linger(recorder.stall.after);
-    while gather(&mut rx, &mut records, quiet).await > 0 {
+    let mut previous = 0;
+    loop {
+        previous = gather(&mut rx, &mut records, linger_after(previous, quiet)).await;
+        if previous == 0 {
+            break;
+        }
         pending.take(&mut records);
         let results = pending.batch.len();
         let mut backoff = ExponentialBuilder::default()
@@ -510,6 +527,10 @@ mod tests {
         assert_eq!(quiet_linger(record_reserve(60)), Duration::from_micros(7_500));
         // Never below the short linger.
         assert_eq!(quiet_linger(record_reserve(0)), LINGER);
+        // Only after a short batch (or none): after a full one, the short linger.
+        assert_eq!(linger_after(0, LINGER_QUIET), LINGER_QUIET);
+        assert_eq!(linger_after(LINGER_FILL - 1, LINGER_QUIET), LINGER_QUIET);
+        assert_eq!(linger_after(LINGER_FILL, LINGER_QUIET), LINGER);
     }
 
     #[tokio::test(start_paused = true)]
