@@ -111,6 +111,8 @@ deliveries = Table(
     _ts("completed_at"),
     Column("ordering_key", Text),
     Column("transform_claims", SmallInteger, nullable=False, server_default=text("0")),
+    Column("redelivered_by", Text),
+    _ts("redelivered_at"),
 )
 
 attempts = Table(
@@ -125,6 +127,7 @@ attempts = Table(
     Column("error_kind", Text),
     Column("error", Text),
     Column("response_body", Text),
+    Column("requested_by", Text),
 )
 
 # A view: one row per delivery with its event and latest attempt.

@@ -95,6 +95,9 @@ class Delivery(models.Model):
     completed_at = models.DateTimeField(null=True)
     ordering_key = models.TextField(null=True)
     transform_claims = models.SmallIntegerField(db_default=0, editable=False)
+    # Who last asked for it to be sent again, and when (schema version 29).
+    redelivered_by = models.TextField(null=True, editable=False)
+    redelivered_at = models.DateTimeField(null=True, editable=False)
 
     class Meta:
         managed = False
@@ -114,6 +117,8 @@ class Attempt(models.Model):
     error_kind = models.TextField(null=True)
     error = models.TextField(null=True)
     response_body = models.TextField(null=True)
+    # Who asked for the redelivery this attempt belongs to (schema version 29).
+    requested_by = models.TextField(null=True)
 
     class Meta:
         managed = False
