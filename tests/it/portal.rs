@@ -711,6 +711,23 @@ async fn a_tenant_in_a_browser_inside_the_host_apps_frame_sends_a_test_and_redel
     c.enter_parent_frame().await.unwrap();
     let png = c.screenshot().await.unwrap();
     save_screenshot("portal-in-frame.png", &png);
+
+    // In the same browser, a link past its expiry and one whose tenant was
+    // changed to another's open nothing: a refusal, no link, no tenant's data.
+    let expired =
+        mint(&key(), "acme", Duration::from_secs(60), false, SystemTime::now() - Duration::from_secs(3600)).unwrap();
+    let acme_hex: String = b"acme".iter().map(|b| format!("{b:02x}")).collect();
+    let globex_hex: String = b"globex".iter().map(|b| format!("{b:02x}")).collect();
+    let live = mint(&key(), "acme", Duration::from_secs(600), false, SystemTime::now()).unwrap();
+    let changed = live.replacen(&format!("v1.{acme_hex}."), &format!("v1.{globex_hex}."), 1);
+    assert_ne!(changed, live);
+    for (why, token) in [("expired", expired), ("tenant changed", changed)] {
+        c.goto(&format!("{}/portal/{token}/", w.base)).await.unwrap();
+        let text = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("ask the application that sent you here for a new link"), "{why}: {text}");
+        assert!(!text.contains("acme-") && !text.contains("globex-"), "{why}: {text}");
+        assert!(c.find(Locator::Css("a")).await.is_err(), "{why}: a refused link leads nowhere");
+    }
     c.close().await.unwrap();
     w.sidecar.stop().await;
 }
