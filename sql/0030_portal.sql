@@ -51,7 +51,7 @@ REVOKE EXECUTE ON FUNCTION tailhook.hmac_sha256(bytea, bytea) FROM PUBLIC;
 
 -- A link's path for `tenant`, good for `ttl` (more than 0, at most 24
 -- hours), read-only or not: prefix it with tailhook's public address. A
--- publisher may call it (tailhook.grant_publisher), and the owner.
+-- role given tailhook.grant_portal_minter may call it, and the owner.
 CREATE OR REPLACE FUNCTION tailhook.portal_link(
     tenant    text,
     ttl       interval DEFAULT interval '15 minutes',
@@ -87,8 +87,12 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION tailhook.portal_link(text, interval, boolean) FROM PUBLIC;
 
--- A publisher may mint portal links; the sidecar stores the link key.
--- (grant_kind as in version 27, with those.)
+-- A new kind, portal_minter, may mint portal links (a link is one tenant's
+-- admin screen, more than a publisher may do); the sidecar stores the link
+-- key. (grant_kind as in version 27, with those.)
+ALTER TABLE tailhook.role_grants DROP CONSTRAINT IF EXISTS role_grants_kind_known;
+ALTER TABLE tailhook.role_grants ADD CONSTRAINT role_grants_kind_known
+    CHECK (kind IN ('publisher', 'endpoint_manager', 'history_reader', 'sidecar', 'portal_minter'));
 CREATE OR REPLACE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -99,7 +103,9 @@ BEGIN
     CASE kind
     WHEN 'publisher' THEN
         statements := statements || ARRAY[
-            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text, text, text) TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text, text, text) TO %1$s'];
+    WHEN 'portal_minter' THEN
+        statements := statements || ARRAY[
             'GRANT EXECUTE ON FUNCTION tailhook.portal_link(text, interval, boolean) TO %1$s'];
     WHEN 'endpoint_manager' THEN
         statements := statements || ARRAY[
@@ -128,3 +134,7 @@ BEGIN
 END
 $$;
 REVOKE EXECUTE ON FUNCTION tailhook.grant_kind(text, regrole) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION tailhook.grant_portal_minter(role regrole) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT tailhook.grant_kind('portal_minter', role) $$;
+REVOKE EXECUTE ON FUNCTION tailhook.grant_portal_minter(regrole) FROM PUBLIC;

@@ -101,9 +101,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         return Ok(());
     };
     let (ctx, records_rx) = start(config, db, stop.clone()).await?;
-    // The key `tailhook.portal_link` signs with; removed when no portal is configured.
-    if let Err(error) = ctx.db.portal_set_key(portal_key.as_ref().map(|k| k.bytes())).await {
-        tracing::warn!(%error, "cannot store the portal link key: tailhook.portal_link will not sign with this key");
+    // The key `tailhook.portal_link` signs with. A replica without one (or
+    // with the console off) leaves the stored key alone: removing it is
+    // `tailhook.set_portal_key(NULL)`, by hand (docs/guide/portal.md).
+    if let Some(key) = &portal_key {
+        if let Err(error) = ctx.db.portal_set_key(key.bytes()).await {
+            tracing::warn!(%error, "cannot store the portal link key: tailhook.portal_link will not sign with this key");
+        }
     }
     let mut running = spawn(&ctx, records_rx, http, admin_token, portal_key)?;
 

@@ -1193,7 +1193,9 @@ BEGIN
     CASE kind
     WHEN 'publisher' THEN
         statements := statements || ARRAY[
-            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text, text, text) TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text, text, text) TO %1$s'];
+    WHEN 'portal_minter' THEN
+        statements := statements || ARRAY[
             'GRANT EXECUTE ON FUNCTION tailhook.portal_link(text, interval, boolean) TO %1$s'];
     WHEN 'endpoint_manager' THEN
         statements := statements || ARRAY[
@@ -1221,6 +1223,13 @@ BEGIN
     INSERT INTO tailhook.role_grants (role_oid, kind) VALUES (role, kind) ON CONFLICT DO NOTHING;
 END
 $_$;
+
+-- Name: grant_portal_minter(regrole); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.grant_portal_minter(role regrole) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$ SELECT tailhook.grant_kind('portal_minter', role) $$;
 
 -- Name: grant_publisher(regrole); Type: FUNCTION; Schema: tailhook; Owner: -
 
@@ -2077,7 +2086,7 @@ CREATE TABLE tailhook.role_grants (
     role_oid oid NOT NULL,
     kind text NOT NULL,
     granted_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT role_grants_kind_known CHECK ((kind = ANY (ARRAY['publisher'::text, 'endpoint_manager'::text, 'history_reader'::text, 'sidecar'::text])))
+    CONSTRAINT role_grants_kind_known CHECK ((kind = ANY (ARRAY['publisher'::text, 'endpoint_manager'::text, 'history_reader'::text, 'sidecar'::text, 'portal_minter'::text])))
 );
 
 -- Name: schema_migrations; Type: TABLE; Schema: tailhook; Owner: -
@@ -2431,6 +2440,10 @@ REVOKE ALL ON FUNCTION tailhook.grant_history_reader(role regrole) FROM PUBLIC;
 -- Name: FUNCTION grant_kind(kind text, role regrole); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.grant_kind(kind text, role regrole) FROM PUBLIC;
+
+-- Name: FUNCTION grant_portal_minter(role regrole); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.grant_portal_minter(role regrole) FROM PUBLIC;
 
 -- Name: FUNCTION grant_publisher(role regrole); Type: ACL; Schema: tailhook; Owner: -
 

@@ -237,9 +237,9 @@ impl Db {
         .await
     }
 
-    /// Stores the key `tailhook.portal_link` signs with (`None`: removes it).
-    pub async fn portal_set_key(&self, key: Option<&[u8]>) -> Result<(), DbError> {
-        let key: Option<String> = key.map(|k| k.iter().map(|b| format!("{b:02x}")).collect());
+    /// Stores the key `tailhook.portal_link` signs with.
+    pub async fn portal_set_key(&self, key: &[u8]) -> Result<(), DbError> {
+        let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
         self.with_client(async |client| {
             let params: [&dyn Param; 1] = [&key];
             self.rows(&*client, PORTAL_SET_KEY, &params).await?;

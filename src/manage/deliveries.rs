@@ -56,6 +56,21 @@ pub async fn search(
     Ok((rows.map(found).collect(), page.next_below))
 }
 
+/// Who asked for a redelivery, as `scope` may see it: a tenant sees its own
+/// requests (through its portal or its API token) as recorded, and anyone
+/// else's (the operator's console, SQL, the CLI, another token) only as
+/// "the operator", never their address, role or token id.
+pub fn requester_shown<'a>(scope: &Scope, by: &'a str) -> &'a str {
+    let Some(tenant) = scope.tenant() else { return by };
+    let own_portal = by.starts_with(&format!("console, tenant {tenant} ("));
+    let own_token = by.starts_with("api token #") && by.ends_with(&format!(" (tenant {tenant})"));
+    if own_portal || own_token {
+        by
+    } else {
+        "the operator"
+    }
+}
+
 /// A delivery with its attempts, newest first.
 pub async fn get(db: &Db, scope: &Scope, id: i64) -> Result<Value, ManageError> {
     let mut delivery = db.api_delivery_get(id, scope.tenant()).await?.ok_or(ManageError::NotFound)?;
@@ -67,7 +82,8 @@ pub async fn get(db: &Db, scope: &Scope, id: i64) -> Result<Value, ManageError> 
             json!({
                 "attempt": a.attempt, "started_at": a.started_at, "duration_ms": a.duration_ms,
                 "status_code": a.status_code, "error_kind": a.error_kind, "error": a.error,
-                "response_body": a.response_body, "requested_by": a.requested_by,
+                "response_body": a.response_body,
+                "requested_by": a.requested_by.as_deref().map(|by| requester_shown(scope, by)),
             })
         })
         .collect();

@@ -647,3 +647,48 @@ async fn the_api_writes_a_compatibility_signature_and_never_shows_its_secret() {
     assert_eq!((status, &updated["legacy_signature"]), (200, &Value::Null), "{updated}");
     sidecar.stop().await;
 }
+
+/// A tenant's token sees who asked for a redelivery only when it was that
+/// tenant; the operator's requests (SQL, the console, another token) read
+/// "the operator", never a role, an address or a token id.
+#[tokio::test]
+async fn a_tenant_token_sees_the_operators_redeliveries_as_the_operator() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let receiver = Receiver::start(|_, seen| if seen == 0 { Reply::status(500) } else { Reply::ok() }).await;
+    add_endpoint(&client, "acme-hook", &receiver.url("/"), &[SECRET]).await;
+    client.execute("UPDATE tailhook.endpoints SET max_attempts = 1, tenant = 'acme'", &[]).await.unwrap();
+    let admin = token(&client, "admin", None).await;
+    let acme = token(&client, "write", Some("acme")).await;
+    let (sidecar, base) = sidecar(&db).await;
+    client.execute("SELECT tailhook.publish('order.paid', '{}', 'acme')", &[]).await.unwrap();
+    wait_settled(&db, 1, Duration::from_secs(15)).await;
+    let id: i64 = client.query_one("SELECT id FROM tailhook.deliveries", &[]).await.unwrap().get(0);
+    assert!(client.query_one("SELECT tailhook.redeliver($1)", &[&id]).await.unwrap().get::<_, bool>(0));
+    wait_for("the redelivered attempt", Duration::from_secs(10), || async {
+        db.count("SELECT count(*) FROM tailhook.attempts WHERE requested_by IS NOT NULL").await == 1
+    })
+    .await;
+
+    let by = |delivery: &Value| delivery["attempt_log"][0]["requested_by"].as_str().map(str::to_owned);
+    let (_, seen_by_admin) = call(&base, "GET", &format!("/deliveries/{id}"), Some(&admin), None).await;
+    assert!(by(&seen_by_admin).is_some_and(|b| b.starts_with("sql (role ")), "{seen_by_admin}");
+    let (status, seen_by_acme) = call(&base, "GET", &format!("/deliveries/{id}"), Some(&acme), None).await;
+    assert_eq!((status, by(&seen_by_acme).as_deref()), (200, Some("the operator")), "{seen_by_acme}");
+    assert!(!seen_by_acme.to_string().contains("role"), "{seen_by_acme}");
+
+    // Its own request, through its own token, it sees as recorded.
+    client.execute("UPDATE tailhook.deliveries SET status = 'failed', completed_at = now()", &[]).await.unwrap();
+    let (status, _) = call(&base, "POST", &format!("/deliveries/{id}/redeliver"), Some(&acme), None).await;
+    assert_eq!(status, 200);
+    wait_for("the tenant's redelivered attempt", Duration::from_secs(10), || async {
+        db.count("SELECT count(*) FROM tailhook.attempts WHERE requested_by LIKE 'api token%'").await == 1
+    })
+    .await;
+    let (_, seen_by_acme) = call(&base, "GET", &format!("/deliveries/{id}"), Some(&acme), None).await;
+    assert!(
+        by(&seen_by_acme).is_some_and(|b| b.starts_with("api token #") && b.ends_with("(tenant acme)")),
+        "{seen_by_acme}"
+    );
+    sidecar.stop().await;
+}

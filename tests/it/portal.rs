@@ -469,13 +469,17 @@ async fn the_sql_function_and_the_cli_make_links_that_work_and_a_new_key_refuses
     })
     .await;
 
-    // SQL: a publisher (the host application's role) may mint; a history reader may not.
+    // SQL: a role given grant_portal_minter (the host application's web
+    // role) may mint; a publisher may not (a link is a tenant's admin
+    // screen, more than publishing), nor a history reader.
+    let minter = Role::new(&db, "portal_minter").await;
     let publisher = Role::new(&db, "publisher").await;
     let reader = Role::new(&db, "history_reader").await;
-    for (kind, role) in [("publisher", &publisher), ("history_reader", &reader)] {
+    for (kind, role) in [("portal_minter", &minter), ("publisher", &publisher), ("history_reader", &reader)] {
         client.execute(&format!("SELECT tailhook.grant_{kind}('{}')", role.name), &[]).await.unwrap();
     }
-    let path: String = publisher
+    client.execute("SELECT tailhook.regrant()", &[]).await.unwrap();
+    let path: String = minter
         .client()
         .await
         .query_one("SELECT tailhook.portal_link('acme', interval '5 minutes', true)", &[])
@@ -485,8 +489,10 @@ async fn the_sql_function_and_the_cli_make_links_that_work_and_a_new_key_refuses
     let (status, page) = get(&format!("{base}{path}"), &[]).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("acme-orders") && !page.contains("globex-orders") && page.contains("read-only"), "{page}");
-    let denied = reader.client().await.query_one("SELECT tailhook.portal_link('acme')", &[]).await.unwrap_err();
-    assert!(message(&denied).contains("permission denied"), "{denied:?}");
+    for role in [&publisher, &reader] {
+        let denied = role.client().await.query_one("SELECT tailhook.portal_link('acme')", &[]).await.unwrap_err();
+        assert!(message(&denied).contains("permission denied"), "{}: {denied:?}", role.name);
+    }
     for bad in [
         "SELECT tailhook.portal_link('')",
         "SELECT tailhook.portal_link('acme', interval '25 hours')",
@@ -729,5 +735,25 @@ async fn a_tenant_in_a_browser_inside_the_host_apps_frame_sends_a_test_and_redel
         assert!(c.find(Locator::Css("a")).await.is_err(), "{why}: a refused link leads nowhere");
     }
     c.close().await.unwrap();
+    w.sidecar.stop().await;
+}
+
+/// A replica started without the portal key (or with the console off) leaves
+/// the stored link key alone, so links minted in SQL keep working; taking
+/// SQL's minting away is `tailhook.set_portal_key(NULL)`, by hand.
+#[tokio::test]
+async fn a_replica_without_the_portal_key_leaves_the_stored_key_alone() {
+    let w = World::new(&[]).await;
+    wait_for("the link key stored", Duration::from_secs(10), || async {
+        w.db.count("SELECT count(*) FROM tailhook.portal_key").await == 1
+    })
+    .await;
+    let (other, other_base) = console::start(w.db.config()).await;
+    console::wait_until_up(&other_base).await;
+    assert_eq!(w.db.count("SELECT count(*) FROM tailhook.portal_key").await, 1, "the key is still there");
+    let path: String = w.db.client().await.query_one("SELECT tailhook.portal_link('acme')", &[]).await.unwrap().get(0);
+    let (status, page) = get(&format!("{}{path}", w.base), &[]).await;
+    assert_eq!(status, 200, "{page}");
+    other.stop().await;
     w.sidecar.stop().await;
 }

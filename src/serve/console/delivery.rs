@@ -78,7 +78,7 @@ pub async fn page(
             dt { "attempts" } dd { (d.attempts) }
             dt { "next attempt (UTC)" } dd.next { (d.next_attempt_at.as_deref().unwrap_or("-")) }
             @if let (Some(by), Some(at)) = (&d.redelivered_by, &d.redelivered_at) {
-                dt { "redelivered" } dd.redelivered { "by " (shown_requester(&who, by)) " at " (at) " UTC" }
+                dt { "redelivered" } dd.redelivered { "by " (crate::manage::deliveries::requester_shown(&who.scope, by)) " at " (at) " UTC" }
             }
             @if d.redelivery_waiting {
                 dt { "error before the redelivery" } dd.last-error { (d.last_error.as_deref().unwrap_or("-")) }
@@ -114,7 +114,7 @@ pub async fn page(
                             td.n { (a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into())) }
                             td { (a.error_kind.as_deref().unwrap_or("")) }
                             td { (a.error.as_deref().unwrap_or("")) }
-                            td.by { @match &a.requested_by { Some(by) => { "redelivery by " (shown_requester(&who, by)) }, None => "schedule" } }
+                            td.by { @match &a.requested_by { Some(by) => { "redelivery by " (crate::manage::deliveries::requester_shown(&who.scope, by)) }, None => "schedule" } }
                             td { @if let Some(body) = &a.response_body { pre.response { (body) } } }
                         }
                     }
@@ -167,15 +167,4 @@ async fn transformed(console: &Console, d: &crate::db::DeliveryView) -> Option<S
         },
         Err(e) => format!("({e})"),
     })
-}
-
-/// Who asked for a redelivery, as this request may see it: a tenant's portal
-/// sees its own requests as recorded, and anyone else's (the operator's
-/// console, an API token, SQL) only as "the operator", never their address
-/// or token id.
-fn shown_requester<'a>(who: &Who, by: &'a str) -> &'a str {
-    match who.scope.tenant() {
-        Some(tenant) if !by.starts_with(&format!("console, tenant {tenant} (")) => "the operator",
-        _ => by,
-    }
 }
