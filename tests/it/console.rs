@@ -401,12 +401,12 @@ async fn console_search_pages_by_keyset_reads_bounded_ranges_and_uses_indexes() 
         (
             "search",
             include_str!("../../sql/queries/console_search.sql"),
-            "('a', 'x', 't', 'failed', NULL, NULL, 40000, 20000, 50)".to_owned(),
+            "('a', 'x', 't', 'failed', NULL, NULL, 40000, 20000, 50, 't')".to_owned(),
         ),
         (
             "search_event",
             include_str!("../../sql/queries/console_search_event.sql"),
-            format!("('{event}', NULL, NULL, NULL, NULL, NULL, NULL)"),
+            format!("('{event}', NULL, NULL, NULL, NULL, NULL, NULL, 't')"),
         ),
         ("bounds", include_str!("../../sql/queries/console_bounds.sql"), String::new()),
         ("minutes", include_str!("../../sql/queries/console_minutes.sql"), format!("(ARRAY[{a}, {b}, {bulk}])")),
