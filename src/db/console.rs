@@ -47,6 +47,8 @@ pub struct Search {
     pub until: Option<String>,
     /// Keyset: only ids below this (`None`: the newest).
     pub below: Option<i64>,
+    /// The endpoints' tenant (a tenant-bound scope's): deliveries to its own endpoints only.
+    pub owner: Option<String>,
 }
 
 /// One row of the search results.
@@ -200,8 +202,8 @@ impl Db {
     pub async fn console_search(&self, s: &Search, window: i64, limit: i64) -> Result<Page, DbError> {
         self.with_client(async |client| {
             if let Some(event_id) = &s.event_id {
-                let params: [&dyn Param; 7] =
-                    [event_id, &s.endpoint, &s.event_type, &s.tenant, &s.status, &s.since, &s.until];
+                let params: [&dyn Param; 8] =
+                    [event_id, &s.endpoint, &s.event_type, &s.tenant, &s.status, &s.since, &s.until, &s.owner];
                 let rows = self.rows(&*client, SEARCH_EVENT, &params).await?;
                 let rows = rows.iter().map(Found::decode).collect::<Result<_, _>>()?;
                 return Ok(Page { rows, next_below: None, scanned_to: None });
@@ -212,8 +214,18 @@ impl Db {
             };
             // Clamped, so no id a user types makes the arithmetic below overflow.
             let below = s.below.unwrap_or(above).clamp(1, above);
-            let params: [&dyn Param; 9] =
-                [&s.endpoint, &s.event_type, &s.tenant, &s.status, &s.since, &s.until, &below, &window, &limit];
+            let params: [&dyn Param; 10] = [
+                &s.endpoint,
+                &s.event_type,
+                &s.tenant,
+                &s.status,
+                &s.since,
+                &s.until,
+                &below,
+                &window,
+                &limit,
+                &s.owner,
+            ];
             let found = self.rows(&*client, SEARCH, &params).await?;
             let rows: Vec<Found> = found.iter().map(Found::decode).collect::<Result<_, _>>()?;
             let floor = below - window;

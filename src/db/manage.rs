@@ -19,6 +19,7 @@ const RETIRE_SECRETS: &str = include_str!("../../sql/queries/api_retire_secrets.
 const EVENT_PUBLISH: &str = include_str!("../../sql/queries/api_event_publish.sql");
 const EVENT_GET: &str = include_str!("../../sql/queries/api_event_get.sql");
 const DELIVERY_GET: &str = include_str!("../../sql/queries/api_delivery_get.sql");
+const DELIVERIES_UNSEEN: &str = include_str!("../../sql/queries/api_deliveries_unseen.sql");
 const TENANT_ENDPOINTS: &str = include_str!("../../sql/queries/api_tenant_endpoints.sql");
 const PORTAL_SET_KEY: &str = include_str!("../../sql/queries/portal_set_key.sql");
 
@@ -233,6 +234,16 @@ impl Db {
             let params: [&dyn Param; 2] = [&id, &tenant];
             let rows = self.rows(&*client, DELIVERY_GET, &params).await?;
             rows.into_iter().next().map(|r| json(r.try_get(0)?)).transpose()
+        })
+        .await
+    }
+
+    /// How many of `ids` are not deliveries to `tenant`'s endpoints (one statement).
+    pub async fn api_deliveries_unseen(&self, ids: &[i64], tenant: &str) -> Result<i64, DbError> {
+        self.with_client(async |client| {
+            let ids = ids.to_vec();
+            let params: [&dyn Param; 2] = [&ids, &tenant];
+            Ok(self.one(&*client, DELIVERIES_UNSEEN, &params).await?.try_get(0)?)
         })
         .await
     }

@@ -304,6 +304,49 @@ async fn a_tenant_token_gets_404_for_another_tenants_ids_on_every_route_and_chan
     let (status, created) =
         call(&base, "POST", "/endpoints", Some(&a), Some(json!({"name": "a2", "url": "http://127.0.0.1:9/"}))).await;
     assert_eq!((status, created["endpoint"]["tenant"].as_str()), (201, Some("a")));
+
+    // A search pages over its own rows only: a's events also reached an
+    // endpoint without a tenant (not a's), and no page, one row each, shows
+    // or points below one of those deliveries.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO tailhook.endpoints (name, url, secrets) VALUES ('ops', 'http://127.0.0.1:9/ops', '{{{SECRET}}}');
+             WITH ev AS (INSERT INTO tailhook.outbox (event_type, payload, tenant, dispatched_at)
+                         SELECT 'x', '{{}}', 'a', now() FROM generate_series(1, 3) RETURNING id)
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, next_attempt_at, completed_at)
+             SELECT ev.id, e.id, CASE e.name WHEN 'ops' THEN 'failed' ELSE 'succeeded' END, 1, NULL, now()
+               FROM ev CROSS JOIN tailhook.endpoints e WHERE e.name IN ('ops', 'a-ep') ORDER BY ev.id, e.name DESC"
+        ))
+        .await
+        .unwrap();
+    let ids = |name: &'static str| {
+        let client = &client;
+        async move {
+            let sql = "SELECT array_agg(d.id ORDER BY d.id DESC) FROM tailhook.deliveries d
+                         JOIN tailhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = $1";
+            client.query_one(sql, &[&name]).await.unwrap().get::<_, Vec<i64>>(0)
+        }
+    };
+    let (own, hidden) = (ids("a-ep").await, ids("ops").await);
+    let (_, found) = call(&base, "GET", "/deliveries?endpoint=ops&status=failed", Some(&a), None).await;
+    assert_eq!((&found["deliveries"], &found["next_below"]), (&json!([]), &Value::Null), "{found}");
+    let (mut seen, mut below) = (Vec::new(), String::new());
+    for _ in 0..10 {
+        let (status, found) = call(&base, "GET", &format!("/deliveries?limit=1{below}"), Some(&a), None).await;
+        assert_eq!(status, 200, "{found}");
+        for d in found["deliveries"].as_array().unwrap() {
+            assert_eq!(d["endpoint"], "a-ep", "{found}");
+            seen.push(d["id"].as_i64().unwrap());
+        }
+        match found["next_below"].as_i64() {
+            Some(next) => {
+                assert!(!hidden.contains(&next), "a page points below a hidden delivery: {found}");
+                below = format!("&below={next}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, own, "each of its own deliveries once, newest first");
     sidecar.stop().await;
 }
 

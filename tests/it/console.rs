@@ -397,16 +397,16 @@ async fn console_search_pages_by_keyset_reads_bounded_ranges_and_uses_indexes() 
 
     // Every console query, as a generic plan (what a cached prepared
     // statement runs), reads no table whole.
-    let queries: [(&str, &str, String); 9] = [
+    let queries: [(&str, &str, String); 10] = [
         (
             "search",
             include_str!("../../sql/queries/console_search.sql"),
-            "('a', 'x', 't', 'failed', NULL, NULL, 40000, 20000, 50)".to_owned(),
+            "('a', 'x', 't', 'failed', NULL, NULL, 40000, 20000, 50, 't')".to_owned(),
         ),
         (
             "search_event",
             include_str!("../../sql/queries/console_search_event.sql"),
-            format!("('{event}', NULL, NULL, NULL, NULL, NULL, NULL)"),
+            format!("('{event}', NULL, NULL, NULL, NULL, NULL, NULL, 't')"),
         ),
         ("bounds", include_str!("../../sql/queries/console_bounds.sql"), String::new()),
         ("minutes", include_str!("../../sql/queries/console_minutes.sql"), format!("(ARRAY[{a}, {b}, {bulk}])")),
@@ -415,6 +415,11 @@ async fn console_search_pages_by_keyset_reads_bounded_ranges_and_uses_indexes() 
         ("delivery", include_str!("../../sql/queries/console_delivery.sql"), format!("({}, 65536, 1048576)", t1[0])),
         ("attempts", include_str!("../../sql/queries/console_attempts.sql"), format!("({}, 200)", t1[0])),
         ("status", include_str!("../../sql/queries/endpoint_status.sql"), "('1 hour', '', 51, NULL)".to_owned()),
+        (
+            "unseen",
+            include_str!("../../sql/queries/api_deliveries_unseen.sql"),
+            format!("(ARRAY[{}, {}], 't')", t1[0], t1[1]),
+        ),
     ];
     client.batch_execute("SET plan_cache_mode = force_generic_plan").await.unwrap();
     for (name, sql, args) in queries {

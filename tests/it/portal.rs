@@ -2,6 +2,7 @@
 
 use crate::support::browser::{save_screenshot, Driver};
 use crate::support::console::{self, client, csrf_of, get, post};
+use crate::support::proxy::{server_addr, Proxy};
 use crate::support::role::Role;
 use crate::support::*;
 use fantoccini::Locator;
@@ -38,6 +39,11 @@ struct World {
 
 impl World {
     async fn new(frame_ancestors: &[&str]) -> Self {
+        Self::start(frame_ancestors, None).await
+    }
+
+    /// With the sidecar reaching PostgreSQL through `via`, when given.
+    async fn start(frame_ancestors: &[&str], via: Option<&Proxy>) -> Self {
         std::env::set_var(KEY_VAR, KEY);
         let db = TestDb::new().await;
         let client = db.migrate().await;
@@ -74,6 +80,13 @@ impl World {
         config.server.portal_key_env = KEY_VAR.into();
         config.server.portal_frame_ancestors = frame_ancestors.iter().map(|s| (*s).to_owned()).collect();
         config.delivery.backoff_initial_ms = 100;
+        if let Some(proxy) = via {
+            config.database.url = tailhook::secret::DatabaseUrl::new(format!(
+                "postgres://postgres@127.0.0.1:{}/{}?sslmode=disable",
+                proxy.addr.port(),
+                db.name()
+            ));
+        }
         let (sidecar, base) = console::start(config).await;
         wait_settled(&db, 5, Duration::from_secs(15)).await;
         Self { db, receiver, sidecar, base, acme_event, globex_event }
@@ -312,6 +325,128 @@ async fn a_portal_link_reaches_only_its_tenants_endpoints_events_and_deliveries(
     let (_, operator_view) = get(&format!("{base}/deliveries/{acme_ok}"), &[]).await;
     assert!(operator_view.contains("console (loopback)"), "the operator sees who: {operator_view}");
     w.sidecar.stop().await;
+}
+
+/// The ids a page's "Older deliveries" (or any other) link starts below.
+fn below_ids(html: &str) -> Vec<i64> {
+    html.split("below=")
+        .skip(1)
+        .filter_map(|rest| rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())].parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_search_pages_over_its_own_rows_only_and_a_redelivery_with_a_foreign_id_changes_nothing() {
+    let proxy = Proxy::start(server_addr()).await;
+    let w = World::start(&[], Some(&proxy)).await;
+    let base = &w.base;
+    let acme = format!("{base}{}", link("acme", Duration::from_secs(600), false));
+    // 60 more acme events, each delivered to `everyone` (failed, not acme's)
+    // and then to `acme-orders` (succeeded): more hidden rows than a page holds.
+    w.db.client()
+        .await
+        .batch_execute(
+            "WITH ev AS (INSERT INTO tailhook.outbox (event_type, payload, tenant, dispatched_at)
+                         SELECT 'audit.entry', '{}', 'acme', now() FROM generate_series(1, 60) RETURNING id)
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, next_attempt_at, completed_at)
+             SELECT ev.id, e.id, CASE e.name WHEN 'everyone' THEN 'failed' ELSE 'succeeded' END, 1, NULL, now()
+               FROM ev CROSS JOIN tailhook.endpoints e
+              WHERE e.name IN ('everyone', 'acme-orders')
+              ORDER BY ev.id, e.name DESC",
+        )
+        .await
+        .unwrap();
+    let ids = |endpoint: &str| {
+        let sql = format!(
+            "SELECT coalesce(array_agg(d.id ORDER BY d.id), '{{}}') FROM tailhook.deliveries d
+               JOIN tailhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = '{endpoint}'"
+        );
+        let db = &w.db;
+        async move { db.client().await.query_one(&sql, &[]).await.unwrap().get::<_, Vec<i64>>(0) }
+    };
+    let mut own = ids("acme-orders").await;
+    own.extend(ids("acme-down").await);
+    own.sort_unstable();
+    let (hidden, globex) = (ids("everyone").await, ids("globex-orders").await);
+    assert_eq!((own.len(), hidden.len()), (62, 62));
+
+    // A search only hidden rows match: nothing shown, and no link below any id.
+    let (status, page) = get(&format!("{acme}/deliveries?endpoint=everyone&status=failed"), &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(delivery_ids(&page).is_empty(), "{page}");
+    assert_eq!(below_ids(&page), Vec::<i64>::new(), "a link past hidden deliveries: {page}");
+
+    // Paging through all of it (pages of 50): only its own ids, each once,
+    // every page's link below one of its own.
+    let (mut seen, mut below, mut pages) = (Vec::new(), None::<i64>, 0);
+    loop {
+        let query = below.map(|b| format!("?below={b}")).unwrap_or_default();
+        let (status, page) = get(&format!("{acme}/deliveries{query}"), &[]).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        let found = delivery_ids(&page);
+        assert!(found.iter().all(|id| own.contains(id)), "page {pages}: {found:?}");
+        seen.extend(found);
+        let next: Vec<i64> = below_ids(&page).into_iter().filter(|id| Some(*id) != below).collect();
+        assert!(next.iter().all(|id| own.contains(id)), "page {pages} links below a foreign id: {next:?}");
+        match next.first() {
+            Some(next) if pages < 10 => below = Some(*next),
+            _ => break,
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, own, "every own delivery, once, in {pages} pages");
+
+    // Redeliver: its own ids and one not, first, amid or last of 1,000
+    // (the most a form may tick): 404, nothing changed, and the scope is
+    // checked in a few statements, not one per id (reads the sidecar sent
+    // PostgreSQL during the request, its background work included).
+    let csrf = csrf_of(&page_of(&acme).await);
+    let headers = same_origin(base);
+    let before = w.snapshot().await;
+    for foreign in [hidden[0], globex[0], 999_999] {
+        for at in [0, 500, 999] {
+            let mut form: Vec<(&str, String)> = own.iter().cycle().take(999).map(|id| ("id", id.to_string())).collect();
+            form.insert(at, ("id", foreign.to_string()));
+            form.push(("csrf", csrf.clone()));
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let sent = proxy.sent();
+            let response = post(&format!("{acme}/actions/redeliver"), &form, &headers).await;
+            let sent = proxy.sent() - sent;
+            assert_eq!(response.status(), 404, "with {foreign} at {at}");
+            assert!(sent < 100, "with {foreign} at {at}: {sent} reads sent to PostgreSQL");
+            assert_eq!(w.snapshot().await, before, "with {foreign} at {at}");
+        }
+    }
+    let mut form: Vec<(&str, String)> = own.iter().map(|id| ("id", id.to_string())).collect();
+    form.push(("csrf", csrf.clone()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let response = post(&format!("{acme}/actions/redeliver"), &form, &headers).await;
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(location.ends_with("notice=redelivered&n=62&of=62"), "{location}");
+    let list = own.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    assert_eq!(
+        w.db.count(&format!(
+            "SELECT count(*) FROM tailhook.deliveries WHERE id IN ({list}) AND redelivered_by IS NOT NULL"
+        ))
+        .await,
+        62
+    );
+    assert_eq!(
+        w.db.count(
+            "SELECT count(*) FROM tailhook.deliveries d JOIN tailhook.endpoints e ON e.id = d.endpoint_id
+                     WHERE e.name IN ('everyone', 'globex-orders') AND d.redelivered_by IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    w.sidecar.stop().await;
+}
+
+/// The portal's overview page.
+async fn page_of(link: &str) -> String {
+    get(&format!("{link}/"), &[]).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

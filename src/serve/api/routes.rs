@@ -347,6 +347,7 @@ async fn search(State(api): State<Arc<Api>>, Extension(c): Extension<Caller>, Qu
                 since: text(&q, "since"),
                 until: text(&q, "until"),
                 below: param(&q, "below", "an integer")?,
+                owner: None,
             };
             let limit = param(&q, "limit", "an integer")?.unwrap_or(50);
             let (rows, next) = deliveries::search(&api.db, &c.grant.scope, s, limit).await.map_err(failure)?;

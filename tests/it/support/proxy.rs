@@ -20,6 +20,8 @@ struct State {
     blackholed: AtomicBool,
     /// Bumped by every black-hole: connections of older generations are dead.
     generation: AtomicU64,
+    /// Reads forwarded from clients to the server.
+    sent: AtomicU64,
 }
 
 pub struct Proxy {
@@ -62,6 +64,12 @@ impl Proxy {
         self.state.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Reads forwarded from clients to the server so far: about one per
+    /// statement when each waits for its answer before the next is sent.
+    pub fn sent(&self) -> u64 {
+        self.state.sent.load(Ordering::SeqCst)
+    }
+
     /// New connections are forwarded again; the black-holed ones stay dead.
     pub fn restore(&self) {
         self.state.blackholed.store(false, Ordering::SeqCst);
@@ -85,14 +93,19 @@ async fn connection(client: TcpStream, upstream: SocketAddr, state: Arc<State>) 
     }
     let Ok(server) = TcpStream::connect(upstream).await else { return };
     let (server_read, server_write) = server.into_split();
+    let counted = state.clone();
     let alive = move || generation == state.generation.load(Ordering::SeqCst);
     let alive2 = alive.clone();
-    tokio::join!(pipe(client_read, server_write, alive), pipe(server_read, client_write, alive2));
+    let count = move || {
+        counted.sent.fetch_add(1, Ordering::SeqCst);
+    };
+    tokio::join!(pipe(client_read, server_write, alive, count), pipe(server_read, client_write, alive2, || ()));
 }
 
 /// Copies `from` to `to` while `alive()`; afterwards reads and drops.
 /// Returns when `from` closes (only while alive is the close passed on).
-async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, alive: impl Fn() -> bool) {
+/// `forwarded` is called for each read passed on.
+async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, alive: impl Fn() -> bool, forwarded: impl Fn()) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buf).await {
@@ -106,6 +119,7 @@ async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, alive: impl Fn() 
                 std::future::pending::<()>().await;
             }
             Ok(n) if alive() => {
+                forwarded();
                 if to.write_all(&buf[..n]).await.is_err() {
                     return;
                 }
