@@ -43,7 +43,7 @@ WITH r AS (
        AND d.locked_by = $1::text
        AND d.lease = r.lease
        AND d.attempts = r.attempt - 1
-    RETURNING d.id, r.lease
+    RETURNING d.id, r.lease, d.event_at
 ), unapplied AS MATERIALIZED (
     -- Not applied above. Usually empty, and materialized so that the lookups
     -- below run only for these rows, never once per result.
@@ -53,7 +53,7 @@ WITH r AS (
 ), late AS (
     -- Skipped: a delivery deleted meanwhile (it keeps no attempts), and a
     -- result this very write already stored (a retry after a lost answer).
-    SELECT r.*
+    SELECT r.*, (SELECT d.event_at FROM tailhook.deliveries d WHERE d.id = r.delivery_id LIMIT 1) AS event_at
       FROM unapplied r
      WHERE EXISTS (SELECT 1 FROM tailhook.deliveries d WHERE d.id = r.delivery_id)
        AND NOT EXISTS (SELECT 1 FROM tailhook.attempts a
@@ -76,11 +76,15 @@ WITH r AS (
        AND d.status NOT IN ('succeeded', 'failed', 'cancelled') -- see above
        AND NOT EXISTS (SELECT 1 FROM updated u WHERE u.id = d.id) -- one update per row and statement
 ), inserted AS (
-    INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body)
-    SELECT r.delivery_id, r.attempt, r.started_at, r.duration_ms, r.status_code, r.error_kind, r.error, r.response_body
+    -- Each attempt in its delivery's partition (its event's period).
+    INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body,
+                                   event_at)
+    SELECT r.delivery_id, r.attempt, r.started_at, r.duration_ms, r.status_code, r.error_kind, r.error, r.response_body,
+           u.event_at
       FROM r JOIN updated u ON u.id = r.delivery_id AND u.lease = r.lease
     UNION ALL
-    SELECT l.delivery_id, l.attempt, l.started_at, l.duration_ms, l.status_code, l.error_kind, l.error, l.response_body
+    SELECT l.delivery_id, l.attempt, l.started_at, l.duration_ms, l.status_code, l.error_kind, l.error, l.response_body,
+           l.event_at
       FROM late l
 )
 SELECT l.delivery_id, l.lease FROM late l

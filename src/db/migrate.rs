@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (25, "trace_context", include_str!("../../sql/0025_trace_context.sql")),
     (26, "endpoint_tls", include_str!("../../sql/0026_endpoint_tls.sql")),
     (27, "api_tokens", include_str!("../../sql/0027_api_tokens.sql")),
+    (28, "partitions", include_str!("../../sql/0028_partitions.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a
@@ -365,7 +366,7 @@ mod tests {
     fn only_files_that_say_so_run_outside_a_transaction() {
         let outside: Vec<i32> =
             MIGRATIONS.iter().filter(|(_, _, sql)| runs_outside_a_transaction(sql)).map(|m| m.0).collect();
-        assert_eq!(outside, [10]);
+        assert_eq!(outside, [10, 28]);
         for (_, _, sql) in MIGRATIONS.iter().filter(|(_, _, sql)| !runs_outside_a_transaction(sql)) {
             assert!(!sql.to_uppercase().contains("CONCURRENTLY IF"), "a concurrent build in a transaction");
         }

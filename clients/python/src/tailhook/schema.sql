@@ -1,4 +1,4 @@
--- tailhook 0.1.0 schema steps (27 pending; the latest version is 27).
+-- tailhook 0.1.0 schema steps (28 pending; the latest version is 28).
 -- Run them in order. A step marked `transactional` is one statement and
 -- may run inside your tool's transaction; each step marked `outside a
 -- transaction` must run on its own in autocommit. `psql -v ON_ERROR_STOP=1
@@ -4967,5 +4967,741 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;$tailhook_migration$;
     INSERT INTO tailhook.schema_migrations (version, name) VALUES (27, 'api_tokens');
+END
+$tailhook_step$;
+
+-- tailhook step 28 partitions (1 of 41): outside a transaction
+-- tailhook schema, version 28: tailhook.outbox, tailhook.deliveries and
+-- tailhook.attempts become range-partitioned by the event's creation time
+-- (issue 23), so that retention drops whole partitions instead of deleting
+-- rows one by one.
+--
+-- * outbox is partitioned by created_at; deliveries and attempts get a new
+--   column event_at, the event's created_at, copied at fan-out and at each
+--   attempt's insert, and are partitioned by it: an event, its deliveries
+--   and their attempts land in partitions of the same period.
+-- * A unique index on a partitioned table must contain the partition key:
+--   the primary keys become (id, created_at) and (id, event_at), and the
+--   unique (outbox_id, endpoint_id) becomes (outbox_id, endpoint_id,
+--   event_at), the same thing since outbox_id fixes event_at. event_id stays
+--   unique across partitions through tailhook.outbox_event_id_unique (a
+--   statement trigger, under a per-id advisory lock).
+-- * Each table gets a DEFAULT partition (<table>_default) that takes any row
+--   no range partition covers; the sidecar creates partitions ahead and
+--   moves such rows out (sql/queries/partitions_prepare.sql).
+--
+-- The conversion of an existing installation never blocks writers for long:
+-- the old table becomes the first partition (<table>_legacy, from MINVALUE
+-- to a cutoff an hour or two ahead), attached after a CHECK constraint
+-- added NOT VALID and validated under SHARE UPDATE EXCLUSIVE (writes go on),
+-- with the indexes the partitioned table needs built CONCURRENTLY. The one
+-- step taking ACCESS EXCLUSIVE (the swap, tailhook.partition_convert_swap)
+-- is a catalog-only transaction, tried under lock_timeout = 200ms and
+-- retried. An empty table (a fresh install) is simply replaced.
+--
+-- tailhook: outside a transaction
+-- CREATE INDEX CONCURRENTLY cannot run in a transaction: `tailhook migrate`
+-- runs this file's statements one at a time; another migration tool must do
+-- the same (psql -f does). Every statement is idempotent and checks the
+-- state it finds: an interrupted conversion resumes where it stopped when
+-- `tailhook migrate` runs again.
+
+-- Where a conversion stands: the cutoff of each table's legacy partition.
+CREATE TABLE IF NOT EXISTS tailhook.partition_legacy (
+    tbl    text PRIMARY KEY,
+    cutoff timestamptz NOT NULL
+);
+
+-- tailhook step 28 partitions (2 of 41): outside a transaction
+-- Runs one DDL statement under a short lock_timeout, retried (up to about a
+-- minute) while the lock is not granted: a writer waits at most 200 ms for it.
+CREATE OR REPLACE FUNCTION tailhook.partition_ddl(statements text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tries int := 0;
+    s text;
+BEGIN
+    LOOP
+        BEGIN
+            PERFORM set_config('lock_timeout', '200ms', true);
+            FOREACH s IN ARRAY statements LOOP
+                EXECUTE s;
+            END LOOP;
+            PERFORM set_config('lock_timeout', '0', true);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            tries := tries + 1;
+            IF tries >= 300 THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(0.05 + random() * 0.15);
+        END;
+    END LOOP;
+END
+$$;
+
+-- tailhook step 28 partitions (3 of 41): outside a transaction
+-- The table's partition key column.
+CREATE OR REPLACE FUNCTION tailhook.partition_key(tbl text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE tbl WHEN 'outbox' THEN 'created_at' ELSE 'event_at' END
+$$;
+
+-- tailhook step 28 partitions (4 of 41): outside a transaction
+-- Whether tailhook.<tbl> is already partitioned.
+CREATE OR REPLACE FUNCTION tailhook.partitioned(tbl text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('tailhook.' || tbl) AND c.relkind = 'p')
+$$;
+
+-- tailhook step 28 partitions (5 of 41): outside a transaction
+-- Step 1: deliveries and attempts get event_at. Existing rows read
+-- '-infinity' (a constant default: no rewrite, catalog only), and so does a
+-- row written without it: tailhook's fan-out and result writes set it; a
+-- row inserted by hand belongs to no period, lives in the DEFAULT partition
+-- and is retained row by row as before.
+CREATE OR REPLACE FUNCTION tailhook.partition_convert_column(tbl text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tbl = 'outbox' OR tailhook.partitioned(tbl) OR EXISTS (
+        SELECT 1 FROM pg_attribute WHERE attrelid = ('tailhook.' || tbl)::regclass AND attname = 'event_at' AND NOT attisdropped) THEN
+        RETURN;
+    END IF;
+    PERFORM tailhook.partition_ddl(ARRAY[
+        format($s$ALTER TABLE tailhook.%I ADD COLUMN event_at timestamptz NOT NULL DEFAULT '-infinity'$s$, tbl)]);
+END
+$$;
+
+-- tailhook step 28 partitions (6 of 41): outside a transaction
+SELECT tailhook.partition_convert_column('deliveries');
+
+-- tailhook step 28 partitions (7 of 41): outside a transaction
+SELECT tailhook.partition_convert_column('attempts');
+
+-- tailhook step 28 partitions (8 of 41): outside a transaction
+-- Step 2: the legacy partition's bound, as a CHECK constraint added NOT
+-- VALID (an instant under ACCESS EXCLUSIVE) and validated separately below
+-- (a scan under SHARE UPDATE EXCLUSIVE: writes go on). The cutoff is the
+-- next hour boundary at least an hour ahead; a conversion resumed after it
+-- came within 30 minutes gets a later one (a row past the cutoff would fail
+-- the CHECK).
+CREATE OR REPLACE FUNCTION tailhook.partition_convert_check(tbl text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    key text := tailhook.partition_key(tbl);
+    cut timestamptz;
+    old timestamptz;
+BEGIN
+    IF tailhook.partitioned(tbl) THEN
+        RETURN;
+    END IF;
+    SELECT p.cutoff INTO old FROM tailhook.partition_legacy p WHERE p.tbl = partition_convert_check.tbl;
+    IF old IS NOT NULL AND old > now() + interval '30 minutes' AND EXISTS (
+        SELECT 1 FROM pg_constraint WHERE conrelid = ('tailhook.' || tbl)::regclass AND conname = tbl || '_legacy_range') THEN
+        RETURN;
+    END IF;
+    -- One cutoff for the three tables (an event and its deliveries share a period).
+    SELECT max(p.cutoff) INTO cut FROM tailhook.partition_legacy p WHERE p.cutoff > now() + interval '30 minutes';
+    cut := coalesce(cut, date_trunc('hour', now()) + interval '2 hours');
+    PERFORM tailhook.partition_ddl(ARRAY[
+        format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', tbl, tbl || '_legacy_range'),
+        format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I < %L) NOT VALID',
+               tbl, tbl || '_legacy_range', key, key, cut)]);
+    INSERT INTO tailhook.partition_legacy (tbl, cutoff) VALUES (partition_convert_check.tbl, cut)
+        ON CONFLICT ON CONSTRAINT partition_legacy_pkey DO UPDATE SET cutoff = excluded.cutoff;
+END
+$$;
+
+-- tailhook step 28 partitions (9 of 41): outside a transaction
+CREATE OR REPLACE FUNCTION tailhook.partition_convert_validate(tbl text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT tailhook.partitioned(tbl) AND EXISTS (
+        SELECT 1 FROM pg_constraint WHERE conrelid = ('tailhook.' || tbl)::regclass
+           AND conname = tbl || '_legacy_range' AND NOT convalidated) THEN
+        EXECUTE format('ALTER TABLE tailhook.%I VALIDATE CONSTRAINT %I', tbl, tbl || '_legacy_range');
+    END IF;
+END
+$$;
+
+-- tailhook step 28 partitions (10 of 41): outside a transaction
+SELECT tailhook.partition_convert_check('outbox');
+
+-- tailhook step 28 partitions (11 of 41): outside a transaction
+SELECT tailhook.partition_convert_validate('outbox');
+
+-- tailhook step 28 partitions (12 of 41): outside a transaction
+SELECT tailhook.partition_convert_check('deliveries');
+
+-- tailhook step 28 partitions (13 of 41): outside a transaction
+SELECT tailhook.partition_convert_validate('deliveries');
+
+-- tailhook step 28 partitions (14 of 41): outside a transaction
+SELECT tailhook.partition_convert_check('attempts');
+
+-- tailhook step 28 partitions (15 of 41): outside a transaction
+SELECT tailhook.partition_convert_validate('attempts');
+
+-- tailhook step 28 partitions (16 of 41): outside a transaction
+-- Step 3: the swap, one short transaction per table under ACCESS EXCLUSIVE
+-- (catalog work only): the old table is renamed <tbl>_legacy, the
+-- partitioned table is created under the old name with the same columns,
+-- defaults, constraints, indexes (by name), triggers, privileges and an
+-- identity continuing the old one's sequence; the old table is attached as
+-- the partition from MINVALUE to the cutoff (its validated CHECK spares
+-- the scan, its indexes are attached, not built), or dropped when empty;
+-- the DEFAULT partition is created; views reading the table are redefined
+-- on the new one.
+CREATE OR REPLACE FUNCTION tailhook.partition_convert_swap(tbl text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tries int := 0;
+BEGIN
+    LOOP
+        EXIT WHEN tailhook.partitioned(tbl);
+        BEGIN
+            PERFORM set_config('lock_timeout', '200ms', true);
+            EXECUTE format('LOCK TABLE tailhook.%I IN ACCESS EXCLUSIVE MODE', tbl);
+            PERFORM set_config('lock_timeout', '0', true);
+            PERFORM tailhook.partition_convert_swap_locked(tbl);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            tries := tries + 1;
+            IF tries >= 300 THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(0.05 + random() * 0.15);
+        END;
+    END LOOP;
+END
+$$;
+
+-- tailhook step 28 partitions (17 of 41): outside a transaction
+CREATE OR REPLACE FUNCTION tailhook.partition_convert_swap_locked(tbl text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    key text := tailhook.partition_key(tbl);
+    legacy text := tbl || '_legacy';
+    old regclass := ('tailhook.' || tbl)::regclass;
+    cut timestamptz;
+    empty boolean;
+    views text[];
+    triggers text[];
+    grants text[];
+    s text;
+    i record;
+    last bigint;
+BEGIN
+    SELECT p.cutoff INTO cut FROM tailhook.partition_legacy p WHERE p.tbl = partition_convert_swap_locked.tbl;
+    EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM tailhook.%I)', tbl) INTO empty;
+    -- What is redefined on the new table: views reading it, its triggers,
+    -- its table and column privileges.
+    SELECT coalesce(array_agg(format('CREATE OR REPLACE VIEW %s AS %s', v.oid::regclass, pg_get_viewdef(v.oid)) ORDER BY v.oid), '{}')
+      INTO views
+      FROM pg_class v
+     WHERE v.relkind = 'v' AND v.oid IN (
+           SELECT r.ev_class FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+            WHERE d.refobjid = old);
+    SELECT coalesce(array_agg(pg_get_triggerdef(t.oid) ORDER BY t.tgname), '{}') INTO triggers
+      FROM pg_trigger t WHERE t.tgrelid = old AND NOT t.tgisinternal;
+    SELECT coalesce(array_agg(format('GRANT %s ON tailhook.%I TO %s', a.privilege_type, tbl,
+                                     CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END)), '{}')
+      INTO grants
+      FROM pg_class c, aclexplode(c.relacl) a
+     WHERE c.oid = old AND a.grantee <> c.relowner;
+    SELECT grants || coalesce(array_agg(format('GRANT %s (%I) ON tailhook.%I TO %s', a.privilege_type, t.attname, tbl,
+                                     CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END)), '{}')
+      INTO grants
+      FROM pg_attribute t, aclexplode(t.attacl) a
+     WHERE t.attrelid = old AND t.attacl IS NOT NULL AND NOT t.attisdropped;
+
+    FOR i IN SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = old AND NOT t.tgisinternal LOOP
+        EXECUTE format('DROP TRIGGER %I ON tailhook.%I', i.tgname, tbl);
+    END LOOP;
+    EXECUTE format('ALTER TABLE tailhook.%I RENAME TO %I', tbl, legacy);
+    EXECUTE format('ALTER SEQUENCE tailhook.%I RENAME TO %I', tbl || '_id_seq', legacy || '_id_seq');
+    -- The old table's keys and indexes step aside (their names go to the
+    -- new table's); its keys stay until the new ones are built (step 4).
+    FOR i IN SELECT c.conname FROM pg_constraint c WHERE c.conrelid = old AND c.contype IN ('p', 'u') LOOP
+        EXECUTE format('ALTER TABLE tailhook.%I RENAME CONSTRAINT %I TO %I', legacy, i.conname, 'legacy_' || i.conname);
+    END LOOP;
+    FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+              WHERE x.indrelid = old AND c.relname NOT LIKE 'legacy\_%' LOOP
+        EXECUTE format('ALTER INDEX tailhook.%I RENAME TO %I', i.relname, 'legacy_' || i.relname);
+    END LOOP;
+
+    EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY INCLUDING STORAGE INCLUDING COMMENTS) PARTITION BY RANGE (%I)',
+                   tbl, legacy, key);
+    EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', tbl, tbl || '_legacy_range');
+    -- LIKE copies a NOT VALID check as a valid one, which the old table's
+    -- could not be attached under: those are added NOT VALID again.
+    FOR i IN SELECT c.conname, pg_get_constraintdef(c.oid) AS def, obj_description(c.oid, 'pg_constraint') AS note
+               FROM pg_constraint c
+              WHERE c.conrelid = old AND c.contype = 'c' AND NOT c.convalidated
+                AND c.conname <> tbl || '_legacy_range' LOOP
+        EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', tbl, i.conname);
+        EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I %s', tbl, i.conname, i.def);
+        IF i.note IS NOT NULL THEN
+            EXECUTE format('COMMENT ON CONSTRAINT %I ON tailhook.%I IS %L', i.conname, tbl, i.note);
+        END IF;
+    END LOOP;
+    SELECT s.last_value INTO last FROM pg_sequences s WHERE s.schemaname = 'tailhook' AND s.sequencename = legacy || '_id_seq';
+    IF last IS NOT NULL THEN
+        PERFORM setval(format('tailhook.%I', tbl || '_id_seq'), last);
+    END IF;
+
+    -- The indexes the old table has already (attached as they are).
+    FOR i IN SELECT c.relname, pg_get_indexdef(x.indexrelid) AS def FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+              WHERE x.indrelid = old AND NOT x.indisunique AND c.relname LIKE 'legacy\_%' LOOP
+        EXECUTE replace(replace(i.def, 'INDEX ' || i.relname || ' ', 'INDEX ' || substr(i.relname, 8) || ' '),
+                        'ON tailhook.' || legacy || ' ', 'ON tailhook.' || tbl || ' ');
+    END LOOP;
+    IF NOT empty THEN
+        -- Its validated CHECK spares the scan; nothing is built.
+        EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (MINVALUE) TO (%L)', tbl, legacy, cut);
+    END IF;
+    EXECUTE format('CREATE TABLE tailhook.%I PARTITION OF tailhook.%I DEFAULT', tbl || '_default', tbl);
+    -- The new keys, on the partitioned table only: valid once each
+    -- partition's index is attached (the DEFAULT partition's now, the old
+    -- table's after its concurrent build, step 4).
+    IF tbl = 'outbox' THEN
+        EXECUTE 'ALTER TABLE ONLY tailhook.outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (id, created_at)';
+        EXECUTE 'CREATE INDEX outbox_event_id ON ONLY tailhook.outbox (event_id)';
+        EXECUTE 'ALTER TABLE tailhook.outbox_default ADD CONSTRAINT outbox_default_pkey PRIMARY KEY (id, created_at)';
+        EXECUTE 'CREATE INDEX outbox_default_event_id ON tailhook.outbox_default (event_id)';
+        EXECUTE 'ALTER INDEX tailhook.outbox_pkey ATTACH PARTITION tailhook.outbox_default_pkey';
+        EXECUTE 'ALTER INDEX tailhook.outbox_event_id ATTACH PARTITION tailhook.outbox_default_event_id';
+    ELSIF tbl = 'deliveries' THEN
+        EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id, event_at)';
+        EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at)';
+        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_pkey PRIMARY KEY (id, event_at)';
+        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_unique UNIQUE (outbox_id, endpoint_id, event_at)';
+        EXECUTE 'ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_default_pkey';
+        EXECUTE 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_unique';
+    ELSE
+        EXECUTE 'ALTER TABLE ONLY tailhook.attempts ADD CONSTRAINT attempts_pkey PRIMARY KEY (id, event_at)';
+        EXECUTE 'ALTER TABLE tailhook.attempts_default ADD CONSTRAINT attempts_default_pkey PRIMARY KEY (id, event_at)';
+        EXECUTE 'ALTER INDEX tailhook.attempts_pkey ATTACH PARTITION tailhook.attempts_default_pkey';
+    END IF;
+    FOREACH s IN ARRAY views LOOP
+        EXECUTE s;
+    END LOOP;
+    FOREACH s IN ARRAY triggers LOOP
+        EXECUTE s;
+    END LOOP;
+    FOREACH s IN ARRAY grants LOOP
+        EXECUTE s;
+    END LOOP;
+    IF empty THEN
+        -- A fresh install: the old table stays behind, empty and detached,
+        -- so that step 4's statements (which name it) run again harmlessly.
+        EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', legacy, tbl || '_legacy_range');
+        DELETE FROM tailhook.partition_legacy p WHERE p.tbl = partition_convert_swap_locked.tbl;
+    END IF;
+END
+$$;
+
+-- tailhook step 28 partitions (18 of 41): outside a transaction
+SELECT tailhook.partition_convert_swap('outbox');
+
+-- tailhook step 28 partitions (19 of 41): outside a transaction
+SELECT tailhook.partition_convert_swap('deliveries');
+
+-- tailhook step 28 partitions (20 of 41): outside a transaction
+SELECT tailhook.partition_convert_swap('attempts');
+
+-- tailhook step 28 partitions (21 of 41): outside a transaction
+-- Step 4: the new keys' indexes on the old table, built without blocking
+-- writes, then attached: the partitioned table's keys become valid. Until
+-- then the old table keeps its own keys (renamed legacy_*).
+-- An interrupted concurrent build leaves an invalid index behind: dropped
+-- first (under a short lock_timeout) so that the build runs again.
+CREATE OR REPLACE FUNCTION tailhook.partition_drop_invalid() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i record;
+BEGIN
+    FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+              WHERE c.relnamespace = 'tailhook'::regnamespace AND NOT x.indisvalid
+                AND c.relname IN ('outbox_legacy_key', 'outbox_legacy_event_id', 'deliveries_legacy_key',
+                                  'deliveries_legacy_unique', 'attempts_legacy_key')
+                AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = x.indexrelid)
+    LOOP
+        PERFORM tailhook.partition_ddl(ARRAY[format('DROP INDEX tailhook.%I', i.relname)]);
+    END LOOP;
+END
+$$;
+
+-- tailhook step 28 partitions (22 of 41): outside a transaction
+SELECT tailhook.partition_drop_invalid();
+
+-- tailhook step 28 partitions (23 of 41): outside a transaction
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_key ON tailhook.outbox_legacy (id, created_at);
+
+-- tailhook step 28 partitions (24 of 41): outside a transaction
+CREATE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_event_id ON tailhook.outbox_legacy (event_id);
+
+-- tailhook step 28 partitions (25 of 41): outside a transaction
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_key ON tailhook.deliveries_legacy (id, event_at);
+
+-- tailhook step 28 partitions (26 of 41): outside a transaction
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_unique ON tailhook.deliveries_legacy (outbox_id, endpoint_id, event_at);
+
+-- tailhook step 28 partitions (27 of 41): outside a transaction
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS attempts_legacy_key ON tailhook.attempts_legacy (id, event_at);
+
+-- tailhook step 28 partitions (28 of 41): outside a transaction
+-- The old table's keys become the new ones' (one short transaction under
+-- lock_timeout, retried): its own keys are dropped, the built indexes made
+-- its keys and attached to the partitioned table's.
+CREATE OR REPLACE FUNCTION tailhook.partition_convert_keys(tbl text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    legacy text := tbl || '_legacy';
+    statements text[] := '{}';
+    i record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = to_regclass('tailhook.' || legacy)) OR NOT EXISTS (
+        SELECT 1 FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+         WHERE c.relname = tbl || '_pkey' AND c.relnamespace = 'tailhook'::regnamespace AND NOT x.indisvalid) THEN
+        RETURN;
+    END IF;
+    FOR i IN SELECT c.conname FROM pg_constraint c
+              WHERE c.conrelid = ('tailhook.' || legacy)::regclass AND c.contype IN ('p', 'u') AND c.conname LIKE 'legacy\_%' LOOP
+        statements := statements || format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', legacy, i.conname);
+    END LOOP;
+    statements := statements
+        || format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I', legacy, legacy || '_key', legacy || '_key')
+        || format('ALTER INDEX tailhook.%I ATTACH PARTITION tailhook.%I', tbl || '_pkey', legacy || '_key');
+    IF tbl = 'outbox' THEN
+        statements := statements || 'ALTER INDEX tailhook.outbox_event_id ATTACH PARTITION tailhook.outbox_legacy_event_id'::text;
+    ELSIF tbl = 'deliveries' THEN
+        statements := statements
+            || 'ALTER TABLE tailhook.deliveries_legacy ADD CONSTRAINT deliveries_legacy_unique UNIQUE USING INDEX deliveries_legacy_unique'::text
+            || 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_legacy_unique'::text;
+    END IF;
+    PERFORM tailhook.partition_ddl(statements);
+END
+$$;
+
+-- tailhook step 28 partitions (29 of 41): outside a transaction
+SELECT tailhook.partition_convert_keys('outbox');
+
+-- tailhook step 28 partitions (30 of 41): outside a transaction
+SELECT tailhook.partition_convert_keys('deliveries');
+
+-- tailhook step 28 partitions (31 of 41): outside a transaction
+SELECT tailhook.partition_convert_keys('attempts');
+
+-- tailhook step 28 partitions (32 of 41): outside a transaction
+-- event_id stays unique across partitions: each INSERT statement takes a
+-- transaction advisory lock per bucket of its ids (256 buckets, in order),
+-- then looks for another row with one of its ids (the event_id index of
+-- each partition). A concurrent insert of the same id waits for the lock,
+-- then sees the first one committed (READ COMMITTED: each statement of this
+-- function takes a new snapshot) and fails as a unique index would.
+CREATE OR REPLACE FUNCTION tailhook.outbox_event_id_unique() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dup uuid;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7368005, x.b)
+       FROM (SELECT DISTINCT hashtext(n.event_id::text) & 255 AS b FROM new_rows n ORDER BY 1) x;
+    SELECT n.event_id INTO dup
+      FROM new_rows n JOIN tailhook.outbox o ON o.event_id = n.event_id AND o.id <> n.id
+     LIMIT 1;
+    IF dup IS NOT NULL THEN
+        RAISE EXCEPTION 'duplicate key value violates unique constraint "outbox_event_id_key"'
+            USING ERRCODE = 'unique_violation', CONSTRAINT = 'outbox_event_id_key', TABLE = 'outbox',
+                  SCHEMA = 'tailhook', DETAIL = format('Key (event_id)=(%s) already exists.', dup);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- tailhook step 28 partitions (33 of 41): outside a transaction
+DO $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'tailhook.outbox'::regclass AND tgname = 'outbox_event_id_unique') THEN
+        PERFORM tailhook.partition_ddl(ARRAY[
+            'CREATE TRIGGER outbox_event_id_unique AFTER INSERT ON tailhook.outbox REFERENCING NEW TABLE AS new_rows '
+            'FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_id_unique()']);
+    END IF;
+END
+$$;
+
+-- tailhook step 28 partitions (34 of 41): outside a transaction
+-- The API's publish (sql/0027_api_tokens.sql): the same id again inserts
+-- nothing and returns false, now by looking under the id's lock.
+CREATE OR REPLACE FUNCTION tailhook.publish_with_id(
+    event_id     uuid,
+    event_type   text,
+    payload      jsonb,
+    tenant       text DEFAULT NULL,
+    ordering_key text DEFAULT NULL
+) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF starts_with(publish_with_id.event_type, 'tailhook.') AND publish_with_id.event_type <> 'tailhook.test' THEN
+        RAISE EXCEPTION 'tailhook.publish: event type % is reserved for tailhook''s own events',
+            quote_literal(publish_with_id.event_type) USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    PERFORM pg_advisory_xact_lock(7368005, hashtext(publish_with_id.event_id::text) & 255);
+    IF EXISTS (SELECT 1 FROM tailhook.outbox o WHERE o.event_id = publish_with_id.event_id) THEN
+        RETURN false;
+    END IF;
+    INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
+    VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
+            publish_with_id.tenant, publish_with_id.ordering_key);
+    RETURN true;
+END
+$$;
+
+-- tailhook step 28 partitions (35 of 41): outside a transaction
+REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;
+
+-- tailhook step 28 partitions (36 of 41): outside a transaction
+-- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
+-- bounds (lo NULL: from MINVALUE).
+CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
+RETURNS TABLE (name text, lo timestamptz, hi timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.relname::text,
+           CASE WHEN b.e LIKE 'FOR VALUES FROM (MINVALUE)%' THEN NULL
+                ELSE substring(b.e FROM 'FROM \(''([^'']+)''\)')::timestamptz END,
+           substring(b.e FROM 'TO \(''([^'']+)''\)')::timestamptz
+      FROM pg_inherits i
+      JOIN pg_class c ON c.oid = i.inhrelid
+     CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS e) b
+     WHERE i.inhparent = to_regclass('tailhook.' || tbl) AND b.e <> 'DEFAULT'
+$$;
+
+-- tailhook step 28 partitions (37 of 41): outside a transaction
+-- Where the periods tailhook manages start: rows below it (in the DEFAULT
+-- partition, or the legacy one of a converted installation) are retained
+-- row by row; rows at or above it live in range partitions retention drops
+-- whole. 'infinity' while there is no such partition.
+CREATE OR REPLACE FUNCTION tailhook.partition_floor(tbl text) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(min(b.lo), 'infinity') FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NOT NULL
+$$;
+
+-- tailhook step 28 partitions (38 of 41): outside a transaction
+-- Creates the partitions of the three tables up to `ahead` periods of
+-- `width` past now(), each period from the last one's end to the next
+-- boundary of `width` (so a changed width takes effect at the end of the
+-- prepared range; a gap left by a long outage becomes one partition).
+-- Rows of a new period already in the DEFAULT partition are moved into it
+-- first (PostgreSQL refuses a partition whose rows sit in the default).
+-- Each partition is created on its own and attached (a scan of the small
+-- DEFAULT partition), with the table locked against writes (SHARE ROW
+-- EXCLUSIVE, a few milliseconds; reads go on), under lock_timeout 200ms: a
+-- lock not granted ends the call (the caller retries next round). The
+-- caller holds tailhook's partition advisory lock.
+-- Returns partitions created and rows moved out of the DEFAULT partitions.
+CREATE OR REPLACE FUNCTION tailhook.partitions_prepare(width interval, ahead int)
+RETURNS TABLE (created int, moved bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    origin constant timestamptz := '2000-01-03 00:00:00+00'; -- a Monday, UTC
+    tbl text;
+    key text;
+    start timestamptz;
+    nxt timestamptz;
+    horizon timestamptz := now() + ahead * width;
+    floor_now timestamptz := date_bin(width, now(), origin) - width;
+    part text;
+    n bigint;
+    strays boolean;
+BEGIN
+    IF width < interval '1 second' OR ahead < 1 THEN
+        RAISE EXCEPTION 'tailhook.partitions_prepare: width must be at least 1 second and ahead at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    created := 0;
+    moved := 0;
+    PERFORM set_config('lock_timeout', '200ms', true);
+    FOREACH tbl IN ARRAY ARRAY['outbox', 'deliveries', 'attempts'] LOOP
+        key := tailhook.partition_key(tbl);
+        SELECT max(b.hi) INTO start FROM tailhook.partition_bounds(tbl) b;
+        start := coalesce(start, floor_now);
+        IF start < horizon THEN
+            -- Writers wait (SHARE ROW EXCLUSIVE: reads go on) until this
+            -- commits: an INSERT routed to the DEFAULT partition by the
+            -- partition list from before an ATTACH would otherwise fail that
+            -- partition's new constraint once the ATTACH commits.
+            EXECUTE format('LOCK TABLE tailhook.%I IN SHARE ROW EXCLUSIVE MODE', tbl);
+        END IF;
+        WHILE start < horizon LOOP
+            nxt := greatest(date_bin(width, start, origin) + width, floor_now);
+            part := tbl || '_p' || to_char(start AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MISS');
+            EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
+                           part, tbl);
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.%I WHERE %I >= $1 AND %I < $2)', tbl || '_default', key, key)
+               INTO strays USING start, nxt;
+            IF strays THEN
+                -- Readers wait too while rows change partition: a reader
+                -- planning with the partition list from before this commits
+                -- would find them in neither place.
+                EXECUTE format('LOCK TABLE tailhook.%I IN ACCESS EXCLUSIVE MODE', tbl);
+                EXECUTE format('WITH m AS (DELETE FROM tailhook.%I WHERE %I >= $1 AND %I < $2 RETURNING *) INSERT INTO tailhook.%I SELECT * FROM m',
+                               tbl || '_default', key, key, part) USING start, nxt;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                moved := moved + n;
+            END IF;
+            -- Proves the bound: ATTACH then skips scanning the new table.
+            EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I >= %L AND %I < %L)',
+                           part, part || '_range', key, key, start, key, nxt);
+            EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (%L) TO (%L)',
+                           tbl, part, start, nxt);
+            created := created + 1;
+            start := nxt;
+        END LOOP;
+    END LOOP;
+    RETURN NEXT;
+END
+$$;
+
+-- tailhook step 28 partitions (39 of 41): outside a transaction
+-- Rows in a DEFAULT partition that belong to a period tailhook manages (at
+-- or past the floor): written beyond the prepared range. partitions_prepare
+-- moves them once their period is prepared.
+CREATE OR REPLACE FUNCTION tailhook.partition_strays()
+RETURNS TABLE (tbl text, strays bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['outbox', 'deliveries', 'attempts'] LOOP
+        tbl := t;
+        EXECUTE format('SELECT count(*) FROM tailhook.%I WHERE %I >= $1', t || '_default', tailhook.partition_key(t))
+           INTO strays USING tailhook.partition_floor(t);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- tailhook step 28 partitions (40 of 41): outside a transaction
+-- A detached partition's end: dropped; the legacy partition of a converted
+-- installation is emptied and kept, detached (step 4's statements name it).
+CREATE OR REPLACE FUNCTION tailhook.partition_discard(part text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF part LIKE '%\_legacy' THEN
+        EXECUTE format('TRUNCATE tailhook.%I', part);
+    ELSE
+        EXECUTE format('DROP TABLE tailhook.%I', part);
+    END IF;
+END
+$$;
+
+-- tailhook step 28 partitions (41 of 41): outside a transaction
+-- Retention by partition: drops the oldest period whose end is at least
+-- `succeeded_ms` old (one period per call: each call one short
+-- transaction). Its three partitions are detached (plain DETACH: PostgreSQL
+-- refuses DETACH CONCURRENTLY while a DEFAULT partition exists, and it
+-- cannot run in a transaction; the ACCESS EXCLUSIVE lock is asked for under
+-- lock_timeout 200ms and held for the few milliseconds below), the rows
+-- today's retention would keep are copied back through the parent table
+-- (they land in the DEFAULT partition, since no partition covers that
+-- period any more, and are retained row by row from there), and the
+-- partitions are dropped. Kept: deliveries pending or retrying (leased ones
+-- included), succeeded ones completed less than `succeeded_ms` ago, failed
+-- and cancelled ones completed less than `failed_ms` ago (or cancelled and
+-- not yet stamped); the attempts of those; outbox rows not dispatched yet or
+-- with a kept delivery. Returns partitions dropped and rows kept.
+CREATE OR REPLACE FUNCTION tailhook.partitions_drop(succeeded_ms bigint, failed_ms bigint)
+RETURNS TABLE (dropped int, kept bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    period_end timestamptz;
+    p_outbox text;
+    p_deliveries text;
+    p_attempts text;
+    kept_ids bigint[] := '{}';
+    kept_events bigint[] := '{}';
+    n bigint;
+BEGIN
+    dropped := 0;
+    kept := 0;
+    SELECT min(b.hi) INTO period_end FROM tailhook.partition_bounds('deliveries') b
+     WHERE b.hi <= now() - succeeded_ms * interval '1 millisecond';
+    IF period_end IS NULL THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
+    SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
+    SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    PERFORM set_config('lock_timeout', '200ms', true);
+    -- Parents in the order writers take them (outbox, deliveries, attempts).
+    IF p_outbox IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.outbox DETACH PARTITION tailhook.%I', p_outbox);
+    END IF;
+    EXECUTE format('ALTER TABLE tailhook.deliveries DETACH PARTITION tailhook.%I', p_deliveries);
+    IF p_attempts IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.attempts DETACH PARTITION tailhook.%I', p_attempts);
+    END IF;
+    PERFORM set_config('lock_timeout', '0', true);
+
+    EXECUTE format($q$
+        WITH k AS (
+            INSERT INTO tailhook.deliveries OVERRIDING SYSTEM VALUE
+            SELECT * FROM tailhook.%I d
+             WHERE d.status IN ('pending', 'retrying')
+                OR (d.status = 'succeeded' AND d.completed_at >= now() - $1::bigint * interval '1 millisecond')
+                OR (d.status IN ('failed', 'cancelled')
+                    AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
+            RETURNING id, outbox_id)
+        SELECT coalesce(array_agg(k.id), '{}'), coalesce(array_agg(DISTINCT k.outbox_id), '{}') FROM k$q$, p_deliveries)
+       INTO kept_ids, kept_events USING succeeded_ms, failed_ms;
+    kept := kept + cardinality(kept_ids);
+    IF p_attempts IS NOT NULL THEN
+        EXECUTE format('INSERT INTO tailhook.attempts OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I a WHERE a.delivery_id = ANY ($1)',
+                       p_attempts) USING kept_ids;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        kept := kept + n;
+    END IF;
+    IF p_outbox IS NOT NULL THEN
+        EXECUTE format('INSERT INTO tailhook.outbox OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I o WHERE o.dispatched_at IS NULL OR o.id = ANY ($1)',
+                       p_outbox) USING kept_events;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        kept := kept + n;
+        PERFORM tailhook.partition_discard(p_outbox);
+        dropped := dropped + 1;
+    END IF;
+    PERFORM tailhook.partition_discard(p_deliveries);
+    dropped := dropped + 1;
+    IF p_attempts IS NOT NULL THEN
+        PERFORM tailhook.partition_discard(p_attempts);
+        dropped := dropped + 1;
+    END IF;
+    DELETE FROM tailhook.partition_legacy l WHERE l.cutoff = period_end;
+    RETURN NEXT;
+END
+$$;
+
+-- tailhook step 28 partitions (record): transactional
+DO $tailhook_step$
+BEGIN
+    EXECUTE $tailhook_prepare$-- Serialise concurrent migrators (released at commit), then make sure the
+-- version table exists. 7_368_001 is tailhook's advisory lock key.
+SELECT pg_advisory_xact_lock(7368001::bigint);
+-- The files' IF NOT EXISTS notices ("already exists, skipping") are noise.
+SET LOCAL client_min_messages = warning;
+-- Names in the files resolve in pg_catalog only (also where no session
+-- setting may be made: through a transaction-mode pooler, this transaction
+-- is one server connection's), so no look-alike in another schema is built
+-- into a default, constraint, index or view.
+SET LOCAL search_path = pg_catalog, pg_temp;
+CREATE SCHEMA IF NOT EXISTS tailhook;
+CREATE TABLE IF NOT EXISTS tailhook.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);$tailhook_prepare$;
+    INSERT INTO tailhook.schema_migrations (version, name) VALUES (28, 'partitions')
+        ON CONFLICT (version) DO NOTHING;
 END
 $tailhook_step$;
