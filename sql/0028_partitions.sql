@@ -149,6 +149,68 @@ SELECT tailhook.partition_convert_validate('deliveries');
 SELECT tailhook.partition_convert_check('attempts');
 SELECT tailhook.partition_convert_validate('attempts');
 
+-- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
+-- bounds (lo NULL: from MINVALUE).
+CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
+RETURNS TABLE (name text, lo timestamptz, hi timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.relname::text,
+           CASE WHEN b.e LIKE 'FOR VALUES FROM (MINVALUE)%' THEN NULL
+                ELSE substring(b.e FROM 'FROM \(''([^'']+)''\)')::timestamptz END,
+           substring(b.e FROM 'TO \(''([^'']+)''\)')::timestamptz
+      FROM pg_inherits i
+      JOIN pg_class c ON c.oid = i.inhrelid
+     CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS e) b
+     WHERE i.inhparent = to_regclass('tailhook.' || tbl) AND b.e <> 'DEFAULT'
+       AND c.relname::text <> tbl || '_undated'
+$$;
+
+-- deliveries and attempts have an "undated" partition, from MINVALUE to
+-- 1970, for their rows without a period: written by hand without event_at
+-- ('-infinity'), or kept when their period was dropped. Not a period: never
+-- dropped, retained row by row (it keeps them out of the DEFAULT partition,
+-- which PostgreSQL scans each time a partition is attached). Created when
+-- the range is free (at once on a fresh install; once the legacy partition
+-- of a converted one is gone).
+CREATE OR REPLACE FUNCTION tailhook.partition_undated(tbl text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    part text := tbl || '_undated';
+BEGIN
+    IF tbl = 'outbox' OR to_regclass('tailhook.' || part) IS NOT NULL OR EXISTS (
+        SELECT 1 FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NULL) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)', part, tbl);
+    EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (event_at IS NOT NULL AND event_at < %L)',
+                   part, part || '_range', '1970-01-01 00:00:00+00');
+    EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (MINVALUE) TO (%L)',
+                   tbl, part, '1970-01-01 00:00:00+00');
+    PERFORM tailhook.partition_name_indexes(tbl, part);
+END
+$$;
+
+-- Names a partition's indexes after the partitioned table's: index
+-- <tbl>_<what> becomes <partition>_<what> (plans then read as the
+-- unpartitioned ones did, partition by partition).
+CREATE OR REPLACE FUNCTION tailhook.partition_name_indexes(tbl text, part text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i record;
+BEGIN
+    FOR i IN SELECT c.relname AS child, p.relname AS parent
+               FROM pg_index x
+               JOIN pg_class c ON c.oid = x.indexrelid
+               JOIN pg_inherits h ON h.inhrelid = x.indexrelid
+               JOIN pg_class p ON p.oid = h.inhparent
+              WHERE x.indrelid = ('tailhook.' || part)::regclass
+                AND p.relname LIKE tbl || '\_%'
+                AND c.relname <> part || substr(p.relname, length(tbl) + 1) LOOP
+        EXECUTE format('ALTER INDEX tailhook.%I RENAME TO %I', i.child, part || substr(i.parent, length(tbl) + 1));
+    END LOOP;
+END
+$$;
+
 -- Step 3: the swap, one short transaction per table under ACCESS EXCLUSIVE
 -- (catalog work only): the old table is renamed <tbl>_legacy, the
 -- partitioned table is created under the old name with the same columns,
@@ -266,6 +328,7 @@ BEGIN
         EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (MINVALUE) TO (%L)', tbl, legacy, cut);
     END IF;
     EXECUTE format('CREATE TABLE tailhook.%I PARTITION OF tailhook.%I DEFAULT', tbl || '_default', tbl);
+    PERFORM tailhook.partition_name_indexes(tbl, tbl || '_default');
     -- The new keys, on the partitioned table only: valid once each
     -- partition's index is attached (the DEFAULT partition's now, the old
     -- table's after its concurrent build, step 4).
@@ -280,9 +343,9 @@ BEGIN
         EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id, event_at)';
         EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at)';
         EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_pkey PRIMARY KEY (id, event_at)';
-        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_unique UNIQUE (outbox_id, endpoint_id, event_at)';
+        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at)';
         EXECUTE 'ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_default_pkey';
-        EXECUTE 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_unique';
+        EXECUTE 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_outbox_endpoint_unique';
     ELSE
         EXECUTE 'ALTER TABLE ONLY tailhook.attempts ADD CONSTRAINT attempts_pkey PRIMARY KEY (id, event_at)';
         EXECUTE 'ALTER TABLE tailhook.attempts_default ADD CONSTRAINT attempts_default_pkey PRIMARY KEY (id, event_at)';
@@ -298,6 +361,7 @@ BEGIN
         EXECUTE s;
     END LOOP;
     IF empty THEN
+        PERFORM tailhook.partition_undated(tbl);
         -- A fresh install: the old table stays behind, empty and detached,
         -- so that step 4's statements (which name it) run again harmlessly.
         EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', legacy, tbl || '_legacy_range');
@@ -399,6 +463,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
+REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
 
 DO $$
 BEGIN
@@ -437,21 +502,6 @@ BEGIN
 END
 $$;
 REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;
-
--- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
--- bounds (lo NULL: from MINVALUE).
-CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
-RETURNS TABLE (name text, lo timestamptz, hi timestamptz)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c.relname::text,
-           CASE WHEN b.e LIKE 'FOR VALUES FROM (MINVALUE)%' THEN NULL
-                ELSE substring(b.e FROM 'FROM \(''([^'']+)''\)')::timestamptz END,
-           substring(b.e FROM 'TO \(''([^'']+)''\)')::timestamptz
-      FROM pg_inherits i
-      JOIN pg_class c ON c.oid = i.inhrelid
-     CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS e) b
-     WHERE i.inhparent = to_regclass('tailhook.' || tbl) AND b.e <> 'DEFAULT'
-$$;
 
 -- Where the periods tailhook manages start: rows below it (in the DEFAULT
 -- partition, or the legacy one of a converted installation) are retained
@@ -529,6 +579,7 @@ BEGIN
                            part, part || '_range', key, key, start, key, nxt);
             EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (%L) TO (%L)',
                            tbl, part, start, nxt);
+            PERFORM tailhook.partition_name_indexes(tbl, part);
             created := created + 1;
             start := nxt;
         END LOOP;
@@ -577,8 +628,8 @@ $$;
 -- today's retention would keep are copied back through the parent table
 -- (they land in the DEFAULT partition, since no partition covers that
 -- period any more, and are retained row by row from there), and the
--- partitions are dropped. Kept: deliveries pending or retrying (leased ones
--- included), succeeded ones completed less than `succeeded_ms` ago, failed
+-- partitions are dropped. Kept: deliveries pending or retrying, any still
+-- leased, succeeded ones completed less than `succeeded_ms` ago, failed
 -- and cancelled ones completed less than `failed_ms` ago (or cancelled and
 -- not yet stamped); the attempts of those; outbox rows not dispatched yet or
 -- with a kept delivery. Returns partitions dropped and rows kept.
@@ -591,6 +642,7 @@ DECLARE
     p_deliveries text;
     p_attempts text;
     kept_ids bigint[] := '{}';
+    leased_ids bigint[] := '{}';
     kept_events bigint[] := '{}';
     n bigint;
 BEGIN
@@ -605,6 +657,14 @@ BEGIN
     SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    -- Finished deliveries still leased (cancelled, or finished by hand,
+    -- while their request is in flight) are kept too. No index finds them:
+    -- they are looked for before any lock but this scan's own (which
+    -- blocks no writer); one leased after it is pending or retrying (claims
+    -- lease nothing else), found below by index under the locks.
+    EXECUTE format($q$SELECT coalesce(array_agg(d.id), '{}') FROM tailhook.%I d
+                       WHERE d.locked_until > now() AND d.status NOT IN ('pending', 'retrying')$q$, p_deliveries)
+       INTO leased_ids;
     PERFORM set_config('lock_timeout', '200ms', true);
     -- Parents in the order writers take them (outbox, deliveries, attempts).
     IF p_outbox IS NOT NULL THEN
@@ -616,19 +676,29 @@ BEGIN
     END IF;
     PERFORM set_config('lock_timeout', '0', true);
 
+    -- Kept deliveries and attempts leave their period: event_at becomes
+    -- '-infinity' and they land in the undated partition (created now if the
+    -- legacy partition held its range).
+    PERFORM tailhook.partition_undated('deliveries');
+    PERFORM tailhook.partition_undated('attempts');
+    EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', p_deliveries, p_deliveries || '_range');
     EXECUTE format($q$
         WITH k AS (
-            INSERT INTO tailhook.deliveries OVERRIDING SYSTEM VALUE
-            SELECT * FROM tailhook.%I d
+            UPDATE tailhook.%I d SET event_at = '-infinity'
              WHERE d.status IN ('pending', 'retrying')
                 OR (d.status = 'succeeded' AND d.completed_at >= now() - $1::bigint * interval '1 millisecond')
                 OR (d.status IN ('failed', 'cancelled')
                     AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
-            RETURNING id, outbox_id)
+                OR d.id = ANY ($3)
+            RETURNING d.id, d.outbox_id)
         SELECT coalesce(array_agg(k.id), '{}'), coalesce(array_agg(DISTINCT k.outbox_id), '{}') FROM k$q$, p_deliveries)
-       INTO kept_ids, kept_events USING succeeded_ms, failed_ms;
+       INTO kept_ids, kept_events USING succeeded_ms, failed_ms, leased_ids;
+    EXECUTE format('INSERT INTO tailhook.deliveries OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I d WHERE d.id = ANY ($1)',
+                   p_deliveries) USING kept_ids;
     kept := kept + cardinality(kept_ids);
     IF p_attempts IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', p_attempts, p_attempts || '_range');
+        EXECUTE format($q$UPDATE tailhook.%I a SET event_at = '-infinity' WHERE a.delivery_id = ANY ($1)$q$, p_attempts) USING kept_ids;
         EXECUTE format('INSERT INTO tailhook.attempts OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I a WHERE a.delivery_id = ANY ($1)',
                        p_attempts) USING kept_ids;
         GET DIAGNOSTICS n = ROW_COUNT;

@@ -4,4 +4,4 @@
 -- Returns partitions created and rows moved.
 -- $1 period width ms, $2 periods ahead
 SELECT p.created, p.moved
-  FROM tailhook.partitions_prepare($1::bigint * interval '1 millisecond', $2::int) p
+  FROM tailhook.partitions_prepare($1::bigint::float8 * interval '1 millisecond', $2::int) p

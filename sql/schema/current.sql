@@ -1378,6 +1378,7 @@ CREATE FUNCTION tailhook.partition_bounds(tbl text) RETURNS TABLE(name text, lo 
       JOIN pg_class c ON c.oid = i.inhrelid
      CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS e) b
      WHERE i.inhparent = to_regclass('tailhook.' || tbl) AND b.e <> 'DEFAULT'
+       AND c.relname::text <> tbl || '_undated'
 $$;
 
 -- Name: partition_convert_check(text); Type: FUNCTION; Schema: tailhook; Owner: -
@@ -1577,6 +1578,7 @@ BEGIN
         EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (MINVALUE) TO (%L)', tbl, legacy, cut);
     END IF;
     EXECUTE format('CREATE TABLE tailhook.%I PARTITION OF tailhook.%I DEFAULT', tbl || '_default', tbl);
+    PERFORM tailhook.partition_name_indexes(tbl, tbl || '_default');
     -- The new keys, on the partitioned table only: valid once each
     -- partition's index is attached (the DEFAULT partition's now, the old
     -- table's after its concurrent build, step 4).
@@ -1591,9 +1593,9 @@ BEGIN
         EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id, event_at)';
         EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at)';
         EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_pkey PRIMARY KEY (id, event_at)';
-        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_unique UNIQUE (outbox_id, endpoint_id, event_at)';
+        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at)';
         EXECUTE 'ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_default_pkey';
-        EXECUTE 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_unique';
+        EXECUTE 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_outbox_endpoint_unique';
     ELSE
         EXECUTE 'ALTER TABLE ONLY tailhook.attempts ADD CONSTRAINT attempts_pkey PRIMARY KEY (id, event_at)';
         EXECUTE 'ALTER TABLE tailhook.attempts_default ADD CONSTRAINT attempts_default_pkey PRIMARY KEY (id, event_at)';
@@ -1609,6 +1611,7 @@ BEGIN
         EXECUTE s;
     END LOOP;
     IF empty THEN
+        PERFORM tailhook.partition_undated(tbl);
         -- A fresh install: the old table stays behind, empty and detached,
         -- so that step 4's statements (which name it) run again harmlessly.
         EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', legacy, tbl || '_legacy_range');
@@ -1714,6 +1717,28 @@ CREATE FUNCTION tailhook.partition_key(tbl text) RETURNS text
     SELECT CASE tbl WHEN 'outbox' THEN 'created_at' ELSE 'event_at' END
 $$;
 
+-- Name: partition_name_indexes(text, text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_name_indexes(tbl text, part text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    i record;
+BEGIN
+    FOR i IN SELECT c.relname AS child, p.relname AS parent
+               FROM pg_index x
+               JOIN pg_class c ON c.oid = x.indexrelid
+               JOIN pg_inherits h ON h.inhrelid = x.indexrelid
+               JOIN pg_class p ON p.oid = h.inhparent
+              WHERE x.indrelid = ('tailhook.' || part)::regclass
+                AND p.relname LIKE tbl || '\_%'
+                AND c.relname <> part || substr(p.relname, length(tbl) + 1) LOOP
+        EXECUTE format('ALTER INDEX tailhook.%I RENAME TO %I', i.child, part || substr(i.parent, length(tbl) + 1));
+    END LOOP;
+END
+$$;
+
 -- Name: partition_strays(); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.partition_strays() RETURNS TABLE(tbl text, strays bigint)
@@ -1731,6 +1756,28 @@ BEGIN
     END LOOP;
 END
 $_$;
+
+-- Name: partition_undated(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_undated(tbl text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    part text := tbl || '_undated';
+BEGIN
+    IF tbl = 'outbox' OR to_regclass('tailhook.' || part) IS NOT NULL OR EXISTS (
+        SELECT 1 FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NULL) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)', part, tbl);
+    EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (event_at IS NOT NULL AND event_at < %L)',
+                   part, part || '_range', '1970-01-01 00:00:00+00');
+    EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (MINVALUE) TO (%L)',
+                   tbl, part, '1970-01-01 00:00:00+00');
+    PERFORM tailhook.partition_name_indexes(tbl, part);
+END
+$$;
 
 -- Name: partitioned(text); Type: FUNCTION; Schema: tailhook; Owner: -
 
@@ -1753,6 +1800,7 @@ DECLARE
     p_deliveries text;
     p_attempts text;
     kept_ids bigint[] := '{}';
+    leased_ids bigint[] := '{}';
     kept_events bigint[] := '{}';
     n bigint;
 BEGIN
@@ -1767,6 +1815,14 @@ BEGIN
     SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    -- Finished deliveries still leased (cancelled, or finished by hand,
+    -- while their request is in flight) are kept too. No index finds them:
+    -- they are looked for before any lock but this scan's own (which
+    -- blocks no writer); one leased after it is pending or retrying (claims
+    -- lease nothing else), found below by index under the locks.
+    EXECUTE format($q$SELECT coalesce(array_agg(d.id), '{}') FROM tailhook.%I d
+                       WHERE d.locked_until > now() AND d.status NOT IN ('pending', 'retrying')$q$, p_deliveries)
+       INTO leased_ids;
     PERFORM set_config('lock_timeout', '200ms', true);
     -- Parents in the order writers take them (outbox, deliveries, attempts).
     IF p_outbox IS NOT NULL THEN
@@ -1778,19 +1834,29 @@ BEGIN
     END IF;
     PERFORM set_config('lock_timeout', '0', true);
 
+    -- Kept deliveries and attempts leave their period: event_at becomes
+    -- '-infinity' and they land in the undated partition (created now if the
+    -- legacy partition held its range).
+    PERFORM tailhook.partition_undated('deliveries');
+    PERFORM tailhook.partition_undated('attempts');
+    EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', p_deliveries, p_deliveries || '_range');
     EXECUTE format($q$
         WITH k AS (
-            INSERT INTO tailhook.deliveries OVERRIDING SYSTEM VALUE
-            SELECT * FROM tailhook.%I d
+            UPDATE tailhook.%I d SET event_at = '-infinity'
              WHERE d.status IN ('pending', 'retrying')
                 OR (d.status = 'succeeded' AND d.completed_at >= now() - $1::bigint * interval '1 millisecond')
                 OR (d.status IN ('failed', 'cancelled')
                     AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
-            RETURNING id, outbox_id)
+                OR d.id = ANY ($3)
+            RETURNING d.id, d.outbox_id)
         SELECT coalesce(array_agg(k.id), '{}'), coalesce(array_agg(DISTINCT k.outbox_id), '{}') FROM k$q$, p_deliveries)
-       INTO kept_ids, kept_events USING succeeded_ms, failed_ms;
+       INTO kept_ids, kept_events USING succeeded_ms, failed_ms, leased_ids;
+    EXECUTE format('INSERT INTO tailhook.deliveries OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I d WHERE d.id = ANY ($1)',
+                   p_deliveries) USING kept_ids;
     kept := kept + cardinality(kept_ids);
     IF p_attempts IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', p_attempts, p_attempts || '_range');
+        EXECUTE format($q$UPDATE tailhook.%I a SET event_at = '-infinity' WHERE a.delivery_id = ANY ($1)$q$, p_attempts) USING kept_ids;
         EXECUTE format('INSERT INTO tailhook.attempts OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I a WHERE a.delivery_id = ANY ($1)',
                        p_attempts) USING kept_ids;
         GET DIAGNOSTICS n = ROW_COUNT;
@@ -1873,6 +1939,7 @@ BEGIN
                            part, part || '_range', key, key, start, key, nxt);
             EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (%L) TO (%L)',
                            tbl, part, start, nxt);
+            PERFORM tailhook.partition_name_indexes(tbl, part);
             created := created + 1;
             start := nxt;
         END LOOP;
@@ -2288,6 +2355,23 @@ ALTER TABLE tailhook.attempts_legacy ALTER COLUMN id ADD GENERATED ALWAYS AS IDE
     CACHE 1
 );
 
+-- Name: attempts_undated; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.attempts_undated (
+    id bigint NOT NULL,
+    delivery_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    duration_ms integer NOT NULL,
+    status_code integer,
+    error_kind text,
+    error text,
+    response_body text,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT attempts_error_kind_known CHECK ((error_kind = ANY (ARRAY['timeout'::text, 'connect'::text, 'dns'::text, 'tls'::text, 'http_status'::text, 'redirect'::text, 'blocked_address'::text, 'invalid_request'::text, 'payload_too_large'::text, 'body_read'::text, 'transform'::text]))),
+    CONSTRAINT attempts_undated_range CHECK (((event_at IS NOT NULL) AND (event_at < '1970-01-01 00:00:00+00'::timestamp with time zone)))
+);
+
 -- Name: capture_batch; Type: SEQUENCE; Schema: tailhook; Owner: -
 
 CREATE SEQUENCE tailhook.capture_batch
@@ -2415,6 +2499,30 @@ ALTER TABLE tailhook.deliveries_legacy ALTER COLUMN id ADD GENERATED ALWAYS AS I
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+-- Name: deliveries_undated; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.deliveries_undated (
+    id bigint NOT NULL,
+    outbox_id bigint NOT NULL,
+    endpoint_id bigint NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now(),
+    locked_until timestamp with time zone,
+    locked_by text,
+    lease bigint,
+    last_status_code integer,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    ordering_key text,
+    transform_claims smallint DEFAULT 0 NOT NULL,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT deliveries_status_known CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
+    CONSTRAINT deliveries_undated_range CHECK (((event_at IS NOT NULL) AND (event_at < '1970-01-01 00:00:00+00'::timestamp with time zone)))
 );
 
 -- Name: endpoints; Type: TABLE; Schema: tailhook; Owner: -
@@ -2708,9 +2816,17 @@ CREATE TABLE tailhook.secret_retirements (
 
 ALTER TABLE ONLY tailhook.attempts ATTACH PARTITION tailhook.attempts_default DEFAULT;
 
+-- Name: attempts_undated; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.attempts ATTACH PARTITION tailhook.attempts_undated FOR VALUES FROM (MINVALUE) TO ('1970-01-01 00:00:00+00');
+
 -- Name: deliveries_default; Type: TABLE ATTACH; Schema: tailhook; Owner: -
 
 ALTER TABLE ONLY tailhook.deliveries ATTACH PARTITION tailhook.deliveries_default DEFAULT;
+
+-- Name: deliveries_undated; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries ATTACH PARTITION tailhook.deliveries_undated FOR VALUES FROM (MINVALUE) TO ('1970-01-01 00:00:00+00');
 
 -- Name: outbox_default; Type: TABLE ATTACH; Schema: tailhook; Owner: -
 
@@ -2746,10 +2862,25 @@ ALTER TABLE tailhook.attempts
 ALTER TABLE tailhook.attempts_legacy
     ADD CONSTRAINT attempts_error_kind_known CHECK ((error_kind = ANY (ARRAY['timeout'::text, 'connect'::text, 'dns'::text, 'tls'::text, 'http_status'::text, 'redirect'::text, 'blocked_address'::text, 'invalid_request'::text, 'payload_too_large'::text, 'body_read'::text, 'transform'::text]))) NOT VALID;
 
+-- Name: attempts_undated attempts_undated_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.attempts_undated
+    ADD CONSTRAINT attempts_undated_pkey PRIMARY KEY (id, event_at);
+
 -- Name: capture_config capture_config_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE ONLY tailhook.capture_config
     ADD CONSTRAINT capture_config_pkey PRIMARY KEY (relid);
+
+-- Name: deliveries deliveries_outbox_endpoint_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries
+    ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at);
+
+-- Name: deliveries_default deliveries_default_outbox_endpoint_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries_default
+    ADD CONSTRAINT deliveries_default_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at);
 
 -- Name: deliveries deliveries_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
@@ -2761,15 +2892,15 @@ ALTER TABLE ONLY tailhook.deliveries
 ALTER TABLE ONLY tailhook.deliveries_default
     ADD CONSTRAINT deliveries_default_pkey PRIMARY KEY (id, event_at);
 
--- Name: deliveries deliveries_outbox_endpoint_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
+-- Name: deliveries_undated deliveries_undated_outbox_endpoint_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
-ALTER TABLE ONLY tailhook.deliveries
-    ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at);
+ALTER TABLE ONLY tailhook.deliveries_undated
+    ADD CONSTRAINT deliveries_undated_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at);
 
--- Name: deliveries_default deliveries_default_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
+-- Name: deliveries_undated deliveries_undated_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
-ALTER TABLE ONLY tailhook.deliveries_default
-    ADD CONSTRAINT deliveries_default_unique UNIQUE (outbox_id, endpoint_id, event_at);
+ALTER TABLE ONLY tailhook.deliveries_undated
+    ADD CONSTRAINT deliveries_undated_pkey PRIMARY KEY (id, event_at);
 
 -- Name: endpoints endpoints_backoff_initial_ms_max; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
@@ -3004,69 +3135,73 @@ ALTER TABLE ONLY tailhook.secret_retirements
 
 CREATE INDEX attempts_delivery ON ONLY tailhook.attempts USING btree (delivery_id);
 
--- Name: attempts_default_delivery_id_idx; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: attempts_default_delivery; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX attempts_default_delivery_id_idx ON tailhook.attempts_default USING btree (delivery_id);
+CREATE INDEX attempts_default_delivery ON tailhook.attempts_default USING btree (delivery_id);
 
 -- Name: attempts_legacy_key; Type: INDEX; Schema: tailhook; Owner: -
 
 CREATE UNIQUE INDEX attempts_legacy_key ON tailhook.attempts_legacy USING btree (id, event_at);
 
--- Name: deliveries_succeeded; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: attempts_undated_delivery; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_succeeded ON ONLY tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
-
--- Name: deliveries_default_endpoint_id_completed_at_idx; Type: INDEX; Schema: tailhook; Owner: -
-
-CREATE INDEX deliveries_default_endpoint_id_completed_at_idx ON tailhook.deliveries_default USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
-
--- Name: deliveries_failed; Type: INDEX; Schema: tailhook; Owner: -
-
-CREATE INDEX deliveries_failed ON ONLY tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
-
--- Name: deliveries_default_endpoint_id_completed_at_idx1; Type: INDEX; Schema: tailhook; Owner: -
-
-CREATE INDEX deliveries_default_endpoint_id_completed_at_idx1 ON tailhook.deliveries_default USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
-
--- Name: deliveries_endpoint; Type: INDEX; Schema: tailhook; Owner: -
-
-CREATE INDEX deliveries_endpoint ON ONLY tailhook.deliveries USING btree (endpoint_id);
-
--- Name: deliveries_default_endpoint_id_idx; Type: INDEX; Schema: tailhook; Owner: -
-
-CREATE INDEX deliveries_default_endpoint_id_idx ON tailhook.deliveries_default USING btree (endpoint_id);
+CREATE INDEX attempts_undated_delivery ON tailhook.attempts_undated USING btree (delivery_id);
 
 -- Name: deliveries_due; Type: INDEX; Schema: tailhook; Owner: -
 
 CREATE INDEX deliveries_due ON ONLY tailhook.deliveries USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
 
--- Name: deliveries_default_endpoint_id_next_attempt_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: deliveries_default_due; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_default_endpoint_id_next_attempt_at_idx ON tailhook.deliveries_default USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
+CREATE INDEX deliveries_default_due ON tailhook.deliveries_default USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
 
--- Name: deliveries_keyed_scheduled; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: deliveries_endpoint; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_keyed_scheduled ON ONLY tailhook.deliveries USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+CREATE INDEX deliveries_endpoint ON ONLY tailhook.deliveries USING btree (endpoint_id);
 
--- Name: deliveries_default_endpoint_id_ordering_key_idx; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: deliveries_default_endpoint; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_default_endpoint_id_ordering_key_idx ON tailhook.deliveries_default USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+CREATE INDEX deliveries_default_endpoint ON tailhook.deliveries_default USING btree (endpoint_id);
 
--- Name: deliveries_ordered; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: deliveries_failed; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_ordered ON ONLY tailhook.deliveries USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+CREATE INDEX deliveries_failed ON ONLY tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
 
--- Name: deliveries_default_endpoint_id_ordering_key_outbox_id_idx; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: deliveries_default_failed; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_default_endpoint_id_ordering_key_outbox_id_idx ON tailhook.deliveries_default USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+CREATE INDEX deliveries_default_failed ON tailhook.deliveries_default USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
 
 -- Name: deliveries_finished; Type: INDEX; Schema: tailhook; Owner: -
 
 CREATE INDEX deliveries_finished ON ONLY tailhook.deliveries USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
 
--- Name: deliveries_default_status_completed_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: deliveries_default_finished; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_default_status_completed_at_idx ON tailhook.deliveries_default USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
+CREATE INDEX deliveries_default_finished ON tailhook.deliveries_default USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
+
+-- Name: deliveries_keyed_scheduled; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_keyed_scheduled ON ONLY tailhook.deliveries USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+
+-- Name: deliveries_default_keyed_scheduled; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_keyed_scheduled ON tailhook.deliveries_default USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+
+-- Name: deliveries_ordered; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_ordered ON ONLY tailhook.deliveries USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+
+-- Name: deliveries_default_ordered; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_ordered ON tailhook.deliveries_default USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+
+-- Name: deliveries_succeeded; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_succeeded ON ONLY tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
+
+-- Name: deliveries_default_succeeded; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_succeeded ON tailhook.deliveries_default USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
 
 -- Name: deliveries_legacy_key; Type: INDEX; Schema: tailhook; Owner: -
 
@@ -3075,6 +3210,34 @@ CREATE UNIQUE INDEX deliveries_legacy_key ON tailhook.deliveries_legacy USING bt
 -- Name: deliveries_legacy_unique; Type: INDEX; Schema: tailhook; Owner: -
 
 CREATE UNIQUE INDEX deliveries_legacy_unique ON tailhook.deliveries_legacy USING btree (outbox_id, endpoint_id, event_at);
+
+-- Name: deliveries_undated_due; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_due ON tailhook.deliveries_undated USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
+
+-- Name: deliveries_undated_endpoint; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_endpoint ON tailhook.deliveries_undated USING btree (endpoint_id);
+
+-- Name: deliveries_undated_failed; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_failed ON tailhook.deliveries_undated USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
+
+-- Name: deliveries_undated_finished; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_finished ON tailhook.deliveries_undated USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
+
+-- Name: deliveries_undated_keyed_scheduled; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_keyed_scheduled ON tailhook.deliveries_undated USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+
+-- Name: deliveries_undated_ordered; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_ordered ON tailhook.deliveries_undated USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+
+-- Name: deliveries_undated_succeeded; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_succeeded ON tailhook.deliveries_undated USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
 
 -- Name: legacy_attempts_delivery; Type: INDEX; Schema: tailhook; Owner: -
 
@@ -3124,9 +3287,9 @@ CREATE INDEX outbox_default_event_id ON tailhook.outbox_default USING btree (eve
 
 CREATE INDEX outbox_undispatched ON ONLY tailhook.outbox USING btree (id) WHERE (dispatched_at IS NULL);
 
--- Name: outbox_default_id_idx; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: outbox_default_undispatched; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX outbox_default_id_idx ON tailhook.outbox_default USING btree (id) WHERE (dispatched_at IS NULL);
+CREATE INDEX outbox_default_undispatched ON tailhook.outbox_default USING btree (id) WHERE (dispatched_at IS NULL);
 
 -- Name: outbox_legacy_event_id; Type: INDEX; Schema: tailhook; Owner: -
 
@@ -3136,61 +3299,105 @@ CREATE INDEX outbox_legacy_event_id ON tailhook.outbox_legacy USING btree (event
 
 CREATE UNIQUE INDEX outbox_legacy_key ON tailhook.outbox_legacy USING btree (id, created_at);
 
--- Name: attempts_default_delivery_id_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+-- Name: attempts_default_delivery; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.attempts_delivery ATTACH PARTITION tailhook.attempts_default_delivery_id_idx;
+ALTER INDEX tailhook.attempts_delivery ATTACH PARTITION tailhook.attempts_default_delivery;
 
 -- Name: attempts_default_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
 ALTER INDEX tailhook.attempts_pkey ATTACH PARTITION tailhook.attempts_default_pkey;
 
--- Name: deliveries_default_endpoint_id_completed_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+-- Name: attempts_undated_delivery; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.deliveries_succeeded ATTACH PARTITION tailhook.deliveries_default_endpoint_id_completed_at_idx;
+ALTER INDEX tailhook.attempts_delivery ATTACH PARTITION tailhook.attempts_undated_delivery;
 
--- Name: deliveries_default_endpoint_id_completed_at_idx1; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+-- Name: attempts_undated_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.deliveries_failed ATTACH PARTITION tailhook.deliveries_default_endpoint_id_completed_at_idx1;
+ALTER INDEX tailhook.attempts_pkey ATTACH PARTITION tailhook.attempts_undated_pkey;
 
--- Name: deliveries_default_endpoint_id_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+-- Name: deliveries_default_due; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.deliveries_endpoint ATTACH PARTITION tailhook.deliveries_default_endpoint_id_idx;
+ALTER INDEX tailhook.deliveries_due ATTACH PARTITION tailhook.deliveries_default_due;
 
--- Name: deliveries_default_endpoint_id_next_attempt_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+-- Name: deliveries_default_endpoint; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.deliveries_due ATTACH PARTITION tailhook.deliveries_default_endpoint_id_next_attempt_at_idx;
+ALTER INDEX tailhook.deliveries_endpoint ATTACH PARTITION tailhook.deliveries_default_endpoint;
 
--- Name: deliveries_default_endpoint_id_ordering_key_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+-- Name: deliveries_default_failed; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.deliveries_keyed_scheduled ATTACH PARTITION tailhook.deliveries_default_endpoint_id_ordering_key_idx;
+ALTER INDEX tailhook.deliveries_failed ATTACH PARTITION tailhook.deliveries_default_failed;
 
--- Name: deliveries_default_endpoint_id_ordering_key_outbox_id_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+-- Name: deliveries_default_finished; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.deliveries_ordered ATTACH PARTITION tailhook.deliveries_default_endpoint_id_ordering_key_outbox_id_idx;
+ALTER INDEX tailhook.deliveries_finished ATTACH PARTITION tailhook.deliveries_default_finished;
+
+-- Name: deliveries_default_keyed_scheduled; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_keyed_scheduled ATTACH PARTITION tailhook.deliveries_default_keyed_scheduled;
+
+-- Name: deliveries_default_ordered; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_ordered ATTACH PARTITION tailhook.deliveries_default_ordered;
+
+-- Name: deliveries_default_outbox_endpoint_unique; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_outbox_endpoint_unique;
 
 -- Name: deliveries_default_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
 ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_default_pkey;
 
--- Name: deliveries_default_status_completed_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+-- Name: deliveries_default_succeeded; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.deliveries_finished ATTACH PARTITION tailhook.deliveries_default_status_completed_at_idx;
+ALTER INDEX tailhook.deliveries_succeeded ATTACH PARTITION tailhook.deliveries_default_succeeded;
 
--- Name: deliveries_default_unique; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+-- Name: deliveries_undated_due; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_unique;
+ALTER INDEX tailhook.deliveries_due ATTACH PARTITION tailhook.deliveries_undated_due;
+
+-- Name: deliveries_undated_endpoint; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_endpoint ATTACH PARTITION tailhook.deliveries_undated_endpoint;
+
+-- Name: deliveries_undated_failed; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_failed ATTACH PARTITION tailhook.deliveries_undated_failed;
+
+-- Name: deliveries_undated_finished; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_finished ATTACH PARTITION tailhook.deliveries_undated_finished;
+
+-- Name: deliveries_undated_keyed_scheduled; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_keyed_scheduled ATTACH PARTITION tailhook.deliveries_undated_keyed_scheduled;
+
+-- Name: deliveries_undated_ordered; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_ordered ATTACH PARTITION tailhook.deliveries_undated_ordered;
+
+-- Name: deliveries_undated_outbox_endpoint_unique; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_undated_outbox_endpoint_unique;
+
+-- Name: deliveries_undated_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_undated_pkey;
+
+-- Name: deliveries_undated_succeeded; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_succeeded ATTACH PARTITION tailhook.deliveries_undated_succeeded;
 
 -- Name: outbox_default_event_id; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
 ALTER INDEX tailhook.outbox_event_id ATTACH PARTITION tailhook.outbox_default_event_id;
 
--- Name: outbox_default_id_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
-
-ALTER INDEX tailhook.outbox_undispatched ATTACH PARTITION tailhook.outbox_default_id_idx;
-
 -- Name: outbox_default_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
 ALTER INDEX tailhook.outbox_pkey ATTACH PARTITION tailhook.outbox_default_pkey;
+
+-- Name: outbox_default_undispatched; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_undispatched ATTACH PARTITION tailhook.outbox_default_undispatched;
 
 -- Name: deliveries deliveries_cascade; Type: TRIGGER; Schema: tailhook; Owner: -
 
@@ -3272,6 +3479,10 @@ REVOKE ALL ON FUNCTION tailhook.grant_publisher(role regrole) FROM PUBLIC;
 -- Name: FUNCTION grant_sidecar(role regrole); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.grant_sidecar(role regrole) FROM PUBLIC;
+
+-- Name: FUNCTION outbox_event_id_unique(); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
 
 -- Name: FUNCTION publish(event_type text, payload jsonb, tenant text, ordering_key text, traceparent text, tracestate text); Type: ACL; Schema: tailhook; Owner: -
 

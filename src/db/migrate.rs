@@ -253,6 +253,12 @@ async fn run_statements_outside(client: &Client, version: i32, name: &'static st
     let mut tries = 0;
     loop {
         wait_for_index_builds(client).await?;
+        // Another migrator ran the file to its end and recorded it meanwhile
+        // (and may have gone further: after version 28 partitioned
+        // tailhook.deliveries, version 10's concurrent builds cannot run).
+        if recorded_meanwhile(client, version).await? {
+            return Ok(());
+        }
         tries += 1;
         let mut result = Ok(());
         for statement in statements(sql) {
@@ -269,6 +275,12 @@ async fn run_statements_outside(client: &Client, version: i32, name: &'static st
             Ok(()) => return Ok(()),
         }
     }
+}
+
+/// Whether `version` is recorded (read outside any transaction).
+async fn recorded_meanwhile(client: &Client, version: i32) -> Result<bool, DbError> {
+    let rows = client.query_typed(APPLIED, &[]).await?;
+    Ok(rows.iter().any(|r| r.try_get::<_, i32>(0).is_ok_and(|v| v == version)))
 }
 
 /// Runs of a file outside a transaction before its error is final.

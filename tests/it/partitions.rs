@@ -175,14 +175,15 @@ async fn retention_drops_old_periods_and_keeps_unfinished_failed_and_their_event
                        JOIN tailhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'fail'),
                     (SELECT string_agg(event_type || '@' || tableoid::regclass::text, ',' ORDER BY event_type)
                        FROM tailhook.outbox),
-                    (SELECT count(*) FROM tailhook.deliveries_default WHERE status IN ('failed', 'pending'))",
+                    (SELECT count(*) FROM tailhook.deliveries_undated WHERE status IN ('failed', 'pending'))",
             &[],
         )
         .await
         .unwrap();
     // Succeeded ones went with the period; the failed one (kept for
     // failed_after_ms) with its attempt, the pending one, and both events
-    // were kept, moved to the DEFAULT partitions.
+    // were kept: the deliveries moved to the undated partition, the events
+    // to the outbox's DEFAULT partition.
     assert_eq!(row.get::<_, i64>(0), 0, "succeeded deliveries dropped");
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("fail:failed:1,paused:pending:0"));
     assert_eq!(row.get::<_, i64>(2), 1, "the failed delivery keeps its attempt");

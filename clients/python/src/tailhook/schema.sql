@@ -4970,7 +4970,7 @@ REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, tex
 END
 $tailhook_step$;
 
--- tailhook step 28 partitions (1 of 41): outside a transaction
+-- tailhook step 28 partitions (1 of 44): outside a transaction
 -- tailhook schema, version 28: tailhook.outbox, tailhook.deliveries and
 -- tailhook.attempts become range-partitioned by the event's creation time
 -- (issue 23), so that retention drops whole partitions instead of deleting
@@ -5012,7 +5012,7 @@ CREATE TABLE IF NOT EXISTS tailhook.partition_legacy (
     cutoff timestamptz NOT NULL
 );
 
--- tailhook step 28 partitions (2 of 41): outside a transaction
+-- tailhook step 28 partitions (2 of 44): outside a transaction
 -- Runs one DDL statement under a short lock_timeout, retried (up to about a
 -- minute) while the lock is not granted: a writer waits at most 200 ms for it.
 CREATE OR REPLACE FUNCTION tailhook.partition_ddl(statements text[]) RETURNS void
@@ -5040,21 +5040,21 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (3 of 41): outside a transaction
+-- tailhook step 28 partitions (3 of 44): outside a transaction
 -- The table's partition key column.
 CREATE OR REPLACE FUNCTION tailhook.partition_key(tbl text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE tbl WHEN 'outbox' THEN 'created_at' ELSE 'event_at' END
 $$;
 
--- tailhook step 28 partitions (4 of 41): outside a transaction
+-- tailhook step 28 partitions (4 of 44): outside a transaction
 -- Whether tailhook.<tbl> is already partitioned.
 CREATE OR REPLACE FUNCTION tailhook.partitioned(tbl text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('tailhook.' || tbl) AND c.relkind = 'p')
 $$;
 
--- tailhook step 28 partitions (5 of 41): outside a transaction
+-- tailhook step 28 partitions (5 of 44): outside a transaction
 -- Step 1: deliveries and attempts get event_at. Existing rows read
 -- '-infinity' (a constant default: no rewrite, catalog only), and so does a
 -- row written without it: tailhook's fan-out and result writes set it; a
@@ -5072,13 +5072,13 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (6 of 41): outside a transaction
+-- tailhook step 28 partitions (6 of 44): outside a transaction
 SELECT tailhook.partition_convert_column('deliveries');
 
--- tailhook step 28 partitions (7 of 41): outside a transaction
+-- tailhook step 28 partitions (7 of 44): outside a transaction
 SELECT tailhook.partition_convert_column('attempts');
 
--- tailhook step 28 partitions (8 of 41): outside a transaction
+-- tailhook step 28 partitions (8 of 44): outside a transaction
 -- Step 2: the legacy partition's bound, as a CHECK constraint added NOT
 -- VALID (an instant under ACCESS EXCLUSIVE) and validated separately below
 -- (a scan under SHARE UPDATE EXCLUSIVE: writes go on). The cutoff is the
@@ -5112,7 +5112,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (9 of 41): outside a transaction
+-- tailhook step 28 partitions (9 of 44): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_validate(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -5124,25 +5124,90 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (10 of 41): outside a transaction
+-- tailhook step 28 partitions (10 of 44): outside a transaction
 SELECT tailhook.partition_convert_check('outbox');
 
--- tailhook step 28 partitions (11 of 41): outside a transaction
+-- tailhook step 28 partitions (11 of 44): outside a transaction
 SELECT tailhook.partition_convert_validate('outbox');
 
--- tailhook step 28 partitions (12 of 41): outside a transaction
+-- tailhook step 28 partitions (12 of 44): outside a transaction
 SELECT tailhook.partition_convert_check('deliveries');
 
--- tailhook step 28 partitions (13 of 41): outside a transaction
+-- tailhook step 28 partitions (13 of 44): outside a transaction
 SELECT tailhook.partition_convert_validate('deliveries');
 
--- tailhook step 28 partitions (14 of 41): outside a transaction
+-- tailhook step 28 partitions (14 of 44): outside a transaction
 SELECT tailhook.partition_convert_check('attempts');
 
--- tailhook step 28 partitions (15 of 41): outside a transaction
+-- tailhook step 28 partitions (15 of 44): outside a transaction
 SELECT tailhook.partition_convert_validate('attempts');
 
--- tailhook step 28 partitions (16 of 41): outside a transaction
+-- tailhook step 28 partitions (16 of 44): outside a transaction
+-- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
+-- bounds (lo NULL: from MINVALUE).
+CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
+RETURNS TABLE (name text, lo timestamptz, hi timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.relname::text,
+           CASE WHEN b.e LIKE 'FOR VALUES FROM (MINVALUE)%' THEN NULL
+                ELSE substring(b.e FROM 'FROM \(''([^'']+)''\)')::timestamptz END,
+           substring(b.e FROM 'TO \(''([^'']+)''\)')::timestamptz
+      FROM pg_inherits i
+      JOIN pg_class c ON c.oid = i.inhrelid
+     CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS e) b
+     WHERE i.inhparent = to_regclass('tailhook.' || tbl) AND b.e <> 'DEFAULT'
+       AND c.relname::text <> tbl || '_undated'
+$$;
+
+-- tailhook step 28 partitions (17 of 44): outside a transaction
+-- deliveries and attempts have an "undated" partition, from MINVALUE to
+-- 1970, for their rows without a period: written by hand without event_at
+-- ('-infinity'), or kept when their period was dropped. Not a period: never
+-- dropped, retained row by row (it keeps them out of the DEFAULT partition,
+-- which PostgreSQL scans each time a partition is attached). Created when
+-- the range is free (at once on a fresh install; once the legacy partition
+-- of a converted one is gone).
+CREATE OR REPLACE FUNCTION tailhook.partition_undated(tbl text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    part text := tbl || '_undated';
+BEGIN
+    IF tbl = 'outbox' OR to_regclass('tailhook.' || part) IS NOT NULL OR EXISTS (
+        SELECT 1 FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NULL) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)', part, tbl);
+    EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (event_at IS NOT NULL AND event_at < %L)',
+                   part, part || '_range', '1970-01-01 00:00:00+00');
+    EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (MINVALUE) TO (%L)',
+                   tbl, part, '1970-01-01 00:00:00+00');
+    PERFORM tailhook.partition_name_indexes(tbl, part);
+END
+$$;
+
+-- tailhook step 28 partitions (18 of 44): outside a transaction
+-- Names a partition's indexes after the partitioned table's: index
+-- <tbl>_<what> becomes <partition>_<what> (plans then read as the
+-- unpartitioned ones did, partition by partition).
+CREATE OR REPLACE FUNCTION tailhook.partition_name_indexes(tbl text, part text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i record;
+BEGIN
+    FOR i IN SELECT c.relname AS child, p.relname AS parent
+               FROM pg_index x
+               JOIN pg_class c ON c.oid = x.indexrelid
+               JOIN pg_inherits h ON h.inhrelid = x.indexrelid
+               JOIN pg_class p ON p.oid = h.inhparent
+              WHERE x.indrelid = ('tailhook.' || part)::regclass
+                AND p.relname LIKE tbl || '\_%'
+                AND c.relname <> part || substr(p.relname, length(tbl) + 1) LOOP
+        EXECUTE format('ALTER INDEX tailhook.%I RENAME TO %I', i.child, part || substr(i.parent, length(tbl) + 1));
+    END LOOP;
+END
+$$;
+
+-- tailhook step 28 partitions (19 of 44): outside a transaction
 -- Step 3: the swap, one short transaction per table under ACCESS EXCLUSIVE
 -- (catalog work only): the old table is renamed <tbl>_legacy, the
 -- partitioned table is created under the old name with the same columns,
@@ -5176,7 +5241,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (17 of 41): outside a transaction
+-- tailhook step 28 partitions (20 of 44): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_swap_locked(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -5261,6 +5326,7 @@ BEGIN
         EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (MINVALUE) TO (%L)', tbl, legacy, cut);
     END IF;
     EXECUTE format('CREATE TABLE tailhook.%I PARTITION OF tailhook.%I DEFAULT', tbl || '_default', tbl);
+    PERFORM tailhook.partition_name_indexes(tbl, tbl || '_default');
     -- The new keys, on the partitioned table only: valid once each
     -- partition's index is attached (the DEFAULT partition's now, the old
     -- table's after its concurrent build, step 4).
@@ -5275,9 +5341,9 @@ BEGIN
         EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id, event_at)';
         EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at)';
         EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_pkey PRIMARY KEY (id, event_at)';
-        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_unique UNIQUE (outbox_id, endpoint_id, event_at)';
+        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at)';
         EXECUTE 'ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_default_pkey';
-        EXECUTE 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_unique';
+        EXECUTE 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_outbox_endpoint_unique';
     ELSE
         EXECUTE 'ALTER TABLE ONLY tailhook.attempts ADD CONSTRAINT attempts_pkey PRIMARY KEY (id, event_at)';
         EXECUTE 'ALTER TABLE tailhook.attempts_default ADD CONSTRAINT attempts_default_pkey PRIMARY KEY (id, event_at)';
@@ -5293,6 +5359,7 @@ BEGIN
         EXECUTE s;
     END LOOP;
     IF empty THEN
+        PERFORM tailhook.partition_undated(tbl);
         -- A fresh install: the old table stays behind, empty and detached,
         -- so that step 4's statements (which name it) run again harmlessly.
         EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', legacy, tbl || '_legacy_range');
@@ -5301,16 +5368,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (18 of 41): outside a transaction
+-- tailhook step 28 partitions (21 of 44): outside a transaction
 SELECT tailhook.partition_convert_swap('outbox');
 
--- tailhook step 28 partitions (19 of 41): outside a transaction
+-- tailhook step 28 partitions (22 of 44): outside a transaction
 SELECT tailhook.partition_convert_swap('deliveries');
 
--- tailhook step 28 partitions (20 of 41): outside a transaction
+-- tailhook step 28 partitions (23 of 44): outside a transaction
 SELECT tailhook.partition_convert_swap('attempts');
 
--- tailhook step 28 partitions (21 of 41): outside a transaction
+-- tailhook step 28 partitions (24 of 44): outside a transaction
 -- Step 4: the new keys' indexes on the old table, built without blocking
 -- writes, then attached: the partitioned table's keys become valid. Until
 -- then the old table keeps its own keys (renamed legacy_*).
@@ -5332,25 +5399,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (22 of 41): outside a transaction
+-- tailhook step 28 partitions (25 of 44): outside a transaction
 SELECT tailhook.partition_drop_invalid();
 
--- tailhook step 28 partitions (23 of 41): outside a transaction
+-- tailhook step 28 partitions (26 of 44): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_key ON tailhook.outbox_legacy (id, created_at);
 
--- tailhook step 28 partitions (24 of 41): outside a transaction
+-- tailhook step 28 partitions (27 of 44): outside a transaction
 CREATE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_event_id ON tailhook.outbox_legacy (event_id);
 
--- tailhook step 28 partitions (25 of 41): outside a transaction
+-- tailhook step 28 partitions (28 of 44): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_key ON tailhook.deliveries_legacy (id, event_at);
 
--- tailhook step 28 partitions (26 of 41): outside a transaction
+-- tailhook step 28 partitions (29 of 44): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_unique ON tailhook.deliveries_legacy (outbox_id, endpoint_id, event_at);
 
--- tailhook step 28 partitions (27 of 41): outside a transaction
+-- tailhook step 28 partitions (30 of 44): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS attempts_legacy_key ON tailhook.attempts_legacy (id, event_at);
 
--- tailhook step 28 partitions (28 of 41): outside a transaction
+-- tailhook step 28 partitions (31 of 44): outside a transaction
 -- The old table's keys become the new ones' (one short transaction under
 -- lock_timeout, retried): its own keys are dropped, the built indexes made
 -- its keys and attached to the partitioned table's.
@@ -5384,16 +5451,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (29 of 41): outside a transaction
+-- tailhook step 28 partitions (32 of 44): outside a transaction
 SELECT tailhook.partition_convert_keys('outbox');
 
--- tailhook step 28 partitions (30 of 41): outside a transaction
+-- tailhook step 28 partitions (33 of 44): outside a transaction
 SELECT tailhook.partition_convert_keys('deliveries');
 
--- tailhook step 28 partitions (31 of 41): outside a transaction
+-- tailhook step 28 partitions (34 of 44): outside a transaction
 SELECT tailhook.partition_convert_keys('attempts');
 
--- tailhook step 28 partitions (32 of 41): outside a transaction
+-- tailhook step 28 partitions (35 of 44): outside a transaction
 -- event_id stays unique across partitions: each INSERT statement takes a
 -- transaction advisory lock per bucket of its ids (256 buckets, in order),
 -- then looks for another row with one of its ids (the event_id index of
@@ -5419,7 +5486,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (33 of 41): outside a transaction
+-- tailhook step 28 partitions (36 of 44): outside a transaction
+REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
+
+-- tailhook step 28 partitions (37 of 44): outside a transaction
 DO $$
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -5431,7 +5501,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (34 of 41): outside a transaction
+-- tailhook step 28 partitions (38 of 44): outside a transaction
 -- The API's publish (sql/0027_api_tokens.sql): the same id again inserts
 -- nothing and returns false, now by looking under the id's lock.
 CREATE OR REPLACE FUNCTION tailhook.publish_with_id(
@@ -5458,26 +5528,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (35 of 41): outside a transaction
+-- tailhook step 28 partitions (39 of 44): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;
 
--- tailhook step 28 partitions (36 of 41): outside a transaction
--- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
--- bounds (lo NULL: from MINVALUE).
-CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
-RETURNS TABLE (name text, lo timestamptz, hi timestamptz)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c.relname::text,
-           CASE WHEN b.e LIKE 'FOR VALUES FROM (MINVALUE)%' THEN NULL
-                ELSE substring(b.e FROM 'FROM \(''([^'']+)''\)')::timestamptz END,
-           substring(b.e FROM 'TO \(''([^'']+)''\)')::timestamptz
-      FROM pg_inherits i
-      JOIN pg_class c ON c.oid = i.inhrelid
-     CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS e) b
-     WHERE i.inhparent = to_regclass('tailhook.' || tbl) AND b.e <> 'DEFAULT'
-$$;
-
--- tailhook step 28 partitions (37 of 41): outside a transaction
+-- tailhook step 28 partitions (40 of 44): outside a transaction
 -- Where the periods tailhook manages start: rows below it (in the DEFAULT
 -- partition, or the legacy one of a converted installation) are retained
 -- row by row; rows at or above it live in range partitions retention drops
@@ -5487,7 +5541,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(min(b.lo), 'infinity') FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NOT NULL
 $$;
 
--- tailhook step 28 partitions (38 of 41): outside a transaction
+-- tailhook step 28 partitions (41 of 44): outside a transaction
 -- Creates the partitions of the three tables up to `ahead` periods of
 -- `width` past now(), each period from the last one's end to the next
 -- boundary of `width` (so a changed width takes effect at the end of the
@@ -5555,6 +5609,7 @@ BEGIN
                            part, part || '_range', key, key, start, key, nxt);
             EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (%L) TO (%L)',
                            tbl, part, start, nxt);
+            PERFORM tailhook.partition_name_indexes(tbl, part);
             created := created + 1;
             start := nxt;
         END LOOP;
@@ -5563,7 +5618,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (39 of 41): outside a transaction
+-- tailhook step 28 partitions (42 of 44): outside a transaction
 -- Rows in a DEFAULT partition that belong to a period tailhook manages (at
 -- or past the floor): written beyond the prepared range. partitions_prepare
 -- moves them once their period is prepared.
@@ -5582,7 +5637,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (40 of 41): outside a transaction
+-- tailhook step 28 partitions (43 of 44): outside a transaction
 -- A detached partition's end: dropped; the legacy partition of a converted
 -- installation is emptied and kept, detached (step 4's statements name it).
 CREATE OR REPLACE FUNCTION tailhook.partition_discard(part text) RETURNS void
@@ -5596,7 +5651,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (41 of 41): outside a transaction
+-- tailhook step 28 partitions (44 of 44): outside a transaction
 -- Retention by partition: drops the oldest period whose end is at least
 -- `succeeded_ms` old (one period per call: each call one short
 -- transaction). Its three partitions are detached (plain DETACH: PostgreSQL
@@ -5606,8 +5661,8 @@ $$;
 -- today's retention would keep are copied back through the parent table
 -- (they land in the DEFAULT partition, since no partition covers that
 -- period any more, and are retained row by row from there), and the
--- partitions are dropped. Kept: deliveries pending or retrying (leased ones
--- included), succeeded ones completed less than `succeeded_ms` ago, failed
+-- partitions are dropped. Kept: deliveries pending or retrying, any still
+-- leased, succeeded ones completed less than `succeeded_ms` ago, failed
 -- and cancelled ones completed less than `failed_ms` ago (or cancelled and
 -- not yet stamped); the attempts of those; outbox rows not dispatched yet or
 -- with a kept delivery. Returns partitions dropped and rows kept.
@@ -5620,6 +5675,7 @@ DECLARE
     p_deliveries text;
     p_attempts text;
     kept_ids bigint[] := '{}';
+    leased_ids bigint[] := '{}';
     kept_events bigint[] := '{}';
     n bigint;
 BEGIN
@@ -5634,6 +5690,14 @@ BEGIN
     SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    -- Finished deliveries still leased (cancelled, or finished by hand,
+    -- while their request is in flight) are kept too. No index finds them:
+    -- they are looked for before any lock but this scan's own (which
+    -- blocks no writer); one leased after it is pending or retrying (claims
+    -- lease nothing else), found below by index under the locks.
+    EXECUTE format($q$SELECT coalesce(array_agg(d.id), '{}') FROM tailhook.%I d
+                       WHERE d.locked_until > now() AND d.status NOT IN ('pending', 'retrying')$q$, p_deliveries)
+       INTO leased_ids;
     PERFORM set_config('lock_timeout', '200ms', true);
     -- Parents in the order writers take them (outbox, deliveries, attempts).
     IF p_outbox IS NOT NULL THEN
@@ -5645,19 +5709,29 @@ BEGIN
     END IF;
     PERFORM set_config('lock_timeout', '0', true);
 
+    -- Kept deliveries and attempts leave their period: event_at becomes
+    -- '-infinity' and they land in the undated partition (created now if the
+    -- legacy partition held its range).
+    PERFORM tailhook.partition_undated('deliveries');
+    PERFORM tailhook.partition_undated('attempts');
+    EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', p_deliveries, p_deliveries || '_range');
     EXECUTE format($q$
         WITH k AS (
-            INSERT INTO tailhook.deliveries OVERRIDING SYSTEM VALUE
-            SELECT * FROM tailhook.%I d
+            UPDATE tailhook.%I d SET event_at = '-infinity'
              WHERE d.status IN ('pending', 'retrying')
                 OR (d.status = 'succeeded' AND d.completed_at >= now() - $1::bigint * interval '1 millisecond')
                 OR (d.status IN ('failed', 'cancelled')
                     AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
-            RETURNING id, outbox_id)
+                OR d.id = ANY ($3)
+            RETURNING d.id, d.outbox_id)
         SELECT coalesce(array_agg(k.id), '{}'), coalesce(array_agg(DISTINCT k.outbox_id), '{}') FROM k$q$, p_deliveries)
-       INTO kept_ids, kept_events USING succeeded_ms, failed_ms;
+       INTO kept_ids, kept_events USING succeeded_ms, failed_ms, leased_ids;
+    EXECUTE format('INSERT INTO tailhook.deliveries OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I d WHERE d.id = ANY ($1)',
+                   p_deliveries) USING kept_ids;
     kept := kept + cardinality(kept_ids);
     IF p_attempts IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', p_attempts, p_attempts || '_range');
+        EXECUTE format($q$UPDATE tailhook.%I a SET event_at = '-infinity' WHERE a.delivery_id = ANY ($1)$q$, p_attempts) USING kept_ids;
         EXECUTE format('INSERT INTO tailhook.attempts OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I a WHERE a.delivery_id = ANY ($1)',
                        p_attempts) USING kept_ids;
         GET DIAGNOSTICS n = ROW_COUNT;
