@@ -152,6 +152,30 @@ pub async fn apply_migration_by_hand(client: &tokio_postgres::Client, version: i
     }
 }
 
+/// The relations of `table` (itself, or one of its partitions, whose names
+/// start with it) that `plan` reads whole (`Seq Scan on ...`), leaving out
+/// partitions that hold no row (an empty partition is always planned as a
+/// scan of its zero pages).
+pub async fn read_whole(client: &tokio_postgres::Client, plan: &str, table: &str) -> Vec<String> {
+    let mut whole = Vec::new();
+    for rest in plan.split(&format!("Seq Scan on {table}")).skip(1) {
+        let name = format!("{table}{}", rest.split_whitespace().next().unwrap_or(""));
+        let holds_rows: bool = client
+            .query_one(
+                "SELECT coalesce((SELECT relpages > 0 OR reltuples > 0 FROM pg_class
+                                   WHERE oid = to_regclass('tailhook.' || quote_ident($1))), true)",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if holds_rows {
+            whole.push(name);
+        }
+    }
+    whole
+}
+
 pub async fn connect(url: &str) -> tokio_postgres::Client {
     let mut connector = tailhook::db::Connector::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
     connector.pg.application_name("tailhook-tests");

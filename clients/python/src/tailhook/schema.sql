@@ -5058,8 +5058,8 @@ $$;
 -- Step 1: deliveries and attempts get event_at. Existing rows read
 -- '-infinity' (a constant default: no rewrite, catalog only), and so does a
 -- row written without it: tailhook's fan-out and result writes set it; a
--- row inserted by hand belongs to no period, lives in the DEFAULT partition
--- and is retained row by row as before.
+-- row inserted by hand belongs to no period, lives in the undated partition
+-- (see partition_undated) and is retained row by row as before.
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_column(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -5659,8 +5659,9 @@ $$;
 -- cannot run in a transaction; the ACCESS EXCLUSIVE lock is asked for under
 -- lock_timeout 200ms and held for the few milliseconds below), the rows
 -- today's retention would keep are copied back through the parent table
--- (they land in the DEFAULT partition, since no partition covers that
--- period any more, and are retained row by row from there), and the
+-- (deliveries and attempts with event_at '-infinity', into the undated
+-- partitions; events into the outbox's DEFAULT partition, since no partition
+-- covers that period any more; all retained row by row from there), and the
 -- partitions are dropped. Kept: deliveries pending or retrying, any still
 -- leased, succeeded ones completed less than `succeeded_ms` ago, failed
 -- and cancelled ones completed less than `failed_ms` ago (or cancelled and
