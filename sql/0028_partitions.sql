@@ -526,7 +526,7 @@ $$;
 -- Returns partitions created and rows moved out of the DEFAULT partitions.
 CREATE OR REPLACE FUNCTION tailhook.partitions_prepare(width interval, ahead int)
 RETURNS TABLE (created int, moved bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     origin constant timestamptz := '2000-01-03 00:00:00+00'; -- a Monday, UTC
     tbl text;
@@ -554,8 +554,13 @@ BEGIN
             -- Writers wait (SHARE ROW EXCLUSIVE: reads go on) until this
             -- commits: an INSERT routed to the DEFAULT partition by the
             -- partition list from before an ATTACH would otherwise fail that
-            -- partition's new constraint once the ATTACH commits.
-            EXECUTE format('LOCK TABLE tailhook.%I IN SHARE ROW EXCLUSIVE MODE', tbl);
+            -- partition's new constraint once the ATTACH commits. Readers
+            -- wait too (ACCESS EXCLUSIVE, taken at once rather than by an
+            -- upgrade that could deadlock with them) when rows will move.
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.%I WHERE %I >= $1 AND %I < $2)', tbl || '_default', key, key)
+               INTO strays USING start, horizon + width;
+            EXECUTE format('LOCK TABLE tailhook.%I IN %s MODE', tbl,
+                           CASE WHEN strays THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END);
         END IF;
         WHILE start < horizon LOOP
             nxt := greatest(date_bin(width, start, origin) + width, floor_now);
@@ -593,7 +598,7 @@ $$;
 -- moves them once their period is prepared.
 CREATE OR REPLACE FUNCTION tailhook.partition_strays()
 RETURNS TABLE (tbl text, strays bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t text;
 BEGIN
@@ -636,7 +641,7 @@ $$;
 -- with a kept delivery. Returns partitions dropped and rows kept.
 CREATE OR REPLACE FUNCTION tailhook.partitions_drop(succeeded_ms bigint, failed_ms bigint)
 RETURNS TABLE (dropped int, kept bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     period_end timestamptz;
     p_outbox text;
@@ -723,3 +728,52 @@ BEGIN
     RETURN NEXT;
 END
 $$;
+
+-- The sidecar's role runs partition maintenance without owning the tables:
+-- the three functions run as their owner (the role that migrated) and only
+-- roles granted the sidecar kind may call them.
+REVOKE EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tailhook.partitions_drop(bigint, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tailhook.partition_strays() FROM PUBLIC;
+
+-- grant_kind (sql/0027_api_tokens.sql) with them for the sidecar kind, and
+-- the roles granted so far get them.
+CREATE OR REPLACE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    statements text[];
+    s text;
+BEGIN
+    statements := ARRAY['GRANT USAGE ON SCHEMA tailhook TO %1$s'];
+    CASE kind
+    WHEN 'publisher' THEN
+        statements := statements || ARRAY[
+            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text, text, text) TO %1$s'];
+    WHEN 'endpoint_manager' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
+            'GRANT SELECT ON tailhook.endpoint_config TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.enable_endpoint(text) TO %1$s'];
+    WHEN 'history_reader' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT ON tailhook.outbox, tailhook.deliveries, tailhook.attempts, tailhook.endpoint_config, tailhook.endpoint_stats, tailhook.delivery_log TO %1$s'];
+    WHEN 'sidecar' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.outbox, tailhook.deliveries, tailhook.replicas TO %1$s',
+            'GRANT SELECT, INSERT, DELETE ON tailhook.attempts TO %1$s',
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
+            'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text) TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays() TO %1$s'];
+    ELSE
+        RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
+            USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+    FOREACH s IN ARRAY statements LOOP
+        EXECUTE pg_catalog.format(s, role);
+    END LOOP;
+    INSERT INTO tailhook.role_grants (role_oid, kind) VALUES (role, kind) ON CONFLICT DO NOTHING;
+END
+$$;
+SELECT tailhook.regrant();

@@ -39,8 +39,9 @@ pub(crate) async fn run(db: Db, width: Duration, metrics: Arc<Metrics>, shutdown
             _ = shutdown.cancelled() => return,
         }
         if let Err(error) = round(&db, width, &metrics, &strays_throttle).await {
-            // Another session held a table lock past lock_timeout: next round.
-            if error.code() == Some(LOCK_NOT_AVAILABLE) {
+            // Another session held a table lock past lock_timeout (or
+            // deadlocked with this round's): next round.
+            if matches!(error.code(), Some(LOCK_NOT_AVAILABLE | DEADLOCK_DETECTED)) {
                 tracing::debug!(%error, "partitions: a table was busy; trying again next round");
             } else if let Some(skipped) = throttle.allow() {
                 tracing::warn!(%error, skipped, "partitions: cannot prepare partitions; retrying next round");
@@ -51,6 +52,8 @@ pub(crate) async fn run(db: Db, width: Duration, metrics: Arc<Metrics>, shutdown
 
 /// SQLSTATE lock_not_available (lock_timeout).
 pub(crate) const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATE deadlock_detected.
+pub(crate) const DEADLOCK_DETECTED: &str = "40P01";
 
 /// One round: count the rows in the DEFAULT partitions, then prepare (which
 /// moves those whose period it creates).

@@ -118,7 +118,12 @@ async fn drop_partitions(db: &Db, ages: Ages, metrics: &Metrics, shutdown: &Canc
         let dropped = match db.partitions_drop(ages.succeeded_ms, ages.failed_ms).await {
             Ok(Some(d)) if d.dropped > 0 => d,
             Ok(_) => return Ok(()),
-            Err(e) if e.code() == Some(crate::partitions::LOCK_NOT_AVAILABLE) => {
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(crate::partitions::LOCK_NOT_AVAILABLE | crate::partitions::DEADLOCK_DETECTED)
+                ) =>
+            {
                 tracing::debug!(error = %e, "retention: a table was busy; dropping its old partitions next run");
                 return Ok(());
             }

@@ -1209,7 +1209,8 @@ BEGIN
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text) TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text) TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays() TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';
@@ -1742,7 +1743,7 @@ $$;
 -- Name: partition_strays(); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.partition_strays() RETURNS TABLE(tbl text, strays bigint)
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
@@ -1791,7 +1792,7 @@ $$;
 -- Name: partitions_drop(bigint, bigint); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.partitions_drop(succeeded_ms bigint, failed_ms bigint) RETURNS TABLE(dropped integer, kept bigint)
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
@@ -1884,7 +1885,7 @@ $_$;
 -- Name: partitions_prepare(interval, integer); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.partitions_prepare(width interval, ahead integer) RETURNS TABLE(created integer, moved bigint)
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
@@ -1914,8 +1915,13 @@ BEGIN
             -- Writers wait (SHARE ROW EXCLUSIVE: reads go on) until this
             -- commits: an INSERT routed to the DEFAULT partition by the
             -- partition list from before an ATTACH would otherwise fail that
-            -- partition's new constraint once the ATTACH commits.
-            EXECUTE format('LOCK TABLE tailhook.%I IN SHARE ROW EXCLUSIVE MODE', tbl);
+            -- partition's new constraint once the ATTACH commits. Readers
+            -- wait too (ACCESS EXCLUSIVE, taken at once rather than by an
+            -- upgrade that could deadlock with them) when rows will move.
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.%I WHERE %I >= $1 AND %I < $2)', tbl || '_default', key, key)
+               INTO strays USING start, horizon + width;
+            EXECUTE format('LOCK TABLE tailhook.%I IN %s MODE', tbl,
+                           CASE WHEN strays THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END);
         END IF;
         WHILE start < horizon LOOP
             nxt := greatest(date_bin(width, start, origin) + width, floor_now);
@@ -3483,6 +3489,18 @@ REVOKE ALL ON FUNCTION tailhook.grant_sidecar(role regrole) FROM PUBLIC;
 -- Name: FUNCTION outbox_event_id_unique(); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
+
+-- Name: FUNCTION partition_strays(); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.partition_strays() FROM PUBLIC;
+
+-- Name: FUNCTION partitions_drop(succeeded_ms bigint, failed_ms bigint); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.partitions_drop(succeeded_ms bigint, failed_ms bigint) FROM PUBLIC;
+
+-- Name: FUNCTION partitions_prepare(width interval, ahead integer); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.partitions_prepare(width interval, ahead integer) FROM PUBLIC;
 
 -- Name: FUNCTION publish(event_type text, payload jsonb, tenant text, ordering_key text, traceparent text, tracestate text); Type: ACL; Schema: tailhook; Owner: -
 

@@ -4970,7 +4970,7 @@ REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, tex
 END
 $tailhook_step$;
 
--- tailhook step 28 partitions (1 of 44): outside a transaction
+-- tailhook step 28 partitions (1 of 49): outside a transaction
 -- tailhook schema, version 28: tailhook.outbox, tailhook.deliveries and
 -- tailhook.attempts become range-partitioned by the event's creation time
 -- (issue 23), so that retention drops whole partitions instead of deleting
@@ -5012,7 +5012,7 @@ CREATE TABLE IF NOT EXISTS tailhook.partition_legacy (
     cutoff timestamptz NOT NULL
 );
 
--- tailhook step 28 partitions (2 of 44): outside a transaction
+-- tailhook step 28 partitions (2 of 49): outside a transaction
 -- Runs one DDL statement under a short lock_timeout, retried (up to about a
 -- minute) while the lock is not granted: a writer waits at most 200 ms for it.
 CREATE OR REPLACE FUNCTION tailhook.partition_ddl(statements text[]) RETURNS void
@@ -5040,21 +5040,21 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (3 of 44): outside a transaction
+-- tailhook step 28 partitions (3 of 49): outside a transaction
 -- The table's partition key column.
 CREATE OR REPLACE FUNCTION tailhook.partition_key(tbl text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE tbl WHEN 'outbox' THEN 'created_at' ELSE 'event_at' END
 $$;
 
--- tailhook step 28 partitions (4 of 44): outside a transaction
+-- tailhook step 28 partitions (4 of 49): outside a transaction
 -- Whether tailhook.<tbl> is already partitioned.
 CREATE OR REPLACE FUNCTION tailhook.partitioned(tbl text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('tailhook.' || tbl) AND c.relkind = 'p')
 $$;
 
--- tailhook step 28 partitions (5 of 44): outside a transaction
+-- tailhook step 28 partitions (5 of 49): outside a transaction
 -- Step 1: deliveries and attempts get event_at. Existing rows read
 -- '-infinity' (a constant default: no rewrite, catalog only), and so does a
 -- row written without it: tailhook's fan-out and result writes set it; a
@@ -5072,13 +5072,13 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (6 of 44): outside a transaction
+-- tailhook step 28 partitions (6 of 49): outside a transaction
 SELECT tailhook.partition_convert_column('deliveries');
 
--- tailhook step 28 partitions (7 of 44): outside a transaction
+-- tailhook step 28 partitions (7 of 49): outside a transaction
 SELECT tailhook.partition_convert_column('attempts');
 
--- tailhook step 28 partitions (8 of 44): outside a transaction
+-- tailhook step 28 partitions (8 of 49): outside a transaction
 -- Step 2: the legacy partition's bound, as a CHECK constraint added NOT
 -- VALID (an instant under ACCESS EXCLUSIVE) and validated separately below
 -- (a scan under SHARE UPDATE EXCLUSIVE: writes go on). The cutoff is the
@@ -5112,7 +5112,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (9 of 44): outside a transaction
+-- tailhook step 28 partitions (9 of 49): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_validate(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -5124,25 +5124,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (10 of 44): outside a transaction
+-- tailhook step 28 partitions (10 of 49): outside a transaction
 SELECT tailhook.partition_convert_check('outbox');
 
--- tailhook step 28 partitions (11 of 44): outside a transaction
+-- tailhook step 28 partitions (11 of 49): outside a transaction
 SELECT tailhook.partition_convert_validate('outbox');
 
--- tailhook step 28 partitions (12 of 44): outside a transaction
+-- tailhook step 28 partitions (12 of 49): outside a transaction
 SELECT tailhook.partition_convert_check('deliveries');
 
--- tailhook step 28 partitions (13 of 44): outside a transaction
+-- tailhook step 28 partitions (13 of 49): outside a transaction
 SELECT tailhook.partition_convert_validate('deliveries');
 
--- tailhook step 28 partitions (14 of 44): outside a transaction
+-- tailhook step 28 partitions (14 of 49): outside a transaction
 SELECT tailhook.partition_convert_check('attempts');
 
--- tailhook step 28 partitions (15 of 44): outside a transaction
+-- tailhook step 28 partitions (15 of 49): outside a transaction
 SELECT tailhook.partition_convert_validate('attempts');
 
--- tailhook step 28 partitions (16 of 44): outside a transaction
+-- tailhook step 28 partitions (16 of 49): outside a transaction
 -- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
 -- bounds (lo NULL: from MINVALUE).
 CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
@@ -5159,7 +5159,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
        AND c.relname::text <> tbl || '_undated'
 $$;
 
--- tailhook step 28 partitions (17 of 44): outside a transaction
+-- tailhook step 28 partitions (17 of 49): outside a transaction
 -- deliveries and attempts have an "undated" partition, from MINVALUE to
 -- 1970, for their rows without a period: written by hand without event_at
 -- ('-infinity'), or kept when their period was dropped. Not a period: never
@@ -5185,7 +5185,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (18 of 44): outside a transaction
+-- tailhook step 28 partitions (18 of 49): outside a transaction
 -- Names a partition's indexes after the partitioned table's: index
 -- <tbl>_<what> becomes <partition>_<what> (plans then read as the
 -- unpartitioned ones did, partition by partition).
@@ -5207,7 +5207,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (19 of 44): outside a transaction
+-- tailhook step 28 partitions (19 of 49): outside a transaction
 -- Step 3: the swap, one short transaction per table under ACCESS EXCLUSIVE
 -- (catalog work only): the old table is renamed <tbl>_legacy, the
 -- partitioned table is created under the old name with the same columns,
@@ -5241,7 +5241,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (20 of 44): outside a transaction
+-- tailhook step 28 partitions (20 of 49): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_swap_locked(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -5368,16 +5368,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (21 of 44): outside a transaction
+-- tailhook step 28 partitions (21 of 49): outside a transaction
 SELECT tailhook.partition_convert_swap('outbox');
 
--- tailhook step 28 partitions (22 of 44): outside a transaction
+-- tailhook step 28 partitions (22 of 49): outside a transaction
 SELECT tailhook.partition_convert_swap('deliveries');
 
--- tailhook step 28 partitions (23 of 44): outside a transaction
+-- tailhook step 28 partitions (23 of 49): outside a transaction
 SELECT tailhook.partition_convert_swap('attempts');
 
--- tailhook step 28 partitions (24 of 44): outside a transaction
+-- tailhook step 28 partitions (24 of 49): outside a transaction
 -- Step 4: the new keys' indexes on the old table, built without blocking
 -- writes, then attached: the partitioned table's keys become valid. Until
 -- then the old table keeps its own keys (renamed legacy_*).
@@ -5399,25 +5399,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (25 of 44): outside a transaction
+-- tailhook step 28 partitions (25 of 49): outside a transaction
 SELECT tailhook.partition_drop_invalid();
 
--- tailhook step 28 partitions (26 of 44): outside a transaction
+-- tailhook step 28 partitions (26 of 49): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_key ON tailhook.outbox_legacy (id, created_at);
 
--- tailhook step 28 partitions (27 of 44): outside a transaction
+-- tailhook step 28 partitions (27 of 49): outside a transaction
 CREATE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_event_id ON tailhook.outbox_legacy (event_id);
 
--- tailhook step 28 partitions (28 of 44): outside a transaction
+-- tailhook step 28 partitions (28 of 49): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_key ON tailhook.deliveries_legacy (id, event_at);
 
--- tailhook step 28 partitions (29 of 44): outside a transaction
+-- tailhook step 28 partitions (29 of 49): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_unique ON tailhook.deliveries_legacy (outbox_id, endpoint_id, event_at);
 
--- tailhook step 28 partitions (30 of 44): outside a transaction
+-- tailhook step 28 partitions (30 of 49): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS attempts_legacy_key ON tailhook.attempts_legacy (id, event_at);
 
--- tailhook step 28 partitions (31 of 44): outside a transaction
+-- tailhook step 28 partitions (31 of 49): outside a transaction
 -- The old table's keys become the new ones' (one short transaction under
 -- lock_timeout, retried): its own keys are dropped, the built indexes made
 -- its keys and attached to the partitioned table's.
@@ -5451,16 +5451,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (32 of 44): outside a transaction
+-- tailhook step 28 partitions (32 of 49): outside a transaction
 SELECT tailhook.partition_convert_keys('outbox');
 
--- tailhook step 28 partitions (33 of 44): outside a transaction
+-- tailhook step 28 partitions (33 of 49): outside a transaction
 SELECT tailhook.partition_convert_keys('deliveries');
 
--- tailhook step 28 partitions (34 of 44): outside a transaction
+-- tailhook step 28 partitions (34 of 49): outside a transaction
 SELECT tailhook.partition_convert_keys('attempts');
 
--- tailhook step 28 partitions (35 of 44): outside a transaction
+-- tailhook step 28 partitions (35 of 49): outside a transaction
 -- event_id stays unique across partitions: each INSERT statement takes a
 -- transaction advisory lock per bucket of its ids (256 buckets, in order),
 -- then looks for another row with one of its ids (the event_id index of
@@ -5486,10 +5486,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (36 of 44): outside a transaction
+-- tailhook step 28 partitions (36 of 49): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
 
--- tailhook step 28 partitions (37 of 44): outside a transaction
+-- tailhook step 28 partitions (37 of 49): outside a transaction
 DO $$
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -5501,7 +5501,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (38 of 44): outside a transaction
+-- tailhook step 28 partitions (38 of 49): outside a transaction
 -- The API's publish (sql/0027_api_tokens.sql): the same id again inserts
 -- nothing and returns false, now by looking under the id's lock.
 CREATE OR REPLACE FUNCTION tailhook.publish_with_id(
@@ -5528,10 +5528,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (39 of 44): outside a transaction
+-- tailhook step 28 partitions (39 of 49): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;
 
--- tailhook step 28 partitions (40 of 44): outside a transaction
+-- tailhook step 28 partitions (40 of 49): outside a transaction
 -- Where the periods tailhook manages start: rows below it (in the DEFAULT
 -- partition, or the legacy one of a converted installation) are retained
 -- row by row; rows at or above it live in range partitions retention drops
@@ -5541,7 +5541,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(min(b.lo), 'infinity') FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NOT NULL
 $$;
 
--- tailhook step 28 partitions (41 of 44): outside a transaction
+-- tailhook step 28 partitions (41 of 49): outside a transaction
 -- Creates the partitions of the three tables up to `ahead` periods of
 -- `width` past now(), each period from the last one's end to the next
 -- boundary of `width` (so a changed width takes effect at the end of the
@@ -5556,7 +5556,7 @@ $$;
 -- Returns partitions created and rows moved out of the DEFAULT partitions.
 CREATE OR REPLACE FUNCTION tailhook.partitions_prepare(width interval, ahead int)
 RETURNS TABLE (created int, moved bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     origin constant timestamptz := '2000-01-03 00:00:00+00'; -- a Monday, UTC
     tbl text;
@@ -5584,8 +5584,13 @@ BEGIN
             -- Writers wait (SHARE ROW EXCLUSIVE: reads go on) until this
             -- commits: an INSERT routed to the DEFAULT partition by the
             -- partition list from before an ATTACH would otherwise fail that
-            -- partition's new constraint once the ATTACH commits.
-            EXECUTE format('LOCK TABLE tailhook.%I IN SHARE ROW EXCLUSIVE MODE', tbl);
+            -- partition's new constraint once the ATTACH commits. Readers
+            -- wait too (ACCESS EXCLUSIVE, taken at once rather than by an
+            -- upgrade that could deadlock with them) when rows will move.
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.%I WHERE %I >= $1 AND %I < $2)', tbl || '_default', key, key)
+               INTO strays USING start, horizon + width;
+            EXECUTE format('LOCK TABLE tailhook.%I IN %s MODE', tbl,
+                           CASE WHEN strays THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END);
         END IF;
         WHILE start < horizon LOOP
             nxt := greatest(date_bin(width, start, origin) + width, floor_now);
@@ -5618,13 +5623,13 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (42 of 44): outside a transaction
+-- tailhook step 28 partitions (42 of 49): outside a transaction
 -- Rows in a DEFAULT partition that belong to a period tailhook manages (at
 -- or past the floor): written beyond the prepared range. partitions_prepare
 -- moves them once their period is prepared.
 CREATE OR REPLACE FUNCTION tailhook.partition_strays()
 RETURNS TABLE (tbl text, strays bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t text;
 BEGIN
@@ -5637,7 +5642,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (43 of 44): outside a transaction
+-- tailhook step 28 partitions (43 of 49): outside a transaction
 -- A detached partition's end: dropped; the legacy partition of a converted
 -- installation is emptied and kept, detached (step 4's statements name it).
 CREATE OR REPLACE FUNCTION tailhook.partition_discard(part text) RETURNS void
@@ -5651,7 +5656,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (44 of 44): outside a transaction
+-- tailhook step 28 partitions (44 of 49): outside a transaction
 -- Retention by partition: drops the oldest period whose end is at least
 -- `succeeded_ms` old (one period per call: each call one short
 -- transaction). Its three partitions are detached (plain DETACH: PostgreSQL
@@ -5669,7 +5674,7 @@ $$;
 -- with a kept delivery. Returns partitions dropped and rows kept.
 CREATE OR REPLACE FUNCTION tailhook.partitions_drop(succeeded_ms bigint, failed_ms bigint)
 RETURNS TABLE (dropped int, kept bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     period_end timestamptz;
     p_outbox text;
@@ -5756,6 +5761,63 @@ BEGIN
     RETURN NEXT;
 END
 $$;
+
+-- tailhook step 28 partitions (45 of 49): outside a transaction
+-- The sidecar's role runs partition maintenance without owning the tables:
+-- the three functions run as their owner (the role that migrated) and only
+-- roles granted the sidecar kind may call them.
+REVOKE EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int) FROM PUBLIC;
+
+-- tailhook step 28 partitions (46 of 49): outside a transaction
+REVOKE EXECUTE ON FUNCTION tailhook.partitions_drop(bigint, bigint) FROM PUBLIC;
+
+-- tailhook step 28 partitions (47 of 49): outside a transaction
+REVOKE EXECUTE ON FUNCTION tailhook.partition_strays() FROM PUBLIC;
+
+-- tailhook step 28 partitions (48 of 49): outside a transaction
+-- grant_kind (sql/0027_api_tokens.sql) with them for the sidecar kind, and
+-- the roles granted so far get them.
+CREATE OR REPLACE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    statements text[];
+    s text;
+BEGIN
+    statements := ARRAY['GRANT USAGE ON SCHEMA tailhook TO %1$s'];
+    CASE kind
+    WHEN 'publisher' THEN
+        statements := statements || ARRAY[
+            'GRANT EXECUTE ON FUNCTION tailhook.publish(text, jsonb, text, text, text, text) TO %1$s'];
+    WHEN 'endpoint_manager' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
+            'GRANT SELECT ON tailhook.endpoint_config TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.enable_endpoint(text) TO %1$s'];
+    WHEN 'history_reader' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT ON tailhook.outbox, tailhook.deliveries, tailhook.attempts, tailhook.endpoint_config, tailhook.endpoint_stats, tailhook.delivery_log TO %1$s'];
+    WHEN 'sidecar' THEN
+        statements := statements || ARRAY[
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.outbox, tailhook.deliveries, tailhook.replicas TO %1$s',
+            'GRANT SELECT, INSERT, DELETE ON tailhook.attempts TO %1$s',
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
+            'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text) TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays() TO %1$s'];
+    ELSE
+        RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
+            USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+    FOREACH s IN ARRAY statements LOOP
+        EXECUTE pg_catalog.format(s, role);
+    END LOOP;
+    INSERT INTO tailhook.role_grants (role_oid, kind) VALUES (role, kind) ON CONFLICT DO NOTHING;
+END
+$$;
+
+-- tailhook step 28 partitions (49 of 49): outside a transaction
+SELECT tailhook.regrant();
 
 -- tailhook step 28 partitions (record): transactional
 DO $tailhook_step$
