@@ -15,16 +15,24 @@
 --   statement trigger, under a per-id advisory lock).
 -- * Each table gets a DEFAULT partition (<table>_default) that takes any row
 --   no range partition covers; the sidecar creates partitions ahead and
---   moves such rows out (sql/queries/partitions_prepare.sql).
+--   moves such rows out (sql/queries/partitions_prepare.sql). deliveries
+--   and attempts also get an undated partition (<table>_undated) for rows
+--   of no period (see partition_undated).
 --
 -- The conversion of an existing installation never blocks writers for long:
 -- the old table becomes the first partition (<table>_legacy, from MINVALUE
 -- to a cutoff an hour or two ahead), attached after a CHECK constraint
--- added NOT VALID and validated under SHARE UPDATE EXCLUSIVE (writes go on),
--- with the indexes the partitioned table needs built CONCURRENTLY. The one
--- step taking ACCESS EXCLUSIVE (the swap, tailhook.partition_convert_swap)
--- is a catalog-only transaction, tried under lock_timeout = 200ms and
--- retried. An empty table (a fresh install) is simply replaced.
+-- added NOT VALID and validated under SHARE UPDATE EXCLUSIVE (writes go on);
+-- the keys the partitioned table needs are then built on it CONCURRENTLY
+-- and attached. The one step taking ACCESS EXCLUSIVE for more than an
+-- instant (the swap, tailhook.partition_convert_swap) is catalog-only,
+-- tried under lock_timeout = 200ms and retried. An empty table (a fresh
+-- install) is replaced and stays behind, empty and detached, so that the
+-- statements naming it run again harmlessly.
+--
+-- Version 10 cannot run again once this ran: PostgreSQL builds no index
+-- CONCURRENTLY on a partitioned table (`tailhook migrate` never re-runs a
+-- recorded version; a migrator stops running a file another recorded).
 --
 -- tailhook: outside a transaction
 -- CREATE INDEX CONCURRENTLY cannot run in a transaction: `tailhook migrate`
@@ -216,10 +224,11 @@ $$;
 -- partitioned table is created under the old name with the same columns,
 -- defaults, constraints, indexes (by name), triggers, privileges and an
 -- identity continuing the old one's sequence; the old table is attached as
--- the partition from MINVALUE to the cutoff (its validated CHECK spares
--- the scan, its indexes are attached, not built), or dropped when empty;
--- the DEFAULT partition is created; views reading the table are redefined
--- on the new one.
+-- the partition from MINVALUE to the cutoff before the new keys exist (its
+-- validated CHECK spares the scan, its indexes are attached, not built), or
+-- left detached when empty; the DEFAULT partition is created; the new keys
+-- are added to the partitioned table only (valid once step 4 attached the
+-- old table's); views reading the table are redefined on the new one.
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_swap(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
