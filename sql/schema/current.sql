@@ -1801,7 +1801,7 @@ DECLARE
     p_deliveries text;
     p_attempts text;
     kept_ids bigint[] := '{}';
-    leased_ids bigint[] := '{}';
+    keep_ids bigint[] := '{}';
     kept_events bigint[] := '{}';
     n bigint;
 BEGIN
@@ -1816,14 +1816,20 @@ BEGIN
     SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
-    -- Finished deliveries still leased (cancelled, or finished by hand,
-    -- while their request is in flight) are kept too. No index finds them:
-    -- they are looked for before any lock but this scan's own (which
-    -- blocks no writer); one leased after it is pending or retrying (claims
-    -- lease nothing else), found below by index under the locks.
+    -- The deliveries to keep are looked for before any lock but this scan's
+    -- own, which blocks no writer (a period may hold millions of rows, and
+    -- finished deliveries still leased, cancelled or finished by hand while
+    -- their request is in flight, are in no index). A delivery that becomes
+    -- one to keep after this scan is pending or retrying (a redelivery; and
+    -- claims lease nothing else): found again below, by index, under the
+    -- locks. One that stopped being one is kept all the same.
     EXECUTE format($q$SELECT coalesce(array_agg(d.id), '{}') FROM tailhook.%I d
-                       WHERE d.locked_until > now() AND d.status NOT IN ('pending', 'retrying')$q$, p_deliveries)
-       INTO leased_ids;
+                       WHERE d.status IN ('pending', 'retrying')
+                          OR (d.status = 'succeeded' AND d.completed_at >= now() - $1::bigint * interval '1 millisecond')
+                          OR (d.status IN ('failed', 'cancelled')
+                              AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
+                          OR d.locked_until > now()$q$, p_deliveries)
+       INTO keep_ids USING succeeded_ms, failed_ms;
     PERFORM set_config('lock_timeout', '200ms', true);
     -- Parents in the order writers take them (outbox, deliveries, attempts).
     IF p_outbox IS NOT NULL THEN
@@ -1844,14 +1850,10 @@ BEGIN
     EXECUTE format($q$
         WITH k AS (
             UPDATE tailhook.%I d SET event_at = '-infinity'
-             WHERE d.status IN ('pending', 'retrying')
-                OR (d.status = 'succeeded' AND d.completed_at >= now() - $1::bigint * interval '1 millisecond')
-                OR (d.status IN ('failed', 'cancelled')
-                    AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
-                OR d.id = ANY ($3)
+             WHERE d.id = ANY ($1) OR d.status IN ('pending', 'retrying')
             RETURNING d.id, d.outbox_id)
         SELECT coalesce(array_agg(k.id), '{}'), coalesce(array_agg(DISTINCT k.outbox_id), '{}') FROM k$q$, p_deliveries)
-       INTO kept_ids, kept_events USING succeeded_ms, failed_ms, leased_ids;
+       INTO kept_ids, kept_events USING keep_ids;
     EXECUTE format('INSERT INTO tailhook.deliveries OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I d WHERE d.id = ANY ($1)',
                    p_deliveries) USING kept_ids;
     kept := kept + cardinality(kept_ids);
