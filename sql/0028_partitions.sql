@@ -788,3 +788,23 @@ BEGIN
 END
 $$;
 SELECT tailhook.regrant();
+
+-- The key head's trigger (sql/0009_key_heads.sql) finds the new head by
+-- (id, event_at), its partition's key, so the update reads one partition
+-- (pruned at run time), not every partition's primary key.
+CREATE OR REPLACE FUNCTION tailhook.schedule_key_head() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE tailhook.deliveries d
+       SET next_attempt_at = now()
+     WHERE (d.id, d.event_at) = (SELECT h.id, h.event_at FROM tailhook.deliveries h
+                                  WHERE h.endpoint_id = OLD.endpoint_id AND h.ordering_key = OLD.ordering_key
+                                    AND h.status IN ('pending', 'retrying')
+                                  ORDER BY h.outbox_id
+                                  LIMIT 1)
+       AND d.next_attempt_at IS NULL;
+    RETURN NULL;
+END
+$$;

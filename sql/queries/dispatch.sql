@@ -149,7 +149,7 @@ WITH locked AS MATERIALIZED (
       JOIN claimed c ON c.id = m.outbox_id
      ORDER BY m.outbox_id, m.endpoint_id
         ON CONFLICT (outbox_id, endpoint_id, event_at) DO NOTHING
-    RETURNING id, outbox_id, endpoint_id, locked_until, status
+    RETURNING id, outbox_id, endpoint_id, locked_until, status, event_at
 )
 -- Every claimed row comes back (delivery_id NULL when it matched no endpoint,
 -- or only deliveries that failed at once),
@@ -171,7 +171,10 @@ SELECT i.id AS delivery_id,
        (extract(epoch FROM i.locked_until - now()) * 1000::numeric)::bigint AS lease_ms,
        c.tenant,
        mk.traceparent,
-       mk.tracestate
+       mk.tracestate,
+       -- The delivery's partition key: the result write and a release find
+       -- it by (id, event_at), in one partition (see record_results.sql).
+       i.event_at
   FROM claimed c
   -- LEFT: a claimed row must come back even when the UPDATE returned none
   -- for it (seen under back-to-back fan-out claims; an inner join left its

@@ -2135,11 +2135,11 @@ CREATE FUNCTION tailhook.schedule_key_head() RETURNS trigger
 BEGIN
     UPDATE tailhook.deliveries d
        SET next_attempt_at = now()
-     WHERE d.id = (SELECT h.id FROM tailhook.deliveries h
-                    WHERE h.endpoint_id = OLD.endpoint_id AND h.ordering_key = OLD.ordering_key
-                      AND h.status IN ('pending', 'retrying')
-                    ORDER BY h.outbox_id
-                    LIMIT 1)
+     WHERE (d.id, d.event_at) = (SELECT h.id, h.event_at FROM tailhook.deliveries h
+                                  WHERE h.endpoint_id = OLD.endpoint_id AND h.ordering_key = OLD.ordering_key
+                                    AND h.status IN ('pending', 'retrying')
+                                  ORDER BY h.outbox_id
+                                  LIMIT 1)
        AND d.next_attempt_at IS NULL;
     RETURN NULL;
 END

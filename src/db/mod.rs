@@ -28,7 +28,7 @@ pub use migrate::{migrate, pending, print_sql, statements, MIGRATIONS, OUTSIDE_A
 pub use operator::{demo_create_database, demo_drop_database, Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
 pub use partitions::{Dropped, Prepared};
 pub use queries::{
-    ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Rooms, Selection,
+    ClaimedRow, EndpointFields, EndpointRow, EventAt, HealthBatch, HealthChanges, Lease, ResultBatch, Rooms, Selection,
 };
 pub use retention::{Ages, OutboxStep, Removed};
 

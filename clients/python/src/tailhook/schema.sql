@@ -4970,7 +4970,7 @@ REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, tex
 END
 $tailhook_step$;
 
--- tailhook step 28 partitions (1 of 49): outside a transaction
+-- tailhook step 28 partitions (1 of 50): outside a transaction
 -- tailhook schema, version 28: tailhook.outbox, tailhook.deliveries and
 -- tailhook.attempts become range-partitioned by the event's creation time
 -- (issue 23), so that retention drops whole partitions instead of deleting
@@ -5020,7 +5020,7 @@ CREATE TABLE IF NOT EXISTS tailhook.partition_legacy (
     cutoff timestamptz NOT NULL
 );
 
--- tailhook step 28 partitions (2 of 49): outside a transaction
+-- tailhook step 28 partitions (2 of 50): outside a transaction
 -- Runs one DDL statement under a short lock_timeout, retried (up to about a
 -- minute) while the lock is not granted: a writer waits at most 200 ms for it.
 CREATE OR REPLACE FUNCTION tailhook.partition_ddl(statements text[]) RETURNS void
@@ -5048,21 +5048,21 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (3 of 49): outside a transaction
+-- tailhook step 28 partitions (3 of 50): outside a transaction
 -- The table's partition key column.
 CREATE OR REPLACE FUNCTION tailhook.partition_key(tbl text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE tbl WHEN 'outbox' THEN 'created_at' ELSE 'event_at' END
 $$;
 
--- tailhook step 28 partitions (4 of 49): outside a transaction
+-- tailhook step 28 partitions (4 of 50): outside a transaction
 -- Whether tailhook.<tbl> is already partitioned.
 CREATE OR REPLACE FUNCTION tailhook.partitioned(tbl text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('tailhook.' || tbl) AND c.relkind = 'p')
 $$;
 
--- tailhook step 28 partitions (5 of 49): outside a transaction
+-- tailhook step 28 partitions (5 of 50): outside a transaction
 -- Step 1: deliveries and attempts get event_at. Existing rows read
 -- '-infinity' (a constant default: no rewrite, catalog only), and so does a
 -- row written without it: tailhook's fan-out and result writes set it; a
@@ -5080,13 +5080,13 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (6 of 49): outside a transaction
+-- tailhook step 28 partitions (6 of 50): outside a transaction
 SELECT tailhook.partition_convert_column('deliveries');
 
--- tailhook step 28 partitions (7 of 49): outside a transaction
+-- tailhook step 28 partitions (7 of 50): outside a transaction
 SELECT tailhook.partition_convert_column('attempts');
 
--- tailhook step 28 partitions (8 of 49): outside a transaction
+-- tailhook step 28 partitions (8 of 50): outside a transaction
 -- Step 2: the legacy partition's bound, as a CHECK constraint added NOT
 -- VALID (an instant under ACCESS EXCLUSIVE) and validated separately below
 -- (a scan under SHARE UPDATE EXCLUSIVE: writes go on). The cutoff is the
@@ -5120,7 +5120,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (9 of 49): outside a transaction
+-- tailhook step 28 partitions (9 of 50): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_validate(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -5132,25 +5132,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (10 of 49): outside a transaction
+-- tailhook step 28 partitions (10 of 50): outside a transaction
 SELECT tailhook.partition_convert_check('outbox');
 
--- tailhook step 28 partitions (11 of 49): outside a transaction
+-- tailhook step 28 partitions (11 of 50): outside a transaction
 SELECT tailhook.partition_convert_validate('outbox');
 
--- tailhook step 28 partitions (12 of 49): outside a transaction
+-- tailhook step 28 partitions (12 of 50): outside a transaction
 SELECT tailhook.partition_convert_check('deliveries');
 
--- tailhook step 28 partitions (13 of 49): outside a transaction
+-- tailhook step 28 partitions (13 of 50): outside a transaction
 SELECT tailhook.partition_convert_validate('deliveries');
 
--- tailhook step 28 partitions (14 of 49): outside a transaction
+-- tailhook step 28 partitions (14 of 50): outside a transaction
 SELECT tailhook.partition_convert_check('attempts');
 
--- tailhook step 28 partitions (15 of 49): outside a transaction
+-- tailhook step 28 partitions (15 of 50): outside a transaction
 SELECT tailhook.partition_convert_validate('attempts');
 
--- tailhook step 28 partitions (16 of 49): outside a transaction
+-- tailhook step 28 partitions (16 of 50): outside a transaction
 -- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
 -- bounds (lo NULL: from MINVALUE).
 CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
@@ -5167,7 +5167,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
        AND c.relname::text <> tbl || '_undated'
 $$;
 
--- tailhook step 28 partitions (17 of 49): outside a transaction
+-- tailhook step 28 partitions (17 of 50): outside a transaction
 -- deliveries and attempts have an "undated" partition, from MINVALUE to
 -- 1970, for their rows without a period: written by hand without event_at
 -- ('-infinity'), or kept when their period was dropped. Not a period: never
@@ -5193,7 +5193,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (18 of 49): outside a transaction
+-- tailhook step 28 partitions (18 of 50): outside a transaction
 -- Names a partition's indexes after the partitioned table's: index
 -- <tbl>_<what> becomes <partition>_<what> (plans then read as the
 -- unpartitioned ones did, partition by partition).
@@ -5215,7 +5215,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (19 of 49): outside a transaction
+-- tailhook step 28 partitions (19 of 50): outside a transaction
 -- Step 3: the swap, one short transaction per table under ACCESS EXCLUSIVE
 -- (catalog work only): the old table is renamed <tbl>_legacy, the
 -- partitioned table is created under the old name with the same columns,
@@ -5250,7 +5250,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (20 of 49): outside a transaction
+-- tailhook step 28 partitions (20 of 50): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_swap_locked(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -5377,16 +5377,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (21 of 49): outside a transaction
+-- tailhook step 28 partitions (21 of 50): outside a transaction
 SELECT tailhook.partition_convert_swap('outbox');
 
--- tailhook step 28 partitions (22 of 49): outside a transaction
+-- tailhook step 28 partitions (22 of 50): outside a transaction
 SELECT tailhook.partition_convert_swap('deliveries');
 
--- tailhook step 28 partitions (23 of 49): outside a transaction
+-- tailhook step 28 partitions (23 of 50): outside a transaction
 SELECT tailhook.partition_convert_swap('attempts');
 
--- tailhook step 28 partitions (24 of 49): outside a transaction
+-- tailhook step 28 partitions (24 of 50): outside a transaction
 -- Step 4: the new keys' indexes on the old table, built without blocking
 -- writes, then attached: the partitioned table's keys become valid. Until
 -- then the old table keeps its own keys (renamed legacy_*).
@@ -5408,25 +5408,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (25 of 49): outside a transaction
+-- tailhook step 28 partitions (25 of 50): outside a transaction
 SELECT tailhook.partition_drop_invalid();
 
--- tailhook step 28 partitions (26 of 49): outside a transaction
+-- tailhook step 28 partitions (26 of 50): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_key ON tailhook.outbox_legacy (id, created_at);
 
--- tailhook step 28 partitions (27 of 49): outside a transaction
+-- tailhook step 28 partitions (27 of 50): outside a transaction
 CREATE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_event_id ON tailhook.outbox_legacy (event_id);
 
--- tailhook step 28 partitions (28 of 49): outside a transaction
+-- tailhook step 28 partitions (28 of 50): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_key ON tailhook.deliveries_legacy (id, event_at);
 
--- tailhook step 28 partitions (29 of 49): outside a transaction
+-- tailhook step 28 partitions (29 of 50): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_unique ON tailhook.deliveries_legacy (outbox_id, endpoint_id, event_at);
 
--- tailhook step 28 partitions (30 of 49): outside a transaction
+-- tailhook step 28 partitions (30 of 50): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS attempts_legacy_key ON tailhook.attempts_legacy (id, event_at);
 
--- tailhook step 28 partitions (31 of 49): outside a transaction
+-- tailhook step 28 partitions (31 of 50): outside a transaction
 -- The old table's keys become the new ones' (one short transaction under
 -- lock_timeout, retried): its own keys are dropped, the built indexes made
 -- its keys and attached to the partitioned table's.
@@ -5460,16 +5460,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (32 of 49): outside a transaction
+-- tailhook step 28 partitions (32 of 50): outside a transaction
 SELECT tailhook.partition_convert_keys('outbox');
 
--- tailhook step 28 partitions (33 of 49): outside a transaction
+-- tailhook step 28 partitions (33 of 50): outside a transaction
 SELECT tailhook.partition_convert_keys('deliveries');
 
--- tailhook step 28 partitions (34 of 49): outside a transaction
+-- tailhook step 28 partitions (34 of 50): outside a transaction
 SELECT tailhook.partition_convert_keys('attempts');
 
--- tailhook step 28 partitions (35 of 49): outside a transaction
+-- tailhook step 28 partitions (35 of 50): outside a transaction
 -- event_id stays unique across partitions: each INSERT statement takes a
 -- transaction advisory lock per bucket of its ids (256 buckets, in order),
 -- then looks for another row with one of its ids (the event_id index of
@@ -5495,10 +5495,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (36 of 49): outside a transaction
+-- tailhook step 28 partitions (36 of 50): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
 
--- tailhook step 28 partitions (37 of 49): outside a transaction
+-- tailhook step 28 partitions (37 of 50): outside a transaction
 DO $$
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -5510,7 +5510,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (38 of 49): outside a transaction
+-- tailhook step 28 partitions (38 of 50): outside a transaction
 -- The API's publish (sql/0027_api_tokens.sql): the same id again inserts
 -- nothing and returns false, now by looking under the id's lock.
 CREATE OR REPLACE FUNCTION tailhook.publish_with_id(
@@ -5537,10 +5537,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (39 of 49): outside a transaction
+-- tailhook step 28 partitions (39 of 50): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;
 
--- tailhook step 28 partitions (40 of 49): outside a transaction
+-- tailhook step 28 partitions (40 of 50): outside a transaction
 -- Where the periods tailhook manages start: rows below it (in the DEFAULT
 -- partition, or the legacy one of a converted installation) are retained
 -- row by row; rows at or above it live in range partitions retention drops
@@ -5550,7 +5550,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(min(b.lo), 'infinity') FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NOT NULL
 $$;
 
--- tailhook step 28 partitions (41 of 49): outside a transaction
+-- tailhook step 28 partitions (41 of 50): outside a transaction
 -- Creates the partitions of the three tables up to `ahead` periods of
 -- `width` past now(), each period from the last one's end to the next
 -- boundary of `width` (so a changed width takes effect at the end of the
@@ -5632,7 +5632,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (42 of 49): outside a transaction
+-- tailhook step 28 partitions (42 of 50): outside a transaction
 -- Rows in a DEFAULT partition that belong to a period tailhook manages (at
 -- or past the floor): written beyond the prepared range. partitions_prepare
 -- moves them once their period is prepared.
@@ -5651,7 +5651,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (43 of 49): outside a transaction
+-- tailhook step 28 partitions (43 of 50): outside a transaction
 -- A detached partition's end: dropped; the legacy partition of a converted
 -- installation is emptied and kept, detached (step 4's statements name it).
 CREATE OR REPLACE FUNCTION tailhook.partition_discard(part text) RETURNS void
@@ -5665,7 +5665,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (44 of 49): outside a transaction
+-- tailhook step 28 partitions (44 of 50): outside a transaction
 -- Retention by partition: drops the oldest period whose end is at least
 -- `succeeded_ms` old (one period per call: each call one short
 -- transaction). Its three partitions are detached (plain DETACH: PostgreSQL
@@ -5773,19 +5773,19 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (45 of 49): outside a transaction
+-- tailhook step 28 partitions (45 of 50): outside a transaction
 -- The sidecar's role runs partition maintenance without owning the tables:
 -- the three functions run as their owner (the role that migrated) and only
 -- roles granted the sidecar kind may call them.
 REVOKE EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int) FROM PUBLIC;
 
--- tailhook step 28 partitions (46 of 49): outside a transaction
+-- tailhook step 28 partitions (46 of 50): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.partitions_drop(bigint, bigint) FROM PUBLIC;
 
--- tailhook step 28 partitions (47 of 49): outside a transaction
+-- tailhook step 28 partitions (47 of 50): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.partition_strays() FROM PUBLIC;
 
--- tailhook step 28 partitions (48 of 49): outside a transaction
+-- tailhook step 28 partitions (48 of 50): outside a transaction
 -- grant_kind (sql/0027_api_tokens.sql) with them for the sidecar kind, and
 -- the roles granted so far get them.
 CREATE OR REPLACE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
@@ -5827,8 +5827,29 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (49 of 49): outside a transaction
+-- tailhook step 28 partitions (49 of 50): outside a transaction
 SELECT tailhook.regrant();
+
+-- tailhook step 28 partitions (50 of 50): outside a transaction
+-- The key head's trigger (sql/0009_key_heads.sql) finds the new head by
+-- (id, event_at), its partition's key, so the update reads one partition
+-- (pruned at run time), not every partition's primary key.
+CREATE OR REPLACE FUNCTION tailhook.schedule_key_head() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE tailhook.deliveries d
+       SET next_attempt_at = now()
+     WHERE (d.id, d.event_at) = (SELECT h.id, h.event_at FROM tailhook.deliveries h
+                                  WHERE h.endpoint_id = OLD.endpoint_id AND h.ordering_key = OLD.ordering_key
+                                    AND h.status IN ('pending', 'retrying')
+                                  ORDER BY h.outbox_id
+                                  LIMIT 1)
+       AND d.next_attempt_at IS NULL;
+    RETURN NULL;
+END
+$$;
 
 -- tailhook step 28 partitions (record): transactional
 DO $tailhook_step$
