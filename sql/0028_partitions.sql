@@ -448,17 +448,45 @@ SELECT tailhook.partition_convert_keys('outbox');
 SELECT tailhook.partition_convert_keys('deliveries');
 SELECT tailhook.partition_convert_keys('attempts');
 
--- event_id stays unique across partitions: each INSERT statement takes a
--- transaction advisory lock per bucket of its ids (256 buckets, in order),
--- then looks for another row with one of its ids (the event_id index of
--- each partition). A concurrent insert of the same id waits for the lock,
--- then sees the first one committed (READ COMMITTED: each statement of this
--- function takes a new snapshot) and fails as a unique index would.
+-- event_id stays unique across partitions through a narrow unpartitioned
+-- table, tailhook.event_ids (event_id PRIMARY KEY, created_at), which every
+-- INSERT into the outbox fills from the same statement (a statement trigger
+-- over its new rows). Its primary key is a real unique index: a concurrent
+-- insert of the same id waits for the first writer and fails as soon as it
+-- commits, at every isolation level (the advisory locks and lookups it
+-- replaces were right under READ COMMITTED only), and it costs one index
+-- insertion per event instead of a lookup in every partition. Its key is
+-- named as the outbox's unique constraint was before partitioning, so the
+-- error reads as it always did. A row leaves with its event: a DELETE or
+-- TRUNCATE of the outbox removes it (triggers below); a dropped period's
+-- rows are removed afterwards in batches by retention
+-- (sql/queries/retention_event_ids.sql, through the BRIN index on
+-- created_at), and partitions_drop removes those of the events it keeps
+-- before copying them back (the copy adds them again).
+CREATE TABLE IF NOT EXISTS tailhook.event_ids (
+    event_id   uuid NOT NULL,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT outbox_event_id_key PRIMARY KEY (event_id)
+);
+CREATE INDEX IF NOT EXISTS event_ids_created_at ON tailhook.event_ids USING brin (created_at);
+REVOKE ALL ON tailhook.event_ids FROM PUBLIC;
+-- The periods of the outbox dropped whose ids are still to be removed.
+CREATE TABLE IF NOT EXISTS tailhook.event_ids_dropped (
+    lo timestamptz NOT NULL,
+    hi timestamptz NOT NULL,
+    PRIMARY KEY (lo, hi)
+);
+REVOKE ALL ON tailhook.event_ids_dropped FROM PUBLIC;
+
+-- While event_ids is being filled from the existing outbox (below), each
+-- INSERT also looks its ids up in the outbox, under per-bucket advisory
+-- locks (READ COMMITTED), as before this table existed.
 CREATE OR REPLACE FUNCTION tailhook.outbox_event_id_unique() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     dup uuid;
 BEGIN
+    INSERT INTO tailhook.event_ids (event_id, created_at) SELECT n.event_id, n.created_at FROM new_rows n;
     PERFORM pg_advisory_xact_lock(7368005, x.b)
        FROM (SELECT DISTINCT hashtext(n.event_id::text) & 255 AS b FROM new_rows n ORDER BY 1) x;
     SELECT n.event_id INTO dup
@@ -485,8 +513,111 @@ BEGIN
 END
 $$;
 
+-- Fills event_ids from the outbox, once (the table's comment says so), without
+-- blocking writers: first waits until every transaction in this database that
+-- had written something before the function above took over has ended (it
+-- may have inserted outbox rows without event_ids rows), then copies the ids
+-- (rows inserted since are there already: ON CONFLICT DO NOTHING).
+DO $$
+DECLARE
+    since timestamptz := clock_timestamp();
+    waited int := 0;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF obj_description('tailhook.event_ids'::regclass, 'pg_class') IS NOT DISTINCT FROM 'filled' THEN
+        RETURN;
+    END IF;
+    WHILE EXISTS (SELECT 1 FROM pg_stat_activity a
+                   WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+                     AND a.backend_xid IS NOT NULL AND a.xact_start < since) LOOP
+        waited := waited + 1;
+        IF waited > 6000 THEN
+            RAISE EXCEPTION 'tailhook: a transaction open since before % keeps event_ids from being filled; end it and run migrate again', since
+                USING ERRCODE = 'lock_not_available';
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    INSERT INTO tailhook.event_ids (event_id, created_at)
+    SELECT o.event_id, o.created_at FROM tailhook.outbox o
+        ON CONFLICT (event_id) DO NOTHING;
+    COMMENT ON TABLE tailhook.event_ids IS 'filled';
+END
+$$;
+
+-- Filled: the primary key alone keeps event_id unique.
+CREATE OR REPLACE FUNCTION tailhook.outbox_event_id_unique() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO tailhook.event_ids (event_id, created_at) SELECT n.event_id, n.created_at FROM new_rows n;
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
+
+-- An event deleted (by retention row by row, by hand) or truncated takes
+-- its id along.
+CREATE OR REPLACE FUNCTION tailhook.outbox_event_ids_gone() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE tailhook.event_ids;
+    ELSE
+        DELETE FROM tailhook.event_ids e USING old_rows o WHERE e.event_id = o.event_id AND e.created_at = o.created_at;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_ids_gone() FROM PUBLIC;
+
+DO $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'tailhook.outbox'::regclass AND tgname = 'outbox_event_ids_deleted') THEN
+        PERFORM tailhook.partition_ddl(ARRAY[
+            'CREATE TRIGGER outbox_event_ids_deleted AFTER DELETE ON tailhook.outbox REFERENCING OLD TABLE AS old_rows '
+            'FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_ids_gone()',
+            'CREATE TRIGGER outbox_event_ids_truncated AFTER TRUNCATE ON tailhook.outbox '
+            'FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_ids_gone()']);
+    END IF;
+END
+$$;
+
+-- Removes up to `batch` ids of events gone with dropped periods
+-- (tailhook.event_ids_dropped, recorded by partitions_drop), oldest period
+-- first: ids of the period whose (event_id, created_at) is in no outbox row,
+-- so the events it kept keep theirs. Only those periods' ids are read,
+-- through the BRIN index; a period is done once it gives fewer than asked.
+-- Returns how many.
+CREATE OR REPLACE FUNCTION tailhook.event_ids_expire(batch int) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p record;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    FOR p IN SELECT d.lo, d.hi FROM tailhook.event_ids_dropped d ORDER BY d.lo, d.hi LOOP
+        DELETE FROM tailhook.event_ids e
+         WHERE e.ctid = ANY (ARRAY(
+                   SELECT x.ctid FROM tailhook.event_ids x
+                    WHERE x.created_at >= p.lo AND x.created_at < p.hi
+                      AND NOT EXISTS (SELECT 1 FROM tailhook.outbox o
+                                       WHERE o.event_id = x.event_id AND o.created_at = x.created_at)
+                    LIMIT batch - total));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n < batch - total THEN
+            DELETE FROM tailhook.event_ids_dropped d WHERE d.lo = p.lo AND d.hi = p.hi;
+        END IF;
+        total := total + n;
+        EXIT WHEN total >= batch;
+    END LOOP;
+    RETURN total;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION tailhook.event_ids_expire(int) FROM PUBLIC;
+
 -- The API's publish (sql/0027_api_tokens.sql): the same id again inserts
--- nothing and returns false, now by looking under the id's lock.
+-- nothing and returns false, whether the first is committed already (found
+-- in event_ids) or commits while this one waits on its key.
 CREATE OR REPLACE FUNCTION tailhook.publish_with_id(
     event_id     uuid,
     event_type   text,
@@ -500,13 +631,16 @@ BEGIN
         RAISE EXCEPTION 'tailhook.publish: event type % is reserved for tailhook''s own events',
             quote_literal(publish_with_id.event_type) USING ERRCODE = 'insufficient_privilege';
     END IF;
-    PERFORM pg_advisory_xact_lock(7368005, hashtext(publish_with_id.event_id::text) & 255);
-    IF EXISTS (SELECT 1 FROM tailhook.outbox o WHERE o.event_id = publish_with_id.event_id) THEN
+    IF EXISTS (SELECT 1 FROM tailhook.event_ids e WHERE e.event_id = publish_with_id.event_id) THEN
         RETURN false;
     END IF;
-    INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
-    VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
-            publish_with_id.tenant, publish_with_id.ordering_key);
+    BEGIN
+        INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
+        VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
+                publish_with_id.tenant, publish_with_id.ordering_key);
+    EXCEPTION WHEN unique_violation THEN
+        RETURN false;
+    END;
     RETURN true;
 END
 $$;
@@ -672,6 +806,10 @@ BEGIN
     SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    -- Its events' ids are removed from event_ids afterwards, by retention.
+    INSERT INTO tailhook.event_ids_dropped (lo, hi)
+    SELECT coalesce(b.lo, '-infinity'), b.hi FROM tailhook.partition_bounds('outbox') b WHERE b.name = p_outbox
+        ON CONFLICT DO NOTHING;
     -- The deliveries to keep are looked for before any lock but this scan's
     -- own, which blocks no writer (a period may hold millions of rows, and
     -- finished deliveries still leased, cancelled or finished by hand while
@@ -722,6 +860,9 @@ BEGIN
         kept := kept + n;
     END IF;
     IF p_outbox IS NOT NULL THEN
+        -- Their ids are in event_ids already: the copy adds them again.
+        EXECUTE format('DELETE FROM tailhook.event_ids e USING tailhook.%I o WHERE e.event_id = o.event_id AND (o.dispatched_at IS NULL OR o.id = ANY ($1))',
+                       p_outbox) USING kept_events;
         EXECUTE format('INSERT INTO tailhook.outbox OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I o WHERE o.dispatched_at IS NULL OR o.id = ANY ($1)',
                        p_outbox) USING kept_events;
         GET DIAGNOSTICS n = ROW_COUNT;
@@ -776,7 +917,7 @@ BEGIN
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
             'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text) TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays() TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';

@@ -66,6 +66,14 @@ async fn run_once(
     shutdown: &CancellationToken,
 ) -> Result<(), DbError> {
     drop_partitions(db, ages, metrics, shutdown).await?;
+    // The ids of events gone with dropped periods (tailhook.event_ids).
+    while !shutdown.is_cancelled() {
+        let started = tokio::time::Instant::now();
+        match db.retention_event_ids(ages.batch).await? {
+            Some(removed) if removed >= ages.batch => rest(started, shutdown).await,
+            _ => break,
+        }
+    }
     let orphans = db.cancel_orphans().await?;
     if orphans > 0 {
         tracing::info!(orphans, "cancelled deliveries whose endpoint no longer exists");

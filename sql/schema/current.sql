@@ -873,6 +873,36 @@ BEGIN
 END
 $$;
 
+-- Name: event_ids_expire(integer); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.event_ids_expire(batch integer) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    p record;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    FOR p IN SELECT d.lo, d.hi FROM tailhook.event_ids_dropped d ORDER BY d.lo, d.hi LOOP
+        DELETE FROM tailhook.event_ids e
+         WHERE e.ctid = ANY (ARRAY(
+                   SELECT x.ctid FROM tailhook.event_ids x
+                    WHERE x.created_at >= p.lo AND x.created_at < p.hi
+                      AND NOT EXISTS (SELECT 1 FROM tailhook.outbox o
+                                       WHERE o.event_id = x.event_id AND o.created_at = x.created_at)
+                    LIMIT batch - total));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n < batch - total THEN
+            DELETE FROM tailhook.event_ids_dropped d WHERE d.lo = p.lo AND d.hi = p.hi;
+        END IF;
+        total := total + n;
+        EXIT WHEN total >= batch;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
 -- Name: event_type_matches(text[], text); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.event_type_matches(patterns text[], event_type text) RETURNS boolean
@@ -1210,7 +1240,7 @@ BEGIN
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
             'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text) TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays() TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';
@@ -1348,18 +1378,23 @@ CREATE FUNCTION tailhook.outbox_event_id_unique() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    dup uuid;
 BEGIN
-    PERFORM pg_advisory_xact_lock(7368005, x.b)
-       FROM (SELECT DISTINCT hashtext(n.event_id::text) & 255 AS b FROM new_rows n ORDER BY 1) x;
-    SELECT n.event_id INTO dup
-      FROM new_rows n JOIN tailhook.outbox o ON o.event_id = n.event_id AND o.id <> n.id
-     LIMIT 1;
-    IF dup IS NOT NULL THEN
-        RAISE EXCEPTION 'duplicate key value violates unique constraint "outbox_event_id_key"'
-            USING ERRCODE = 'unique_violation', CONSTRAINT = 'outbox_event_id_key', TABLE = 'outbox',
-                  SCHEMA = 'tailhook', DETAIL = format('Key (event_id)=(%s) already exists.', dup);
+    INSERT INTO tailhook.event_ids (event_id, created_at) SELECT n.event_id, n.created_at FROM new_rows n;
+    RETURN NULL;
+END
+$$;
+
+-- Name: outbox_event_ids_gone(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.outbox_event_ids_gone() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE tailhook.event_ids;
+    ELSE
+        DELETE FROM tailhook.event_ids e USING old_rows o WHERE e.event_id = o.event_id AND e.created_at = o.created_at;
     END IF;
     RETURN NULL;
 END
@@ -1816,6 +1851,10 @@ BEGIN
     SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    -- Its events' ids are removed from event_ids afterwards, by retention.
+    INSERT INTO tailhook.event_ids_dropped (lo, hi)
+    SELECT coalesce(b.lo, '-infinity'), b.hi FROM tailhook.partition_bounds('outbox') b WHERE b.name = p_outbox
+        ON CONFLICT DO NOTHING;
     -- The deliveries to keep are looked for before any lock but this scan's
     -- own, which blocks no writer (a period may hold millions of rows, and
     -- finished deliveries still leased, cancelled or finished by hand while
@@ -1866,6 +1905,9 @@ BEGIN
         kept := kept + n;
     END IF;
     IF p_outbox IS NOT NULL THEN
+        -- Their ids are in event_ids already: the copy adds them again.
+        EXECUTE format('DELETE FROM tailhook.event_ids e USING tailhook.%I o WHERE e.event_id = o.event_id AND (o.dispatched_at IS NULL OR o.id = ANY ($1))',
+                       p_outbox) USING kept_events;
         EXECUTE format('INSERT INTO tailhook.outbox OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I o WHERE o.dispatched_at IS NULL OR o.id = ANY ($1)',
                        p_outbox) USING kept_events;
         GET DIAGNOSTICS n = ROW_COUNT;
@@ -2025,13 +2067,16 @@ BEGIN
         RAISE EXCEPTION 'tailhook.publish: event type % is reserved for tailhook''s own events',
             quote_literal(publish_with_id.event_type) USING ERRCODE = 'insufficient_privilege';
     END IF;
-    PERFORM pg_advisory_xact_lock(7368005, hashtext(publish_with_id.event_id::text) & 255);
-    IF EXISTS (SELECT 1 FROM tailhook.outbox o WHERE o.event_id = publish_with_id.event_id) THEN
+    IF EXISTS (SELECT 1 FROM tailhook.event_ids e WHERE e.event_id = publish_with_id.event_id) THEN
         RETURN false;
     END IF;
-    INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
-    VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
-            publish_with_id.tenant, publish_with_id.ordering_key);
+    BEGIN
+        INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
+        VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
+                publish_with_id.tenant, publish_with_id.ordering_key);
+    EXCEPTION WHEN unique_violation THEN
+        RETURN false;
+    END;
     RETURN true;
 END
 $$;
@@ -2723,6 +2768,24 @@ ALTER TABLE tailhook.endpoints ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
     CACHE 1
 );
 
+-- Name: event_ids; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL
+);
+
+-- Name: TABLE event_ids; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON TABLE tailhook.event_ids IS 'filled';
+
+-- Name: event_ids_dropped; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_dropped (
+    lo timestamp with time zone NOT NULL,
+    hi timestamp with time zone NOT NULL
+);
+
 -- Name: outbox_default; Type: TABLE; Schema: tailhook; Owner: -
 
 CREATE TABLE tailhook.outbox_default (
@@ -3061,6 +3124,11 @@ ALTER TABLE tailhook.endpoints
 ALTER TABLE tailhook.endpoints
     ADD CONSTRAINT endpoints_url_length CHECK ((length(url) <= 2048)) NOT VALID;
 
+-- Name: event_ids_dropped event_ids_dropped_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_dropped
+    ADD CONSTRAINT event_ids_dropped_pkey PRIMARY KEY (lo, hi);
+
 -- Name: attempts_legacy legacy_attempts_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE ONLY tailhook.attempts_legacy
@@ -3095,6 +3163,11 @@ ALTER TABLE ONLY tailhook.outbox
 
 ALTER TABLE ONLY tailhook.outbox_default
     ADD CONSTRAINT outbox_default_pkey PRIMARY KEY (id, created_at);
+
+-- Name: event_ids outbox_event_id_key; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids
+    ADD CONSTRAINT outbox_event_id_key PRIMARY KEY (event_id);
 
 -- Name: outbox outbox_trace_context_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
@@ -3246,6 +3319,10 @@ CREATE INDEX deliveries_undated_ordered ON tailhook.deliveries_undated USING btr
 -- Name: deliveries_undated_succeeded; Type: INDEX; Schema: tailhook; Owner: -
 
 CREATE INDEX deliveries_undated_succeeded ON tailhook.deliveries_undated USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
+
+-- Name: event_ids_created_at; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_created_at ON tailhook.event_ids USING brin (created_at);
 
 -- Name: legacy_attempts_delivery; Type: INDEX; Schema: tailhook; Owner: -
 
@@ -3447,6 +3524,14 @@ CREATE TRIGGER outbox_cascade AFTER DELETE ON tailhook.outbox REFERENCING OLD TA
 
 CREATE TRIGGER outbox_event_id_unique AFTER INSERT ON tailhook.outbox REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_id_unique();
 
+-- Name: outbox outbox_event_ids_deleted; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER outbox_event_ids_deleted AFTER DELETE ON tailhook.outbox REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_ids_gone();
+
+-- Name: outbox outbox_event_ids_truncated; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER outbox_event_ids_truncated AFTER TRUNCATE ON tailhook.outbox FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_ids_gone();
+
 -- Name: outbox outbox_notify; Type: TRIGGER; Schema: tailhook; Owner: -
 
 CREATE TRIGGER outbox_notify AFTER INSERT ON tailhook.outbox FOR EACH STATEMENT EXECUTE FUNCTION tailhook.notify_outbox();
@@ -3463,6 +3548,10 @@ REVOKE ALL ON FUNCTION tailhook.cascade_delete() FROM PUBLIC;
 -- Name: FUNCTION create_api_token(scope text, tenant text, name text, expires_in interval); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.create_api_token(scope text, tenant text, name text, expires_in interval) FROM PUBLIC;
+
+-- Name: FUNCTION event_ids_expire(batch integer); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.event_ids_expire(batch integer) FROM PUBLIC;
 
 -- Name: FUNCTION expand_captures(max_rows integer, wait boolean); Type: ACL; Schema: tailhook; Owner: -
 
@@ -3491,6 +3580,10 @@ REVOKE ALL ON FUNCTION tailhook.grant_sidecar(role regrole) FROM PUBLIC;
 -- Name: FUNCTION outbox_event_id_unique(); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
+
+-- Name: FUNCTION outbox_event_ids_gone(); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.outbox_event_ids_gone() FROM PUBLIC;
 
 -- Name: FUNCTION partition_strays(); Type: ACL; Schema: tailhook; Owner: -
 

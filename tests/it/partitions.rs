@@ -634,3 +634,115 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
         "finished, lease cleared, its attempt beside it"
     );
 }
+
+/// Issue 23 (the partitioned layout's costs): event_id stays unique across
+/// partitions at every isolation level. Two REPEATABLE READ transactions
+/// insert the same explicit event_id, each with its snapshot taken before
+/// the other's insert: exactly one commits (the second waits on
+/// tailhook.event_ids' key, then fails as a unique index fails), and
+/// `publish_with_id` in the same race returns false instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_repeatable_read_writers_of_one_event_id_commit_once() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    client.batch_execute("SELECT tailhook.partitions_prepare(interval '1 hour', 3)").await.unwrap();
+    let (a, b) = (connect(&db.url).await, connect(&db.url).await);
+    let insert = "INSERT INTO tailhook.outbox (event_id, event_type, payload)
+                  VALUES ('0190a5e0-0000-7000-8000-000000000001', 'e', '{}')";
+    for c in [&a, &b] {
+        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM tailhook.outbox").await.unwrap();
+    }
+    a.batch_execute(insert).await.unwrap();
+    let second = tokio::spawn(async move {
+        let r = b.batch_execute(insert).await;
+        let r = match r {
+            Ok(()) => b.batch_execute("COMMIT").await,
+            Err(e) => {
+                b.batch_execute("ROLLBACK").await.unwrap();
+                Err(e)
+            }
+        };
+        r.map_err(|e| report(&e))
+    });
+    a.batch_execute("COMMIT").await.unwrap();
+    let err = second.await.unwrap().expect_err("the second writer fails");
+    assert!(err.contains("outbox_event_id_key"), "{err}");
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.outbox WHERE event_id = '0190a5e0-0000-7000-8000-000000000001'").await,
+        1,
+        "exactly one committed"
+    );
+
+    // publish_with_id racing the same way: the second returns false.
+    let (a, b) = (connect(&db.url).await, connect(&db.url).await);
+    let publish = "SELECT tailhook.publish_with_id('0190a5e0-0000-7000-8000-000000000002', 'e', '{}')";
+    for c in [&a, &b] {
+        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM tailhook.outbox").await.unwrap();
+    }
+    assert!(a.query_one(publish, &[]).await.unwrap().get::<_, bool>(0));
+    let second = tokio::spawn(async move {
+        let published: bool = b.query_one(publish, &[]).await.unwrap().get(0);
+        b.batch_execute("COMMIT").await.unwrap();
+        published
+    });
+    a.batch_execute("COMMIT").await.unwrap();
+    assert!(!second.await.unwrap(), "the second publish inserts nothing");
+    assert_eq!(
+        db.count("SELECT count(*) FROM tailhook.outbox WHERE event_id = '0190a5e0-0000-7000-8000-000000000002'").await,
+        1
+    );
+    // And once the first is committed, the same id is refused at once.
+    assert!(!client.query_one(publish, &[]).await.unwrap().get::<_, bool>(0));
+    let err = client.batch_execute(insert).await.expect_err("a committed id is refused");
+    assert!(report(&err).contains("outbox_event_id_key"), "{}", report(&err));
+}
+
+/// tailhook.event_ids follows the outbox: a deleted or truncated event's id
+/// can be published again, and retention removes the ids of events gone with
+/// a dropped period while keeping those of the events it kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_ids_leave_with_their_events() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    let publish = |id: &'static str| {
+        format!("INSERT INTO tailhook.outbox (event_id, event_type, payload) VALUES ('{id}', 'e', '{{}}')")
+    };
+    client.batch_execute(&publish("0190a5e0-0000-7000-8000-00000000000a")).await.unwrap();
+    client.batch_execute("DELETE FROM tailhook.outbox").await.unwrap();
+    client.batch_execute(&publish("0190a5e0-0000-7000-8000-00000000000a")).await.unwrap();
+    client.batch_execute("TRUNCATE tailhook.outbox CASCADE").await.unwrap();
+    client.batch_execute(&publish("0190a5e0-0000-7000-8000-00000000000a")).await.unwrap();
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.event_ids").await, 1);
+
+    // Periods of one second: an old period's events go, one undispatched
+    // event of it is kept (with its id); the dropped ids are expired.
+    client.batch_execute("TRUNCATE tailhook.outbox CASCADE").await.unwrap();
+    client.batch_execute("SELECT tailhook.partitions_prepare(interval '1 second', 3)").await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO tailhook.outbox (event_type, payload, dispatched_at) SELECT 'e', '{}', now() FROM generate_series(1, 10);
+             INSERT INTO tailhook.outbox (event_id, event_type, payload) VALUES ('0190a5e0-0000-7000-8000-00000000000b', 'e', '{}')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.event_ids").await, 11);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        client.batch_execute("SELECT tailhook.partitions_prepare(interval '1 second', 3)").await.unwrap();
+        client.batch_execute("SELECT tailhook.partitions_drop(0, 0)").await.unwrap();
+        let left = db.count("SELECT count(*) FROM tailhook.outbox").await;
+        if left == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the period is dropped ({left} events left)");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.event_ids").await, 11, "left for retention's batches");
+    let removed: i64 = client.query_one("SELECT tailhook.event_ids_expire(5000)", &[]).await.unwrap().get(0);
+    assert_eq!(removed, 10);
+    assert_eq!(db.count("SELECT count(*) FROM tailhook.event_ids_dropped").await, 0, "every dropped period done");
+    let kept: String = client.query_one("SELECT event_id::text FROM tailhook.event_ids", &[]).await.unwrap().get(0);
+    assert_eq!(kept, "0190a5e0-0000-7000-8000-00000000000b", "the kept event's id stays");
+    let err = client.batch_execute(&publish("0190a5e0-0000-7000-8000-00000000000b")).await.expect_err("still unique");
+    assert!(report(&err).contains("outbox_event_id_key"), "{}", report(&err));
+}

@@ -4970,7 +4970,7 @@ REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, tex
 END
 $tailhook_step$;
 
--- tailhook step 28 partitions (1 of 50): outside a transaction
+-- tailhook step 28 partitions (1 of 63): outside a transaction
 -- tailhook schema, version 28: tailhook.outbox, tailhook.deliveries and
 -- tailhook.attempts become range-partitioned by the event's creation time
 -- (issue 23), so that retention drops whole partitions instead of deleting
@@ -5020,7 +5020,7 @@ CREATE TABLE IF NOT EXISTS tailhook.partition_legacy (
     cutoff timestamptz NOT NULL
 );
 
--- tailhook step 28 partitions (2 of 50): outside a transaction
+-- tailhook step 28 partitions (2 of 63): outside a transaction
 -- Runs one DDL statement under a short lock_timeout, retried (up to about a
 -- minute) while the lock is not granted: a writer waits at most 200 ms for it.
 CREATE OR REPLACE FUNCTION tailhook.partition_ddl(statements text[]) RETURNS void
@@ -5048,21 +5048,21 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (3 of 50): outside a transaction
+-- tailhook step 28 partitions (3 of 63): outside a transaction
 -- The table's partition key column.
 CREATE OR REPLACE FUNCTION tailhook.partition_key(tbl text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE tbl WHEN 'outbox' THEN 'created_at' ELSE 'event_at' END
 $$;
 
--- tailhook step 28 partitions (4 of 50): outside a transaction
+-- tailhook step 28 partitions (4 of 63): outside a transaction
 -- Whether tailhook.<tbl> is already partitioned.
 CREATE OR REPLACE FUNCTION tailhook.partitioned(tbl text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('tailhook.' || tbl) AND c.relkind = 'p')
 $$;
 
--- tailhook step 28 partitions (5 of 50): outside a transaction
+-- tailhook step 28 partitions (5 of 63): outside a transaction
 -- Step 1: deliveries and attempts get event_at. Existing rows read
 -- '-infinity' (a constant default: no rewrite, catalog only), and so does a
 -- row written without it: tailhook's fan-out and result writes set it; a
@@ -5080,13 +5080,13 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (6 of 50): outside a transaction
+-- tailhook step 28 partitions (6 of 63): outside a transaction
 SELECT tailhook.partition_convert_column('deliveries');
 
--- tailhook step 28 partitions (7 of 50): outside a transaction
+-- tailhook step 28 partitions (7 of 63): outside a transaction
 SELECT tailhook.partition_convert_column('attempts');
 
--- tailhook step 28 partitions (8 of 50): outside a transaction
+-- tailhook step 28 partitions (8 of 63): outside a transaction
 -- Step 2: the legacy partition's bound, as a CHECK constraint added NOT
 -- VALID (an instant under ACCESS EXCLUSIVE) and validated separately below
 -- (a scan under SHARE UPDATE EXCLUSIVE: writes go on). The cutoff is the
@@ -5120,7 +5120,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (9 of 50): outside a transaction
+-- tailhook step 28 partitions (9 of 63): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_validate(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -5132,25 +5132,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (10 of 50): outside a transaction
+-- tailhook step 28 partitions (10 of 63): outside a transaction
 SELECT tailhook.partition_convert_check('outbox');
 
--- tailhook step 28 partitions (11 of 50): outside a transaction
+-- tailhook step 28 partitions (11 of 63): outside a transaction
 SELECT tailhook.partition_convert_validate('outbox');
 
--- tailhook step 28 partitions (12 of 50): outside a transaction
+-- tailhook step 28 partitions (12 of 63): outside a transaction
 SELECT tailhook.partition_convert_check('deliveries');
 
--- tailhook step 28 partitions (13 of 50): outside a transaction
+-- tailhook step 28 partitions (13 of 63): outside a transaction
 SELECT tailhook.partition_convert_validate('deliveries');
 
--- tailhook step 28 partitions (14 of 50): outside a transaction
+-- tailhook step 28 partitions (14 of 63): outside a transaction
 SELECT tailhook.partition_convert_check('attempts');
 
--- tailhook step 28 partitions (15 of 50): outside a transaction
+-- tailhook step 28 partitions (15 of 63): outside a transaction
 SELECT tailhook.partition_convert_validate('attempts');
 
--- tailhook step 28 partitions (16 of 50): outside a transaction
+-- tailhook step 28 partitions (16 of 63): outside a transaction
 -- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
 -- bounds (lo NULL: from MINVALUE).
 CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
@@ -5167,7 +5167,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
        AND c.relname::text <> tbl || '_undated'
 $$;
 
--- tailhook step 28 partitions (17 of 50): outside a transaction
+-- tailhook step 28 partitions (17 of 63): outside a transaction
 -- deliveries and attempts have an "undated" partition, from MINVALUE to
 -- 1970, for their rows without a period: written by hand without event_at
 -- ('-infinity'), or kept when their period was dropped. Not a period: never
@@ -5193,7 +5193,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (18 of 50): outside a transaction
+-- tailhook step 28 partitions (18 of 63): outside a transaction
 -- Names a partition's indexes after the partitioned table's: index
 -- <tbl>_<what> becomes <partition>_<what> (plans then read as the
 -- unpartitioned ones did, partition by partition).
@@ -5215,7 +5215,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (19 of 50): outside a transaction
+-- tailhook step 28 partitions (19 of 63): outside a transaction
 -- Step 3: the swap, one short transaction per table under ACCESS EXCLUSIVE
 -- (catalog work only): the old table is renamed <tbl>_legacy, the
 -- partitioned table is created under the old name with the same columns,
@@ -5250,7 +5250,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (20 of 50): outside a transaction
+-- tailhook step 28 partitions (20 of 63): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_swap_locked(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -5377,16 +5377,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (21 of 50): outside a transaction
+-- tailhook step 28 partitions (21 of 63): outside a transaction
 SELECT tailhook.partition_convert_swap('outbox');
 
--- tailhook step 28 partitions (22 of 50): outside a transaction
+-- tailhook step 28 partitions (22 of 63): outside a transaction
 SELECT tailhook.partition_convert_swap('deliveries');
 
--- tailhook step 28 partitions (23 of 50): outside a transaction
+-- tailhook step 28 partitions (23 of 63): outside a transaction
 SELECT tailhook.partition_convert_swap('attempts');
 
--- tailhook step 28 partitions (24 of 50): outside a transaction
+-- tailhook step 28 partitions (24 of 63): outside a transaction
 -- Step 4: the new keys' indexes on the old table, built without blocking
 -- writes, then attached: the partitioned table's keys become valid. Until
 -- then the old table keeps its own keys (renamed legacy_*).
@@ -5408,25 +5408,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (25 of 50): outside a transaction
+-- tailhook step 28 partitions (25 of 63): outside a transaction
 SELECT tailhook.partition_drop_invalid();
 
--- tailhook step 28 partitions (26 of 50): outside a transaction
+-- tailhook step 28 partitions (26 of 63): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_key ON tailhook.outbox_legacy (id, created_at);
 
--- tailhook step 28 partitions (27 of 50): outside a transaction
+-- tailhook step 28 partitions (27 of 63): outside a transaction
 CREATE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_event_id ON tailhook.outbox_legacy (event_id);
 
--- tailhook step 28 partitions (28 of 50): outside a transaction
+-- tailhook step 28 partitions (28 of 63): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_key ON tailhook.deliveries_legacy (id, event_at);
 
--- tailhook step 28 partitions (29 of 50): outside a transaction
+-- tailhook step 28 partitions (29 of 63): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_unique ON tailhook.deliveries_legacy (outbox_id, endpoint_id, event_at);
 
--- tailhook step 28 partitions (30 of 50): outside a transaction
+-- tailhook step 28 partitions (30 of 63): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS attempts_legacy_key ON tailhook.attempts_legacy (id, event_at);
 
--- tailhook step 28 partitions (31 of 50): outside a transaction
+-- tailhook step 28 partitions (31 of 63): outside a transaction
 -- The old table's keys become the new ones' (one short transaction under
 -- lock_timeout, retried): its own keys are dropped, the built indexes made
 -- its keys and attached to the partitioned table's.
@@ -5460,27 +5460,64 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (32 of 50): outside a transaction
+-- tailhook step 28 partitions (32 of 63): outside a transaction
 SELECT tailhook.partition_convert_keys('outbox');
 
--- tailhook step 28 partitions (33 of 50): outside a transaction
+-- tailhook step 28 partitions (33 of 63): outside a transaction
 SELECT tailhook.partition_convert_keys('deliveries');
 
--- tailhook step 28 partitions (34 of 50): outside a transaction
+-- tailhook step 28 partitions (34 of 63): outside a transaction
 SELECT tailhook.partition_convert_keys('attempts');
 
--- tailhook step 28 partitions (35 of 50): outside a transaction
--- event_id stays unique across partitions: each INSERT statement takes a
--- transaction advisory lock per bucket of its ids (256 buckets, in order),
--- then looks for another row with one of its ids (the event_id index of
--- each partition). A concurrent insert of the same id waits for the lock,
--- then sees the first one committed (READ COMMITTED: each statement of this
--- function takes a new snapshot) and fails as a unique index would.
+-- tailhook step 28 partitions (35 of 63): outside a transaction
+-- event_id stays unique across partitions through a narrow unpartitioned
+-- table, tailhook.event_ids (event_id PRIMARY KEY, created_at), which every
+-- INSERT into the outbox fills from the same statement (a statement trigger
+-- over its new rows). Its primary key is a real unique index: a concurrent
+-- insert of the same id waits for the first writer and fails as soon as it
+-- commits, at every isolation level (the advisory locks and lookups it
+-- replaces were right under READ COMMITTED only), and it costs one index
+-- insertion per event instead of a lookup in every partition. Its key is
+-- named as the outbox's unique constraint was before partitioning, so the
+-- error reads as it always did. A row leaves with its event: a DELETE or
+-- TRUNCATE of the outbox removes it (triggers below); a dropped period's
+-- rows are removed afterwards in batches by retention
+-- (sql/queries/retention_event_ids.sql, through the BRIN index on
+-- created_at), and partitions_drop removes those of the events it keeps
+-- before copying them back (the copy adds them again).
+CREATE TABLE IF NOT EXISTS tailhook.event_ids (
+    event_id   uuid NOT NULL,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT outbox_event_id_key PRIMARY KEY (event_id)
+);
+
+-- tailhook step 28 partitions (36 of 63): outside a transaction
+CREATE INDEX IF NOT EXISTS event_ids_created_at ON tailhook.event_ids USING brin (created_at);
+
+-- tailhook step 28 partitions (37 of 63): outside a transaction
+REVOKE ALL ON tailhook.event_ids FROM PUBLIC;
+
+-- tailhook step 28 partitions (38 of 63): outside a transaction
+-- The periods of the outbox dropped whose ids are still to be removed.
+CREATE TABLE IF NOT EXISTS tailhook.event_ids_dropped (
+    lo timestamptz NOT NULL,
+    hi timestamptz NOT NULL,
+    PRIMARY KEY (lo, hi)
+);
+
+-- tailhook step 28 partitions (39 of 63): outside a transaction
+REVOKE ALL ON tailhook.event_ids_dropped FROM PUBLIC;
+
+-- tailhook step 28 partitions (40 of 63): outside a transaction
+-- While event_ids is being filled from the existing outbox (below), each
+-- INSERT also looks its ids up in the outbox, under per-bucket advisory
+-- locks (READ COMMITTED), as before this table existed.
 CREATE OR REPLACE FUNCTION tailhook.outbox_event_id_unique() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     dup uuid;
 BEGIN
+    INSERT INTO tailhook.event_ids (event_id, created_at) SELECT n.event_id, n.created_at FROM new_rows n;
     PERFORM pg_advisory_xact_lock(7368005, x.b)
        FROM (SELECT DISTINCT hashtext(n.event_id::text) & 255 AS b FROM new_rows n ORDER BY 1) x;
     SELECT n.event_id INTO dup
@@ -5495,10 +5532,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (36 of 50): outside a transaction
+-- tailhook step 28 partitions (41 of 63): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
 
--- tailhook step 28 partitions (37 of 50): outside a transaction
+-- tailhook step 28 partitions (42 of 63): outside a transaction
 DO $$
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -5510,9 +5547,123 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (38 of 50): outside a transaction
+-- tailhook step 28 partitions (43 of 63): outside a transaction
+-- Fills event_ids from the outbox, once (the table's comment says so), without
+-- blocking writers: first waits until every transaction in this database that
+-- had written something before the function above took over has ended (it
+-- may have inserted outbox rows without event_ids rows), then copies the ids
+-- (rows inserted since are there already: ON CONFLICT DO NOTHING).
+DO $$
+DECLARE
+    since timestamptz := clock_timestamp();
+    waited int := 0;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF obj_description('tailhook.event_ids'::regclass, 'pg_class') IS NOT DISTINCT FROM 'filled' THEN
+        RETURN;
+    END IF;
+    WHILE EXISTS (SELECT 1 FROM pg_stat_activity a
+                   WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+                     AND a.backend_xid IS NOT NULL AND a.xact_start < since) LOOP
+        waited := waited + 1;
+        IF waited > 6000 THEN
+            RAISE EXCEPTION 'tailhook: a transaction open since before % keeps event_ids from being filled; end it and run migrate again', since
+                USING ERRCODE = 'lock_not_available';
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    INSERT INTO tailhook.event_ids (event_id, created_at)
+    SELECT o.event_id, o.created_at FROM tailhook.outbox o
+        ON CONFLICT (event_id) DO NOTHING;
+    COMMENT ON TABLE tailhook.event_ids IS 'filled';
+END
+$$;
+
+-- tailhook step 28 partitions (44 of 63): outside a transaction
+-- Filled: the primary key alone keeps event_id unique.
+CREATE OR REPLACE FUNCTION tailhook.outbox_event_id_unique() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO tailhook.event_ids (event_id, created_at) SELECT n.event_id, n.created_at FROM new_rows n;
+    RETURN NULL;
+END
+$$;
+
+-- tailhook step 28 partitions (45 of 63): outside a transaction
+REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
+
+-- tailhook step 28 partitions (46 of 63): outside a transaction
+-- An event deleted (by retention row by row, by hand) or truncated takes
+-- its id along.
+CREATE OR REPLACE FUNCTION tailhook.outbox_event_ids_gone() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE tailhook.event_ids;
+    ELSE
+        DELETE FROM tailhook.event_ids e USING old_rows o WHERE e.event_id = o.event_id AND e.created_at = o.created_at;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- tailhook step 28 partitions (47 of 63): outside a transaction
+REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_ids_gone() FROM PUBLIC;
+
+-- tailhook step 28 partitions (48 of 63): outside a transaction
+DO $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'tailhook.outbox'::regclass AND tgname = 'outbox_event_ids_deleted') THEN
+        PERFORM tailhook.partition_ddl(ARRAY[
+            'CREATE TRIGGER outbox_event_ids_deleted AFTER DELETE ON tailhook.outbox REFERENCING OLD TABLE AS old_rows '
+            'FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_ids_gone()',
+            'CREATE TRIGGER outbox_event_ids_truncated AFTER TRUNCATE ON tailhook.outbox '
+            'FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_ids_gone()']);
+    END IF;
+END
+$$;
+
+-- tailhook step 28 partitions (49 of 63): outside a transaction
+-- Removes up to `batch` ids of events gone with dropped periods
+-- (tailhook.event_ids_dropped, recorded by partitions_drop), oldest period
+-- first: ids of the period whose (event_id, created_at) is in no outbox row,
+-- so the events it kept keep theirs. Only those periods' ids are read,
+-- through the BRIN index; a period is done once it gives fewer than asked.
+-- Returns how many.
+CREATE OR REPLACE FUNCTION tailhook.event_ids_expire(batch int) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p record;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    FOR p IN SELECT d.lo, d.hi FROM tailhook.event_ids_dropped d ORDER BY d.lo, d.hi LOOP
+        DELETE FROM tailhook.event_ids e
+         WHERE e.ctid = ANY (ARRAY(
+                   SELECT x.ctid FROM tailhook.event_ids x
+                    WHERE x.created_at >= p.lo AND x.created_at < p.hi
+                      AND NOT EXISTS (SELECT 1 FROM tailhook.outbox o
+                                       WHERE o.event_id = x.event_id AND o.created_at = x.created_at)
+                    LIMIT batch - total));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n < batch - total THEN
+            DELETE FROM tailhook.event_ids_dropped d WHERE d.lo = p.lo AND d.hi = p.hi;
+        END IF;
+        total := total + n;
+        EXIT WHEN total >= batch;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+-- tailhook step 28 partitions (50 of 63): outside a transaction
+REVOKE EXECUTE ON FUNCTION tailhook.event_ids_expire(int) FROM PUBLIC;
+
+-- tailhook step 28 partitions (51 of 63): outside a transaction
 -- The API's publish (sql/0027_api_tokens.sql): the same id again inserts
--- nothing and returns false, now by looking under the id's lock.
+-- nothing and returns false, whether the first is committed already (found
+-- in event_ids) or commits while this one waits on its key.
 CREATE OR REPLACE FUNCTION tailhook.publish_with_id(
     event_id     uuid,
     event_type   text,
@@ -5526,21 +5677,24 @@ BEGIN
         RAISE EXCEPTION 'tailhook.publish: event type % is reserved for tailhook''s own events',
             quote_literal(publish_with_id.event_type) USING ERRCODE = 'insufficient_privilege';
     END IF;
-    PERFORM pg_advisory_xact_lock(7368005, hashtext(publish_with_id.event_id::text) & 255);
-    IF EXISTS (SELECT 1 FROM tailhook.outbox o WHERE o.event_id = publish_with_id.event_id) THEN
+    IF EXISTS (SELECT 1 FROM tailhook.event_ids e WHERE e.event_id = publish_with_id.event_id) THEN
         RETURN false;
     END IF;
-    INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
-    VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
-            publish_with_id.tenant, publish_with_id.ordering_key);
+    BEGIN
+        INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
+        VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
+                publish_with_id.tenant, publish_with_id.ordering_key);
+    EXCEPTION WHEN unique_violation THEN
+        RETURN false;
+    END;
     RETURN true;
 END
 $$;
 
--- tailhook step 28 partitions (39 of 50): outside a transaction
+-- tailhook step 28 partitions (52 of 63): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;
 
--- tailhook step 28 partitions (40 of 50): outside a transaction
+-- tailhook step 28 partitions (53 of 63): outside a transaction
 -- Where the periods tailhook manages start: rows below it (in the DEFAULT
 -- partition, or the legacy one of a converted installation) are retained
 -- row by row; rows at or above it live in range partitions retention drops
@@ -5550,7 +5704,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(min(b.lo), 'infinity') FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NOT NULL
 $$;
 
--- tailhook step 28 partitions (41 of 50): outside a transaction
+-- tailhook step 28 partitions (54 of 63): outside a transaction
 -- Creates the partitions of the three tables up to `ahead` periods of
 -- `width` past now(), each period from the last one's end to the next
 -- boundary of `width` (so a changed width takes effect at the end of the
@@ -5632,7 +5786,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (42 of 50): outside a transaction
+-- tailhook step 28 partitions (55 of 63): outside a transaction
 -- Rows in a DEFAULT partition that belong to a period tailhook manages (at
 -- or past the floor): written beyond the prepared range. partitions_prepare
 -- moves them once their period is prepared.
@@ -5651,7 +5805,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (43 of 50): outside a transaction
+-- tailhook step 28 partitions (56 of 63): outside a transaction
 -- A detached partition's end: dropped; the legacy partition of a converted
 -- installation is emptied and kept, detached (step 4's statements name it).
 CREATE OR REPLACE FUNCTION tailhook.partition_discard(part text) RETURNS void
@@ -5665,7 +5819,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (44 of 50): outside a transaction
+-- tailhook step 28 partitions (57 of 63): outside a transaction
 -- Retention by partition: drops the oldest period whose end is at least
 -- `succeeded_ms` old (one period per call: each call one short
 -- transaction). Its three partitions are detached (plain DETACH: PostgreSQL
@@ -5705,6 +5859,10 @@ BEGIN
     SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    -- Its events' ids are removed from event_ids afterwards, by retention.
+    INSERT INTO tailhook.event_ids_dropped (lo, hi)
+    SELECT coalesce(b.lo, '-infinity'), b.hi FROM tailhook.partition_bounds('outbox') b WHERE b.name = p_outbox
+        ON CONFLICT DO NOTHING;
     -- The deliveries to keep are looked for before any lock but this scan's
     -- own, which blocks no writer (a period may hold millions of rows, and
     -- finished deliveries still leased, cancelled or finished by hand while
@@ -5755,6 +5913,9 @@ BEGIN
         kept := kept + n;
     END IF;
     IF p_outbox IS NOT NULL THEN
+        -- Their ids are in event_ids already: the copy adds them again.
+        EXECUTE format('DELETE FROM tailhook.event_ids e USING tailhook.%I o WHERE e.event_id = o.event_id AND (o.dispatched_at IS NULL OR o.id = ANY ($1))',
+                       p_outbox) USING kept_events;
         EXECUTE format('INSERT INTO tailhook.outbox OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I o WHERE o.dispatched_at IS NULL OR o.id = ANY ($1)',
                        p_outbox) USING kept_events;
         GET DIAGNOSTICS n = ROW_COUNT;
@@ -5773,19 +5934,19 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (45 of 50): outside a transaction
+-- tailhook step 28 partitions (58 of 63): outside a transaction
 -- The sidecar's role runs partition maintenance without owning the tables:
 -- the three functions run as their owner (the role that migrated) and only
 -- roles granted the sidecar kind may call them.
 REVOKE EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int) FROM PUBLIC;
 
--- tailhook step 28 partitions (46 of 50): outside a transaction
+-- tailhook step 28 partitions (59 of 63): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.partitions_drop(bigint, bigint) FROM PUBLIC;
 
--- tailhook step 28 partitions (47 of 50): outside a transaction
+-- tailhook step 28 partitions (60 of 63): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.partition_strays() FROM PUBLIC;
 
--- tailhook step 28 partitions (48 of 50): outside a transaction
+-- tailhook step 28 partitions (61 of 63): outside a transaction
 -- grant_kind (sql/0027_api_tokens.sql) with them for the sidecar kind, and
 -- the roles granted so far get them.
 CREATE OR REPLACE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
@@ -5815,7 +5976,7 @@ BEGIN
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
             'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text) TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays() TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';
@@ -5827,10 +5988,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 28 partitions (49 of 50): outside a transaction
+-- tailhook step 28 partitions (62 of 63): outside a transaction
 SELECT tailhook.regrant();
 
--- tailhook step 28 partitions (50 of 50): outside a transaction
+-- tailhook step 28 partitions (63 of 63): outside a transaction
 -- The key head's trigger (sql/0009_key_heads.sql) finds the new head by
 -- (id, event_at), its partition's key, so the update reads one partition
 -- (pruned at run time), not every partition's primary key.
