@@ -31,8 +31,10 @@
 -- statements naming it run again harmlessly.
 --
 -- Version 10 cannot run again once this ran: PostgreSQL builds no index
--- CONCURRENTLY on a partitioned table (`tailhook migrate` never re-runs a
--- recorded version; a migrator stops running a file another recorded).
+-- CONCURRENTLY on a partitioned table. Its file says so (`-- tailhook: skip
+-- once tailhook.deliveries is partitioned`): `tailhook migrate`, the printed
+-- script's tools and the by-hand re-runs skip it then (its indexes are the
+-- partitioned table's); a migrator stops running a file another recorded.
 --
 -- tailhook: outside a transaction
 -- CREATE INDEX CONCURRENTLY cannot run in a transaction: `tailhook migrate`

@@ -24,7 +24,10 @@ mod typed;
 
 pub use console::{AttemptView, DeliveryView, Found, Latency, Minute, Page, Search};
 pub use manage::{EndpointFilter, TokenInfo};
-pub use migrate::{migrate, pending, print_sql, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION, STEP_MARKER};
+pub use migrate::{
+    migrate, partitioned, pending, print_sql, skips_once_partitioned, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION,
+    SKIP_ONCE_PARTITIONED, STEP_MARKER,
+};
 pub use operator::{demo_create_database, demo_drop_database, Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
 pub use partitions::{Dropped, Prepared};
 pub use queries::{

@@ -123,19 +123,7 @@ pub fn report(error: &dyn std::error::Error) -> String {
 /// (or an operator with psql) might: a file marked to run outside a
 /// transaction one statement at a time, the others whole.
 pub async fn apply_every_migration_by_hand(client: &tokio_postgres::Client) {
-    let partitioned: bool = client
-        .query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = 'tailhook.deliveries'::regclass", &[])
-        .await
-        .unwrap()
-        .get(0);
     for (version, _, sql) in tailhook::db::MIGRATIONS {
-        // Version 10's concurrent index builds name tailhook.deliveries, which
-        // version 28 partitioned (PostgreSQL builds no index CONCURRENTLY on
-        // a partitioned table): it cannot run again after 28, which
-        // supersedes it (its indexes are the partitioned table's).
-        if *version == 10 && partitioned {
-            continue;
-        }
         apply_migration_by_hand(client, *version, sql).await;
     }
 }
@@ -143,6 +131,9 @@ pub async fn apply_every_migration_by_hand(client: &tokio_postgres::Client) {
 /// Runs one migration file as a user would with psql (one that must run
 /// outside a transaction, statement by statement).
 pub async fn apply_migration_by_hand(client: &tokio_postgres::Client, version: i32, sql: &str) {
+    if tailhook::db::skips_once_partitioned(sql) && deliveries_partitioned(client).await {
+        return; // as its marker line says (version 10 once 28 has run)
+    }
     if sql.contains(tailhook::db::OUTSIDE_A_TRANSACTION) {
         for statement in tailhook::db::statements(sql) {
             client.batch_execute(statement).await.unwrap_or_else(|e| panic!("applying {version}: {e}"));
@@ -150,6 +141,19 @@ pub async fn apply_migration_by_hand(client: &tokio_postgres::Client, version: i
     } else {
         client.batch_execute(sql).await.unwrap_or_else(|e| panic!("applying {version}: {e}"));
     }
+}
+
+/// Whether `tailhook.deliveries` is partitioned (a file marked
+/// `tailhook::db::SKIP_ONCE_PARTITIONED` is then skipped).
+pub async fn deliveries_partitioned(client: &tokio_postgres::Client) -> bool {
+    client
+        .query_one(
+            "SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('tailhook.deliveries')), false)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// The relations of `table` (itself, or one of its partitions, whose names

@@ -2,7 +2,11 @@
 -- Run them in order. A step marked `transactional` is one statement and
 -- may run inside your tool's transaction; each step marked `outside a
 -- transaction` must run on its own in autocommit. `psql -v ON_ERROR_STOP=1
--- -f` runs the whole file correctly. Applying it again changes nothing.
+-- -f` runs the whole file correctly. Applying it again changes nothing,
+-- except that a step holding the line `-- tailhook: skip once tailhook.deliveries is partitioned`
+-- must then be left out: once `SELECT relkind FROM pg_class WHERE oid =
+-- 'tailhook.deliveries'::regclass` says 'p' (PostgreSQL builds no index
+-- CONCURRENTLY on a partitioned table; version 28 built them).
 -- The line below, before the first step, only keeps psql from printing
 -- the statements' "does not exist, skipping" notices.
 SET client_min_messages = warning;
@@ -947,6 +951,7 @@ END
 $tailhook_step$;
 
 -- tailhook step 10 concurrent_indexes (1 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 -- tailhook schema, version 10: the indexes on tailhook.deliveries that
 -- versions 3, 6 and 7 used to build with a plain CREATE INDEX (which blocks
 -- every write to the table for as long as the build takes on a large one),
@@ -960,6 +965,12 @@ $tailhook_step$;
 -- before it; another migration tool must do the same (psql -f does).
 -- Every statement is safe to re-run, and to run while another migrator
 -- runs this file.
+--
+-- tailhook: skip once tailhook.deliveries is partitioned
+-- Version 28 partitions tailhook.deliveries, with these indexes on the
+-- partitioned table; PostgreSQL builds no index CONCURRENTLY on one, so
+-- once it is partitioned this file is skipped (`tailhook migrate`, and a
+-- tool applying the printed script: each of its steps carries the line above).
 
 -- An interrupted concurrent build (a cancel, a crash, a lost connection)
 -- leaves an invalid index behind, which CREATE INDEX IF NOT EXISTS would
@@ -968,18 +979,23 @@ $tailhook_step$;
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_ordered_invalid;
 
 -- tailhook step 10 concurrent_indexes (2 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_finished_invalid;
 
 -- tailhook step 10 concurrent_indexes (3 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_succeeded_invalid;
 
 -- tailhook step 10 concurrent_indexes (4 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_failed_invalid;
 
 -- tailhook step 10 concurrent_indexes (5 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_keyed_scheduled_invalid;
 
 -- tailhook step 10 concurrent_indexes (6 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DO $$
 DECLARE
     i record;
@@ -1002,33 +1018,41 @@ END
 $$;
 
 -- tailhook step 10 concurrent_indexes (7 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_ordered_invalid;
 
 -- tailhook step 10 concurrent_indexes (8 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_finished_invalid;
 
 -- tailhook step 10 concurrent_indexes (9 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_succeeded_invalid;
 
 -- tailhook step 10 concurrent_indexes (10 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_failed_invalid;
 
 -- tailhook step 10 concurrent_indexes (11 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 DROP INDEX CONCURRENTLY IF EXISTS tailhook.deliveries_keyed_scheduled_invalid;
 
 -- tailhook step 10 concurrent_indexes (12 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 -- The head of each key (its oldest unfinished delivery) in one index probe.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_ordered
     ON tailhook.deliveries (endpoint_id, ordering_key, outbox_id)
     WHERE status IN ('pending', 'retrying') AND ordering_key IS NOT NULL;
 
 -- tailhook step 10 concurrent_indexes (13 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 -- Finished deliveries by age, per status, for retention (see sql/queries/retention_deliveries.sql).
 CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_finished
     ON tailhook.deliveries (status, completed_at)
     WHERE status IN ('succeeded', 'failed', 'cancelled');
 
 -- tailhook step 10 concurrent_indexes (14 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 -- Finished deliveries by endpoint and completion time, one partial index per
 -- outcome, for `tailhook status` (see 0007_status.sql).
 CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_succeeded
@@ -1036,11 +1060,13 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_succeeded
     WHERE status = 'succeeded';
 
 -- tailhook step 10 concurrent_indexes (15 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_failed
     ON tailhook.deliveries (endpoint_id, completed_at)
     WHERE status = 'failed';
 
 -- tailhook step 10 concurrent_indexes (16 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 -- Keyed deliveries that are scheduled (see 0009_key_heads.sql): each key's
 -- head, and the few left scheduled behind an older one. The due claim's check
 -- that no other delivery of a key is being sent reads these, not the key's
@@ -1050,6 +1076,7 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS deliveries_keyed_scheduled
     WHERE status IN ('pending', 'retrying') AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL;
 
 -- tailhook step 10 concurrent_indexes (17 of 17): outside a transaction
+-- tailhook: skip once tailhook.deliveries is partitioned
 -- Done only when every one is valid: a concurrent migrator's build still
 -- running makes this fail, and `tailhook migrate` waits for it and retries.
 DO $$
@@ -5004,8 +5031,10 @@ $tailhook_step$;
 -- statements naming it run again harmlessly.
 --
 -- Version 10 cannot run again once this ran: PostgreSQL builds no index
--- CONCURRENTLY on a partitioned table (`tailhook migrate` never re-runs a
--- recorded version; a migrator stops running a file another recorded).
+-- CONCURRENTLY on a partitioned table. Its file says so (`-- tailhook: skip
+-- once tailhook.deliveries is partitioned`): `tailhook migrate`, the printed
+-- script's tools and the by-hand re-runs skip it then (its indexes are the
+-- partitioned table's); a migrator stops running a file another recorded.
 --
 -- tailhook: outside a transaction
 -- CREATE INDEX CONCURRENTLY cannot run in a transaction: `tailhook migrate`
