@@ -245,6 +245,8 @@ async fn migrate_creates_the_schema_then_reports_up_to_date() {
             "endpoint_config",
             "endpoint_stats",
             "endpoints",
+            "event_ids",
+            "event_ids_dropped",
             "outbox",
             "outbox_default",
             "outbox_legacy",
