@@ -531,9 +531,11 @@ BEGIN
     END IF;
     WHILE EXISTS (SELECT 1 FROM pg_stat_activity a
                    WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
-                     AND a.backend_xid IS NOT NULL AND a.xact_start < since) LOOP
+                     AND a.backend_xid IS NOT NULL AND a.xact_start < since
+                     -- an aborted one rolls back: its rows never commit
+                     AND a.state IS DISTINCT FROM 'idle in transaction (aborted)') LOOP
         waited := waited + 1;
-        IF waited > 6000 THEN
+        IF waited > 600 THEN
             RAISE EXCEPTION 'tailhook: a transaction open since before % keeps event_ids from being filled; end it and run migrate again', since
                 USING ERRCODE = 'lock_not_available';
         END IF;
