@@ -105,7 +105,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     // with the console off) leaves the stored key alone: removing it is
     // `tailhook.set_portal_key(NULL)`, by hand (docs/guide/portal.md).
     if let Some(key) = &portal_key {
-        if let Err(error) = ctx.db.portal_set_key(key.bytes()).await {
+        if let Err(error) = ctx.db.portal_set_key(&key.hex()).await {
             tracing::warn!(%error, "cannot store the portal link key: tailhook.portal_link will not sign with this key");
         }
     }

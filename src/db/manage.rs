@@ -249,10 +249,10 @@ impl Db {
     }
 
     /// Stores the key `tailhook.portal_link` signs with.
-    pub async fn portal_set_key(&self, key: &[u8]) -> Result<(), DbError> {
-        let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    /// `key_hex`: the link key as hex.
+    pub async fn portal_set_key(&self, key_hex: &str) -> Result<(), DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 1] = [&key];
+            let params: [&dyn Param; 1] = [&key_hex];
             self.rows(&*client, PORTAL_SET_KEY, &params).await?;
             Ok(())
         })

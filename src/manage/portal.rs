@@ -45,9 +45,9 @@ impl LinkKey {
         Self(mac.finalize().into_bytes().into())
     }
 
-    /// The bytes `tailhook.set_portal_key` stores.
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
+    /// The bytes `tailhook.set_portal_key` stores, as hex.
+    pub fn hex(&self) -> String {
+        hex(&self.0)
     }
 
     fn mac(&self, body: &str) -> Hmac<Sha256> {
@@ -86,7 +86,8 @@ pub enum MintError {
     Ttl,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, as tokens and the stored key are written.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -639,7 +639,7 @@ async fn the_sql_function_and_the_cli_make_links_that_work_and_a_new_key_refuses
     // The owner cannot read the configured key: only the derived one is stored.
     let stored: String =
         client.query_one("SELECT encode(key, 'hex') FROM tailhook.portal_key", &[]).await.unwrap().get(0);
-    assert_eq!(stored, key().bytes().iter().map(|b| format!("{b:02x}")).collect::<String>());
+    assert_eq!(stored, key().hex());
     assert!(!stored.contains(&KEY.bytes().map(|b| format!("{b:02x}")).collect::<String>()));
 
     // The CLI signs with the configured key, no database needed.

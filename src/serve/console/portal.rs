@@ -123,7 +123,7 @@ fn csrf_for(process_csrf: &str, token: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(process_csrf.as_bytes()).expect("HMAC takes any key length");
     mac.update(b"tailhook portal csrf ");
     mac.update(token.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    crate::manage::portal::hex(&mac.finalize().into_bytes())
 }
 
 /// The response with its redirect and its page's links under `prefix`.
