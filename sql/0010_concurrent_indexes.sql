@@ -11,6 +11,12 @@
 -- before it; another migration tool must do the same (psql -f does).
 -- Every statement is safe to re-run, and to run while another migrator
 -- runs this file.
+--
+-- tailhook: skip once tailhook.deliveries is partitioned
+-- Version 31 partitions tailhook.deliveries, with these indexes on the
+-- partitioned table; PostgreSQL builds no index CONCURRENTLY on one, so
+-- once it is partitioned this file is skipped (`tailhook migrate`, and a
+-- tool applying the printed script: each of its steps carries the line above).
 
 -- An interrupted concurrent build (a cancel, a crash, a lost connection)
 -- leaves an invalid index behind, which CREATE INDEX IF NOT EXISTS would

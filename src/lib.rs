@@ -25,6 +25,7 @@ mod log_throttle;
 pub mod manage;
 pub mod metrics;
 mod operator;
+mod partitions;
 pub mod pipeline;
 mod retention;
 pub mod serve;

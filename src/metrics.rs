@@ -37,6 +37,10 @@ pub struct Metrics {
     pub database_errors: Family<Labels, Counter>,
     /// `table`.
     pub retention_deleted: Family<Labels, Counter>,
+    /// Partitions retention dropped (three per period).
+    pub retention_partitions_dropped: Counter,
+    /// `table`: rows in the DEFAULT partition whose period tailhook manages.
+    pub partition_default_rows: Family<Labels, Gauge>,
     /// Refreshed from SQL (see `metrics_gauges.sql`).
     pub outbox_lag: Gauge<f64, AtomicU64>,
     pub oldest_pending: Gauge<f64, AtomicU64>,
@@ -73,6 +77,8 @@ impl Metrics {
             record_duration: seconds_histogram(),
             database_errors: Family::default(),
             retention_deleted: Family::default(),
+            retention_partitions_dropped: Counter::default(),
+            partition_default_rows: Family::default(),
             outbox_lag: Gauge::default(),
             oldest_pending: Gauge::default(),
             pending: Family::default(),
@@ -113,6 +119,16 @@ impl Metrics {
         );
         r.register("tailhook_database_errors", "Failed database operations by operation", self.database_errors.clone());
         r.register("tailhook_retention_deleted", "Rows removed by retention, by table", self.retention_deleted.clone());
+        r.register(
+            "tailhook_retention_partitions_dropped",
+            "Partitions retention dropped whole (three per period)",
+            self.retention_partitions_dropped.clone(),
+        );
+        r.register(
+            "tailhook_partition_default_rows",
+            "Rows in a table's DEFAULT partition written past the prepared partitions, by table",
+            self.partition_default_rows.clone(),
+        );
         r.register("tailhook_outbox_lag_seconds", "Age of the oldest undispatched outbox row", self.outbox_lag.clone());
         r.register(
             "tailhook_oldest_pending_seconds",

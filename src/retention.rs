@@ -1,5 +1,13 @@
-//! Retention: deletes finished deliveries, their attempts and emptied outbox rows once old enough, in small batches, one replica at a time.
+//! Retention: drops whole partitions once their period is old enough, and deletes finished deliveries, their attempts and emptied outbox rows outside them in small batches, one replica at a time.
 //!
+//! Each run first drops the periods (the outbox's, deliveries' and attempts'
+//! partitions of the same time range) whose end is `succeeded_after_ms` old,
+//! one period per short transaction under the partition advisory lock; the
+//! few rows the rules below still keep are copied back first and land in the
+//! undated and DEFAULT partitions (tailhook.partitions_drop,
+//! sql/0031_partitions.sql). Rows outside the managed periods (those, and
+//! the legacy partition of a converted installation) are deleted row by row
+//! as before:
 //! Each run (every `retention.interval_ms`) deletes batch after batch, each
 //! batch one short transaction that first takes the retention advisory lock
 //! without waiting: when another replica holds it, this run ends at once (the
@@ -57,6 +65,15 @@ async fn run_once(
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(), DbError> {
+    drop_partitions(db, ages, metrics, shutdown).await?;
+    // The ids of events gone with dropped periods (tailhook.event_ids).
+    while !shutdown.is_cancelled() {
+        let started = tokio::time::Instant::now();
+        match db.retention_event_ids(ages.batch).await? {
+            Some(removed) if removed >= ages.batch => rest(started, shutdown).await,
+            _ => break,
+        }
+    }
     let orphans = db.cancel_orphans().await?;
     if orphans > 0 {
         tracing::info!(orphans, "cancelled deliveries whose endpoint no longer exists");
@@ -97,6 +114,31 @@ async fn run_once(
             outbox = total.outbox,
             "retention: old rows deleted"
         );
+    }
+    Ok(())
+}
+
+/// Drops old periods one at a time until none is old enough, another replica
+/// holds the partition lock, or a table stays busy past lock_timeout (then
+/// next run).
+async fn drop_partitions(db: &Db, ages: Ages, metrics: &Metrics, shutdown: &CancellationToken) -> Result<(), DbError> {
+    while !shutdown.is_cancelled() {
+        let dropped = match db.partitions_drop(ages.succeeded_ms, ages.failed_ms).await {
+            Ok(Some(d)) if d.dropped > 0 => d,
+            Ok(_) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(crate::partitions::LOCK_NOT_AVAILABLE | crate::partitions::DEADLOCK_DETECTED)
+                ) =>
+            {
+                tracing::debug!(error = %e, "retention: a table was busy; dropping its old partitions next run");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        metrics.retention_partitions_dropped.inc_by(dropped.dropped as u64);
+        tracing::info!(partitions = dropped.dropped, kept = dropped.kept, "retention: old partitions dropped");
     }
     Ok(())
 }

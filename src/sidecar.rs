@@ -219,7 +219,8 @@ struct Running {
 
 /// Spawns the recorder, the LISTEN connection, the HTTP listener (with the
 /// console when it is on), the heartbeat, the log summary, the endpoint
-/// refresher, both claim loops and retention; then wakes the claims.
+/// refresher, both claim loops, partition maintenance and retention; then
+/// wakes the claims.
 fn spawn(
     ctx: &Arc<Ctx>,
     records_rx: mpsc::Receiver<Record>,
@@ -275,6 +276,10 @@ fn spawn(
     tasks.spawn("endpoint refresher", refresh_endpoints(ctx.clone()));
     tasks.spawn("fan-out claims", claim::fan_out_loop(ctx.clone()));
     tasks.spawn("due claims", claim::due_loop(ctx.clone()));
+    if let Ok(width) = ctx.config.retention.partition_width() {
+        let metrics = ctx.metrics.clone();
+        tasks.spawn("partitions", crate::partitions::run(db.clone(), width, metrics, stop.clone()));
+    }
     if ctx.config.retention.enabled {
         let (config, metrics) = (ctx.config.retention.clone(), ctx.metrics.clone());
         tasks.spawn("retention", retention::run(db.clone(), config, metrics, stop.clone()));

@@ -37,7 +37,7 @@ WITH dead AS (
      WHERE e.enabled AND e.paused_until <= now()
        FOR NO KEY UPDATE SKIP LOCKED
 ), due AS (
-    SELECT d.id, d.outbox_id
+    SELECT d.id, d.outbox_id, d.event_at
       FROM (SELECT e.id,
                    CASE WHEN e.paused_until IS NOT NULL THEN 1
                         ELSE least($6::bigint, coalesce(r.room, $9::int)) END AS take
@@ -47,7 +47,7 @@ WITH dead AS (
                AND coalesce(r.room, $9::int) > 0
              ORDER BY random()) e
      CROSS JOIN LATERAL (
-            SELECT d.id, d.outbox_id
+            SELECT d.id, d.outbox_id, d.event_at
               FROM tailhook.deliveries d
              WHERE d.endpoint_id = e.id
                AND d.status IN ('pending', 'retrying')
@@ -88,9 +88,9 @@ WITH dead AS (
            locked_until = NULL, locked_by = NULL, lease = NULL,
            last_error = 'cancelled: its event no longer exists in tailhook.outbox'
       FROM due
-     WHERE d.id = due.id AND NOT EXISTS (SELECT 1 FROM events ev WHERE ev.id = due.outbox_id)
+     WHERE d.id = due.id AND d.event_at = due.event_at AND NOT EXISTS (SELECT 1 FROM events ev WHERE ev.id = due.outbox_id)
 ), sized AS (
-    SELECT due.id, least(octet_length(ev.body), $10::int) AS bytes,
+    SELECT due.id, due.event_at, least(octet_length(ev.body), $10::int) AS bytes,
            sum(least(octet_length(ev.body), $10::int)) OVER (ORDER BY due.outbox_id, due.id) AS running
       FROM due JOIN events ev ON ev.id = due.outbox_id
 ), leased AS (
@@ -104,8 +104,9 @@ WITH dead AS (
            transform_claims = CASE WHEN e.transform IS NULL THEN 0 ELSE d.transform_claims + 1 END,
            updated_at = now()
       FROM sized s, tailhook.endpoints e
-     WHERE d.id = s.id AND e.id = d.endpoint_id AND s.running - s.bytes < $11::bigint
-    RETURNING d.id, d.endpoint_id, d.attempts, d.outbox_id, d.locked_until, d.transform_claims
+     -- By (id, event_at): one partition's key, not every partition's.
+     WHERE d.id = s.id AND d.event_at = s.event_at AND e.id = d.endpoint_id AND s.running - s.bytes < $11::bigint
+    RETURNING d.id, d.endpoint_id, d.attempts, d.outbox_id, d.locked_until, d.transform_claims, d.event_at
 ), renewed AS (
     UPDATE tailhook.endpoints e
        SET paused_until = now() + pg_catalog.make_interval(secs => (coalesce(e.timeout_ms, $3::int)::bigint + $4::int)::numeric / 1000.0)
@@ -128,7 +129,9 @@ SELECT l.id AS delivery_id,
        ev.tenant,
        ev.traceparent,
        ev.tracestate,
-       l.transform_claims
+       l.transform_claims,
+       -- The delivery's partition key, for the result write (record_results.sql).
+       l.event_at
   FROM leased l
   JOIN events ev ON ev.id = l.outbox_id
  ORDER BY l.outbox_id, l.endpoint_id

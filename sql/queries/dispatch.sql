@@ -134,18 +134,22 @@ WITH locked AS MATERIALIZED (
 ), inserted AS (
     INSERT INTO tailhook.deliveries
            (outbox_id, endpoint_id, ordering_key, status, attempts, next_attempt_at, locked_until, locked_by, lease,
-            last_error, completed_at)
+            last_error, completed_at, event_at)
     SELECT m.outbox_id, m.endpoint_id, m.ordering_key, CASE WHEN m.routing_error IS NULL THEN 'pending' ELSE 'failed' END,
            0, CASE WHEN m.waiting OR m.routing_error IS NOT NULL THEN NULL ELSE now() END,
            CASE WHEN m.lease_now
                 THEN now() + pg_catalog.make_interval(secs => (coalesce(m.timeout_ms, $3::int)::bigint + $4::int)::numeric / 1000.0) END,
            CASE WHEN m.lease_now THEN $2::text END,
            CASE WHEN m.lease_now THEN $5::bigint END,
-           m.routing_error, CASE WHEN m.routing_error IS NOT NULL THEN now() END
+           m.routing_error, CASE WHEN m.routing_error IS NOT NULL THEN now() END,
+           -- The event's time: the delivery's partition is its event's period
+           -- (sql/0031_partitions.sql), so the key below is (event, endpoint).
+           c.created_at
       FROM leasing m
+      JOIN claimed c ON c.id = m.outbox_id
      ORDER BY m.outbox_id, m.endpoint_id
-        ON CONFLICT (outbox_id, endpoint_id) DO NOTHING
-    RETURNING id, outbox_id, endpoint_id, locked_until, status
+        ON CONFLICT (outbox_id, endpoint_id, event_at) DO NOTHING
+    RETURNING id, outbox_id, endpoint_id, locked_until, status, event_at
 )
 -- Every claimed row comes back (delivery_id NULL when it matched no endpoint,
 -- or only deliveries that failed at once),
@@ -167,7 +171,10 @@ SELECT i.id AS delivery_id,
        (extract(epoch FROM i.locked_until - now()) * 1000::numeric)::bigint AS lease_ms,
        c.tenant,
        mk.traceparent,
-       mk.tracestate
+       mk.tracestate,
+       -- The delivery's partition key: the result write and a release find
+       -- it by (id, event_at), in one partition (see record_results.sql).
+       i.event_at
   FROM claimed c
   -- LEFT: a claimed row must come back even when the UPDATE returned none
   -- for it (seen under back-to-back fan-out claims; an inner join left its

@@ -9,23 +9,34 @@
 -- meanwhile is not taken.
 -- Returns deliveries deleted, their attempts (from deliveries.attempts, which
 -- counts the attempt rows) and outbox rows deleted.
+-- Only rows below the periods tailhook manages (event_at under
+-- tailhook.partition_floor: the DEFAULT partition's rows not awaiting a
+-- partition, and a converted installation's legacy partition): the managed
+-- periods are dropped whole (tailhook.partitions_drop), and their partitions
+-- are pruned from these scans.
 -- $1 succeeded age ms, $2 failed and cancelled age ms, $3 batch size
-WITH candidates AS (
+WITH floor AS MATERIALIZED (
+    SELECT tailhook.partition_floor('deliveries') AS at
+), candidates AS (
     (SELECT id FROM tailhook.deliveries
       WHERE status = 'succeeded' AND completed_at < now() - $1::bigint::float8 * interval '1 millisecond'
+        AND event_at < (SELECT at FROM floor)
       ORDER BY status, completed_at LIMIT $3::bigint)
     UNION ALL
     (SELECT id FROM tailhook.deliveries
       WHERE status = 'failed' AND completed_at < now() - $2::bigint::float8 * interval '1 millisecond'
+        AND event_at < (SELECT at FROM floor)
       ORDER BY status, completed_at LIMIT $3::bigint)
     UNION ALL
     (SELECT id FROM tailhook.deliveries
       WHERE status = 'cancelled' AND completed_at < now() - $2::bigint::float8 * interval '1 millisecond'
+        AND event_at < (SELECT at FROM floor)
       ORDER BY status, completed_at LIMIT $3::bigint)
 ), doomed AS MATERIALIZED (
     SELECT d.id
       FROM tailhook.deliveries d
      WHERE d.id IN (SELECT id FROM candidates)
+       AND d.event_at < (SELECT at FROM floor)
        AND d.status IN ('succeeded', 'failed', 'cancelled')
        AND d.completed_at < now() - (CASE WHEN d.status = 'succeeded' THEN $1::bigint ELSE $2::bigint END)::float8
                                     * interval '1 millisecond'

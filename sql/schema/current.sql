@@ -873,6 +873,36 @@ BEGIN
 END
 $$;
 
+-- Name: event_ids_expire(integer); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.event_ids_expire(batch integer) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    p record;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    FOR p IN SELECT d.lo, d.hi FROM tailhook.event_ids_dropped d ORDER BY d.lo, d.hi LOOP
+        DELETE FROM tailhook.event_ids e
+         WHERE e.ctid = ANY (ARRAY(
+                   SELECT x.ctid FROM tailhook.event_ids x
+                    WHERE x.created_at >= p.lo AND x.created_at < p.hi
+                      AND NOT EXISTS (SELECT 1 FROM tailhook.outbox o
+                                       WHERE o.event_id = x.event_id AND o.created_at = x.created_at)
+                    LIMIT batch - total));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n < batch - total THEN
+            DELETE FROM tailhook.event_ids_dropped d WHERE d.lo = p.lo AND d.hi = p.hi;
+        END IF;
+        total := total + n;
+        EXIT WHEN total >= batch;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
 -- Name: event_type_matches(text[], text); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.event_type_matches(patterns text[], event_type text) RETURNS boolean
@@ -1212,7 +1242,8 @@ BEGIN
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.endpoints TO %1$s',
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text), tailhook.set_portal_key(bytea) TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text), tailhook.set_portal_key(bytea) TO %1$s',
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';
@@ -1373,6 +1404,632 @@ CREATE FUNCTION tailhook.operational_wanted(event_type text, subject bigint) RET
            AND tailhook.event_type_matches(e.event_types, operational_wanted.event_type))
 $$;
 
+-- Name: outbox_event_id_unique(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.outbox_event_id_unique() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    INSERT INTO tailhook.event_ids (event_id, created_at) SELECT n.event_id, n.created_at FROM new_rows n;
+    RETURN NULL;
+END
+$$;
+
+-- Name: outbox_event_ids_gone(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.outbox_event_ids_gone() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE tailhook.event_ids;
+    ELSE
+        DELETE FROM tailhook.event_ids e USING old_rows o WHERE e.event_id = o.event_id AND e.created_at = o.created_at;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Name: partition_bounds(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_bounds(tbl text) RETURNS TABLE(name text, lo timestamp with time zone, hi timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT c.relname::text,
+           CASE WHEN b.e LIKE 'FOR VALUES FROM (MINVALUE)%' THEN NULL
+                ELSE substring(b.e FROM 'FROM \(''([^'']+)''\)')::timestamptz END,
+           substring(b.e FROM 'TO \(''([^'']+)''\)')::timestamptz
+      FROM pg_inherits i
+      JOIN pg_class c ON c.oid = i.inhrelid
+     CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS e) b
+     WHERE i.inhparent = to_regclass('tailhook.' || tbl) AND b.e <> 'DEFAULT'
+       AND c.relname::text <> tbl || '_undated'
+$$;
+
+-- Name: partition_convert_check(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_convert_check(tbl text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    key text := tailhook.partition_key(tbl);
+    cut timestamptz;
+    old timestamptz;
+BEGIN
+    IF tailhook.partitioned(tbl) THEN
+        RETURN;
+    END IF;
+    SELECT p.cutoff INTO old FROM tailhook.partition_legacy p WHERE p.tbl = partition_convert_check.tbl;
+    IF old IS NOT NULL AND old > now() + interval '30 minutes' AND EXISTS (
+        SELECT 1 FROM pg_constraint WHERE conrelid = ('tailhook.' || tbl)::regclass AND conname = tbl || '_legacy_range') THEN
+        RETURN;
+    END IF;
+    -- One cutoff for the three tables (an event and its deliveries share a period).
+    SELECT max(p.cutoff) INTO cut FROM tailhook.partition_legacy p WHERE p.cutoff > now() + interval '30 minutes';
+    cut := coalesce(cut, date_trunc('hour', now()) + interval '2 hours');
+    PERFORM tailhook.partition_ddl(ARRAY[
+        format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', tbl, tbl || '_legacy_range'),
+        format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I < %L) NOT VALID',
+               tbl, tbl || '_legacy_range', key, key, cut)]);
+    INSERT INTO tailhook.partition_legacy (tbl, cutoff) VALUES (partition_convert_check.tbl, cut)
+        ON CONFLICT ON CONSTRAINT partition_legacy_pkey DO UPDATE SET cutoff = excluded.cutoff;
+END
+$$;
+
+-- Name: partition_convert_column(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_convert_column(tbl text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    IF tbl = 'outbox' OR tailhook.partitioned(tbl) OR EXISTS (
+        SELECT 1 FROM pg_attribute WHERE attrelid = ('tailhook.' || tbl)::regclass AND attname = 'event_at' AND NOT attisdropped) THEN
+        RETURN;
+    END IF;
+    PERFORM tailhook.partition_ddl(ARRAY[
+        format($s$ALTER TABLE tailhook.%I ADD COLUMN event_at timestamptz NOT NULL DEFAULT '-infinity'$s$, tbl)]);
+END
+$_$;
+
+-- Name: partition_convert_keys(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_convert_keys(tbl text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    legacy text := tbl || '_legacy';
+    statements text[] := '{}';
+    i record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = to_regclass('tailhook.' || legacy)) OR NOT EXISTS (
+        SELECT 1 FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+         WHERE c.relname = tbl || '_pkey' AND c.relnamespace = 'tailhook'::regnamespace AND NOT x.indisvalid) THEN
+        RETURN;
+    END IF;
+    FOR i IN SELECT c.conname FROM pg_constraint c
+              WHERE c.conrelid = ('tailhook.' || legacy)::regclass AND c.contype IN ('p', 'u') AND c.conname LIKE 'legacy\_%' LOOP
+        statements := statements || format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', legacy, i.conname);
+    END LOOP;
+    statements := statements
+        || format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I', legacy, legacy || '_key', legacy || '_key')
+        || format('ALTER INDEX tailhook.%I ATTACH PARTITION tailhook.%I', tbl || '_pkey', legacy || '_key');
+    IF tbl = 'outbox' THEN
+        statements := statements || 'ALTER INDEX tailhook.outbox_event_id ATTACH PARTITION tailhook.outbox_legacy_event_id'::text;
+    ELSIF tbl = 'deliveries' THEN
+        statements := statements
+            || 'ALTER TABLE tailhook.deliveries_legacy ADD CONSTRAINT deliveries_legacy_unique UNIQUE USING INDEX deliveries_legacy_unique'::text
+            || 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_legacy_unique'::text;
+    END IF;
+    PERFORM tailhook.partition_ddl(statements);
+END
+$$;
+
+-- Name: partition_convert_swap(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_convert_swap(tbl text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    tries int := 0;
+BEGIN
+    LOOP
+        EXIT WHEN tailhook.partitioned(tbl);
+        BEGIN
+            PERFORM set_config('lock_timeout', '200ms', true);
+            EXECUTE format('LOCK TABLE tailhook.%I IN ACCESS EXCLUSIVE MODE', tbl);
+            PERFORM set_config('lock_timeout', '0', true);
+            PERFORM tailhook.partition_convert_swap_locked(tbl);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            tries := tries + 1;
+            IF tries >= 300 THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(0.05 + random() * 0.15);
+        END;
+    END LOOP;
+END
+$$;
+
+-- Name: partition_convert_swap_locked(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_convert_swap_locked(tbl text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    key text := tailhook.partition_key(tbl);
+    legacy text := tbl || '_legacy';
+    old regclass := ('tailhook.' || tbl)::regclass;
+    cut timestamptz;
+    empty boolean;
+    views text[];
+    triggers text[];
+    grants text[];
+    s text;
+    i record;
+    last bigint;
+BEGIN
+    SELECT p.cutoff INTO cut FROM tailhook.partition_legacy p WHERE p.tbl = partition_convert_swap_locked.tbl;
+    EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM tailhook.%I)', tbl) INTO empty;
+    -- What is redefined on the new table: views reading it, its triggers,
+    -- its table and column privileges.
+    SELECT coalesce(array_agg(format('CREATE OR REPLACE VIEW %s AS %s', v.oid::regclass, pg_get_viewdef(v.oid)) ORDER BY v.oid), '{}')
+      INTO views
+      FROM pg_class v
+     WHERE v.relkind = 'v' AND v.oid IN (
+           SELECT r.ev_class FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+            WHERE d.refobjid = old);
+    SELECT coalesce(array_agg(pg_get_triggerdef(t.oid) ORDER BY t.tgname), '{}') INTO triggers
+      FROM pg_trigger t WHERE t.tgrelid = old AND NOT t.tgisinternal;
+    SELECT coalesce(array_agg(format('GRANT %s ON tailhook.%I TO %s', a.privilege_type, tbl,
+                                     CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END)), '{}')
+      INTO grants
+      FROM pg_class c, aclexplode(c.relacl) a
+     WHERE c.oid = old AND a.grantee <> c.relowner;
+    SELECT grants || coalesce(array_agg(format('GRANT %s (%I) ON tailhook.%I TO %s', a.privilege_type, t.attname, tbl,
+                                     CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END)), '{}')
+      INTO grants
+      FROM pg_attribute t, aclexplode(t.attacl) a
+     WHERE t.attrelid = old AND t.attacl IS NOT NULL AND NOT t.attisdropped;
+
+    FOR i IN SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = old AND NOT t.tgisinternal LOOP
+        EXECUTE format('DROP TRIGGER %I ON tailhook.%I', i.tgname, tbl);
+    END LOOP;
+    EXECUTE format('ALTER TABLE tailhook.%I RENAME TO %I', tbl, legacy);
+    EXECUTE format('ALTER SEQUENCE tailhook.%I RENAME TO %I', tbl || '_id_seq', legacy || '_id_seq');
+    -- The old table's keys and indexes step aside (their names go to the
+    -- new table's); its keys stay until the new ones are built (step 4).
+    FOR i IN SELECT c.conname FROM pg_constraint c WHERE c.conrelid = old AND c.contype IN ('p', 'u') LOOP
+        EXECUTE format('ALTER TABLE tailhook.%I RENAME CONSTRAINT %I TO %I', legacy, i.conname, 'legacy_' || i.conname);
+    END LOOP;
+    FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+              WHERE x.indrelid = old AND c.relname NOT LIKE 'legacy\_%' LOOP
+        EXECUTE format('ALTER INDEX tailhook.%I RENAME TO %I', i.relname, 'legacy_' || i.relname);
+    END LOOP;
+
+    EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY INCLUDING STORAGE INCLUDING COMMENTS) PARTITION BY RANGE (%I)',
+                   tbl, legacy, key);
+    EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', tbl, tbl || '_legacy_range');
+    -- LIKE copies a NOT VALID check as a valid one, which the old table's
+    -- could not be attached under: those are added NOT VALID again.
+    FOR i IN SELECT c.conname, pg_get_constraintdef(c.oid) AS def, obj_description(c.oid, 'pg_constraint') AS note
+               FROM pg_constraint c
+              WHERE c.conrelid = old AND c.contype = 'c' AND NOT c.convalidated
+                AND c.conname <> tbl || '_legacy_range' LOOP
+        EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', tbl, i.conname);
+        EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I %s', tbl, i.conname, i.def);
+        IF i.note IS NOT NULL THEN
+            EXECUTE format('COMMENT ON CONSTRAINT %I ON tailhook.%I IS %L', i.conname, tbl, i.note);
+        END IF;
+    END LOOP;
+    SELECT s.last_value INTO last FROM pg_sequences s WHERE s.schemaname = 'tailhook' AND s.sequencename = legacy || '_id_seq';
+    IF last IS NOT NULL THEN
+        PERFORM setval(format('tailhook.%I', tbl || '_id_seq'), last);
+    END IF;
+
+    -- The indexes the old table has already (attached as they are).
+    FOR i IN SELECT c.relname, pg_get_indexdef(x.indexrelid) AS def FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+              WHERE x.indrelid = old AND NOT x.indisunique AND c.relname LIKE 'legacy\_%' LOOP
+        EXECUTE replace(replace(i.def, 'INDEX ' || i.relname || ' ', 'INDEX ' || substr(i.relname, 8) || ' '),
+                        'ON tailhook.' || legacy || ' ', 'ON tailhook.' || tbl || ' ');
+    END LOOP;
+    IF NOT empty THEN
+        -- Its validated CHECK spares the scan; nothing is built.
+        EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (MINVALUE) TO (%L)', tbl, legacy, cut);
+    END IF;
+    EXECUTE format('CREATE TABLE tailhook.%I PARTITION OF tailhook.%I DEFAULT', tbl || '_default', tbl);
+    PERFORM tailhook.partition_name_indexes(tbl, tbl || '_default');
+    -- The new keys, on the partitioned table only: valid once each
+    -- partition's index is attached (the DEFAULT partition's now, the old
+    -- table's after its concurrent build, step 4).
+    IF tbl = 'outbox' THEN
+        EXECUTE 'ALTER TABLE ONLY tailhook.outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (id, created_at)';
+        EXECUTE 'CREATE INDEX outbox_event_id ON ONLY tailhook.outbox (event_id)';
+        EXECUTE 'ALTER TABLE tailhook.outbox_default ADD CONSTRAINT outbox_default_pkey PRIMARY KEY (id, created_at)';
+        EXECUTE 'CREATE INDEX outbox_default_event_id ON tailhook.outbox_default (event_id)';
+        EXECUTE 'ALTER INDEX tailhook.outbox_pkey ATTACH PARTITION tailhook.outbox_default_pkey';
+        EXECUTE 'ALTER INDEX tailhook.outbox_event_id ATTACH PARTITION tailhook.outbox_default_event_id';
+    ELSIF tbl = 'deliveries' THEN
+        EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id, event_at)';
+        EXECUTE 'ALTER TABLE ONLY tailhook.deliveries ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at)';
+        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_pkey PRIMARY KEY (id, event_at)';
+        EXECUTE 'ALTER TABLE tailhook.deliveries_default ADD CONSTRAINT deliveries_default_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at)';
+        EXECUTE 'ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_default_pkey';
+        EXECUTE 'ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_outbox_endpoint_unique';
+    ELSE
+        EXECUTE 'ALTER TABLE ONLY tailhook.attempts ADD CONSTRAINT attempts_pkey PRIMARY KEY (id, event_at)';
+        EXECUTE 'ALTER TABLE tailhook.attempts_default ADD CONSTRAINT attempts_default_pkey PRIMARY KEY (id, event_at)';
+        EXECUTE 'ALTER INDEX tailhook.attempts_pkey ATTACH PARTITION tailhook.attempts_default_pkey';
+    END IF;
+    FOREACH s IN ARRAY views LOOP
+        EXECUTE s;
+    END LOOP;
+    FOREACH s IN ARRAY triggers LOOP
+        EXECUTE s;
+    END LOOP;
+    FOREACH s IN ARRAY grants LOOP
+        EXECUTE s;
+    END LOOP;
+    IF empty THEN
+        PERFORM tailhook.partition_undated(tbl);
+        -- A fresh install: the old table stays behind, empty and detached,
+        -- so that step 4's statements (which name it) run again harmlessly.
+        EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT %I', legacy, tbl || '_legacy_range');
+        DELETE FROM tailhook.partition_legacy p WHERE p.tbl = partition_convert_swap_locked.tbl;
+    END IF;
+END
+$$;
+
+-- Name: partition_convert_validate(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_convert_validate(tbl text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT tailhook.partitioned(tbl) AND EXISTS (
+        SELECT 1 FROM pg_constraint WHERE conrelid = ('tailhook.' || tbl)::regclass
+           AND conname = tbl || '_legacy_range' AND NOT convalidated) THEN
+        EXECUTE format('ALTER TABLE tailhook.%I VALIDATE CONSTRAINT %I', tbl, tbl || '_legacy_range');
+    END IF;
+END
+$$;
+
+-- Name: partition_ddl(text[]); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_ddl(statements text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    tries int := 0;
+    s text;
+BEGIN
+    LOOP
+        BEGIN
+            PERFORM set_config('lock_timeout', '200ms', true);
+            FOREACH s IN ARRAY statements LOOP
+                EXECUTE s;
+            END LOOP;
+            PERFORM set_config('lock_timeout', '0', true);
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            tries := tries + 1;
+            IF tries >= 300 THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(0.05 + random() * 0.15);
+        END;
+    END LOOP;
+END
+$$;
+
+-- Name: partition_discard(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_discard(part text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF part LIKE '%\_legacy' THEN
+        EXECUTE format('TRUNCATE tailhook.%I', part);
+    ELSE
+        EXECUTE format('DROP TABLE tailhook.%I', part);
+    END IF;
+END
+$$;
+
+-- Name: partition_drop_invalid(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_drop_invalid() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    i record;
+BEGIN
+    FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+              WHERE c.relnamespace = 'tailhook'::regnamespace AND NOT x.indisvalid
+                AND c.relname IN ('outbox_legacy_key', 'outbox_legacy_event_id', 'deliveries_legacy_key',
+                                  'deliveries_legacy_unique', 'attempts_legacy_key')
+                AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = x.indexrelid)
+    LOOP
+        PERFORM tailhook.partition_ddl(ARRAY[format('DROP INDEX tailhook.%I', i.relname)]);
+    END LOOP;
+END
+$$;
+
+-- Name: partition_floor(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_floor(tbl text) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT coalesce(min(b.lo), 'infinity') FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NOT NULL
+$$;
+
+-- Name: partition_key(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_key(tbl text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE tbl WHEN 'outbox' THEN 'created_at' ELSE 'event_at' END
+$$;
+
+-- Name: partition_name_indexes(text, text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_name_indexes(tbl text, part text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    i record;
+BEGIN
+    FOR i IN SELECT c.relname AS child, p.relname AS parent
+               FROM pg_index x
+               JOIN pg_class c ON c.oid = x.indexrelid
+               JOIN pg_inherits h ON h.inhrelid = x.indexrelid
+               JOIN pg_class p ON p.oid = h.inhparent
+              WHERE x.indrelid = ('tailhook.' || part)::regclass
+                AND p.relname LIKE tbl || '\_%'
+                AND c.relname <> part || substr(p.relname, length(tbl) + 1) LOOP
+        EXECUTE format('ALTER INDEX tailhook.%I RENAME TO %I', i.child, part || substr(i.parent, length(tbl) + 1));
+    END LOOP;
+END
+$$;
+
+-- Name: partition_strays(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_strays() RETURNS TABLE(tbl text, strays bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['outbox', 'deliveries', 'attempts'] LOOP
+        tbl := t;
+        EXECUTE format('SELECT count(*) FROM tailhook.%I WHERE %I >= $1', t || '_default', tailhook.partition_key(t))
+           INTO strays USING tailhook.partition_floor(t);
+        RETURN NEXT;
+    END LOOP;
+END
+$_$;
+
+-- Name: partition_undated(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partition_undated(tbl text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    part text := tbl || '_undated';
+BEGIN
+    IF tbl = 'outbox' OR to_regclass('tailhook.' || part) IS NOT NULL OR EXISTS (
+        SELECT 1 FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NULL) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)', part, tbl);
+    EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (event_at IS NOT NULL AND event_at < %L)',
+                   part, part || '_range', '1970-01-01 00:00:00+00');
+    EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (MINVALUE) TO (%L)',
+                   tbl, part, '1970-01-01 00:00:00+00');
+    PERFORM tailhook.partition_name_indexes(tbl, part);
+END
+$$;
+
+-- Name: partitioned(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partitioned(tbl text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('tailhook.' || tbl) AND c.relkind = 'p')
+$$;
+
+-- Name: partitions_drop(bigint, bigint); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partitions_drop(succeeded_ms bigint, failed_ms bigint) RETURNS TABLE(dropped integer, kept bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    period_end timestamptz;
+    p_outbox text;
+    p_deliveries text;
+    p_attempts text;
+    kept_ids bigint[] := '{}';
+    keep_ids bigint[] := '{}';
+    kept_events bigint[] := '{}';
+    n bigint;
+BEGIN
+    dropped := 0;
+    kept := 0;
+    SELECT min(b.hi) INTO period_end FROM tailhook.partition_bounds('deliveries') b
+     WHERE b.hi <= now() - succeeded_ms * interval '1 millisecond';
+    IF period_end IS NULL THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
+    SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
+    SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    -- Its events' ids are removed from event_ids afterwards, by retention.
+    INSERT INTO tailhook.event_ids_dropped (lo, hi)
+    SELECT coalesce(b.lo, '-infinity'), b.hi FROM tailhook.partition_bounds('outbox') b WHERE b.name = p_outbox
+        ON CONFLICT DO NOTHING;
+    -- The deliveries to keep are looked for before any lock but this scan's
+    -- own, which blocks no writer (a period may hold millions of rows, and
+    -- finished deliveries still leased, cancelled or finished by hand while
+    -- their request is in flight, are in no index). A delivery that becomes
+    -- one to keep after this scan is pending or retrying (a redelivery; and
+    -- claims lease nothing else): found again below, by index, under the
+    -- locks. One that stopped being one is kept all the same.
+    EXECUTE format($q$SELECT coalesce(array_agg(d.id), '{}') FROM tailhook.%I d
+                       WHERE d.status IN ('pending', 'retrying')
+                          OR (d.status = 'succeeded' AND d.completed_at >= now() - $1::bigint * interval '1 millisecond')
+                          OR (d.status IN ('failed', 'cancelled')
+                              AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
+                          OR d.locked_until > now()$q$, p_deliveries)
+       INTO keep_ids USING succeeded_ms, failed_ms;
+    PERFORM set_config('lock_timeout', '200ms', true);
+    -- Parents in the order writers take them (outbox, deliveries, attempts).
+    IF p_outbox IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.outbox DETACH PARTITION tailhook.%I', p_outbox);
+    END IF;
+    EXECUTE format('ALTER TABLE tailhook.deliveries DETACH PARTITION tailhook.%I', p_deliveries);
+    IF p_attempts IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.attempts DETACH PARTITION tailhook.%I', p_attempts);
+    END IF;
+    PERFORM set_config('lock_timeout', '0', true);
+
+    -- Kept deliveries and attempts leave their period: event_at becomes
+    -- '-infinity' and they land in the undated partition (created now if the
+    -- legacy partition held its range).
+    PERFORM tailhook.partition_undated('deliveries');
+    PERFORM tailhook.partition_undated('attempts');
+    EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', p_deliveries, p_deliveries || '_range');
+    EXECUTE format($q$
+        WITH k AS (
+            UPDATE tailhook.%I d SET event_at = '-infinity'
+             WHERE d.id = ANY ($1) OR d.status IN ('pending', 'retrying')
+            RETURNING d.id, d.outbox_id)
+        SELECT coalesce(array_agg(k.id), '{}'), coalesce(array_agg(DISTINCT k.outbox_id), '{}') FROM k$q$, p_deliveries)
+       INTO kept_ids, kept_events USING keep_ids;
+    EXECUTE format('INSERT INTO tailhook.deliveries OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I d WHERE d.id = ANY ($1)',
+                   p_deliveries) USING kept_ids;
+    kept := kept + cardinality(kept_ids);
+    IF p_attempts IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.%I DROP CONSTRAINT IF EXISTS %I', p_attempts, p_attempts || '_range');
+        EXECUTE format($q$UPDATE tailhook.%I a SET event_at = '-infinity' WHERE a.delivery_id = ANY ($1)$q$, p_attempts) USING kept_ids;
+        EXECUTE format('INSERT INTO tailhook.attempts OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I a WHERE a.delivery_id = ANY ($1)',
+                       p_attempts) USING kept_ids;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        kept := kept + n;
+    END IF;
+    IF p_outbox IS NOT NULL THEN
+        -- Their ids are in event_ids already: the copy adds them again.
+        EXECUTE format('DELETE FROM tailhook.event_ids e USING tailhook.%I o WHERE e.event_id = o.event_id AND (o.dispatched_at IS NULL OR o.id = ANY ($1))',
+                       p_outbox) USING kept_events;
+        EXECUTE format('INSERT INTO tailhook.outbox OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I o WHERE o.dispatched_at IS NULL OR o.id = ANY ($1)',
+                       p_outbox) USING kept_events;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        kept := kept + n;
+        PERFORM tailhook.partition_discard(p_outbox);
+        dropped := dropped + 1;
+    END IF;
+    PERFORM tailhook.partition_discard(p_deliveries);
+    dropped := dropped + 1;
+    IF p_attempts IS NOT NULL THEN
+        PERFORM tailhook.partition_discard(p_attempts);
+        dropped := dropped + 1;
+    END IF;
+    DELETE FROM tailhook.partition_legacy l WHERE l.cutoff = period_end;
+    RETURN NEXT;
+END
+$_$;
+
+-- Name: partitions_prepare(interval, integer); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.partitions_prepare(width interval, ahead integer) RETURNS TABLE(created integer, moved bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    origin constant timestamptz := '2000-01-03 00:00:00+00'; -- a Monday, UTC
+    tbl text;
+    key text;
+    start timestamptz;
+    nxt timestamptz;
+    horizon timestamptz := now() + ahead * width;
+    floor_now timestamptz := date_bin(width, now(), origin) - width;
+    part text;
+    n bigint;
+    strays boolean;
+BEGIN
+    IF width < interval '1 second' OR ahead < 1 THEN
+        RAISE EXCEPTION 'tailhook.partitions_prepare: width must be at least 1 second and ahead at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    created := 0;
+    moved := 0;
+    PERFORM set_config('lock_timeout', '200ms', true);
+    FOREACH tbl IN ARRAY ARRAY['outbox', 'deliveries', 'attempts'] LOOP
+        key := tailhook.partition_key(tbl);
+        SELECT max(b.hi) INTO start FROM tailhook.partition_bounds(tbl) b;
+        start := coalesce(start, floor_now);
+        IF start < horizon THEN
+            -- Writers wait (SHARE ROW EXCLUSIVE: reads go on) until this
+            -- commits: an INSERT routed to the DEFAULT partition by the
+            -- partition list from before an ATTACH would otherwise fail that
+            -- partition's new constraint once the ATTACH commits. Readers
+            -- wait too (ACCESS EXCLUSIVE, taken at once rather than by an
+            -- upgrade that could deadlock with them) when rows will move.
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.%I WHERE %I >= $1 AND %I < $2)', tbl || '_default', key, key)
+               INTO strays USING start, horizon + width;
+            EXECUTE format('LOCK TABLE tailhook.%I IN %s MODE', tbl,
+                           CASE WHEN strays THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END);
+        END IF;
+        WHILE start < horizon LOOP
+            nxt := greatest(date_bin(width, start, origin) + width, floor_now);
+            part := tbl || '_p' || to_char(start AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MISS');
+            EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
+                           part, tbl);
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.%I WHERE %I >= $1 AND %I < $2)', tbl || '_default', key, key)
+               INTO strays USING start, nxt;
+            IF strays THEN
+                -- Readers wait too while rows change partition: a reader
+                -- planning with the partition list from before this commits
+                -- would find them in neither place.
+                EXECUTE format('LOCK TABLE tailhook.%I IN ACCESS EXCLUSIVE MODE', tbl);
+                EXECUTE format('WITH m AS (DELETE FROM tailhook.%I WHERE %I >= $1 AND %I < $2 RETURNING *) INSERT INTO tailhook.%I SELECT * FROM m',
+                               tbl || '_default', key, key, part) USING start, nxt;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                moved := moved + n;
+            END IF;
+            -- Proves the bound: ATTACH then skips scanning the new table.
+            EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I >= %L AND %I < %L)',
+                           part, part || '_range', key, key, start, key, nxt);
+            EXECUTE format('ALTER TABLE tailhook.%I ATTACH PARTITION tailhook.%I FOR VALUES FROM (%L) TO (%L)',
+                           tbl, part, start, nxt);
+            PERFORM tailhook.partition_name_indexes(tbl, part);
+            created := created + 1;
+            start := nxt;
+        END LOOP;
+    END LOOP;
+    RETURN NEXT;
+END
+$_$;
+
 -- Name: pem_certificates_valid(text, integer); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.pem_certificates_valid(pem text, max_bytes integer) RETURNS boolean
@@ -1471,19 +2128,22 @@ CREATE FUNCTION tailhook.publish_with_id(event_id uuid, event_type text, payload
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-DECLARE
-    inserted int;
 BEGIN
     IF starts_with(publish_with_id.event_type, 'tailhook.') AND publish_with_id.event_type <> 'tailhook.test' THEN
         RAISE EXCEPTION 'tailhook.publish: event type % is reserved for tailhook''s own events',
             quote_literal(publish_with_id.event_type) USING ERRCODE = 'insufficient_privilege';
     END IF;
-    INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
-    VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
-            publish_with_id.tenant, publish_with_id.ordering_key)
-    ON CONFLICT ON CONSTRAINT outbox_event_id_key DO NOTHING;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
-    RETURN inserted = 1;
+    IF EXISTS (SELECT 1 FROM tailhook.event_ids e WHERE e.event_id = publish_with_id.event_id) THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        INSERT INTO tailhook.outbox (event_id, event_type, payload, tenant, ordering_key)
+        VALUES (publish_with_id.event_id, publish_with_id.event_type, publish_with_id.payload,
+                publish_with_id.tenant, publish_with_id.ordering_key);
+    EXCEPTION WHEN unique_violation THEN
+        RETURN false;
+    END;
+    RETURN true;
 END
 $$;
 
@@ -1588,11 +2248,11 @@ CREATE FUNCTION tailhook.schedule_key_head() RETURNS trigger
 BEGIN
     UPDATE tailhook.deliveries d
        SET next_attempt_at = now()
-     WHERE d.id = (SELECT h.id FROM tailhook.deliveries h
-                    WHERE h.endpoint_id = OLD.endpoint_id AND h.ordering_key = OLD.ordering_key
-                      AND h.status IN ('pending', 'retrying')
-                    ORDER BY h.outbox_id
-                    LIMIT 1)
+     WHERE (d.id, d.event_at) = (SELECT h.id, h.event_at FROM tailhook.deliveries h
+                                  WHERE h.endpoint_id = OLD.endpoint_id AND h.ordering_key = OLD.ordering_key
+                                    AND h.status IN ('pending', 'retrying')
+                                  ORDER BY h.outbox_id
+                                  LIMIT 1)
        AND d.next_attempt_at IS NULL;
     RETURN NULL;
 END
@@ -1775,7 +2435,26 @@ CREATE TABLE tailhook.attempts (
     error_kind text,
     error text,
     response_body text,
-    requested_by text
+    requested_by text,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL
+)
+PARTITION BY RANGE (event_at);
+
+-- Name: attempts_default; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.attempts_default (
+    id bigint NOT NULL,
+    delivery_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    duration_ms integer NOT NULL,
+    status_code integer,
+    error_kind text,
+    error text,
+    response_body text,
+    requested_by text,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT attempts_error_kind_known CHECK ((error_kind = ANY (ARRAY['timeout'::text, 'connect'::text, 'dns'::text, 'tls'::text, 'http_status'::text, 'redirect'::text, 'blocked_address'::text, 'invalid_request'::text, 'payload_too_large'::text, 'body_read'::text, 'transform'::text])))
 );
 
 -- Name: attempts_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
@@ -1787,6 +2466,51 @@ ALTER TABLE tailhook.attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+-- Name: attempts_legacy; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.attempts_legacy (
+    id bigint NOT NULL,
+    delivery_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    duration_ms integer NOT NULL,
+    status_code integer,
+    error_kind text,
+    error text,
+    response_body text,
+    requested_by text,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL
+);
+
+-- Name: attempts_legacy_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.attempts_legacy ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tailhook.attempts_legacy_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- Name: attempts_undated; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.attempts_undated (
+    id bigint NOT NULL,
+    delivery_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    duration_ms integer NOT NULL,
+    status_code integer,
+    error_kind text,
+    error text,
+    response_body text,
+    requested_by text,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT attempts_error_kind_known CHECK ((error_kind = ANY (ARRAY['timeout'::text, 'connect'::text, 'dns'::text, 'tls'::text, 'http_status'::text, 'redirect'::text, 'blocked_address'::text, 'invalid_request'::text, 'payload_too_large'::text, 'body_read'::text, 'transform'::text]))),
+    CONSTRAINT attempts_undated_range CHECK (((event_at IS NOT NULL) AND (event_at < '1970-01-01 00:00:00+00'::timestamp with time zone)))
 );
 
 -- Name: capture_batch; Type: SEQUENCE; Schema: tailhook; Owner: -
@@ -1847,6 +2571,33 @@ CREATE TABLE tailhook.deliveries (
     transform_claims smallint DEFAULT 0 NOT NULL,
     redelivered_by text,
     redelivered_at timestamp with time zone,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT deliveries_status_known CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
+)
+PARTITION BY RANGE (event_at);
+
+-- Name: deliveries_default; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.deliveries_default (
+    id bigint NOT NULL,
+    outbox_id bigint NOT NULL,
+    endpoint_id bigint NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now(),
+    locked_until timestamp with time zone,
+    locked_by text,
+    lease bigint,
+    last_status_code integer,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    ordering_key text,
+    transform_claims smallint DEFAULT 0 NOT NULL,
+    redelivered_by text,
+    redelivered_at timestamp with time zone,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
     CONSTRAINT deliveries_status_known CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
 );
 
@@ -1859,6 +2610,68 @@ ALTER TABLE tailhook.deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+-- Name: deliveries_legacy; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.deliveries_legacy (
+    id bigint NOT NULL,
+    outbox_id bigint NOT NULL,
+    endpoint_id bigint NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now(),
+    locked_until timestamp with time zone,
+    locked_by text,
+    lease bigint,
+    last_status_code integer,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    ordering_key text,
+    transform_claims smallint DEFAULT 0 NOT NULL,
+    redelivered_by text,
+    redelivered_at timestamp with time zone,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT deliveries_status_known CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
+);
+
+-- Name: deliveries_legacy_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.deliveries_legacy ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tailhook.deliveries_legacy_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- Name: deliveries_undated; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.deliveries_undated (
+    id bigint NOT NULL,
+    outbox_id bigint NOT NULL,
+    endpoint_id bigint NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now(),
+    locked_until timestamp with time zone,
+    locked_by text,
+    lease bigint,
+    last_status_code integer,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    ordering_key text,
+    transform_claims smallint DEFAULT 0 NOT NULL,
+    redelivered_by text,
+    redelivered_at timestamp with time zone,
+    event_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+    CONSTRAINT deliveries_status_known CHECK ((status = ANY (ARRAY['pending'::text, 'retrying'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
+    CONSTRAINT deliveries_undated_range CHECK (((event_at IS NOT NULL) AND (event_at < '1970-01-01 00:00:00+00'::timestamp with time zone)))
 );
 
 -- Name: endpoints; Type: TABLE; Schema: tailhook; Owner: -
@@ -1922,7 +2735,8 @@ CREATE TABLE tailhook.outbox (
     traceparent text,
     tracestate text,
     CONSTRAINT outbox_event_type_not_empty CHECK ((event_type <> ''::text))
-);
+)
+PARTITION BY RANGE (created_at);
 
 -- Name: delivery_log; Type: VIEW; Schema: tailhook; Owner: -
 
@@ -2050,6 +2864,41 @@ ALTER TABLE tailhook.endpoints ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
     CACHE 1
 );
 
+-- Name: event_ids; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL
+);
+
+-- Name: TABLE event_ids; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON TABLE tailhook.event_ids IS 'filled';
+
+-- Name: event_ids_dropped; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_dropped (
+    lo timestamp with time zone NOT NULL,
+    hi timestamp with time zone NOT NULL
+);
+
+-- Name: outbox_default; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.outbox_default (
+    id bigint NOT NULL,
+    event_id uuid DEFAULT tailhook.uuid_v7() NOT NULL,
+    event_type text NOT NULL,
+    payload jsonb NOT NULL,
+    tenant text,
+    ordering_key text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    dispatched_at timestamp with time zone,
+    traceparent text,
+    tracestate text,
+    CONSTRAINT outbox_event_type_not_empty CHECK ((event_type <> ''::text)),
+    CONSTRAINT outbox_trace_context_valid CHECK ((((traceparent IS NULL) AND (tracestate IS NULL)) OR (tailhook.trace_context_problem(traceparent, tracestate) IS NULL)))
+);
+
 -- Name: outbox_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
 
 ALTER TABLE tailhook.outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
@@ -2059,6 +2908,40 @@ ALTER TABLE tailhook.outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+-- Name: outbox_legacy; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.outbox_legacy (
+    id bigint NOT NULL,
+    event_id uuid DEFAULT tailhook.uuid_v7() NOT NULL,
+    event_type text NOT NULL,
+    payload jsonb NOT NULL,
+    tenant text,
+    ordering_key text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    dispatched_at timestamp with time zone,
+    traceparent text,
+    tracestate text,
+    CONSTRAINT outbox_event_type_not_empty CHECK ((event_type <> ''::text))
+);
+
+-- Name: outbox_legacy_id_seq; Type: SEQUENCE; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.outbox_legacy ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tailhook.outbox_legacy_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+-- Name: partition_legacy; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.partition_legacy (
+    tbl text NOT NULL,
+    cutoff timestamp with time zone NOT NULL
 );
 
 -- Name: portal_key; Type: TABLE; Schema: tailhook; Owner: -
@@ -2106,6 +2989,26 @@ CREATE TABLE tailhook.secret_retirements (
     CONSTRAINT secret_retirements_keep_positive CHECK ((keep > 0))
 );
 
+-- Name: attempts_default; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.attempts ATTACH PARTITION tailhook.attempts_default DEFAULT;
+
+-- Name: attempts_undated; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.attempts ATTACH PARTITION tailhook.attempts_undated FOR VALUES FROM (MINVALUE) TO ('1970-01-01 00:00:00+00');
+
+-- Name: deliveries_default; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries ATTACH PARTITION tailhook.deliveries_default DEFAULT;
+
+-- Name: deliveries_undated; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries ATTACH PARTITION tailhook.deliveries_undated FOR VALUES FROM (MINVALUE) TO ('1970-01-01 00:00:00+00');
+
+-- Name: outbox_default; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.outbox ATTACH PARTITION tailhook.outbox_default DEFAULT;
+
 -- Name: api_tokens api_tokens_hash_key; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE ONLY tailhook.api_tokens
@@ -2116,15 +3019,30 @@ ALTER TABLE ONLY tailhook.api_tokens
 ALTER TABLE ONLY tailhook.api_tokens
     ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
 
+-- Name: attempts attempts_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.attempts
+    ADD CONSTRAINT attempts_pkey PRIMARY KEY (id, event_at);
+
+-- Name: attempts_default attempts_default_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.attempts_default
+    ADD CONSTRAINT attempts_default_pkey PRIMARY KEY (id, event_at);
+
 -- Name: attempts attempts_error_kind_known; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE tailhook.attempts
     ADD CONSTRAINT attempts_error_kind_known CHECK ((error_kind = ANY (ARRAY['timeout'::text, 'connect'::text, 'dns'::text, 'tls'::text, 'http_status'::text, 'redirect'::text, 'blocked_address'::text, 'invalid_request'::text, 'payload_too_large'::text, 'body_read'::text, 'transform'::text]))) NOT VALID;
 
--- Name: attempts attempts_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+-- Name: attempts_legacy attempts_error_kind_known; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
-ALTER TABLE ONLY tailhook.attempts
-    ADD CONSTRAINT attempts_pkey PRIMARY KEY (id);
+ALTER TABLE tailhook.attempts_legacy
+    ADD CONSTRAINT attempts_error_kind_known CHECK ((error_kind = ANY (ARRAY['timeout'::text, 'connect'::text, 'dns'::text, 'tls'::text, 'http_status'::text, 'redirect'::text, 'blocked_address'::text, 'invalid_request'::text, 'payload_too_large'::text, 'body_read'::text, 'transform'::text]))) NOT VALID;
+
+-- Name: attempts_undated attempts_undated_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.attempts_undated
+    ADD CONSTRAINT attempts_undated_pkey PRIMARY KEY (id, event_at);
 
 -- Name: capture_config capture_config_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
@@ -2134,12 +3052,32 @@ ALTER TABLE ONLY tailhook.capture_config
 -- Name: deliveries deliveries_outbox_endpoint_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE ONLY tailhook.deliveries
-    ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id);
+    ADD CONSTRAINT deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at);
+
+-- Name: deliveries_default deliveries_default_outbox_endpoint_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries_default
+    ADD CONSTRAINT deliveries_default_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at);
 
 -- Name: deliveries deliveries_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE ONLY tailhook.deliveries
-    ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id, event_at);
+
+-- Name: deliveries_default deliveries_default_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries_default
+    ADD CONSTRAINT deliveries_default_pkey PRIMARY KEY (id, event_at);
+
+-- Name: deliveries_undated deliveries_undated_outbox_endpoint_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries_undated
+    ADD CONSTRAINT deliveries_undated_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id, event_at);
+
+-- Name: deliveries_undated deliveries_undated_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries_undated
+    ADD CONSTRAINT deliveries_undated_pkey PRIMARY KEY (id, event_at);
 
 -- Name: endpoints endpoints_backoff_initial_ms_max; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
@@ -2292,15 +3230,50 @@ ALTER TABLE tailhook.endpoints
 ALTER TABLE tailhook.endpoints
     ADD CONSTRAINT endpoints_url_length CHECK ((length(url) <= 2048)) NOT VALID;
 
--- Name: outbox outbox_event_id_key; Type: CONSTRAINT; Schema: tailhook; Owner: -
+-- Name: event_ids_dropped event_ids_dropped_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
-ALTER TABLE ONLY tailhook.outbox
-    ADD CONSTRAINT outbox_event_id_key UNIQUE (event_id);
+ALTER TABLE ONLY tailhook.event_ids_dropped
+    ADD CONSTRAINT event_ids_dropped_pkey PRIMARY KEY (lo, hi);
+
+-- Name: attempts_legacy legacy_attempts_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.attempts_legacy
+    ADD CONSTRAINT legacy_attempts_pkey PRIMARY KEY (id);
+
+-- Name: deliveries_legacy legacy_deliveries_outbox_endpoint_unique; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries_legacy
+    ADD CONSTRAINT legacy_deliveries_outbox_endpoint_unique UNIQUE (outbox_id, endpoint_id);
+
+-- Name: deliveries_legacy legacy_deliveries_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.deliveries_legacy
+    ADD CONSTRAINT legacy_deliveries_pkey PRIMARY KEY (id);
+
+-- Name: outbox_legacy legacy_outbox_event_id_key; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.outbox_legacy
+    ADD CONSTRAINT legacy_outbox_event_id_key UNIQUE (event_id);
+
+-- Name: outbox_legacy legacy_outbox_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.outbox_legacy
+    ADD CONSTRAINT legacy_outbox_pkey PRIMARY KEY (id);
 
 -- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE ONLY tailhook.outbox
-    ADD CONSTRAINT outbox_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT outbox_pkey PRIMARY KEY (id, created_at);
+
+-- Name: outbox_default outbox_default_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.outbox_default
+    ADD CONSTRAINT outbox_default_pkey PRIMARY KEY (id, created_at);
+
+-- Name: event_ids outbox_event_id_key; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids
+    ADD CONSTRAINT outbox_event_id_key PRIMARY KEY (event_id);
 
 -- Name: outbox outbox_trace_context_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
@@ -2310,6 +3283,20 @@ ALTER TABLE tailhook.outbox
 -- Name: CONSTRAINT outbox_trace_context_valid ON outbox; Type: COMMENT; Schema: tailhook; Owner: -
 
 COMMENT ON CONSTRAINT outbox_trace_context_valid ON tailhook.outbox IS 'traceparent and tracestate must be W3C trace context (see tailhook.trace_context_problem)';
+
+-- Name: outbox_legacy outbox_trace_context_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE tailhook.outbox_legacy
+    ADD CONSTRAINT outbox_trace_context_valid CHECK ((((traceparent IS NULL) AND (tracestate IS NULL)) OR (tailhook.trace_context_problem(traceparent, tracestate) IS NULL))) NOT VALID;
+
+-- Name: CONSTRAINT outbox_trace_context_valid ON outbox_legacy; Type: COMMENT; Schema: tailhook; Owner: -
+
+COMMENT ON CONSTRAINT outbox_trace_context_valid ON tailhook.outbox_legacy IS 'traceparent and tracestate must be W3C trace context (see tailhook.trace_context_problem)';
+
+-- Name: partition_legacy partition_legacy_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.partition_legacy
+    ADD CONSTRAINT partition_legacy_pkey PRIMARY KEY (tbl);
 
 -- Name: portal_key portal_key_pkey; Type: CONSTRAINT; Schema: tailhook; Owner: -
 
@@ -2338,39 +3325,275 @@ ALTER TABLE ONLY tailhook.secret_retirements
 
 -- Name: attempts_delivery; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX attempts_delivery ON tailhook.attempts USING btree (delivery_id);
+CREATE INDEX attempts_delivery ON ONLY tailhook.attempts USING btree (delivery_id);
+
+-- Name: attempts_default_delivery; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX attempts_default_delivery ON tailhook.attempts_default USING btree (delivery_id);
+
+-- Name: attempts_legacy_key; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE UNIQUE INDEX attempts_legacy_key ON tailhook.attempts_legacy USING btree (id, event_at);
+
+-- Name: attempts_undated_delivery; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX attempts_undated_delivery ON tailhook.attempts_undated USING btree (delivery_id);
 
 -- Name: deliveries_due; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_due ON tailhook.deliveries USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
+CREATE INDEX deliveries_due ON ONLY tailhook.deliveries USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
+
+-- Name: deliveries_default_due; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_due ON tailhook.deliveries_default USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
 
 -- Name: deliveries_endpoint; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_endpoint ON tailhook.deliveries USING btree (endpoint_id);
+CREATE INDEX deliveries_endpoint ON ONLY tailhook.deliveries USING btree (endpoint_id);
+
+-- Name: deliveries_default_endpoint; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_endpoint ON tailhook.deliveries_default USING btree (endpoint_id);
 
 -- Name: deliveries_failed; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_failed ON tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
+CREATE INDEX deliveries_failed ON ONLY tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
+
+-- Name: deliveries_default_failed; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_failed ON tailhook.deliveries_default USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
 
 -- Name: deliveries_finished; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_finished ON tailhook.deliveries USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
+CREATE INDEX deliveries_finished ON ONLY tailhook.deliveries USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
+
+-- Name: deliveries_default_finished; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_finished ON tailhook.deliveries_default USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
 
 -- Name: deliveries_keyed_scheduled; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_keyed_scheduled ON tailhook.deliveries USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+CREATE INDEX deliveries_keyed_scheduled ON ONLY tailhook.deliveries USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+
+-- Name: deliveries_default_keyed_scheduled; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_keyed_scheduled ON tailhook.deliveries_default USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
 
 -- Name: deliveries_ordered; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_ordered ON tailhook.deliveries USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+CREATE INDEX deliveries_ordered ON ONLY tailhook.deliveries USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+
+-- Name: deliveries_default_ordered; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_ordered ON tailhook.deliveries_default USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
 
 -- Name: deliveries_succeeded; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX deliveries_succeeded ON tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
+CREATE INDEX deliveries_succeeded ON ONLY tailhook.deliveries USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
+
+-- Name: deliveries_default_succeeded; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_default_succeeded ON tailhook.deliveries_default USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
+
+-- Name: deliveries_legacy_key; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE UNIQUE INDEX deliveries_legacy_key ON tailhook.deliveries_legacy USING btree (id, event_at);
+
+-- Name: deliveries_legacy_unique; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE UNIQUE INDEX deliveries_legacy_unique ON tailhook.deliveries_legacy USING btree (outbox_id, endpoint_id, event_at);
+
+-- Name: deliveries_undated_due; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_due ON tailhook.deliveries_undated USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
+
+-- Name: deliveries_undated_endpoint; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_endpoint ON tailhook.deliveries_undated USING btree (endpoint_id);
+
+-- Name: deliveries_undated_failed; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_failed ON tailhook.deliveries_undated USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
+
+-- Name: deliveries_undated_finished; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_finished ON tailhook.deliveries_undated USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
+
+-- Name: deliveries_undated_keyed_scheduled; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_keyed_scheduled ON tailhook.deliveries_undated USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+
+-- Name: deliveries_undated_ordered; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_ordered ON tailhook.deliveries_undated USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+
+-- Name: deliveries_undated_succeeded; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX deliveries_undated_succeeded ON tailhook.deliveries_undated USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
+
+-- Name: event_ids_created_at; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_created_at ON tailhook.event_ids USING brin (created_at);
+
+-- Name: legacy_attempts_delivery; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX legacy_attempts_delivery ON tailhook.attempts_legacy USING btree (delivery_id);
+
+-- Name: legacy_deliveries_due; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX legacy_deliveries_due ON tailhook.deliveries_legacy USING btree (endpoint_id, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'retrying'::text]));
+
+-- Name: legacy_deliveries_endpoint; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX legacy_deliveries_endpoint ON tailhook.deliveries_legacy USING btree (endpoint_id);
+
+-- Name: legacy_deliveries_failed; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX legacy_deliveries_failed ON tailhook.deliveries_legacy USING btree (endpoint_id, completed_at) WHERE (status = 'failed'::text);
+
+-- Name: legacy_deliveries_finished; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX legacy_deliveries_finished ON tailhook.deliveries_legacy USING btree (status, completed_at) WHERE (status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]));
+
+-- Name: legacy_deliveries_keyed_scheduled; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX legacy_deliveries_keyed_scheduled ON tailhook.deliveries_legacy USING btree (endpoint_id, ordering_key) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL) AND (next_attempt_at IS NOT NULL));
+
+-- Name: legacy_deliveries_ordered; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX legacy_deliveries_ordered ON tailhook.deliveries_legacy USING btree (endpoint_id, ordering_key, outbox_id) WHERE ((status = ANY (ARRAY['pending'::text, 'retrying'::text])) AND (ordering_key IS NOT NULL));
+
+-- Name: legacy_deliveries_succeeded; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX legacy_deliveries_succeeded ON tailhook.deliveries_legacy USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
+
+-- Name: legacy_outbox_undispatched; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX legacy_outbox_undispatched ON tailhook.outbox_legacy USING btree (id) WHERE (dispatched_at IS NULL);
+
+-- Name: outbox_event_id; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX outbox_event_id ON ONLY tailhook.outbox USING btree (event_id);
+
+-- Name: outbox_default_event_id; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX outbox_default_event_id ON tailhook.outbox_default USING btree (event_id);
 
 -- Name: outbox_undispatched; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX outbox_undispatched ON tailhook.outbox USING btree (id) WHERE (dispatched_at IS NULL);
+CREATE INDEX outbox_undispatched ON ONLY tailhook.outbox USING btree (id) WHERE (dispatched_at IS NULL);
+
+-- Name: outbox_default_undispatched; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX outbox_default_undispatched ON tailhook.outbox_default USING btree (id) WHERE (dispatched_at IS NULL);
+
+-- Name: outbox_legacy_event_id; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX outbox_legacy_event_id ON tailhook.outbox_legacy USING btree (event_id);
+
+-- Name: outbox_legacy_key; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE UNIQUE INDEX outbox_legacy_key ON tailhook.outbox_legacy USING btree (id, created_at);
+
+-- Name: attempts_default_delivery; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.attempts_delivery ATTACH PARTITION tailhook.attempts_default_delivery;
+
+-- Name: attempts_default_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.attempts_pkey ATTACH PARTITION tailhook.attempts_default_pkey;
+
+-- Name: attempts_undated_delivery; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.attempts_delivery ATTACH PARTITION tailhook.attempts_undated_delivery;
+
+-- Name: attempts_undated_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.attempts_pkey ATTACH PARTITION tailhook.attempts_undated_pkey;
+
+-- Name: deliveries_default_due; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_due ATTACH PARTITION tailhook.deliveries_default_due;
+
+-- Name: deliveries_default_endpoint; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_endpoint ATTACH PARTITION tailhook.deliveries_default_endpoint;
+
+-- Name: deliveries_default_failed; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_failed ATTACH PARTITION tailhook.deliveries_default_failed;
+
+-- Name: deliveries_default_finished; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_finished ATTACH PARTITION tailhook.deliveries_default_finished;
+
+-- Name: deliveries_default_keyed_scheduled; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_keyed_scheduled ATTACH PARTITION tailhook.deliveries_default_keyed_scheduled;
+
+-- Name: deliveries_default_ordered; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_ordered ATTACH PARTITION tailhook.deliveries_default_ordered;
+
+-- Name: deliveries_default_outbox_endpoint_unique; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_default_outbox_endpoint_unique;
+
+-- Name: deliveries_default_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_default_pkey;
+
+-- Name: deliveries_default_succeeded; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_succeeded ATTACH PARTITION tailhook.deliveries_default_succeeded;
+
+-- Name: deliveries_undated_due; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_due ATTACH PARTITION tailhook.deliveries_undated_due;
+
+-- Name: deliveries_undated_endpoint; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_endpoint ATTACH PARTITION tailhook.deliveries_undated_endpoint;
+
+-- Name: deliveries_undated_failed; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_failed ATTACH PARTITION tailhook.deliveries_undated_failed;
+
+-- Name: deliveries_undated_finished; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_finished ATTACH PARTITION tailhook.deliveries_undated_finished;
+
+-- Name: deliveries_undated_keyed_scheduled; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_keyed_scheduled ATTACH PARTITION tailhook.deliveries_undated_keyed_scheduled;
+
+-- Name: deliveries_undated_ordered; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_ordered ATTACH PARTITION tailhook.deliveries_undated_ordered;
+
+-- Name: deliveries_undated_outbox_endpoint_unique; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_outbox_endpoint_unique ATTACH PARTITION tailhook.deliveries_undated_outbox_endpoint_unique;
+
+-- Name: deliveries_undated_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_undated_pkey;
+
+-- Name: deliveries_undated_succeeded; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.deliveries_succeeded ATTACH PARTITION tailhook.deliveries_undated_succeeded;
+
+-- Name: outbox_default_event_id; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id ATTACH PARTITION tailhook.outbox_default_event_id;
+
+-- Name: outbox_default_pkey; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_pkey ATTACH PARTITION tailhook.outbox_default_pkey;
+
+-- Name: outbox_default_undispatched; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_undispatched ATTACH PARTITION tailhook.outbox_default_undispatched;
 
 -- Name: deliveries deliveries_cascade; Type: TRIGGER; Schema: tailhook; Owner: -
 
@@ -2408,6 +3631,18 @@ CREATE TRIGGER endpoints_validate BEFORE INSERT OR UPDATE OF name, url, event_ty
 
 CREATE TRIGGER outbox_cascade AFTER DELETE ON tailhook.outbox REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tailhook.cascade_delete();
 
+-- Name: outbox outbox_event_id_unique; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER outbox_event_id_unique AFTER INSERT ON tailhook.outbox REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_id_unique();
+
+-- Name: outbox outbox_event_ids_deleted; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER outbox_event_ids_deleted AFTER DELETE ON tailhook.outbox REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_ids_gone();
+
+-- Name: outbox outbox_event_ids_truncated; Type: TRIGGER; Schema: tailhook; Owner: -
+
+CREATE TRIGGER outbox_event_ids_truncated AFTER TRUNCATE ON tailhook.outbox FOR EACH STATEMENT EXECUTE FUNCTION tailhook.outbox_event_ids_gone();
+
 -- Name: outbox outbox_notify; Type: TRIGGER; Schema: tailhook; Owner: -
 
 CREATE TRIGGER outbox_notify AFTER INSERT ON tailhook.outbox FOR EACH STATEMENT EXECUTE FUNCTION tailhook.notify_outbox();
@@ -2424,6 +3659,10 @@ REVOKE ALL ON FUNCTION tailhook.cascade_delete() FROM PUBLIC;
 -- Name: FUNCTION create_api_token(scope text, tenant text, name text, expires_in interval); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.create_api_token(scope text, tenant text, name text, expires_in interval) FROM PUBLIC;
+
+-- Name: FUNCTION event_ids_expire(batch integer); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.event_ids_expire(batch integer) FROM PUBLIC;
 
 -- Name: FUNCTION expand_captures(max_rows integer, wait boolean); Type: ACL; Schema: tailhook; Owner: -
 
@@ -2456,6 +3695,26 @@ REVOKE ALL ON FUNCTION tailhook.grant_sidecar(role regrole) FROM PUBLIC;
 -- Name: FUNCTION hmac_sha256(key bytea, message bytea); Type: ACL; Schema: tailhook; Owner: -
 
 REVOKE ALL ON FUNCTION tailhook.hmac_sha256(key bytea, message bytea) FROM PUBLIC;
+
+-- Name: FUNCTION outbox_event_id_unique(); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
+
+-- Name: FUNCTION outbox_event_ids_gone(); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.outbox_event_ids_gone() FROM PUBLIC;
+
+-- Name: FUNCTION partition_strays(); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.partition_strays() FROM PUBLIC;
+
+-- Name: FUNCTION partitions_drop(succeeded_ms bigint, failed_ms bigint); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.partitions_drop(succeeded_ms bigint, failed_ms bigint) FROM PUBLIC;
+
+-- Name: FUNCTION partitions_prepare(width interval, ahead integer); Type: ACL; Schema: tailhook; Owner: -
+
+REVOKE ALL ON FUNCTION tailhook.partitions_prepare(width interval, ahead integer) FROM PUBLIC;
 
 -- Name: FUNCTION portal_link(tenant text, ttl interval, read_only boolean); Type: ACL; Schema: tailhook; Owner: -
 

@@ -414,6 +414,10 @@ mod tests {
             ("[retention]\ninterval_ms = 0", "config key `retention.interval_ms`: must be greater than 0"),
             ("[retention]\nsucceeded_after_ms = 0", "config key `retention.succeeded_after_ms`: must be greater"),
             ("[retention]\nbatch_size = 100000", "config key `retention.batch_size`: must be at most 5000"),
+            (
+                "[retention]\npartition_interval = \"1 week\"",
+                "config key `retention.partition_interval`: must be a whole number",
+            ),
             ("[retention]\nkeep_days = 3", "config key `retention.keep_days`: unknown key"),
             ("[database]\nkeepalive_idle_ms = 10", "config key `database.keepalive_idle_ms`: must be at least 1000"),
             ("[database]\nkeepalive_interval_ms = 0", "config key `database.keepalive_interval_ms`"),

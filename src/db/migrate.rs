@@ -38,11 +38,24 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (27, "api_tokens", include_str!("../../sql/0027_api_tokens.sql")),
     (29, "redelivered_by", include_str!("../../sql/0029_redelivered_by.sql")),
     (30, "portal", include_str!("../../sql/0030_portal.sql")),
+    (31, "partitions", include_str!("../../sql/0031_partitions.sql")),
 ];
 
 /// A file holding this line runs outside a transaction, one statement at a
 /// time (`CREATE INDEX CONCURRENTLY` cannot run inside one).
 pub const OUTSIDE_A_TRANSACTION: &str = "-- tailhook: outside a transaction";
+
+/// A file holding this line (version 10's concurrent index builds) is
+/// skipped once `tailhook.deliveries` is partitioned (version 31): its
+/// indexes are then the partitioned table's, and PostgreSQL builds no index
+/// `CONCURRENTLY` on a partitioned table. Each printed step of such a file
+/// carries the line, for the tool applying the script (see [`print_sql`]).
+pub const SKIP_ONCE_PARTITIONED: &str = "-- tailhook: skip once tailhook.deliveries is partitioned";
+
+/// Whether `sql` is a file [`SKIP_ONCE_PARTITIONED`] applies to.
+pub fn skips_once_partitioned(sql: &str) -> bool {
+    sql.lines().any(|line| line.trim() == SKIP_ONCE_PARTITIONED)
+}
 
 const PREPARE: &str = include_str!("../../sql/queries/migrations_prepare.sql");
 const APPLIED: &str = include_str!("../../sql/queries/migrations_applied.sql");
@@ -52,6 +65,7 @@ const TABLE_EXISTS: &str = include_str!("../../sql/queries/migrations_table_exis
 const PRINT_STEP: &str = include_str!("../../sql/queries/migrations_print_step.sql");
 const PRINT_RECORD: &str = include_str!("../../sql/queries/migrations_print_record.sql");
 const QUIET: &str = include_str!("../../sql/queries/migrations_quiet.sql");
+const PARTITIONED: &str = include_str!("../../sql/queries/migrations_partitioned.sql");
 const RESTORE_MESSAGES: &str = include_str!("../../sql/queries/migrations_restore_messages.sql");
 
 /// Every line that begins a step of [`print_sql`]'s script starts so.
@@ -179,7 +193,11 @@ pub fn print_sql(steps: &[(i32, &str, &str)]) -> String {
          -- Run them in order. A step marked `transactional` is one statement and\n\
          -- may run inside your tool's transaction; each step marked `outside a\n\
          -- transaction` must run on its own in autocommit. `psql -v ON_ERROR_STOP=1\n\
-         -- -f` runs the whole file correctly. Applying it again changes nothing.\n\
+         -- -f` runs the whole file correctly. Applying it again changes nothing,\n\
+         -- except that a step holding the line `{SKIP_ONCE_PARTITIONED}`\n\
+         -- must then be left out: once `SELECT relkind FROM pg_class WHERE oid =\n\
+         -- 'tailhook.deliveries'::regclass` says 'p' (PostgreSQL builds no index\n\
+         -- CONCURRENTLY on a partitioned table; version 31 built them).\n\
          -- The line below, before the first step, only keeps psql from printing\n\
          -- the statements' \"does not exist, skipping\" notices.\n\
          SET client_min_messages = warning;\n",
@@ -201,8 +219,10 @@ pub fn print_sql(steps: &[(i32, &str, &str)]) -> String {
             let statements = statements(sql);
             for (i, statement) in statements.iter().enumerate() {
                 let n = statements.len();
+                let skip =
+                    if skips_once_partitioned(sql) { format!("{SKIP_ONCE_PARTITIONED}\n") } else { String::new() };
                 out.push_str(&format!(
-                    "{STEP_MARKER}{version} {name} ({} of {n}): outside a transaction\n{statement}\n\n",
+                    "{STEP_MARKER}{version} {name} ({} of {n}): outside a transaction\n{skip}{statement}\n\n",
                     i + 1
                 ));
             }
@@ -254,6 +274,16 @@ async fn run_statements_outside(client: &Client, version: i32, name: &'static st
     let mut tries = 0;
     loop {
         wait_for_index_builds(client).await?;
+        // Another migrator ran the file to its end and recorded it meanwhile
+        // (and may have gone further: after version 31 partitioned
+        // tailhook.deliveries, version 10's concurrent builds cannot run).
+        if recorded_meanwhile(client, version).await? {
+            return Ok(());
+        }
+        if skips_once_partitioned(sql) && partitioned(client).await? {
+            tracing::info!(version, name, "skipped: tailhook.deliveries is partitioned (version 31 has these indexes)");
+            return Ok(());
+        }
         tries += 1;
         let mut result = Ok(());
         for statement in statements(sql) {
@@ -270,6 +300,17 @@ async fn run_statements_outside(client: &Client, version: i32, name: &'static st
             Ok(()) => return Ok(()),
         }
     }
+}
+
+/// Whether `tailhook.deliveries` is a partitioned table (see [`SKIP_ONCE_PARTITIONED`]).
+pub async fn partitioned(client: &Client) -> Result<bool, DbError> {
+    Ok(client.query_typed(PARTITIONED, &[]).await?.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(false))
+}
+
+/// Whether `version` is recorded (read outside any transaction).
+async fn recorded_meanwhile(client: &Client, version: i32) -> Result<bool, DbError> {
+    let rows = client.query_typed(APPLIED, &[]).await?;
+    Ok(rows.iter().any(|r| r.try_get::<_, i32>(0).is_ok_and(|v| v == version)))
 }
 
 /// Runs of a file outside a transaction before its error is final.
@@ -367,7 +408,7 @@ mod tests {
     fn only_files_that_say_so_run_outside_a_transaction() {
         let outside: Vec<i32> =
             MIGRATIONS.iter().filter(|(_, _, sql)| runs_outside_a_transaction(sql)).map(|m| m.0).collect();
-        assert_eq!(outside, [10]);
+        assert_eq!(outside, [10, 31]);
         for (_, _, sql) in MIGRATIONS.iter().filter(|(_, _, sql)| !runs_outside_a_transaction(sql)) {
             assert!(!sql.to_uppercase().contains("CONCURRENTLY IF"), "a concurrent build in a transaction");
         }

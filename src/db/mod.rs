@@ -16,6 +16,7 @@ pub mod local_pg;
 mod manage;
 mod migrate;
 mod operator;
+mod partitions;
 mod queries;
 mod retention;
 pub mod tls;
@@ -23,10 +24,14 @@ mod typed;
 
 pub use console::{AttemptView, DeliveryView, Found, Latency, Minute, Page, Search};
 pub use manage::{EndpointFilter, TokenInfo};
-pub use migrate::{migrate, pending, print_sql, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION, STEP_MARKER};
+pub use migrate::{
+    migrate, partitioned, pending, print_sql, skips_once_partitioned, statements, MIGRATIONS, OUTSIDE_A_TRANSACTION,
+    SKIP_ONCE_PARTITIONED, STEP_MARKER,
+};
 pub use operator::{demo_create_database, demo_drop_database, Capture, DemoDelivery, EndpointStatus, DEMO_RECORD};
+pub use partitions::{Dropped, Prepared};
 pub use queries::{
-    ClaimedRow, EndpointFields, EndpointRow, HealthBatch, HealthChanges, Lease, ResultBatch, Rooms, Selection,
+    ClaimedRow, EndpointFields, EndpointRow, EventAt, HealthBatch, HealthChanges, Lease, ResultBatch, Rooms, Selection,
 };
 pub use retention::{Ages, OutboxStep, Removed};
 

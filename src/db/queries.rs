@@ -9,6 +9,12 @@ use std::error::Error as _;
 use std::time::SystemTime;
 use tokio_postgres::Row;
 
+/// A delivery's event_at, its partition key: the event's time, or
+/// `-infinity` for a delivery retention kept out of a dropped period or one
+/// written by hand without it (sql/0031_partitions.sql), which `SystemTime`
+/// alone cannot hold.
+pub type EventAt = tokio_postgres::types::Timestamp<SystemTime>;
+
 const DISPATCH: &str = include_str!("../../sql/queries/dispatch.sql");
 const METRICS_GAUGES: &str = include_str!("../../sql/queries/metrics_gauges.sql");
 const REPLICA_HEARTBEAT: &str = include_str!("../../sql/queries/replica_heartbeat.sql");
@@ -82,6 +88,10 @@ pub struct ClaimedRow {
     /// Due claims since the delivery's last result, for an endpoint with a
     /// transform (sql/0022_transform_claims.sql); 0 at fan-out.
     pub transform_claims: i16,
+    /// The delivery's partition key (its event's time, or `-infinity` once
+    /// retention kept it out of a dropped period): the result write and a
+    /// release find the delivery by (id, event_at), in one partition.
+    pub event_at: Option<EventAt>,
 }
 
 impl ClaimedRow {
@@ -102,6 +112,7 @@ impl ClaimedRow {
             tracestate: row.try_get("tracestate")?,
             // Only the due claim returns it.
             transform_claims: row.try_get("transform_claims").unwrap_or(0),
+            event_at: row.try_get("event_at")?,
         })
     }
 }
@@ -139,6 +150,8 @@ pub struct ResultBatch {
     pub started_at: Vec<SystemTime>,
     pub duration_ms: Vec<i32>,
     pub response_body: Vec<Option<String>>,
+    /// Each delivery's event_at, as its claim returned it (its partition key).
+    pub event_at: Vec<EventAt>,
 }
 
 impl ResultBatch {
@@ -429,7 +442,7 @@ impl Db {
     /// delivery if nothing else had).
     pub async fn record_results(&self, replica: &str, b: &ResultBatch) -> Result<Vec<(i64, i64)>, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 13] = [
+            let params: [&dyn Param; 14] = [
                 &replica,
                 &b.delivery_id,
                 &b.attempt,
@@ -443,6 +456,7 @@ impl Db {
                 &b.response_body,
                 &b.last_error,
                 &b.lease,
+                &b.event_at,
             ];
             let rows = self.rows_in_one_round_trip(client, PIPELINE_BEGIN, RECORD_RESULTS, &params).await?;
             rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
@@ -450,10 +464,19 @@ impl Db {
         .await
     }
 
-    /// Releases the given (delivery id, lease token) leases of this replica.
-    pub async fn release(&self, replica: &str, ids: &[i64], leases: &[i64]) -> Result<u64, DbError> {
-        self.with_client(async |client| Ok(self.exec(&*client, RELEASE_LEASES, &[&replica, &ids, &leases]).await?))
-            .await
+    /// Releases the given (delivery id, lease token) leases of this replica;
+    /// `event_at` is each delivery's, as its claim returned it.
+    pub async fn release(
+        &self,
+        replica: &str,
+        ids: &[i64],
+        leases: &[i64],
+        event_at: &[EventAt],
+    ) -> Result<u64, DbError> {
+        self.with_client(async |client| {
+            Ok(self.exec(&*client, RELEASE_LEASES, &[&replica, &ids, &leases, &event_at]).await?)
+        })
+        .await
     }
 
     /// One batch of redelivery (see `redeliver_batch.sql`): returns how many

@@ -7,6 +7,7 @@ const LOCK: &str = include_str!("../../sql/queries/retention_lock.sql");
 const STAMP_CANCELLED: &str = include_str!("../../sql/queries/retention_stamp_cancelled.sql");
 const DELIVERIES: &str = include_str!("../../sql/queries/retention_deliveries.sql");
 const OUTBOX: &str = include_str!("../../sql/queries/retention_outbox.sql");
+const EVENT_IDS: &str = include_str!("../../sql/queries/retention_event_ids.sql");
 
 /// What one retention batch removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,23 @@ impl Db {
             let step = OutboxStep { removed: row.try_get(0)?, next_after: row.try_get(1)?, done: row.try_get(2)? };
             tx.commit().await?;
             Ok(Some(step))
+        })
+        .await
+    }
+
+    /// Up to `batch` ids of events gone with a dropped period removed from
+    /// `tailhook.event_ids`, in its own transaction; `None` when another
+    /// replica holds the retention lock.
+    pub async fn retention_event_ids(&self, batch: i64) -> Result<Option<i64>, DbError> {
+        self.with_client(async |client| {
+            let tx = client.transaction().await?;
+            if !self.one(&tx, LOCK, &[]).await?.try_get::<_, bool>(0)? {
+                return Ok(None);
+            }
+            let batch = batch.clamp(1, i32::MAX as i64) as i32;
+            let removed: i64 = self.one(&tx, EVENT_IDS, &[&batch]).await?.try_get(0)?;
+            tx.commit().await?;
+            Ok(Some(removed))
         })
         .await
     }

@@ -45,6 +45,7 @@ pg_types! {
     String => TEXT, TEXT_ARRAY;
     &str => TEXT, TEXT_ARRAY;
     SystemTime => TIMESTAMPTZ, TIMESTAMPTZ_ARRAY;
+    tokio_postgres::types::Timestamp<SystemTime> => TIMESTAMPTZ, TIMESTAMPTZ_ARRAY;
 }
 
 impl<T: PgType> PgType for Option<T> {

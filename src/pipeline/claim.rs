@@ -377,7 +377,8 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
     let mut event: Option<(i64, Arc<Event>)> = None;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in rows {
-        let (Some(delivery_id), Some(endpoint_id), Some(lease_ms)) = (row.delivery_id, row.endpoint_id, row.lease_ms)
+        let (Some(delivery_id), Some(endpoint_id), Some(lease_ms), Some(event_at)) =
+            (row.delivery_id, row.endpoint_id, row.lease_ms, row.event_at)
         else {
             continue; // an outbox row with no delivery to send now
         };
@@ -396,19 +397,20 @@ async fn start_workers(ctx: &Arc<Ctx>, rows: Vec<ClaimedRow>, mut reserved: usiz
         };
         let Some(shared) = shared else {
             tracing::error!(delivery_id, "claim returned a delivery without its payload; releasing it");
-            let _ = ctx.records.send(Record::Release { delivery_id, lease }).await;
+            let _ = ctx.records.send(Record::Release { delivery_id, event_at, lease }).await;
             continue;
         };
         event = Some((row.outbox_id, shared.clone()));
         if reserved == 0 {
             // More deliveries than slots (endpoints were added since the
             // count): hand the lease back rather than wait under the claim lock.
-            let _ = ctx.records.send(Record::Release { delivery_id, lease }).await;
+            let _ = ctx.records.send(Record::Release { delivery_id, event_at, lease }).await;
             continue;
         }
         reserved -= 1;
         let job = Job {
             delivery_id,
+            event_at,
             endpoint_id,
             attempt: row.attempts as u32 + 1,
             lease,

@@ -1,7 +1,7 @@
 //! Writes attempt results back in batches (one statement per batch) and gives back leases that will not be used.
 
 use crate::config::DeliveryConfig;
-use crate::db::{Db, DbError, HealthBatch, ResultBatch};
+use crate::db::{Db, DbError, EventAt, HealthBatch, ResultBatch};
 use crate::log_throttle::Throttle;
 use crate::metrics::Metrics;
 use crate::pipeline::outcome::Next;
@@ -47,9 +47,11 @@ const LINGER_FILL: usize = 32;
 #[derive(Debug)]
 pub enum Record {
     /// An attempt was made: store it and the delivery's next state.
+    /// `event_at` is the delivery's partition key, as its claim returned it.
     /// `ordered`: its endpoint is ordered (a key's next delivery may wait on this write).
     Done {
         delivery_id: i64,
+        event_at: EventAt,
         endpoint_id: i64,
         lease: i64,
         attempt: u32,
@@ -58,7 +60,7 @@ pub enum Record {
         ordered: bool,
     },
     /// The delivery was not attempted: give its lease back now.
-    Release { delivery_id: i64, lease: i64 },
+    Release { delivery_id: i64, event_at: EventAt, lease: i64 },
 }
 
 impl Record {
@@ -308,6 +310,7 @@ struct Pending {
     retries: Vec<Duration>,
     release_ids: Vec<i64>,
     release_leases: Vec<i64>,
+    release_event_at: Vec<EventAt>,
     /// Bookkeeping skipped because someone else held an endpoint's row (see
     /// `endpoints_health.sql`): carried into the next batch, never waited for.
     health: HealthBatch,
@@ -324,7 +327,7 @@ impl Pending {
         *self = Pending { health, gone, ..Pending::default() };
         for record in records.drain(..) {
             match record {
-                Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info, ordered: _ } => {
+                Record::Done { delivery_id, event_at, endpoint_id, lease, attempt, next, attempt_info, ordered: _ } => {
                     let outcome = &attempt_info.outcome;
                     let ok = match outcome.error_kind {
                         None => Some(true),
@@ -336,11 +339,13 @@ impl Pending {
                         self.retries.push(delay);
                     }
                     self.batch.lease.push(lease);
+                    self.batch.event_at.push(event_at);
                     push_result(&mut self.batch, delivery_id, attempt, &next, attempt_info)
                 }
-                Record::Release { delivery_id, lease } => {
+                Record::Release { delivery_id, event_at, lease } => {
                     self.release_ids.push(delivery_id);
                     self.release_leases.push(lease);
+                    self.release_event_at.push(event_at);
                 }
             }
         }
@@ -415,7 +420,7 @@ impl Pending {
     /// Gives back the leases of deliveries not attempted.
     async fn release(&self, r: &Recorder) -> Result<(), DbError> {
         if !self.release_ids.is_empty() {
-            r.db.release(&r.replica, &self.release_ids, &self.release_leases).await?;
+            r.db.release(&r.replica, &self.release_ids, &self.release_leases, &self.release_event_at).await?;
         }
         Ok(())
     }
@@ -468,7 +473,7 @@ mod tests {
     use super::*;
 
     fn release(delivery_id: i64) -> Record {
-        Record::Release { delivery_id, lease: 1 }
+        Record::Release { delivery_id, event_at: EventAt::NegInfinity, lease: 1 }
     }
 
     /// A result; `ordered`: its endpoint is ordered.
@@ -476,7 +481,7 @@ mod tests {
         let outcome = crate::pipeline::outcome::Outcome::failed(crate::pipeline::outcome::ErrorKind::Timeout, "t");
         let attempt_info = Attempt { outcome, started_at: std::time::SystemTime::now(), duration: Duration::ZERO };
         let next = Next::Retry { delay: Duration::from_secs(1) };
-        Record::Done { delivery_id, endpoint_id: 1, lease: 1, attempt: 1, next, attempt_info, ordered }
+        Record::Done { delivery_id, event_at: EventAt::NegInfinity, endpoint_id: 1, lease: 1, attempt: 1, next, attempt_info, ordered }
     }
 
     const QUIET: Duration = LINGER_QUIET;

@@ -1,5 +1,6 @@
 //! One delivery attempt, from lease to queued result; a slot of the global concurrency budget while it runs.
 
+use crate::db::EventAt;
 use crate::pipeline::endpoints::Endpoint;
 use crate::pipeline::limits::Limits;
 use crate::pipeline::outcome::{next_state, ErrorKind, Next, Outcome};
@@ -51,6 +52,8 @@ impl Drop for Slot {
 /// A leased delivery to attempt.
 pub struct Job {
     pub delivery_id: i64,
+    /// The delivery's partition key, as the claim returned it.
+    pub event_at: EventAt,
     pub endpoint_id: i64,
     /// The number this attempt will have (1 for the first).
     pub attempt: u32,
@@ -163,9 +166,19 @@ pub async fn run(ctx: Arc<Ctx>, job: Job) {
 }
 
 async fn attempt(ctx: &Ctx, job: Job) {
-    let Job { delivery_id, endpoint_id, attempt, lease, lease_deadline, event, slot, transformed, died_transforming } =
-        job;
-    let release = || async { ctx.records.send(Record::Release { delivery_id, lease }).await };
+    let Job {
+        delivery_id,
+        event_at,
+        endpoint_id,
+        attempt,
+        lease,
+        lease_deadline,
+        event,
+        slot,
+        transformed,
+        died_transforming,
+    } = job;
+    let release = || async { ctx.records.send(Record::Release { delivery_id, event_at, lease }).await };
     let endpoint = match ctx.endpoints.get_or_refresh(endpoint_id, &ctx.db).await {
         Some(ep) if ep.enabled => ep,
         // Disabled (or deleted) since the claim: leave the delivery for later.
@@ -245,7 +258,7 @@ async fn attempt(ctx: &Ctx, job: Job) {
     // The slot is held until the result is queued, so results never pile up
     // faster than the recorder can take them.
     let ordered = endpoint.ordered;
-    let record = Record::Done { delivery_id, endpoint_id, lease, attempt, next, attempt_info, ordered };
+    let record = Record::Done { delivery_id, event_at, endpoint_id, lease, attempt, next, attempt_info, ordered };
     let _ = ctx.records.send(record).await;
     drop(slot);
 }

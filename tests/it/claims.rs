@@ -211,9 +211,10 @@ fn lease(token: i64) -> tailhook::db::Lease<'static> {
 }
 
 /// The result of a first attempt that succeeded, under lease `token`.
-fn success(delivery_id: i64, token: i64) -> tailhook::db::ResultBatch {
+fn success(row: &tailhook::db::ClaimedRow, token: i64) -> tailhook::db::ResultBatch {
     tailhook::db::ResultBatch {
-        delivery_id: vec![delivery_id],
+        delivery_id: vec![row.delivery_id.unwrap()],
+        event_at: vec![row.event_at.unwrap()],
         attempt: vec![1],
         status: vec!["succeeded"],
         delay_ms: vec![None],
@@ -297,7 +298,7 @@ async fn claims_and_result_writes_planned_on_small_tables_probe_their_keys_as_th
             .await
             .unwrap();
         for row in pool.dispatch(events, events, lease(token), &rooms, false, &[]).await.unwrap() {
-            let result = success(row.delivery_id.unwrap(), token);
+            let result = success(&row, token);
             assert!(pool.record_results("r", &result).await.unwrap().is_empty(), "written under its lease");
         }
     };
@@ -353,7 +354,7 @@ async fn the_pipelines_statements_are_planned_once_per_connection_not_on_every_c
         let lease = lease(token);
         client.execute("SELECT tailhook.publish('e', '{}')", &[]).await.unwrap();
         let claimed = pool.dispatch(1, 1, lease, &rooms, false, &[]).await.unwrap();
-        let result = success(claimed[0].delivery_id.unwrap(), token);
+        let result = success(&claimed[0], token);
         assert!(pool.record_results("r", &result).await.unwrap().is_empty(), "written under its lease");
         let mut health = HealthBatch::default();
         health.add(endpoint, true);

@@ -29,6 +29,7 @@ mod network;
 mod operate;
 mod operational;
 mod ordered_backlog;
+mod partitions;
 mod pipeline;
 mod policy;
 mod pooler;

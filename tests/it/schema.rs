@@ -198,6 +198,7 @@ async fn a_late_result_keeps_its_attempt_row_and_only_a_late_2xx_changes_the_del
     let rooms = Rooms { default_room: 10, ..Rooms::default() };
     let first = pool.dispatch(10, 10, lease(1), &rooms, false, &[]).await.unwrap();
     let id = first[0].delivery_id.unwrap();
+    let event_at = first[0].event_at.unwrap();
     let claim_again = |token| {
         let (client, pool, rooms) = (&client, &pool, &rooms);
         async move {
@@ -212,6 +213,7 @@ async fn a_late_result_keeps_its_attempt_row_and_only_a_late_2xx_changes_the_del
         let ok = (200..300).contains(&status_code);
         ResultBatch {
             delivery_id: vec![id],
+            event_at: vec![event_at],
             attempt: vec![attempt],
             status: vec![if ok { "succeeded" } else { "retrying" }],
             delay_ms: vec![if ok { None } else { Some(60_000) }],
@@ -289,6 +291,7 @@ async fn cancelled_deliveries_stay_cancelled_and_redeliver_leaves_live_leases_al
     };
     let rows = pool.dispatch(10, 10, lease, &Rooms { default_room: 10, ..Rooms::default() }, false, &[]).await.unwrap();
     let (first, second) = (rows[0].delivery_id.unwrap(), rows[1].delivery_id.unwrap());
+    let second_event_at = rows[1].event_at.unwrap();
 
     // Being sent: redeliver() must not clear the lease (it would be sent twice at once).
     let redelivered: bool = client.query_one("SELECT tailhook.redeliver($1)", &[&first]).await.unwrap().get(0);
@@ -299,6 +302,7 @@ async fn cancelled_deliveries_stay_cancelled_and_redeliver_leaves_live_leases_al
     client.execute("UPDATE tailhook.deliveries SET status = 'cancelled' WHERE id = $1", &[&second]).await.unwrap();
     let result = ResultBatch {
         delivery_id: vec![second],
+        event_at: vec![second_event_at],
         attempt: vec![1],
         status: vec!["retrying"],
         delay_ms: vec![Some(1_000)],

@@ -41,6 +41,12 @@ fn printed_steps(db: &TestDb, extra: &[&str]) -> Vec<Step> {
 async fn apply_as_a_tool(client: &mut tokio_postgres::Client, steps: &[Step]) {
     let mut i = 0;
     while i < steps.len() {
+        // As the script's preamble says: a step marked so is left out once
+        // tailhook.deliveries is partitioned (version 10, after 31).
+        if steps[i].sql.contains(tailhook::db::SKIP_ONCE_PARTITIONED) && deliveries_partitioned(client).await {
+            i += 1;
+            continue;
+        }
         if steps[i].outside {
             client.batch_execute(&steps[i].sql).await.unwrap_or_else(|e| panic!("step {}: {e}", steps[i].version));
             i += 1;
@@ -118,6 +124,8 @@ async fn printed_sql_applied_by_another_tool_is_a_schema_migrate_accepts_and_the
     // back, nor does an old script's part (an earlier tailhook's steps, run
     // by the tool after the schema went further: version 15 defines
     // tailhook.capture, which 18 replaced).
+    // (Version 10's steps skip themselves by their marker line once 31 has
+    // partitioned tailhook.deliveries: see apply_as_a_tool.)
     let before = fingerprint(&client).await;
     apply_as_a_tool(&mut client, &printed_steps(&db, &["--all"])).await;
     apply_as_a_tool(&mut client, &steps).await;

@@ -15,7 +15,8 @@ from conftest import BINARY, Database, binary_env
 
 def upgrade() -> None:
     """The body of the guide's Alembic migration, unchanged."""
-    for step in tailhook.schema.steps():
+    partitioned = op.get_bind().exec_driver_sql(tailhook.schema.PARTITIONED).scalar()
+    for step in tailhook.schema.steps(partitioned):
         run = lambda: op.get_bind().exec_driver_sql(step.sql, execution_options={"no_parameters": True})  # noqa: E731
         if step.outside_a_transaction:
             with op.get_context().autocommit_block():

@@ -9,10 +9,12 @@ from django.db import migrations
 
 
 def install(apps, schema_editor):  # type: ignore[no-untyped-def]
-    from tailhook.schema import steps
+    from tailhook.schema import PARTITIONED, steps
 
     with schema_editor.connection.cursor() as cursor:
-        for step in steps():
+        cursor.execute(PARTITIONED)
+        partitioned = bool(cursor.fetchone()[0])
+        for step in steps(partitioned):
             cursor.execute(step.sql)
 
 

@@ -1,0 +1,4 @@
+-- Removes up to $1 rows of tailhook.event_ids whose event went with a dropped
+-- period (tailhook.event_ids_expire, sql/0031_partitions.sql); returns how many.
+-- $1 batch size
+SELECT tailhook.event_ids_expire($1::int)
