@@ -277,7 +277,8 @@ async fn replicas_racing_partition_maintenance_leave_one_contiguous_set() {
 /// Applies the migrations before version 31 as `migrate --print-sql` prints
 /// them, with psql (an existing, unpartitioned installation).
 fn install_before_partitions(db: &TestDb) {
-    let script = tailhook::db::print_sql(&tailhook::db::MIGRATIONS[..27]);
+    let before = tailhook::db::MIGRATIONS.iter().position(|m| m.0 == 31).unwrap();
+    let script = tailhook::db::print_sql(&tailhook::db::MIGRATIONS[..before]);
     let mut psql = std::process::Command::new("psql")
         .args([db.url.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"])
         .stdin(std::process::Stdio::piped())
