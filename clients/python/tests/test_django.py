@@ -58,13 +58,32 @@ def test_migrate_installs_tailhooks_schema_and_records_every_version(django_db: 
     assert connection.cursor().execute("SELECT count(*) FROM tailhook.schema_migrations").fetchone()[0] == len(versions)
 
 
+# The partition key (schema version 31) is left out of the models: rows
+# written without it, and rows retention keeps, hold '-infinity', which
+# psycopg cannot load into a datetime.
+LEFT_OUT = {"deliveries": {"event_at"}, "attempts": {"event_at"}}
+
+
 def test_the_models_have_exactly_the_databases_columns(django_db: Database) -> None:
     for model in (Endpoint, Event, Delivery, Attempt, DeliveryLog):
         table = model._meta.db_table.split(".")[1].strip('"')
         with connection.cursor() as cur:
             cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'tailhook' AND table_name = %s", [table])
             in_db = {r[0] for r in cur.fetchall()}
-        assert {f.column for f in model._meta.concrete_fields} == in_db, model.__name__
+        assert {f.column for f in model._meta.concrete_fields} == in_db - LEFT_OUT.get(table, set()), model.__name__
+
+
+def test_rows_whose_partition_key_is_minus_infinity_load(django_db: Database) -> None:
+    with connection.cursor() as cur:
+        cur.execute(
+            """WITH e AS (INSERT INTO tailhook.endpoints (name, url) VALUES ('undated', 'https://example.com/') RETURNING id),
+                    o AS (INSERT INTO tailhook.outbox (event_type, payload) VALUES ('t', '{}') RETURNING id),
+                    d AS (INSERT INTO tailhook.deliveries (outbox_id, endpoint_id) SELECT o.id, e.id FROM o, e RETURNING id)
+               INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms) SELECT id, 1, now(), 5 FROM d"""
+        )
+        cur.execute("SELECT count(*) FROM tailhook.attempts WHERE event_at = '-infinity'")
+        assert cur.fetchone()[0] == 1
+    assert [a.delivery.endpoint.name for a in Attempt.objects.select_related("delivery__endpoint")] == ["undated"]
 
 
 def test_a_rolled_back_atomic_block_publishes_nothing(django_db: Database) -> None:

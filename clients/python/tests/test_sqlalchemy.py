@@ -54,4 +54,7 @@ def test_the_tables_have_exactly_the_databases_columns(engine: Engine) -> None:
     inspector = inspect(engine)
     for table in th.metadata.tables.values():
         in_db = [c["name"] for c in inspector.get_columns(table.name, schema="tailhook")]
+        # The partition key (schema version 31) is left out: rows written
+        # without it hold '-infinity', which psycopg cannot load.
+        in_db = [c for c in in_db if not (table.name in ("deliveries", "attempts") and c == "event_at")]
         assert [c.name for c in table.columns] == in_db, table.name
