@@ -1214,16 +1214,29 @@ async fn retained(env: &Env, args: &Args) -> Result<(), Error> {
     let full = fresh_db(env).await?;
     setup_tailhook(env, &full, &shape, &receiver).await?;
     let filled = Instant::now();
+    // A partitioned schema (a build with sql/0031_partitions.sql) dates each
+    // delivery and attempt with its event's time, as the sidecar does, so
+    // the history fills today's partitions rather than the undated one.
+    let dated: bool = full
+        .client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                             WHERE table_schema = 'tailhook' AND table_name = 'deliveries' AND column_name = 'event_at')",
+            &[],
+        )
+        .await?
+        .get(0);
+    let (column, value) = if dated { (", event_at", ", o.created_at") } else { ("", "") };
     full.client
         .batch_execute(&format!(
             "SET synchronous_commit = off;
              INSERT INTO tailhook.outbox (event_type, payload, created_at, dispatched_at)
                SELECT 'old', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR'), now(), now()
                  FROM generate_series(1, {n}) g;
-             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, next_attempt_at, completed_at)
-               SELECT o.id, (SELECT min(id) FROM tailhook.endpoints), 'succeeded', 1, NULL, now() FROM tailhook.outbox o;
-             INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code)
-               SELECT id, 1, now(), 1, 200 FROM tailhook.deliveries;
+             INSERT INTO tailhook.deliveries (outbox_id, endpoint_id, status, attempts, next_attempt_at, completed_at{column})
+               SELECT o.id, (SELECT min(id) FROM tailhook.endpoints), 'succeeded', 1, NULL, now(){value} FROM tailhook.outbox o;
+             INSERT INTO tailhook.attempts (delivery_id, attempt, started_at, duration_ms, status_code{column})
+               SELECT d.id, 1, now(), 1, 200{value} FROM tailhook.deliveries d JOIN tailhook.outbox o ON o.id = d.outbox_id;
 ",
             n = args.retained
         ))
