@@ -26,8 +26,9 @@ pub(crate) fn cadence(width: Duration) -> Duration {
     (width / 4).clamp(Duration::from_millis(250), Duration::from_secs(60))
 }
 
-/// Runs a round at once, then every [`cadence`] until `shutdown`. Never
-/// returns early; errors are logged (at most every 10 s) and retried.
+/// Runs a round at once, then every [`cadence`] (a second after a busy
+/// table) until `shutdown`. Never returns early; errors are logged (at most
+/// every 10 s) and retried.
 pub(crate) async fn run(db: Db, width: Duration, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let throttle = Throttle::new(Duration::from_secs(10));
     let strays_throttle = Throttle::new(Duration::from_secs(60));
@@ -42,13 +43,19 @@ pub(crate) async fn run(db: Db, width: Duration, metrics: Arc<Metrics>, shutdown
             // Another session held a table lock past lock_timeout (or
             // deadlocked with this round's): next round.
             if matches!(error.code(), Some(LOCK_NOT_AVAILABLE | DEADLOCK_DETECTED)) {
-                tracing::debug!(%error, "partitions: a table was busy; trying again next round");
+                tracing::debug!(%error, "partitions: a table was busy; trying again in a second");
+                every.reset_after(BUSY_RETRY.min(cadence(width)));
             } else if let Some(skipped) = throttle.allow() {
                 tracing::warn!(%error, skipped, "partitions: cannot prepare partitions; retrying next round");
             }
         }
     }
 }
+
+/// A round that found a table busy is tried again this soon, not a whole
+/// cadence later: at start-up, events land in the DEFAULT partition (and must
+/// be moved, costing WAL) until the first round succeeds.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// SQLSTATE lock_not_available (lock_timeout).
 pub(crate) const LOCK_NOT_AVAILABLE: &str = "55P03";

@@ -16,7 +16,7 @@
 -- are pruned from these scans.
 -- $1 succeeded age ms, $2 failed and cancelled age ms, $3 batch size
 WITH floor AS MATERIALIZED (
-    SELECT tailhook.partition_floor('deliveries') AS at
+    SELECT tailhook.partition_floor('deliveries') AS at, tailhook.partition_floor('outbox') AS outbox_at
 ), candidates AS (
     (SELECT id FROM tailhook.deliveries
       WHERE status = 'succeeded' AND completed_at < now() - $1::bigint::float8 * interval '1 millisecond'
@@ -52,10 +52,15 @@ WITH floor AS MATERIALIZED (
     -- Every delivery of these events is deleted now (the others of an event
     -- are still visible in this statement's snapshot, hence the NOT IN).
     -- Deliveries are never added to a dispatched event, so none can appear.
+    -- Only events below the managed periods (the others go with their
+    -- period's partition), and each one's remaining deliveries looked up
+    -- by index, as a subplan per event: an anti join hashed every
+    -- deliveries partition (1.7 s a call at 2,000 events/s, deleting nothing).
     DELETE FROM tailhook.outbox o
      WHERE o.id IN (SELECT outbox_id FROM gone)
-       AND NOT EXISTS (SELECT 1 FROM tailhook.deliveries x
-                        WHERE x.outbox_id = o.id AND x.id NOT IN (SELECT id FROM gone))
+       AND o.created_at < (SELECT outbox_at FROM floor)
+       AND (SELECT count(*) FROM (SELECT FROM tailhook.deliveries x
+                                   WHERE x.outbox_id = o.id AND x.id NOT IN (SELECT id FROM gone) LIMIT 1) left_over) = 0
     RETURNING o.id
 )
 SELECT (SELECT count(*) FROM gone)::bigint AS deliveries,

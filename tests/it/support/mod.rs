@@ -84,7 +84,7 @@ impl TestDb {
 
     /// One number from a query.
     pub async fn count(&self, sql: &str) -> i64 {
-        self.client().await.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+        self.client().await.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {}", report(&e))).get(0)
     }
 }
 
