@@ -693,22 +693,34 @@ BEGIN
     created := 0;
     moved := 0;
     PERFORM set_config('lock_timeout', '200ms', true);
+    -- Every lock this call needs is taken first, table after table in the
+    -- order writers take them, before any work: a session queued behind one
+    -- of them can then be waited on by this call for at most lock_timeout
+    -- (each wait ends within 200 ms of the first lock), well under
+    -- deadlock_timeout (1 s), so a deadlock with a reader or writer ends this
+    -- call, never the other session (a lock asked for after seconds of work
+    -- could close a cycle just as the other session's check ran).
+    -- Writers wait (SHARE ROW EXCLUSIVE: reads go on) until this commits:
+    -- an INSERT routed to the DEFAULT partition by the partition list from
+    -- before an ATTACH would otherwise fail that partition's new constraint
+    -- once the ATTACH commits. Readers wait too (ACCESS EXCLUSIVE) when rows
+    -- will move, and for the DEFAULT partition, which ATTACH locks anyway.
     FOREACH tbl IN ARRAY ARRAY['outbox', 'deliveries', 'attempts'] LOOP
         key := tailhook.partition_key(tbl);
         SELECT max(b.hi) INTO start FROM tailhook.partition_bounds(tbl) b;
         start := coalesce(start, floor_now);
         IF start < horizon THEN
-            -- Writers wait (SHARE ROW EXCLUSIVE: reads go on) until this
-            -- commits: an INSERT routed to the DEFAULT partition by the
-            -- partition list from before an ATTACH would otherwise fail that
-            -- partition's new constraint once the ATTACH commits. Readers
-            -- wait too (ACCESS EXCLUSIVE, taken at once rather than by an
-            -- upgrade that could deadlock with them) when rows will move.
             EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.%I WHERE %I >= $1 AND %I < $2)', tbl || '_default', key, key)
                INTO strays USING start, horizon + width;
             EXECUTE format('LOCK TABLE tailhook.%I IN %s MODE', tbl,
                            CASE WHEN strays THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END);
+            EXECUTE format('LOCK TABLE tailhook.%I IN ACCESS EXCLUSIVE MODE', tbl || '_default');
         END IF;
+    END LOOP;
+    FOREACH tbl IN ARRAY ARRAY['outbox', 'deliveries', 'attempts'] LOOP
+        key := tailhook.partition_key(tbl);
+        SELECT max(b.hi) INTO start FROM tailhook.partition_bounds(tbl) b;
+        start := coalesce(start, floor_now);
         WHILE start < horizon LOOP
             nxt := greatest(date_bin(width, start, origin) + width, floor_now);
             part := tbl || '_p' || to_char(start AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MISS');
@@ -717,10 +729,10 @@ BEGIN
             EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.%I WHERE %I >= $1 AND %I < $2)', tbl || '_default', key, key)
                INTO strays USING start, nxt;
             IF strays THEN
-                -- Readers wait too while rows change partition: a reader
-                -- planning with the partition list from before this commits
-                -- would find them in neither place.
-                EXECUTE format('LOCK TABLE tailhook.%I IN ACCESS EXCLUSIVE MODE', tbl);
+                -- Readers wait too while rows change partition (ACCESS
+                -- EXCLUSIVE, taken above): a reader planning with the
+                -- partition list from before this commits would find them
+                -- in neither place.
                 EXECUTE format('WITH m AS (DELETE FROM tailhook.%I WHERE %I >= $1 AND %I < $2 RETURNING *) INSERT INTO tailhook.%I SELECT * FROM m',
                                tbl || '_default', key, key, part) USING start, nxt;
                 GET DIAGNOSTICS n = ROW_COUNT;
