@@ -1683,6 +1683,8 @@ const SUSTAINED_PUBLISH: &str = "INSERT INTO tailhook.outbox (event_type, payloa
 struct Cluster {
     admin_url: String,
     postmaster: i32,
+    /// The server's log (local_pg writes it beside the data directory).
+    log: PathBuf,
 }
 
 impl Cluster {
@@ -1702,8 +1704,20 @@ impl Cluster {
             ..Default::default()
         };
         let pg = tailhook::db::local_pg::start_throwaway_with(&setup)?;
-        let postmaster = postmaster_pid(pg.data_dir.as_deref().ok_or("the throwaway cluster has no data directory")?)?;
-        Ok(Self { admin_url: pg.admin_url, postmaster })
+        let data = pg.data_dir.ok_or("the throwaway cluster has no data directory")?;
+        let postmaster = postmaster_pid(&data)?;
+        let log = data.parent().ok_or("no folder above the data directory")?.join("log");
+        Ok(Self { admin_url: pg.admin_url, postmaster, log })
+    }
+
+    /// Statements the server cancelled so far: (lock_timeout, deadlock).
+    /// pg_stat_statements counts no failed statement, so these are the
+    /// attempts (a partition drop's DETACH under its 200 ms lock_timeout)
+    /// whose time is missing from retention's figures.
+    fn failures(&self) -> (usize, usize) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+        (count("canceling statement due to lock timeout"), count("deadlock detected"))
     }
 
     /// Stops the server (fast shutdown) and waits for its postmaster to exit.
@@ -1921,6 +1935,8 @@ struct Sample {
     tables: Vec<TableFigures>,
     autovacuum_runs: i64,
     retention: RetentionWork,
+    /// Statements cancelled by lock_timeout, and by deadlocks, so far.
+    failures: (usize, usize),
 }
 
 impl Sample {
@@ -2101,6 +2117,7 @@ impl SustainedSide {
             tables,
             autovacuum_runs: self.autovacuum_counts.values().sum(),
             retention: self.retention_work().await?,
+            failures: self.cluster.failures(),
         };
         self.samples.push(sample.clone());
         Ok(sample)
@@ -2110,14 +2127,16 @@ impl SustainedSide {
 /// `rate` events/s until `until`, `rate / 100` (spread evenly) in one
 /// INSERT every 10 ms on a connection of its own, each step at its
 /// deadline (late steps go at once, so the rate is held while the
-/// database keeps up). Counts what it published in `published`.
+/// database keeps up). Counts what it published in `published`. Returns
+/// its connection, to be closed after the last sample: a backend exiting
+/// while the cluster's CPU is read could be missed by that reading.
 async fn sustained_publisher(
     url: String,
     rate: u64,
     start: tokio::time::Instant,
     until: tokio::time::Instant,
     published: std::sync::Arc<std::sync::atomic::AtomicU64>,
-) -> Result<(), String> {
+) -> Result<tokio_postgres::Client, String> {
     let client = connect(&url).await.map_err(|e| e.to_string())?;
     let insert = client.prepare(SUSTAINED_PUBLISH).await.map_err(|e| e.to_string())?;
     let per_step = |i: u64| rate * (i + 1) / 100 - rate * i / 100;
@@ -2134,7 +2153,7 @@ async fn sustained_publisher(
         client.execute(&insert, &[&(n as i32)]).await.map_err(|e| e.to_string())?;
         published.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
-    Ok(())
+    Ok(client)
 }
 
 /// Small helper: MiB.
@@ -2180,7 +2199,8 @@ async fn sustained(env: &Env, args: &Args) -> Result<(), Error> {
          \x20 retention = the top-level statements pg_stat_statements holds whose text is one of the binary's\n\
          \x20 sql/queries/retention_*.sql, partitions_*.sql, cancel_orphans.sql (the functions they call run\n\
          \x20 nested, inside their figures): execution + planning time (wall time, an upper bound of their CPU) and\n\
-         \x20 WAL bytes; their BEGIN/COMMIT are not counted. Per-delivery figures divide by the window's deliveries."
+         \x20 WAL bytes; their BEGIN/COMMIT are not counted, nor failed statements (lock t/o = statements the\n\
+         \x20 server's log shows cancelled by lock_timeout). Per-delivery figures divide by the window's deliveries."
     );
     let mut side_a = SustainedSide::start(env, "A partitioned", &env.tailhook, &config_a, "sustained-a.log").await?;
     let mut side_b = SustainedSide::start(env, "B DELETE", &binary_b, &config_b, "sustained-b.log").await?;
@@ -2208,7 +2228,7 @@ async fn sustained(env: &Env, args: &Args) -> Result<(), Error> {
         side.sample(env, &av, 0, 0.0).await?;
     }
     println!(
-        "\n  {:<13} {:>3} {:>9} {:>9} {:>7} {:>6} | MiB: {:>6} {:>6} {:>6} {:>6} | live/dead k: {:>11} {:>11} {:>11} | WAL B/dlv win {:>5} all {:>5} | CPU µs/dlv PG {:>4} av {:>3} sidecar {:>3} | av runs | retention ms, kB",
+        "\n  {:<13} {:>3} {:>9} {:>9} {:>7} {:>6} | MiB: {:>6} {:>6} {:>6} {:>6} | live/dead k: {:>11} {:>11} {:>11} | WAL B/dlv win {:>5} all {:>5} | CPU µs/dlv PG {:>4} av {:>3} sidecar {:>3} | av runs | retention ms, kB | lock t/o",
         "side", "min", "published", "delivered", "backlog", "rate/s", "outbox", "deliv", "attmpt", "ev_ids", "outbox", "deliveries", "attempts", "", "", "", "", ""
     );
     let print = |label: &str, s: &Sample, prev: &Sample, first: &Sample| {
@@ -2226,7 +2246,7 @@ async fn sustained(env: &Env, args: &Args) -> Result<(), Error> {
             "-".to_owned()
         };
         println!(
-            "  {:<13} {:>3} {:>9} {:>9} {:>7} {:>6.0} | MiB: {:>6.1} {:>6.1} {:>6.1} {:>6} | live/dead k: {:>11} {:>11} {:>11} | WAL B/dlv win {:>5.0} all {:>5.0} | CPU µs/dlv PG {:>4.0} av {:>3.0} sidecar {:>3.0} | {:>7} | {:>6.0} {:>8.0}",
+            "  {:<13} {:>3} {:>9} {:>9} {:>7} {:>6.0} | MiB: {:>6.1} {:>6.1} {:>6.1} {:>6} | live/dead k: {:>11} {:>11} {:>11} | WAL B/dlv win {:>5.0} all {:>5.0} | CPU µs/dlv PG {:>4.0} av {:>3.0} sidecar {:>3.0} | {:>7} | {:>6.0} {:>8.0} | {:>4}",
             label,
             s.minute,
             s.published,
@@ -2248,6 +2268,7 @@ async fn sustained(env: &Env, args: &Args) -> Result<(), Error> {
             s.autovacuum_runs,
             s.retention.ms() - prev.retention.ms(),
             (s.retention.wal() - prev.retention.wal()) as f64 / 1e3,
+            s.failures.0 - prev.failures.0,
         );
     };
     for minute in 1..=minutes {
@@ -2261,7 +2282,7 @@ async fn sustained(env: &Env, args: &Args) -> Result<(), Error> {
         for p in publishers.iter_mut() {
             if p.is_finished() && minute < minutes {
                 let why = match p.await {
-                    Ok(Ok(())) => "it stopped".to_owned(),
+                    Ok(Ok(_)) => "it stopped".to_owned(),
                     Ok(Err(e)) => e,
                     Err(e) => e.to_string(),
                 };
@@ -2269,8 +2290,9 @@ async fn sustained(env: &Env, args: &Args) -> Result<(), Error> {
             }
         }
     }
+    let mut connections = Vec::new();
     for p in publishers {
-        p.await?.map_err(|e| format!("publisher: {e}"))?;
+        connections.push(p.await?.map_err(|e| format!("publisher: {e}"))?);
     }
     // The figures after the first retention window: from the sample at its
     // end (or the first, on shorter runs) to the last.
@@ -2349,6 +2371,10 @@ async fn sustained(env: &Env, args: &Args) -> Result<(), Error> {
             .map(|(name, calls, ms, wal)| format!("{name} {calls} calls {ms:.0} ms {:.0} kB", *wal as f64 / 1e3))
             .collect();
         println!("    retention's statements, whole run: {}", files.join("; "));
+        println!(
+            "    server log: {} statements cancelled by lock_timeout, {} by deadlocks (failed statements are not in pg_stat_statements' figures)",
+            last.failures.0, last.failures.1
+        );
         let log = std::fs::read_to_string(&side.log).unwrap_or_default();
         let lines = |what: &str| log.lines().filter(|l| l.contains(what)).count();
         println!(
@@ -2359,7 +2385,7 @@ async fn sustained(env: &Env, args: &Args) -> Result<(), Error> {
             lines(" WARN ") - lines("secrets.keys is not set"),
         );
     }
-    drop(av);
+    drop((av, connections));
     for side in [side_a, side_b] {
         let SustainedSide { cluster, client, mut sidecar, receiver, .. } = side;
         sidecar.kill().await?;
