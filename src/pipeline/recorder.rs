@@ -481,7 +481,16 @@ mod tests {
         let outcome = crate::pipeline::outcome::Outcome::failed(crate::pipeline::outcome::ErrorKind::Timeout, "t");
         let attempt_info = Attempt { outcome, started_at: std::time::SystemTime::now(), duration: Duration::ZERO };
         let next = Next::Retry { delay: Duration::from_secs(1) };
-        Record::Done { delivery_id, event_at: EventAt::NegInfinity, endpoint_id: 1, lease: 1, attempt: 1, next, attempt_info, ordered }
+        Record::Done {
+            delivery_id,
+            event_at: EventAt::NegInfinity,
+            endpoint_id: 1,
+            lease: 1,
+            attempt: 1,
+            next,
+            attempt_info,
+            ordered,
+        }
     }
 
     const QUIET: Duration = LINGER_QUIET;
