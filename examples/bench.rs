@@ -18,6 +18,12 @@
 //!                vs tracing off: alternating, then side by side (sink vs off)
 //!                for the sidecar CPU tracing adds
 //!   all          every row above, in that order
+//!   sustained    --rate events/s (default 2,000) for --minutes (20) with
+//!                2-minute retention: this build, partitioned by 1 minute,
+//!                beside --sidecar-b (DELETE retention) at the same time, each
+//!                on a throwaway cluster of its own; table sizes, dead tuples,
+//!                WAL and PostgreSQL CPU per delivery every minute, and
+//!                retention's share of CPU and WAL (not in `all`)
 //! ```
 //! Each run gets a fresh database (dropped afterwards) on the server of
 //! `--database-url` (default: the local one on 5432, `sslmode=disable`);
@@ -58,9 +64,12 @@ struct Args {
     /// Finished deliveries filled in for `retained`.
     #[arg(long, default_value_t = 10_000_000)]
     retained: u64,
-    /// Events per second for `latency`.
-    #[arg(long, default_value_t = 1_000)]
-    rate: u64,
+    /// Events per second for `latency` (default 1,000) and `sustained` (default 2,000).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Minutes of publishing for `sustained`.
+    #[arg(long, default_value_t = 20)]
+    minutes: u64,
     /// Events per second for `steady`, each rate run in turn.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 200])]
     rates: Vec<u64>,
@@ -122,6 +131,7 @@ enum Row {
     Transform,
     Tracing,
     All,
+    Sustained,
 }
 
 /// What one measured run produced.
@@ -243,6 +253,10 @@ fn main() -> Result<(), Error> {
 }
 
 async fn bench(args: Args) -> Result<(), Error> {
+    if args.row == Row::Sustained {
+        // Its own servers: the one of --database-url is not needed.
+        return sustained(&Env::local(&args)?, &args).await;
+    }
     let env = Env::prepare(&args).await?;
     let rows = match args.row {
         Row::All => {
@@ -288,7 +302,7 @@ async fn bench(args: Args) -> Result<(), Error> {
             Row::Memory => memory(&env, &args).await?,
             Row::Transform => transform(&env, &args).await?,
             Row::Tracing => tracing(&env, &args).await?,
-            Row::All => unreachable!(),
+            Row::All | Row::Sustained => unreachable!(),
         }
     }
     Ok(())
@@ -314,7 +328,9 @@ struct Env {
 }
 
 impl Env {
-    async fn prepare(args: &Args) -> Result<Self, Error> {
+    /// The binaries, the cache and its config, without the server of
+    /// `--database-url` (whose fields [`Env::prepare`] fills in).
+    fn local(args: &Args) -> Result<Self, Error> {
         // The binaries live beside this one: target/release/{tailhook, examples/receiver}.
         let release =
             std::env::current_exe()?.parent().and_then(Path::parent).map(Path::to_path_buf).ok_or("no exe dir")?;
@@ -337,11 +353,6 @@ impl Env {
             "# Written by examples/bench.rs: defaults, plus what a loopback benchmark needs.\n\
              [delivery]\nallow_private_networks = true\n[server]\nlisten = \"\"\n[log]\nlevel = \"warn\"\nsummary_interval_ms = 0\n",
         )?;
-        let pid = std::fs::read_to_string(args.pg_data.join("postmaster.pid"))
-            .map_err(|e| format!("cannot read {}/postmaster.pid (--pg-data): {e}", args.pg_data.display()))?;
-        let postmaster: i32 = pid.lines().next().and_then(|l| l.trim().parse().ok()).ok_or("bad postmaster.pid")?;
-        let admin = connect(&args.database_url).await?;
-        let pg_version: String = admin.query_one("SHOW server_version", &[]).await?.get(0);
         let tick = String::from_utf8(std::process::Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
             .trim()
             .parse::<f64>()?;
@@ -352,8 +363,8 @@ impl Env {
             config,
             cache,
             admin_url: args.database_url.clone(),
-            postmaster,
-            pg_version,
+            postmaster: 0,
+            pg_version: String::new(),
             tick,
             claims: args.claims,
             statements: args.statements,
@@ -361,6 +372,16 @@ impl Env {
             waldump: args.pg_bin.join("pg_waldump"),
             pg_wal: args.pg_data.join("pg_wal"),
         })
+    }
+
+    /// [`Env::local`] and the server of `--database-url`.
+    async fn prepare(args: &Args) -> Result<Self, Error> {
+        let mut env = Self::local(args)?;
+        env.postmaster = postmaster_pid(&args.pg_data)
+            .map_err(|e| format!("cannot read {}/postmaster.pid (--pg-data): {e}", args.pg_data.display()))?;
+        let admin = connect(&args.database_url).await?;
+        env.pg_version = admin.query_one("SHOW server_version", &[]).await?.get(0);
+        Ok(env)
     }
 
     /// graphile-worker 0.17.3 from the npm registry, installed once into the cache.
@@ -386,10 +407,16 @@ impl Env {
     /// CPU seconds of every PostgreSQL process so far: the postmaster, its
     /// live children, and (through cutime/cstime) the children it reaped.
     fn pg_cpu(&self) -> f64 {
-        let mut ticks = proc_ticks(self.postmaster).map_or(0, |t| t.own + t.children);
+        self.tree_cpu(self.postmaster)
+    }
+
+    /// CPU seconds so far of the postmaster `postmaster` and its children,
+    /// live and reaped.
+    fn tree_cpu(&self, postmaster: i32) -> f64 {
+        let mut ticks = proc_ticks(postmaster).map_or(0, |t| t.own + t.children);
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-            if let Some(t) = proc_ticks(pid).filter(|t| t.ppid == self.postmaster) {
+            if let Some(t) = proc_ticks(pid).filter(|t| t.ppid == postmaster) {
                 ticks += t.own + t.children;
             }
         }
@@ -408,6 +435,12 @@ impl Env {
             Ok(&self.tailhook)
         }
     }
+}
+
+/// The postmaster's process id, from the data directory's postmaster.pid.
+fn postmaster_pid(data: &Path) -> Result<i32, Error> {
+    let pid = std::fs::read_to_string(data.join("postmaster.pid"))?;
+    Ok(pid.lines().next().and_then(|l| l.trim().parse().ok()).ok_or("bad postmaster.pid")?)
 }
 
 struct Ticks {
@@ -1269,7 +1302,7 @@ async fn retained(env: &Env, args: &Args) -> Result<(), Error> {
 }
 
 async fn latency(env: &Env, args: &Args) -> Result<(), Error> {
-    steady(env, args, &[args.rate]).await
+    steady(env, args, &[args.rate.unwrap_or(1_000)]).await
 }
 
 /// Which worker a steady-rate run measures.
@@ -1640,6 +1673,737 @@ fn print_claims(log: &Path) -> Result<(), Error> {
             sizes.len(),
             pct(&mut sizes, 0.5)
         );
+    }
+    Ok(())
+}
+
+/// `sustained`: how long finished work is kept, and the periods side A is partitioned by.
+const SUSTAINED_RETENTION_MS: u64 = 120_000;
+const SUSTAINED_PARTITION: &str = "1 minute";
+/// `retention.interval_ms` of both sides: a run every 5 s, so that a period
+/// is dropped (or its rows deleted) within 5 s of becoming old enough.
+const SUSTAINED_RETENTION_EVERY_MS: u64 = 5_000;
+/// The publisher's step: `rate / 100` events in one statement every 10 ms.
+const SUSTAINED_STEP: Duration = Duration::from_millis(10);
+
+/// The published event: about 500 bytes of JSON.
+const SUSTAINED_PUBLISH: &str = "INSERT INTO tailhook.outbox (event_type, payload)
+     SELECT 'invoice.paid', jsonb_build_object('invoice', g, 'amount', g % 1000, 'currency', 'EUR', 'memo', repeat('x', 440))
+       FROM generate_series(1, $1::int) g";
+
+/// A throwaway PostgreSQL cluster (local_pg), stopped when dropped: its
+/// watchdog then deletes the directory (and does both if this process dies).
+struct Cluster {
+    admin_url: String,
+    postmaster: i32,
+    /// The server's log (local_pg writes it beside the data directory).
+    log: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Result<Self, Error> {
+        let setup = tailhook::db::local_pg::Setup {
+            settings: [
+                "shared_preload_libraries=pg_stat_statements",
+                "pg_stat_statements.track=all",
+                "pg_stat_statements.track_planning=on",
+                // As on a user's server (local_pg turns both off for tests);
+                // fsync stays off: the shared machine's disk is not measured.
+                "full_page_writes=on",
+                "synchronous_commit=on",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        };
+        let pg = tailhook::db::local_pg::start_throwaway_with(&setup)?;
+        let data = pg.data_dir.ok_or("the throwaway cluster has no data directory")?;
+        let postmaster = postmaster_pid(&data)?;
+        let log = data.parent().ok_or("no folder above the data directory")?.join("log");
+        Ok(Self { admin_url: pg.admin_url, postmaster, log })
+    }
+
+    /// Statements the server cancelled so far: (lock_timeout, deadlock).
+    /// pg_stat_statements counts no failed statement, so these are the
+    /// attempts (a partition drop's DETACH under its 200 ms lock_timeout)
+    /// whose time is missing from retention's figures.
+    fn failures(&self) -> (usize, usize) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+        (count("canceling statement due to lock timeout"), count("deadlock detected"))
+    }
+
+    /// Stops the server (fast shutdown) and waits for its postmaster to exit.
+    async fn stop(self) {
+        let pid = self.postmaster;
+        drop(self);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-INT", &self.postmaster.to_string()]).status();
+    }
+}
+
+/// Per postmaster, per worker (pid, start time): its highest CPU ticks.
+type WorkerTicks = HashMap<i32, HashMap<(i32, u64), u64>>;
+
+/// CPU ticks of the autovacuum workers of some postmasters, sampled from
+/// /proc every 200 ms by a thread of its own: for each worker (pid and start
+/// time) its highest reading. A worker's last 200 ms before it exits can be
+/// missed, and one that lives less than 200 ms entirely.
+struct AutovacuumSampler {
+    seen: std::sync::Arc<std::sync::Mutex<WorkerTicks>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tick: f64,
+}
+
+impl AutovacuumSampler {
+    fn start(postmasters: Vec<i32>, tick: f64) -> Self {
+        let seen: std::sync::Arc<std::sync::Mutex<WorkerTicks>> = Default::default();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+                    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+                    let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+                    let f: Vec<&str> = rest.split_whitespace().collect();
+                    let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+                    let ppid = n(1) as i32;
+                    if !postmasters.contains(&ppid) {
+                        continue;
+                    }
+                    // The process title, which a worker sets just after its fork.
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    if !String::from_utf8_lossy(&cmdline).contains("autovacuum worker") {
+                        continue;
+                    }
+                    let mut seen = seen2.lock().unwrap_or_else(|e| e.into_inner());
+                    let ticks = seen.entry(ppid).or_default().entry((pid, n(19))).or_default();
+                    *ticks = (*ticks).max(n(11) + n(12));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Self { seen, stop, tick }
+    }
+
+    /// CPU seconds of `postmaster`'s autovacuum workers so far.
+    fn cpu(&self, postmaster: i32) -> f64 {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(&postmaster).map_or(0, |w| w.values().sum::<u64>()) as f64 / self.tick
+    }
+}
+
+impl Drop for AutovacuumSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A statement's text reduced to what pg_stat_statements keeps of it:
+/// comments and whitespace dropped, and every constant (string, number,
+/// NULL, TRUE, FALSE, a sign before it) and parameter as `?`, so that a
+/// file's text and the normalized text pg_stat_statements shows compare equal.
+fn sql_shape(sql: &str) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '-' && chars.get(i + 1) == Some(&'-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '\'' {
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == '\'' && chars.get(i + 1) == Some(&'\'') {
+                    i += 2;
+                } else if chars[i] == '\'' {
+                    break;
+                } else {
+                    i += 1;
+                }
+            }
+            i += 1;
+            out.push('?');
+        } else if c == '$' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+            i += 1;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push('?');
+        } else if c.is_ascii_digit() {
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            out.push('?');
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect::<String>().to_ascii_lowercase();
+            if matches!(word.as_str(), "null" | "true" | "false") {
+                out.push('?');
+            } else {
+                if out.chars().last().is_some_and(|l| l.is_alphanumeric() || l == '_') {
+                    out.push(' ');
+                }
+                out.push_str(&word);
+            }
+        } else {
+            if !c.is_whitespace() {
+                out.push(c);
+            }
+            i += 1;
+        }
+    }
+    out.replace("-?", "?").trim_end_matches(';').to_owned()
+}
+
+/// Retention's statements as the sidecar sends them, from the source tree
+/// of its binary: `sql/queries/retention_*.sql`, `partitions_*.sql` (the
+/// periods' creation and drop, their lock and the count of stray rows) and
+/// `cancel_orphans.sql` (run by retention each run); the statements of the
+/// functions they call run nested and count in theirs.
+fn retention_statements(tree: &Path) -> Result<Vec<(String, String)>, Error> {
+    let dir = tree.join("sql/queries");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if (name.starts_with("retention_") || name.starts_with("partitions_") || name == "cancel_orphans.sql")
+            && name.ends_with(".sql")
+        {
+            found.push((
+                name.trim_end_matches(".sql").to_owned(),
+                sql_shape(&std::fs::read_to_string(dir.join(&name))?),
+            ));
+        }
+    }
+    found.sort();
+    // Files that differ only in their constants (the two advisory locks)
+    // are one entry in pg_stat_statements: one entry here, both names.
+    let mut merged: Vec<(String, String)> = Vec::new();
+    for (name, shape) in found {
+        match merged.iter_mut().find(|(_, s)| *s == shape) {
+            Some((names, _)) => *names = format!("{names}+{name}"),
+            None => merged.push((name, shape)),
+        }
+    }
+    Ok(merged)
+}
+
+/// The source tree a `tailhook` binary was built from: the nearest folder
+/// above it holding Cargo.toml and sql/queries.
+fn source_tree(binary: &Path) -> Option<PathBuf> {
+    let binary = binary.canonicalize().ok()?;
+    binary.ancestors().find(|d| d.join("Cargo.toml").is_file() && d.join("sql/queries").is_dir()).map(Path::to_path_buf)
+}
+
+/// What retention's statements did so far (pg_stat_statements, top level):
+/// per file, calls, execution and planning time (ms), WAL bytes.
+#[derive(Debug, Clone, Default)]
+struct RetentionWork {
+    by_file: Vec<(String, i64, f64, u64)>,
+}
+
+impl RetentionWork {
+    fn ms(&self) -> f64 {
+        self.by_file.iter().map(|f| f.2).sum()
+    }
+    fn wal(&self) -> u64 {
+        self.by_file.iter().map(|f| f.3).sum()
+    }
+}
+
+/// One table's figures, summed over its partitions.
+#[derive(Debug, Clone)]
+struct TableFigures {
+    name: String,
+    bytes: i64,
+    live: i64,
+    dead: i64,
+}
+
+/// One side at one moment.
+#[derive(Debug, Clone)]
+struct Sample {
+    minute: u64,
+    secs: f64,
+    published: u64,
+    delivered: u64,
+    wal: u64,
+    pg_cpu: f64,
+    autovacuum_cpu: f64,
+    sidecar_cpu: f64,
+    tables: Vec<TableFigures>,
+    autovacuum_runs: i64,
+    retention: RetentionWork,
+    /// Statements cancelled by lock_timeout, and by deadlocks, so far.
+    failures: (usize, usize),
+}
+
+impl Sample {
+    fn bytes(&self, table: &str) -> i64 {
+        self.tables.iter().find(|t| t.name == table).map_or(0, |t| t.bytes)
+    }
+    /// outbox + deliveries + attempts (+ event_ids where it exists).
+    fn total_bytes(&self) -> i64 {
+        self.tables.iter().map(|t| t.bytes).sum()
+    }
+}
+
+/// One side of `sustained`: its cluster, database, receiver and sidecar.
+struct SustainedSide {
+    label: String,
+    cluster: Cluster,
+    client: tokio_postgres::Client,
+    url: String,
+    receiver: Receiver,
+    sidecar: Child,
+    log: PathBuf,
+    statements: Vec<(String, String)>,
+    published: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// autovacuum_count of every table and partition seen, kept after a drop.
+    autovacuum_counts: HashMap<String, i64>,
+    samples: Vec<Sample>,
+    delivered0: u64,
+}
+
+const SUSTAINED_TABLES: [&str; 4] = ["outbox", "deliveries", "attempts", "event_ids"];
+
+impl SustainedSide {
+    /// A cluster, a database migrated by `binary` with `config`, one
+    /// endpoint on a receiver of its own, the sidecar, one event through.
+    async fn start(env: &Env, label: &str, binary: &Path, config: &Path, log: &str) -> Result<Self, Error> {
+        let tree =
+            source_tree(binary).ok_or_else(|| format!("no source tree (sql/queries) above {}", binary.display()))?;
+        let statements = retention_statements(&tree)?;
+        // Blocks this thread for the few seconds initdb and the start take.
+        let cluster = Cluster::start()?;
+        let admin = connect(&cluster.admin_url).await?;
+        admin.batch_execute("CREATE DATABASE tailhook_bench").await?;
+        let url = tailhook::db::local_pg::with_database(&cluster.admin_url, "tailhook_bench");
+        let client = connect(&url).await?;
+        client.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
+        let migrated = Command::new(binary)
+            .arg("--config")
+            .arg(config)
+            .arg("migrate")
+            .env("TAILHOOK_DATABASE__URL", &url)
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        if !migrated.status.success() {
+            return Err(format!("{} migrate: {}", binary.display(), String::from_utf8_lossy(&migrated.stderr)).into());
+        }
+        let receiver = Receiver::start(env, false).await?;
+        client
+            .execute(
+                "INSERT INTO tailhook.endpoints (name, url, secrets) VALUES ('ep0', $1, ARRAY[$2])",
+                &[&format!("http://{}/hook/0", receiver.addr), &SECRET],
+            )
+            .await?;
+        let log = env.cache.join(log);
+        let sidecar = Command::new(binary)
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("TAILHOOK_DATABASE__URL", &url)
+            // Retention's and partition maintenance's info lines: drops, rows moved.
+            .env("RUST_LOG", "warn,tailhook::retention=info,tailhook::partitions=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut side = Self {
+            label: label.to_owned(),
+            cluster,
+            client,
+            url,
+            receiver,
+            sidecar,
+            log,
+            statements,
+            published: Default::default(),
+            autovacuum_counts: HashMap::new(),
+            samples: Vec::new(),
+            delivered0: 0,
+        };
+        side.client.execute(SUSTAINED_PUBLISH, &[&1i32]).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while side.receiver.received().await? < 1 {
+            side.alive()?;
+            if Instant::now() > deadline {
+                return Err(format!("{label}: the first event never arrived").into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(side)
+    }
+
+    fn alive(&mut self) -> Result<(), Error> {
+        if let Some(status) = self.sidecar.try_wait()? {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            return Err(format!("{}: the sidecar exited ({status}): {}", self.label, tail.join(" / ")).into());
+        }
+        Ok(())
+    }
+
+    async fn retention_work(&self) -> Result<RetentionWork, Error> {
+        let rows = self
+            .client
+            .query(
+                "SELECT query, calls, total_exec_time + total_plan_time, wal_bytes::bigint
+                   FROM pg_stat_statements
+                  WHERE toplevel AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .await?;
+        let mut by_file: Vec<(String, i64, f64, u64)> =
+            self.statements.iter().map(|(name, _)| (name.clone(), 0, 0.0, 0)).collect();
+        for row in rows {
+            let shape = sql_shape(row.get::<_, &str>(0));
+            if let Some(i) = self.statements.iter().position(|(_, s)| *s == shape) {
+                by_file[i].1 += row.get::<_, i64>(1);
+                by_file[i].2 += row.get::<_, f64>(2);
+                by_file[i].3 += row.get::<_, i64>(3) as u64;
+            }
+        }
+        Ok(RetentionWork { by_file })
+    }
+
+    async fn sample(&mut self, env: &Env, av: &AutovacuumSampler, minute: u64, secs: f64) -> Result<Sample, Error> {
+        self.alive()?;
+        let wal: i64 =
+            self.client.query_one("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint", &[]).await?.get(0);
+        let pg_cpu = env.tree_cpu(self.cluster.postmaster);
+        let delivered = self.receiver.received().await? - self.delivered0;
+        let tables = self
+            .client
+            .query(
+                "SELECT t.name, coalesce(sum(pg_total_relation_size(p.relid)), 0)::bigint,
+                        coalesce(sum(s.n_live_tup), 0)::bigint, coalesce(sum(s.n_dead_tup), 0)::bigint
+                   FROM unnest($1::text[]) WITH ORDINALITY t(name, ord)
+                   CROSS JOIN LATERAL (
+                       -- pg_partition_tree lists no plain table: then the table itself.
+                       SELECT relid FROM pg_partition_tree(to_regclass('tailhook.' || t.name)) WHERE isleaf
+                       UNION
+                       SELECT oid FROM pg_class WHERE oid = to_regclass('tailhook.' || t.name) AND relkind = 'r'
+                   ) p
+                   LEFT JOIN pg_stat_user_tables s ON s.relid = p.relid
+                  GROUP BY t.name, t.ord ORDER BY t.ord",
+                &[&SUSTAINED_TABLES.to_vec()],
+            )
+            .await?
+            .iter()
+            .map(|r| TableFigures { name: r.get(0), bytes: r.get(1), live: r.get(2), dead: r.get(3) })
+            .collect();
+        for row in self
+            .client
+            .query("SELECT relid::text, autovacuum_count FROM pg_stat_user_tables WHERE schemaname = 'tailhook'", &[])
+            .await?
+        {
+            let n = self.autovacuum_counts.entry(row.get(0)).or_default();
+            *n = (*n).max(row.get(1));
+        }
+        let sample = Sample {
+            minute,
+            secs,
+            published: self.published.load(std::sync::atomic::Ordering::Relaxed),
+            delivered,
+            wal: wal as u64,
+            pg_cpu,
+            autovacuum_cpu: av.cpu(self.cluster.postmaster),
+            sidecar_cpu: env.cpu(self.sidecar.id()),
+            tables,
+            autovacuum_runs: self.autovacuum_counts.values().sum(),
+            retention: self.retention_work().await?,
+            failures: self.cluster.failures(),
+        };
+        self.samples.push(sample.clone());
+        Ok(sample)
+    }
+}
+
+/// `rate` events/s until `until`, `rate / 100` (spread evenly) in one
+/// INSERT every 10 ms on a connection of its own, each step at its
+/// deadline (late steps go at once, so the rate is held while the
+/// database keeps up). Counts what it published in `published`. Returns
+/// its connection, to be closed after the last sample: a backend exiting
+/// while the cluster's CPU is read could be missed by that reading.
+async fn sustained_publisher(
+    url: String,
+    rate: u64,
+    start: tokio::time::Instant,
+    until: tokio::time::Instant,
+    published: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<tokio_postgres::Client, String> {
+    let client = connect(&url).await.map_err(|e| e.to_string())?;
+    let insert = client.prepare(SUSTAINED_PUBLISH).await.map_err(|e| e.to_string())?;
+    let per_step = |i: u64| rate * (i + 1) / 100 - rate * i / 100;
+    for i in 0u64.. {
+        let at = start + SUSTAINED_STEP * i as u32;
+        if at >= until {
+            break;
+        }
+        tokio::time::sleep_until(at).await;
+        let n = per_step(i);
+        if n == 0 {
+            continue;
+        }
+        client.execute(&insert, &[&(n as i32)]).await.map_err(|e| e.to_string())?;
+        published.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(client)
+}
+
+/// Small helper: MiB.
+fn mib(bytes: i64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+async fn sustained(env: &Env, args: &Args) -> Result<(), Error> {
+    let rate = args.rate.unwrap_or(2_000);
+    let minutes = args.minutes.max(1);
+    let binary_b =
+        env.tailhook_b.clone().ok_or("sustained needs --sidecar-b: main's release `tailhook` (DELETE retention)")?;
+    let common = format!(
+        "# Written by examples/bench.rs (sustained).\n\
+         [delivery]\nallow_private_networks = true\n[server]\nlisten = \"\"\n[log]\nlevel = \"warn\"\nsummary_interval_ms = 0\n\
+         [retention]\nsucceeded_after_ms = {SUSTAINED_RETENTION_MS}\nfailed_after_ms = {SUSTAINED_RETENTION_MS}\ninterval_ms = {SUSTAINED_RETENTION_EVERY_MS}\n"
+    );
+    let (config_a, config_b) = (env.cache.join("sustained-a.toml"), env.cache.join("sustained-b.toml"));
+    std::fs::write(&config_a, format!("{common}partition_interval = \"{SUSTAINED_PARTITION}\"\n"))?;
+    // Main's [retention] rejects keys it does not know: no partition_interval.
+    std::fs::write(&config_b, &common)?;
+    let commit = git(&["rev-parse", "--short", "HEAD"]);
+    println!(
+        "\n## sustained: {rate} events/s for {minutes} min, one endpoint per side, retention {} s (succeeded and failed), retention.interval_ms {SUSTAINED_RETENTION_EVERY_MS}\n\
+         \x20 A = this build ({commit}), partitioned by {SUSTAINED_PARTITION}: periods dropped whole\n\
+         \x20 B = {}: DELETE retention\n\
+         \x20 both at the same time, each on a throwaway PostgreSQL cluster of its own (local_pg; the same settings:\n\
+         \x20 autovacuum on at its defaults, full_page_writes on, synchronous_commit on, fsync off, pg_stat_statements\n\
+         \x20 track=all), each with its own receiver (examples/receiver.rs) and the same publisher: {} events in one INSERT\n\
+         \x20 every 10 ms on its own connection, about 500 bytes of JSON each.",
+        SUSTAINED_RETENTION_MS / 1000,
+        binary_b.display(),
+        rate / 100,
+    );
+    println!(
+        "  how: published = events the publisher committed; delivered = requests the side's receiver answered;\n\
+         \x20 sizes = pg_total_relation_size (heap, indexes, TOAST) summed over the table's leaf partitions\n\
+         \x20 (pg_partition_tree), live/dead = n_live_tup/n_dead_tup of pg_stat_user_tables over the same;\n\
+         \x20 WAL = pg_current_wal_lsn() of the side's cluster (everything it wrote, the publisher's inserts included);\n\
+         \x20 PG CPU = utime+stime of the cluster's postmaster and all its children from /proc (exited ones\n\
+         \x20 through cutime/cstime), publisher included; autovacuum CPU = the processes titled `autovacuum worker`,\n\
+         \x20 sampled every 200 ms; av runs = autovacuum_count summed over the tables and partitions seen;\n\
+         \x20 retention = the top-level statements pg_stat_statements holds whose text is one of the binary's\n\
+         \x20 sql/queries/retention_*.sql, partitions_*.sql, cancel_orphans.sql (the functions they call run\n\
+         \x20 nested, inside their figures): execution + planning time (wall time, an upper bound of their CPU) and\n\
+         \x20 WAL bytes; their BEGIN/COMMIT are not counted, nor failed statements (lock t/o = statements the\n\
+         \x20 server's log shows cancelled by lock_timeout). Per-delivery figures divide by the window's deliveries."
+    );
+    let mut side_a = SustainedSide::start(env, "A partitioned", &env.tailhook, &config_a, "sustained-a.log").await?;
+    let mut side_b = SustainedSide::start(env, "B DELETE", &binary_b, &config_b, "sustained-b.log").await?;
+    for side in [&side_a, &side_b] {
+        println!("  {}: {}", side.label, side.url);
+    }
+    let av = AutovacuumSampler::start(vec![side_a.cluster.postmaster, side_b.cluster.postmaster], env.tick);
+    for side in [&mut side_a, &mut side_b] {
+        side.client.batch_execute("SELECT pg_stat_statements_reset()").await?;
+        side.delivered0 = side.receiver.received().await?;
+    }
+    let start = tokio::time::Instant::now();
+    let until = start + Duration::from_secs(60 * minutes);
+    let mut publishers = Vec::new();
+    for side in [&side_a, &side_b] {
+        publishers.push(tokio::spawn(sustained_publisher(
+            side.url.clone(),
+            rate,
+            start,
+            until,
+            side.published.clone(),
+        )));
+    }
+    for side in [&mut side_a, &mut side_b] {
+        side.sample(env, &av, 0, 0.0).await?;
+    }
+    println!(
+        "\n  {:<13} {:>3} {:>9} {:>9} {:>7} {:>6} | MiB: {:>6} {:>6} {:>6} {:>6} | live/dead k: {:>11} {:>11} {:>11} | WAL B/dlv win {:>5} all {:>5} | CPU µs/dlv PG {:>4} av {:>3} sidecar {:>3} | av runs | retention ms, kB | lock t/o",
+        "side", "min", "published", "delivered", "backlog", "rate/s", "outbox", "deliv", "attmpt", "ev_ids", "outbox", "deliveries", "attempts", "", "", "", "", ""
+    );
+    let print = |label: &str, s: &Sample, prev: &Sample, first: &Sample| {
+        let win = (s.delivered - prev.delivered).max(1) as f64;
+        let all = (s.delivered - first.delivered).max(1) as f64;
+        let table = |name: &str| {
+            s.tables
+                .iter()
+                .find(|t| t.name == name)
+                .map_or("-".to_owned(), |t| format!("{:.0}/{:.1}", t.live as f64 / 1e3, t.dead as f64 / 1e3))
+        };
+        let ev_ids = if s.tables.iter().any(|t| t.name == "event_ids") {
+            format!("{:.1}", mib(s.bytes("event_ids")))
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "  {:<13} {:>3} {:>9} {:>9} {:>7} {:>6.0} | MiB: {:>6.1} {:>6.1} {:>6.1} {:>6} | live/dead k: {:>11} {:>11} {:>11} | WAL B/dlv win {:>5.0} all {:>5.0} | CPU µs/dlv PG {:>4.0} av {:>3.0} sidecar {:>3.0} | {:>7} | {:>6.0} {:>8.0} | {:>4}",
+            label,
+            s.minute,
+            s.published,
+            s.delivered,
+            s.published as i64 - s.delivered as i64,
+            (s.published - prev.published) as f64 / (s.secs - prev.secs).max(1e-9),
+            mib(s.bytes("outbox")),
+            mib(s.bytes("deliveries")),
+            mib(s.bytes("attempts")),
+            ev_ids,
+            table("outbox"),
+            table("deliveries"),
+            table("attempts"),
+            (s.wal - prev.wal) as f64 / win,
+            (s.wal - first.wal) as f64 / all,
+            (s.pg_cpu - prev.pg_cpu) * 1e6 / win,
+            (s.autovacuum_cpu - prev.autovacuum_cpu) * 1e6 / win,
+            (s.sidecar_cpu - prev.sidecar_cpu) * 1e6 / win,
+            s.autovacuum_runs,
+            s.retention.ms() - prev.retention.ms(),
+            (s.retention.wal() - prev.retention.wal()) as f64 / 1e3,
+            s.failures.0 - prev.failures.0,
+        );
+    };
+    for minute in 1..=minutes {
+        tokio::time::sleep_until(start + Duration::from_secs(60 * minute)).await;
+        let secs = start.elapsed().as_secs_f64();
+        for side in [&mut side_a, &mut side_b] {
+            let s = side.sample(env, &av, minute, secs).await?;
+            let n = side.samples.len();
+            print(&side.label, &s, &side.samples[n - 2], &side.samples[0]);
+        }
+        for p in publishers.iter_mut() {
+            if p.is_finished() && minute < minutes {
+                let why = match p.await {
+                    Ok(Ok(_)) => "it stopped".to_owned(),
+                    Ok(Err(e)) => e,
+                    Err(e) => e.to_string(),
+                };
+                return Err(format!("a publisher stopped early: {why}").into());
+            }
+        }
+    }
+    let mut connections = Vec::new();
+    for p in publishers {
+        connections.push(p.await?.map_err(|e| format!("publisher: {e}"))?);
+    }
+    // The figures after the first retention window: from the sample at its
+    // end (or the first, on shorter runs) to the last.
+    let window = SUSTAINED_RETENTION_MS.div_ceil(60_000).min(minutes - 1) as usize;
+    println!(
+        "\n  summary (\"after\": from minute {window}, the end of the first retention window, to minute {minutes}):"
+    );
+    for side in [&side_a, &side_b] {
+        let (first, from, last) = (&side.samples[0], &side.samples[window], &side.samples[side.samples.len() - 1]);
+        let at3 = &side.samples[3.min(side.samples.len() - 1)];
+        let n = (last.delivered - from.delivered).max(1) as f64;
+        let pg_ms = (last.pg_cpu - from.pg_cpu) * 1e3;
+        let av_ms = (last.autovacuum_cpu - from.autovacuum_cpu) * 1e3;
+        let ret_ms = last.retention.ms() - from.retention.ms();
+        let wal = last.wal - from.wal;
+        let ret_wal = last.retention.wal() - from.retention.wal();
+        let backlog = last.published as i64 - last.delivered as i64;
+        let half = &side.samples[side.samples.len() / 2];
+        let growing = backlog > rate as i64 * 5 && backlog > half.published as i64 - half.delivered as i64;
+        println!("  {}", side.label);
+        println!(
+            "    achieved: {:.0} events/s published, {:.0}/s delivered; backlog at the end {backlog} events ({:.1} s of publishing){}",
+            last.published as f64 / last.secs,
+            (last.delivered - first.delivered) as f64 / last.secs,
+            backlog as f64 / rate as f64,
+            if growing { ": GROWING, the side does not keep up" } else { "" }
+        );
+        let sizes: Vec<String> = ["outbox", "deliveries", "attempts", "event_ids"]
+            .iter()
+            .filter(|t| last.tables.iter().any(|x| x.name == **t))
+            .map(|t| format!("{t} {:.1} -> {:.1}", mib(at3.bytes(t)), mib(last.bytes(t))))
+            .collect();
+        println!(
+            "    size, MiB, minute {} -> {}: {}; all {:.1} -> {:.1} ({:+.1} %)",
+            at3.minute,
+            last.minute,
+            sizes.join(", "),
+            mib(at3.total_bytes()),
+            mib(last.total_bytes()),
+            (last.total_bytes() as f64 / at3.total_bytes().max(1) as f64 - 1.0) * 100.0
+        );
+        let max_dead: Vec<String> = ["outbox", "deliveries", "attempts", "event_ids"]
+            .iter()
+            .filter(|t| last.tables.iter().any(|x| x.name == **t))
+            .map(|t| {
+                let max =
+                    side.samples.iter().flat_map(|s| s.tables.iter().filter(|x| x.name == *t)).map(|x| x.dead).max();
+                let end = last.tables.iter().find(|x| x.name == *t).map_or(0, |x| x.dead);
+                format!("{t} {} (at the end {end})", max.unwrap_or(0))
+            })
+            .collect();
+        println!(
+            "    dead tuples, most seen in a minute's sample: {}; autovacuum runs {}",
+            max_dead.join(", "),
+            last.autovacuum_runs
+        );
+        println!(
+            "    per delivery after: WAL {:.0} B, PostgreSQL CPU {:.0} µs (autovacuum {:.1} µs), sidecar CPU {:.0} µs; whole run: WAL {:.0} B, PostgreSQL CPU {:.0} µs",
+            wal as f64 / n,
+            pg_ms * 1e3 / n,
+            av_ms * 1e3 / n,
+            (last.sidecar_cpu - from.sidecar_cpu) * 1e6 / n,
+            (last.wal - first.wal) as f64 / (last.delivered - first.delivered).max(1) as f64,
+            (last.pg_cpu - first.pg_cpu) * 1e6 / (last.delivered - first.delivered).max(1) as f64,
+        );
+        println!(
+            "    retention's share after: of PostgreSQL CPU {:.2} % ({ret_ms:.0} ms of statements / {pg_ms:.0} ms), with autovacuum's CPU {:.2} % (+{av_ms:.0} ms; autovacuum also cleans the claims' and results' dead rows); of WAL {:.2} % ({ret_wal} of {wal} B)",
+            ret_ms / pg_ms.max(1e-9) * 100.0,
+            (ret_ms + av_ms) / pg_ms.max(1e-9) * 100.0,
+            ret_wal as f64 / wal.max(1) as f64 * 100.0,
+        );
+        let files: Vec<String> = last
+            .retention
+            .by_file
+            .iter()
+            .map(|(name, calls, ms, wal)| format!("{name} {calls} calls {ms:.0} ms {:.0} kB", *wal as f64 / 1e3))
+            .collect();
+        println!("    retention's statements, whole run: {}", files.join("; "));
+        println!(
+            "    server log: {} statements cancelled by lock_timeout, {} by deadlocks (failed statements are not in pg_stat_statements' figures)",
+            last.failures.0, last.failures.1
+        );
+        let log = std::fs::read_to_string(&side.log).unwrap_or_default();
+        let lines = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+        println!(
+            "    sidecar log ({}): {} drops of old partitions, {} moves of rows out of the DEFAULT partitions, {} warnings",
+            side.log.display(),
+            lines("old partitions dropped"),
+            lines("rows moved out of the DEFAULT"),
+            lines(" WARN ") - lines("secrets.keys is not set"),
+        );
+    }
+    drop((av, connections));
+    for side in [side_a, side_b] {
+        let SustainedSide { cluster, client, mut sidecar, receiver, .. } = side;
+        sidecar.kill().await?;
+        drop((client, receiver));
+        cluster.stop().await;
     }
     Ok(())
 }
