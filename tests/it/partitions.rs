@@ -1037,3 +1037,39 @@ async fn an_id_whose_event_outlives_its_period_still_blocks_a_duplicate() {
     assert_eq!(removed, 1, "the id removed once its event is gone");
     client.batch_execute(&publish).await.expect("and may be published again");
 }
+
+/// An id of a period not prepared yet (a publisher's UUIDv7 from the
+/// future) waits in event_ids' DEFAULT partition; preparing its period moves
+/// it into the period's partition (the ATTACH would fail on it otherwise),
+/// and it stays unique.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_from_a_period_not_prepared_yet_is_moved_into_it_when_prepared() {
+    let db = TestDb::new().await;
+    let client = db.migrate().await;
+    client.batch_execute("SELECT tailhook.partitions_prepare(interval '1 hour', 1)").await.unwrap();
+    let id: String =
+        client.query_one("SELECT tailhook.uuid_at(now() + interval '150 minutes')::text", &[]).await.unwrap().get(0);
+    let publish =
+        format!("INSERT INTO tailhook.outbox (event_id, event_type, payload) VALUES ('{id}', 'future.id', '{{}}')");
+    client.batch_execute(&publish).await.unwrap();
+    let at = async || -> String {
+        client
+            .query_one(
+                "SELECT tableoid::regclass::text FROM tailhook.event_ids WHERE event_id = $1::text::uuid",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    };
+    assert!(at().await.starts_with("tailhook.event_ids_y2"), "in the DEFAULT partition's year chunk: {}", at().await);
+    let moved: i64 = client
+        .query_one("SELECT moved FROM tailhook.partitions_prepare(interval '1 hour', 4)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(moved, 1);
+    assert!(at().await.starts_with("tailhook.event_ids_p"), "in its period's partition: {}", at().await);
+    let err = client.batch_execute(&publish).await.expect_err("still unique");
+    assert!(report(&err).contains("outbox_event_id_key"), "{}", report(&err));
+}
