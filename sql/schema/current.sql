@@ -1949,6 +1949,11 @@ DECLARE
     p_event_ids text;
     ids_lo uuid;
     ids_hi uuid;
+    ids_brin regclass;
+    period_start timestamptz;
+    alive boolean;
+    seqscan text := current_setting('enable_seqscan');
+    r record;
     kept_ids bigint[] := '{}';
     keep_ids bigint[] := '{}';
     kept_events bigint[] := '{}';
@@ -1966,8 +1971,8 @@ BEGIN
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
     -- event_ids' partition of the period (none for the legacy partition).
-    SELECT 'event_ids' || substr(b.name, length('outbox') + 1), tailhook.uuid_at(b.lo), tailhook.uuid_at(b.hi)
-      INTO p_event_ids, ids_lo, ids_hi
+    SELECT 'event_ids' || substr(b.name, length('outbox') + 1), tailhook.uuid_at(b.lo), tailhook.uuid_at(b.hi), b.lo
+      INTO p_event_ids, ids_lo, ids_hi, period_start
       FROM tailhook.partition_bounds('outbox') b
      WHERE b.name = p_outbox AND b.lo IS NOT NULL AND to_regclass('tailhook.event_ids' || substr(b.name, length('outbox') + 1)) IS NOT NULL;
     -- Its events' ids are removed from event_ids afterwards, by retention.
@@ -1988,6 +1993,18 @@ BEGIN
                               AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
                           OR d.locked_until > now()$q$, p_deliveries)
        INTO keep_ids USING succeeded_ms, failed_ms;
+    -- event_ids' partition of the period is read by created_at under the
+    -- locks below (its ids whose event is not of the period): its BRIN index
+    -- is brought up to date first, outside them (a range not summarized is
+    -- read whole; ids inserted after this are few, in the ranges at its end).
+    IF p_event_ids IS NOT NULL THEN
+        SELECT x.indexrelid::regclass INTO ids_brin
+          FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_am a ON a.oid = c.relam
+         WHERE x.indrelid = ('tailhook.' || p_event_ids)::regclass AND a.amname = 'brin';
+        IF ids_brin IS NOT NULL THEN
+            PERFORM brin_summarize_new_values(ids_brin);
+        END IF;
+    END IF;
     PERFORM set_config('lock_timeout', '200ms', true);
     -- Parents in the order writers take them (outbox, deliveries, attempts).
     IF p_outbox IS NOT NULL THEN
@@ -2043,13 +2060,30 @@ BEGIN
     END IF;
     IF p_event_ids IS NOT NULL THEN
         -- The ids in the period's event_ids partition whose events live on
-        -- (kept above, or created outside the period: an id's time is not
-        -- always its event's) go back into event_ids, into its DEFAULT
-        -- chunks now: found through each remaining outbox partition's
-        -- event_id index (a range scan of the period's ids, empty where ids
-        -- are tailhook's own). The others go with the partition, undeleted.
-        INSERT INTO tailhook.event_ids (event_id, created_at)
-        SELECT o.event_id, o.created_at FROM tailhook.outbox o WHERE o.event_id >= ids_lo AND o.event_id < ids_hi;
+        -- go back into event_ids, into its DEFAULT chunks now; the others go
+        -- with the partition, undeleted. Those of the events kept above, read
+        -- from the detached outbox partition...
+        IF p_outbox IS NOT NULL THEN
+            EXECUTE format($q$INSERT INTO tailhook.event_ids (event_id, created_at)
+                              SELECT o.event_id, o.created_at FROM tailhook.%I o
+                               WHERE (o.dispatched_at IS NULL OR o.id = ANY ($1)) AND o.event_id >= $2 AND o.event_id < $3$q$,
+                           p_outbox) USING kept_events, ids_lo, ids_hi;
+        END IF;
+        -- ...and those whose event is not of the period (an id's time is not
+        -- always its event's), found through the BRIN index (summarized
+        -- above; a plan reading the partition whole is refused), each looked
+        -- up in the one outbox partition of its created_at (planned with
+        -- its values: pruned).
+        PERFORM set_config('enable_seqscan', 'off', true);
+        FOR r IN EXECUTE format('SELECT x.event_id, x.created_at FROM tailhook.%I x WHERE x.created_at < $1 OR x.created_at >= $2',
+                                p_event_ids) USING period_start, period_end LOOP
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.outbox o WHERE o.event_id = %L AND o.created_at = %L)',
+                           r.event_id, r.created_at) INTO alive;
+            IF alive THEN
+                INSERT INTO tailhook.event_ids (event_id, created_at) VALUES (r.event_id, r.created_at);
+            END IF;
+        END LOOP;
+        PERFORM set_config('enable_seqscan', seqscan, true);
         PERFORM tailhook.partition_discard(p_event_ids);
         dropped := dropped + 1;
     END IF;
@@ -3948,9 +3982,13 @@ CREATE INDEX deliveries_undated_ordered ON tailhook.deliveries_undated USING btr
 
 CREATE INDEX deliveries_undated_succeeded ON tailhook.deliveries_undated USING btree (endpoint_id, completed_at) WHERE (status = 'succeeded'::text);
 
--- Name: event_ids_default_created_at; Type: INDEX; Schema: tailhook; Owner: -
+-- Name: event_ids_created_at; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX event_ids_default_created_at ON ONLY tailhook.event_ids_default USING brin (created_at);
+CREATE INDEX event_ids_created_at ON ONLY tailhook.event_ids USING brin (created_at);
+
+-- Name: event_ids_default_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_default_created_at_idx ON ONLY tailhook.event_ids_default USING brin (created_at);
 
 -- Name: event_ids_y2020_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
 
@@ -4188,93 +4226,97 @@ ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_undate
 
 ALTER INDEX tailhook.deliveries_succeeded ATTACH PARTITION tailhook.deliveries_undated_succeeded;
 
+-- Name: event_ids_default_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_created_at ATTACH PARTITION tailhook.event_ids_default_created_at_idx;
+
 -- Name: event_ids_y2020_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2020_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2020_created_at_idx;
 
 -- Name: event_ids_y2021_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2021_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2021_created_at_idx;
 
 -- Name: event_ids_y2022_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2022_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2022_created_at_idx;
 
 -- Name: event_ids_y2023_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2023_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2023_created_at_idx;
 
 -- Name: event_ids_y2024_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2024_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2024_created_at_idx;
 
 -- Name: event_ids_y2025_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2025_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2025_created_at_idx;
 
 -- Name: event_ids_y2026_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2026_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2026_created_at_idx;
 
 -- Name: event_ids_y2027_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2027_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2027_created_at_idx;
 
 -- Name: event_ids_y2028_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2028_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2028_created_at_idx;
 
 -- Name: event_ids_y2029_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2029_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2029_created_at_idx;
 
 -- Name: event_ids_y2030_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2030_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2030_created_at_idx;
 
 -- Name: event_ids_y2031_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2031_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2031_created_at_idx;
 
 -- Name: event_ids_y2032_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2032_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2032_created_at_idx;
 
 -- Name: event_ids_y2033_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2033_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2033_created_at_idx;
 
 -- Name: event_ids_y2034_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2034_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2034_created_at_idx;
 
 -- Name: event_ids_y2035_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2035_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2035_created_at_idx;
 
 -- Name: event_ids_y2036_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2036_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2036_created_at_idx;
 
 -- Name: event_ids_y2037_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2037_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2037_created_at_idx;
 
 -- Name: event_ids_y2038_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2038_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2038_created_at_idx;
 
 -- Name: event_ids_y2039_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y2039_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2039_created_at_idx;
 
 -- Name: event_ids_y_early_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y_early_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y_early_created_at_idx;
 
 -- Name: event_ids_y_late_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
-ALTER INDEX tailhook.event_ids_default_created_at ATTACH PARTITION tailhook.event_ids_y_late_created_at_idx;
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y_late_created_at_idx;
 
 -- Name: outbox_default_event_id; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
