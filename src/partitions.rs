@@ -1,4 +1,4 @@
-//! Partition maintenance: creates the outbox's, deliveries' and attempts' partitions ahead of need, and reports and repairs rows that landed in the DEFAULT partitions, one replica at a time.
+//! Partition maintenance: creates the outbox's, deliveries', attempts' and event ids' partitions ahead of need, and reports and repairs rows that landed in the DEFAULT partitions, one replica at a time.
 //!
 //! Every replica runs it (partitions must exist whether or not this replica
 //! runs retention); each round is one short transaction that takes the

@@ -1,7 +1,7 @@
 //! Retention: drops whole partitions once their period is old enough, and deletes finished deliveries, their attempts and emptied outbox rows outside them in small batches, one replica at a time.
 //!
-//! Each run first drops the periods (the outbox's, deliveries' and attempts'
-//! partitions of the same time range) whose end is `succeeded_after_ms` old,
+//! Each run first drops the periods (the outbox's, deliveries', attempts'
+//! and event ids' partitions of the same time range) whose end is `succeeded_after_ms` old,
 //! one period per short transaction under the partition advisory lock; the
 //! few rows the rules below still keep are copied back first and land in the
 //! undated and DEFAULT partitions (tailhook.partitions_drop,
@@ -66,7 +66,8 @@ async fn run_once(
     shutdown: &CancellationToken,
 ) -> Result<(), DbError> {
     drop_partitions(db, ages, metrics, shutdown).await?;
-    // The ids of events gone with dropped periods (tailhook.event_ids).
+    // The ids of events gone with dropped periods left in tailhook.event_ids'
+    // DEFAULT partition (publishers' own ids; tailhook's went with the period).
     while !shutdown.is_cancelled() {
         let started = tokio::time::Instant::now();
         match db.retention_event_ids(ages.batch).await? {

@@ -873,35 +873,121 @@ BEGIN
 END
 $$;
 
+-- Name: event_ids_chunks(); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.event_ids_chunks() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    part text;
+    lo uuid;
+    hi uuid;
+BEGIN
+    FOR y IN 2019..2040 LOOP
+        part := CASE y WHEN 2019 THEN 'event_ids_y_early' WHEN 2040 THEN 'event_ids_y_late' ELSE 'event_ids_y' || y END;
+        CONTINUE WHEN to_regclass('tailhook.' || part) IS NOT NULL;
+        lo := CASE WHEN y > 2019 THEN tailhook.uuid_at(make_timestamptz(y, 1, 1, 0, 0, 0, 'UTC')) END;
+        hi := CASE WHEN y < 2040 THEN tailhook.uuid_at(make_timestamptz(y + 1, 1, 1, 0, 0, 0, 'UTC')) END;
+        EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.event_ids INCLUDING DEFAULTS INCLUDING STORAGE)', part);
+        EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (%s)', part, part || '_range',
+                       concat_ws(' AND ', 'event_id IS NOT NULL', format('event_id >= %L', lo), format('event_id < %L', hi)));
+        EXECUTE format('ALTER TABLE tailhook.event_ids_default ATTACH PARTITION tailhook.%I FOR VALUES FROM (%s) TO (%s)', part,
+                       coalesce(quote_literal(lo), 'MINVALUE'), coalesce(quote_literal(hi), 'MAXVALUE'));
+        PERFORM tailhook.event_ids_name_key(part);
+    END LOOP;
+    PERFORM tailhook.event_ids_name_key('event_ids_default');
+END
+$$;
+
 -- Name: event_ids_expire(integer); Type: FUNCTION; Schema: tailhook; Owner: -
 
 CREATE FUNCTION tailhook.event_ids_expire(batch integer) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 DECLARE
     p record;
+    c record;
     n bigint;
+    found_any boolean;
     total bigint := 0;
 BEGIN
     FOR p IN SELECT d.lo, d.hi FROM tailhook.event_ids_dropped d ORDER BY d.lo, d.hi LOOP
-        DELETE FROM tailhook.event_ids e
-         WHERE e.ctid = ANY (ARRAY(
-                   SELECT x.ctid FROM tailhook.event_ids x
-                    WHERE x.created_at >= p.lo AND x.created_at < p.hi
-                      AND NOT EXISTS (SELECT 1 FROM tailhook.outbox o
-                                       WHERE o.event_id = x.event_id AND o.created_at = x.created_at)
-                    LIMIT batch - total));
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n < batch - total THEN
-            DELETE FROM tailhook.event_ids_dropped d WHERE d.lo = p.lo AND d.hi = p.hi;
-        END IF;
-        total := total + n;
+        FOR c IN SELECT i.inhrelid::regclass AS chunk FROM pg_inherits i
+                  WHERE i.inhparent = 'tailhook.event_ids_default'::regclass ORDER BY i.inhrelid LOOP
+            -- A chunk without ids of the period is passed over before the
+            -- delete below is planned (its outbox lookup plans every outbox
+            -- partition).
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s x WHERE x.created_at >= $1 AND x.created_at < $2)', c.chunk)
+               INTO found_any USING p.lo, p.hi;
+            CONTINUE WHEN NOT found_any;
+            EXECUTE format($q$DELETE FROM %1$s e
+                               WHERE e.ctid = ANY (ARRAY(
+                                         SELECT x.ctid FROM %1$s x
+                                          WHERE x.created_at >= $1 AND x.created_at < $2
+                                            AND NOT EXISTS (SELECT 1 FROM tailhook.outbox o
+                                                             WHERE o.event_id = x.event_id AND o.created_at = x.created_at)
+                                          LIMIT $3))$q$, c.chunk)
+               USING p.lo, p.hi, batch - total;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            total := total + n;
+            EXIT WHEN total >= batch;
+        END LOOP;
+        -- Asked for more than was left: the period is done.
         EXIT WHEN total >= batch;
+        DELETE FROM tailhook.event_ids_dropped d WHERE d.lo = p.lo AND d.hi = p.hi;
     END LOOP;
     RETURN total;
 END
+$_$;
+
+-- Name: event_ids_name_key(text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.event_ids_name_key(part text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    i record;
+    name text := 'outbox_event_id_key' || substr(part, length('event_ids') + 1);
+BEGIN
+    FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+              WHERE x.indrelid = ('tailhook.' || part)::regclass AND x.indisprimary AND c.relname <> name LOOP
+        EXECUTE format('ALTER INDEX tailhook.%I RENAME TO %I', i.relname, name);
+    END LOOP;
+END
 $$;
+
+-- Name: event_ids_prepare(timestamp with time zone, timestamp with time zone, text); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.event_ids_prepare(lo timestamp with time zone, hi timestamp with time zone, part text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    ulo uuid := tailhook.uuid_at(lo);
+    uhi uuid := tailhook.uuid_at(hi);
+    n bigint := 0;
+BEGIN
+    IF to_regclass('tailhook.' || part) IS NOT NULL OR ulo >= uhi THEN
+        RETURN 0;
+    END IF;
+    EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.event_ids INCLUDING DEFAULTS INCLUDING STORAGE)', part);
+    IF EXISTS (SELECT 1 FROM tailhook.event_ids_default d WHERE d.event_id >= ulo AND d.event_id < uhi) THEN
+        LOCK TABLE tailhook.event_ids IN ACCESS EXCLUSIVE MODE;
+        EXECUTE format('WITH m AS (DELETE FROM tailhook.event_ids_default d WHERE d.event_id >= $1 AND d.event_id < $2 RETURNING d.*)
+                        INSERT INTO tailhook.%I SELECT * FROM m', part) USING ulo, uhi;
+        GET DIAGNOSTICS n = ROW_COUNT;
+    END IF;
+    -- Proves the bound: ATTACH then skips scanning the new table.
+    EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (event_id IS NOT NULL AND event_id >= %L AND event_id < %L)',
+                   part, part || '_range', ulo, uhi);
+    EXECUTE format('ALTER TABLE tailhook.event_ids ATTACH PARTITION tailhook.%I FOR VALUES FROM (%L) TO (%L)', part, ulo, uhi);
+    PERFORM tailhook.event_ids_name_key(part);
+    RETURN n;
+END
+$_$;
 
 -- Name: event_type_matches(text[], text); Type: FUNCTION; Schema: tailhook; Owner: -
 
@@ -1867,6 +1953,14 @@ DECLARE
     p_outbox text;
     p_deliveries text;
     p_attempts text;
+    p_event_ids text;
+    ids_lo uuid;
+    ids_hi uuid;
+    ids_brin regclass;
+    period_start timestamptz;
+    alive boolean;
+    seqscan text := current_setting('enable_seqscan');
+    r record;
     kept_ids bigint[] := '{}';
     keep_ids bigint[] := '{}';
     kept_events bigint[] := '{}';
@@ -1883,6 +1977,11 @@ BEGIN
     SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    -- event_ids' partition of the period (none for the legacy partition).
+    SELECT 'event_ids' || substr(b.name, length('outbox') + 1), tailhook.uuid_at(b.lo), tailhook.uuid_at(b.hi), b.lo
+      INTO p_event_ids, ids_lo, ids_hi, period_start
+      FROM tailhook.partition_bounds('outbox') b
+     WHERE b.name = p_outbox AND b.lo IS NOT NULL AND to_regclass('tailhook.event_ids' || substr(b.name, length('outbox') + 1)) IS NOT NULL;
     -- Its events' ids are removed from event_ids afterwards, by retention.
     INSERT INTO tailhook.event_ids_dropped (lo, hi)
     SELECT coalesce(b.lo, '-infinity'), b.hi FROM tailhook.partition_bounds('outbox') b WHERE b.name = p_outbox
@@ -1901,6 +2000,18 @@ BEGIN
                               AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
                           OR d.locked_until > now()$q$, p_deliveries)
        INTO keep_ids USING succeeded_ms, failed_ms;
+    -- event_ids' partition of the period is read by created_at under the
+    -- locks below (its ids whose event is not of the period): its BRIN index
+    -- is brought up to date first, outside them (a range not summarized is
+    -- read whole; ids inserted after this are few, in the ranges at its end).
+    IF p_event_ids IS NOT NULL THEN
+        SELECT x.indexrelid::regclass INTO ids_brin
+          FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_am a ON a.oid = c.relam
+         WHERE x.indrelid = ('tailhook.' || p_event_ids)::regclass AND a.amname = 'brin';
+        IF ids_brin IS NOT NULL THEN
+            PERFORM brin_summarize_new_values(ids_brin);
+        END IF;
+    END IF;
     PERFORM set_config('lock_timeout', '200ms', true);
     -- Parents in the order writers take them (outbox, deliveries, attempts).
     IF p_outbox IS NOT NULL THEN
@@ -1909,6 +2020,10 @@ BEGIN
     EXECUTE format('ALTER TABLE tailhook.deliveries DETACH PARTITION tailhook.%I', p_deliveries);
     IF p_attempts IS NOT NULL THEN
         EXECUTE format('ALTER TABLE tailhook.attempts DETACH PARTITION tailhook.%I', p_attempts);
+    END IF;
+    -- Last, as writers take it (an outbox INSERT's trigger fills it).
+    IF p_event_ids IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.event_ids DETACH PARTITION tailhook.%I', p_event_ids);
     END IF;
     PERFORM set_config('lock_timeout', '0', true);
 
@@ -1937,13 +2052,49 @@ BEGIN
         kept := kept + n;
     END IF;
     IF p_outbox IS NOT NULL THEN
-        -- Their ids are in event_ids already: the copy adds them again.
-        EXECUTE format('DELETE FROM tailhook.event_ids e USING tailhook.%I o WHERE e.event_id = o.event_id AND (o.dispatched_at IS NULL OR o.id = ANY ($1))',
-                       p_outbox) USING kept_events;
-        EXECUTE format('INSERT INTO tailhook.outbox OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I o WHERE o.dispatched_at IS NULL OR o.id = ANY ($1)',
+        -- Into the DEFAULT partition directly (where the parent would route
+        -- them: no partition covers the period any more), so that the
+        -- outbox's statement triggers do not fire: their ids are in
+        -- event_ids already (put back below if they were in the period's
+        -- partition); outbox_notify's wake-up is sent here instead.
+        EXECUTE format('INSERT INTO tailhook.outbox_default OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I o WHERE o.dispatched_at IS NULL OR o.id = ANY ($1)',
                        p_outbox) USING kept_events;
         GET DIAGNOSTICS n = ROW_COUNT;
         kept := kept + n;
+        IF n > 0 THEN
+            PERFORM pg_notify('tailhook_outbox', '');
+        END IF;
+    END IF;
+    IF p_event_ids IS NOT NULL THEN
+        -- The ids in the period's event_ids partition whose events live on
+        -- go back into event_ids, into its DEFAULT chunks now; the others go
+        -- with the partition, undeleted. Those of the events kept above, read
+        -- from the detached outbox partition...
+        IF p_outbox IS NOT NULL THEN
+            EXECUTE format($q$INSERT INTO tailhook.event_ids (event_id, created_at)
+                              SELECT o.event_id, o.created_at FROM tailhook.%I o
+                               WHERE (o.dispatched_at IS NULL OR o.id = ANY ($1)) AND o.event_id >= $2 AND o.event_id < $3$q$,
+                           p_outbox) USING kept_events, ids_lo, ids_hi;
+        END IF;
+        -- ...and those whose event is not of the period (an id's time is not
+        -- always its event's), found through the BRIN index (summarized
+        -- above; a plan reading the partition whole is refused), each looked
+        -- up in the one outbox partition of its created_at (planned with
+        -- its values: pruned).
+        PERFORM set_config('enable_seqscan', 'off', true);
+        FOR r IN EXECUTE format('SELECT x.event_id, x.created_at FROM tailhook.%I x WHERE x.created_at < $1 OR x.created_at >= $2',
+                                p_event_ids) USING period_start, period_end LOOP
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.outbox o WHERE o.event_id = %L AND o.created_at = %L)',
+                           r.event_id, r.created_at) INTO alive;
+            IF alive THEN
+                INSERT INTO tailhook.event_ids (event_id, created_at) VALUES (r.event_id, r.created_at);
+            END IF;
+        END LOOP;
+        PERFORM set_config('enable_seqscan', seqscan, true);
+        PERFORM tailhook.partition_discard(p_event_ids);
+        dropped := dropped + 1;
+    END IF;
+    IF p_outbox IS NOT NULL THEN
         PERFORM tailhook.partition_discard(p_outbox);
         dropped := dropped + 1;
     END IF;
@@ -2035,6 +2186,12 @@ BEGIN
                            tbl, part, start, nxt);
             PERFORM tailhook.partition_name_indexes(tbl, part);
             created := created + 1;
+            IF tbl = 'outbox' THEN
+                -- event_ids' partition of the same period (still under the
+                -- outbox's lock: no id is inserted meanwhile).
+                moved := moved + tailhook.event_ids_prepare(start, nxt, 'event_ids' || substr(part, length('outbox') + 1));
+                created := created + 1;
+            END IF;
             start := nxt;
         END LOOP;
     END LOOP;
@@ -2399,6 +2556,15 @@ BEGIN
     PERFORM tailhook.capture_forget_dropped();
     RETURN captured;
 END
+$$;
+
+-- Name: uuid_at(timestamp with time zone); Type: FUNCTION; Schema: tailhook; Owner: -
+
+CREATE FUNCTION tailhook.uuid_at(t timestamp with time zone) RETURNS uuid
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT (lpad(to_hex(greatest(0, floor(extract(epoch FROM t) * 1000))::bigint), 12, '0') || '00000000000000000000')::uuid
 $$;
 
 -- Name: uuid_v7(); Type: FUNCTION; Schema: tailhook; Owner: -
@@ -2881,17 +3047,202 @@ ALTER TABLE tailhook.endpoints ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
 CREATE TABLE tailhook.event_ids (
     event_id uuid NOT NULL,
     created_at timestamp with time zone NOT NULL
-);
+)
+PARTITION BY RANGE (event_id);
 
 -- Name: TABLE event_ids; Type: COMMENT; Schema: tailhook; Owner: -
 
 COMMENT ON TABLE tailhook.event_ids IS 'filled';
+
+-- Name: event_ids_default; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_default (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL
+)
+PARTITION BY RANGE (event_id);
 
 -- Name: event_ids_dropped; Type: TABLE; Schema: tailhook; Owner: -
 
 CREATE TABLE tailhook.event_ids_dropped (
     lo timestamp with time zone NOT NULL,
     hi timestamp with time zone NOT NULL
+);
+
+-- Name: event_ids_y2020; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2020 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2020_range CHECK (((event_id IS NOT NULL) AND (event_id >= '016f5e66-e800-0000-0000-000000000000'::uuid) AND (event_id < '0176bb3e-7000-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2021; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2021 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2021_range CHECK (((event_id IS NOT NULL) AND (event_id >= '0176bb3e-7000-0000-0000-000000000000'::uuid) AND (event_id < '017e12ef-9c00-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2022; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2022 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2022_range CHECK (((event_id IS NOT NULL) AND (event_id >= '017e12ef-9c00-0000-0000-000000000000'::uuid) AND (event_id < '01856aa0-c800-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2023; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2023 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2023_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01856aa0-c800-0000-0000-000000000000'::uuid) AND (event_id < '018cc251-f400-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2024; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2024 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2024_range CHECK (((event_id IS NOT NULL) AND (event_id >= '018cc251-f400-0000-0000-000000000000'::uuid) AND (event_id < '01941f29-7c00-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2025; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2025 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2025_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01941f29-7c00-0000-0000-000000000000'::uuid) AND (event_id < '019b76da-a800-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2026; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2026 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2026_range CHECK (((event_id IS NOT NULL) AND (event_id >= '019b76da-a800-0000-0000-000000000000'::uuid) AND (event_id < '01a2ce8b-d400-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2027; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2027 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2027_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01a2ce8b-d400-0000-0000-000000000000'::uuid) AND (event_id < '01aa263d-0000-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2028; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2028 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2028_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01aa263d-0000-0000-0000-000000000000'::uuid) AND (event_id < '01b18314-8800-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2029; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2029 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2029_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01b18314-8800-0000-0000-000000000000'::uuid) AND (event_id < '01b8dac5-b400-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2030; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2030 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2030_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01b8dac5-b400-0000-0000-000000000000'::uuid) AND (event_id < '01c03276-e000-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2031; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2031 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2031_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01c03276-e000-0000-0000-000000000000'::uuid) AND (event_id < '01c78a28-0c00-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2032; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2032 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2032_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01c78a28-0c00-0000-0000-000000000000'::uuid) AND (event_id < '01cee6ff-9400-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2033; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2033 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2033_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01cee6ff-9400-0000-0000-000000000000'::uuid) AND (event_id < '01d63eb0-c000-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2034; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2034 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2034_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01d63eb0-c000-0000-0000-000000000000'::uuid) AND (event_id < '01dd9661-ec00-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2035; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2035 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2035_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01dd9661-ec00-0000-0000-000000000000'::uuid) AND (event_id < '01e4ee13-1800-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2036; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2036 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2036_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01e4ee13-1800-0000-0000-000000000000'::uuid) AND (event_id < '01ec4aea-a000-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2037; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2037 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2037_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01ec4aea-a000-0000-0000-000000000000'::uuid) AND (event_id < '01f3a29b-cc00-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2038; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2038 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2038_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01f3a29b-cc00-0000-0000-000000000000'::uuid) AND (event_id < '01fafa4c-f800-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y2039; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y2039 (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y2039_range CHECK (((event_id IS NOT NULL) AND (event_id >= '01fafa4c-f800-0000-0000-000000000000'::uuid) AND (event_id < '020251fe-2400-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y_early; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y_early (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y_early_range CHECK (((event_id IS NOT NULL) AND (event_id >= NULL::uuid) AND (event_id < '016f5e66-e800-0000-0000-000000000000'::uuid)))
+);
+
+-- Name: event_ids_y_late; Type: TABLE; Schema: tailhook; Owner: -
+
+CREATE TABLE tailhook.event_ids_y_late (
+    event_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT event_ids_y_late_range CHECK (((event_id IS NOT NULL) AND (event_id >= '020251fe-2400-0000-0000-000000000000'::uuid) AND (event_id < NULL::uuid)))
 );
 
 -- Name: outbox_default; Type: TABLE; Schema: tailhook; Owner: -
@@ -3016,6 +3367,98 @@ ALTER TABLE ONLY tailhook.deliveries ATTACH PARTITION tailhook.deliveries_defaul
 -- Name: deliveries_undated; Type: TABLE ATTACH; Schema: tailhook; Owner: -
 
 ALTER TABLE ONLY tailhook.deliveries ATTACH PARTITION tailhook.deliveries_undated FOR VALUES FROM (MINVALUE) TO ('1970-01-01 00:00:00+00');
+
+-- Name: event_ids_default; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids ATTACH PARTITION tailhook.event_ids_default DEFAULT;
+
+-- Name: event_ids_y2020; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2020 FOR VALUES FROM ('016f5e66-e800-0000-0000-000000000000') TO ('0176bb3e-7000-0000-0000-000000000000');
+
+-- Name: event_ids_y2021; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2021 FOR VALUES FROM ('0176bb3e-7000-0000-0000-000000000000') TO ('017e12ef-9c00-0000-0000-000000000000');
+
+-- Name: event_ids_y2022; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2022 FOR VALUES FROM ('017e12ef-9c00-0000-0000-000000000000') TO ('01856aa0-c800-0000-0000-000000000000');
+
+-- Name: event_ids_y2023; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2023 FOR VALUES FROM ('01856aa0-c800-0000-0000-000000000000') TO ('018cc251-f400-0000-0000-000000000000');
+
+-- Name: event_ids_y2024; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2024 FOR VALUES FROM ('018cc251-f400-0000-0000-000000000000') TO ('01941f29-7c00-0000-0000-000000000000');
+
+-- Name: event_ids_y2025; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2025 FOR VALUES FROM ('01941f29-7c00-0000-0000-000000000000') TO ('019b76da-a800-0000-0000-000000000000');
+
+-- Name: event_ids_y2026; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2026 FOR VALUES FROM ('019b76da-a800-0000-0000-000000000000') TO ('01a2ce8b-d400-0000-0000-000000000000');
+
+-- Name: event_ids_y2027; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2027 FOR VALUES FROM ('01a2ce8b-d400-0000-0000-000000000000') TO ('01aa263d-0000-0000-0000-000000000000');
+
+-- Name: event_ids_y2028; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2028 FOR VALUES FROM ('01aa263d-0000-0000-0000-000000000000') TO ('01b18314-8800-0000-0000-000000000000');
+
+-- Name: event_ids_y2029; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2029 FOR VALUES FROM ('01b18314-8800-0000-0000-000000000000') TO ('01b8dac5-b400-0000-0000-000000000000');
+
+-- Name: event_ids_y2030; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2030 FOR VALUES FROM ('01b8dac5-b400-0000-0000-000000000000') TO ('01c03276-e000-0000-0000-000000000000');
+
+-- Name: event_ids_y2031; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2031 FOR VALUES FROM ('01c03276-e000-0000-0000-000000000000') TO ('01c78a28-0c00-0000-0000-000000000000');
+
+-- Name: event_ids_y2032; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2032 FOR VALUES FROM ('01c78a28-0c00-0000-0000-000000000000') TO ('01cee6ff-9400-0000-0000-000000000000');
+
+-- Name: event_ids_y2033; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2033 FOR VALUES FROM ('01cee6ff-9400-0000-0000-000000000000') TO ('01d63eb0-c000-0000-0000-000000000000');
+
+-- Name: event_ids_y2034; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2034 FOR VALUES FROM ('01d63eb0-c000-0000-0000-000000000000') TO ('01dd9661-ec00-0000-0000-000000000000');
+
+-- Name: event_ids_y2035; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2035 FOR VALUES FROM ('01dd9661-ec00-0000-0000-000000000000') TO ('01e4ee13-1800-0000-0000-000000000000');
+
+-- Name: event_ids_y2036; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2036 FOR VALUES FROM ('01e4ee13-1800-0000-0000-000000000000') TO ('01ec4aea-a000-0000-0000-000000000000');
+
+-- Name: event_ids_y2037; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2037 FOR VALUES FROM ('01ec4aea-a000-0000-0000-000000000000') TO ('01f3a29b-cc00-0000-0000-000000000000');
+
+-- Name: event_ids_y2038; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2038 FOR VALUES FROM ('01f3a29b-cc00-0000-0000-000000000000') TO ('01fafa4c-f800-0000-0000-000000000000');
+
+-- Name: event_ids_y2039; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y2039 FOR VALUES FROM ('01fafa4c-f800-0000-0000-000000000000') TO ('020251fe-2400-0000-0000-000000000000');
+
+-- Name: event_ids_y_early; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y_early FOR VALUES FROM (MINVALUE) TO ('016f5e66-e800-0000-0000-000000000000');
+
+-- Name: event_ids_y_late; Type: TABLE ATTACH; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default ATTACH PARTITION tailhook.event_ids_y_late FOR VALUES FROM ('020251fe-2400-0000-0000-000000000000') TO (MAXVALUE);
 
 -- Name: outbox_default; Type: TABLE ATTACH; Schema: tailhook; Owner: -
 
@@ -3287,6 +3730,121 @@ ALTER TABLE ONLY tailhook.outbox_default
 ALTER TABLE ONLY tailhook.event_ids
     ADD CONSTRAINT outbox_event_id_key PRIMARY KEY (event_id);
 
+-- Name: event_ids_default outbox_event_id_key_default; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_default
+    ADD CONSTRAINT outbox_event_id_key_default PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2020 outbox_event_id_key_y2020; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2020
+    ADD CONSTRAINT outbox_event_id_key_y2020 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2021 outbox_event_id_key_y2021; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2021
+    ADD CONSTRAINT outbox_event_id_key_y2021 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2022 outbox_event_id_key_y2022; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2022
+    ADD CONSTRAINT outbox_event_id_key_y2022 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2023 outbox_event_id_key_y2023; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2023
+    ADD CONSTRAINT outbox_event_id_key_y2023 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2024 outbox_event_id_key_y2024; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2024
+    ADD CONSTRAINT outbox_event_id_key_y2024 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2025 outbox_event_id_key_y2025; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2025
+    ADD CONSTRAINT outbox_event_id_key_y2025 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2026 outbox_event_id_key_y2026; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2026
+    ADD CONSTRAINT outbox_event_id_key_y2026 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2027 outbox_event_id_key_y2027; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2027
+    ADD CONSTRAINT outbox_event_id_key_y2027 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2028 outbox_event_id_key_y2028; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2028
+    ADD CONSTRAINT outbox_event_id_key_y2028 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2029 outbox_event_id_key_y2029; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2029
+    ADD CONSTRAINT outbox_event_id_key_y2029 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2030 outbox_event_id_key_y2030; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2030
+    ADD CONSTRAINT outbox_event_id_key_y2030 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2031 outbox_event_id_key_y2031; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2031
+    ADD CONSTRAINT outbox_event_id_key_y2031 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2032 outbox_event_id_key_y2032; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2032
+    ADD CONSTRAINT outbox_event_id_key_y2032 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2033 outbox_event_id_key_y2033; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2033
+    ADD CONSTRAINT outbox_event_id_key_y2033 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2034 outbox_event_id_key_y2034; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2034
+    ADD CONSTRAINT outbox_event_id_key_y2034 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2035 outbox_event_id_key_y2035; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2035
+    ADD CONSTRAINT outbox_event_id_key_y2035 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2036 outbox_event_id_key_y2036; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2036
+    ADD CONSTRAINT outbox_event_id_key_y2036 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2037 outbox_event_id_key_y2037; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2037
+    ADD CONSTRAINT outbox_event_id_key_y2037 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2038 outbox_event_id_key_y2038; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2038
+    ADD CONSTRAINT outbox_event_id_key_y2038 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y2039 outbox_event_id_key_y2039; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y2039
+    ADD CONSTRAINT outbox_event_id_key_y2039 PRIMARY KEY (event_id);
+
+-- Name: event_ids_y_early outbox_event_id_key_y_early; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y_early
+    ADD CONSTRAINT outbox_event_id_key_y_early PRIMARY KEY (event_id);
+
+-- Name: event_ids_y_late outbox_event_id_key_y_late; Type: CONSTRAINT; Schema: tailhook; Owner: -
+
+ALTER TABLE ONLY tailhook.event_ids_y_late
+    ADD CONSTRAINT outbox_event_id_key_y_late PRIMARY KEY (event_id);
+
 -- Name: outbox outbox_trace_context_valid; Type: CHECK CONSTRAINT; Schema: tailhook; Owner: -
 
 ALTER TABLE tailhook.outbox
@@ -3445,7 +4003,99 @@ CREATE INDEX deliveries_undated_succeeded ON tailhook.deliveries_undated USING b
 
 -- Name: event_ids_created_at; Type: INDEX; Schema: tailhook; Owner: -
 
-CREATE INDEX event_ids_created_at ON tailhook.event_ids USING brin (created_at);
+CREATE INDEX event_ids_created_at ON ONLY tailhook.event_ids USING brin (created_at);
+
+-- Name: event_ids_default_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_default_created_at_idx ON ONLY tailhook.event_ids_default USING brin (created_at);
+
+-- Name: event_ids_y2020_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2020_created_at_idx ON tailhook.event_ids_y2020 USING brin (created_at);
+
+-- Name: event_ids_y2021_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2021_created_at_idx ON tailhook.event_ids_y2021 USING brin (created_at);
+
+-- Name: event_ids_y2022_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2022_created_at_idx ON tailhook.event_ids_y2022 USING brin (created_at);
+
+-- Name: event_ids_y2023_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2023_created_at_idx ON tailhook.event_ids_y2023 USING brin (created_at);
+
+-- Name: event_ids_y2024_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2024_created_at_idx ON tailhook.event_ids_y2024 USING brin (created_at);
+
+-- Name: event_ids_y2025_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2025_created_at_idx ON tailhook.event_ids_y2025 USING brin (created_at);
+
+-- Name: event_ids_y2026_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2026_created_at_idx ON tailhook.event_ids_y2026 USING brin (created_at);
+
+-- Name: event_ids_y2027_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2027_created_at_idx ON tailhook.event_ids_y2027 USING brin (created_at);
+
+-- Name: event_ids_y2028_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2028_created_at_idx ON tailhook.event_ids_y2028 USING brin (created_at);
+
+-- Name: event_ids_y2029_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2029_created_at_idx ON tailhook.event_ids_y2029 USING brin (created_at);
+
+-- Name: event_ids_y2030_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2030_created_at_idx ON tailhook.event_ids_y2030 USING brin (created_at);
+
+-- Name: event_ids_y2031_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2031_created_at_idx ON tailhook.event_ids_y2031 USING brin (created_at);
+
+-- Name: event_ids_y2032_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2032_created_at_idx ON tailhook.event_ids_y2032 USING brin (created_at);
+
+-- Name: event_ids_y2033_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2033_created_at_idx ON tailhook.event_ids_y2033 USING brin (created_at);
+
+-- Name: event_ids_y2034_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2034_created_at_idx ON tailhook.event_ids_y2034 USING brin (created_at);
+
+-- Name: event_ids_y2035_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2035_created_at_idx ON tailhook.event_ids_y2035 USING brin (created_at);
+
+-- Name: event_ids_y2036_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2036_created_at_idx ON tailhook.event_ids_y2036 USING brin (created_at);
+
+-- Name: event_ids_y2037_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2037_created_at_idx ON tailhook.event_ids_y2037 USING brin (created_at);
+
+-- Name: event_ids_y2038_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2038_created_at_idx ON tailhook.event_ids_y2038 USING brin (created_at);
+
+-- Name: event_ids_y2039_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y2039_created_at_idx ON tailhook.event_ids_y2039 USING brin (created_at);
+
+-- Name: event_ids_y_early_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y_early_created_at_idx ON tailhook.event_ids_y_early USING brin (created_at);
+
+-- Name: event_ids_y_late_created_at_idx; Type: INDEX; Schema: tailhook; Owner: -
+
+CREATE INDEX event_ids_y_late_created_at_idx ON tailhook.event_ids_y_late USING brin (created_at);
 
 -- Name: legacy_attempts_delivery; Type: INDEX; Schema: tailhook; Owner: -
 
@@ -3595,6 +4245,98 @@ ALTER INDEX tailhook.deliveries_pkey ATTACH PARTITION tailhook.deliveries_undate
 
 ALTER INDEX tailhook.deliveries_succeeded ATTACH PARTITION tailhook.deliveries_undated_succeeded;
 
+-- Name: event_ids_default_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_created_at ATTACH PARTITION tailhook.event_ids_default_created_at_idx;
+
+-- Name: event_ids_y2020_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2020_created_at_idx;
+
+-- Name: event_ids_y2021_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2021_created_at_idx;
+
+-- Name: event_ids_y2022_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2022_created_at_idx;
+
+-- Name: event_ids_y2023_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2023_created_at_idx;
+
+-- Name: event_ids_y2024_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2024_created_at_idx;
+
+-- Name: event_ids_y2025_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2025_created_at_idx;
+
+-- Name: event_ids_y2026_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2026_created_at_idx;
+
+-- Name: event_ids_y2027_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2027_created_at_idx;
+
+-- Name: event_ids_y2028_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2028_created_at_idx;
+
+-- Name: event_ids_y2029_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2029_created_at_idx;
+
+-- Name: event_ids_y2030_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2030_created_at_idx;
+
+-- Name: event_ids_y2031_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2031_created_at_idx;
+
+-- Name: event_ids_y2032_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2032_created_at_idx;
+
+-- Name: event_ids_y2033_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2033_created_at_idx;
+
+-- Name: event_ids_y2034_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2034_created_at_idx;
+
+-- Name: event_ids_y2035_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2035_created_at_idx;
+
+-- Name: event_ids_y2036_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2036_created_at_idx;
+
+-- Name: event_ids_y2037_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2037_created_at_idx;
+
+-- Name: event_ids_y2038_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2038_created_at_idx;
+
+-- Name: event_ids_y2039_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y2039_created_at_idx;
+
+-- Name: event_ids_y_early_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y_early_created_at_idx;
+
+-- Name: event_ids_y_late_created_at_idx; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.event_ids_default_created_at_idx ATTACH PARTITION tailhook.event_ids_y_late_created_at_idx;
+
 -- Name: outbox_default_event_id; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
 ALTER INDEX tailhook.outbox_event_id ATTACH PARTITION tailhook.outbox_default_event_id;
@@ -3606,6 +4348,98 @@ ALTER INDEX tailhook.outbox_pkey ATTACH PARTITION tailhook.outbox_default_pkey;
 -- Name: outbox_default_undispatched; Type: INDEX ATTACH; Schema: tailhook; Owner: -
 
 ALTER INDEX tailhook.outbox_undispatched ATTACH PARTITION tailhook.outbox_default_undispatched;
+
+-- Name: outbox_event_id_key_default; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key ATTACH PARTITION tailhook.outbox_event_id_key_default;
+
+-- Name: outbox_event_id_key_y2020; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2020;
+
+-- Name: outbox_event_id_key_y2021; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2021;
+
+-- Name: outbox_event_id_key_y2022; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2022;
+
+-- Name: outbox_event_id_key_y2023; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2023;
+
+-- Name: outbox_event_id_key_y2024; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2024;
+
+-- Name: outbox_event_id_key_y2025; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2025;
+
+-- Name: outbox_event_id_key_y2026; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2026;
+
+-- Name: outbox_event_id_key_y2027; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2027;
+
+-- Name: outbox_event_id_key_y2028; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2028;
+
+-- Name: outbox_event_id_key_y2029; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2029;
+
+-- Name: outbox_event_id_key_y2030; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2030;
+
+-- Name: outbox_event_id_key_y2031; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2031;
+
+-- Name: outbox_event_id_key_y2032; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2032;
+
+-- Name: outbox_event_id_key_y2033; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2033;
+
+-- Name: outbox_event_id_key_y2034; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2034;
+
+-- Name: outbox_event_id_key_y2035; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2035;
+
+-- Name: outbox_event_id_key_y2036; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2036;
+
+-- Name: outbox_event_id_key_y2037; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2037;
+
+-- Name: outbox_event_id_key_y2038; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2038;
+
+-- Name: outbox_event_id_key_y2039; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y2039;
+
+-- Name: outbox_event_id_key_y_early; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y_early;
+
+-- Name: outbox_event_id_key_y_late; Type: INDEX ATTACH; Schema: tailhook; Owner: -
+
+ALTER INDEX tailhook.outbox_event_id_key_default ATTACH PARTITION tailhook.outbox_event_id_key_y_late;
 
 -- Name: deliveries deliveries_cascade; Type: TRIGGER; Schema: tailhook; Owner: -
 

@@ -5237,7 +5237,7 @@ REVOKE EXECUTE ON FUNCTION tailhook.grant_portal_minter(regrole) FROM PUBLIC;$ta
 END
 $tailhook_step$;
 
--- tailhook step 31 partitions (1 of 63): outside a transaction
+-- tailhook step 31 partitions (1 of 69): outside a transaction
 -- tailhook schema, version 31: tailhook.outbox, tailhook.deliveries and
 -- tailhook.attempts become range-partitioned by the event's creation time
 -- (issue 23), so that retention drops whole partitions instead of deleting
@@ -5251,8 +5251,9 @@ $tailhook_step$;
 --   the primary keys become (id, created_at) and (id, event_at), and the
 --   unique (outbox_id, endpoint_id) becomes (outbox_id, endpoint_id,
 --   event_at), the same thing since outbox_id fixes event_at. event_id stays
---   unique across partitions through tailhook.outbox_event_id_unique (a
---   statement trigger, under a per-id advisory lock).
+--   unique across partitions through tailhook.event_ids (its primary key,
+--   filled by a statement trigger; itself partitioned by the id, its periods
+--   the outbox's: see below).
 -- * Each table gets a DEFAULT partition (<table>_default) that takes any row
 --   no range partition covers; the sidecar creates partitions ahead and
 --   moves such rows out (sql/queries/partitions_prepare.sql). deliveries
@@ -5289,7 +5290,7 @@ CREATE TABLE IF NOT EXISTS tailhook.partition_legacy (
     cutoff timestamptz NOT NULL
 );
 
--- tailhook step 31 partitions (2 of 63): outside a transaction
+-- tailhook step 31 partitions (2 of 69): outside a transaction
 -- Runs one DDL statement under a short lock_timeout, retried (up to about a
 -- minute) while the lock is not granted: a writer waits at most 200 ms for it.
 CREATE OR REPLACE FUNCTION tailhook.partition_ddl(statements text[]) RETURNS void
@@ -5317,21 +5318,21 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (3 of 63): outside a transaction
+-- tailhook step 31 partitions (3 of 69): outside a transaction
 -- The table's partition key column.
 CREATE OR REPLACE FUNCTION tailhook.partition_key(tbl text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE tbl WHEN 'outbox' THEN 'created_at' ELSE 'event_at' END
 $$;
 
--- tailhook step 31 partitions (4 of 63): outside a transaction
+-- tailhook step 31 partitions (4 of 69): outside a transaction
 -- Whether tailhook.<tbl> is already partitioned.
 CREATE OR REPLACE FUNCTION tailhook.partitioned(tbl text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('tailhook.' || tbl) AND c.relkind = 'p')
 $$;
 
--- tailhook step 31 partitions (5 of 63): outside a transaction
+-- tailhook step 31 partitions (5 of 69): outside a transaction
 -- Step 1: deliveries and attempts get event_at. Existing rows read
 -- '-infinity' (a constant default: no rewrite, catalog only), and so does a
 -- row written without it: tailhook's fan-out and result writes set it; a
@@ -5349,13 +5350,13 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (6 of 63): outside a transaction
+-- tailhook step 31 partitions (6 of 69): outside a transaction
 SELECT tailhook.partition_convert_column('deliveries');
 
--- tailhook step 31 partitions (7 of 63): outside a transaction
+-- tailhook step 31 partitions (7 of 69): outside a transaction
 SELECT tailhook.partition_convert_column('attempts');
 
--- tailhook step 31 partitions (8 of 63): outside a transaction
+-- tailhook step 31 partitions (8 of 69): outside a transaction
 -- Step 2: the legacy partition's bound, as a CHECK constraint added NOT
 -- VALID (an instant under ACCESS EXCLUSIVE) and validated separately below
 -- (a scan under SHARE UPDATE EXCLUSIVE: writes go on). The cutoff is the
@@ -5389,7 +5390,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (9 of 63): outside a transaction
+-- tailhook step 31 partitions (9 of 69): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_validate(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -5401,25 +5402,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (10 of 63): outside a transaction
+-- tailhook step 31 partitions (10 of 69): outside a transaction
 SELECT tailhook.partition_convert_check('outbox');
 
--- tailhook step 31 partitions (11 of 63): outside a transaction
+-- tailhook step 31 partitions (11 of 69): outside a transaction
 SELECT tailhook.partition_convert_validate('outbox');
 
--- tailhook step 31 partitions (12 of 63): outside a transaction
+-- tailhook step 31 partitions (12 of 69): outside a transaction
 SELECT tailhook.partition_convert_check('deliveries');
 
--- tailhook step 31 partitions (13 of 63): outside a transaction
+-- tailhook step 31 partitions (13 of 69): outside a transaction
 SELECT tailhook.partition_convert_validate('deliveries');
 
--- tailhook step 31 partitions (14 of 63): outside a transaction
+-- tailhook step 31 partitions (14 of 69): outside a transaction
 SELECT tailhook.partition_convert_check('attempts');
 
--- tailhook step 31 partitions (15 of 63): outside a transaction
+-- tailhook step 31 partitions (15 of 69): outside a transaction
 SELECT tailhook.partition_convert_validate('attempts');
 
--- tailhook step 31 partitions (16 of 63): outside a transaction
+-- tailhook step 31 partitions (16 of 69): outside a transaction
 -- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
 -- bounds (lo NULL: from MINVALUE).
 CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
@@ -5436,7 +5437,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
        AND c.relname::text <> tbl || '_undated'
 $$;
 
--- tailhook step 31 partitions (17 of 63): outside a transaction
+-- tailhook step 31 partitions (17 of 69): outside a transaction
 -- deliveries and attempts have an "undated" partition, from MINVALUE to
 -- 1970, for their rows without a period: written by hand without event_at
 -- ('-infinity'), or kept when their period was dropped. Not a period: never
@@ -5462,7 +5463,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (18 of 63): outside a transaction
+-- tailhook step 31 partitions (18 of 69): outside a transaction
 -- Names a partition's indexes after the partitioned table's: index
 -- <tbl>_<what> becomes <partition>_<what> (plans then read as the
 -- unpartitioned ones did, partition by partition).
@@ -5484,7 +5485,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (19 of 63): outside a transaction
+-- tailhook step 31 partitions (19 of 69): outside a transaction
 -- Step 3: the swap, one short transaction per table under ACCESS EXCLUSIVE
 -- (catalog work only): the old table is renamed <tbl>_legacy, the
 -- partitioned table is created under the old name with the same columns,
@@ -5519,7 +5520,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (20 of 63): outside a transaction
+-- tailhook step 31 partitions (20 of 69): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_swap_locked(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -5646,16 +5647,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (21 of 63): outside a transaction
+-- tailhook step 31 partitions (21 of 69): outside a transaction
 SELECT tailhook.partition_convert_swap('outbox');
 
--- tailhook step 31 partitions (22 of 63): outside a transaction
+-- tailhook step 31 partitions (22 of 69): outside a transaction
 SELECT tailhook.partition_convert_swap('deliveries');
 
--- tailhook step 31 partitions (23 of 63): outside a transaction
+-- tailhook step 31 partitions (23 of 69): outside a transaction
 SELECT tailhook.partition_convert_swap('attempts');
 
--- tailhook step 31 partitions (24 of 63): outside a transaction
+-- tailhook step 31 partitions (24 of 69): outside a transaction
 -- Step 4: the new keys' indexes on the old table, built without blocking
 -- writes, then attached: the partitioned table's keys become valid. Until
 -- then the old table keeps its own keys (renamed legacy_*).
@@ -5677,25 +5678,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (25 of 63): outside a transaction
+-- tailhook step 31 partitions (25 of 69): outside a transaction
 SELECT tailhook.partition_drop_invalid();
 
--- tailhook step 31 partitions (26 of 63): outside a transaction
+-- tailhook step 31 partitions (26 of 69): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_key ON tailhook.outbox_legacy (id, created_at);
 
--- tailhook step 31 partitions (27 of 63): outside a transaction
+-- tailhook step 31 partitions (27 of 69): outside a transaction
 CREATE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_event_id ON tailhook.outbox_legacy (event_id);
 
--- tailhook step 31 partitions (28 of 63): outside a transaction
+-- tailhook step 31 partitions (28 of 69): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_key ON tailhook.deliveries_legacy (id, event_at);
 
--- tailhook step 31 partitions (29 of 63): outside a transaction
+-- tailhook step 31 partitions (29 of 69): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_unique ON tailhook.deliveries_legacy (outbox_id, endpoint_id, event_at);
 
--- tailhook step 31 partitions (30 of 63): outside a transaction
+-- tailhook step 31 partitions (30 of 69): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS attempts_legacy_key ON tailhook.attempts_legacy (id, event_at);
 
--- tailhook step 31 partitions (31 of 63): outside a transaction
+-- tailhook step 31 partitions (31 of 69): outside a transaction
 -- The old table's keys become the new ones' (one short transaction under
 -- lock_timeout, retried): its own keys are dropped, the built indexes made
 -- its keys and attached to the partitioned table's.
@@ -5729,44 +5730,163 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (32 of 63): outside a transaction
+-- tailhook step 31 partitions (32 of 69): outside a transaction
 SELECT tailhook.partition_convert_keys('outbox');
 
--- tailhook step 31 partitions (33 of 63): outside a transaction
+-- tailhook step 31 partitions (33 of 69): outside a transaction
 SELECT tailhook.partition_convert_keys('deliveries');
 
--- tailhook step 31 partitions (34 of 63): outside a transaction
+-- tailhook step 31 partitions (34 of 69): outside a transaction
 SELECT tailhook.partition_convert_keys('attempts');
 
--- tailhook step 31 partitions (35 of 63): outside a transaction
--- event_id stays unique across partitions through a narrow unpartitioned
--- table, tailhook.event_ids (event_id PRIMARY KEY, created_at), which every
--- INSERT into the outbox fills from the same statement (a statement trigger
--- over its new rows). Its primary key is a real unique index: a concurrent
+-- tailhook step 31 partitions (35 of 69): outside a transaction
+-- event_id stays unique across partitions through a narrow table,
+-- tailhook.event_ids (event_id PRIMARY KEY, created_at), which every INSERT
+-- into the outbox fills from the same statement (a statement trigger over
+-- its new rows). Its primary key is a real unique index: a concurrent
 -- insert of the same id waits for the first writer and fails as soon as it
 -- commits, at every isolation level (the advisory locks and lookups it
 -- replaces were right under READ COMMITTED only), and it costs one index
--- insertion per event instead of a lookup in every partition. Its key is
--- named as the outbox's unique constraint was before partitioning, so the
--- error reads as it always did. A row leaves with its event: a DELETE or
--- TRUNCATE of the outbox removes it (triggers below); a dropped period's
--- rows are removed afterwards in batches by retention
+-- insertion per event instead of a lookup in every partition. A unique
+-- violation names the key of the partition holding the id:
+-- outbox_event_id_key_<partition suffix> (the outbox's unique constraint
+-- was outbox_event_id_key before partitioning).
+--
+-- event_ids is itself partitioned, by range of event_id, so that retention
+-- drops the ids of an old period with it instead of deleting them: tailhook's
+-- default ids are UUIDv7, whose first 48 bits are the Unix time in
+-- milliseconds (sql/0011_event_id_v7.sql), so an outbox period [lo, hi) has
+-- an event_ids partition event_ids_p<suffix> from uuid_at(lo) to uuid_at(hi)
+-- (created and dropped with the outbox's). Ids outside every period (random
+-- version 4 ids a publisher sets, ids far from their event's time, the ids
+-- of events kept past their period) go to the DEFAULT partition
+-- event_ids_default, itself partitioned by event_id in fixed chunks (before
+-- 2020, one per calendar year 2020-2039, from 2040), each with a CHECK
+-- constraint of its bounds: attaching a new period partition makes
+-- PostgreSQL scan the DEFAULT partition for rows of the new range, and the
+-- CHECK lets it skip every chunk but the one holding the new range (without
+-- it, every chunk is scanned: the partition constraint alone does not count
+-- as proof). Random version 4 ids fall in the before-2020 and from-2040
+-- chunks (their first 48 bits are a time 0 to 8,900 years after 1970), never
+-- scanned.
+--
+-- A row leaves with its event: a DELETE or TRUNCATE of the outbox removes it
+-- (triggers below); a dropped period's partition goes with the outbox's
+-- (partitions_drop puts back first the ids in it of the events that live
+-- on); the ids in the DEFAULT chunks of a dropped period's events are
+-- removed afterwards in batches by retention
 -- (sql/queries/retention_event_ids.sql, through the BRIN index on
--- created_at), and partitions_drop removes those of the events it keeps
--- before copying them back (the copy adds them again).
+-- created_at): only ids that are not tailhook's own pay row deletes.
+
+-- The smallest UUIDv7 of the millisecond of `t`: the Unix time in ms as 48
+-- bits (12 hex digits), then zeros.
+CREATE OR REPLACE FUNCTION tailhook.uuid_at(t timestamptz) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (lpad(to_hex(greatest(0, floor(extract(epoch FROM t) * 1000))::bigint), 12, '0') || '00000000000000000000')::uuid
+$$;
+
+-- tailhook step 31 partitions (36 of 69): outside a transaction
 CREATE TABLE IF NOT EXISTS tailhook.event_ids (
     event_id   uuid NOT NULL,
     created_at timestamptz NOT NULL,
     CONSTRAINT outbox_event_id_key PRIMARY KEY (event_id)
-);
+) PARTITION BY RANGE (event_id);
 
--- tailhook step 31 partitions (36 of 63): outside a transaction
-CREATE INDEX IF NOT EXISTS event_ids_created_at ON tailhook.event_ids USING brin (created_at);
-
--- tailhook step 31 partitions (37 of 63): outside a transaction
+-- tailhook step 31 partitions (37 of 69): outside a transaction
 REVOKE ALL ON tailhook.event_ids FROM PUBLIC;
 
--- tailhook step 31 partitions (38 of 63): outside a transaction
+-- tailhook step 31 partitions (38 of 69): outside a transaction
+CREATE TABLE IF NOT EXISTS tailhook.event_ids_default PARTITION OF tailhook.event_ids DEFAULT PARTITION BY RANGE (event_id);
+
+-- tailhook step 31 partitions (39 of 69): outside a transaction
+-- Read by created_at: the DEFAULT chunks by event_ids_expire, a period's
+-- partition by partitions_drop for its ids whose event is not of the period
+-- (an insert into a range not summarized yet costs a look at the revmap).
+CREATE INDEX IF NOT EXISTS event_ids_created_at ON tailhook.event_ids USING brin (created_at);
+
+-- tailhook step 31 partitions (40 of 69): outside a transaction
+-- A partition of event_ids' key is named outbox_event_id_key_<suffix>
+-- (event_ids_p20261207_000000: outbox_event_id_key_p20261207_000000), the
+-- name a unique violation reports.
+CREATE OR REPLACE FUNCTION tailhook.event_ids_name_key(part text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i record;
+    name text := 'outbox_event_id_key' || substr(part, length('event_ids') + 1);
+BEGIN
+    FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+              WHERE x.indrelid = ('tailhook.' || part)::regclass AND x.indisprimary AND c.relname <> name LOOP
+        EXECUTE format('ALTER INDEX tailhook.%I RENAME TO %I', i.relname, name);
+    END LOOP;
+END
+$$;
+
+-- tailhook step 31 partitions (41 of 69): outside a transaction
+-- The DEFAULT partition's chunks: event_ids_y_early (before 2020),
+-- event_ids_y2020 .. event_ids_y2039, event_ids_y_late (from 2040), each with
+-- its bounds as a CHECK constraint (see above).
+CREATE OR REPLACE FUNCTION tailhook.event_ids_chunks() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    part text;
+    lo uuid;
+    hi uuid;
+BEGIN
+    FOR y IN 2019..2040 LOOP
+        part := CASE y WHEN 2019 THEN 'event_ids_y_early' WHEN 2040 THEN 'event_ids_y_late' ELSE 'event_ids_y' || y END;
+        CONTINUE WHEN to_regclass('tailhook.' || part) IS NOT NULL;
+        lo := CASE WHEN y > 2019 THEN tailhook.uuid_at(make_timestamptz(y, 1, 1, 0, 0, 0, 'UTC')) END;
+        hi := CASE WHEN y < 2040 THEN tailhook.uuid_at(make_timestamptz(y + 1, 1, 1, 0, 0, 0, 'UTC')) END;
+        EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.event_ids INCLUDING DEFAULTS INCLUDING STORAGE)', part);
+        EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (%s)', part, part || '_range',
+                       concat_ws(' AND ', 'event_id IS NOT NULL', format('event_id >= %L', lo), format('event_id < %L', hi)));
+        EXECUTE format('ALTER TABLE tailhook.event_ids_default ATTACH PARTITION tailhook.%I FOR VALUES FROM (%s) TO (%s)', part,
+                       coalesce(quote_literal(lo), 'MINVALUE'), coalesce(quote_literal(hi), 'MAXVALUE'));
+        PERFORM tailhook.event_ids_name_key(part);
+    END LOOP;
+    PERFORM tailhook.event_ids_name_key('event_ids_default');
+END
+$$;
+
+-- tailhook step 31 partitions (42 of 69): outside a transaction
+SELECT tailhook.event_ids_chunks();
+
+-- tailhook step 31 partitions (43 of 69): outside a transaction
+-- Creates event_ids' partition `part` of the outbox period [lo, hi) (called
+-- by partitions_prepare right after the outbox's, under the outbox's lock:
+-- no writer inserts ids meanwhile). Ids of that range already in the
+-- DEFAULT partition (a publisher's id from the future, ids written before
+-- the first period was prepared) are moved into it first, the table locked
+-- against readers too (as partitions_prepare does for the outbox): the
+-- ATTACH would fail on them. The ATTACH scans the one chunk of the range
+-- (see above). Returns the ids moved.
+CREATE OR REPLACE FUNCTION tailhook.event_ids_prepare(lo timestamptz, hi timestamptz, part text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ulo uuid := tailhook.uuid_at(lo);
+    uhi uuid := tailhook.uuid_at(hi);
+    n bigint := 0;
+BEGIN
+    IF to_regclass('tailhook.' || part) IS NOT NULL OR ulo >= uhi THEN
+        RETURN 0;
+    END IF;
+    EXECUTE format('CREATE TABLE tailhook.%I (LIKE tailhook.event_ids INCLUDING DEFAULTS INCLUDING STORAGE)', part);
+    IF EXISTS (SELECT 1 FROM tailhook.event_ids_default d WHERE d.event_id >= ulo AND d.event_id < uhi) THEN
+        LOCK TABLE tailhook.event_ids IN ACCESS EXCLUSIVE MODE;
+        EXECUTE format('WITH m AS (DELETE FROM tailhook.event_ids_default d WHERE d.event_id >= $1 AND d.event_id < $2 RETURNING d.*)
+                        INSERT INTO tailhook.%I SELECT * FROM m', part) USING ulo, uhi;
+        GET DIAGNOSTICS n = ROW_COUNT;
+    END IF;
+    -- Proves the bound: ATTACH then skips scanning the new table.
+    EXECUTE format('ALTER TABLE tailhook.%I ADD CONSTRAINT %I CHECK (event_id IS NOT NULL AND event_id >= %L AND event_id < %L)',
+                   part, part || '_range', ulo, uhi);
+    EXECUTE format('ALTER TABLE tailhook.event_ids ATTACH PARTITION tailhook.%I FOR VALUES FROM (%L) TO (%L)', part, ulo, uhi);
+    PERFORM tailhook.event_ids_name_key(part);
+    RETURN n;
+END
+$$;
+
+-- tailhook step 31 partitions (44 of 69): outside a transaction
 -- The periods of the outbox dropped whose ids are still to be removed.
 CREATE TABLE IF NOT EXISTS tailhook.event_ids_dropped (
     lo timestamptz NOT NULL,
@@ -5774,10 +5894,10 @@ CREATE TABLE IF NOT EXISTS tailhook.event_ids_dropped (
     PRIMARY KEY (lo, hi)
 );
 
--- tailhook step 31 partitions (39 of 63): outside a transaction
+-- tailhook step 31 partitions (45 of 69): outside a transaction
 REVOKE ALL ON tailhook.event_ids_dropped FROM PUBLIC;
 
--- tailhook step 31 partitions (40 of 63): outside a transaction
+-- tailhook step 31 partitions (46 of 69): outside a transaction
 -- While event_ids is being filled from the existing outbox (below), each
 -- INSERT also looks its ids up in the outbox, under per-bucket advisory
 -- locks (READ COMMITTED), as before this table existed.
@@ -5801,10 +5921,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (41 of 63): outside a transaction
+-- tailhook step 31 partitions (47 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
 
--- tailhook step 31 partitions (42 of 63): outside a transaction
+-- tailhook step 31 partitions (48 of 69): outside a transaction
 DO $$
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -5816,7 +5936,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (43 of 63): outside a transaction
+-- tailhook step 31 partitions (49 of 69): outside a transaction
 -- Fills event_ids from the outbox, once (the table's comment says so), without
 -- blocking writers: first waits until every transaction in this database that
 -- had written something before the function above took over has ended (it
@@ -5850,7 +5970,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (44 of 63): outside a transaction
+-- tailhook step 31 partitions (50 of 69): outside a transaction
 -- Filled: the primary key alone keeps event_id unique.
 CREATE OR REPLACE FUNCTION tailhook.outbox_event_id_unique() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -5860,10 +5980,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (45 of 63): outside a transaction
+-- tailhook step 31 partitions (51 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
 
--- tailhook step 31 partitions (46 of 63): outside a transaction
+-- tailhook step 31 partitions (52 of 69): outside a transaction
 -- An event deleted (by retention row by row, by hand) or truncated takes
 -- its id along.
 CREATE OR REPLACE FUNCTION tailhook.outbox_event_ids_gone() RETURNS trigger
@@ -5878,10 +5998,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (47 of 63): outside a transaction
+-- tailhook step 31 partitions (53 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_ids_gone() FROM PUBLIC;
 
--- tailhook step 31 partitions (48 of 63): outside a transaction
+-- tailhook step 31 partitions (54 of 69): outside a transaction
 DO $$
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -5895,43 +6015,59 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (49 of 63): outside a transaction
+-- tailhook step 31 partitions (55 of 69): outside a transaction
 -- Removes up to `batch` ids of events gone with dropped periods
 -- (tailhook.event_ids_dropped, recorded by partitions_drop), oldest period
--- first: ids of the period whose (event_id, created_at) is in no outbox row,
--- so the events it kept keep theirs. Only those periods' ids are read,
--- through the BRIN index; a period is done once it gives fewer than asked.
--- Returns how many.
+-- first: ids in the DEFAULT chunks (a dropped period's own partition went
+-- with it) with the period's created_at whose (event_id, created_at) is in
+-- no outbox row, so the events it kept keep theirs. Only those periods' ids
+-- are read, chunk by chunk (a row's ctid names it within its chunk) through
+-- the BRIN index; a period is done once its chunks give fewer than asked.
+-- With tailhook's own ids there is nothing to remove. An id in another
+-- period's partition (its time far from its event's) is not looked for: it
+-- goes when that partition is dropped. Returns how many.
 CREATE OR REPLACE FUNCTION tailhook.event_ids_expire(batch int) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p record;
+    c record;
     n bigint;
+    found_any boolean;
     total bigint := 0;
 BEGIN
     FOR p IN SELECT d.lo, d.hi FROM tailhook.event_ids_dropped d ORDER BY d.lo, d.hi LOOP
-        DELETE FROM tailhook.event_ids e
-         WHERE e.ctid = ANY (ARRAY(
-                   SELECT x.ctid FROM tailhook.event_ids x
-                    WHERE x.created_at >= p.lo AND x.created_at < p.hi
-                      AND NOT EXISTS (SELECT 1 FROM tailhook.outbox o
-                                       WHERE o.event_id = x.event_id AND o.created_at = x.created_at)
-                    LIMIT batch - total));
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n < batch - total THEN
-            DELETE FROM tailhook.event_ids_dropped d WHERE d.lo = p.lo AND d.hi = p.hi;
-        END IF;
-        total := total + n;
+        FOR c IN SELECT i.inhrelid::regclass AS chunk FROM pg_inherits i
+                  WHERE i.inhparent = 'tailhook.event_ids_default'::regclass ORDER BY i.inhrelid LOOP
+            -- A chunk without ids of the period is passed over before the
+            -- delete below is planned (its outbox lookup plans every outbox
+            -- partition).
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s x WHERE x.created_at >= $1 AND x.created_at < $2)', c.chunk)
+               INTO found_any USING p.lo, p.hi;
+            CONTINUE WHEN NOT found_any;
+            EXECUTE format($q$DELETE FROM %1$s e
+                               WHERE e.ctid = ANY (ARRAY(
+                                         SELECT x.ctid FROM %1$s x
+                                          WHERE x.created_at >= $1 AND x.created_at < $2
+                                            AND NOT EXISTS (SELECT 1 FROM tailhook.outbox o
+                                                             WHERE o.event_id = x.event_id AND o.created_at = x.created_at)
+                                          LIMIT $3))$q$, c.chunk)
+               USING p.lo, p.hi, batch - total;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            total := total + n;
+            EXIT WHEN total >= batch;
+        END LOOP;
+        -- Asked for more than was left: the period is done.
         EXIT WHEN total >= batch;
+        DELETE FROM tailhook.event_ids_dropped d WHERE d.lo = p.lo AND d.hi = p.hi;
     END LOOP;
     RETURN total;
 END
 $$;
 
--- tailhook step 31 partitions (50 of 63): outside a transaction
+-- tailhook step 31 partitions (56 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.event_ids_expire(int) FROM PUBLIC;
 
--- tailhook step 31 partitions (51 of 63): outside a transaction
+-- tailhook step 31 partitions (57 of 69): outside a transaction
 -- The API's publish (sql/0027_api_tokens.sql): the same id again inserts
 -- nothing and returns false, whether the first is committed already (found
 -- in event_ids) or commits while this one waits on its key.
@@ -5962,10 +6098,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (52 of 63): outside a transaction
+-- tailhook step 31 partitions (58 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;
 
--- tailhook step 31 partitions (53 of 63): outside a transaction
+-- tailhook step 31 partitions (59 of 69): outside a transaction
 -- Where the periods tailhook manages start: rows below it (in the DEFAULT
 -- partition, or the legacy one of a converted installation) are retained
 -- row by row; rows at or above it live in range partitions retention drops
@@ -5975,7 +6111,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(min(b.lo), 'infinity') FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NOT NULL
 $$;
 
--- tailhook step 31 partitions (54 of 63): outside a transaction
+-- tailhook step 31 partitions (60 of 69): outside a transaction
 -- Creates the partitions of the three tables up to `ahead` periods of
 -- `width` past now(), each period from the last one's end to the next
 -- boundary of `width` (so a changed width takes effect at the end of the
@@ -5987,6 +6123,8 @@ $$;
 -- EXCLUSIVE, a few milliseconds; reads go on), under lock_timeout 200ms: a
 -- lock not granted ends the call (the caller retries next round). The
 -- caller holds tailhook's partition advisory lock.
+-- Each outbox partition comes with event_ids' partition of the same period
+-- (tailhook.event_ids_prepare).
 -- Returns partitions created and rows moved out of the DEFAULT partitions.
 CREATE OR REPLACE FUNCTION tailhook.partitions_prepare(width interval, ahead int)
 RETURNS TABLE (created int, moved bigint)
@@ -6032,6 +6170,12 @@ BEGIN
             EXECUTE format('LOCK TABLE tailhook.%I IN %s MODE', tbl,
                            CASE WHEN strays THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END);
             EXECUTE format('LOCK TABLE tailhook.%I IN ACCESS EXCLUSIVE MODE', tbl || '_default');
+            IF tbl = 'outbox' THEN
+                -- event_ids gets a partition with each outbox period
+                -- (event_ids_prepare): ATTACH locks its DEFAULT chunks, and
+                -- ids may move out of them.
+                LOCK TABLE tailhook.event_ids IN ACCESS EXCLUSIVE MODE;
+            END IF;
         END IF;
     END LOOP;
     FOREACH tbl IN ARRAY ARRAY['outbox', 'deliveries', 'attempts'] LOOP
@@ -6062,6 +6206,12 @@ BEGIN
                            tbl, part, start, nxt);
             PERFORM tailhook.partition_name_indexes(tbl, part);
             created := created + 1;
+            IF tbl = 'outbox' THEN
+                -- event_ids' partition of the same period (still under the
+                -- outbox's lock: no id is inserted meanwhile).
+                moved := moved + tailhook.event_ids_prepare(start, nxt, 'event_ids' || substr(part, length('outbox') + 1));
+                created := created + 1;
+            END IF;
             start := nxt;
         END LOOP;
     END LOOP;
@@ -6069,7 +6219,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (55 of 63): outside a transaction
+-- tailhook step 31 partitions (61 of 69): outside a transaction
 -- Rows in a DEFAULT partition that belong to a period tailhook manages (at
 -- or past the floor): written beyond the prepared range. partitions_prepare
 -- moves them once their period is prepared.
@@ -6088,7 +6238,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (56 of 63): outside a transaction
+-- tailhook step 31 partitions (62 of 69): outside a transaction
 -- A detached partition's end: dropped; the legacy partition of a converted
 -- installation is emptied and kept, detached (step 4's statements name it).
 CREATE OR REPLACE FUNCTION tailhook.partition_discard(part text) RETURNS void
@@ -6102,22 +6252,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (57 of 63): outside a transaction
+-- tailhook step 31 partitions (63 of 69): outside a transaction
 -- Retention by partition: drops the oldest period whose end is at least
 -- `succeeded_ms` old (one period per call: each call one short
 -- transaction). Its three partitions are detached (plain DETACH: PostgreSQL
 -- refuses DETACH CONCURRENTLY while a DEFAULT partition exists, and it
 -- cannot run in a transaction; the ACCESS EXCLUSIVE lock is asked for under
 -- lock_timeout 200ms and held for the few milliseconds below), the rows
--- today's retention would keep are copied back through the parent table
--- (deliveries and attempts with event_at '-infinity', into the undated
--- partitions; events into the outbox's DEFAULT partition, since no partition
--- covers that period any more; all retained row by row from there), and the
+-- today's retention would keep are copied back (deliveries and attempts
+-- through the parent table with event_at '-infinity', into the undated
+-- partitions; events straight into the outbox's DEFAULT partition, since no
+-- partition covers that period any more; all retained row by row from
+-- there), and the
 -- partitions are dropped. Kept: deliveries pending or retrying, any still
 -- leased, succeeded ones completed less than `succeeded_ms` ago, failed
 -- and cancelled ones completed less than `failed_ms` ago (or cancelled and
 -- not yet stamped); the attempts of those; outbox rows not dispatched yet or
--- with a kept delivery. Returns partitions dropped and rows kept.
+-- with a kept delivery. event_ids' partition of the period is detached and
+-- dropped too, the ids in it of events that live on put back first (into
+-- its DEFAULT partition). Returns partitions dropped and rows kept.
 CREATE OR REPLACE FUNCTION tailhook.partitions_drop(succeeded_ms bigint, failed_ms bigint)
 RETURNS TABLE (dropped int, kept bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -6126,6 +6279,14 @@ DECLARE
     p_outbox text;
     p_deliveries text;
     p_attempts text;
+    p_event_ids text;
+    ids_lo uuid;
+    ids_hi uuid;
+    ids_brin regclass;
+    period_start timestamptz;
+    alive boolean;
+    seqscan text := current_setting('enable_seqscan');
+    r record;
     kept_ids bigint[] := '{}';
     keep_ids bigint[] := '{}';
     kept_events bigint[] := '{}';
@@ -6142,6 +6303,11 @@ BEGIN
     SELECT b.name INTO p_outbox FROM tailhook.partition_bounds('outbox') b WHERE b.hi = period_end;
     SELECT b.name INTO p_deliveries FROM tailhook.partition_bounds('deliveries') b WHERE b.hi = period_end;
     SELECT b.name INTO p_attempts FROM tailhook.partition_bounds('attempts') b WHERE b.hi = period_end;
+    -- event_ids' partition of the period (none for the legacy partition).
+    SELECT 'event_ids' || substr(b.name, length('outbox') + 1), tailhook.uuid_at(b.lo), tailhook.uuid_at(b.hi), b.lo
+      INTO p_event_ids, ids_lo, ids_hi, period_start
+      FROM tailhook.partition_bounds('outbox') b
+     WHERE b.name = p_outbox AND b.lo IS NOT NULL AND to_regclass('tailhook.event_ids' || substr(b.name, length('outbox') + 1)) IS NOT NULL;
     -- Its events' ids are removed from event_ids afterwards, by retention.
     INSERT INTO tailhook.event_ids_dropped (lo, hi)
     SELECT coalesce(b.lo, '-infinity'), b.hi FROM tailhook.partition_bounds('outbox') b WHERE b.name = p_outbox
@@ -6160,6 +6326,18 @@ BEGIN
                               AND (d.completed_at IS NULL OR d.completed_at >= now() - $2::bigint * interval '1 millisecond'))
                           OR d.locked_until > now()$q$, p_deliveries)
        INTO keep_ids USING succeeded_ms, failed_ms;
+    -- event_ids' partition of the period is read by created_at under the
+    -- locks below (its ids whose event is not of the period): its BRIN index
+    -- is brought up to date first, outside them (a range not summarized is
+    -- read whole; ids inserted after this are few, in the ranges at its end).
+    IF p_event_ids IS NOT NULL THEN
+        SELECT x.indexrelid::regclass INTO ids_brin
+          FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_am a ON a.oid = c.relam
+         WHERE x.indrelid = ('tailhook.' || p_event_ids)::regclass AND a.amname = 'brin';
+        IF ids_brin IS NOT NULL THEN
+            PERFORM brin_summarize_new_values(ids_brin);
+        END IF;
+    END IF;
     PERFORM set_config('lock_timeout', '200ms', true);
     -- Parents in the order writers take them (outbox, deliveries, attempts).
     IF p_outbox IS NOT NULL THEN
@@ -6168,6 +6346,10 @@ BEGIN
     EXECUTE format('ALTER TABLE tailhook.deliveries DETACH PARTITION tailhook.%I', p_deliveries);
     IF p_attempts IS NOT NULL THEN
         EXECUTE format('ALTER TABLE tailhook.attempts DETACH PARTITION tailhook.%I', p_attempts);
+    END IF;
+    -- Last, as writers take it (an outbox INSERT's trigger fills it).
+    IF p_event_ids IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE tailhook.event_ids DETACH PARTITION tailhook.%I', p_event_ids);
     END IF;
     PERFORM set_config('lock_timeout', '0', true);
 
@@ -6196,13 +6378,49 @@ BEGIN
         kept := kept + n;
     END IF;
     IF p_outbox IS NOT NULL THEN
-        -- Their ids are in event_ids already: the copy adds them again.
-        EXECUTE format('DELETE FROM tailhook.event_ids e USING tailhook.%I o WHERE e.event_id = o.event_id AND (o.dispatched_at IS NULL OR o.id = ANY ($1))',
-                       p_outbox) USING kept_events;
-        EXECUTE format('INSERT INTO tailhook.outbox OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I o WHERE o.dispatched_at IS NULL OR o.id = ANY ($1)',
+        -- Into the DEFAULT partition directly (where the parent would route
+        -- them: no partition covers the period any more), so that the
+        -- outbox's statement triggers do not fire: their ids are in
+        -- event_ids already (put back below if they were in the period's
+        -- partition); outbox_notify's wake-up is sent here instead.
+        EXECUTE format('INSERT INTO tailhook.outbox_default OVERRIDING SYSTEM VALUE SELECT * FROM tailhook.%I o WHERE o.dispatched_at IS NULL OR o.id = ANY ($1)',
                        p_outbox) USING kept_events;
         GET DIAGNOSTICS n = ROW_COUNT;
         kept := kept + n;
+        IF n > 0 THEN
+            PERFORM pg_notify('tailhook_outbox', '');
+        END IF;
+    END IF;
+    IF p_event_ids IS NOT NULL THEN
+        -- The ids in the period's event_ids partition whose events live on
+        -- go back into event_ids, into its DEFAULT chunks now; the others go
+        -- with the partition, undeleted. Those of the events kept above, read
+        -- from the detached outbox partition...
+        IF p_outbox IS NOT NULL THEN
+            EXECUTE format($q$INSERT INTO tailhook.event_ids (event_id, created_at)
+                              SELECT o.event_id, o.created_at FROM tailhook.%I o
+                               WHERE (o.dispatched_at IS NULL OR o.id = ANY ($1)) AND o.event_id >= $2 AND o.event_id < $3$q$,
+                           p_outbox) USING kept_events, ids_lo, ids_hi;
+        END IF;
+        -- ...and those whose event is not of the period (an id's time is not
+        -- always its event's), found through the BRIN index (summarized
+        -- above; a plan reading the partition whole is refused), each looked
+        -- up in the one outbox partition of its created_at (planned with
+        -- its values: pruned).
+        PERFORM set_config('enable_seqscan', 'off', true);
+        FOR r IN EXECUTE format('SELECT x.event_id, x.created_at FROM tailhook.%I x WHERE x.created_at < $1 OR x.created_at >= $2',
+                                p_event_ids) USING period_start, period_end LOOP
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM tailhook.outbox o WHERE o.event_id = %L AND o.created_at = %L)',
+                           r.event_id, r.created_at) INTO alive;
+            IF alive THEN
+                INSERT INTO tailhook.event_ids (event_id, created_at) VALUES (r.event_id, r.created_at);
+            END IF;
+        END LOOP;
+        PERFORM set_config('enable_seqscan', seqscan, true);
+        PERFORM tailhook.partition_discard(p_event_ids);
+        dropped := dropped + 1;
+    END IF;
+    IF p_outbox IS NOT NULL THEN
         PERFORM tailhook.partition_discard(p_outbox);
         dropped := dropped + 1;
     END IF;
@@ -6217,19 +6435,19 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (58 of 63): outside a transaction
+-- tailhook step 31 partitions (64 of 69): outside a transaction
 -- The sidecar's role runs partition maintenance without owning the tables:
 -- the three functions run as their owner (the role that migrated) and only
 -- roles granted the sidecar kind may call them.
 REVOKE EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int) FROM PUBLIC;
 
--- tailhook step 31 partitions (59 of 63): outside a transaction
+-- tailhook step 31 partitions (65 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.partitions_drop(bigint, bigint) FROM PUBLIC;
 
--- tailhook step 31 partitions (60 of 63): outside a transaction
+-- tailhook step 31 partitions (66 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.partition_strays() FROM PUBLIC;
 
--- tailhook step 31 partitions (61 of 63): outside a transaction
+-- tailhook step 31 partitions (67 of 69): outside a transaction
 -- grant_kind (as in sql/0030_portal.sql) with them for the sidecar kind, and
 -- the roles granted so far get them.
 CREATE OR REPLACE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
@@ -6274,10 +6492,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (62 of 63): outside a transaction
+-- tailhook step 31 partitions (68 of 69): outside a transaction
 SELECT tailhook.regrant();
 
--- tailhook step 31 partitions (63 of 63): outside a transaction
+-- tailhook step 31 partitions (69 of 69): outside a transaction
 -- The key head's trigger (sql/0009_key_heads.sql) finds the new head by
 -- (id, event_at), its partition's key, so the update reads one partition
 -- (pruned at run time), not every partition's primary key.
