@@ -2156,6 +2156,12 @@ BEGIN
             EXECUTE format('LOCK TABLE tailhook.%I IN %s MODE', tbl,
                            CASE WHEN strays THEN 'ACCESS EXCLUSIVE' ELSE 'SHARE ROW EXCLUSIVE' END);
             EXECUTE format('LOCK TABLE tailhook.%I IN ACCESS EXCLUSIVE MODE', tbl || '_default');
+            IF tbl = 'outbox' THEN
+                -- event_ids gets a partition with each outbox period
+                -- (event_ids_prepare): ATTACH locks its DEFAULT chunks, and
+                -- ids may move out of them.
+                LOCK TABLE tailhook.event_ids IN ACCESS EXCLUSIVE MODE;
+            END IF;
         END IF;
     END LOOP;
     FOREACH tbl IN ARRAY ARRAY['outbox', 'deliveries', 'attempts'] LOOP

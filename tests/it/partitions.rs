@@ -816,6 +816,7 @@ async fn retentions_outbox_walk_reads_no_managed_period() {
         .unwrap();
     assert_eq!(step.removed, 10);
     assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox").await, 14000);
+}
 
 /// Drops periods (as retention does, with nothing old enough to keep) until
 /// `done` holds, preparing the next ones meanwhile; fails past 20 s.
