@@ -1135,3 +1135,25 @@ async fn an_id_from_a_period_not_prepared_yet_is_moved_into_it_when_prepared() {
     let err = client.batch_execute(&publish).await.expect_err("still unique");
     assert!(report(&err).contains("outbox_event_id_key"), "{}", report(&err));
 }
+
+/// Retention's and partition maintenance's transactions run without JIT
+/// (their lock statement turns it off for the transaction only): their
+/// generic plans over many partitions cost past jit_above_cost, and
+/// compiling them took seconds a call (bench sustained).
+#[tokio::test]
+async fn retention_and_maintenance_transactions_run_without_jit() {
+    let db = TestDb::new().await;
+    let mut client = db.migrate().await;
+    client.batch_execute("SET jit = on").await.unwrap();
+    for lock in
+        [include_str!("../../sql/queries/retention_lock.sql"), include_str!("../../sql/queries/partitions_lock.sql")]
+    {
+        let tx = client.transaction().await.unwrap();
+        assert!(tx.query_one(lock, &[]).await.unwrap().get::<_, bool>(0), "the lock is free");
+        let jit: String = tx.query_one("SELECT current_setting('jit')", &[]).await.unwrap().get(0);
+        assert_eq!(jit, "off", "{lock}");
+        tx.commit().await.unwrap();
+        let jit: String = client.query_one("SELECT current_setting('jit')", &[]).await.unwrap().get(0);
+        assert_eq!(jit, "on", "the session's own setting is left as it was");
+    }
+}
