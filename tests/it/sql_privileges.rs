@@ -514,6 +514,9 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
     let mut config = config;
     config.retention.succeeded_after_ms = 500;
     config.retention.interval_ms = 200;
+    // A finished delivery goes with its period's partition: periods of a
+    // second, so retention's statements run within the wait below.
+    config.retention.partition_interval = "1 second".to_owned();
     config.server.console = true;
     let (sidecar, base) = crate::support::console::start(config).await;
 
