@@ -10,7 +10,7 @@
 //! prepared range) are counted in `tailhook_partition_default_rows` and
 //! logged. Dropping old periods is retention's job (`retention.rs`).
 
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Prepared};
 use crate::log_throttle::Throttle;
 use crate::metrics::Metrics;
 use std::sync::Arc;
@@ -62,6 +62,15 @@ pub(crate) const LOCK_NOT_AVAILABLE: &str = "55P03";
 /// SQLSTATE deadlock_detected.
 pub(crate) const DEADLOCK_DETECTED: &str = "40P01";
 
+/// Creates the periods up to [`AHEAD`] ahead of now (moving rows of those
+/// periods out of the DEFAULT partitions); `None` when another replica is at
+/// it. `tailhook migrate` and the sidecar's start call it before anything is
+/// claimed, so that events published meanwhile land in their own partitions.
+pub(crate) async fn prepare(db: &Db, width: Duration) -> Result<Option<Prepared>, DbError> {
+    let width_ms = i64::try_from(width.as_millis()).unwrap_or(i64::MAX);
+    db.partitions_prepare(width_ms, AHEAD).await
+}
+
 /// One round: count the rows in the DEFAULT partitions, then prepare (which
 /// moves those whose period it creates).
 async fn round(db: &Db, width: Duration, metrics: &Metrics, throttle: &Throttle) -> Result<(), DbError> {
@@ -80,8 +89,7 @@ async fn round(db: &Db, width: Duration, metrics: &Metrics, throttle: &Throttle)
             );
         }
     }
-    let width_ms = i64::try_from(width.as_millis()).unwrap_or(i64::MAX);
-    match db.partitions_prepare(width_ms, AHEAD).await? {
+    match prepare(db, width).await? {
         None => tracing::debug!("partitions: another replica is preparing"),
         Some(p) => {
             if p.created > 0 {

@@ -586,5 +586,12 @@ async fn migrate(config: Config, args: MigrateArgs) -> Result<(), Failure> {
     } else {
         say!("applied migrations {applied:?}; schema is at version {latest}");
     }
+    // The periods ahead, so that events published before the sidecar starts
+    // land in their own partitions (src/partitions.rs).
+    let width = config.retention.partition_width().map_err(|e| e.to_string())?;
+    match crate::partitions::prepare(&db, width).await.map_err(|e| e.to_string())? {
+        Some(p) if p.created > 0 => say!("prepared {} partitions ahead", p.created),
+        _ => {}
+    }
     Ok(())
 }
