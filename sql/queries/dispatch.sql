@@ -87,7 +87,9 @@ WITH locked AS MATERIALIZED (
     UPDATE tailhook.outbox o
        SET dispatched_at = now()
       FROM claimed c
-     WHERE o.id = c.id
+     -- By (id, created_at), the outbox partition's key: one partition read
+     -- per row (pruned at run time), not every period's.
+     WHERE o.id = c.id AND o.created_at = c.created_at
     -- The event's trace context (sql/0025_trace_context.sql), read here
     -- rather than by lock_undispatched, whose row type stays as it is.
     RETURNING o.id, o.traceparent, o.tracestate

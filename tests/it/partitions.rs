@@ -581,7 +581,8 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
     assert_eq!(found.get::<_, i64>(1), 7, "one delivery in each of 7 partitions");
 
     let explain = async |statement: &str, args: &str| -> Vec<String> {
-        client.batch_execute("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan").await.unwrap();
+        // The pipeline's own settings (src/db/queries.rs: PIPELINE_BEGIN).
+        client.batch_execute(concat!("BEGIN;", include_str!("../../sql/queries/generic_plans.sql"))).await.unwrap();
         client.batch_execute(&format!("PREPARE s AS {statement}")).await.unwrap();
         let plan = client
             .query(&format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE s({args})"), &[])
@@ -618,6 +619,26 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
         "a release reads its delivery's partition only:\n{}",
         plan.join("\n")
     );
+
+    // The fan-out marks its claimed rows dispatched by (id, created_at): one
+    // event, one outbox partition read, not every period's key.
+    client
+        .execute(
+            "INSERT INTO tailhook.outbox (event_type, payload, created_at) VALUES ('e', '{}', now() + interval '3 hours')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let dispatch_args = "1, 'r', 60000, 0, 2, ARRAY[]::bigint[], ARRAY[]::int[], 10, 1048576, 16777216, 10,
+                         ARRAY[]::bigint[], 100, 1000";
+    let plan = explain(include_str!("../../sql/queries/dispatch.sql"), dispatch_args).await;
+    let outbox_read: std::collections::BTreeSet<&str> = plan
+        .iter()
+        .filter(|l| l.contains("Scan") && !l.contains("never executed"))
+        .filter_map(|l| l.split(" on outbox_").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert_eq!(outbox_read.len(), 1, "the fan-out reads its event's outbox partition only:\n{}", plan.join("\n"));
 
     // And the write itself applies under the lease (the same statement).
     let result = tailhook::db::ResultBatch {
