@@ -76,9 +76,26 @@ WITH dead AS (
            ) d
      LIMIT $1
 ), events AS MATERIALIZED (
+    -- Each event by (id, created_at), the outbox partition's key (a
+    -- delivery's event_at is its event's created_at): one partition read per
+    -- event, not every period's.
+    -- (A probe per event, LIMIT 1 keeping it one: a join here was planned
+    -- as a hash join reading every partition whole.)
+    SELECT o.id, o.event_id, o.event_type, o.created_at, o.tenant, o.body, o.traceparent, o.tracestate
+      FROM (SELECT DISTINCT outbox_id, event_at FROM due) k
+     CROSS JOIN LATERAL (
+            SELECT o.id, o.event_id, o.event_type, o.created_at, o.tenant, o.payload::text AS body, o.traceparent, o.tracestate
+              FROM tailhook.outbox o
+             WHERE o.id = k.outbox_id AND o.created_at = k.event_at
+             LIMIT 1) o
+    UNION ALL
+    -- A delivery whose event_at is not its event's time: kept by retention
+    -- out of a dropped period, or of an installation from before partitions
+    -- ('-infinity', sql/0031_partitions.sql). Its event by id alone (rare).
     SELECT o.id, o.event_id, o.event_type, o.created_at, o.tenant, o.payload::text AS body, o.traceparent, o.tracestate
       FROM tailhook.outbox o
-     WHERE o.id IN (SELECT outbox_id FROM due)
+     WHERE o.id IN (SELECT outbox_id FROM due WHERE event_at = '-infinity')
+       AND NOT EXISTS (SELECT 1 FROM due x WHERE x.outbox_id = o.id AND x.event_at = o.created_at)
 ), orphaned AS (
     -- A delivery whose event is gone (deleted without it, e.g. by TRUNCATE,
     -- which fires no DELETE trigger) can never be sent: it is cancelled with

@@ -639,6 +639,23 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
         .filter_map(|rest| rest.split_whitespace().next())
         .collect();
     assert_eq!(outbox_read.len(), 1, "the fan-out reads its event's outbox partition only:\n{}", plan.join("\n"));
+    // So does the due claim (a retry): its event is read by (id, created_at).
+    client
+        .batch_execute(
+            "UPDATE tailhook.deliveries SET locked_until = NULL, locked_by = NULL, lease = NULL, status = 'retrying'
+              WHERE id = (SELECT min(id) FROM tailhook.deliveries WHERE event_at > now() + interval '150 minutes')",
+        )
+        .await
+        .unwrap();
+    let due_args = "1, 'r', 60000, 0, 3, 10, ARRAY[]::bigint[], ARRAY[]::int[], 10, 1048576, 16777216, 60000";
+    let plan = explain(include_str!("../../sql/queries/claim_due.sql"), due_args).await;
+    let outbox_read: std::collections::BTreeSet<&str> = plan
+        .iter()
+        .filter(|l| l.contains("Scan") && !l.contains("never executed"))
+        .filter_map(|l| l.split(" on outbox_").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert_eq!(outbox_read.len(), 1, "the due claim reads its event's outbox partition only:\n{}", plan.join("\n"));
 
     // And the write itself applies under the lease (the same statement).
     let result = tailhook::db::ResultBatch {
