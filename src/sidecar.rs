@@ -148,14 +148,6 @@ async fn start(
             tracing::info!(?applied, "migrations applied");
         }
     }
-    // The periods ahead before anything is claimed, so that the first claims
-    // never wait for rows to be moved out of the DEFAULT partitions; the
-    // partitions task (src/partitions.rs) retries what fails here.
-    if let Ok(width) = config.retention.partition_width() {
-        if let Err(error) = crate::partitions::prepare(&db, width).await {
-            tracing::debug!(%error, "partitions: not prepared at start; the partitions task retries");
-        }
-    }
     let resolved = config
         .endpoints
         .iter()

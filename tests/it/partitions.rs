@@ -507,14 +507,15 @@ async fn a_sidecar_role_that_owns_no_table_maintains_and_drops_partitions() {
         .unwrap();
 }
 
-/// The partitions of deliveries whose scans ran in an EXPLAIN (ANALYZE)
-/// plan (text format): every scan node on a deliveries partition not marked
+/// The partitions of `table` whose scans ran in an EXPLAIN (ANALYZE) plan
+/// (text format): every scan node on a partition of `table` not marked
 /// "never executed" (pruned at run time) names its partition.
-fn deliveries_partitions_read(plan: &[String]) -> std::collections::BTreeSet<String> {
+fn partitions_read(plan: &[String], table: &str) -> std::collections::BTreeSet<String> {
+    let on = format!(" on {table}_");
     plan.iter()
         .filter(|l| l.contains("Scan") && !l.contains("never executed"))
-        .filter_map(|l| l.split(" on deliveries_").nth(1))
-        .map(|rest| format!("deliveries_{}", rest.split_whitespace().next().unwrap_or_default()))
+        .filter_map(|l| l.split(on.as_str()).nth(1))
+        .map(|rest| format!("{table}_{}", rest.split_whitespace().next().unwrap_or_default()))
         .collect()
 }
 
@@ -606,7 +607,7 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
         plan.join("\n")
     );
     assert_eq!(
-        deliveries_partitions_read(&plan),
+        partitions_read(&plan, "deliveries"),
         std::collections::BTreeSet::from([partition.clone()]),
         "the result write reads its delivery's partition only:\n{}",
         plan.join("\n")
@@ -614,7 +615,7 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
     let release_args = format!("'r', ARRAY[{id}]::bigint[], ARRAY[1]::bigint[], ARRAY['{event_at}']::timestamptz[]");
     let plan = explain(include_str!("../../sql/queries/release_leases.sql"), &release_args).await;
     assert_eq!(
-        deliveries_partitions_read(&plan),
+        partitions_read(&plan, "deliveries"),
         std::collections::BTreeSet::from([partition]),
         "a release reads its delivery's partition only:\n{}",
         plan.join("\n")
@@ -632,13 +633,12 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
     let dispatch_args = "1, 'r', 60000, 0, 2, ARRAY[]::bigint[], ARRAY[]::int[], 10, 1048576, 16777216, 10,
                          ARRAY[]::bigint[], 100, 1000";
     let plan = explain(include_str!("../../sql/queries/dispatch.sql"), dispatch_args).await;
-    let outbox_read: std::collections::BTreeSet<&str> = plan
-        .iter()
-        .filter(|l| l.contains("Scan") && !l.contains("never executed"))
-        .filter_map(|l| l.split(" on outbox_").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .collect();
-    assert_eq!(outbox_read.len(), 1, "the fan-out reads its event's outbox partition only:\n{}", plan.join("\n"));
+    assert_eq!(
+        partitions_read(&plan, "outbox").len(),
+        1,
+        "the fan-out reads its event's outbox partition only:\n{}",
+        plan.join("\n")
+    );
     // So does the due claim (a retry): its event is read by (id, created_at).
     client
         .batch_execute(
@@ -649,13 +649,12 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
         .unwrap();
     let due_args = "1, 'r', 60000, 0, 3, 10, ARRAY[]::bigint[], ARRAY[]::int[], 10, 1048576, 16777216, 60000";
     let plan = explain(include_str!("../../sql/queries/claim_due.sql"), due_args).await;
-    let outbox_read: std::collections::BTreeSet<&str> = plan
-        .iter()
-        .filter(|l| l.contains("Scan") && !l.contains("never executed"))
-        .filter_map(|l| l.split(" on outbox_").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .collect();
-    assert_eq!(outbox_read.len(), 1, "the due claim reads its event's outbox partition only:\n{}", plan.join("\n"));
+    assert_eq!(
+        partitions_read(&plan, "outbox").len(),
+        1,
+        "the due claim reads its event's outbox partition only:\n{}",
+        plan.join("\n")
+    );
 
     // And the write itself applies under the lease (the same statement).
     let result = tailhook::db::ResultBatch {

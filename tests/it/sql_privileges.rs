@@ -474,7 +474,8 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
     let admin = pinned(db).await;
     let receiver = Receiver::start(|path, _| if path == "/fails" { Reply::status(500) } else { Reply::ok() }).await;
     let url = config.database.url.expose().to_owned();
-    let mut env = vec![("DATABASE_URL", url.as_str())];
+    // The sidecar's period width (below): `migrate` prepares the periods ahead.
+    let mut env = vec![("DATABASE_URL", url.as_str()), ("TAILHOOK_RETENTION__PARTITION_INTERVAL", "1 second")];
     if !config.database.prepared_statements {
         env.push(("TAILHOOK_DATABASE__PREPARED_STATEMENTS", "false"));
     }
