@@ -64,8 +64,8 @@ pub(crate) const DEADLOCK_DETECTED: &str = "40P01";
 
 /// Creates the periods up to [`AHEAD`] ahead of now (moving rows of those
 /// periods out of the DEFAULT partitions); `None` when another replica is at
-/// it. `tailhook migrate` and the sidecar's start call it before anything is
-/// claimed, so that events published meanwhile land in their own partitions.
+/// it. `tailhook migrate` calls it too, so that events published before the
+/// sidecar starts land in their own partitions.
 pub(crate) async fn prepare(db: &Db, width: Duration) -> Result<Option<Prepared>, DbError> {
     let width_ms = i64::try_from(width.as_millis()).unwrap_or(i64::MAX);
     db.partitions_prepare(width_ms, AHEAD).await
