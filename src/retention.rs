@@ -1,11 +1,11 @@
 //! Retention: drops whole partitions once their period is old enough, and deletes finished deliveries, their attempts and emptied outbox rows outside them in small batches, one replica at a time.
 //!
 //! Each run first drops the periods (the outbox's, deliveries', attempts'
-//! and event ids' partitions of the same time range) whose end is `succeeded_after_ms` old,
-//! one period per short transaction under the partition advisory lock; the
-//! few rows the rules below still keep are copied back first and land in the
-//! undated and DEFAULT partitions (tailhook.partitions_drop,
-//! sql/0031_partitions.sql). Rows outside the managed periods (those, and
+//! and event ids' partitions of the same time range) whose end is
+//! `succeeded_after_ms` old, one period per short transaction under the
+//! partition advisory lock; the few rows the rules below still keep are
+//! copied back first and land in the undated and DEFAULT partitions
+//! (tailhook.partitions_drop, sql/0031_partitions.sql). Rows outside the managed periods (those, and
 //! the legacy partition of a converted installation) are deleted row by row
 //! as before:
 //! Each run (every `retention.interval_ms`) deletes batch after batch, each

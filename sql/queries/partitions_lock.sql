@@ -4,9 +4,6 @@
 -- is at it; this one skips its turn). 7_368_004 is tailhook's partition key
 -- (7_368_001: migrations, 7_368_002: fan-out, 7_368_003: retention,
 -- 7_368_005 with a bucket: event_id uniqueness, sql/0031_partitions.sql).
--- The transaction's statements then run without JIT (set_config local to
--- the transaction, so it holds through PgBouncer in transaction mode too):
--- their generic plans over many partitions cost past jit_above_cost, and
--- compiling them took seconds a call for work of milliseconds (bench
--- sustained: retention's batch 8 s a call, all of it in LLVM).
+-- The transaction's statements then run without JIT, as retention's do
+-- (see retention_lock.sql).
 SELECT pg_try_advisory_xact_lock(7368004::bigint), set_config('jit', 'off', true)

@@ -882,19 +882,20 @@ async fn retentions_outbox_walk_reads_no_managed_period() {
     assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox").await, 14000);
 }
 
-/// Drops periods (as retention does, with nothing old enough to keep) until
-/// `done` holds, preparing the next ones meanwhile; fails past 20 s.
+/// One step of partition maintenance and retention with one-second
+/// periods: prepares the next ones, drops what is old enough (nothing kept).
+async fn prepare_and_drop(client: &tokio_postgres::Client) {
+    client.batch_execute("SELECT tailhook.partitions_prepare(interval '1 second', 3)").await.unwrap();
+    client.batch_execute("SELECT tailhook.partitions_drop(0, 0)").await.unwrap();
+}
+
+/// Steps [`prepare_and_drop`] until `done` holds; fails past 20 s.
 async fn drop_periods_until(client: &tokio_postgres::Client, what: &str, done: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        client.batch_execute("SELECT tailhook.partitions_prepare(interval '1 second', 3)").await.unwrap();
-        client.batch_execute("SELECT tailhook.partitions_drop(0, 0)").await.unwrap();
-        if client.query_one(done, &[]).await.unwrap().get::<_, bool>(0) {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(what, Duration::from_secs(20), || async {
+        prepare_and_drop(client).await;
+        client.query_one(done, &[]).await.unwrap().get::<_, bool>(0)
+    })
+    .await;
 }
 
 /// Rows deleted from tailhook.event_ids and its partitions (pg_stat_user_tables),
@@ -907,16 +908,16 @@ async fn event_ids_deleted(db: &TestDb, client: &tokio_postgres::Client, inserte
     let stats =
         "SELECT coalesce(sum(n_tup_ins), 0)::bigint, coalesce(sum(n_tup_del), 0)::bigint FROM pg_stat_user_tables
                   WHERE schemaname = 'tailhook' AND relname LIKE 'event\\_ids%' AND relname <> 'event_ids_dropped'";
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let counted = std::cell::Cell::new((0i64, 0i64));
+    let flushed = poll_until(Duration::from_secs(20), || async {
         let row = reader.query_one(stats, &[]).await.unwrap();
-        let (ins, del): (i64, i64) = (row.get(0), row.get(1));
-        if ins >= inserted {
-            return del;
-        }
-        assert!(std::time::Instant::now() < deadline, "statistics flushed ({ins} of {inserted} inserts counted)");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        counted.set((row.get(0), row.get(1)));
+        counted.get().0 >= inserted
+    })
+    .await;
+    let (ins, del) = counted.get();
+    assert!(flushed, "statistics flushed ({ins} of {inserted} inserts counted)");
+    del
 }
 
 /// Issue 23's target, "no dead tuples left by retention": with tailhook's
@@ -945,20 +946,17 @@ async fn retention_deletes_no_event_id_of_tailhooks_own_ids() {
     // events' ids left behind, until they are all gone (an id made a few ms
     // after its event's created_at may fall in the next period: it goes
     // with that one).
-    let (mut removed, deadline) = (0i64, std::time::Instant::now() + Duration::from_secs(20));
-    loop {
-        client.batch_execute("SELECT tailhook.partitions_prepare(interval '1 second', 3)").await.unwrap();
-        client.batch_execute("SELECT tailhook.partitions_drop(0, 0)").await.unwrap();
-        removed += client.query_one("SELECT tailhook.event_ids_expire(5000)", &[]).await.unwrap().get::<_, i64>(0);
+    let removed = std::cell::Cell::new(0i64);
+    wait_for("the events' periods dropped, with their ids", Duration::from_secs(20), || async {
+        prepare_and_drop(&client).await;
+        let expired: i64 = client.query_one("SELECT tailhook.event_ids_expire(5000)", &[]).await.unwrap().get(0);
+        removed.set(removed.get() + expired);
         let done = "SELECT NOT EXISTS (SELECT 1 FROM tailhook.outbox WHERE event_type = 'gone')
                        AND (SELECT count(*) FROM tailhook.event_ids) = 1";
-        if client.query_one(done, &[]).await.unwrap().get::<_, bool>(0) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the events' periods dropped, with their ids");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(removed, 0, "no id left for retention's batches");
+        client.query_one(done, &[]).await.unwrap().get::<_, bool>(0)
+    })
+    .await;
+    assert_eq!(removed.get(), 0, "no id left for retention's batches");
     let ids: Vec<String> = client
         .query("SELECT event_id::text FROM tailhook.event_ids", &[])
         .await
@@ -1080,15 +1078,14 @@ async fn preparing_a_period_scans_one_chunk_of_event_ids_default_not_the_random_
     client.batch_execute("SELECT pg_stat_force_next_flush()").await.unwrap();
     // The year's chunk is scanned once per attach (the check this test
     // relies on is counted)...
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let after = loop {
-        let after = read().await;
-        if after.2 > before.2 {
-            break after;
-        }
-        assert!(std::time::Instant::now() < deadline, "the year's chunk scan counted: {before:?} {after:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let last = std::cell::Cell::new(before);
+    let counted = poll_until(Duration::from_secs(20), || async {
+        last.set(read().await);
+        last.get().2 > before.2
+    })
+    .await;
+    let after = last.get();
+    assert!(counted, "the year's chunk scan counted: {before:?} {after:?}");
     // ...the random ids' chunks never.
     assert_eq!(
         (after.0, after.1),

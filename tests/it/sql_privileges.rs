@@ -474,8 +474,11 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
     let admin = pinned(db).await;
     let receiver = Receiver::start(|path, _| if path == "/fails" { Reply::status(500) } else { Reply::ok() }).await;
     let url = config.database.url.expose().to_owned();
-    // The sidecar's period width (below): `migrate` prepares the periods ahead.
-    let mut env = vec![("DATABASE_URL", url.as_str()), ("TAILHOOK_RETENTION__PARTITION_INTERVAL", "1 second")];
+    // A finished delivery goes with its period's partition: periods of a
+    // second, so retention's statements run within the wait below. `migrate`
+    // prepares the periods ahead, so it gets the sidecar's width too.
+    let width = "1 second";
+    let mut env = vec![("DATABASE_URL", url.as_str()), ("TAILHOOK_RETENTION__PARTITION_INTERVAL", width)];
     if !config.database.prepared_statements {
         env.push(("TAILHOOK_DATABASE__PREPARED_STATEMENTS", "false"));
     }
@@ -515,9 +518,7 @@ async fn whole_pipeline_with_shadows(db: &TestDb, config: tailhook::Config, host
     let mut config = config;
     config.retention.succeeded_after_ms = 500;
     config.retention.interval_ms = 200;
-    // A finished delivery goes with its period's partition: periods of a
-    // second, so retention's statements run within the wait below.
-    config.retention.partition_interval = "1 second".to_owned();
+    config.retention.partition_interval = width.to_owned();
     config.server.console = true;
     let (sidecar, base) = crate::support::console::start(config).await;
 
