@@ -16,6 +16,19 @@ use tokio_postgres::Row;
 pub type EventAt = tokio_postgres::types::Timestamp<SystemTime>;
 
 const DISPATCH: &str = include_str!("../../sql/queries/dispatch.sql");
+/// `dispatch.sql` while no endpoint is ordered: without its lookup of each
+/// key's head (see the `keys` step there).
+static DISPATCH_UNORDERED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| dispatch_unordered(DISPATCH));
+
+/// `sql` with the text between its `-- ordered: from here` and `-- ordered:
+/// to here` lines replaced by NULL.
+fn dispatch_unordered(sql: &str) -> String {
+    let (from, to) = ("-- ordered: from here", "-- ordered: to here");
+    match (sql.find(from), sql.find(to)) {
+        (Some(start), Some(end)) if start < end => format!("{}NULL::bigint{}", &sql[..start], &sql[end + to.len()..]),
+        _ => sql.to_owned(),
+    }
+}
 const METRICS_GAUGES: &str = include_str!("../../sql/queries/metrics_gauges.sql");
 const REPLICA_HEARTBEAT: &str = include_str!("../../sql/queries/replica_heartbeat.sql");
 const REPLICA_LEAVE: &str = include_str!("../../sql/queries/replica_leave.sql");
@@ -24,6 +37,7 @@ const REPLICA_LEAVE: &str = include_str!("../../sql/queries/replica_leave.sql");
 pub const REPLICA_TIMEOUT_MS: i32 = 2_000;
 const CLAIM_DUE: &str = include_str!("../../sql/queries/claim_due.sql");
 const RECORD_RESULTS: &str = include_str!("../../sql/queries/record_results.sql");
+const RECORD_RESULTS_UNAPPLIED: &str = include_str!("../../sql/queries/record_results_unapplied.sql");
 const RELEASE_LEASES: &str = include_str!("../../sql/queries/release_leases.sql");
 const RELEASE_ALL: &str = include_str!("../../sql/queries/release_all.sql");
 /// The transaction the pipeline's statements run in plans them once per
@@ -161,6 +175,42 @@ impl ResultBatch {
 
     pub fn is_empty(&self) -> bool {
         self.delivery_id.is_empty()
+    }
+
+    /// The results of the (delivery id, lease) pairs in `keep`.
+    fn only(&self, keep: &std::collections::HashSet<(i64, i64)>) -> ResultBatch {
+        let kept: Vec<usize> =
+            (0..self.len()).filter(|&i| keep.contains(&(self.delivery_id[i], self.lease[i]))).collect();
+        fn pick<T: Clone>(v: &[T], kept: &[usize]) -> Vec<T> {
+            kept.iter().map(|&i| v[i].clone()).collect()
+        }
+        ResultBatch {
+            delivery_id: pick(&self.delivery_id, &kept),
+            attempt: pick(&self.attempt, &kept),
+            status: pick(&self.status, &kept),
+            delay_ms: pick(&self.delay_ms, &kept),
+            status_code: pick(&self.status_code, &kept),
+            error_kind: pick(&self.error_kind, &kept),
+            error: pick(&self.error, &kept),
+            last_error: pick(&self.last_error, &kept),
+            lease: pick(&self.lease, &kept),
+            started_at: pick(&self.started_at, &kept),
+            duration_ms: pick(&self.duration_ms, &kept),
+            response_body: pick(&self.response_body, &kept),
+            event_at: pick(&self.event_at, &kept),
+        }
+    }
+
+    /// The least and the greatest event_at of the batch (`-infinity` first).
+    fn event_at_range(&self) -> (EventAt, EventAt) {
+        let key = |t: &EventAt| match t {
+            EventAt::NegInfinity => (0, SystemTime::UNIX_EPOCH),
+            EventAt::Value(v) => (1, *v),
+            EventAt::PosInfinity => (2, SystemTime::UNIX_EPOCH),
+        };
+        let least = self.event_at.iter().min_by_key(|t| key(t)).copied().unwrap_or(EventAt::NegInfinity);
+        let greatest = self.event_at.iter().max_by_key(|t| key(t)).copied().unwrap_or(EventAt::PosInfinity);
+        (least, greatest)
     }
 }
 
@@ -363,7 +413,8 @@ impl Db {
     /// asynchronously (see `async_commit.sql`); `one_at_a_time` while any
     /// endpoint is ordered (`dispatch_serialize.sql`). The filters of the
     /// endpoints in `skip_filters` (rows found beyond the bounds on filters)
-    /// are not evaluated.
+    /// are not evaluated. With `window_ms`, only rows created within that
+    /// many ms of the database's now() are taken (a narrow claim).
     #[allow(clippy::too_many_arguments)]
     pub async fn dispatch(
         &self,
@@ -373,10 +424,11 @@ impl Db {
         rooms: &Rooms,
         one_at_a_time: bool,
         skip_filters: &[i64],
+        window_ms: Option<i64>,
     ) -> Result<Vec<ClaimedRow>, DbError> {
         self.with_client(async |client| {
             let (endpoint_budget_ms, claim_budget_ms) = filter_budgets(self.timeout);
-            let params: [&dyn Param; 14] = [
+            let params: [&dyn Param; 15] = [
                 &limit,
                 &lease.replica,
                 &lease.default_timeout_ms,
@@ -391,9 +443,14 @@ impl Db {
                 &skip_filters,
                 &endpoint_budget_ms,
                 &claim_budget_ms,
+                &window_ms,
             ];
-            let begin = if one_at_a_time { DISPATCH_BEGIN_SERIALIZED } else { DISPATCH_BEGIN };
-            let rows = self.rows_in_one_round_trip(client, begin, DISPATCH, &params).await?;
+            let (begin, sql) = if one_at_a_time {
+                (DISPATCH_BEGIN_SERIALIZED, DISPATCH)
+            } else {
+                (DISPATCH_BEGIN, DISPATCH_UNORDERED.as_str())
+            };
+            let rows = self.rows_in_one_round_trip(client, begin, sql, &params).await?;
             self.replan_as_tables_grow(rows.len() as u64);
             rows.iter().map(ClaimedRow::from_row).collect()
         })
@@ -436,13 +493,32 @@ impl Db {
         .await
     }
 
-    /// Writes a batch of attempt results (see `record_results.sql`); returns
+    /// Writes a batch of attempt results (see `record_results.sql`), then
+    /// the few it did not apply (`record_results_unapplied.sql`); returns
     /// the late ones, as (delivery id, lease token): their lease was lost, so
     /// only their attempt rows were written (and a late 2xx finished its
     /// delivery if nothing else had).
     pub async fn record_results(&self, replica: &str, b: &ResultBatch) -> Result<Vec<(i64, i64)>, DbError> {
+        let (least, greatest) = b.event_at_range();
+        let unapplied = self.write_results(RECORD_RESULTS, replica, b, &[&least, &greatest]).await?;
+        if unapplied.is_empty() {
+            return Ok(unapplied);
+        }
+        let rest = b.only(&unapplied.into_iter().collect());
+        self.write_results(RECORD_RESULTS_UNAPPLIED, replica, &rest, &[]).await
+    }
+
+    /// Runs one of the two result writes, with `extra` after the batch's
+    /// columns; returns its (delivery id, lease) rows.
+    async fn write_results(
+        &self,
+        sql: &str,
+        replica: &str,
+        b: &ResultBatch,
+        extra: &[&dyn Param],
+    ) -> Result<Vec<(i64, i64)>, DbError> {
         self.with_client(async |client| {
-            let params: [&dyn Param; 14] = [
+            let columns: [&dyn Param; 14] = [
                 &replica,
                 &b.delivery_id,
                 &b.attempt,
@@ -458,7 +534,8 @@ impl Db {
                 &b.lease,
                 &b.event_at,
             ];
-            let rows = self.rows_in_one_round_trip(client, PIPELINE_BEGIN, RECORD_RESULTS, &params).await?;
+            let params: Vec<&dyn Param> = columns.iter().chain(extra).copied().collect();
+            let rows = self.rows_in_one_round_trip(client, PIPELINE_BEGIN, sql, &params).await?;
             rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
         })
         .await
@@ -723,5 +800,51 @@ impl Db {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unordered_fan_out_drops_only_the_key_head_lookup() {
+        assert_eq!(DISPATCH.matches("-- ordered: from here").count(), 1);
+        assert_eq!(DISPATCH.matches("-- ordered: to here").count(), 1);
+        let unordered = DISPATCH_UNORDERED.as_str();
+        assert!(DISPATCH.contains("FROM tailhook.deliveries x"));
+        assert!(!unordered.contains("FROM tailhook.deliveries x"), "the lookup is gone");
+        assert!(unordered.contains("NULL::bigint\n           AS head_outbox_id"), "{unordered}");
+        assert_eq!(unordered.matches("tailhook.deliveries").count() + 1, DISPATCH.matches("tailhook.deliveries").count());
+    }
+
+    #[test]
+    fn a_result_batch_keeps_the_chosen_results_and_knows_its_range() {
+        use tokio_postgres::types::Timestamp;
+        let at = |s: u64| Timestamp::Value(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s));
+        let b = ResultBatch {
+            delivery_id: vec![1, 2, 3],
+            attempt: vec![1, 1, 2],
+            status: vec!["succeeded", "retrying", "failed"],
+            delay_ms: vec![None, Some(5), None],
+            status_code: vec![Some(200), Some(500), None],
+            error_kind: vec![None, Some("status"), Some("timeout")],
+            error: vec![None, Some("e2".into()), Some("e3".into())],
+            last_error: vec![None, Some("l2".into()), Some("l3".into())],
+            lease: vec![10, 20, 30],
+            started_at: vec![SystemTime::UNIX_EPOCH; 3],
+            duration_ms: vec![1, 2, 3],
+            response_body: vec![None, Some("b2".into()), None],
+            event_at: vec![at(50), Timestamp::NegInfinity, at(7)],
+        };
+        assert_eq!(b.event_at_range(), (Timestamp::NegInfinity, at(50)));
+        let rest = b.only(&[(3, 30), (2, 99)].into_iter().collect());
+        assert_eq!(rest.delivery_id, [3], "the pair (2, 99) is not in the batch");
+        assert_eq!((rest.attempt[0], rest.status[0], rest.lease[0]), (2, "failed", 30));
+        assert_eq!((rest.error_kind[0], rest.error[0].as_deref()), (Some("timeout"), Some("e3")));
+        assert_eq!((rest.last_error[0].as_deref(), rest.duration_ms[0], rest.event_at[0]), (Some("l3"), 3, at(7)));
+        let mid = b.only(&[(2, 20)].into_iter().collect());
+        assert_eq!(mid.event_at_range(), (Timestamp::NegInfinity, Timestamp::NegInfinity));
+        assert_eq!((mid.delay_ms[0], mid.status_code[0], mid.response_body[0].as_deref()), (Some(5), Some(500), Some("b2")));
     }
 }
