@@ -1107,70 +1107,6 @@ BEGIN
 END
 $$;
 
--- Narrow claims. On PostgreSQL 15 a generic plan locks and sets up every
--- partition a statement names, unless its bounds on the partition key are
--- parameters (or stable expressions of them), which prune the rest as the
--- executor starts. A fan-out woken by an insert names the outbox twice (the
--- lock, the mark), and at a steady rate each of those calls serves one or two
--- events: with 7 periods that set-up was a quarter of the database's CPU per
--- delivery, and it grew by about 2 % per period kept.
--- So the lock takes a window: with window_ms set, only rows created within
--- window_ms of now() (the periods around now: one or two), otherwise every
--- period. The sidecar narrows the claims an insert's notification wakes, and
--- claims in full at least once a poll interval and while any endpoint is
--- ordered (src/pipeline/claim.rs), so a row outside the window (a long
--- transaction's, or one written with an old created_at) waits at most that
--- long, and a key's events are never taken out of order.
-CREATE OR REPLACE FUNCTION tailhook.lock_undispatched(max_rows bigint, window_ms bigint)
-RETURNS TABLE (id bigint, event_id uuid, event_type text, payload jsonb, tenant text,
-               ordering_key text, created_at timestamptz, body text)
-LANGUAGE plpgsql VOLATILE ROWS 100
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    lo timestamptz := now() - window_ms * interval '1 millisecond';
-    hi timestamptz := now() + window_ms * interval '1 millisecond';
-BEGIN
-    IF window_ms IS NULL THEN
-        RETURN QUERY SELECT * FROM tailhook.lock_undispatched(max_rows);
-        RETURN;
-    END IF;
-    -- As tailhook.lock_undispatched(bigint) (sql/0016_claim_rows.sql), within
-    -- [lo, hi]: variables, so the generic plan prunes the other periods.
-    RETURN QUERY
-    SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.ordering_key, o.created_at, o.payload::text
-      FROM tailhook.outbox o
-     WHERE o.dispatched_at IS NULL
-       AND o.created_at BETWEEN lo AND hi
-     ORDER BY o.id
-     LIMIT max_rows
-       FOR NO KEY UPDATE SKIP LOCKED;
-END
-$$;
-
--- The fan-out's mark: the rows it took (locked by the caller) dispatched,
--- found by (id, created_at) within their own least and greatest created_at,
--- so only their periods are set up. Returns each row's trace context.
-CREATE OR REPLACE FUNCTION tailhook.mark_dispatched(ids bigint[], created timestamptz[])
-RETURNS TABLE (id bigint, traceparent text, tracestate text)
-LANGUAGE plpgsql VOLATILE ROWS 100
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    lo timestamptz;
-    hi timestamptz;
-BEGIN
-    SELECT min(c), max(c) INTO lo, hi FROM unnest(created) c;
-    RETURN QUERY
-    UPDATE tailhook.outbox o
-       SET dispatched_at = now()
-      FROM unnest(ids, created) AS c(id, created_at)
-     WHERE o.id = c.id AND o.created_at = c.created_at
-       AND o.created_at BETWEEN lo AND hi
-    RETURNING o.id, o.traceparent, o.tracestate;
-END
-$$;
-
 -- The sidecar's role runs partition maintenance without owning the tables:
 -- the three functions run as their owner (the role that migrated) and only
 -- roles granted the sidecar kind may call them.
@@ -1210,8 +1146,7 @@ BEGIN
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
             'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text), tailhook.set_portal_key(bytea) TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint, bigint), tailhook.mark_dispatched(bigint[], timestamptz[]) TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';

@@ -18,15 +18,12 @@
 -- $6 endpoint ids and $7 their room (in-flight and rate limits), $8 room of any other endpoint,
 -- $9 max payload bytes, $10 max payload bytes per claim, $11 max deliveries (free slots),
 -- $12 endpoints whose filters are not evaluated (rows tailhook found invalid),
--- $13 and $14 ms of filter_path evaluation per endpoint and per claim (sql/0020_filter_bounds.sql),
--- $15 the claim's window in ms around now() (NULL: every period)
+-- $13 and $14 ms of filter_path evaluation per endpoint and per claim (sql/0020_filter_bounds.sql)
 WITH locked AS MATERIALIZED (
     -- The oldest $1 undispatched rows not locked by another claim, locked
-    -- (sql/0016_claim_rows.sql: a function, so the rest is planned for a batch),
-    -- among those created within $15 ms of now() unless $15 is NULL
-    -- (sql/0031_partitions.sql: narrow claims).
+    -- (sql/0016_claim_rows.sql: a function, so the rest is planned for a batch).
     SELECT l.id, l.event_id, l.event_type, l.payload, l.tenant, l.ordering_key, l.created_at, l.body
-      FROM tailhook.lock_undispatched($1, $15::bigint) l
+      FROM tailhook.lock_undispatched($1) l
 ), candidates AS (
     -- Endpoints that take the row's tenant: those of that tenant, found by
     -- equality (a hash join, so 1,000 tenant endpoints cost rows + endpoints,
@@ -87,13 +84,15 @@ WITH locked AS MATERIALIZED (
      WHERE s.running - least(s.bytes, $9::int) < $10::bigint
        AND s.fanned - s.n::numeric < $11::bigint::numeric
 ), marked AS (
-    -- By (id, created_at), the outbox partition's key, within the claimed
-    -- rows' own range of created_at: only their periods are set up
-    -- (sql/0031_partitions.sql). Returns the event's trace context
-    -- (sql/0025_trace_context.sql), read here rather than by
-    -- lock_undispatched, whose row type stays as it is.
-    SELECT m.id, m.traceparent, m.tracestate
-      FROM tailhook.mark_dispatched(ARRAY(SELECT c.id FROM claimed c), ARRAY(SELECT c.created_at FROM claimed c)) m
+    UPDATE tailhook.outbox o
+       SET dispatched_at = now()
+      FROM claimed c
+     -- By (id, created_at), the outbox partition's key: one partition read
+     -- per row (pruned at run time), not every period's.
+     WHERE o.id = c.id AND o.created_at = c.created_at
+    -- The event's trace context (sql/0025_trace_context.sql), read here
+    -- rather than by lock_undispatched, whose row type stays as it is.
+    RETURNING o.id, o.traceparent, o.tracestate
 ), matched AS (
     -- Each endpoint leases at most its room ($6/$7, else $8) of this batch,
     -- oldest first; the rest wait unleased for the due claim.

@@ -1329,8 +1329,7 @@ BEGIN
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
             'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text), tailhook.set_portal_key(bytea) TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint, bigint), tailhook.mark_dispatched(bigint[], timestamptz[]) TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';
@@ -1464,54 +1463,6 @@ BEGIN
      ORDER BY o.id
      LIMIT max_rows
        FOR NO KEY UPDATE SKIP LOCKED;
-END
-$$;
-
--- Name: lock_undispatched(bigint, bigint); Type: FUNCTION; Schema: tailhook; Owner: -
-
-CREATE FUNCTION tailhook.lock_undispatched(max_rows bigint, window_ms bigint) RETURNS TABLE(id bigint, event_id uuid, event_type text, payload jsonb, tenant text, ordering_key text, created_at timestamp with time zone, body text)
-    LANGUAGE plpgsql ROWS 100
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    lo timestamptz := now() - window_ms * interval '1 millisecond';
-    hi timestamptz := now() + window_ms * interval '1 millisecond';
-BEGIN
-    IF window_ms IS NULL THEN
-        RETURN QUERY SELECT * FROM tailhook.lock_undispatched(max_rows);
-        RETURN;
-    END IF;
-    -- As tailhook.lock_undispatched(bigint) (sql/0016_claim_rows.sql), within
-    -- [lo, hi]: variables, so the generic plan prunes the other periods.
-    RETURN QUERY
-    SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.ordering_key, o.created_at, o.payload::text
-      FROM tailhook.outbox o
-     WHERE o.dispatched_at IS NULL
-       AND o.created_at BETWEEN lo AND hi
-     ORDER BY o.id
-     LIMIT max_rows
-       FOR NO KEY UPDATE SKIP LOCKED;
-END
-$$;
-
--- Name: mark_dispatched(bigint[], timestamp with time zone[]); Type: FUNCTION; Schema: tailhook; Owner: -
-
-CREATE FUNCTION tailhook.mark_dispatched(ids bigint[], created timestamp with time zone[]) RETURNS TABLE(id bigint, traceparent text, tracestate text)
-    LANGUAGE plpgsql ROWS 100
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-DECLARE
-    lo timestamptz;
-    hi timestamptz;
-BEGIN
-    SELECT min(c), max(c) INTO lo, hi FROM unnest(created) c;
-    RETURN QUERY
-    UPDATE tailhook.outbox o
-       SET dispatched_at = now()
-      FROM unnest(ids, created) AS c(id, created_at)
-     WHERE o.id = c.id AND o.created_at = c.created_at
-       AND o.created_at BETWEEN lo AND hi
-    RETURNING o.id, o.traceparent, o.tracestate;
 END
 $$;
 

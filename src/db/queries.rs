@@ -413,8 +413,7 @@ impl Db {
     /// asynchronously (see `async_commit.sql`); `one_at_a_time` while any
     /// endpoint is ordered (`dispatch_serialize.sql`). The filters of the
     /// endpoints in `skip_filters` (rows found beyond the bounds on filters)
-    /// are not evaluated. With `window_ms`, only rows created within that
-    /// many ms of the database's now() are taken (a narrow claim).
+    /// are not evaluated.
     #[allow(clippy::too_many_arguments)]
     pub async fn dispatch(
         &self,
@@ -424,11 +423,10 @@ impl Db {
         rooms: &Rooms,
         one_at_a_time: bool,
         skip_filters: &[i64],
-        window_ms: Option<i64>,
     ) -> Result<Vec<ClaimedRow>, DbError> {
         self.with_client(async |client| {
             let (endpoint_budget_ms, claim_budget_ms) = filter_budgets(self.timeout);
-            let params: [&dyn Param; 15] = [
+            let params: [&dyn Param; 14] = [
                 &limit,
                 &lease.replica,
                 &lease.default_timeout_ms,
@@ -443,7 +441,6 @@ impl Db {
                 &skip_filters,
                 &endpoint_budget_ms,
                 &claim_budget_ms,
-                &window_ms,
             ];
             let (begin, sql) = if one_at_a_time {
                 (DISPATCH_BEGIN_SERIALIZED, DISPATCH)

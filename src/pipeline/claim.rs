@@ -60,7 +60,6 @@ impl FanOutFactor {
 pub async fn fan_out_loop(ctx: Arc<Ctx>) {
     let poll = Duration::from_millis(ctx.config.database.poll_interval_ms);
     let mut factor = None;
-    let mut full_at: Option<Instant> = None;
     let throttle = Throttle::new(Duration::from_secs(10));
     loop {
         let polled = tokio::select! {
@@ -74,11 +73,7 @@ pub async fn fan_out_loop(ctx: Arc<Ctx>) {
             expand_captures(&ctx, &throttle).await;
         }
         let factor = factor.get_or_insert_with(|| FanOutFactor::new(ctx.endpoints.enabled_count()));
-        let narrow = !polled && !ctx.endpoints.any_ordered() && full_at.is_some_and(|at| at.elapsed() < poll);
-        if !narrow {
-            full_at = Some(Instant::now());
-        }
-        drain(&ctx, Kind::FanOut, factor, narrow.then_some(NARROW_WINDOW)).await;
+        drain(&ctx, Kind::FanOut, factor).await;
         if polled && !staged {
             // The poll's look for staged changes whose notification was lost
             // comes after its fan-out, never before one: what it expands
@@ -88,17 +83,6 @@ pub async fn fan_out_loop(ctx: Arc<Ctx>) {
         }
     }
 }
-
-/// How far from the database's now() a narrow fan-out looks: one that an
-/// insert's notification woke takes only rows created this close to now, so
-/// it sets up one or two outbox periods, not every one kept
-/// (`lock_undispatched(bigint, bigint)`, sql/0031_partitions.sql). The poll's
-/// fan-out, and at least one fan-out per poll interval however often
-/// notifications wake the loop, look at every period; so does every fan-out
-/// while an endpoint is ordered (a key's events are taken in order). A row
-/// outside the window (a transaction open this long, or a row written with
-/// an old or future created_at) waits at most one poll interval for it.
-const NARROW_WINDOW: Duration = Duration::from_secs(60);
 
 /// Changed rows expanded per call: what one call takes stays well inside the
 /// statement deadline (about 1.5 s per 100,000 rows on a small machine, see
@@ -144,14 +128,13 @@ pub async fn due_loop(ctx: Arc<Ctx>) {
         if Instant::now() >= next_poll {
             next_poll = Instant::now() + poll;
         }
-        drain(&ctx, Kind::Due, &mut FanOutFactor::new(1), None).await;
+        drain(&ctx, Kind::Due, &mut FanOutFactor::new(1)).await;
     }
 }
 
 /// Claims batches until one comes back short (nothing more to do now).
-/// `factor` sizes fan-outs and learns from each (unused by the due claim);
-/// `window` narrows fan-outs (see [`NARROW_WINDOW`]).
-async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor, window: Option<Duration>) {
+/// `factor` sizes fan-outs and learns from each (unused by the due claim).
+async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor) {
     let throttle = Throttle::new(Duration::from_secs(1));
     let mut backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
@@ -171,7 +154,7 @@ async fn drain(ctx: &Arc<Ctx>, kind: Kind, factor: &mut FanOutFactor, window: Op
         // deliveries are counted as started.
         let one_claim = ctx.claim_lock.lock().await;
         let rooms = ctx.limits.rooms(&ctx.endpoints.all());
-        let ask = Ask { window, ..Ask::new(ctx, kind, factor, reserved, &rooms) };
+        let ask = Ask::new(ctx, kind, factor, reserved, &rooms);
         let lease = lease(ctx);
         let started = Instant::now();
         let rows = match claim(ctx, &ask, lease, &rooms).await {
@@ -222,8 +205,6 @@ struct Ask {
     max_deliveries: usize,
     /// Most rows it takes (outbox rows for a fan-out, deliveries when due).
     limit: usize,
-    /// A fan-out's window around now, if narrowed (see [`NARROW_WINDOW`]).
-    window: Option<Duration>,
 }
 
 impl Ask {
@@ -237,7 +218,7 @@ impl Ask {
             Kind::FanOut => factor.rows_for(max_deliveries, ctx.config.delivery.batch_size),
             Kind::Due => reserved,
         };
-        Ask { kind, reserved, max_deliveries, limit, window: None }
+        Ask { kind, reserved, max_deliveries, limit }
     }
 }
 
@@ -259,8 +240,7 @@ async fn claim(ctx: &Ctx, ask: &Ask, lease: Lease<'_>, rooms: &Rooms) -> Result<
     match ask.kind {
         Kind::FanOut => {
             let (ordered, skip_filters) = (ctx.endpoints.any_ordered(), ctx.endpoints.skip_filters());
-            let window_ms = ask.window.map(|w| w.as_millis() as i64);
-            ctx.db.dispatch(limit, max_deliveries, lease, rooms, ordered, &skip_filters, window_ms).await
+            ctx.db.dispatch(limit, max_deliveries, lease, rooms, ordered, &skip_filters).await
         }
         Kind::Due => ctx.db.claim_due(limit, limit, lease, rooms).await,
     }

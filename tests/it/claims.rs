@@ -259,7 +259,7 @@ async fn claims_planned_on_an_empty_outbox_stop_reading_all_of_it_once_it_has_gr
             .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 'e', '{}' FROM generate_series(1, $1::bigint)", &[&events])
             .await
             .unwrap();
-        let rows = pool.dispatch(events, events, lease, &rooms, false, &[], None).await.unwrap();
+        let rows = pool.dispatch(events, events, lease, &rooms, false, &[]).await.unwrap();
         assert_eq!(rows.len() as i64, events);
     };
     // Claims of one row while the outbox holds a few: past its fifth run,
@@ -297,7 +297,7 @@ async fn claims_and_result_writes_planned_on_small_tables_probe_their_keys_as_th
             .execute("INSERT INTO tailhook.outbox (event_type, payload) SELECT 'e', '{}' FROM generate_series(1, $1::bigint)", &[&events])
             .await
             .unwrap();
-        for row in pool.dispatch(events, events, lease(token), &rooms, false, &[], None).await.unwrap() {
+        for row in pool.dispatch(events, events, lease(token), &rooms, false, &[]).await.unwrap() {
             let result = success(&row, token);
             assert!(pool.record_results("r", &result).await.unwrap().is_empty(), "written under its lease");
         }
@@ -353,7 +353,7 @@ async fn the_pipelines_statements_are_planned_once_per_connection_not_on_every_c
     for token in 1..=CALLS {
         let lease = lease(token);
         client.execute("SELECT tailhook.publish('e', '{}')", &[]).await.unwrap();
-        let claimed = pool.dispatch(1, 1, lease, &rooms, false, &[], None).await.unwrap();
+        let claimed = pool.dispatch(1, 1, lease, &rooms, false, &[]).await.unwrap();
         let result = success(&claimed[0], token);
         assert!(pool.record_results("r", &result).await.unwrap().is_empty(), "written under its lease");
         let mut health = HealthBatch::default();

@@ -531,106 +531,6 @@ fn partitions_scanned(plan: &[String], table: &str, even_unrun: bool) -> std::co
         .collect()
 }
 
-/// The plans of every statement `statement` runs, itself and those of the
-/// functions it calls (auto_explain, at notice level), run with `args` in a
-/// transaction rolled back, with the pipeline's settings (generic plans).
-async fn nested_plans(db: &TestDb, statement: &str, args: &str) -> Vec<String> {
-    let (client, mut notices) = connect_with_notices(&db.url).await;
-    client
-        .batch_execute(concat!(
-            "LOAD 'auto_explain';
-             SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
-             SET auto_explain.log_analyze = on; SET auto_explain.log_timing = off;
-             SET auto_explain.log_level = notice; SET client_min_messages = notice;
-             BEGIN;",
-            include_str!("../../sql/queries/generic_plans.sql")
-        ))
-        .await
-        .unwrap();
-    client.batch_execute(&format!("PREPARE s AS {statement}")).await.unwrap();
-    client.batch_execute(&format!("EXECUTE s({args}); ROLLBACK")).await.unwrap();
-    drop(client);
-    let mut lines = Vec::new();
-    while let Some(notice) = notices.recv().await {
-        lines.extend(notice.lines().map(str::to_owned));
-    }
-    lines
-}
-
-/// Issue 23 (executor set-up over every partition): a fan-out narrowed to
-/// rows created near now() (one an insert's notification woke) sets up only
-/// the outbox periods in that range, in both of its statements on the outbox
-/// (the lock and the mark, in functions), whatever the number of periods; a
-/// full fan-out (each poll's) still takes the rows of every period.
-/// Before: the lock's and the mark's generic plans set up all 8 outbox
-/// partitions at every call.
-#[tokio::test]
-async fn a_narrow_fan_out_sets_up_only_the_periods_around_now_and_a_full_one_takes_the_rest() {
-    let db = TestDb::new().await;
-    let client = db.migrate().await;
-    client.batch_execute("SELECT tailhook.partitions_prepare(interval '1 hour', 6)").await.unwrap();
-    add_endpoint(&client, "a", "http://127.0.0.1:9/a", &[]).await;
-    // One event now, one three hours ahead, one a day back (the DEFAULT
-    // partition, or the period before).
-    client
-        .batch_execute(
-            "INSERT INTO tailhook.outbox (event_type, payload, created_at)
-             VALUES ('now', '{}', now()), ('ahead', '{}', now() + interval '3 hours'),
-                    ('back', '{}', now() - interval '1 day')",
-        )
-        .await
-        .unwrap();
-    let current: String = client
-        .query_one("SELECT tableoid::regclass::text FROM tailhook.outbox WHERE event_type = 'now'", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let current = current.trim_start_matches("tailhook.").to_owned();
-    let periods = db.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'tailhook.outbox'::regclass").await;
-    assert!(periods >= 8, "{periods} outbox partitions");
-
-    let args = |window: &str| {
-        format!(
-            "10, 'r', 60000, 0, 1, ARRAY[]::bigint[], ARRAY[]::int[], 10, 1048576, 16777216, 10,
-             ARRAY[]::bigint[], 100, 1000, {window}"
-        )
-    };
-    let plans = nested_plans(&db, include_str!("../../sql/queries/dispatch.sql"), &args("60000")).await;
-    assert!(plans.iter().any(|l| l.contains("tailhook.mark_dispatched")), "{}", plans.join("\n"));
-    assert_eq!(
-        partitions_set_up(&plans, "outbox"),
-        std::collections::BTreeSet::from([current.clone()]),
-        "a narrow fan-out's lock and mark set up the current period only:\n{}",
-        plans.join("\n")
-    );
-    let plans = nested_plans(&db, include_str!("../../sql/queries/dispatch.sql"), &args("NULL")).await;
-    assert!(partitions_set_up(&plans, "outbox").len() as i64 >= periods - 1, "a full one looks at every period");
-
-    // What each takes: the narrow one the event of now only, the full one
-    // the other two.
-    let pool = tailhook::db::Db::new(&db.config().database).unwrap();
-    let lease = tailhook::db::Lease {
-        replica: "r",
-        token: 1,
-        default_timeout_ms: 60_000,
-        margin_ms: 0,
-        max_payload_bytes: 1 << 20,
-        claim_bytes: 16 << 20,
-    };
-    let rooms = tailhook::db::Rooms { default_room: 10, ..tailhook::db::Rooms::default() };
-    let types = |rows: &[tailhook::db::ClaimedRow]| {
-        let mut t: Vec<String> = rows.iter().map(|r| r.event_type.clone()).collect();
-        t.sort();
-        t
-    };
-    let narrow = pool.dispatch(10, 10, lease, &rooms, false, &[], Some(60_000)).await.unwrap();
-    assert_eq!(types(&narrow), ["now"]);
-    let full = pool.dispatch(10, 10, tailhook::db::Lease { token: 2, ..lease }, &rooms, false, &[], None).await.unwrap();
-    assert_eq!(types(&full), ["ahead", "back"]);
-    assert_eq!(db.count("SELECT count(*) FROM tailhook.outbox WHERE dispatched_at IS NULL").await, 0);
-    assert_eq!(db.count("SELECT count(*) FROM tailhook.deliveries").await, 3);
-}
-
 /// Issue 23 (the partitioned layout's costs): the result write and a lease's
 /// release find their deliveries by (id, event_at), the event_at the claim
 /// returned, so in the generic plan the sidecar runs, PostgreSQL prunes every
@@ -677,7 +577,7 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
         claim_bytes: 16 << 20,
     };
     let rooms = tailhook::db::Rooms { default_room: 10, ..tailhook::db::Rooms::default() };
-    let rows = pool.dispatch(10, 10, lease, &rooms, false, &[], None).await.unwrap();
+    let rows = pool.dispatch(10, 10, lease, &rooms, false, &[]).await.unwrap();
     assert_eq!(rows.len(), 7);
     let row = &rows[3];
     let (id, event_at) = (row.delivery_id.unwrap(), row.event_at.expect("the claim returns event_at"));
@@ -747,8 +647,7 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
     );
 
     // The fan-out marks its claimed rows dispatched by (id, created_at): one
-    // event, one outbox partition read, not every period's key (in
-    // tailhook.mark_dispatched: a_narrow_fan_out_... shows its plan).
+    // event, one outbox partition read, not every period's key.
     client
         .execute(
             "INSERT INTO tailhook.outbox (event_type, payload, created_at) VALUES ('e', '{}', now() + interval '3 hours')",
@@ -756,6 +655,15 @@ async fn result_writes_and_releases_read_one_partition_in_their_generic_plan() {
         )
         .await
         .unwrap();
+    let dispatch_args = "1, 'r', 60000, 0, 2, ARRAY[]::bigint[], ARRAY[]::int[], 10, 1048576, 16777216, 10,
+                         ARRAY[]::bigint[], 100, 1000";
+    let plan = explain(include_str!("../../sql/queries/dispatch.sql"), dispatch_args).await;
+    assert_eq!(
+        partitions_read(&plan, "outbox").len(),
+        1,
+        "the fan-out reads its event's outbox partition only:\n{}",
+        plan.join("\n")
+    );
     // So does the due claim (a retry): its event is read by (id, created_at).
     client
         .batch_execute(
@@ -1336,54 +1244,3 @@ async fn retention_and_maintenance_transactions_run_without_jit() {
     }
 }
 
-/// Issue 23 (narrow claims): a fan-out woken by an insert's notification
-/// takes only rows created near now(), so a row written with an old
-/// created_at (or by a transaction open for minutes) is taken by the full
-/// fan-out the loop makes at least once per poll interval, even while
-/// notifications keep waking it (the poll's timer alone would never fire).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_outside_the_narrow_window_is_delivered_while_inserts_keep_waking_the_fan_out() {
-    let db = TestDb::new().await;
-    let client = db.migrate().await;
-    let receiver = Receiver::start(|_, _| Reply::ok()).await;
-    add_endpoint(&client, "ok", &receiver.url("/ok"), &[SECRET]).await;
-    let mut config = db.config();
-    config.database.poll_interval_ms = 500;
-    let sidecar = Sidecar::start(config);
-    wait_for("the sidecar's first fan-out", Duration::from_secs(20), || async {
-        client.batch_execute("INSERT INTO tailhook.outbox (event_type, payload) VALUES ('warm', '{}')").await.unwrap();
-        receiver.count() > 0
-    })
-    .await;
-    // A publisher inserting every 50 ms, and one row dated an hour back.
-    let publishing = {
-        let client = db.client().await;
-        tokio::spawn(async move {
-            loop {
-                client.batch_execute("INSERT INTO tailhook.outbox (event_type, payload) VALUES ('now', '{}')").await.unwrap();
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    client
-        .batch_execute(
-            "INSERT INTO tailhook.outbox (event_type, payload, created_at) VALUES ('back', '{}', now() - interval '1 hour')",
-        )
-        .await
-        .unwrap();
-    let started = std::time::Instant::now();
-    wait_for("the back-dated row delivered", Duration::from_secs(20), || async {
-        db.count(
-            "SELECT count(*) FROM tailhook.deliveries d JOIN tailhook.outbox o ON o.id = d.outbox_id
-              WHERE o.event_type = 'back' AND d.status = 'succeeded'",
-        )
-        .await
-            == 1
-    })
-    .await;
-    let waited = started.elapsed();
-    publishing.abort();
-    assert!(waited < Duration::from_secs(5), "taken by a full fan-out within about a poll interval: {waited:?}");
-    sidecar.stop().await;
-}

@@ -196,7 +196,7 @@ async fn a_late_result_keeps_its_attempt_row_and_only_a_late_2xx_changes_the_del
         claim_bytes: 16 << 20,
     };
     let rooms = Rooms { default_room: 10, ..Rooms::default() };
-    let first = pool.dispatch(10, 10, lease(1), &rooms, false, &[], None).await.unwrap();
+    let first = pool.dispatch(10, 10, lease(1), &rooms, false, &[]).await.unwrap();
     let id = first[0].delivery_id.unwrap();
     let event_at = first[0].event_at.unwrap();
     let claim_again = |token| {
@@ -289,7 +289,7 @@ async fn cancelled_deliveries_stay_cancelled_and_redeliver_leaves_live_leases_al
         max_payload_bytes: 1 << 20,
         claim_bytes: 16 << 20,
     };
-    let rows = pool.dispatch(10, 10, lease, &Rooms { default_room: 10, ..Rooms::default() }, false, &[], None).await.unwrap();
+    let rows = pool.dispatch(10, 10, lease, &Rooms { default_room: 10, ..Rooms::default() }, false, &[]).await.unwrap();
     let (first, second) = (rows[0].delivery_id.unwrap(), rows[1].delivery_id.unwrap());
     let second_event_at = rows[1].event_at.unwrap();
 

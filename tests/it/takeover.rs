@@ -171,7 +171,7 @@ async fn after_an_outage_a_replica_judges_others_only_once_its_own_heartbeat_is_
     let rooms = Rooms { default_room: 10, ..Rooms::default() };
     // r1 leases the delivery for a minute, then falls silent.
     pool.heartbeat("r1").await.unwrap();
-    assert_eq!(pool.dispatch(10, 10, lease("r1", 1), &rooms, false, &[], None).await.unwrap().len(), 1);
+    assert_eq!(pool.dispatch(10, 10, lease("r1", 1), &rooms, false, &[]).await.unwrap().len(), 1);
     client.execute("UPDATE tailhook.replicas SET heartbeat_at = now() - interval '3 s'", &[]).await.unwrap();
     // r2 has just come back from an outage (its heartbeats resumed now): it
     // cannot tell r1's silence from its own, so it takes nothing.

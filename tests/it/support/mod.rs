@@ -188,22 +188,6 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
-/// A connection whose notices (PostgreSQL's NOTICE messages) arrive on the
-/// returned channel, e.g. the plans auto_explain logs at `notice` level.
-pub async fn connect_with_notices(url: &str) -> (tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let connector = tailhook::db::Connector::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-    let (client, mut conn) = connector.connect().await.unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(Ok(message)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
-            if let tokio_postgres::AsyncMessage::Notice(notice) = message {
-                let _ = tx.send(notice.message().to_owned());
-            }
-        }
-    });
-    (client, rx)
-}
-
 /// The `tailhook` binary with no inherited configuration: no `TAILHOOK_*`
 /// variables, no `DATABASE_URL`, and run in an empty directory (so the
 /// implicit `./config.toml` is absent: built-in defaults).

@@ -5237,7 +5237,7 @@ REVOKE EXECUTE ON FUNCTION tailhook.grant_portal_minter(regrole) FROM PUBLIC;$ta
 END
 $tailhook_step$;
 
--- tailhook step 31 partitions (1 of 71): outside a transaction
+-- tailhook step 31 partitions (1 of 69): outside a transaction
 -- tailhook schema, version 31: tailhook.outbox, tailhook.deliveries and
 -- tailhook.attempts become range-partitioned by the event's creation time
 -- (issue 23), so that retention drops whole partitions instead of deleting
@@ -5290,7 +5290,7 @@ CREATE TABLE IF NOT EXISTS tailhook.partition_legacy (
     cutoff timestamptz NOT NULL
 );
 
--- tailhook step 31 partitions (2 of 71): outside a transaction
+-- tailhook step 31 partitions (2 of 69): outside a transaction
 -- Runs one DDL statement under a short lock_timeout, retried (up to about a
 -- minute) while the lock is not granted: a writer waits at most 200 ms for it.
 CREATE OR REPLACE FUNCTION tailhook.partition_ddl(statements text[]) RETURNS void
@@ -5318,21 +5318,21 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (3 of 71): outside a transaction
+-- tailhook step 31 partitions (3 of 69): outside a transaction
 -- The table's partition key column.
 CREATE OR REPLACE FUNCTION tailhook.partition_key(tbl text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE tbl WHEN 'outbox' THEN 'created_at' ELSE 'event_at' END
 $$;
 
--- tailhook step 31 partitions (4 of 71): outside a transaction
+-- tailhook step 31 partitions (4 of 69): outside a transaction
 -- Whether tailhook.<tbl> is already partitioned.
 CREATE OR REPLACE FUNCTION tailhook.partitioned(tbl text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('tailhook.' || tbl) AND c.relkind = 'p')
 $$;
 
--- tailhook step 31 partitions (5 of 71): outside a transaction
+-- tailhook step 31 partitions (5 of 69): outside a transaction
 -- Step 1: deliveries and attempts get event_at. Existing rows read
 -- '-infinity' (a constant default: no rewrite, catalog only), and so does a
 -- row written without it: tailhook's fan-out and result writes set it; a
@@ -5350,13 +5350,13 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (6 of 71): outside a transaction
+-- tailhook step 31 partitions (6 of 69): outside a transaction
 SELECT tailhook.partition_convert_column('deliveries');
 
--- tailhook step 31 partitions (7 of 71): outside a transaction
+-- tailhook step 31 partitions (7 of 69): outside a transaction
 SELECT tailhook.partition_convert_column('attempts');
 
--- tailhook step 31 partitions (8 of 71): outside a transaction
+-- tailhook step 31 partitions (8 of 69): outside a transaction
 -- Step 2: the legacy partition's bound, as a CHECK constraint added NOT
 -- VALID (an instant under ACCESS EXCLUSIVE) and validated separately below
 -- (a scan under SHARE UPDATE EXCLUSIVE: writes go on). The cutoff is the
@@ -5390,7 +5390,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (9 of 71): outside a transaction
+-- tailhook step 31 partitions (9 of 69): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_validate(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -5402,25 +5402,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (10 of 71): outside a transaction
+-- tailhook step 31 partitions (10 of 69): outside a transaction
 SELECT tailhook.partition_convert_check('outbox');
 
--- tailhook step 31 partitions (11 of 71): outside a transaction
+-- tailhook step 31 partitions (11 of 69): outside a transaction
 SELECT tailhook.partition_convert_validate('outbox');
 
--- tailhook step 31 partitions (12 of 71): outside a transaction
+-- tailhook step 31 partitions (12 of 69): outside a transaction
 SELECT tailhook.partition_convert_check('deliveries');
 
--- tailhook step 31 partitions (13 of 71): outside a transaction
+-- tailhook step 31 partitions (13 of 69): outside a transaction
 SELECT tailhook.partition_convert_validate('deliveries');
 
--- tailhook step 31 partitions (14 of 71): outside a transaction
+-- tailhook step 31 partitions (14 of 69): outside a transaction
 SELECT tailhook.partition_convert_check('attempts');
 
--- tailhook step 31 partitions (15 of 71): outside a transaction
+-- tailhook step 31 partitions (15 of 69): outside a transaction
 SELECT tailhook.partition_convert_validate('attempts');
 
--- tailhook step 31 partitions (16 of 71): outside a transaction
+-- tailhook step 31 partitions (16 of 69): outside a transaction
 -- The range partitions of tailhook.<tbl> (not the DEFAULT one): name and
 -- bounds (lo NULL: from MINVALUE).
 CREATE OR REPLACE FUNCTION tailhook.partition_bounds(tbl text)
@@ -5437,7 +5437,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
        AND c.relname::text <> tbl || '_undated'
 $$;
 
--- tailhook step 31 partitions (17 of 71): outside a transaction
+-- tailhook step 31 partitions (17 of 69): outside a transaction
 -- deliveries and attempts have an "undated" partition, from MINVALUE to
 -- 1970, for their rows without a period: written by hand without event_at
 -- ('-infinity'), or kept when their period was dropped. Not a period: never
@@ -5463,7 +5463,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (18 of 71): outside a transaction
+-- tailhook step 31 partitions (18 of 69): outside a transaction
 -- Names a partition's indexes after the partitioned table's: index
 -- <tbl>_<what> becomes <partition>_<what> (plans then read as the
 -- unpartitioned ones did, partition by partition).
@@ -5485,7 +5485,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (19 of 71): outside a transaction
+-- tailhook step 31 partitions (19 of 69): outside a transaction
 -- Step 3: the swap, one short transaction per table under ACCESS EXCLUSIVE
 -- (catalog work only): the old table is renamed <tbl>_legacy, the
 -- partitioned table is created under the old name with the same columns,
@@ -5520,7 +5520,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (20 of 71): outside a transaction
+-- tailhook step 31 partitions (20 of 69): outside a transaction
 CREATE OR REPLACE FUNCTION tailhook.partition_convert_swap_locked(tbl text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -5647,16 +5647,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (21 of 71): outside a transaction
+-- tailhook step 31 partitions (21 of 69): outside a transaction
 SELECT tailhook.partition_convert_swap('outbox');
 
--- tailhook step 31 partitions (22 of 71): outside a transaction
+-- tailhook step 31 partitions (22 of 69): outside a transaction
 SELECT tailhook.partition_convert_swap('deliveries');
 
--- tailhook step 31 partitions (23 of 71): outside a transaction
+-- tailhook step 31 partitions (23 of 69): outside a transaction
 SELECT tailhook.partition_convert_swap('attempts');
 
--- tailhook step 31 partitions (24 of 71): outside a transaction
+-- tailhook step 31 partitions (24 of 69): outside a transaction
 -- Step 4: the new keys' indexes on the old table, built without blocking
 -- writes, then attached: the partitioned table's keys become valid. Until
 -- then the old table keeps its own keys (renamed legacy_*).
@@ -5678,25 +5678,25 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (25 of 71): outside a transaction
+-- tailhook step 31 partitions (25 of 69): outside a transaction
 SELECT tailhook.partition_drop_invalid();
 
--- tailhook step 31 partitions (26 of 71): outside a transaction
+-- tailhook step 31 partitions (26 of 69): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_key ON tailhook.outbox_legacy (id, created_at);
 
--- tailhook step 31 partitions (27 of 71): outside a transaction
+-- tailhook step 31 partitions (27 of 69): outside a transaction
 CREATE INDEX CONCURRENTLY IF NOT EXISTS outbox_legacy_event_id ON tailhook.outbox_legacy (event_id);
 
--- tailhook step 31 partitions (28 of 71): outside a transaction
+-- tailhook step 31 partitions (28 of 69): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_key ON tailhook.deliveries_legacy (id, event_at);
 
--- tailhook step 31 partitions (29 of 71): outside a transaction
+-- tailhook step 31 partitions (29 of 69): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS deliveries_legacy_unique ON tailhook.deliveries_legacy (outbox_id, endpoint_id, event_at);
 
--- tailhook step 31 partitions (30 of 71): outside a transaction
+-- tailhook step 31 partitions (30 of 69): outside a transaction
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS attempts_legacy_key ON tailhook.attempts_legacy (id, event_at);
 
--- tailhook step 31 partitions (31 of 71): outside a transaction
+-- tailhook step 31 partitions (31 of 69): outside a transaction
 -- The old table's keys become the new ones' (one short transaction under
 -- lock_timeout, retried): its own keys are dropped, the built indexes made
 -- its keys and attached to the partitioned table's.
@@ -5730,16 +5730,16 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (32 of 71): outside a transaction
+-- tailhook step 31 partitions (32 of 69): outside a transaction
 SELECT tailhook.partition_convert_keys('outbox');
 
--- tailhook step 31 partitions (33 of 71): outside a transaction
+-- tailhook step 31 partitions (33 of 69): outside a transaction
 SELECT tailhook.partition_convert_keys('deliveries');
 
--- tailhook step 31 partitions (34 of 71): outside a transaction
+-- tailhook step 31 partitions (34 of 69): outside a transaction
 SELECT tailhook.partition_convert_keys('attempts');
 
--- tailhook step 31 partitions (35 of 71): outside a transaction
+-- tailhook step 31 partitions (35 of 69): outside a transaction
 -- event_id stays unique across partitions through a narrow table,
 -- tailhook.event_ids (event_id PRIMARY KEY, created_at), which every INSERT
 -- into the outbox fills from the same statement (a statement trigger over
@@ -5785,26 +5785,26 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (lpad(to_hex(greatest(0, floor(extract(epoch FROM t) * 1000))::bigint), 12, '0') || '00000000000000000000')::uuid
 $$;
 
--- tailhook step 31 partitions (36 of 71): outside a transaction
+-- tailhook step 31 partitions (36 of 69): outside a transaction
 CREATE TABLE IF NOT EXISTS tailhook.event_ids (
     event_id   uuid NOT NULL,
     created_at timestamptz NOT NULL,
     CONSTRAINT outbox_event_id_key PRIMARY KEY (event_id)
 ) PARTITION BY RANGE (event_id);
 
--- tailhook step 31 partitions (37 of 71): outside a transaction
+-- tailhook step 31 partitions (37 of 69): outside a transaction
 REVOKE ALL ON tailhook.event_ids FROM PUBLIC;
 
--- tailhook step 31 partitions (38 of 71): outside a transaction
+-- tailhook step 31 partitions (38 of 69): outside a transaction
 CREATE TABLE IF NOT EXISTS tailhook.event_ids_default PARTITION OF tailhook.event_ids DEFAULT PARTITION BY RANGE (event_id);
 
--- tailhook step 31 partitions (39 of 71): outside a transaction
+-- tailhook step 31 partitions (39 of 69): outside a transaction
 -- Read by created_at: the DEFAULT chunks by event_ids_expire, a period's
 -- partition by partitions_drop for its ids whose event is not of the period
 -- (an insert into a range not summarized yet costs a look at the revmap).
 CREATE INDEX IF NOT EXISTS event_ids_created_at ON tailhook.event_ids USING brin (created_at);
 
--- tailhook step 31 partitions (40 of 71): outside a transaction
+-- tailhook step 31 partitions (40 of 69): outside a transaction
 -- A partition of event_ids' key is named outbox_event_id_key_<suffix>
 -- (event_ids_p20261207_000000: outbox_event_id_key_p20261207_000000), the
 -- name a unique violation reports.
@@ -5821,7 +5821,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (41 of 71): outside a transaction
+-- tailhook step 31 partitions (41 of 69): outside a transaction
 -- The DEFAULT partition's chunks: event_ids_y_early (before 2020),
 -- event_ids_y2020 .. event_ids_y2039, event_ids_y_late (from 2040), each with
 -- its bounds as a CHECK constraint (see above).
@@ -5848,10 +5848,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (42 of 71): outside a transaction
+-- tailhook step 31 partitions (42 of 69): outside a transaction
 SELECT tailhook.event_ids_chunks();
 
--- tailhook step 31 partitions (43 of 71): outside a transaction
+-- tailhook step 31 partitions (43 of 69): outside a transaction
 -- Creates event_ids' partition `part` of the outbox period [lo, hi) (called
 -- by partitions_prepare right after the outbox's, under the outbox's lock:
 -- no writer inserts ids meanwhile). Ids of that range already in the
@@ -5886,7 +5886,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (44 of 71): outside a transaction
+-- tailhook step 31 partitions (44 of 69): outside a transaction
 -- The periods of the outbox dropped whose ids are still to be removed.
 CREATE TABLE IF NOT EXISTS tailhook.event_ids_dropped (
     lo timestamptz NOT NULL,
@@ -5894,10 +5894,10 @@ CREATE TABLE IF NOT EXISTS tailhook.event_ids_dropped (
     PRIMARY KEY (lo, hi)
 );
 
--- tailhook step 31 partitions (45 of 71): outside a transaction
+-- tailhook step 31 partitions (45 of 69): outside a transaction
 REVOKE ALL ON tailhook.event_ids_dropped FROM PUBLIC;
 
--- tailhook step 31 partitions (46 of 71): outside a transaction
+-- tailhook step 31 partitions (46 of 69): outside a transaction
 -- While event_ids is being filled from the existing outbox (below), each
 -- INSERT also looks its ids up in the outbox, under per-bucket advisory
 -- locks (READ COMMITTED), as before this table existed.
@@ -5921,10 +5921,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (47 of 71): outside a transaction
+-- tailhook step 31 partitions (47 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
 
--- tailhook step 31 partitions (48 of 71): outside a transaction
+-- tailhook step 31 partitions (48 of 69): outside a transaction
 DO $$
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -5936,7 +5936,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (49 of 71): outside a transaction
+-- tailhook step 31 partitions (49 of 69): outside a transaction
 -- Fills event_ids from the outbox, once (the table's comment says so), without
 -- blocking writers: first waits until every transaction in this database that
 -- had written something before the function above took over has ended (it
@@ -5970,7 +5970,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (50 of 71): outside a transaction
+-- tailhook step 31 partitions (50 of 69): outside a transaction
 -- Filled: the primary key alone keeps event_id unique.
 CREATE OR REPLACE FUNCTION tailhook.outbox_event_id_unique() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -5980,10 +5980,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (51 of 71): outside a transaction
+-- tailhook step 31 partitions (51 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_id_unique() FROM PUBLIC;
 
--- tailhook step 31 partitions (52 of 71): outside a transaction
+-- tailhook step 31 partitions (52 of 69): outside a transaction
 -- An event deleted (by retention row by row, by hand) or truncated takes
 -- its id along.
 CREATE OR REPLACE FUNCTION tailhook.outbox_event_ids_gone() RETURNS trigger
@@ -5998,10 +5998,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (53 of 71): outside a transaction
+-- tailhook step 31 partitions (53 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.outbox_event_ids_gone() FROM PUBLIC;
 
--- tailhook step 31 partitions (54 of 71): outside a transaction
+-- tailhook step 31 partitions (54 of 69): outside a transaction
 DO $$
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -6015,7 +6015,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (55 of 71): outside a transaction
+-- tailhook step 31 partitions (55 of 69): outside a transaction
 -- Removes up to `batch` ids of events gone with dropped periods
 -- (tailhook.event_ids_dropped, recorded by partitions_drop), oldest period
 -- first: ids in the DEFAULT chunks (a dropped period's own partition went
@@ -6064,10 +6064,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (56 of 71): outside a transaction
+-- tailhook step 31 partitions (56 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.event_ids_expire(int) FROM PUBLIC;
 
--- tailhook step 31 partitions (57 of 71): outside a transaction
+-- tailhook step 31 partitions (57 of 69): outside a transaction
 -- The API's publish (sql/0027_api_tokens.sql): the same id again inserts
 -- nothing and returns false, whether the first is committed already (found
 -- in event_ids) or commits while this one waits on its key.
@@ -6098,10 +6098,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (58 of 71): outside a transaction
+-- tailhook step 31 partitions (58 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.publish_with_id(uuid, text, jsonb, text, text) FROM PUBLIC;
 
--- tailhook step 31 partitions (59 of 71): outside a transaction
+-- tailhook step 31 partitions (59 of 69): outside a transaction
 -- Where the periods tailhook manages start: rows below it (in the DEFAULT
 -- partition, or the legacy one of a converted installation) are retained
 -- row by row; rows at or above it live in range partitions retention drops
@@ -6111,7 +6111,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(min(b.lo), 'infinity') FROM tailhook.partition_bounds(tbl) b WHERE b.lo IS NOT NULL
 $$;
 
--- tailhook step 31 partitions (60 of 71): outside a transaction
+-- tailhook step 31 partitions (60 of 69): outside a transaction
 -- Creates the partitions of the three tables up to `ahead` periods of
 -- `width` past now(), each period from the last one's end to the next
 -- boundary of `width` (so a changed width takes effect at the end of the
@@ -6219,7 +6219,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (61 of 71): outside a transaction
+-- tailhook step 31 partitions (61 of 69): outside a transaction
 -- Rows in a DEFAULT partition that belong to a period tailhook manages (at
 -- or past the floor): written beyond the prepared range. partitions_prepare
 -- moves them once their period is prepared.
@@ -6238,7 +6238,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (62 of 71): outside a transaction
+-- tailhook step 31 partitions (62 of 69): outside a transaction
 -- A detached partition's end: dropped; the legacy partition of a converted
 -- installation is emptied and kept, detached (step 4's statements name it).
 CREATE OR REPLACE FUNCTION tailhook.partition_discard(part text) RETURNS void
@@ -6252,7 +6252,7 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (63 of 71): outside a transaction
+-- tailhook step 31 partitions (63 of 69): outside a transaction
 -- Retention by partition: drops the oldest period whose end is at least
 -- `succeeded_ms` old (one period per call: each call one short
 -- transaction). Its three partitions are detached (plain DETACH: PostgreSQL
@@ -6435,85 +6435,19 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (64 of 71): outside a transaction
--- Narrow claims. On PostgreSQL 15 a generic plan locks and sets up every
--- partition a statement names, unless its bounds on the partition key are
--- parameters (or stable expressions of them), which prune the rest as the
--- executor starts. A fan-out woken by an insert names the outbox twice (the
--- lock, the mark), and at a steady rate each of those calls serves one or two
--- events: with 7 periods that set-up was a quarter of the database's CPU per
--- delivery, and it grew by about 2 % per period kept.
--- So the lock takes a window: with window_ms set, only rows created within
--- window_ms of now() (the periods around now: one or two), otherwise every
--- period. The sidecar narrows the claims an insert's notification wakes, and
--- claims in full at least once a poll interval and while any endpoint is
--- ordered (src/pipeline/claim.rs), so a row outside the window (a long
--- transaction's, or one written with an old created_at) waits at most that
--- long, and a key's events are never taken out of order.
-CREATE OR REPLACE FUNCTION tailhook.lock_undispatched(max_rows bigint, window_ms bigint)
-RETURNS TABLE (id bigint, event_id uuid, event_type text, payload jsonb, tenant text,
-               ordering_key text, created_at timestamptz, body text)
-LANGUAGE plpgsql VOLATILE ROWS 100
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    lo timestamptz := now() - window_ms * interval '1 millisecond';
-    hi timestamptz := now() + window_ms * interval '1 millisecond';
-BEGIN
-    IF window_ms IS NULL THEN
-        RETURN QUERY SELECT * FROM tailhook.lock_undispatched(max_rows);
-        RETURN;
-    END IF;
-    -- As tailhook.lock_undispatched(bigint) (sql/0016_claim_rows.sql), within
-    -- [lo, hi]: variables, so the generic plan prunes the other periods.
-    RETURN QUERY
-    SELECT o.id, o.event_id, o.event_type, o.payload, o.tenant, o.ordering_key, o.created_at, o.payload::text
-      FROM tailhook.outbox o
-     WHERE o.dispatched_at IS NULL
-       AND o.created_at BETWEEN lo AND hi
-     ORDER BY o.id
-     LIMIT max_rows
-       FOR NO KEY UPDATE SKIP LOCKED;
-END
-$$;
-
--- tailhook step 31 partitions (65 of 71): outside a transaction
--- The fan-out's mark: the rows it took (locked by the caller) dispatched,
--- found by (id, created_at) within their own least and greatest created_at,
--- so only their periods are set up. Returns each row's trace context.
-CREATE OR REPLACE FUNCTION tailhook.mark_dispatched(ids bigint[], created timestamptz[])
-RETURNS TABLE (id bigint, traceparent text, tracestate text)
-LANGUAGE plpgsql VOLATILE ROWS 100
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    lo timestamptz;
-    hi timestamptz;
-BEGIN
-    SELECT min(c), max(c) INTO lo, hi FROM unnest(created) c;
-    RETURN QUERY
-    UPDATE tailhook.outbox o
-       SET dispatched_at = now()
-      FROM unnest(ids, created) AS c(id, created_at)
-     WHERE o.id = c.id AND o.created_at = c.created_at
-       AND o.created_at BETWEEN lo AND hi
-    RETURNING o.id, o.traceparent, o.tracestate;
-END
-$$;
-
--- tailhook step 31 partitions (66 of 71): outside a transaction
+-- tailhook step 31 partitions (64 of 69): outside a transaction
 -- The sidecar's role runs partition maintenance without owning the tables:
 -- the three functions run as their owner (the role that migrated) and only
 -- roles granted the sidecar kind may call them.
 REVOKE EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int) FROM PUBLIC;
 
--- tailhook step 31 partitions (67 of 71): outside a transaction
+-- tailhook step 31 partitions (65 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.partitions_drop(bigint, bigint) FROM PUBLIC;
 
--- tailhook step 31 partitions (68 of 71): outside a transaction
+-- tailhook step 31 partitions (66 of 69): outside a transaction
 REVOKE EXECUTE ON FUNCTION tailhook.partition_strays() FROM PUBLIC;
 
--- tailhook step 31 partitions (69 of 71): outside a transaction
+-- tailhook step 31 partitions (67 of 69): outside a transaction
 -- grant_kind (as in sql/0030_portal.sql) with them for the sidecar kind, and
 -- the roles granted so far get them.
 CREATE OR REPLACE FUNCTION tailhook.grant_kind(kind text, role regrole) RETURNS void
@@ -6546,8 +6480,7 @@ BEGIN
             'GRANT SELECT ON tailhook.schema_migrations, tailhook.endpoint_stats, tailhook.endpoint_config, tailhook.delivery_log, tailhook.capture_config, tailhook.captures, tailhook.api_tokens TO %1$s',
             'GRANT SELECT, INSERT, UPDATE, DELETE ON tailhook.secret_retirements TO %1$s',
             'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint), tailhook.expand_captures(int, boolean), tailhook.emit_endpoint_event(text, bigint, jsonb), tailhook.operational_wanted(text, bigint), tailhook.event_type_matches(text[], text), tailhook.enable_endpoint(text), tailhook.retire_secrets(), tailhook.publish_with_id(uuid, text, jsonb, text, text), tailhook.set_portal_key(bytea) TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s',
-            'GRANT EXECUTE ON FUNCTION tailhook.lock_undispatched(bigint, bigint), tailhook.mark_dispatched(bigint[], timestamptz[]) TO %1$s'];
+            'GRANT EXECUTE ON FUNCTION tailhook.partitions_prepare(interval, int), tailhook.partitions_drop(bigint, bigint), tailhook.partition_strays(), tailhook.event_ids_expire(int) TO %1$s'];
     ELSE
         RAISE EXCEPTION 'tailhook.grant_kind: unknown kind %', quote_literal(kind)
             USING ERRCODE = 'invalid_parameter_value';
@@ -6559,10 +6492,10 @@ BEGIN
 END
 $$;
 
--- tailhook step 31 partitions (70 of 71): outside a transaction
+-- tailhook step 31 partitions (68 of 69): outside a transaction
 SELECT tailhook.regrant();
 
--- tailhook step 31 partitions (71 of 71): outside a transaction
+-- tailhook step 31 partitions (69 of 69): outside a transaction
 -- The key head's trigger (sql/0009_key_heads.sql) finds the new head by
 -- (id, event_at), its partition's key, so the update reads one partition
 -- (pruned at run time), not every partition's primary key.
