@@ -812,7 +812,10 @@ mod tests {
         assert!(DISPATCH.contains("FROM tailhook.deliveries x"));
         assert!(!unordered.contains("FROM tailhook.deliveries x"), "the lookup is gone");
         assert!(unordered.contains("NULL::bigint\n           AS head_outbox_id"), "{unordered}");
-        assert_eq!(unordered.matches("tailhook.deliveries").count() + 1, DISPATCH.matches("tailhook.deliveries").count());
+        assert_eq!(
+            unordered.matches("tailhook.deliveries").count() + 1,
+            DISPATCH.matches("tailhook.deliveries").count()
+        );
     }
 
     #[test]
@@ -842,6 +845,9 @@ mod tests {
         assert_eq!((rest.last_error[0].as_deref(), rest.duration_ms[0], rest.event_at[0]), (Some("l3"), 3, at(7)));
         let mid = b.only(&[(2, 20)].into_iter().collect());
         assert_eq!(mid.event_at_range(), (Timestamp::NegInfinity, Timestamp::NegInfinity));
-        assert_eq!((mid.delay_ms[0], mid.status_code[0], mid.response_body[0].as_deref()), (Some(5), Some(500), Some("b2")));
+        assert_eq!(
+            (mid.delay_ms[0], mid.status_code[0], mid.response_body[0].as_deref()),
+            (Some(5), Some(500), Some("b2"))
+        );
     }
 }
