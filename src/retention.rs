@@ -5,9 +5,9 @@
 //! `succeeded_after_ms` old, one period per short transaction under the
 //! partition advisory lock; the few rows the rules below still keep are
 //! copied back first and land in the undated and DEFAULT partitions
-//! (tailhook.partitions_drop, sql/0031_partitions.sql). Rows outside the managed periods (those, and
-//! the legacy partition of a converted installation) are deleted row by row
-//! as before:
+//! (tailhook.partitions_drop, sql/0031_partitions.sql). Rows outside the
+//! managed periods (those, and the legacy partition of a converted
+//! installation) are deleted row by row as before:
 //! Each run (every `retention.interval_ms`) deletes batch after batch, each
 //! batch one short transaction that first takes the retention advisory lock
 //! without waiting: when another replica holds it, this run ends at once (the
